@@ -1,0 +1,36 @@
+package wire
+
+import "fmt"
+
+// Code says why a session was aborted or a handshake refused (spec.md, section 7).
+type Code uint16
+
+// Error codes.
+const (
+	CodeProtocol       Code = 1
+	CodeVersion        Code = 2
+	CodeUnknownSession Code = 3
+	CodeBadProof       Code = 4
+	CodeBusy           Code = 5
+	CodeNotRetained    Code = 6
+	CodeClosed         Code = 7
+	CodeInternal       Code = 8
+)
+
+var codeNames = map[Code]string{
+	CodeProtocol:       "protocol error",
+	CodeVersion:        "unsupported version",
+	CodeUnknownSession: "unknown session",
+	CodeBadProof:       "bad proof",
+	CodeBusy:           "server busy",
+	CodeNotRetained:    "resume position not retained",
+	CodeClosed:         "session closed",
+	CodeInternal:       "internal error",
+}
+
+func (c Code) String() string {
+	if n, ok := codeNames[c]; ok {
+		return n
+	}
+	return fmt.Sprintf("code %d", uint16(c))
+}
