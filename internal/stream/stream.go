@@ -1,0 +1,310 @@
+// Package stream is the sequence-space engine of an mtcp session: absolute
+// byte positions in both directions, the sender's retained bytes, flow-control
+// windows, acknowledgements, duplicate suppression and the arithmetic of a
+// resume. It knows nothing of sockets, goroutines or time; its caller
+// serialises access with a lock.
+package stream
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/migratory/mtcp/internal/wire"
+)
+
+// Errors returned by a Stream. Each is fatal for the session.
+var (
+	// ErrProtocol means the peer broke the protocol's arithmetic.
+	ErrProtocol = errors.New("protocol violation")
+	// ErrNotRetained means the peer needs bytes that were already freed.
+	ErrNotRetained = errors.New("resume position not retained")
+	// ErrWriteAfterEnd means Write was called after CloseWrite or Close.
+	ErrWriteAfterEnd = errors.New("write after end of stream")
+)
+
+// End says how a direction of the stream ended.
+type End uint8
+
+// Ends of a direction.
+const (
+	Open       End = iota // still open
+	HalfClosed            // FIN: no more bytes, the sender still reads
+	Closed                // CLOSE: no more bytes, the sender reads no more
+)
+
+// Config sizes a Stream.
+type Config struct {
+	Window        int  // bytes of incoming data buffered for the application
+	Retention     int  // bytes of outgoing data retained for resend
+	PeerRetention int  // the peer's Retention (sets how often to ACK)
+	ManualRelease bool // release follows SetRelease, not what was received
+}
+
+// Stream is both directions of a session's byte stream at one end.
+type Stream struct {
+	cfg Config
+
+	// Outgoing direction. out holds [release, written).
+	out       ring
+	sent      uint64 // bytes put on the current link
+	peerLimit uint64 // the peer accepts bytes before this position
+	end       End    // how this side ended its output
+	endSent   bool   // FIN/CLOSE put on the current link
+	endAcked  bool   // the peer saw the FIN/CLOSE
+
+	// Incoming direction. in holds [consumed, received).
+	in         ring
+	peerEnd    End
+	peerEndPos uint64
+	release    uint64 // the peer may free its output before this position
+
+	// What the peer was last told.
+	advLimit   uint64
+	advRelease uint64
+	advFinSeen bool
+}
+
+// New returns the Stream of a new session: every position is 0, and the peer
+// accepts peerWindow bytes.
+func New(cfg Config, peerWindow uint64) *Stream {
+	return &Stream{
+		cfg:       cfg,
+		out:       newRing(cfg.Retention),
+		in:        newRing(cfg.Window),
+		peerLimit: peerWindow,
+		advLimit:  uint64(cfg.Window),
+	}
+}
+
+// Written is the number of bytes the application has written.
+func (s *Stream) Written() uint64 { return s.out.end() }
+
+// Sent is the position up to which bytes were put on the current link.
+func (s *Stream) Sent() uint64 { return s.sent }
+
+// Retained returns the range of outgoing bytes kept for resend.
+func (s *Stream) Retained() (from, to uint64) { return s.out.start, s.out.end() }
+
+// Received is the number of incoming bytes received.
+func (s *Stream) Received() uint64 { return s.in.end() }
+
+// Consumed is the number of incoming bytes the application has read.
+func (s *Stream) Consumed() uint64 { return s.in.start }
+
+// Buffered is the number of incoming bytes waiting to be read.
+func (s *Stream) Buffered() int { return s.in.n }
+
+// WriteSpace is how many bytes Write would accept now.
+func (s *Stream) WriteSpace() int { return s.out.free() }
+
+// Write retains as much of p as fits and returns how much it took.
+func (s *Stream) Write(p []byte) (int, error) {
+	if s.end != Open {
+		return 0, ErrWriteAfterEnd
+	}
+	return s.out.write(p), nil
+}
+
+// CanSend reports whether NextData or NextEnd has something for the link.
+func (s *Stream) CanSend() bool {
+	return s.sent < min(s.out.end(), s.peerLimit) || s.endDue()
+}
+
+// NextData takes up to max bytes to send from the retained output, in one or
+// two pieces starting at position seq, and counts them as sent. It returns no
+// bytes when everything is sent or the peer's window is closed. The pieces
+// stay valid until the peer releases them.
+func (s *Stream) NextData(max int) (seq uint64, a, b []byte) {
+	to := min(s.out.end(), s.peerLimit, s.sent+uint64(max))
+	if to <= s.sent {
+		return s.sent, nil, nil
+	}
+	seq = s.sent
+	a, b = s.out.peek(seq, to)
+	s.sent = to
+	return seq, a, b
+}
+
+func (s *Stream) endDue() bool {
+	return s.end != Open && !s.endSent && !s.endAcked && s.sent == s.out.end()
+}
+
+// NextEnd returns the FIN or CLOSE to send, once every byte before it is sent.
+func (s *Stream) NextEnd() (kind End, pos uint64, ok bool) {
+	if !s.endDue() {
+		return Open, 0, false
+	}
+	s.endSent = true
+	return s.end, s.out.end(), true
+}
+
+// EndOutput ends the outgoing direction with kind (HalfClosed or Closed).
+// Ending again only upgrades HalfClosed to Closed.
+func (s *Stream) EndOutput(kind End) {
+	if kind > s.end {
+		if s.end != Open {
+			s.endSent, s.endAcked = false, false
+		}
+		s.end = kind
+	}
+}
+
+// OutputEnd reports how the outgoing direction ended.
+func (s *Stream) OutputEnd() End { return s.end }
+
+// OutputDone reports whether the output ended and the peer has all of it.
+func (s *Stream) OutputDone() bool {
+	return s.end != Open && s.endAcked && s.out.n == 0
+}
+
+// OnAck applies an ACK from the peer.
+func (s *Stream) OnAck(a wire.Ack) error {
+	if a.Release < s.out.start || a.Release > s.sent {
+		return fmt.Errorf("%w: release %d outside [%d, %d]", ErrProtocol, a.Release, s.out.start, s.sent)
+	}
+	if a.Limit < s.peerLimit {
+		return fmt.Errorf("%w: limit went back from %d to %d", ErrProtocol, s.peerLimit, a.Limit)
+	}
+	if a.FinSeen {
+		if s.end == Open {
+			return fmt.Errorf("%w: FIN acknowledged before it was sent", ErrProtocol)
+		}
+		s.endAcked = true
+	}
+	s.out.discard(a.Release)
+	s.peerLimit = a.Limit
+	return nil
+}
+
+// BeginData checks an incoming DATA frame of n bytes at seq before its payload
+// is read. It returns how many leading bytes are duplicates to drop; the rest
+// must be stored with Reserve and Commit.
+func (s *Stream) BeginData(seq uint64, n int) (skip int, err error) {
+	recv := s.in.end()
+	if seq > recv {
+		return 0, fmt.Errorf("%w: DATA at %d leaves a gap after %d", ErrProtocol, seq, recv)
+	}
+	dup := recv - seq
+	if dup >= uint64(n) {
+		return n, nil
+	}
+	last := seq + uint64(n)
+	if last > s.advLimit {
+		return 0, fmt.Errorf("%w: DATA up to %d passes the window limit %d", ErrProtocol, last, s.advLimit)
+	}
+	if s.peerEnd != Open && last > s.peerEndPos {
+		return 0, fmt.Errorf("%w: DATA up to %d after the end at %d", ErrProtocol, last, s.peerEndPos)
+	}
+	return int(dup), nil
+}
+
+// Reserve returns buffer space for the next k incoming bytes (k was allowed
+// by BeginData), in one or two pieces. The caller fills it without the lock
+// and then calls Commit.
+func (s *Stream) Reserve(k int) (a, b []byte) { return s.in.reserve(k) }
+
+// Commit makes k reserved incoming bytes readable.
+func (s *Stream) Commit(k int) {
+	s.in.commit(k)
+	if !s.cfg.ManualRelease {
+		s.release = s.in.end()
+	}
+}
+
+// Read copies buffered incoming bytes into p. It returns io.EOF once the
+// peer's end of stream is reached and everything before it is read.
+func (s *Stream) Read(p []byte) (int, error) {
+	n := s.in.read(p)
+	if n == 0 && s.peerEnd != Open && s.in.start == s.peerEndPos && len(p) > 0 {
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+// Readable reports whether Read would return bytes or io.EOF.
+func (s *Stream) Readable() bool {
+	return s.in.n > 0 || (s.peerEnd != Open && s.in.start == s.peerEndPos)
+}
+
+// OnEnd applies the peer's FIN (HalfClosed) or CLOSE (Closed) at pos.
+func (s *Stream) OnEnd(kind End, pos uint64) error {
+	if pos < s.in.end() {
+		return fmt.Errorf("%w: end at %d before received %d", ErrProtocol, pos, s.in.end())
+	}
+	if s.peerEnd != Open && pos != s.peerEndPos {
+		return fmt.Errorf("%w: end moved from %d to %d", ErrProtocol, s.peerEndPos, pos)
+	}
+	if kind > s.peerEnd {
+		s.peerEnd = kind
+	}
+	s.peerEndPos = pos
+	return nil
+}
+
+// PeerEnd reports how the peer ended its output (Open if it has not).
+func (s *Stream) PeerEnd() End { return s.peerEnd }
+
+// SetRelease lets the peer free its output before pos (ManualRelease mode).
+func (s *Stream) SetRelease(pos uint64) error {
+	if pos > s.in.end() || pos < s.release {
+		return fmt.Errorf("%w: release %d outside [%d, %d]", ErrProtocol, pos, s.release, s.in.end())
+	}
+	s.release = pos
+	return nil
+}
+
+// Release is the position before which the peer may free its output.
+func (s *Stream) Release() uint64 { return s.release }
+
+func (s *Stream) limit() uint64 { return s.in.start + uint64(s.cfg.Window) }
+
+// AckDue reports whether the peer should be told of new progress: urgent when
+// the window or release moved by a quarter, or the peer's end was not yet
+// acknowledged; dirty when anything moved at all.
+func (s *Stream) AckDue() (urgent, dirty bool) {
+	finSeen := s.peerEnd != Open
+	lim := s.limit()
+	dirty = lim != s.advLimit || s.release != s.advRelease || finSeen != s.advFinSeen
+	urgent = lim-s.advLimit >= uint64(max(1, s.cfg.Window/4)) ||
+		s.release-s.advRelease >= uint64(max(1, s.cfg.PeerRetention/4)) ||
+		finSeen != s.advFinSeen
+	return urgent, dirty
+}
+
+// MakeAck returns the ACK that tells the peer the current progress and
+// records it as told.
+func (s *Stream) MakeAck() wire.Ack {
+	s.advLimit, s.advRelease, s.advFinSeen = s.limit(), s.release, s.peerEnd != Open
+	return wire.Ack{Limit: s.advLimit, Release: s.advRelease, FinSeen: s.advFinSeen}
+}
+
+// Positions returns what this side tells the peer when the session resumes,
+// and records the limit and release in it as told.
+func (s *Stream) Positions() wire.Positions {
+	s.advLimit, s.advRelease = s.limit(), s.release
+	return wire.Positions{
+		Received: s.in.end(),
+		Limit:    s.advLimit,
+		Release:  s.advRelease,
+		Written:  s.out.end(),
+	}
+}
+
+// Resume applies the peer's positions on a new link: output resumes from
+// the peer's Received, which must still be retained.
+func (s *Stream) Resume(peer wire.Positions) error {
+	if peer.Received < s.out.start || peer.Received > s.out.end() {
+		return fmt.Errorf("%w: peer needs position %d, retained [%d, %d)",
+			ErrNotRetained, peer.Received, s.out.start, s.out.end())
+	}
+	if peer.Release > peer.Received || peer.Release < s.out.start {
+		return fmt.Errorf("%w: peer release %d outside [%d, %d]", ErrProtocol, peer.Release, s.out.start, peer.Received)
+	}
+	s.out.discard(peer.Release)
+	s.sent = peer.Received
+	s.peerLimit = peer.Limit
+	s.endSent = false
+	s.advFinSeen = false // tell the peer again on the new link
+	return nil
+}
