@@ -308,3 +308,8 @@ func (s *Stream) Resume(peer wire.Positions) error {
 	s.advFinSeen = false // tell the peer again on the new link
 	return nil
 }
+
+// DiscardInput drops the buffered input: the application reads no more.
+func (s *Stream) DiscardInput() {
+	s.in.discard(s.in.end())
+}

@@ -1,0 +1,195 @@
+package mtcp
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"time"
+
+	"github.com/migratory/mtcp/internal/auth"
+	"github.com/migratory/mtcp/internal/wire"
+)
+
+const (
+	initialBackoff = 5 * time.Millisecond
+	maxBackoff     = 1 * time.Second
+)
+
+var (
+	errTerminated  = errors.New("mtcp: session already ended")
+	errServerProof = errors.New("mtcp: server failed to prove the session secret")
+)
+
+// clientSide is what only the client end of a session has: where to
+// reconnect, and the reconnect state.
+type clientSide struct {
+	d            Dialer // with defaults
+	network      string
+	address      string
+	reconnecting bool // guarded by Conn.mu
+}
+
+// startReconnect (c.mu held) starts resuming on a new link, once.
+func (cs *clientSide) startReconnect(c *Conn, cause error) {
+	if cs.reconnecting {
+		return
+	}
+	cs.reconnecting = true
+	go cs.reconnect(c, cause)
+}
+
+// reconnect redials with exponential backoff and full jitter until a resume
+// succeeds, the session ends, a resume is refused for good, or the resume
+// timeout passes.
+func (cs *clientSide) reconnect(c *Conn, cause error) {
+	start := time.Now()
+	giveUp := start.Add(cs.d.ResumeTimeout)
+	backoff := initialBackoff
+	lastErr := cause
+	for attempt := 1; ; attempt++ {
+		if attempt > 1 {
+			wait := min(time.Duration(rand.Int64N(int64(backoff)))+time.Millisecond, time.Until(giveUp))
+			backoff = min(2*backoff, maxBackoff)
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-c.doneCh:
+				t.Stop()
+				return
+			}
+		}
+		if !time.Now().Before(giveUp) {
+			c.mu.Lock()
+			cs.reconnecting = false
+			c.failLocked(fmt.Errorf("%w after %v: %w", ErrResumeTimeout, cs.d.ResumeTimeout, lastErr))
+			c.mu.Unlock()
+			return
+		}
+		ctx, cancel := context.WithDeadline(context.Background(), minTime(giveUp, time.Now().Add(cs.d.HandshakeTimeout)))
+		go func() {
+			select {
+			case <-c.doneCh:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		err := cs.resumeOnce(ctx, c)
+		cancel()
+		if err == nil {
+			c.log.Info("mtcp: session resumed", "attempts", attempt, "after", time.Since(start), "server", c.RemoteAddr().String())
+			return
+		}
+		if errors.Is(err, errTerminated) {
+			return
+		}
+		c.log.Debug("mtcp: resume attempt failed", "attempt", attempt, "err", err)
+		if fatalResumeError(err) {
+			c.mu.Lock()
+			cs.reconnecting = false
+			c.failLocked(err)
+			c.mu.Unlock()
+			return
+		}
+		lastErr = err
+	}
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// fatalResumeError reports errors that no retry can fix.
+func fatalResumeError(err error) bool {
+	var pe *PeerError
+	if errors.As(err, &pe) {
+		return wire.Code(pe.Code) != wire.CodeBusy && wire.Code(pe.Code) != wire.CodeInternal
+	}
+	return errors.Is(err, ErrNotRetained) || errors.Is(err, ErrProtocol) || errors.Is(err, ErrVersion)
+}
+
+// resumeOnce dials a new link and resumes the session on it.
+func (cs *clientSide) resumeOnce(ctx context.Context, c *Conn) error {
+	nc, err := cs.d.dialLink(ctx, cs.network, cs.address)
+	if err != nil {
+		return err
+	}
+	if err := cs.resumeOn(ctx, c, nc); err != nil {
+		_ = nc.Close()
+		return err
+	}
+	return nil
+}
+
+func (cs *clientSide) resumeOn(ctx context.Context, c *Conn, nc net.Conn) error {
+	stop := withConnDeadline(ctx, nc)
+	defer stop()
+	hello := cs.d.hello()
+	hello.Resume, hello.Session, hello.Nonce = true, c.id, auth.Nonce()
+	if _, err := nc.Write(wire.AppendFrame(wire.Preface[:], hello)); err != nil {
+		return fmt.Errorf("sending HELLO: %w", err)
+	}
+	br := bufio.NewReaderSize(nc, readBufferSize)
+	f, err := wire.ReadFrame(br, nil)
+	if err != nil {
+		return fmt.Errorf("reading CHALLENGE: %w", err)
+	}
+	var ch wire.Challenge
+	switch f := f.(type) {
+	case wire.Challenge:
+		ch = f
+	case wire.Refused:
+		return &PeerError{Code: uint16(f.Code), Reason: f.Reason, Refused: true}
+	default:
+		return fmt.Errorf("%w: %v in answer to a resume HELLO", ErrProtocol, f.Type())
+	}
+	c.mu.Lock()
+	if c.terminated {
+		c.mu.Unlock()
+		return errTerminated
+	}
+	pos := c.st.Positions()
+	c.mu.Unlock()
+	proof := wire.Proof{MAC: auth.ClientMAC(c.secret, c.id, hello.Nonce, ch.Nonce, pos), Positions: pos}
+	if _, err := nc.Write(wire.AppendFrame(nil, proof)); err != nil {
+		return fmt.Errorf("sending PROOF: %w", err)
+	}
+	f, err = wire.ReadFrame(br, nil)
+	if err != nil {
+		return fmt.Errorf("reading RESUMED: %w", err)
+	}
+	var r wire.Resumed
+	switch f := f.(type) {
+	case wire.Resumed:
+		r = f
+	case wire.Refused:
+		return &PeerError{Code: uint16(f.Code), Reason: f.Reason, Refused: true}
+	default:
+		return fmt.Errorf("%w: %v in answer to PROOF", ErrProtocol, f.Type())
+	}
+	if !auth.Equal(r.MAC, auth.ServerMAC(c.secret, c.id, hello.Nonce, ch.Nonce, r.Positions)) {
+		return errServerProof
+	}
+	if !stop() {
+		return ctx.Err()
+	}
+	_ = nc.SetDeadline(time.Time{})
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.terminated {
+		return errTerminated
+	}
+	if err := c.st.Resume(r.Positions); err != nil {
+		err = localError(err)
+		_, _ = nc.Write(wire.AppendFrame(nil, wire.Abort{Code: codeOf(err), Reason: err.Error()}))
+		return err
+	}
+	cs.reconnecting = false
+	c.attachLocked(nc, br)
+	return nil
+}

@@ -1,0 +1,108 @@
+package mtcp
+
+import (
+	"crypto/tls"
+	"log/slog"
+	"time"
+)
+
+// Defaults used where a Config or Dialer field is zero.
+const (
+	DefaultHandshakeTimeout = 5 * time.Second
+	DefaultFirstByteTimeout = 1 * time.Second
+	DefaultDetachTimeout    = 60 * time.Second
+	DefaultResumeTimeout    = 30 * time.Second
+	DefaultKeepAlive        = 1 * time.Second
+	DefaultKeepAliveTimeout = 4 * time.Second
+	DefaultWindow           = 2 << 20
+	DefaultRetention        = 4 << 20
+	DefaultMaxSessions      = 100_000
+	DefaultMaxHandshakes    = 256
+	DefaultAcceptBacklog    = 128
+)
+
+// Bounds the server puts on what a client asks for.
+const (
+	minKeepAlive  = 10 * time.Millisecond
+	maxKeepAlive  = 60 * time.Second
+	minBufferSize = 4 << 10
+	maxBufferSize = 1 << 30
+)
+
+// Config configures a Listener. The zero value (or a nil *Config) is a
+// standalone server with safe defaults.
+type Config struct {
+	// TLS, if set, makes the listener serve TLS; mtcp detection happens
+	// inside TLS, so plain TLS clients are served as plain connections.
+	TLS *tls.Config
+
+	// Logger receives the listener's and its sessions' events. Nil is silent.
+	Logger *slog.Logger
+
+	// HandshakeTimeout bounds a new connection's TLS and mtcp handshakes.
+	HandshakeTimeout time.Duration
+
+	// FirstByteTimeout is how long a new connection may stay silent before it
+	// is served as a plain (non-mtcp) connection. Protocols in which the
+	// server speaks first should set it a little above the clients' round
+	// trip time (spec.md, section 8).
+	FirstByteTimeout time.Duration
+
+	// RejectPlain closes connections from clients that do not speak mtcp
+	// instead of serving them as plain connections.
+	RejectPlain bool
+
+	// DetachTimeout is how long a session whose client is gone is kept,
+	// waiting for the client to resume, before it is freed.
+	DetachTimeout time.Duration
+
+	// Window is the bytes of a session's input buffered for the application
+	// (the client's flow-control window). Retention is the bytes of a
+	// session's output kept until the client has them; Write blocks when it
+	// is full. Per-session memory is at most Window + Retention.
+	Window    int
+	Retention int
+
+	// MaxSessions caps the sessions held (attached or detached); new
+	// sessions beyond it are refused with ErrBusy.
+	MaxSessions int
+
+	// MaxHandshakes caps connections in their handshake at once; further
+	// connections wait in the kernel's accept queue.
+	MaxHandshakes int
+
+	// AcceptBacklog is how many new connections may wait for Accept.
+	AcceptBacklog int
+}
+
+// withDefaults returns a copy of c (nil allowed) with zero fields filled.
+func (c *Config) withDefaults() Config {
+	var out Config
+	if c != nil {
+		out = *c
+	}
+	if out.Logger == nil {
+		out.Logger = slog.New(slog.DiscardHandler)
+	}
+	setDefault(&out.HandshakeTimeout, DefaultHandshakeTimeout)
+	setDefault(&out.FirstByteTimeout, DefaultFirstByteTimeout)
+	setDefault(&out.DetachTimeout, DefaultDetachTimeout)
+	setDefault(&out.Window, DefaultWindow)
+	setDefault(&out.Retention, DefaultRetention)
+	setDefault(&out.MaxSessions, DefaultMaxSessions)
+	setDefault(&out.MaxHandshakes, DefaultMaxHandshakes)
+	setDefault(&out.AcceptBacklog, DefaultAcceptBacklog)
+	out.Window = clamp(out.Window, minBufferSize, maxBufferSize)
+	out.Retention = clamp(out.Retention, minBufferSize, maxBufferSize)
+	return out
+}
+
+func setDefault[T int | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
+}
+
+func clamp[T int | time.Duration](v, lo, hi T) T {
+	return min(max(v, lo), hi)
+}

@@ -1,0 +1,179 @@
+package mtcp
+
+import (
+	"net"
+	"os"
+	"time"
+
+	"github.com/migratory/mtcp/internal/stream"
+)
+
+// SessionID returns the session's id, the same on both ends, as 32 hex digits.
+func (c *Conn) SessionID() string { return c.idStr }
+
+// LocalAddr returns the local address of the session's current (or last) link.
+func (c *Conn) LocalAddr() net.Addr { return c.addrs.Load().local }
+
+// RemoteAddr returns the remote address of the session's current (or last)
+// link; on a client it changes when the session resumes elsewhere.
+func (c *Conn) RemoteAddr() net.Addr { return c.addrs.Load().remote }
+
+func (c *Conn) opError(op string, err error) error {
+	a := c.addrs.Load()
+	return &net.OpError{Op: op, Net: "mtcp", Source: a.local, Addr: a.remote, Err: err}
+}
+
+// Read reads incoming bytes. It blocks while none are buffered, including
+// while the session is resuming on a new link. It returns io.EOF after the
+// peer's CloseWrite or Close, once every byte before it was read.
+func (c *Conn) Read(p []byte) (int, error) {
+	c.rdMu.Lock()
+	defer c.rdMu.Unlock()
+	for {
+		if isClosed(c.closedCh) {
+			return 0, c.opError("read", net.ErrClosed)
+		}
+		dl := c.rdDeadline.wait()
+		if isClosed(dl) {
+			return 0, c.opError("read", os.ErrDeadlineExceeded)
+		}
+		c.mu.Lock()
+		if c.st.Readable() {
+			n, err := c.st.Read(p)
+			if n > 0 {
+				c.noteAckLocked()
+			}
+			c.mu.Unlock()
+			return n, err // err is nil or io.EOF, which must not be wrapped
+		}
+		if c.terminated {
+			err := c.sessionErrLocked()
+			c.mu.Unlock()
+			return 0, c.opError("read", err)
+		}
+		c.mu.Unlock()
+		if len(p) == 0 {
+			return 0, nil
+		}
+		select {
+		case <-c.readable:
+		case <-dl:
+		case <-c.closedCh:
+		}
+	}
+}
+
+// Write writes p to the session. It returns once every byte is retained by
+// the session (not when the peer has it); it blocks while the retention is
+// full, including while the session is resuming on a new link.
+func (c *Conn) Write(p []byte) (int, error) {
+	c.wrMu.Lock()
+	defer c.wrMu.Unlock()
+	n := 0
+	for {
+		if isClosed(c.closedCh) {
+			return n, c.opError("write", net.ErrClosed)
+		}
+		dl := c.wrDeadline.wait()
+		if isClosed(dl) {
+			return n, c.opError("write", os.ErrDeadlineExceeded)
+		}
+		c.mu.Lock()
+		if err := c.writeErrLocked(); err != nil {
+			c.mu.Unlock()
+			return n, c.opError("write", err)
+		}
+		k, _ := c.st.Write(p[n:])
+		n += k
+		l := c.link
+		c.mu.Unlock()
+		if k > 0 && l != nil {
+			l.flushFromWrite(!c.wrDeadline.isSet())
+		}
+		if n == len(p) {
+			return n, nil
+		}
+		select {
+		case <-c.writable:
+		case <-dl:
+		case <-c.closedCh:
+		}
+	}
+}
+
+func (c *Conn) writeErrLocked() error {
+	switch {
+	case c.st.PeerEnd() == stream.Closed:
+		return ErrPeerClosed
+	case c.st.OutputEnd() != stream.Open:
+		return ErrWriteClosed
+	case c.terminated:
+		return c.sessionErrLocked()
+	}
+	return nil
+}
+
+// CloseWrite ends the outgoing direction: the peer reads io.EOF after every
+// byte written before. Reading goes on. The end survives resumes.
+func (c *Conn) CloseWrite() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return c.opError("close", net.ErrClosed)
+	}
+	if c.terminated {
+		return nil
+	}
+	c.st.EndOutput(stream.HalfClosed)
+	signal(c.writable)
+	if c.link != nil {
+		c.link.kickNow()
+	}
+	return nil
+}
+
+// Close closes the session. Blocked Reads and Writes return an error
+// wrapping net.ErrClosed. The bytes already written are still delivered in
+// the background (resuming if need be) for up to the resume or detach
+// timeout; the peer then reads io.EOF and its writes fail.
+func (c *Conn) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return c.opError("close", net.ErrClosed)
+	}
+	c.closed = true
+	close(c.closedCh)
+	if c.terminated {
+		return nil
+	}
+	c.st.EndOutput(stream.Closed)
+	c.st.DiscardInput()
+	c.linger = time.AfterFunc(c.params.linger, func() { c.fail(ErrLingerTimeout) })
+	if c.link != nil {
+		c.link.kickNow()
+	}
+	c.maybeFinishLocked()
+	return nil
+}
+
+// SetDeadline sets the read and write deadlines.
+func (c *Conn) SetDeadline(t time.Time) error {
+	c.rdDeadline.set(t)
+	c.wrDeadline.set(t)
+	return nil
+}
+
+// SetReadDeadline sets the deadline for pending and future Reads; a zero
+// time means none.
+func (c *Conn) SetReadDeadline(t time.Time) error {
+	c.rdDeadline.set(t)
+	return nil
+}
+
+// SetWriteDeadline sets the deadline for pending and future Writes; a zero
+// time means none.
+func (c *Conn) SetWriteDeadline(t time.Time) error {
+	c.wrDeadline.set(t)
+	return nil
+}

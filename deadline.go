@@ -1,0 +1,70 @@
+package mtcp
+
+import (
+	"sync"
+	"time"
+)
+
+// deadline is a settable point in time that closes a channel when it
+// passes, in the manner of net/pipe.go: setting it again re-arms it, and a
+// time in the past closes the channel at once.
+type deadline struct {
+	mu     sync.Mutex
+	timer  *time.Timer
+	at     time.Time
+	cancel chan struct{} // closed when the deadline passes
+}
+
+func newDeadline() *deadline { return &deadline{cancel: make(chan struct{})} }
+
+// set arms the deadline at t; the zero time disarms it.
+func (d *deadline) set(t time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.timer != nil && !d.timer.Stop() {
+		<-d.cancel // the timer fired: wait for its close to be visible
+	}
+	d.timer = nil
+	d.at = t
+	closed := isClosed(d.cancel)
+	if t.IsZero() {
+		if closed {
+			d.cancel = make(chan struct{})
+		}
+		return
+	}
+	if dur := time.Until(t); dur > 0 {
+		if closed {
+			d.cancel = make(chan struct{})
+		}
+		ch := d.cancel
+		d.timer = time.AfterFunc(dur, func() { close(ch) })
+		return
+	}
+	if !closed {
+		close(d.cancel)
+	}
+}
+
+// wait returns a channel closed when the deadline passes.
+func (d *deadline) wait() chan struct{} {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cancel
+}
+
+// isSet reports whether a deadline is armed or passed.
+func (d *deadline) isSet() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return !d.at.IsZero()
+}
+
+func isClosed(ch chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}

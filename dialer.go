@@ -1,0 +1,227 @@
+package mtcp
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/migratory/mtcp/internal/auth"
+	"github.com/migratory/mtcp/internal/stream"
+	"github.com/migratory/mtcp/internal/wire"
+)
+
+// Dialer opens mtcp sessions. The zero value is ready to use.
+type Dialer struct {
+	// TLS, if set, runs every link of the session over TLS with this
+	// configuration. ServerName defaults to the host of the dialed address.
+	TLS *tls.Config
+
+	// Logger receives the session's events (link lost, resumed, lost). Nil
+	// is silent.
+	Logger *slog.Logger
+
+	// DialFunc replaces the dial of the underlying connections (for
+	// instance with in-memory pipes in tests). Nil uses net.Dialer.
+	DialFunc func(ctx context.Context, network, address string) (net.Conn, error)
+
+	// HandshakeTimeout bounds each link's dial and handshakes.
+	HandshakeTimeout time.Duration
+
+	// ResumeTimeout is how long a session whose link broke keeps trying to
+	// resume before it is lost (Read and Write then fail with a
+	// *SessionLostError). It also bounds how long a closed session keeps
+	// trying to deliver its last bytes.
+	ResumeTimeout time.Duration
+
+	// KeepAlive is how long a link may stay quiet before a ping is sent;
+	// KeepAliveTimeout is how long without hearing from the server before
+	// the link is taken for dead and the session resumes on a new one. The
+	// server uses the same values. Both are capped at 65 s.
+	KeepAlive        time.Duration
+	KeepAliveTimeout time.Duration
+
+	// Window is the bytes of input buffered for the application; Retention
+	// the bytes of output kept until the server has them (Write blocks when
+	// it is full). Per-session memory is at most Window + Retention.
+	Window    int
+	Retention int
+}
+
+const maxKeepAliveWire = 65 * time.Second
+
+func (d *Dialer) withDefaults() Dialer {
+	var out Dialer
+	if d != nil {
+		out = *d
+	}
+	if out.Logger == nil {
+		out.Logger = slog.New(slog.DiscardHandler)
+	}
+	setDefault(&out.HandshakeTimeout, DefaultHandshakeTimeout)
+	setDefault(&out.ResumeTimeout, DefaultResumeTimeout)
+	setDefault(&out.KeepAlive, DefaultKeepAlive)
+	setDefault(&out.KeepAliveTimeout, DefaultKeepAliveTimeout)
+	setDefault(&out.Window, DefaultWindow)
+	setDefault(&out.Retention, DefaultRetention)
+	out.KeepAlive = clamp(out.KeepAlive, minKeepAlive, maxKeepAliveWire-time.Second)
+	out.KeepAliveTimeout = clamp(out.KeepAliveTimeout, out.KeepAlive+minKeepAlive, maxKeepAliveWire)
+	out.Window = clamp(out.Window, minBufferSize, maxBufferSize)
+	out.Retention = clamp(out.Retention, minBufferSize, maxBufferSize)
+	return out
+}
+
+// Dial opens a session with the zero Dialer.
+func Dial(network, address string) (net.Conn, error) {
+	var d Dialer
+	return d.DialContext(context.Background(), network, address)
+}
+
+// Dial opens a session to address.
+func (d *Dialer) Dial(network, address string) (net.Conn, error) {
+	return d.DialContext(context.Background(), network, address)
+}
+
+// DialContext opens a session to address and returns it as a *Conn. The
+// context bounds the dial and handshake only, not the session's life.
+func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	p := d.withDefaults()
+	c, err := p.open(ctx, network, address)
+	if err != nil {
+		return nil, &net.OpError{Op: "dial", Net: "mtcp", Addr: stringAddr{network, address}, Err: err}
+	}
+	return c, nil
+}
+
+// stringAddr is a net.Addr for an address that was not resolved.
+type stringAddr struct{ network, address string }
+
+func (a stringAddr) Network() string { return a.network }
+func (a stringAddr) String() string  { return a.address }
+
+// dialLink opens one transport connection, TLS included.
+func (d *Dialer) dialLink(ctx context.Context, network, address string) (net.Conn, error) {
+	var nc net.Conn
+	var err error
+	if d.DialFunc != nil {
+		nc, err = d.DialFunc(ctx, network, address)
+	} else {
+		var nd net.Dialer
+		nc, err = nd.DialContext(ctx, network, address)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if d.TLS == nil {
+		return nc, nil
+	}
+	cfg := d.TLS
+	if cfg.ServerName == "" && !cfg.InsecureSkipVerify {
+		cfg = cfg.Clone()
+		host, _, err := net.SplitHostPort(address)
+		if err != nil {
+			host = address
+		}
+		cfg.ServerName = host
+	}
+	tc := tls.Client(nc, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		_ = nc.Close()
+		return nil, fmt.Errorf("TLS handshake: %w", err)
+	}
+	return tc, nil
+}
+
+// withConnDeadline applies ctx's deadline and cancellation to nc's I/O until
+// the returned stop is called; stop reports false if ctx ended first.
+func withConnDeadline(ctx context.Context, nc net.Conn) (stop func() bool) {
+	if dl, ok := ctx.Deadline(); ok {
+		_ = nc.SetDeadline(dl)
+	}
+	return context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
+}
+
+func (d *Dialer) hello() wire.Hello {
+	return wire.Hello{
+		MinVersion: wire.Version, MaxVersion: wire.Version,
+		Window:                 uint32(d.Window),
+		Retention:              uint32(d.Retention),
+		KeepAliveMillis:        uint16(d.KeepAlive / time.Millisecond),
+		KeepAliveTimeoutMillis: uint16(d.KeepAliveTimeout / time.Millisecond),
+	}
+}
+
+// open dials a new session.
+func (d *Dialer) open(ctx context.Context, network, address string) (*Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, d.HandshakeTimeout)
+	defer cancel()
+	nc, err := d.dialLink(ctx, network, address)
+	if err != nil {
+		return nil, err
+	}
+	c, err := d.openOn(ctx, nc, network, address)
+	if err != nil {
+		_ = nc.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (d *Dialer) openOn(ctx context.Context, nc net.Conn, network, address string) (*Conn, error) {
+	stop := withConnDeadline(ctx, nc)
+	kp, err := auth.NewKeyPair()
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	hello := d.hello()
+	hello.Key = kp.Pub
+	if _, err := nc.Write(wire.AppendFrame(wire.Preface[:], hello)); err != nil {
+		stop()
+		return nil, fmt.Errorf("sending HELLO: %w", err)
+	}
+	br := bufio.NewReaderSize(nc, readBufferSize)
+	f, err := wire.ReadFrame(br, nil)
+	if !stop() {
+		return nil, ctx.Err()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading WELCOME: %w", err)
+	}
+	var w wire.Welcome
+	switch f := f.(type) {
+	case wire.Welcome:
+		w = f
+	case wire.Refused:
+		return nil, &PeerError{Code: uint16(f.Code), Reason: f.Reason, Refused: true}
+	default:
+		return nil, fmt.Errorf("%w: %v in answer to HELLO", ErrProtocol, f.Type())
+	}
+	if w.Version != wire.Version {
+		return nil, fmt.Errorf("%w: server chose version %d", ErrVersion, w.Version)
+	}
+	if w.Window < minBufferSize || w.Retention < minBufferSize {
+		return nil, fmt.Errorf("%w: server window %d, retention %d", ErrProtocol, w.Window, w.Retention)
+	}
+	secret, err := kp.DeriveSecret(w.Key, w.Session, kp.Pub, w.Key)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrProtocol, err)
+	}
+	_ = nc.SetDeadline(time.Time{})
+	st := stream.New(stream.Config{Window: d.Window, Retention: d.Retention, PeerRetention: int(w.Retention)}, uint64(w.Window))
+	c := newConn(roleClient, w.Session, secret, st, sessionParams{
+		keepAlive:        time.Duration(w.KeepAliveMillis) * time.Millisecond,
+		keepAliveTimeout: time.Duration(w.KeepAliveTimeoutMillis) * time.Millisecond,
+		linger:           d.ResumeTimeout,
+		log:              d.Logger,
+	})
+	c.client = &clientSide{d: *d, network: network, address: address}
+	c.mu.Lock()
+	c.attachLocked(nc, br)
+	c.mu.Unlock()
+	c.log.Debug("mtcp: session opened", "server", nc.RemoteAddr().String())
+	return c, nil
+}

@@ -1,0 +1,134 @@
+package mtcp
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/migratory/mtcp/internal/stream"
+	"github.com/migratory/mtcp/internal/wire"
+)
+
+// Sentinel errors. Errors returned by this package wrap them; test with errors.Is.
+var (
+	// ErrSessionLost is wrapped by every *SessionLostError.
+	ErrSessionLost = errors.New("mtcp: session lost")
+	// ErrResumeTimeout: no resume succeeded within the resume timeout.
+	ErrResumeTimeout = errors.New("mtcp: resume timed out")
+	// ErrDetachTimeout: the client did not come back within the detach timeout.
+	ErrDetachTimeout = errors.New("mtcp: client did not resume in time")
+	// ErrUnknownSession: the server does not know the session (expired, ended, never existed).
+	ErrUnknownSession = errors.New("mtcp: unknown session")
+	// ErrBadProof: a resume failed to prove knowledge of the session secret.
+	ErrBadProof = errors.New("mtcp: bad session proof")
+	// ErrNotRetained: the peer needs bytes that were already freed.
+	ErrNotRetained = errors.New("mtcp: resume position not retained")
+	// ErrProtocol: the peer broke the protocol.
+	ErrProtocol = errors.New("mtcp: protocol error")
+	// ErrVersion: client and server share no protocol version.
+	ErrVersion = errors.New("mtcp: unsupported protocol version")
+	// ErrBusy: the server refused a new session or handshake because of its limits.
+	ErrBusy = errors.New("mtcp: server busy")
+	// ErrPeerClosed: the peer closed the session and reads no more.
+	ErrPeerClosed = errors.New("mtcp: peer closed the session")
+	// ErrWriteClosed: Write after CloseWrite.
+	ErrWriteClosed = errors.New("mtcp: write after CloseWrite")
+	// ErrListenerClosed: the session's listener is closed, so it cannot resume.
+	ErrListenerClosed = errors.New("mtcp: listener closed")
+	// ErrLingerTimeout: after Close, the peer did not take the remaining bytes in time.
+	ErrLingerTimeout = errors.New("mtcp: peer did not take the final bytes in time")
+)
+
+// SessionLostError says that a session ended without being closed and why.
+// It matches ErrSessionLost with errors.Is, and unwraps to its Reason.
+type SessionLostError struct {
+	SessionID string
+	Reason    error
+}
+
+func (e *SessionLostError) Error() string {
+	return fmt.Sprintf("mtcp: session %s lost: %v", e.SessionID, e.Reason)
+}
+
+// Unwrap returns the reason.
+func (e *SessionLostError) Unwrap() error { return e.Reason }
+
+// Is reports whether target is ErrSessionLost.
+func (e *SessionLostError) Is(target error) bool { return target == ErrSessionLost }
+
+// PeerError is an error the peer reported (an ABORT or a refused handshake).
+// It matches the sentinel of its code with errors.Is (ErrUnknownSession,
+// ErrBadProof, ErrBusy, ErrNotRetained, ErrProtocol, ErrVersion).
+type PeerError struct {
+	Code    uint16
+	Reason  string
+	Refused bool // a handshake was refused, as opposed to a session aborted
+}
+
+func (e *PeerError) Error() string {
+	what := "aborted"
+	if e.Refused {
+		what = "refused"
+	}
+	if e.Reason == "" {
+		return fmt.Sprintf("mtcp: peer %s: %v", what, wire.Code(e.Code))
+	}
+	return fmt.Sprintf("mtcp: peer %s: %v: %s", what, wire.Code(e.Code), e.Reason)
+}
+
+// Is matches the sentinel error of the code.
+func (e *PeerError) Is(target error) bool {
+	s, ok := codeErrors[wire.Code(e.Code)]
+	return ok && s == target
+}
+
+var codeErrors = map[wire.Code]error{
+	wire.CodeProtocol:       ErrProtocol,
+	wire.CodeVersion:        ErrVersion,
+	wire.CodeUnknownSession: ErrUnknownSession,
+	wire.CodeBadProof:       ErrBadProof,
+	wire.CodeBusy:           ErrBusy,
+	wire.CodeNotRetained:    ErrNotRetained,
+	wire.CodeClosed:         ErrPeerClosed,
+}
+
+// codeOf picks the wire code that describes err to the peer.
+func codeOf(err error) wire.Code {
+	switch {
+	case errors.Is(err, stream.ErrNotRetained), errors.Is(err, ErrNotRetained):
+		return wire.CodeNotRetained
+	case errors.Is(err, stream.ErrProtocol), errors.Is(err, wire.ErrMalformed), errors.Is(err, ErrProtocol):
+		return wire.CodeProtocol
+	case errors.Is(err, ErrUnknownSession):
+		return wire.CodeUnknownSession
+	case errors.Is(err, ErrBadProof):
+		return wire.CodeBadProof
+	case errors.Is(err, ErrBusy):
+		return wire.CodeBusy
+	case errors.Is(err, ErrVersion):
+		return wire.CodeVersion
+	}
+	return wire.CodeInternal
+}
+
+// localError maps an engine error to this package's sentinels.
+func localError(err error) error {
+	switch {
+	case errors.Is(err, stream.ErrNotRetained):
+		return fmt.Errorf("%w: %v", ErrNotRetained, err)
+	case errors.Is(err, stream.ErrProtocol), errors.Is(err, wire.ErrMalformed):
+		return fmt.Errorf("%w: %v", ErrProtocol, err)
+	}
+	return err
+}
+
+// timeoutError is a net.Error with Timeout() true that wraps
+// os.ErrDeadlineExceeded-like reasons of our own (keepalive).
+type timeoutError struct{ msg string }
+
+func (e *timeoutError) Error() string { return e.msg }
+func (e *timeoutError) Timeout() bool { return true }
+func (e *timeoutError) Temporary() bool {
+	return true
+}
+
+var errKeepAliveTimeout error = &timeoutError{"mtcp: keepalive timeout: nothing received from the peer"}

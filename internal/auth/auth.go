@@ -1,0 +1,105 @@
+// Package auth holds the session cryptography: the X25519 exchange that
+// gives each new session its secret, and the HMAC proofs by which a client
+// and a server show each other that they hold it when a session resumes.
+package auth
+
+import (
+	"crypto/ecdh"
+	"crypto/hkdf"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"fmt"
+
+	"github.com/migratory/mtcp/internal/wire"
+)
+
+// Secret is a session's shared secret.
+type Secret [32]byte
+
+// KeyPair is an ephemeral X25519 key pair.
+type KeyPair struct {
+	priv *ecdh.PrivateKey
+	Pub  [wire.KeyLen]byte
+}
+
+// NewKeyPair returns a fresh ephemeral key pair.
+func NewKeyPair() (*KeyPair, error) {
+	priv, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("generating X25519 key: %w", err)
+	}
+	kp := &KeyPair{priv: priv}
+	copy(kp.Pub[:], priv.PublicKey().Bytes())
+	return kp, nil
+}
+
+// DeriveSecret computes the session secret (spec.md, section 4) from this side's
+// key pair and the peer's public key.
+func (kp *KeyPair) DeriveSecret(peer [wire.KeyLen]byte, session [wire.SessionIDLen]byte,
+	clientPub, serverPub [wire.KeyLen]byte) (Secret, error) {
+	var s Secret
+	pk, err := ecdh.X25519().NewPublicKey(peer[:])
+	if err != nil {
+		return s, fmt.Errorf("peer public key: %w", err)
+	}
+	shared, err := kp.priv.ECDH(pk)
+	if err != nil {
+		return s, fmt.Errorf("X25519: %w", err)
+	}
+	info := make([]byte, 0, 22+2*wire.KeyLen)
+	info = append(info, "mtcp v1 session secret"...)
+	info = append(info, clientPub[:]...)
+	info = append(info, serverPub[:]...)
+	key, err := hkdf.Key(sha256.New, shared, session[:], string(info), len(s))
+	if err != nil {
+		return s, fmt.Errorf("HKDF: %w", err)
+	}
+	copy(s[:], key)
+	return s, nil
+}
+
+// Nonce returns 32 fresh random bytes.
+func Nonce() [wire.NonceLen]byte {
+	var n [wire.NonceLen]byte
+	_, _ = rand.Read(n[:]) // crypto/rand.Read never fails (Go 1.24+)
+	return n
+}
+
+// SessionID returns a fresh random session id.
+func SessionID() [wire.SessionIDLen]byte {
+	var id [wire.SessionIDLen]byte
+	_, _ = rand.Read(id[:])
+	return id
+}
+
+const (
+	clientLabel = "mtcp v1 resume client"
+	serverLabel = "mtcp v1 resume server"
+)
+
+func mac(secret Secret, label string, session [wire.SessionIDLen]byte,
+	clientNonce, serverNonce [wire.NonceLen]byte, pos wire.Positions) [wire.MACLen]byte {
+	h := hmac.New(sha256.New, secret[:])
+	h.Write([]byte(label))
+	h.Write(session[:])
+	h.Write(clientNonce[:])
+	h.Write(serverNonce[:])
+	h.Write(pos.AppendTo(make([]byte, 0, 32)))
+	var out [wire.MACLen]byte
+	copy(out[:], h.Sum(nil))
+	return out
+}
+
+// ClientMAC is the client's resume proof over its positions.
+func ClientMAC(secret Secret, session [wire.SessionIDLen]byte, clientNonce, serverNonce [wire.NonceLen]byte, pos wire.Positions) [wire.MACLen]byte {
+	return mac(secret, clientLabel, session, clientNonce, serverNonce, pos)
+}
+
+// ServerMAC is the server's resume proof over its positions.
+func ServerMAC(secret Secret, session [wire.SessionIDLen]byte, clientNonce, serverNonce [wire.NonceLen]byte, pos wire.Positions) [wire.MACLen]byte {
+	return mac(secret, serverLabel, session, clientNonce, serverNonce, pos)
+}
+
+// Equal compares two MACs in constant time.
+func Equal(a, b [wire.MACLen]byte) bool { return hmac.Equal(a[:], b[:]) }

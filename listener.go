@@ -1,0 +1,216 @@
+package mtcp
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/migratory/mtcp/internal/wire"
+)
+
+// Listener accepts mtcp sessions, and plain connections from clients that do
+// not speak mtcp. It also takes back the sessions whose clients come back on
+// a new connection: those never surface again from Accept.
+type Listener struct {
+	inner net.Listener
+	cfg   Config
+	log   *slog.Logger
+
+	accepted  chan net.Conn
+	closed    chan struct{}
+	closeOnce sync.Once
+	hsSlots   chan struct{} // bounds connections in their handshake
+	wg        sync.WaitGroup
+
+	mu        sync.Mutex
+	sessions  map[[wire.SessionIDLen]byte]*Conn
+	inFlight  map[net.Conn]struct{} // connections in their handshake
+	acceptErr error
+}
+
+// Listen announces on the local network address and returns a Listener that
+// serves mtcp sessions. A nil cfg means standalone defaults.
+func Listen(network, address string, cfg *Config) (*Listener, error) {
+	inner, err := net.Listen(network, address)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := NewListener(inner, cfg)
+	if err != nil {
+		_ = inner.Close()
+		return nil, err
+	}
+	return ln, nil
+}
+
+// NewListener serves mtcp sessions on connections accepted from inner (a TCP
+// listener, an in-memory one, ...). Closing the Listener closes inner.
+func NewListener(inner net.Listener, cfg *Config) (*Listener, error) {
+	if inner == nil {
+		return nil, errors.New("mtcp: NewListener: nil listener")
+	}
+	c := cfg.withDefaults()
+	ln := &Listener{
+		inner:    inner,
+		cfg:      c,
+		log:      c.Logger.With("listener", inner.Addr().String()),
+		accepted: make(chan net.Conn, c.AcceptBacklog),
+		closed:   make(chan struct{}),
+		hsSlots:  make(chan struct{}, c.MaxHandshakes),
+		sessions: make(map[[wire.SessionIDLen]byte]*Conn),
+		inFlight: make(map[net.Conn]struct{}),
+	}
+	ln.wg.Add(1)
+	go ln.acceptLoop()
+	return ln, nil
+}
+
+// Accept waits for and returns the next new connection: a *Conn for an mtcp
+// client, a plain net.Conn for any other client.
+func (ln *Listener) Accept() (net.Conn, error) {
+	select {
+	case c := <-ln.accepted:
+		return c, nil
+	case <-ln.closed:
+		ln.mu.Lock()
+		err := ln.acceptErr
+		ln.mu.Unlock()
+		if err == nil {
+			err = net.ErrClosed
+		}
+		return nil, &net.OpError{Op: "accept", Net: ln.inner.Addr().Network(), Addr: ln.inner.Addr(), Err: err}
+	}
+}
+
+// Addr returns the listener's network address.
+func (ln *Listener) Addr() net.Addr { return ln.inner.Addr() }
+
+// Close stops accepting. Sessions already established go on while their
+// link holds; they can no longer resume here, so one whose link breaks is
+// lost (ErrListenerClosed). Accept then returns an error wrapping net.ErrClosed.
+func (ln *Listener) Close() error {
+	err := net.ErrClosed
+	ln.closeOnce.Do(func() {
+		close(ln.closed)
+		err = ln.inner.Close()
+		ln.mu.Lock()
+		for nc := range ln.inFlight {
+			_ = nc.Close()
+		}
+		sessions := make([]*Conn, 0, len(ln.sessions))
+		for _, c := range ln.sessions {
+			sessions = append(sessions, c)
+		}
+		ln.mu.Unlock()
+		ln.wg.Wait()
+		for {
+			select {
+			case c := <-ln.accepted:
+				_ = c.Close()
+				continue
+			default:
+			}
+			break
+		}
+		for _, c := range sessions {
+			c.mu.Lock()
+			if c.link == nil {
+				c.failLocked(ErrListenerClosed)
+			}
+			c.mu.Unlock()
+		}
+	})
+	return err
+}
+
+func (ln *Listener) isClosed() bool { return isClosed(ln.closed) }
+
+// Sessions returns how many sessions the listener holds (attached or waiting
+// for their client to resume).
+func (ln *Listener) Sessions() int {
+	ln.mu.Lock()
+	defer ln.mu.Unlock()
+	return len(ln.sessions)
+}
+
+func (ln *Listener) acceptLoop() {
+	defer ln.wg.Done()
+	var backoff time.Duration
+	for {
+		select {
+		case ln.hsSlots <- struct{}{}:
+		case <-ln.closed:
+			return
+		}
+		nc, err := ln.inner.Accept()
+		if err != nil {
+			<-ln.hsSlots
+			if ln.isClosed() {
+				return
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				ln.log.Warn("mtcp: accept error, retrying", "err", err, "in", backoff)
+				select {
+				case <-time.After(backoff):
+				case <-ln.closed:
+					return
+				}
+				continue
+			}
+			ln.mu.Lock()
+			ln.acceptErr = fmt.Errorf("mtcp: accept: %w", err)
+			ln.mu.Unlock()
+			go ln.Close()
+			return
+		}
+		backoff = 0
+		ln.mu.Lock()
+		if ln.isClosed() {
+			ln.mu.Unlock()
+			_ = nc.Close()
+			<-ln.hsSlots
+			return
+		}
+		ln.inFlight[nc] = struct{}{}
+		ln.mu.Unlock()
+		ln.wg.Add(1)
+		go func() {
+			defer ln.wg.Done()
+			defer func() { <-ln.hsSlots }()
+			ln.handshake(nc)
+			ln.mu.Lock()
+			delete(ln.inFlight, nc)
+			ln.mu.Unlock()
+		}()
+	}
+}
+
+func isTemporary(err error) bool {
+	t, ok := err.(interface{ Temporary() bool })
+	return ok && t.Temporary()
+}
+
+// deliver hands a new connection to Accept, waiting at most the handshake
+// timeout for room in the backlog.
+func (ln *Listener) deliver(c net.Conn) bool {
+	select {
+	case ln.accepted <- c:
+		return true
+	default:
+	}
+	t := time.NewTimer(ln.cfg.HandshakeTimeout)
+	defer t.Stop()
+	select {
+	case ln.accepted <- c:
+		return true
+	case <-ln.closed:
+	case <-t.C:
+		ln.log.Warn("mtcp: accept backlog full, dropping a new connection")
+	}
+	return false
+}

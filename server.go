@@ -1,0 +1,247 @@
+package mtcp
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/migratory/mtcp/internal/auth"
+	"github.com/migratory/mtcp/internal/stream"
+	"github.com/migratory/mtcp/internal/wire"
+)
+
+// serverSide is what only the server end of a session has.
+type serverSide struct {
+	ln        *Listener
+	detach    *time.Timer
+	detachGen uint64 // invalidates a detach timer that fired during a resume
+	resumeGen uint64 // the newest resume in progress
+}
+
+// detached (c.mu held) starts the wait for the client to come back.
+func (s *serverSide) detached(c *Conn, cause error) {
+	if s.ln.isClosed() {
+		c.failLocked(fmt.Errorf("%w (link lost: %v)", ErrListenerClosed, cause))
+		return
+	}
+	s.detachGen++
+	gen := s.detachGen
+	timeout := s.ln.cfg.DetachTimeout
+	s.detach = time.AfterFunc(timeout, func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if s.detachGen == gen && c.link == nil {
+			c.failLocked(fmt.Errorf("%w (%v; link lost: %v)", ErrDetachTimeout, timeout, cause))
+		}
+	})
+}
+
+// reattached (c.mu held) cancels the wait.
+func (s *serverSide) reattached() {
+	s.detachGen++
+	if s.detach != nil {
+		s.detach.Stop()
+	}
+}
+
+// terminated (c.mu held) forgets an ended session.
+func (s *serverSide) terminated(c *Conn) {
+	s.reattached()
+	s.ln.mu.Lock()
+	if s.ln.sessions[c.id] == c {
+		delete(s.ln.sessions, c.id)
+	}
+	s.ln.mu.Unlock()
+}
+
+// handshake runs on a freshly accepted connection: TLS, then the test for
+// an mtcp preface, then the mtcp handshake for a new session or a resume.
+func (ln *Listener) handshake(nc net.Conn) {
+	cfg := &ln.cfg
+	if cfg.TLS != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), cfg.HandshakeTimeout)
+		tc := tls.Server(nc, cfg.TLS)
+		err := tc.HandshakeContext(ctx)
+		cancel()
+		if err != nil {
+			ln.log.Debug("mtcp: TLS handshake failed", "remote", nc.RemoteAddr().String(), "err", err)
+			_ = nc.Close()
+			return
+		}
+		nc = tc
+	}
+	prefix, isMTCP, err := sniff(nc, cfg.FirstByteTimeout)
+	if err != nil {
+		_ = nc.Close()
+		return
+	}
+	if !isMTCP {
+		if cfg.RejectPlain {
+			ln.log.Debug("mtcp: plain client rejected", "remote", nc.RemoteAddr().String())
+			_ = nc.Close()
+			return
+		}
+		if !ln.deliver(newPlainConn(nc, prefix)) {
+			_ = nc.Close()
+		}
+		return
+	}
+	_ = nc.SetDeadline(time.Now().Add(cfg.HandshakeTimeout))
+	br := bufio.NewReaderSize(nc, readBufferSize)
+	f, err := wire.ReadFrame(br, nil)
+	if err != nil {
+		ln.refuse(nc, nc.RemoteAddr(), fmt.Errorf("%w: reading HELLO: %v", ErrProtocol, err))
+		return
+	}
+	hello, ok := f.(wire.Hello)
+	if !ok {
+		ln.refuse(nc, nc.RemoteAddr(), fmt.Errorf("%w: %v instead of HELLO", ErrProtocol, f.Type()))
+		return
+	}
+	if hello.MinVersion > wire.Version || hello.MaxVersion < wire.Version {
+		ln.refuse(nc, nc.RemoteAddr(), fmt.Errorf("%w: client speaks %d..%d, server %d",
+			ErrVersion, hello.MinVersion, hello.MaxVersion, wire.Version))
+		return
+	}
+	if hello.Resume {
+		err = ln.serveResume(nc, br, hello)
+	} else {
+		err = ln.serveNew(nc, br, hello)
+	}
+	if err != nil {
+		ln.refuse(nc, nc.RemoteAddr(), err)
+	}
+}
+
+// refuse answers a failed handshake with REFUSED and closes the connection.
+func (ln *Listener) refuse(nc net.Conn, remote net.Addr, err error) {
+	ln.log.Debug("mtcp: handshake refused", "remote", remote.String(), "err", err)
+	_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
+	_, _ = nc.Write(wire.AppendFrame(nil, wire.Refused{Code: codeOf(err), Reason: err.Error()}))
+	_ = nc.Close()
+}
+
+// clientKeepAlive bounds the keepalive settings a client asked for.
+func clientKeepAlive(h wire.Hello) (interval, timeout time.Duration) {
+	interval = clamp(time.Duration(h.KeepAliveMillis)*time.Millisecond, minKeepAlive, maxKeepAliveWire-time.Second)
+	timeout = clamp(time.Duration(h.KeepAliveTimeoutMillis)*time.Millisecond, interval+minKeepAlive, maxKeepAliveWire)
+	return interval, timeout
+}
+
+func (ln *Listener) serveNew(nc net.Conn, br *bufio.Reader, hello wire.Hello) error {
+	cfg := &ln.cfg
+	if hello.Window < minBufferSize || hello.Retention < minBufferSize {
+		return fmt.Errorf("%w: window %d and retention %d below %d", ErrProtocol, hello.Window, hello.Retention, minBufferSize)
+	}
+	kp, err := auth.NewKeyPair()
+	if err != nil {
+		return err
+	}
+	id := auth.SessionID()
+	secret, err := kp.DeriveSecret(hello.Key, id, hello.Key, kp.Pub)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrProtocol, err)
+	}
+	interval, timeout := clientKeepAlive(hello)
+	st := stream.New(stream.Config{
+		Window: cfg.Window, Retention: cfg.Retention, PeerRetention: int(hello.Retention),
+	}, uint64(hello.Window))
+	c := newConn(roleServer, id, secret, st, sessionParams{
+		keepAlive: interval, keepAliveTimeout: timeout, linger: cfg.DetachTimeout, log: cfg.Logger,
+	})
+	c.server = &serverSide{ln: ln}
+	ln.mu.Lock()
+	if len(ln.sessions) >= cfg.MaxSessions {
+		ln.mu.Unlock()
+		return fmt.Errorf("%w: %d sessions", ErrBusy, cfg.MaxSessions)
+	}
+	ln.sessions[id] = c
+	ln.mu.Unlock()
+	w := wire.Welcome{
+		Version: wire.Version, Session: id, Key: kp.Pub,
+		Window: uint32(cfg.Window), Retention: uint32(cfg.Retention),
+		KeepAliveMillis:        uint16(interval / time.Millisecond),
+		KeepAliveTimeoutMillis: uint16(timeout / time.Millisecond),
+	}
+	if _, err := nc.Write(wire.AppendFrame(nil, w)); err != nil {
+		c.fail(fmt.Errorf("sending WELCOME: %w", err))
+		_ = nc.Close()
+		return nil
+	}
+	_ = nc.SetDeadline(time.Time{})
+	c.mu.Lock()
+	c.attachLocked(nc, br)
+	c.mu.Unlock()
+	c.log.Debug("mtcp: session opened", "client", nc.RemoteAddr().String())
+	if !ln.deliver(c) {
+		c.fail(ErrBusy)
+	}
+	return nil
+}
+
+func (ln *Listener) serveResume(nc net.Conn, br *bufio.Reader, hello wire.Hello) error {
+	ln.mu.Lock()
+	c := ln.sessions[hello.Session]
+	ln.mu.Unlock()
+	if c == nil {
+		return ErrUnknownSession
+	}
+	ch := wire.Challenge{Nonce: auth.Nonce()}
+	if _, err := nc.Write(wire.AppendFrame(nil, ch)); err != nil {
+		_ = nc.Close()
+		return nil
+	}
+	f, err := wire.ReadFrame(br, nil)
+	if err != nil {
+		return fmt.Errorf("%w: reading PROOF: %v", ErrProtocol, err)
+	}
+	proof, ok := f.(wire.Proof)
+	if !ok {
+		return fmt.Errorf("%w: %v instead of PROOF", ErrProtocol, f.Type())
+	}
+	if !auth.Equal(proof.MAC, auth.ClientMAC(c.secret, c.id, hello.Nonce, ch.Nonce, proof.Positions)) {
+		c.log.Warn("mtcp: resume with a bad proof refused", "remote", nc.RemoteAddr().String())
+		return ErrBadProof
+	}
+	c.mu.Lock()
+	if c.terminated {
+		c.mu.Unlock()
+		return ErrUnknownSession
+	}
+	if old := c.link; old != nil {
+		c.link = nil
+		old.shutdown(errSuperseded)
+	}
+	s := c.server
+	s.reattached()
+	if err := c.st.Resume(proof.Positions); err != nil {
+		err = localError(err)
+		c.failLocked(err)
+		c.mu.Unlock()
+		return err
+	}
+	pos := c.st.Positions()
+	s.resumeGen++
+	gen := s.resumeGen
+	c.mu.Unlock()
+
+	r := wire.Resumed{MAC: auth.ServerMAC(c.secret, c.id, hello.Nonce, ch.Nonce, pos), Positions: pos}
+	_, err = nc.Write(wire.AppendFrame(nil, r))
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err != nil || s.resumeGen != gen || c.terminated || c.link != nil {
+		_ = nc.Close()
+		if c.link == nil && !c.terminated && s.resumeGen == gen {
+			s.detached(c, errors.Join(errors.New("sending RESUMED"), err))
+		}
+		return nil
+	}
+	_ = nc.SetDeadline(time.Time{})
+	c.attachLocked(nc, br)
+	c.log.Info("mtcp: session resumed", "client", nc.RemoteAddr().String())
+	return nil
+}

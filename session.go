@@ -1,0 +1,252 @@
+package mtcp
+
+import (
+	"bufio"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/migratory/mtcp/internal/auth"
+	"github.com/migratory/mtcp/internal/stream"
+	"github.com/migratory/mtcp/internal/wire"
+)
+
+type role uint8
+
+const (
+	roleClient role = iota
+	roleServer
+)
+
+func (r role) String() string {
+	if r == roleClient {
+		return "client"
+	}
+	return "server"
+}
+
+// delayedAck is how long a small acknowledgement may wait for a frame to ride on.
+const delayedAck = 10 * time.Millisecond
+
+// sessionParams are the settings a session runs with, on either side.
+type sessionParams struct {
+	keepAlive        time.Duration
+	keepAliveTimeout time.Duration
+	linger           time.Duration // how long Close waits for the peer to take the rest
+	log              *slog.Logger
+}
+
+// Conn is one end of an mtcp session. It implements net.Conn. Its methods
+// are safe for concurrent use; concurrent Reads (and concurrent Writes) are
+// serialised, and each Write is atomic with respect to other Writes.
+type Conn struct {
+	role   role
+	id     [wire.SessionIDLen]byte
+	idStr  string
+	secret auth.Secret
+	params sessionParams
+	log    *slog.Logger
+
+	rdMu, wrMu             sync.Mutex // serialise Reads and Writes
+	rdDeadline, wrDeadline *deadline
+	readable, writable     chan struct{} // capacity 1: "look again"
+	closedCh               chan struct{} // closed by Close
+	doneCh                 chan struct{} // closed when the session ends
+
+	addrs atomic.Pointer[addrPair]
+
+	mu         sync.Mutex
+	st         *stream.Stream
+	link       *link // current link; nil while detached
+	lastLink   *link // the newest link ever attached
+	closed     bool  // Close was called
+	terminated bool  // the session ended (err says why, nil if finished cleanly)
+	err        error
+	ackTimer   *time.Timer
+	ackArmed   bool
+	linger     *time.Timer
+
+	client *clientSide
+	server *serverSide
+}
+
+type addrPair struct{ local, remote net.Addr }
+
+func newConn(r role, id [wire.SessionIDLen]byte, secret auth.Secret, st *stream.Stream, p sessionParams) *Conn {
+	c := &Conn{
+		role:       r,
+		id:         id,
+		idStr:      hex.EncodeToString(id[:]),
+		secret:     secret,
+		params:     p,
+		st:         st,
+		rdDeadline: newDeadline(),
+		wrDeadline: newDeadline(),
+		readable:   make(chan struct{}, 1),
+		writable:   make(chan struct{}, 1),
+		closedCh:   make(chan struct{}),
+		doneCh:     make(chan struct{}),
+	}
+	c.log = p.log.With("session", c.idStr, "side", r.String())
+	return c
+}
+
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// attachLocked makes nc (whose handshake left br positioned at the first
+// frame) the session's link and starts its goroutines.
+func (c *Conn) attachLocked(nc net.Conn, br *bufio.Reader) *link {
+	l := newLink(c, nc, br, c.lastLink)
+	c.link, c.lastLink = l, l
+	c.addrs.Store(&addrPair{local: nc.LocalAddr(), remote: nc.RemoteAddr()})
+	l.start()
+	return l
+}
+
+// linkDown is called once by a link that died. A stale link is ignored.
+func (c *Conn) linkDown(l *link, cause error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.link != l || c.terminated {
+		return
+	}
+	c.link = nil
+	if c.role == roleServer && c.finishedLocked() {
+		c.terminateLocked(nil)
+		return
+	}
+	c.log.Info("mtcp: link lost", "cause", cause)
+	switch c.role {
+	case roleClient:
+		c.client.startReconnect(c, cause)
+	case roleServer:
+		c.server.detached(c, cause)
+	}
+}
+
+// finishedLocked reports whether the session has nothing left to exchange:
+// this side's output is settled (delivered, or the peer reads no more), its
+// input is settled (the peer ended, or this side reads no more), and the peer
+// has been told that its end was seen.
+func (c *Conn) finishedLocked() bool {
+	st := c.st
+	outSettled := st.OutputDone() || st.PeerEnd() == stream.Closed
+	inSettled := st.PeerEnd() != stream.Open || st.OutputEnd() == stream.Closed
+	if !outSettled || !inSettled {
+		return false
+	}
+	_, dirty := st.AckDue()
+	return st.PeerEnd() == stream.Open || !dirty
+}
+
+// maybeFinishLocked ends a finished session on the client, which closes the
+// link; the server waits for that close (or its detach timeout).
+func (c *Conn) maybeFinishLocked() {
+	if c.role == roleClient && !c.terminated && c.finishedLocked() && (c.link == nil || !c.st.CanSend()) {
+		c.terminateLocked(nil)
+	}
+}
+
+// failLocked ends the session with an error that says why.
+func (c *Conn) failLocked(reason error) {
+	if c.terminated {
+		return
+	}
+	err := &SessionLostError{SessionID: c.idStr, Reason: reason}
+	c.log.Warn("mtcp: session lost", "reason", reason)
+	c.terminateLocked(err)
+}
+
+func (c *Conn) fail(reason error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.failLocked(reason)
+}
+
+// abortLocked fails the session because of a local finding (protocol
+// violation, position not retained) and tells the peer why.
+func (c *Conn) abortLocked(reason error) {
+	if l := c.link; l != nil {
+		c.link = nil // sendAbort shuts the link down once the ABORT is out
+		go l.sendAbort(codeOf(reason), reason.Error())
+	}
+	c.failLocked(reason)
+}
+
+// terminateLocked ends the session: err nil means it finished cleanly.
+func (c *Conn) terminateLocked(err error) {
+	if c.terminated {
+		return
+	}
+	c.terminated, c.err = true, err
+	if err == nil {
+		c.log.Debug("mtcp: session finished")
+	}
+	if l := c.link; l != nil {
+		c.link = nil
+		l.shutdown(err)
+	}
+	if c.ackTimer != nil {
+		c.ackTimer.Stop()
+	}
+	if c.linger != nil {
+		c.linger.Stop()
+	}
+	if c.server != nil {
+		c.server.terminated(c)
+	}
+	close(c.doneCh)
+	signal(c.readable)
+	signal(c.writable)
+}
+
+// noteAckLocked schedules telling the peer about consumed input: at once
+// when a quarter of the window has opened, else after a short delay.
+func (c *Conn) noteAckLocked() {
+	urgent, dirty := c.st.AckDue()
+	if !dirty || c.link == nil {
+		return
+	}
+	if urgent {
+		c.link.kickNow()
+		return
+	}
+	if c.ackArmed {
+		return
+	}
+	c.ackArmed = true
+	if c.ackTimer == nil {
+		c.ackTimer = time.AfterFunc(delayedAck, c.delayedAckFired)
+	} else {
+		c.ackTimer.Reset(delayedAck)
+	}
+}
+
+func (c *Conn) delayedAckFired() {
+	c.mu.Lock()
+	c.ackArmed = false
+	l := c.link
+	c.mu.Unlock()
+	if l != nil {
+		l.kickNow()
+	}
+}
+
+// sessionErrLocked is the error Read and Write report once the session ended.
+func (c *Conn) sessionErrLocked() error {
+	if c.err != nil {
+		return c.err
+	}
+	return net.ErrClosed
+}
+
+var errSuperseded = errors.New("mtcp: link superseded by a resume")
