@@ -1,0 +1,175 @@
+package mtcp
+
+import (
+	"crypto/sha256"
+	"errors"
+	"hash"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// echoServer accepts sessions on ln and echoes each one, hashing what it
+// reads; the digests of finished sessions arrive on the returned channel.
+type echoServer struct {
+	ln      *Listener
+	digests chan []byte
+	wg      sync.WaitGroup
+}
+
+func startEchoServer(t *testing.T, ln *Listener) *echoServer {
+	s := &echoServer{ln: ln, digests: make(chan []byte, 100)}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				defer c.Close()
+				h := sha256.New()
+				_, err := io.Copy(c, io.TeeReader(c, h))
+				if err != nil {
+					t.Logf("echo server: %v", err)
+					return
+				}
+				_ = c.(*Conn).CloseWrite()
+				// Wait for the client's close so that our output is delivered.
+				_, _ = io.Copy(io.Discard, c)
+				s.digests <- h.Sum(nil)
+			}()
+		}
+	}()
+	return s
+}
+
+func (s *echoServer) stop() {
+	s.ln.Close()
+	s.wg.Wait()
+}
+
+// patternReader yields n deterministic pseudo-random bytes.
+type patternReader struct {
+	n, off int64
+	x      uint64
+}
+
+func newPattern(n int64, seed uint64) *patternReader { return &patternReader{n: n, x: seed | 1} }
+
+func (r *patternReader) Read(p []byte) (int, error) {
+	if r.off >= r.n {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > r.n-r.off {
+		p = p[:r.n-r.off]
+	}
+	for i := range p {
+		r.x ^= r.x << 13
+		r.x ^= r.x >> 7
+		r.x ^= r.x << 17
+		p[i] = byte(r.x)
+	}
+	r.off += int64(len(p))
+	return len(p), nil
+}
+
+// transfer writes n pattern bytes to c while reading everything c returns,
+// and returns the digests of both directions. onProgress is called with
+// the number of bytes read back so far.
+type transferResult struct {
+	sent, received    []byte
+	sentN, receivedN  int64
+	writeErr, readErr error
+}
+
+func echoTransfer(c net.Conn, n int64, seed uint64, onProgress func(int64)) transferResult {
+	var res transferResult
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		h := sha256.New()
+		res.sentN, res.writeErr = io.CopyBuffer(c, io.TeeReader(newPattern(n, seed), h), make([]byte, 64<<10))
+		res.sent = h.Sum(nil)
+		if res.writeErr == nil {
+			res.writeErr = c.(*Conn).CloseWrite()
+		}
+	}()
+	h := sha256.New()
+	buf := make([]byte, 64<<10)
+	for {
+		k, err := c.Read(buf)
+		h.Write(buf[:k])
+		res.receivedN += int64(k)
+		if onProgress != nil && k > 0 {
+			onProgress(res.receivedN)
+		}
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				res.readErr = err
+			}
+			break
+		}
+	}
+	res.received = h.Sum(nil)
+	wg.Wait()
+	return res
+}
+
+func digestOf(n int64, seed uint64) []byte {
+	h := sha256.New()
+	_, _ = io.Copy(h, newPattern(n, seed))
+	return h.Sum(nil)
+}
+
+var _ hash.Hash = sha256.New()
+
+func requireTransferOK(t *testing.T, res transferResult, n int64, seed uint64, serverDigest []byte) {
+	t.Helper()
+	require.NoError(t, res.writeErr)
+	require.NoError(t, res.readErr)
+	want := digestOf(n, seed)
+	require.Equal(t, n, res.sentN)
+	require.Equal(t, n, res.receivedN)
+	require.Equal(t, want, res.sent, "client sent the pattern")
+	require.Equal(t, want, serverDigest, "server read exactly what the client sent")
+	require.Equal(t, want, res.received, "client read back exactly what the server echoed")
+}
+
+// testLogger returns a logger that writes to the test's log when -v and
+// MTCP_TEST_LOG=1 are given, and is silent otherwise.
+func testLogger(t testing.TB) *slog.Logger {
+	if os.Getenv("MTCP_TEST_LOG") == "" {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// waitSessionEnd waits until a session has ended in the background (after
+// Close, its last bytes delivered), so leak checks see no goroutines.
+func waitSessionEnd(t testing.TB, c net.Conn) {
+	t.Helper()
+	select {
+	case <-c.(*Conn).doneCh:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("session %s did not end", c.(*Conn).SessionID())
+	}
+}
