@@ -13,7 +13,7 @@ import (
 type Addr string
 
 // Network returns "mem".
-func (Addr) Network() string { return "mem" }
+func (Addr) Network() string  { return "mem" }
 func (a Addr) String() string { return string(a) }
 
 // Listener is an in-memory net.Listener.
