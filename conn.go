@@ -51,9 +51,20 @@ func (c *Conn) Read(p []byte) (int, error) {
 			c.mu.Unlock()
 			return 0, c.opError("read", err)
 		}
-		c.mu.Unlock()
 		if len(p) == 0 {
+			c.mu.Unlock()
 			return 0, nil
+		}
+		n, again := c.readDirect(p)
+		if n > 0 {
+			c.noteAckLocked()
+		}
+		c.mu.Unlock()
+		if n > 0 {
+			return n, nil
+		}
+		if again {
+			continue
 		}
 		select {
 		case <-c.readable:
@@ -93,6 +104,9 @@ func (c *Conn) Write(p []byte) (int, error) {
 		if n == len(p) {
 			return n, nil
 		}
+		c.mu.Lock()
+		c.wakeReaderLocked() // acknowledgements make room
+		c.mu.Unlock()
 		select {
 		case <-c.writable:
 		case <-dl:
@@ -125,6 +139,7 @@ func (c *Conn) CloseWrite() error {
 		return nil
 	}
 	c.st.EndOutput(stream.HalfClosed)
+	c.wakeReaderLocked()
 	signal(c.writable)
 	if c.link != nil {
 		c.link.kickNow()
@@ -144,9 +159,11 @@ func (c *Conn) Close() error {
 	}
 	c.closed = true
 	close(c.closedCh)
+	c.interruptAppReaderLocked(pastDeadline)
 	if c.terminated {
 		return nil
 	}
+	c.wakeReaderLocked()
 	c.st.EndOutput(stream.Closed)
 	c.st.DiscardInput()
 	c.linger = time.AfterFunc(c.params.linger, func() { c.fail(ErrLingerTimeout) })
@@ -159,7 +176,7 @@ func (c *Conn) Close() error {
 
 // SetDeadline sets the read and write deadlines.
 func (c *Conn) SetDeadline(t time.Time) error {
-	c.rdDeadline.set(t)
+	c.SetReadDeadline(t)
 	c.wrDeadline.set(t)
 	return nil
 }
@@ -168,6 +185,9 @@ func (c *Conn) SetDeadline(t time.Time) error {
 // time means none.
 func (c *Conn) SetReadDeadline(t time.Time) error {
 	c.rdDeadline.set(t)
+	c.mu.Lock()
+	c.interruptAppReaderLocked(t)
+	c.mu.Unlock()
 	return nil
 }
 

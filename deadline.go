@@ -53,6 +53,13 @@ func (d *deadline) wait() chan struct{} {
 	return d.cancel
 }
 
+// get returns the deadline's time (zero if none).
+func (d *deadline) get() time.Time {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.at
+}
+
 // isSet reports whether a deadline is armed or passed.
 func (d *deadline) isSet() bool {
 	d.mu.Lock()

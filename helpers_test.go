@@ -170,6 +170,6 @@ func waitSessionEnd(t testing.TB, c net.Conn) {
 	select {
 	case <-c.(*Conn).doneCh:
 	case <-time.After(10 * time.Second):
-		t.Fatalf("session %s did not end", c.(*Conn).SessionID())
+		t.Fatalf("session %s did not end: %s", c.(*Conn).SessionID(), c.(*Conn).debugState())
 	}
 }

@@ -62,13 +62,19 @@ type Conn struct {
 	mu         sync.Mutex
 	st         *stream.Stream
 	link       *link // current link; nil while detached
-	lastLink   *link // the newest link ever attached
 	closed     bool  // Close was called
 	terminated bool  // the session ended (err says why, nil if finished cleanly)
 	err        error
 	ackTimer   *time.Timer
 	ackArmed   bool
 	linger     *time.Timer
+
+	// The read token (readers.go), guarded by mu.
+	holder     holderKind
+	holderLink *link
+	appWants   bool          // a Read waits for the background reader to yield
+	bgWake     chan struct{} // capacity 1: the background reader should look
+	idleTimer  *time.Timer   // wakes the background reader after Reads stop
 
 	client *clientSide
 	server *serverSide
@@ -90,6 +96,7 @@ func newConn(r role, id [wire.SessionIDLen]byte, secret auth.Secret, st *stream.
 		writable:   make(chan struct{}, 1),
 		closedCh:   make(chan struct{}),
 		doneCh:     make(chan struct{}),
+		bgWake:     make(chan struct{}, 1),
 	}
 	c.log = p.log.With("session", c.idStr, "side", r.String())
 	return c
@@ -105,10 +112,17 @@ func signal(ch chan struct{}) {
 // attachLocked makes nc (whose handshake left br positioned at the first
 // frame) the session's link and starts its goroutines.
 func (c *Conn) attachLocked(nc net.Conn, br *bufio.Reader) *link {
-	l := newLink(c, nc, br, c.lastLink)
-	c.link, c.lastLink = l, l
+	l := newLink(c, nc, br)
+	c.link = l
 	c.addrs.Store(&addrPair{local: nc.LocalAddr(), remote: nc.RemoteAddr()})
+	if c.idleTimer == nil {
+		c.idleTimer = time.AfterFunc(time.Hour, func() { signal(c.bgWake) })
+		c.idleTimer.Stop()
+		go c.backgroundReader()
+	}
 	l.start()
+	signal(c.bgWake)
+	signal(c.readable) // a waiting Read may read the new link itself
 	return l
 }
 
@@ -197,6 +211,9 @@ func (c *Conn) terminateLocked(err error) {
 	}
 	if c.ackTimer != nil {
 		c.ackTimer.Stop()
+	}
+	if c.idleTimer != nil {
+		c.idleTimer.Stop()
 	}
 	if c.linger != nil {
 		c.linger.Stop()

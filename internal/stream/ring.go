@@ -106,3 +106,12 @@ func (r *ring) read(p []byte) int {
 	r.discard(r.start + uint64(k))
 	return k
 }
+
+// skipEmpty moves the positions of an empty ring on by k, as if k bytes had
+// been written and read.
+func (r *ring) skipEmpty(k int) {
+	if r.n != 0 {
+		panic("stream: skipEmpty on a ring holding bytes")
+	}
+	r.start += uint64(k)
+}

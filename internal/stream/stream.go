@@ -108,6 +108,9 @@ func (s *Stream) Write(p []byte) (int, error) {
 
 // CanSend reports whether NextData or NextEnd has something for the link.
 func (s *Stream) CanSend() bool {
+	if s.peerEnd == Closed {
+		return false // the peer reads no more
+	}
 	return s.sent < min(s.out.end(), s.peerLimit) || s.endDue()
 }
 
@@ -117,7 +120,7 @@ func (s *Stream) CanSend() bool {
 // stay valid until the peer releases them.
 func (s *Stream) NextData(max int) (seq uint64, a, b []byte) {
 	to := min(s.out.end(), s.peerLimit, s.sent+uint64(max))
-	if to <= s.sent {
+	if to <= s.sent || s.peerEnd == Closed {
 		return s.sent, nil, nil
 	}
 	seq = s.sent
@@ -127,7 +130,7 @@ func (s *Stream) NextData(max int) (seq uint64, a, b []byte) {
 }
 
 func (s *Stream) endDue() bool {
-	return s.end != Open && !s.endSent && !s.endAcked && s.sent == s.out.end()
+	return s.peerEnd != Closed && s.end != Open && !s.endSent && !s.endAcked && s.sent == s.out.end()
 }
 
 // NextEnd returns the FIN or CLOSE to send, once every byte before it is sent.
@@ -312,4 +315,14 @@ func (s *Stream) Resume(peer wire.Positions) error {
 // DiscardInput drops the buffered input: the application reads no more.
 func (s *Stream) DiscardInput() {
 	s.in.discard(s.in.end())
+}
+
+// Deliver counts n incoming bytes as received and consumed at once: the
+// caller read them straight into the application's buffer. Nothing may be
+// buffered (Buffered() == 0), and BeginData must have allowed them.
+func (s *Stream) Deliver(n int) {
+	s.in.skipEmpty(n)
+	if !s.cfg.ManualRelease {
+		s.release = s.in.end()
+	}
 }

@@ -111,8 +111,8 @@ func TestSimulatedLinkBreaks(t *testing.T) {
 				}
 			}
 		}
-		// Close both and drain without further breaks.
-		a.EndOutput(Closed)
+		// Half-close both and drain without further breaks.
+		a.EndOutput(HalfClosed)
 		b.EndOutput(HalfClosed)
 		for i := 0; i < 10_000 && !(a.OutputDone() && b.OutputDone()); i++ {
 			send(a, &toB)
@@ -211,4 +211,19 @@ func TestManualRelease(t *testing.T) {
 	require.NoError(t, b.SetRelease(400))
 	require.ErrorIs(t, b.SetRelease(2000), ErrProtocol)
 	require.Equal(t, uint64(400), b.MakeAck().Release)
+}
+
+func TestPeerCloseStopsOutput(t *testing.T) {
+	a, b := New(testCfg, 4096), New(testCfg, 4096)
+	_, _ = b.Write(make([]byte, 100))
+	a.EndOutput(Closed)
+	kind, pos, ok := a.NextEnd()
+	require.True(t, ok)
+	require.NoError(t, b.OnEnd(kind, pos))
+	require.False(t, b.CanSend(), "nothing is sent to a peer that reads no more")
+	_, p1, _ := b.NextData(1000)
+	require.Empty(t, p1)
+	n, err := b.Read(make([]byte, 10))
+	require.Equal(t, 0, n)
+	require.ErrorIs(t, err, io.EOF)
 }

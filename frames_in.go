@@ -1,0 +1,228 @@
+package mtcp
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/migratory/mtcp/internal/stream"
+	"github.com/migratory/mtcp/internal/wire"
+)
+
+// frameState is where a link's reader is within the incoming frames. It
+// survives a read that stops early (a deadline, a hand-over of the read
+// token), so that any holder of the token can take up where the last left off.
+type frameState struct {
+	skip int // bytes to discard: duplicate DATA bytes or an extension body
+	data int // new DATA bytes still to read
+}
+
+var errStaleLink = errors.New("stale link")
+
+// linkError marks I/O failures of the link, as opposed to protocol errors.
+type linkError struct{ err error }
+
+func (e *linkError) Error() string { return e.err.Error() }
+func (e *linkError) Unwrap() error { return e.err }
+
+func isLinkError(err error) bool {
+	var le *linkError
+	return errors.As(err, &le)
+}
+
+// readError classifies an I/O error: timeouts pass through (the read may be
+// taken up again), anything else is a broken link.
+func readError(err error) error {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return err
+	}
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return &linkError{fmt.Errorf("reading from link: %w", err)}
+}
+
+// readStep reads one step of the incoming frames: a whole control frame, a
+// DATA frame's header, or a piece of a DATA payload. Payload bytes go into
+// dst when dst is given and nothing is buffered before them (the caller is a
+// Read holding the read token); it returns how many. ringed reports bytes
+// added to the input buffer. The caller holds the read token.
+func (l *link) readStep(dst []byte) (direct int, ringed bool, err error) {
+	fs := &l.fs
+	if fs.skip > 0 {
+		k, err := l.br.Discard(fs.skip)
+		fs.skip -= k
+		if k > 0 {
+			l.touch()
+		}
+		if err != nil {
+			return 0, false, readError(err)
+		}
+		return 0, false, nil
+	}
+	if fs.data > 0 {
+		return l.readPayload(dst)
+	}
+	hb, err := l.br.Peek(wire.HeaderLen)
+	if err != nil {
+		return 0, false, readError(err)
+	}
+	l.touch()
+	h, err := wire.ParseHeader(hb)
+	if err != nil {
+		return 0, false, err
+	}
+	switch {
+	case h.Type == wire.TypeData:
+		b, err := l.br.Peek(wire.HeaderLen + 8)
+		if err != nil {
+			return 0, false, readError(err)
+		}
+		seq := binary.BigEndian.Uint64(b[wire.HeaderLen:])
+		n := int(h.Length) - 8
+		c := l.c
+		c.mu.Lock()
+		if c.link != l {
+			c.mu.Unlock()
+			return 0, false, errStaleLink
+		}
+		skip, err := c.st.BeginData(seq, n)
+		c.mu.Unlock()
+		if err != nil {
+			return 0, false, err
+		}
+		_, _ = l.br.Discard(wire.HeaderLen + 8) // peeked: cannot fail
+		fs.skip, fs.data = skip, n-skip
+		return 0, false, nil
+	case h.Type.IsExtension():
+		_, _ = l.br.Discard(wire.HeaderLen)
+		fs.skip = int(h.Length)
+		return 0, false, nil
+	case h.Length > 2+wire.MaxReason:
+		return 0, false, fmt.Errorf("%w: unexpected %v on an established link", ErrProtocol, h.Type)
+	}
+	b, err := l.br.Peek(wire.HeaderLen + int(h.Length))
+	if err != nil {
+		return 0, false, readError(err)
+	}
+	ringed, err = l.handleControl(h, b[wire.HeaderLen:])
+	_, _ = l.br.Discard(len(b))
+	return 0, ringed, err
+}
+
+// readPayload reads a piece of the current DATA frame's new bytes.
+func (l *link) readPayload(dst []byte) (int, bool, error) {
+	fs := &l.fs
+	c := l.c
+	c.mu.Lock()
+	if c.link != l {
+		c.mu.Unlock()
+		return 0, false, errStaleLink
+	}
+	if len(dst) > 0 && c.st.Buffered() == 0 && !c.closed {
+		// Straight into the reader's buffer: no copy through the input buffer.
+		c.mu.Unlock()
+		n, err := l.br.Read(dst[:min(len(dst), fs.data)])
+		if n > 0 {
+			l.touch()
+			fs.data -= n
+			c.mu.Lock()
+			c.st.Deliver(n)
+			c.mu.Unlock()
+		}
+		if err != nil {
+			return n, false, readError(err)
+		}
+		return n, false, nil
+	}
+	a, _ := c.st.Reserve(fs.data)
+	c.mu.Unlock()
+	n, err := l.br.Read(a)
+	if n > 0 {
+		l.touch()
+		fs.data -= n
+		c.mu.Lock()
+		c.st.Commit(n)
+		if c.closed {
+			c.st.DiscardInput() // nobody will read it
+		}
+		signal(c.readable)
+		if urgent, _ := c.st.AckDue(); urgent && c.link == l {
+			l.kickNow()
+		}
+		c.mu.Unlock()
+	}
+	if err != nil {
+		return 0, n > 0, readError(err)
+	}
+	return 0, n > 0, nil
+}
+
+// handleControl applies a control frame. It reports whether the frame made
+// something readable (an end of stream).
+func (l *link) handleControl(h wire.Header, b []byte) (readable bool, err error) {
+	c := l.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.link != l {
+		return false, errStaleLink
+	}
+	st := c.st
+	switch h.Type {
+	case wire.TypeAck:
+		if err := st.OnAck(wire.ParseAck(h, b)); err != nil {
+			return false, err
+		}
+		signal(c.writable)
+		if st.CanSend() {
+			l.kickNow()
+		}
+		c.maybeFinishLocked()
+	case wire.TypePing:
+		l.pongDue, l.pongVal = true, binary.BigEndian.Uint64(b)
+		l.kickNow()
+	case wire.TypePong:
+	case wire.TypeFin, wire.TypeClose:
+		kind := stream.HalfClosed
+		if h.Type == wire.TypeClose {
+			kind = stream.Closed
+			signal(c.writable) // writes fail from now on
+		}
+		if err := st.OnEnd(kind, binary.BigEndian.Uint64(b)); err != nil {
+			return false, err
+		}
+		signal(c.readable)
+		l.kickNow() // acknowledge the end at once
+		return true, nil
+	case wire.TypeAbort:
+		f, err := wire.Decode(h, b)
+		if err != nil {
+			return false, err
+		}
+		a := f.(wire.Abort)
+		c.failLocked(&PeerError{Code: uint16(a.Code), Reason: a.Reason})
+		return true, errStaleLink
+	default:
+		return false, fmt.Errorf("%w: unexpected %v on an established link", ErrProtocol, h.Type)
+	}
+	return false, nil
+}
+
+// readFailed handles an error from readStep (not a timeout): the link is
+// broken, stale, or the peer broke the protocol and the session is aborted.
+func (l *link) readFailed(err error) {
+	switch {
+	case errors.Is(err, errStaleLink):
+	case isLinkError(err):
+		l.fail(err)
+	default:
+		c := l.c
+		c.mu.Lock()
+		if c.link == l {
+			c.abortLocked(localError(err))
+		}
+		c.mu.Unlock()
+	}
+}

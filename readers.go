@@ -1,0 +1,138 @@
+package mtcp
+
+import (
+	"errors"
+	"os"
+	"time"
+)
+
+// The read token. One goroutine at a time reads a session's link: a Read
+// that found nothing buffered reads the socket itself, so that data goes
+// straight from the socket into its buffer with no hand-over between
+// goroutines; while no Read is waiting, a background reader keeps taking
+// acknowledgements, pings and ends of stream off the link. A Read that
+// wants the token from the background reader interrupts it with a past
+// read deadline on the link; the background reader takes the token back
+// only when no Read has come for a while (readerIdle), or at once when a
+// Write or Close needs acknowledgements.
+
+type holderKind uint8
+
+const (
+	holderNone holderKind = iota
+	holderApp
+	holderBackground
+)
+
+// readerIdle is how long after a Read the background reader waits before
+// reading in its place: a Read loop comes back sooner and keeps the token.
+const readerIdle = time.Millisecond
+
+var pastDeadline = time.Unix(1, 0)
+
+// wakeReader (c.mu held) makes the background reader take the token now if
+// nobody holds it.
+func (c *Conn) wakeReaderLocked() {
+	if c.holder == holderNone {
+		signal(c.bgWake)
+	}
+}
+
+// readDirect is Read's path when nothing is buffered (c.mu held on entry
+// and return): take the token and read the link until bytes arrive. It
+// returns the bytes put in p, and again when Read should look again at
+// once (bytes were buffered, a deadline passed, the link broke) rather than
+// wait for a signal (no link yet, the background reader is yielding).
+func (c *Conn) readDirect(p []byte) (n int, again bool) {
+	l := c.link
+	if l == nil {
+		return 0, false
+	}
+	switch c.holder {
+	case holderBackground:
+		if !c.appWants {
+			c.appWants = true
+			_ = l.nc.SetReadDeadline(pastDeadline) // the background reader yields
+		}
+		return 0, false
+	case holderApp:
+		return 0, false
+	}
+	c.holder, c.holderLink = holderApp, l
+	_ = l.nc.SetReadDeadline(c.rdDeadline.get())
+	c.mu.Unlock()
+	var err error
+	for {
+		var ringed bool
+		n, ringed, err = l.readStep(p)
+		if n > 0 || ringed || err != nil {
+			break
+		}
+	}
+	c.mu.Lock()
+	c.holder, c.holderLink = holderNone, nil
+	if c.idleTimer != nil {
+		c.idleTimer.Reset(readerIdle)
+	}
+	if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+		c.mu.Unlock()
+		l.readFailed(err)
+		c.mu.Lock()
+	}
+	return n, true
+}
+
+// interruptAppReaderLocked (c.mu held) makes a Read blocked on the link
+// look at the session again (after Close or a new read deadline).
+func (c *Conn) interruptAppReaderLocked(t time.Time) {
+	if c.holder == holderApp {
+		_ = c.holderLink.nc.SetReadDeadline(t)
+	}
+}
+
+// backgroundReader reads the link while no Read does.
+func (c *Conn) backgroundReader() {
+	for {
+		select {
+		case <-c.bgWake:
+		case <-c.doneCh:
+			return
+		}
+		for c.backgroundRound() {
+		}
+	}
+}
+
+// backgroundRound holds the token for as long as no Read asks for it and
+// reports whether it should go again at once.
+func (c *Conn) backgroundRound() bool {
+	c.mu.Lock()
+	l := c.link
+	if l == nil || c.terminated || c.holder != holderNone {
+		c.mu.Unlock()
+		return false
+	}
+	c.holder, c.holderLink, c.appWants = holderBackground, l, false
+	_ = l.nc.SetReadDeadline(time.Time{})
+	c.mu.Unlock()
+	var err error
+	for {
+		if _, _, err = l.readStep(nil); err != nil {
+			break
+		}
+	}
+	c.mu.Lock()
+	c.holder, c.holderLink = holderNone, nil
+	yield := c.appWants
+	c.appWants = false
+	c.mu.Unlock()
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		if yield {
+			signal(c.readable) // the waiting Read takes the token
+			return false
+		}
+		return true // a deadline left over from a Read: read on
+	}
+	l.readFailed(err)
+	return false
+}

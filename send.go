@@ -1,0 +1,154 @@
+package mtcp
+
+import (
+	"errors"
+	"time"
+
+	"github.com/migratory/mtcp/internal/stream"
+	"github.com/migratory/mtcp/internal/wire"
+)
+
+// sendLoop writes whatever the session has for the link when kicked.
+func (l *link) sendLoop() {
+	for {
+		select {
+		case <-l.dead:
+			return
+		case <-l.kick:
+			l.flush()
+		}
+	}
+}
+
+// flushFromWrite sends the bytes Write just retained: directly when the
+// writer side is free and no write deadline could be outrun by a blocking
+// socket write, else through the send loop.
+func (l *link) flushFromWrite(direct bool) {
+	if direct && l.wmu.TryLock() {
+		l.flushLocked()
+		l.wmu.Unlock()
+		return
+	}
+	l.kickNow()
+}
+
+func (l *link) flush() {
+	l.wmu.Lock()
+	l.flushLocked()
+	l.wmu.Unlock()
+}
+
+// flushLocked (wmu held) sends batches of frames until nothing is left.
+func (l *link) flushLocked() {
+	c := l.c
+	for {
+		c.mu.Lock()
+		if c.link != l {
+			c.mu.Unlock()
+			return
+		}
+		n := l.buildBatch()
+		if n == 0 {
+			c.maybeFinishLocked()
+			c.mu.Unlock()
+			return
+		}
+		c.mu.Unlock()
+		if err := l.writeBatch(); err != nil {
+			l.fail(err)
+			return
+		}
+	}
+}
+
+// buildBatch (c.mu held) gathers the frames due into l.bufs and returns how
+// many there are.
+func (l *link) buildBatch() int {
+	st := l.c.st
+	l.bufs = l.bufs[:0]
+	frames := 0
+	hdr := func(n int) []byte {
+		h := l.hdrs[frames][:n]
+		frames++
+		return h
+	}
+	if l.pongDue {
+		l.pongDue = false
+		b := wire.AppendFrame(hdr(0), wire.Pong{Opaque: l.pongVal})
+		l.bufs = append(l.bufs, b)
+	}
+	if l.pingDue {
+		l.pingDue = false
+		b := wire.AppendFrame(hdr(0), wire.Ping{Opaque: uint64(time.Since(l.born))})
+		l.bufs = append(l.bufs, b)
+	}
+	if _, dirty := st.AckDue(); dirty {
+		l.bufs = append(l.bufs, wire.AppendFrame(hdr(0), st.MakeAck()))
+		l.c.ackArmed = false
+		if l.c.ackTimer != nil {
+			l.c.ackTimer.Stop()
+		}
+	}
+	{
+		for total := 0; total < maxBatch && frames < maxBatchFrames-2; {
+			seq, a, b := st.NextData(wire.MaxPayload)
+			n := len(a) + len(b)
+			if n == 0 {
+				break
+			}
+			h := (*[16]byte)(hdr(16))
+			wire.PutDataHeader(h, seq, n)
+			l.bufs = append(l.bufs, h[:], a)
+			if len(b) > 0 {
+				l.bufs = append(l.bufs, b)
+			}
+			total += n
+		}
+		if kind, pos, ok := st.NextEnd(); ok {
+			var f wire.Frame = wire.Fin{End: pos}
+			if kind == stream.Closed {
+				f = wire.Close{End: pos}
+			}
+			l.bufs = append(l.bufs, wire.AppendFrame(hdr(0), f))
+		}
+	}
+	return frames
+}
+
+// writeBatch (wmu held, c.mu not held) writes l.bufs to the connection.
+func (l *link) writeBatch() error {
+	if l.writev {
+		_, err := l.bufs.WriteTo(l.nc)
+		return err
+	}
+	// Coalesce small pieces so that TLS records and pipe writes are not tiny.
+	out := l.scratch[:0]
+	for _, b := range l.bufs {
+		for len(b) > 0 {
+			k := copy(out[len(out):cap(out)], b)
+			out, b = out[:len(out)+k], b[k:]
+			if len(out) == cap(out) {
+				if _, err := l.nc.Write(out); err != nil {
+					return err
+				}
+				out = out[:0]
+			}
+		}
+	}
+	if len(out) > 0 {
+		if _, err := l.nc.Write(out); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sendAbort tells the peer the session failed, best effort, then closes.
+func (l *link) sendAbort(code wire.Code, reason string) {
+	// The deadline also frees a flush blocked on a stuck connection.
+	_ = l.nc.SetWriteDeadline(time.Now().Add(time.Second))
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	_, _ = l.nc.Write(wire.AppendFrame(nil, wire.Abort{Code: code, Reason: reason}))
+	l.shutdown(errors.New("aborted"))
+}
