@@ -2,6 +2,7 @@ package mtcp
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -9,6 +10,7 @@ import (
 // passes, in the manner of net/pipe.go: setting it again re-arms it, and a
 // time in the past closes the channel at once.
 type deadline struct {
+	armed  atomic.Bool // a deadline is set (for lock-free checks)
 	mu     sync.Mutex
 	timer  *time.Timer
 	at     time.Time
@@ -26,6 +28,7 @@ func (d *deadline) set(t time.Time) {
 	}
 	d.timer = nil
 	d.at = t
+	d.armed.Store(!t.IsZero())
 	closed := isClosed(d.cancel)
 	if t.IsZero() {
 		if closed {
@@ -61,11 +64,7 @@ func (d *deadline) get() time.Time {
 }
 
 // isSet reports whether a deadline is armed or passed.
-func (d *deadline) isSet() bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return !d.at.IsZero()
-}
+func (d *deadline) isSet() bool { return d.armed.Load() }
 
 func isClosed(ch chan struct{}) bool {
 	select {

@@ -36,10 +36,11 @@ type link struct {
 	fs frameState
 
 	// Guarded by c.mu.
-	pongDue  bool
-	pongVal  uint64
-	pingDue  bool
-	lastPing time.Duration
+	readDeadline time.Time // last read deadline set on nc
+	pongDue      bool
+	pongVal      uint64
+	pingDue      bool
+	lastPing     time.Duration
 
 	// Guarded by wmu: the writer side.
 	wmu     sync.Mutex
@@ -62,8 +63,6 @@ func newLink(c *Conn, nc net.Conn, br *bufio.Reader) *link {
 	switch nc.(type) {
 	case *net.TCPConn, *net.UnixConn:
 		l.writev = true
-	default:
-		l.scratch = make([]byte, 0, scratchSize)
 	}
 	return l
 }
@@ -120,20 +119,38 @@ func (l *link) watch() {
 		return
 	default:
 	}
-	p := l.c.params
+	c := l.c
+	p := c.params
 	quiet := l.sinceRecv()
 	if quiet >= p.keepAliveTimeout {
 		l.fail(errKeepAliveTimeout)
 		return
 	}
+	kick := false
+	c.mu.Lock()
 	if quiet >= p.keepAlive {
-		now := time.Since(l.born)
-		l.c.mu.Lock()
-		if now-l.lastPing >= p.keepAlive {
+		if now := time.Since(l.born); now-l.lastPing >= p.keepAlive {
 			l.pingDue, l.lastPing = true, now
+			kick = true
 		}
-		l.c.mu.Unlock()
+	}
+	if _, dirty := c.st.AckDue(); dirty {
+		kick = true // progress too small to have been sent on its own
+	}
+	c.wakeReaderLocked() // nobody reads: let the background reader
+	c.mu.Unlock()
+	if kick {
 		l.kickNow()
 	}
 	l.watchdog.Reset(p.keepAlive / 2)
+}
+
+// setReadDeadlineLocked (c.mu held) sets nc's read deadline unless it is
+// set to t already.
+func (l *link) setReadDeadlineLocked(t time.Time) {
+	if t.Equal(l.readDeadline) {
+		return
+	}
+	l.readDeadline = t
+	_ = l.nc.SetReadDeadline(t)
 }

@@ -13,7 +13,7 @@ import (
 // acknowledgements, pings and ends of stream off the link. A Read that
 // wants the token from the background reader interrupts it with a past
 // read deadline on the link; the background reader takes the token back
-// only when no Read has come for a while (readerIdle), or at once when a
+// at the link's next keepalive tick if no Read holds it, or at once when a
 // Write or Close needs acknowledgements.
 
 type holderKind uint8
@@ -23,10 +23,6 @@ const (
 	holderApp
 	holderBackground
 )
-
-// readerIdle is how long after a Read the background reader waits before
-// reading in its place: a Read loop comes back sooner and keeps the token.
-const readerIdle = time.Millisecond
 
 var pastDeadline = time.Unix(1, 0)
 
@@ -52,14 +48,14 @@ func (c *Conn) readDirect(p []byte) (n int, again bool) {
 	case holderBackground:
 		if !c.appWants {
 			c.appWants = true
-			_ = l.nc.SetReadDeadline(pastDeadline) // the background reader yields
+			l.setReadDeadlineLocked(pastDeadline) // the background reader yields
 		}
 		return 0, false
 	case holderApp:
 		return 0, false
 	}
 	c.holder, c.holderLink = holderApp, l
-	_ = l.nc.SetReadDeadline(c.rdDeadline.get())
+	l.setReadDeadlineLocked(c.rdDeadline.get())
 	c.mu.Unlock()
 	var err error
 	for {
@@ -71,9 +67,6 @@ func (c *Conn) readDirect(p []byte) (n int, again bool) {
 	}
 	c.mu.Lock()
 	c.holder, c.holderLink = holderNone, nil
-	if c.idleTimer != nil {
-		c.idleTimer.Reset(readerIdle)
-	}
 	if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
 		c.mu.Unlock()
 		l.readFailed(err)
@@ -86,7 +79,7 @@ func (c *Conn) readDirect(p []byte) (n int, again bool) {
 // look at the session again (after Close or a new read deadline).
 func (c *Conn) interruptAppReaderLocked(t time.Time) {
 	if c.holder == holderApp {
-		_ = c.holderLink.nc.SetReadDeadline(t)
+		c.holderLink.setReadDeadlineLocked(t)
 	}
 }
 
@@ -113,7 +106,7 @@ func (c *Conn) backgroundRound() bool {
 		return false
 	}
 	c.holder, c.holderLink, c.appWants = holderBackground, l, false
-	_ = l.nc.SetReadDeadline(time.Time{})
+	l.setReadDeadlineLocked(time.Time{})
 	c.mu.Unlock()
 	var err error
 	for {

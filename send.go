@@ -84,10 +84,6 @@ func (l *link) buildBatch() int {
 	}
 	if _, dirty := st.AckDue(); dirty {
 		l.bufs = append(l.bufs, wire.AppendFrame(hdr(0), st.MakeAck()))
-		l.c.ackArmed = false
-		if l.c.ackTimer != nil {
-			l.c.ackTimer.Stop()
-		}
 	}
 	{
 		for total := 0; total < maxBatch && frames < maxBatchFrames-2; {
@@ -117,11 +113,15 @@ func (l *link) buildBatch() int {
 
 // writeBatch (wmu held, c.mu not held) writes l.bufs to the connection.
 func (l *link) writeBatch() error {
-	if l.writev {
+	if l.writev && len(l.bufs) > 1 && l.batchSize() > smallBatch {
 		_, err := l.bufs.WriteTo(l.nc)
 		return err
 	}
-	// Coalesce small pieces so that TLS records and pipe writes are not tiny.
+	// Coalesce small pieces so that TLS records and pipe writes are not tiny,
+	// and small batches go out with write(2) rather than writev(2).
+	if l.scratch == nil {
+		l.scratch = make([]byte, 0, scratchSize)
+	}
 	out := l.scratch[:0]
 	for _, b := range l.bufs {
 		for len(b) > 0 {
@@ -151,4 +151,15 @@ func (l *link) sendAbort(code wire.Code, reason string) {
 	defer l.wmu.Unlock()
 	_, _ = l.nc.Write(wire.AppendFrame(nil, wire.Abort{Code: code, Reason: reason}))
 	l.shutdown(errors.New("aborted"))
+}
+
+// smallBatch is the size below which a batch is copied into one buffer.
+const smallBatch = 4 << 10
+
+func (l *link) batchSize() int {
+	n := 0
+	for _, b := range l.bufs {
+		n += len(b)
+	}
+	return n
 }

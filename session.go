@@ -29,9 +29,6 @@ func (r role) String() string {
 	return "server"
 }
 
-// delayedAck is how long a small acknowledgement may wait for a frame to ride on.
-const delayedAck = 10 * time.Millisecond
-
 // sessionParams are the settings a session runs with, on either side.
 type sessionParams struct {
 	keepAlive        time.Duration
@@ -65,8 +62,6 @@ type Conn struct {
 	closed     bool  // Close was called
 	terminated bool  // the session ended (err says why, nil if finished cleanly)
 	err        error
-	ackTimer   *time.Timer
-	ackArmed   bool
 	linger     *time.Timer
 
 	// The read token (readers.go), guarded by mu.
@@ -74,7 +69,7 @@ type Conn struct {
 	holderLink *link
 	appWants   bool          // a Read waits for the background reader to yield
 	bgWake     chan struct{} // capacity 1: the background reader should look
-	idleTimer  *time.Timer   // wakes the background reader after Reads stop
+	bgStarted  bool
 
 	client *clientSide
 	server *serverSide
@@ -115,9 +110,8 @@ func (c *Conn) attachLocked(nc net.Conn, br *bufio.Reader) *link {
 	l := newLink(c, nc, br)
 	c.link = l
 	c.addrs.Store(&addrPair{local: nc.LocalAddr(), remote: nc.RemoteAddr()})
-	if c.idleTimer == nil {
-		c.idleTimer = time.AfterFunc(time.Hour, func() { signal(c.bgWake) })
-		c.idleTimer.Stop()
+	if !c.bgStarted {
+		c.bgStarted = true
 		go c.backgroundReader()
 	}
 	l.start()
@@ -209,12 +203,6 @@ func (c *Conn) terminateLocked(err error) {
 		c.link = nil
 		l.shutdown(err)
 	}
-	if c.ackTimer != nil {
-		c.ackTimer.Stop()
-	}
-	if c.idleTimer != nil {
-		c.idleTimer.Stop()
-	}
 	if c.linger != nil {
 		c.linger.Stop()
 	}
@@ -226,35 +214,15 @@ func (c *Conn) terminateLocked(err error) {
 	signal(c.writable)
 }
 
-// noteAckLocked schedules telling the peer about consumed input: at once
-// when a quarter of the window has opened, else after a short delay.
+// noteAckLocked tells the peer about consumed input at once when a quarter
+// of the window has opened; smaller progress rides on the next frame out, or
+// goes at the next keepalive tick.
 func (c *Conn) noteAckLocked() {
-	urgent, dirty := c.st.AckDue()
-	if !dirty || c.link == nil {
+	if c.link == nil {
 		return
 	}
-	if urgent {
+	if urgent, _ := c.st.AckDue(); urgent {
 		c.link.kickNow()
-		return
-	}
-	if c.ackArmed {
-		return
-	}
-	c.ackArmed = true
-	if c.ackTimer == nil {
-		c.ackTimer = time.AfterFunc(delayedAck, c.delayedAckFired)
-	} else {
-		c.ackTimer.Reset(delayedAck)
-	}
-}
-
-func (c *Conn) delayedAckFired() {
-	c.mu.Lock()
-	c.ackArmed = false
-	l := c.link
-	c.mu.Unlock()
-	if l != nil {
-		l.kickNow()
 	}
 }
 
