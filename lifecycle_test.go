@@ -1,0 +1,264 @@
+package mtcp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/migratory/mtcp/internal/faultproxy"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+// TestResumeTimeoutLosesSession: with the server gone for good, a client's
+// Read and Write fail after the resume timeout with a typed error.
+func TestResumeTimeoutLosesSession(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	ln, err := Listen("tcp", "127.0.0.1:0", nil)
+	require.NoError(t, err)
+	px, err := faultproxy.New(ln.Addr().String())
+	require.NoError(t, err)
+	defer px.Close()
+	d := &Dialer{ResumeTimeout: 500 * time.Millisecond, HandshakeTimeout: 200 * time.Millisecond}
+	c, err := d.Dial("tcp", px.Addr())
+	require.NoError(t, err)
+	sc, err := ln.Accept()
+	require.NoError(t, err)
+	defer sc.Close()
+
+	px.Blackhole() // the server is unreachable from now on
+	px.ResetAll()
+	start := time.Now()
+	_, err = c.Read(make([]byte, 10))
+	elapsed := time.Since(start)
+	require.ErrorIs(t, err, ErrSessionLost)
+	require.ErrorIs(t, err, ErrResumeTimeout)
+	var lost *SessionLostError
+	require.ErrorAs(t, err, &lost)
+	require.Equal(t, c.(*Conn).SessionID(), lost.SessionID)
+	require.Less(t, elapsed, 5*time.Second, "the session is given up in about the resume timeout")
+	_, err = c.Write([]byte("x"))
+	require.ErrorIs(t, err, ErrSessionLost)
+	require.NoError(t, c.Close())
+	px.Heal()
+	ln.Close()
+}
+
+// TestDetachTimeoutFreesSession: a server frees a session whose client
+// does not come back, and the application's Read says why.
+func TestDetachTimeoutFreesSession(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	ln, err := Listen("tcp", "127.0.0.1:0", &Config{DetachTimeout: 300 * time.Millisecond})
+	require.NoError(t, err)
+	defer ln.Close()
+	px, err := faultproxy.New(ln.Addr().String())
+	require.NoError(t, err)
+	defer px.Close()
+	d := &Dialer{ResumeTimeout: 200 * time.Millisecond, HandshakeTimeout: 100 * time.Millisecond}
+	c, err := d.Dial("tcp", px.Addr())
+	require.NoError(t, err)
+	sc, err := ln.Accept()
+	require.NoError(t, err)
+	require.Equal(t, 1, ln.Sessions())
+
+	px.Blackhole()
+	px.ResetAll()
+	_, err = sc.Read(make([]byte, 10))
+	require.ErrorIs(t, err, ErrSessionLost)
+	require.ErrorIs(t, err, ErrDetachTimeout)
+	require.Equal(t, 0, ln.Sessions(), "the session is freed")
+	require.NoError(t, sc.Close())
+	_, err = c.Read(make([]byte, 1))
+	require.ErrorIs(t, err, ErrSessionLost)
+	require.NoError(t, c.Close())
+	px.Heal()
+}
+
+// TestResumeIsNotAccepted: resumes never surface from Accept.
+func TestResumeIsNotAccepted(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	ln, err := Listen("tcp", "127.0.0.1:0", nil)
+	require.NoError(t, err)
+	px, err := faultproxy.New(ln.Addr().String())
+	require.NoError(t, err)
+	defer px.Close()
+	c, err := (&Dialer{}).Dial("tcp", px.Addr())
+	require.NoError(t, err)
+	var accepted atomic.Int32
+	conns := make(chan net.Conn, 10)
+	go func() {
+		for {
+			sc, err := ln.Accept()
+			if err != nil {
+				close(conns)
+				return
+			}
+			accepted.Add(1)
+			conns <- sc
+		}
+	}()
+	sc := <-conns
+	for i := 0; i < 5; i++ {
+		px.ResetAll()
+		msg := []byte(fmt.Sprintf("message %d", i))
+		_, err := c.Write(msg)
+		require.NoError(t, err)
+		got := make([]byte, len(msg))
+		_, err = io.ReadFull(sc, got)
+		require.NoError(t, err)
+		require.Equal(t, msg, got)
+	}
+	require.Equal(t, int32(1), accepted.Load())
+	require.NoError(t, c.Close())
+	_, err = io.ReadAll(sc)
+	require.NoError(t, err)
+	require.NoError(t, sc.Close())
+	waitSessionEnd(t, c)
+	ln.Close()
+	for range conns {
+	}
+}
+
+// TestClientRoams: the client comes back from a new address each time and
+// the server's view of it follows.
+func TestClientRoams(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	ln, err := Listen("tcp", "127.0.0.1:0", nil)
+	require.NoError(t, err)
+	srv := startEchoServer(t, ln)
+	defer srv.stop()
+	var next atomic.Int32
+	var links []net.Conn
+	var mu = make(chan struct{}, 1)
+	d := &Dialer{DialFunc: func(ctx context.Context, network, address string) (net.Conn, error) {
+		// Each link comes from another loopback address: 127.0.0.2, .3, ...
+		ip := net.IPv4(127, 0, 0, byte(2+next.Add(1)))
+		nd := net.Dialer{LocalAddr: &net.TCPAddr{IP: ip}}
+		nc, err := nd.DialContext(ctx, network, address)
+		if err == nil {
+			mu <- struct{}{}
+			links = append(links, nc)
+			<-mu
+		}
+		return nc, err
+	}}
+	c, err := d.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	const n = 4 << 20
+	var cuts atomic.Int64
+	cuts.Store(512 << 10)
+	res := echoTransfer(c, n, 3, func(got int64) {
+		if got >= cuts.Load() {
+			cuts.Add(512 << 10)
+			mu <- struct{}{}
+			last := links[len(links)-1]
+			<-mu
+			last.(*net.TCPConn).SetLinger(0)
+			last.Close()
+		}
+	})
+	require.NoError(t, c.Close())
+	requireTransferOK(t, res, n, 3, <-srv.digests)
+	waitSessionEnd(t, c)
+	require.GreaterOrEqual(t, next.Load(), int32(6), "the session moved across several client addresses")
+}
+
+// TestCloseSemantics: the peer reads the bytes written before Close and then
+// io.EOF, its writes fail with ErrPeerClosed, and a second Close fails.
+func TestCloseSemantics(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	ln, err := Listen("tcp", "127.0.0.1:0", nil)
+	require.NoError(t, err)
+	defer ln.Close()
+	c, err := Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	sc, err := ln.Accept()
+	require.NoError(t, err)
+
+	_, err = c.Write([]byte("last words"))
+	require.NoError(t, err)
+	require.NoError(t, c.Close())
+	got, err := io.ReadAll(sc)
+	require.NoError(t, err)
+	require.Equal(t, "last words", string(got))
+	var werr error
+	for i := 0; i < 100 && werr == nil; i++ {
+		_, werr = sc.Write([]byte("anyone there?"))
+	}
+	require.ErrorIs(t, werr, ErrPeerClosed)
+	require.NoError(t, sc.Close())
+
+	err = c.Close()
+	require.ErrorIs(t, err, net.ErrClosed)
+	_, err = c.Read(make([]byte, 1))
+	require.ErrorIs(t, err, net.ErrClosed)
+	_, err = c.Write([]byte("x"))
+	require.ErrorIs(t, err, net.ErrClosed)
+	waitSessionEnd(t, c)
+}
+
+// TestHalfCloseSurvivesResets: a CloseWrite made before and during link
+// failures still ends the peer's reading at the right byte.
+func TestHalfCloseSurvivesResets(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	ln, err := Listen("tcp", "127.0.0.1:0", nil)
+	require.NoError(t, err)
+	defer ln.Close()
+	px, err := faultproxy.New(ln.Addr().String())
+	require.NoError(t, err)
+	defer px.Close()
+	c, err := Dial("tcp", px.Addr())
+	require.NoError(t, err)
+	sc, err := ln.Accept()
+	require.NoError(t, err)
+
+	_, err = c.Write([]byte("request"))
+	require.NoError(t, err)
+	require.NoError(t, c.(*Conn).CloseWrite())
+	px.ResetAll()
+	got, err := io.ReadAll(sc) // EOF arrives despite the reset
+	require.NoError(t, err)
+	require.Equal(t, "request", string(got))
+	_, err = c.Write([]byte("more"))
+	require.ErrorIs(t, err, ErrWriteClosed)
+
+	_, err = sc.Write([]byte("response"))
+	require.NoError(t, err)
+	px.ResetAll()
+	require.NoError(t, sc.Close())
+	got, err = io.ReadAll(c)
+	require.NoError(t, err)
+	require.Equal(t, "response", string(got))
+	require.NoError(t, c.Close())
+	waitSessionEnd(t, c)
+}
+
+// TestDialErrors: dialing nothing fails with a net.OpError; a server that
+// is not mtcp fails the handshake.
+func TestDialErrors(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := raw.Addr().String()
+	go func() {
+		c, err := raw.Accept()
+		if err == nil {
+			c.Write([]byte("SSH-2.0-OpenSSH_9.0\r\n"))
+			time.Sleep(100 * time.Millisecond)
+			c.Close()
+		}
+	}()
+	_, err = (&Dialer{HandshakeTimeout: time.Second}).Dial("tcp", addr)
+	var oe *net.OpError
+	require.ErrorAs(t, err, &oe)
+	require.Equal(t, "dial", oe.Op)
+	raw.Close()
+	_, err = Dial("tcp", addr)
+	require.Error(t, err)
+	require.True(t, errors.As(err, &oe))
+}
