@@ -155,7 +155,8 @@ func (cs *clientSide) resumeOn(ctx context.Context, c *Conn, nc net.Conn) error 
 	}
 	pos := c.st.Positions()
 	c.mu.Unlock()
-	proof := wire.Proof{MAC: auth.ClientMAC(c.secret, c.id, hello.Nonce, ch.Nonce, pos), Positions: pos}
+	proof := wire.Proof{Positions: pos}
+	proof.MAC = auth.ClientMAC(c.secret, c.id, hello.Nonce, ch.Nonce, proof.Fields())
 	if _, err := nc.Write(wire.AppendFrame(nil, proof)); err != nil {
 		return fmt.Errorf("sending PROOF: %w", err)
 	}
@@ -172,7 +173,7 @@ func (cs *clientSide) resumeOn(ctx context.Context, c *Conn, nc net.Conn) error 
 	default:
 		return fmt.Errorf("%w: %v in answer to PROOF", ErrProtocol, f.Type())
 	}
-	if !auth.Equal(r.MAC, auth.ServerMAC(c.secret, c.id, hello.Nonce, ch.Nonce, r.Positions)) {
+	if !auth.Equal(r.MAC, auth.ServerMAC(c.secret, c.id, hello.Nonce, ch.Nonce, r.Fields())) {
 		return errServerProof
 	}
 	if !stop() {

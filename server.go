@@ -203,7 +203,7 @@ func (ln *Listener) serveResume(nc net.Conn, br *bufio.Reader, hello wire.Hello)
 	if !ok {
 		return fmt.Errorf("%w: %v instead of PROOF", ErrProtocol, f.Type())
 	}
-	if !auth.Equal(proof.MAC, auth.ClientMAC(c.secret, c.id, hello.Nonce, ch.Nonce, proof.Positions)) {
+	if !auth.Equal(proof.MAC, auth.ClientMAC(c.secret, c.id, hello.Nonce, ch.Nonce, proof.Fields())) {
 		c.log.Warn("mtcp: resume with a bad proof refused", "remote", nc.RemoteAddr().String())
 		return ErrBadProof
 	}
@@ -229,7 +229,8 @@ func (ln *Listener) serveResume(nc net.Conn, br *bufio.Reader, hello wire.Hello)
 	gen := s.resumeGen
 	c.mu.Unlock()
 
-	r := wire.Resumed{MAC: auth.ServerMAC(c.secret, c.id, hello.Nonce, ch.Nonce, pos), Positions: pos}
+	r := wire.Resumed{Positions: pos}
+	r.MAC = auth.ServerMAC(c.secret, c.id, hello.Nonce, ch.Nonce, r.Fields())
 	_, err = nc.Write(wire.AppendFrame(nil, r))
 	c.mu.Lock()
 	defer c.mu.Unlock()

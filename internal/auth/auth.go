@@ -79,26 +79,26 @@ const (
 )
 
 func mac(secret Secret, label string, session [wire.SessionIDLen]byte,
-	clientNonce, serverNonce [wire.NonceLen]byte, pos wire.Positions) [wire.MACLen]byte {
+	clientNonce, serverNonce [wire.NonceLen]byte, fields []byte) [wire.MACLen]byte {
 	h := hmac.New(sha256.New, secret[:])
 	h.Write([]byte(label))
 	h.Write(session[:])
 	h.Write(clientNonce[:])
 	h.Write(serverNonce[:])
-	h.Write(pos.AppendTo(make([]byte, 0, 32)))
+	h.Write(fields)
 	var out [wire.MACLen]byte
 	copy(out[:], h.Sum(nil))
 	return out
 }
 
-// ClientMAC is the client's resume proof over its positions.
-func ClientMAC(secret Secret, session [wire.SessionIDLen]byte, clientNonce, serverNonce [wire.NonceLen]byte, pos wire.Positions) [wire.MACLen]byte {
-	return mac(secret, clientLabel, session, clientNonce, serverNonce, pos)
+// ClientMAC is the client's resume proof over the PROOF's fields.
+func ClientMAC(secret Secret, session [wire.SessionIDLen]byte, clientNonce, serverNonce [wire.NonceLen]byte, fields []byte) [wire.MACLen]byte {
+	return mac(secret, clientLabel, session, clientNonce, serverNonce, fields)
 }
 
-// ServerMAC is the server's resume proof over its positions.
-func ServerMAC(secret Secret, session [wire.SessionIDLen]byte, clientNonce, serverNonce [wire.NonceLen]byte, pos wire.Positions) [wire.MACLen]byte {
-	return mac(secret, serverLabel, session, clientNonce, serverNonce, pos)
+// ServerMAC is the server's resume proof over the RESUMED's fields.
+func ServerMAC(secret Secret, session [wire.SessionIDLen]byte, clientNonce, serverNonce [wire.NonceLen]byte, fields []byte) [wire.MACLen]byte {
+	return mac(secret, serverLabel, session, clientNonce, serverNonce, fields)
 }
 
 // Equal compares two MACs in constant time.

@@ -290,6 +290,7 @@ func (s *Stream) Positions() wire.Positions {
 		Received: s.in.end(),
 		Limit:    s.advLimit,
 		Release:  s.advRelease,
+		Retained: s.out.start,
 		Written:  s.out.end(),
 	}
 }

@@ -15,6 +15,11 @@ const (
 	CodeNotRetained    Code = 6
 	CodeClosed         Code = 7
 	CodeInternal       Code = 8
+	CodeMoved          Code = 9  // the session is served by another member (see the redirect)
+	CodeNotMovable     Code = 10 // the session has no checkpoint the client can resume from
+	CodeStaleEpoch     Code = 11 // a newer server holds the session
+	CodeDiverged       Code = 12 // regenerated output differs from what the client received
+	CodeDraining       Code = 13 // the member is draining and takes no sessions
 )
 
 var codeNames = map[Code]string{
@@ -26,6 +31,11 @@ var codeNames = map[Code]string{
 	CodeNotRetained:    "resume position not retained",
 	CodeClosed:         "session closed",
 	CodeInternal:       "internal error",
+	CodeMoved:          "session moved",
+	CodeNotMovable:     "session not movable",
+	CodeStaleEpoch:     "stale epoch",
+	CodeDiverged:       "regenerated output diverged",
+	CodeDraining:       "member draining",
 }
 
 func (c Code) String() string {

@@ -44,11 +44,19 @@ type Abort struct {
 	Reason string
 }
 
-// Refused rejects a handshake.
+// Refused rejects a handshake. A refusal because the session moved names
+// the member that has it now (RedirectName, RedirectAddr).
 type Refused struct {
-	Code   Code
-	Reason string
+	Code         Code
+	Reason       string
+	RedirectName string
+	RedirectAddr string
 }
+
+const (
+	refusedMinLen = 2 + 2 + 1 + 1
+	refusedMaxLen = refusedMinLen + MaxReason + MaxNameLen + MaxAddrLen
+)
 
 // Extension is a frame of a type >= 0x80, carried opaquely.
 type Extension struct {
@@ -83,7 +91,7 @@ func (f Abort) header() Header {
 	return Header{Type: TypeAbort, Length: uint32(2 + len(TruncateReason(f.Reason)))}
 }
 func (f Refused) header() Header {
-	return Header{Type: TypeRefused, Length: uint32(2 + len(TruncateReason(f.Reason)))}
+	return Header{Type: TypeRefused, Length: uint32(len(f.appendBody(nil)))}
 }
 func (f Extension) header() Header {
 	return Header{Type: f.Kind, Flags: f.Flags, Length: uint32(len(f.Body))}
@@ -103,7 +111,37 @@ func (f Abort) appendBody(b []byte) []byte {
 	return append(binary.BigEndian.AppendUint16(b, uint16(f.Code)), TruncateReason(f.Reason)...)
 }
 func (f Refused) appendBody(b []byte) []byte {
-	return append(binary.BigEndian.AppendUint16(b, uint16(f.Code)), TruncateReason(f.Reason)...)
+	r := TruncateReason(f.Reason)
+	b = binary.BigEndian.AppendUint16(b, uint16(f.Code))
+	b = binary.BigEndian.AppendUint16(b, uint16(len(r)))
+	b = append(b, r...)
+	b = appendStr8(b, f.RedirectName, MaxNameLen)
+	return appendStr8(b, f.RedirectAddr, MaxAddrLen)
+}
+
+func parseRefused(body []byte) (Refused, error) {
+	f := Refused{Code: Code(binary.BigEndian.Uint16(body))}
+	n := int(binary.BigEndian.Uint16(body[2:]))
+	if n > MaxReason || len(body) < 4+n {
+		return f, malformed("REFUSED: reason of %d bytes", n)
+	}
+	r := body[4 : 4+n]
+	if !utf8.Valid(r) {
+		return f, malformed("REFUSED: reason is not UTF-8")
+	}
+	f.Reason = string(r)
+	var err error
+	rest := body[4+n:]
+	if f.RedirectName, rest, err = parseStr8(rest, MaxNameLen, "REFUSED redirect name"); err != nil {
+		return f, err
+	}
+	if f.RedirectAddr, rest, err = parseStr8(rest, MaxAddrLen, "REFUSED redirect address"); err != nil {
+		return f, err
+	}
+	if len(rest) != 0 {
+		return f, malformed("REFUSED: %d trailing bytes", len(rest))
+	}
+	return f, nil
 }
 func (f Extension) appendBody(b []byte) []byte { return append(b, f.Body...) }
 
@@ -138,8 +176,15 @@ func Decode(h Header, body []byte) (Frame, error) {
 		c, r, err := parseCodeReason(h.Type, body)
 		return Abort{Code: c, Reason: r}, err
 	case TypeRefused:
-		c, r, err := parseCodeReason(h.Type, body)
-		return Refused{Code: c, Reason: r}, err
+		return parseRefused(body)
+	case TypeMembers:
+		return parseMembers(body)
+	case TypeMove:
+		return parseMove(body)
+	case TypeMark:
+		return ParseMark(body), nil
+	case TypeVerify:
+		return ParseVerify(body)
 	case TypeHello:
 		return ParseHello(body)
 	case TypeWelcome:
@@ -154,10 +199,7 @@ func Decode(h Header, body []byte) (Frame, error) {
 		p.Positions = parsePositions(body[MACLen:])
 		return p, nil
 	case TypeResumed:
-		p := Resumed{}
-		copy(p.MAC[:], body)
-		p.Positions = parsePositions(body[MACLen:])
-		return p, nil
+		return parseResumed(body)
 	}
 	return nil, malformed("unknown frame type 0x%02x", uint8(h.Type))
 }

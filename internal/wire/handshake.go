@@ -3,16 +3,20 @@ package wire
 import "encoding/binary"
 
 const (
-	helloFixedLen  = 16
-	helloNewLen    = helloFixedLen + KeyLen
-	helloResumeLen = helloFixedLen + SessionIDLen + NonceLen
-	welcomeLen     = 2 + SessionIDLen + KeyLen + 4 + 4 + 2 + 2 + 2
-	positionsLen   = 32
-	resumeMsgLen   = MACLen + positionsLen
+	helloFixedLen     = 16
+	helloNewLen       = helloFixedLen + KeyLen
+	helloResumeMinLen = helloFixedLen + SessionIDLen + NonceLen + 8 + 1
+	helloResumeMaxLen = helloResumeMinLen + MaxNameLen
+	welcomeMinLen     = 2 + SessionIDLen + KeyLen + 4 + 4 + 2 + 2 + 8 + 1
+	welcomeMaxLen     = welcomeMinLen + MaxNameLen
+	positionsLen      = 40
+	proofLen          = MACLen + positionsLen
+	resumedMinLen     = MACLen + positionsLen + 8 + 1 + 1
+	resumedMaxLen     = resumedMinLen + MaxNameLen
 )
 
 // Hello opens a link: a new session (Resume false, Key set) or a resume
-// (Resume true, Session and Nonce set).
+// (Resume true, Session, Nonce, Epoch and Origin set).
 type Hello struct {
 	MinVersion, MaxVersion uint8
 	Resume                 bool
@@ -23,17 +27,27 @@ type Hello struct {
 	Key                    [KeyLen]byte       // new session: client's X25519 public key
 	Session                [SessionIDLen]byte // resume: the session
 	Nonce                  [NonceLen]byte     // resume: fresh client nonce
+	Epoch                  uint64             // resume: the session's epoch as the client knows it
+	Origin                 string             // resume: the member that served the session last
 }
+
+// Welcome flags.
+const (
+	WelcomePool uint8 = 0x01 // the server is a pool member: checkpoints and moves apply
+)
 
 // Welcome accepts a new session.
 type Welcome struct {
 	Version                uint8
+	Flags                  uint8
 	Session                [SessionIDLen]byte
 	Key                    [KeyLen]byte // server's X25519 public key
 	Window                 uint32
 	Retention              uint32
 	KeepAliveMillis        uint16
 	KeepAliveTimeoutMillis uint16
+	Epoch                  uint64
+	Node                   string // the serving member's name (empty when standalone)
 }
 
 // Challenge carries the server's fresh nonce for a resume.
@@ -43,7 +57,8 @@ type Challenge struct{ Nonce [NonceLen]byte }
 type Positions struct {
 	Received uint64 // incoming bytes received: the peer resumes sending here
 	Limit    uint64 // flow-control limit for the peer
-	Release  uint64 // first retained outgoing byte
+	Release  uint64 // the peer may free its output before this position
+	Retained uint64 // first outgoing byte this side still holds
 	Written  uint64 // outgoing bytes written
 }
 
@@ -53,10 +68,18 @@ type Proof struct {
 	Positions
 }
 
+// Resumed flags.
+const (
+	ResumedRestored uint8 = 0x01 // restored from a checkpoint: output resumes at Written
+)
+
 // Resumed is the server's acceptance of a Proof.
 type Resumed struct {
 	MAC [MACLen]byte
 	Positions
+	Epoch uint64
+	Flags uint8
+	Node  string
 }
 
 func (Hello) Type() Type     { return TypeHello }
@@ -67,14 +90,18 @@ func (Resumed) Type() Type   { return TypeResumed }
 
 func (f Hello) header() Header {
 	if f.Resume {
-		return Header{Type: TypeHello, Length: helloResumeLen}
+		return Header{Type: TypeHello, Length: uint32(helloResumeMinLen + min(len(f.Origin), MaxNameLen))}
 	}
 	return Header{Type: TypeHello, Length: helloNewLen}
 }
-func (Welcome) header() Header   { return Header{Type: TypeWelcome, Length: welcomeLen} }
+func (f Welcome) header() Header {
+	return Header{Type: TypeWelcome, Length: uint32(welcomeMinLen + min(len(f.Node), MaxNameLen))}
+}
 func (Challenge) header() Header { return Header{Type: TypeChallenge, Length: NonceLen} }
-func (Proof) header() Header     { return Header{Type: TypeProof, Length: resumeMsgLen} }
-func (Resumed) header() Header   { return Header{Type: TypeResumed, Length: resumeMsgLen} }
+func (Proof) header() Header     { return Header{Type: TypeProof, Length: proofLen} }
+func (f Resumed) header() Header {
+	return Header{Type: TypeResumed, Length: uint32(resumedMinLen + min(len(f.Node), MaxNameLen))}
+}
 
 func (f Hello) appendBody(b []byte) []byte {
 	mode := byte(0)
@@ -88,7 +115,9 @@ func (f Hello) appendBody(b []byte) []byte {
 	b = binary.BigEndian.AppendUint16(b, f.KeepAliveTimeoutMillis)
 	if f.Resume {
 		b = append(b, f.Session[:]...)
-		return append(b, f.Nonce[:]...)
+		b = append(b, f.Nonce[:]...)
+		b = binary.BigEndian.AppendUint64(b, f.Epoch)
+		return appendStr8(b, f.Origin, MaxNameLen)
 	}
 	return append(b, f.Key[:]...)
 }
@@ -96,7 +125,7 @@ func (f Hello) appendBody(b []byte) []byte {
 // ParseHello decodes a HELLO body.
 func ParseHello(body []byte) (Hello, error) {
 	var h Hello
-	if len(body) != helloNewLen && len(body) != helloResumeLen {
+	if len(body) < helloFixedLen {
 		return h, malformed("HELLO: body of %d bytes", len(body))
 	}
 	h.MinVersion, h.MaxVersion = body[0], body[1]
@@ -113,13 +142,6 @@ func ParseHello(body []byte) (Hello, error) {
 	if body[3] != 0 {
 		return h, malformed("HELLO: reserved byte set")
 	}
-	want := helloNewLen
-	if h.Resume {
-		want = helloResumeLen
-	}
-	if len(body) != want {
-		return h, malformed("HELLO: body of %d bytes for mode %d", len(body), body[2])
-	}
 	h.Window = binary.BigEndian.Uint32(body[4:])
 	h.Retention = binary.BigEndian.Uint32(body[8:])
 	h.KeepAliveMillis = binary.BigEndian.Uint16(body[12:])
@@ -128,12 +150,27 @@ func ParseHello(body []byte) (Hello, error) {
 		return h, err
 	}
 	rest := body[helloFixedLen:]
-	if h.Resume {
-		copy(h.Session[:], rest)
-		copy(h.Nonce[:], rest[SessionIDLen:])
-	} else {
+	if !h.Resume {
+		if len(rest) != KeyLen {
+			return h, malformed("HELLO: new-session body of %d bytes", len(body))
+		}
 		copy(h.Key[:], rest)
+		return h, nil
 	}
+	if len(body) < helloResumeMinLen {
+		return h, malformed("HELLO: resume body of %d bytes", len(body))
+	}
+	rest = rest[copy(h.Session[:], rest):]
+	rest = rest[copy(h.Nonce[:], rest):]
+	h.Epoch = binary.BigEndian.Uint64(rest)
+	origin, rest, err := parseStr8(rest[8:], MaxNameLen, "HELLO origin")
+	if err != nil {
+		return h, err
+	}
+	if len(rest) != 0 {
+		return h, malformed("HELLO: %d trailing bytes", len(rest))
+	}
+	h.Origin = origin
 	return h, nil
 }
 
@@ -145,25 +182,26 @@ func checkKeepAlive(what string, interval, timeout uint16) error {
 }
 
 func (f Welcome) appendBody(b []byte) []byte {
-	b = append(b, f.Version, 0)
+	b = append(b, f.Version, f.Flags)
 	b = append(b, f.Session[:]...)
 	b = append(b, f.Key[:]...)
 	b = binary.BigEndian.AppendUint32(b, f.Window)
 	b = binary.BigEndian.AppendUint32(b, f.Retention)
 	b = binary.BigEndian.AppendUint16(b, f.KeepAliveMillis)
 	b = binary.BigEndian.AppendUint16(b, f.KeepAliveTimeoutMillis)
-	return append(b, 0, 0)
+	b = binary.BigEndian.AppendUint64(b, f.Epoch)
+	return appendStr8(b, f.Node, MaxNameLen)
 }
 
 // ParseWelcome decodes a WELCOME body.
 func ParseWelcome(body []byte) (Welcome, error) {
 	var w Welcome
-	if len(body) != welcomeLen {
+	if len(body) < welcomeMinLen || len(body) > welcomeMaxLen {
 		return w, malformed("WELCOME: body of %d bytes", len(body))
 	}
-	w.Version = body[0]
-	if w.Version == 0 || body[1] != 0 || body[welcomeLen-2] != 0 || body[welcomeLen-1] != 0 {
-		return w, malformed("WELCOME: bad version or reserved bytes")
+	w.Version, w.Flags = body[0], body[1]
+	if w.Version == 0 || w.Flags&^WelcomePool != 0 {
+		return w, malformed("WELCOME: bad version %d or flags 0x%02x", w.Version, w.Flags)
 	}
 	p := 2
 	p += copy(w.Session[:], body[p:])
@@ -172,6 +210,15 @@ func ParseWelcome(body []byte) (Welcome, error) {
 	w.Retention = binary.BigEndian.Uint32(body[p+4:])
 	w.KeepAliveMillis = binary.BigEndian.Uint16(body[p+8:])
 	w.KeepAliveTimeoutMillis = binary.BigEndian.Uint16(body[p+10:])
+	w.Epoch = binary.BigEndian.Uint64(body[p+12:])
+	node, rest, err := parseStr8(body[p+20:], MaxNameLen, "WELCOME node")
+	if err != nil {
+		return w, err
+	}
+	if len(rest) != 0 {
+		return w, malformed("WELCOME: %d trailing bytes", len(rest))
+	}
+	w.Node = node
 	return w, checkKeepAlive("WELCOME", w.KeepAliveMillis, w.KeepAliveTimeoutMillis)
 }
 
@@ -181,15 +228,51 @@ func (f Proof) appendBody(b []byte) []byte {
 	return f.Positions.AppendTo(append(b, f.MAC[:]...))
 }
 
+// Fields returns the bytes the client's MAC covers.
+func (f Proof) Fields() []byte { return f.Positions.AppendTo(nil) }
+
 func (f Resumed) appendBody(b []byte) []byte {
-	return f.Positions.AppendTo(append(b, f.MAC[:]...))
+	return append(append(b, f.MAC[:]...), f.Fields()...)
 }
 
-// AppendTo appends the 32-byte encoding of p (also the input of the resume MACs).
+// Fields returns the bytes the server's MAC covers: everything after the MAC.
+func (f Resumed) Fields() []byte {
+	b := f.Positions.AppendTo(make([]byte, 0, resumedMaxLen))
+	b = binary.BigEndian.AppendUint64(b, f.Epoch)
+	b = append(b, f.Flags)
+	return appendStr8(b, f.Node, MaxNameLen)
+}
+
+func parseResumed(body []byte) (Resumed, error) {
+	var r Resumed
+	if len(body) < resumedMinLen {
+		return r, malformed("RESUMED: body of %d bytes", len(body))
+	}
+	copy(r.MAC[:], body)
+	r.Positions = parsePositions(body[MACLen:])
+	p := MACLen + positionsLen
+	r.Epoch = binary.BigEndian.Uint64(body[p:])
+	r.Flags = body[p+8]
+	if r.Flags&^ResumedRestored != 0 {
+		return r, malformed("RESUMED: undefined flags 0x%02x", r.Flags)
+	}
+	node, rest, err := parseStr8(body[p+9:], MaxNameLen, "RESUMED node")
+	if err != nil {
+		return r, err
+	}
+	if len(rest) != 0 {
+		return r, malformed("RESUMED: %d trailing bytes", len(rest))
+	}
+	r.Node = node
+	return r, nil
+}
+
+// AppendTo appends the 40-byte encoding of p.
 func (p Positions) AppendTo(b []byte) []byte {
 	b = binary.BigEndian.AppendUint64(b, p.Received)
 	b = binary.BigEndian.AppendUint64(b, p.Limit)
 	b = binary.BigEndian.AppendUint64(b, p.Release)
+	b = binary.BigEndian.AppendUint64(b, p.Retained)
 	return binary.BigEndian.AppendUint64(b, p.Written)
 }
 
@@ -198,6 +281,7 @@ func parsePositions(b []byte) Positions {
 		Received: binary.BigEndian.Uint64(b[0:]),
 		Limit:    binary.BigEndian.Uint64(b[8:]),
 		Release:  binary.BigEndian.Uint64(b[16:]),
-		Written:  binary.BigEndian.Uint64(b[24:]),
+		Retained: binary.BigEndian.Uint64(b[24:]),
+		Written:  binary.BigEndian.Uint64(b[32:]),
 	}
 }

@@ -40,6 +40,10 @@ const (
 	TypeFin       Type = 0x05
 	TypeClose     Type = 0x06
 	TypeAbort     Type = 0x07
+	TypeMembers   Type = 0x08
+	TypeMove      Type = 0x09
+	TypeMark      Type = 0x0A
+	TypeVerify    Type = 0x0B
 	TypeHello     Type = 0x10
 	TypeWelcome   Type = 0x11
 	TypeChallenge Type = 0x12
@@ -53,7 +57,8 @@ const (
 
 var typeNames = map[Type]string{
 	TypeData: "DATA", TypeAck: "ACK", TypePing: "PING", TypePong: "PONG",
-	TypeFin: "FIN", TypeClose: "CLOSE", TypeAbort: "ABORT", TypeHello: "HELLO",
+	TypeFin: "FIN", TypeClose: "CLOSE", TypeAbort: "ABORT", TypeMembers: "MEMBERS",
+	TypeMove: "MOVE", TypeMark: "MARK", TypeVerify: "VERIFY", TypeHello: "HELLO",
 	TypeWelcome: "WELCOME", TypeChallenge: "CHALLENGE", TypeProof: "PROOF",
 	TypeResumed: "RESUMED", TypeRefused: "REFUSED",
 }

@@ -29,15 +29,25 @@ func sampleFrames() []Frame {
 		Close{End: 12345},
 		Abort{Code: CodeNotRetained, Reason: "position 5 not retained"},
 		Refused{Code: CodeUnknownSession, Reason: ""},
+		Refused{Code: CodeMoved, Reason: "moved", RedirectName: "node-b", RedirectAddr: "10.0.0.2:7000"},
 		Hello{MinVersion: 1, MaxVersion: 1, Window: 1 << 20, Retention: 1 << 21,
 			KeepAliveMillis: 1000, KeepAliveTimeoutMillis: 5000, Key: key},
 		Hello{MinVersion: 1, MaxVersion: 3, Resume: true, Window: 4096, Retention: 8192,
-			KeepAliveMillis: 10, KeepAliveTimeoutMillis: 11, Session: sid, Nonce: nonce},
+			KeepAliveMillis: 10, KeepAliveTimeoutMillis: 11, Session: sid, Nonce: nonce, Epoch: 3, Origin: "node-a"},
 		Welcome{Version: 1, Session: sid, Key: key, Window: 1, Retention: 2,
 			KeepAliveMillis: 100, KeepAliveTimeoutMillis: 500},
+		Welcome{Version: 1, Flags: WelcomePool, Session: sid, Key: key, Window: 1, Retention: 2,
+			KeepAliveMillis: 100, KeepAliveTimeoutMillis: 500, Epoch: 1, Node: "node-a"},
 		Challenge{Nonce: nonce},
-		Proof{MAC: key, Positions: Positions{Received: 1, Limit: 2, Release: 3, Written: 4}},
-		Resumed{MAC: nonce, Positions: Positions{Received: 5, Limit: 6, Release: 7, Written: 8}},
+		Proof{MAC: key, Positions: Positions{Received: 1, Limit: 2, Release: 3, Retained: 3, Written: 4}},
+		Resumed{MAC: nonce, Positions: Positions{Received: 5, Limit: 6, Release: 7, Retained: 7, Written: 8}},
+		Resumed{MAC: nonce, Positions: Positions{Received: 5, Limit: 6, Release: 7, Written: 8},
+			Epoch: 9, Flags: ResumedRestored, Node: "node-c"},
+		Members{List: []MemberInfo{{Name: "a", Addr: "127.0.0.1:1", Sessions: 3}, {Name: "b", Addr: "[::1]:2", Draining: true}}},
+		Members{List: []MemberInfo{}},
+		Move{Reason: MoveDrain, Name: "b", Addr: "127.0.0.1:2"},
+		Mark{Seq: 1, Out: 2, In: 3},
+		Verify{From: 10, To: 20, CRC: 0xdeadbeef},
 		Extension{Kind: 0x90, Flags: 3, Body: []byte{1, 2, 3}},
 	}
 }
@@ -62,6 +72,9 @@ func normalize(f Frame) Frame {
 		return v
 	case Extension:
 		v.Body = append([]byte{}, v.Body...)
+		return v
+	case Members:
+		v.List = append([]MemberInfo{}, v.List...)
 		return v
 	}
 	return f
@@ -89,7 +102,8 @@ func TestParseHeaderRejects(t *testing.T) {
 }
 
 func TestDecodeRejects(t *testing.T) {
-	hello := AppendFrame(nil, sampleFrames()[9])
+	hello := AppendFrame(nil, Hello{MinVersion: 1, MaxVersion: 1, Window: 1 << 20, Retention: 1 << 21,
+		KeepAliveMillis: 1000, KeepAliveTimeoutMillis: 5000})
 	badVersion := append([]byte{}, hello...)
 	badVersion[HeaderLen] = 2 // min > max
 	badMode := append([]byte{}, hello...)

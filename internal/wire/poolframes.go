@@ -1,0 +1,179 @@
+package wire
+
+import "encoding/binary"
+
+// Limits of the pool frames.
+const (
+	MaxMembers     = 1024       // members in one MEMBERS frame
+	maxMembersBody = 64<<10 - 1 // MEMBERS body bound
+	markLen        = 24
+	verifyLen      = 20
+)
+
+// MemberInfo is one pool member as a client sees it.
+type MemberInfo struct {
+	Name     string
+	Addr     string // where clients connect
+	Sessions uint32 // load
+	Draining bool
+}
+
+// Members tells a client the pool's members (server to client).
+type Members struct{ List []MemberInfo }
+
+// MoveReason says why a server asks its client to move.
+type MoveReason uint8
+
+// Move reasons.
+const (
+	MoveRequested MoveReason = 1 // the server application asked (Conn.Migrate)
+	MoveDrain     MoveReason = 2 // the server is draining
+	MoveBalance   MoveReason = 3 // the pool is unevenly loaded
+)
+
+// Move asks the client to move its session to another member.
+type Move struct {
+	Reason MoveReason
+	Name   string
+	Addr   string
+}
+
+// Mark tells the client, at output position Out, that the server application
+// checkpointed there (sequence Seq, having consumed In bytes of input).
+type Mark struct{ Seq, Out, In uint64 }
+
+// Verify is the client's digest (CRC-32C) of the output bytes [From, To) it
+// received, sent to a server that restored the session at From.
+type Verify struct {
+	From, To uint64
+	CRC      uint32
+}
+
+func (Members) Type() Type { return TypeMembers }
+func (Move) Type() Type    { return TypeMove }
+func (Mark) Type() Type    { return TypeMark }
+func (Verify) Type() Type  { return TypeVerify }
+
+func (f Members) header() Header {
+	return Header{Type: TypeMembers, Length: uint32(len(f.appendBody(nil)))}
+}
+func (f Move) header() Header { return Header{Type: TypeMove, Length: uint32(len(f.appendBody(nil)))} }
+func (Mark) header() Header   { return Header{Type: TypeMark, Length: markLen} }
+func (Verify) header() Header { return Header{Type: TypeVerify, Length: verifyLen} }
+
+func (f Members) appendBody(b []byte) []byte {
+	list := f.List
+	if len(list) > MaxMembers {
+		list = list[:MaxMembers]
+	}
+	b = binary.BigEndian.AppendUint16(b, uint16(len(list)))
+	for _, m := range list {
+		flags := byte(0)
+		if m.Draining {
+			flags = 1
+		}
+		b = append(b, flags)
+		b = binary.BigEndian.AppendUint32(b, m.Sessions)
+		b = appendStr8(b, m.Name, MaxNameLen)
+		b = appendStr8(b, m.Addr, MaxAddrLen)
+	}
+	return b
+}
+
+func parseMembers(body []byte) (Members, error) {
+	var f Members
+	n := int(binary.BigEndian.Uint16(body))
+	if n > MaxMembers {
+		return f, malformed("MEMBERS: %d members", n)
+	}
+	rest := body[2:]
+	f.List = make([]MemberInfo, 0, min(n, len(rest)/7))
+	for i := 0; i < n; i++ {
+		if len(rest) < 5 {
+			return f, malformed("MEMBERS: truncated member %d", i)
+		}
+		var m MemberInfo
+		if rest[0]&^1 != 0 {
+			return f, malformed("MEMBERS: undefined flags 0x%02x", rest[0])
+		}
+		m.Draining = rest[0] == 1
+		m.Sessions = binary.BigEndian.Uint32(rest[1:])
+		var err error
+		if m.Name, rest, err = parseStr8(rest[5:], MaxNameLen, "MEMBERS name"); err != nil {
+			return f, err
+		}
+		if m.Addr, rest, err = parseStr8(rest, MaxAddrLen, "MEMBERS address"); err != nil {
+			return f, err
+		}
+		f.List = append(f.List, m)
+	}
+	if len(rest) != 0 {
+		return f, malformed("MEMBERS: %d trailing bytes", len(rest))
+	}
+	return f, nil
+}
+
+func (f Move) appendBody(b []byte) []byte {
+	b = append(b, byte(f.Reason))
+	b = appendStr8(b, f.Name, MaxNameLen)
+	return appendStr8(b, f.Addr, MaxAddrLen)
+}
+
+func parseMove(body []byte) (Move, error) {
+	f := Move{Reason: MoveReason(body[0])}
+	if f.Reason < MoveRequested || f.Reason > MoveBalance {
+		return f, malformed("MOVE: unknown reason %d", body[0])
+	}
+	var err error
+	rest := body[1:]
+	if f.Name, rest, err = parseStr8(rest, MaxNameLen, "MOVE name"); err != nil {
+		return f, err
+	}
+	if f.Addr, rest, err = parseStr8(rest, MaxAddrLen, "MOVE address"); err != nil {
+		return f, err
+	}
+	if len(rest) != 0 {
+		return f, malformed("MOVE: %d trailing bytes", len(rest))
+	}
+	return f, nil
+}
+
+func (f Mark) appendBody(b []byte) []byte {
+	b = binary.BigEndian.AppendUint64(b, f.Seq)
+	b = binary.BigEndian.AppendUint64(b, f.Out)
+	return binary.BigEndian.AppendUint64(b, f.In)
+}
+
+// ParseMark decodes a MARK body (24 bytes, checked by ParseHeader).
+func ParseMark(body []byte) Mark {
+	return Mark{
+		Seq: binary.BigEndian.Uint64(body),
+		Out: binary.BigEndian.Uint64(body[8:]),
+		In:  binary.BigEndian.Uint64(body[16:]),
+	}
+}
+
+func (f Verify) appendBody(b []byte) []byte {
+	b = binary.BigEndian.AppendUint64(b, f.From)
+	b = binary.BigEndian.AppendUint64(b, f.To)
+	return binary.BigEndian.AppendUint32(b, f.CRC)
+}
+
+// ParseVerify decodes a VERIFY body (20 bytes, checked by ParseHeader).
+func ParseVerify(body []byte) (Verify, error) {
+	f := Verify{
+		From: binary.BigEndian.Uint64(body),
+		To:   binary.BigEndian.Uint64(body[8:]),
+		CRC:  binary.BigEndian.Uint32(body[16:]),
+	}
+	if f.From > f.To {
+		return f, malformed("VERIFY: range [%d, %d)", f.From, f.To)
+	}
+	return f, nil
+}
+
+// ParseMembers decodes a MEMBERS body.
+func ParseMembers(body []byte) (Members, error) { return parseMembers(body) }
+
+// ParseMove decodes a MOVE body.
+func ParseMove(body []byte) (Move, error) { return parseMove(body) }

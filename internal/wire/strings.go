@@ -1,0 +1,34 @@
+package wire
+
+import "unicode/utf8"
+
+// Limits of the short strings carried in frames.
+const (
+	MaxNameLen = 64  // a pool member's node name
+	MaxAddrLen = 255 // a host:port address
+)
+
+// appendStr8 appends s with a one-byte length prefix; s must fit in max.
+func appendStr8(b []byte, s string, max int) []byte {
+	if len(s) > max {
+		s = s[:max]
+	}
+	return append(append(b, byte(len(s))), s...)
+}
+
+// parseStr8 reads a one-byte-length-prefixed UTF-8 string of at most max
+// bytes from the front of b.
+func parseStr8(b []byte, max int, what string) (string, []byte, error) {
+	if len(b) < 1 {
+		return "", nil, malformed("%s: missing length", what)
+	}
+	n := int(b[0])
+	if n > max || len(b) < 1+n {
+		return "", nil, malformed("%s: length %d (max %d, %d bytes left)", what, n, max, len(b)-1)
+	}
+	s := b[1 : 1+n]
+	if !utf8.Valid(s) {
+		return "", nil, malformed("%s: not UTF-8", what)
+	}
+	return string(s), b[1+n:], nil
+}
