@@ -1,0 +1,119 @@
+package snapshot
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func sample() *Record {
+	r := &Record{Epoch: 2, Seq: 7, InPos: 100, OutPos: 200, State: []byte("state"),
+		Params: Params{ClientWindow: 1 << 20, ClientRetention: 1 << 21, KeepAliveMillis: 1000, KeepAliveTimeoutMillis: 4000},
+		Origin: "node-a"}
+	copy(r.Session[:], "0123456789abcdef")
+	r.Secret[0] = 9
+	return r
+}
+
+func TestRoundTrip(t *testing.T) {
+	r := sample()
+	b, err := r.Marshal()
+	require.NoError(t, err)
+	got, err := Unmarshal(b, 0)
+	require.NoError(t, err)
+	require.Equal(t, r, got)
+}
+
+func TestUnmarshalRejects(t *testing.T) {
+	b, err := sample().Marshal()
+	require.NoError(t, err)
+	_, err = Unmarshal(append([]byte{9}, b[1:]...), 0)
+	require.ErrorIs(t, err, ErrMalformed)
+	_, err = Unmarshal(b[:len(b)-3], 0)
+	require.ErrorIs(t, err, ErrMalformed)
+	_, err = Unmarshal(b, 10)
+	require.ErrorIs(t, err, ErrTooLarge)
+}
+
+func TestChoose(t *testing.T) {
+	recs := []*Record{
+		{Seq: 0, InPos: 0, OutPos: 0},
+		{Seq: 1, InPos: 50, OutPos: 40},
+		{Seq: 2, InPos: 90, OutPos: 80},
+	}
+	require.Equal(t, uint64(2), Choose(recs, 80, 0).Seq)
+	require.Equal(t, uint64(1), Choose(recs, 79, 0).Seq, "the client lacks output before seq 2's")
+	require.Equal(t, uint64(2), Choose(recs, 100, 60).Seq)
+	require.Nil(t, Choose(recs, 79, 60), "the client freed input seq 1 needs")
+}
+
+func TestStoreFencesOldEpochs(t *testing.T) {
+	s := NewStore(3, 0)
+	r := sample()
+	require.NoError(t, s.Put(r))
+	newer := r.Clone()
+	newer.Epoch, newer.Seq = 3, 1
+	require.NoError(t, s.Put(newer))
+	require.Len(t, s.Records(r.Session), 1, "a new epoch replaces the old records")
+	old := r.Clone()
+	old.Seq = 8
+	require.ErrorIs(t, s.Put(old), ErrStaleEpoch)
+	s.Fence(r.Session, 5)
+	require.Empty(t, s.Records(r.Session))
+	require.ErrorIs(t, s.Put(newer), ErrStaleEpoch)
+}
+
+func TestStoreKeepsNewest(t *testing.T) {
+	s := NewStore(2, 0)
+	r := sample()
+	for seq := uint64(1); seq <= 5; seq++ {
+		c := r.Clone()
+		c.Seq = seq
+		require.NoError(t, s.Put(c))
+	}
+	recs := s.Records(r.Session)
+	require.Len(t, recs, 2)
+	require.Equal(t, []uint64{4, 5}, []uint64{recs[0].Seq, recs[1].Seq})
+	s.PruneBefore(r.Session, 5)
+	require.Len(t, s.Records(r.Session), 1)
+	s.Delete(r.Session)
+	require.Equal(t, 0, s.Len())
+}
+
+func TestStoreBound(t *testing.T) {
+	s := NewStore(2, 10)
+	r := sample()
+	r.State = bytes.Repeat([]byte("x"), 8)
+	require.NoError(t, s.Put(r))
+	c := r.Clone()
+	c.Seq++
+	require.ErrorIs(t, s.Put(c), ErrTooLarge)
+}
+
+// FuzzUnmarshal: arbitrary bytes never panic, and an accepted record
+// re-encodes to a record that decodes equal.
+func FuzzUnmarshal(f *testing.F) {
+	b, _ := sample().Marshal()
+	f.Add(b)
+	empty, _ := (&Record{}).Marshal()
+	f.Add(empty)
+	f.Add([]byte{1, 0xdf, 0xff, 0xff, 0xff, 0xff})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		r, err := Unmarshal(in, 1<<16)
+		if err != nil {
+			return
+		}
+		b, err := r.Marshal()
+		if err != nil {
+			t.Fatalf("re-encoding: %v", err)
+		}
+		r2, err := Unmarshal(b, 1<<17)
+		if err != nil {
+			t.Fatalf("decoding the re-encoding: %v", err)
+		}
+		if r2.Seq != r.Seq || !bytes.Equal(r2.State, r.State) || r2.Origin != r.Origin {
+			t.Fatalf("round trip changed the record")
+		}
+	})
+}

@@ -1,0 +1,143 @@
+package snapshot
+
+import (
+	"fmt"
+	"sort"
+	"sync"
+)
+
+// Store keeps the recent checkpoints of many sessions, newest epoch only:
+// a record of an older epoch than the session's newest is refused, which
+// fences a server that lost the session.
+type Store struct {
+	mu     sync.Mutex
+	keep   int
+	byID   map[[16]byte]*entry
+	bytes  int
+	maxAll int
+}
+
+type entry struct {
+	epoch uint64
+	recs  []*Record // ascending Seq
+}
+
+// NewStore returns a store keeping up to keep records per session and at
+// most maxBytes of state in all (0: unbounded).
+func NewStore(keep, maxBytes int) *Store {
+	if keep < 1 {
+		keep = 1
+	}
+	return &Store{keep: keep, byID: make(map[[16]byte]*entry), maxAll: maxBytes}
+}
+
+// Put adds r. It fails with ErrStaleEpoch if the session is known at a newer
+// epoch, and with ErrTooLarge if the store is full.
+func (s *Store) Put(r *Record) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.byID[r.Session]
+	if e == nil {
+		e = &entry{epoch: r.Epoch}
+		s.byID[r.Session] = e
+	}
+	if r.Epoch < e.epoch {
+		return fmt.Errorf("%w: record of epoch %d, session at %d", ErrStaleEpoch, r.Epoch, e.epoch)
+	}
+	if r.Epoch > e.epoch {
+		s.dropLocked(e)
+		e.epoch = r.Epoch
+	}
+	if s.maxAll > 0 && s.bytes+len(r.State) > s.maxAll {
+		return fmt.Errorf("%w: store holds %d bytes of state", ErrTooLarge, s.bytes)
+	}
+	i := sort.Search(len(e.recs), func(i int) bool { return e.recs[i].Seq >= r.Seq })
+	if i < len(e.recs) && e.recs[i].Seq == r.Seq {
+		s.bytes -= len(e.recs[i].State)
+		e.recs[i] = r
+	} else {
+		e.recs = append(e.recs, nil)
+		copy(e.recs[i+1:], e.recs[i:])
+		e.recs[i] = r
+	}
+	s.bytes += len(r.State)
+	for len(e.recs) > s.keep {
+		s.bytes -= len(e.recs[0].State)
+		e.recs = e.recs[1:]
+	}
+	return nil
+}
+
+func (s *Store) dropLocked(e *entry) {
+	for _, r := range e.recs {
+		s.bytes -= len(r.State)
+	}
+	e.recs = nil
+}
+
+// Fence raises the session's epoch to at least epoch, dropping older records.
+func (s *Store) Fence(session [16]byte, epoch uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.byID[session]
+	if e == nil {
+		s.byID[session] = &entry{epoch: epoch}
+		return
+	}
+	if epoch > e.epoch {
+		s.dropLocked(e)
+		e.epoch = epoch
+	}
+}
+
+// Epoch returns the newest epoch known for the session (0 if unknown).
+func (s *Store) Epoch(session [16]byte) uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e := s.byID[session]; e != nil {
+		return e.epoch
+	}
+	return 0
+}
+
+// Records returns the session's records, oldest first.
+func (s *Store) Records(session [16]byte) []*Record {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.byID[session]
+	if e == nil {
+		return nil
+	}
+	return append([]*Record(nil), e.recs...)
+}
+
+// PruneBefore drops the session's records older than seq.
+func (s *Store) PruneBefore(session [16]byte, seq uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.byID[session]
+	if e == nil {
+		return
+	}
+	for len(e.recs) > 0 && e.recs[0].Seq < seq {
+		s.bytes -= len(e.recs[0].State)
+		e.recs = e.recs[1:]
+	}
+}
+
+// Delete forgets the session.
+func (s *Store) Delete(session [16]byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e := s.byID[session]; e != nil {
+		s.dropLocked(e)
+		delete(s.byID, session)
+	}
+}
+
+// Len returns the number of sessions held.
+func (s *Store) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.byID)
+}
