@@ -63,6 +63,15 @@ type Stream struct {
 	advLimit   uint64
 	advRelease uint64
 	advFinSeen bool
+
+	// Regeneration after a restore (restore.go): writes before absorbTo are
+	// digested, not sent.
+	absorbFrom, absorbTo uint64
+	absorbCRC            uint32
+
+	// Checkpoint marks to announce in the output (restore.go).
+	marks    []wire.Mark
+	nextMark int
 }
 
 // New returns the Stream of a new session: every position is 0, and the peer
@@ -103,7 +112,11 @@ func (s *Stream) Write(p []byte) (int, error) {
 	if s.end != Open {
 		return 0, ErrWriteAfterEnd
 	}
-	return s.out.write(p), nil
+	n := 0
+	if s.out.end() < s.absorbTo {
+		n = s.absorb(p)
+	}
+	return n + s.out.write(p[n:]), nil
 }
 
 // CanSend reports whether NextData or NextEnd has something for the link.
@@ -111,7 +124,8 @@ func (s *Stream) CanSend() bool {
 	if s.peerEnd == Closed {
 		return false // the peer reads no more
 	}
-	return s.sent < min(s.out.end(), s.peerLimit) || s.endDue()
+	return s.sent < min(s.out.end(), s.peerLimit) || s.endDue() ||
+		(s.nextMark < len(s.marks) && s.marks[s.nextMark].Out <= s.sent)
 }
 
 // NextData takes up to max bytes to send from the retained output, in one or
@@ -120,6 +134,9 @@ func (s *Stream) CanSend() bool {
 // stay valid until the peer releases them.
 func (s *Stream) NextData(max int) (seq uint64, a, b []byte) {
 	to := min(s.out.end(), s.peerLimit, s.sent+uint64(max))
+	if s.nextMark < len(s.marks) {
+		to = min(to, max64(s.marks[s.nextMark].Out, s.sent)) // stop at the next mark
+	}
 	if to <= s.sent || s.peerEnd == Closed {
 		return s.sent, nil, nil
 	}
@@ -177,6 +194,7 @@ func (s *Stream) OnAck(a wire.Ack) error {
 	}
 	s.out.discard(a.Release)
 	s.peerLimit = a.Limit
+	s.pruneMarks()
 	return nil
 }
 
@@ -298,6 +316,9 @@ func (s *Stream) Positions() wire.Positions {
 // Resume applies the peer's positions on a new link: output resumes from
 // the peer's Received, which must still be retained.
 func (s *Stream) Resume(peer wire.Positions) error {
+	if s.Regenerating() {
+		return s.resumeRegenerating(peer)
+	}
 	if peer.Received < s.out.start || peer.Received > s.out.end() {
 		return fmt.Errorf("%w: peer needs position %d, retained [%d, %d)",
 			ErrNotRetained, peer.Received, s.out.start, s.out.end())
@@ -310,8 +331,12 @@ func (s *Stream) Resume(peer wire.Positions) error {
 	s.peerLimit = peer.Limit
 	s.endSent = false
 	s.advFinSeen = false // tell the peer again on the new link
+	s.pruneMarks()
+	s.resendMarksFrom(peer.Received)
 	return nil
 }
+
+func max64(a, b uint64) uint64 { return max(a, b) }
 
 // DiscardInput drops the buffered input: the application reads no more.
 func (s *Stream) DiscardInput() {
