@@ -3,6 +3,7 @@ package mtcp
 import (
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"hash"
 	"io"
 	"log/slog"
@@ -35,8 +36,10 @@ func startEchoServer(t *testing.T, ln *Listener) *echoServer {
 				return
 			}
 			s.wg.Add(1)
+			debugConns.Store(c, true)
 			go func() {
 				defer s.wg.Done()
+				defer debugConns.Delete(c)
 				defer c.Close()
 				h := sha256.New()
 				_, err := io.Copy(c, io.TeeReader(c, h))
@@ -108,6 +111,16 @@ func echoTransfer(c net.Conn, n int64, seed uint64, onProgress func(int64)) tran
 	}()
 	h := sha256.New()
 	buf := make([]byte, 64<<10)
+	stuck := time.AfterFunc(30*time.Second, func() {
+		fmt.Println("TRANSFER STUCK: client:", c.(*Conn).debugState())
+		debugConns.Range(func(k, _ any) bool {
+			if sc, ok := k.(*Conn); ok {
+				fmt.Println("TRANSFER STUCK: server:", sc.debugState())
+			}
+			return true
+		})
+	})
+	defer stuck.Stop()
 	for {
 		k, err := c.Read(buf)
 		h.Write(buf[:k])
@@ -134,6 +147,10 @@ func digestOf(n int64, seed uint64) []byte {
 }
 
 var _ hash.Hash = sha256.New()
+
+// debugConns holds the server ends of test sessions, to describe them when
+// a transfer is stuck.
+var debugConns sync.Map
 
 func requireTransferOK(t *testing.T, res transferResult, n int64, seed uint64, serverDigest []byte) {
 	t.Helper()

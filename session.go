@@ -117,6 +117,7 @@ func (c *Conn) attachLocked(nc net.Conn, br *bufio.Reader) *link {
 	l.start()
 	signal(c.bgWake)
 	signal(c.readable) // a waiting Read may read the new link itself
+	signal(c.writable) // the resume may have released retained output
 	return l
 }
 
