@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"sync"
@@ -109,10 +110,14 @@ func (c *Client) roundTrip(ctx context.Context, cc *clientConn, msg []byte) (r r
 	setRequestTimeout(msg, time.Until(dl))
 	_ = cc.nc.SetDeadline(dl)
 	stop := context.AfterFunc(ctx, func() { _ = cc.nc.SetDeadline(time.Unix(1, 0)) })
-	sent, err = cc.sec.writeFrame(msg)
 	var p []byte
-	if err == nil {
-		p, err = cc.sec.readFrame()
+	if sent, err = cc.sec.writeFrame(msg); err != nil {
+		err = fmt.Errorf("sending request: %w", err)
+	} else if p, err = cc.sec.readFrame(); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = fmt.Errorf("server closed the connection before answering: %w", io.ErrUnexpectedEOF)
+		}
+		err = fmt.Errorf("awaiting response: %w", err)
 	}
 	if !stop() && err == nil {
 		err = ctx.Err() // the deadline was cut short under a finished exchange

@@ -33,7 +33,7 @@ func appendRequest(dst []byte, timeoutMS uint32, kind string, body []byte) []byt
 
 // setRequestTimeout rewrites the timeout of an encoded request.
 func setRequestTimeout(msg []byte, d time.Duration) {
-	ms := d.Milliseconds()
+	ms := (d + time.Millisecond - 1).Milliseconds() // rounded up: the server never ends first
 	switch {
 	case ms < 1:
 		ms = 1

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -41,6 +42,12 @@ const (
 	CodeTooLarge = "too_large"
 	// CodeInternal: the handler panicked or its response could not be encoded.
 	CodeInternal = "internal"
+	// CodeDeadlineExceeded: the handler failed with context.DeadlineExceeded
+	// (typically its context's deadline, which is the caller's).
+	CodeDeadlineExceeded = "deadline_exceeded"
+	// CodeCanceled: the handler failed with context.Canceled (typically
+	// because the server is closing).
+	CodeCanceled = "canceled"
 )
 
 // maxCodeLen and maxErrorMessage bound a RemoteError on the wire.
@@ -52,7 +59,9 @@ const (
 // RemoteError is an error returned by the remote handler (or by the remote
 // server on its behalf). It is errors.As-able; errors.Is matches another
 // *RemoteError with the same Code, and the sentinel of a transport code
-// (ErrUnknownKind for CodeUnknownKind, ErrTooLarge for CodeTooLarge).
+// (ErrUnknownKind for CodeUnknownKind, ErrTooLarge for CodeTooLarge,
+// context.DeadlineExceeded and context.Canceled for CodeDeadlineExceeded
+// and CodeCanceled).
 type RemoteError struct {
 	Code    string
 	Message string
@@ -73,6 +82,10 @@ func (e *RemoteError) Is(target error) bool {
 		return target == ErrUnknownKind
 	case CodeTooLarge:
 		return target == ErrTooLarge
+	case CodeDeadlineExceeded:
+		return target == context.DeadlineExceeded
+	case CodeCanceled:
+		return target == context.Canceled
 	}
 	return false
 }
@@ -88,10 +101,13 @@ func remoteErrorOf(err error) *RemoteError {
 	}
 	code := CodeError
 	var c coder
-	if errors.As(err, &c) {
-		if cc := c.TransportCode(); cc != "" {
-			code = cc
-		}
+	switch {
+	case errors.As(err, &c) && c.TransportCode() != "":
+		code = c.TransportCode()
+	case errors.Is(err, context.DeadlineExceeded):
+		code = CodeDeadlineExceeded
+	case errors.Is(err, context.Canceled):
+		code = CodeCanceled
 	}
 	return truncateRemote(code, err.Error())
 }

@@ -16,9 +16,10 @@ import (
 //
 // The returned value is sent back msgpack-encoded (nil is fine). A returned
 // error reaches the caller as a *RemoteError with the error's text as
-// Message; its Code is CodeError, or what the error (or one it wraps)
-// returns from a method TransportCode() string; a returned *RemoteError
-// keeps its Code and Message.
+// Message; its Code is what the error (or one it wraps) returns from a
+// method TransportCode() string, else CodeDeadlineExceeded or CodeCanceled
+// for the context errors, else CodeError; a returned *RemoteError keeps
+// its Code and Message.
 //
 // ctx is cancelled when the caller's deadline passes, when the caller gives
 // up (its connection closes), and when the Server closes. A panic is
