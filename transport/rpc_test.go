@@ -82,8 +82,10 @@ func TestConcurrentCalls(t *testing.T) {
 	for err := range errs {
 		require.NoError(t, err)
 	}
-	require.LessOrEqual(t, ln.n.Load(), int64(workers), "one connection per concurrent call at most")
+	require.Less(t, ln.n.Load(), int64(workers*calls), "connections are reused")
 	require.LessOrEqual(t, c.idleCount(addr), DefaultMaxIdlePerAddr)
+	require.Eventually(t, func() bool { return s.openCount() <= DefaultMaxIdlePerAddr }, 2*time.Second,
+		5*time.Millisecond, "the connections the pool does not keep are closed")
 }
 
 // codedError chooses its RemoteError code.
