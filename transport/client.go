@@ -57,6 +57,9 @@ func (c *Client) Call(ctx context.Context, addr, kind string, req, resp any) err
 	if kind == "" || len(kind) > MaxKindLen {
 		return fmt.Errorf("transport: kind must be 1 to %d bytes, got %d", MaxKindLen, len(kind))
 	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("transport: call %q to %s: %w", kind, addr, err)
+	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.cfg.CallTimeout)

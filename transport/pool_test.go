@@ -2,8 +2,10 @@ package transport
 
 import (
 	"context"
+	"errors"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -106,4 +108,74 @@ func TestMaxConns(t *testing.T) {
 	require.Greater(t, waited, 200*time.Millisecond, "b waited for a's connection to idle out")
 	require.Less(t, waited, 2*time.Second)
 	require.EqualValues(t, 2, ln.n.Load())
+}
+
+// flakyConn fails its writes or reads on demand.
+type flakyConn struct {
+	net.Conn
+	failWrite, failRead atomic.Bool
+}
+
+func (f *flakyConn) Write(p []byte) (int, error) {
+	if f.failWrite.Load() {
+		return 0, errors.New("injected write failure")
+	}
+	return f.Conn.Write(p)
+}
+
+func (f *flakyConn) Read(p []byte) (int, error) {
+	if f.failRead.Load() {
+		return 0, errors.New("injected read failure")
+	}
+	return f.Conn.Read(p)
+}
+
+// TestRetryOnlyUnsent: a call is retried on a fresh connection when its
+// request could not be written, and never once it was.
+func TestRetryOnlyUnsent(t *testing.T) {
+	leakCheck(t)
+	s, _ := startServer(t, nil)
+	var served atomic.Int64
+	s.Handle("count", func(ctx context.Context, from string, decode func(any) error) (any, error) {
+		return served.Add(1), nil
+	})
+	addr := s.Addr().String()
+	var mu sync.Mutex
+	var conns []*flakyConn
+	c := newClient(t, func(cfg *Config) {
+		cfg.Dial = func(ctx context.Context, addr string) (net.Conn, error) {
+			var d net.Dialer
+			nc, err := d.DialContext(ctx, "tcp", addr)
+			if err != nil {
+				return nil, err
+			}
+			f := &flakyConn{Conn: nc}
+			mu.Lock()
+			conns = append(conns, f)
+			mu.Unlock()
+			return f, nil
+		}
+	})
+	dialed := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(conns)
+	}
+	ctx := ctxTimeout(t, 5*time.Second)
+
+	var n int64
+	require.NoError(t, c.Call(ctx, addr, "count", nil, &n))
+	require.EqualValues(t, 1, n)
+
+	conns[0].failWrite.Store(true) // the pooled connection breaks before the request
+	require.NoError(t, c.Call(ctx, addr, "count", nil, &n))
+	require.EqualValues(t, 2, n, "served once, on a fresh connection")
+	require.Equal(t, 2, dialed())
+
+	conns[1].failRead.Store(true) // the request goes out, the answer is lost
+	err := c.Call(ctx, addr, "count", nil, &n)
+	require.ErrorContains(t, err, "injected read failure")
+	require.Eventually(t, func() bool { return served.Load() == 3 }, 2*time.Second, 5*time.Millisecond)
+	require.Equal(t, 2, dialed(), "a request that was sent is not sent again")
+	require.EqualValues(t, 3, served.Load())
 }

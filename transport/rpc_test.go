@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/migratory/mtcp/internal/memnet"
 	"github.com/stretchr/testify/require"
 )
 
@@ -344,4 +345,30 @@ func TestConfig(t *testing.T) {
 	key[0]++
 	require.Equal(t, testKey, c.cfg.Key)
 	require.NoError(t, c.Close())
+}
+
+// TestInMemory runs a Server on an in-memory listener and a Client whose
+// Dial reaches it.
+func TestInMemory(t *testing.T) {
+	leakCheck(t)
+	ln := memnet.Listen("ctl-a")
+	s, err := NewServer(ln, Config{NodeName: "a", Key: testKey})
+	require.NoError(t, err)
+	defer s.Close()
+	s.Handle("echo", echoHandler)
+	dials := 0
+	c, err := NewClient(Config{NodeName: "b", Key: testKey, Dial: func(ctx context.Context, addr string) (net.Conn, error) {
+		dials++
+		require.Equal(t, "ctl-a", addr)
+		return ln.Dial(ctx, "mem", addr)
+	}})
+	require.NoError(t, err)
+	defer c.Close()
+	ctx := ctxTimeout(t, 5*time.Second)
+	for i := range 10 {
+		var got echoMsg
+		require.NoError(t, c.Call(ctx, "ctl-a", "echo", echoMsg{Text: "mem", N: i}, &got))
+		require.Equal(t, echoMsg{Text: "b:mem", N: i + 1}, got)
+	}
+	require.Equal(t, 1, dials)
 }
