@@ -66,19 +66,27 @@
 //	                       nonce = 4 zero bytes || u64 frame counter,
 //	                       plaintext = message, additional data = the 4 length bytes)
 //
-// The frame counter of each direction starts at 0 and counts frames. A
-// receiver checks 16 <= length <= its max + 16 before it allocates the
-// body; a frame longer than that, or one that fails to open (tampered,
-// replayed, reordered, or under another key), ends the connection.
+// The frame counter of each direction starts at 0 and counts frames (a
+// connection ends after 2^48 of them). A receiver checks
+// 16 <= length <= its max + 16 before it allocates the body; a frame
+// longer than that, or one that fails to open (tampered, replayed,
+// reordered, or under another key), ends the connection.
 //
 // # Messages
 //
 // A frame's plaintext is one message, by its first byte:
 //
-//	request  = 0x01, timeout (u32 milliseconds the caller waits; 0: unsaid),
-//	           kindLen (1 byte, >= 1), kind, body (msgpack)
+//	request  = 0x01, timeout (u32: milliseconds the caller still waits,
+//	           rounded up; 0: unsaid), kindLen (1 byte, >= 1), kind, body (msgpack)
 //	response = 0x02, body (msgpack)
-//	error    = 0x03, codeLen (1 byte, >= 1), code, message (at most 8 KiB)
+//	error    = 0x03, codeLen (1 byte, >= 1), code, message (text, at most 8 KiB)
+//
+// The server runs the handler of kind with a context whose deadline is
+// timeout after the request arrived. The codes the server itself uses are
+// "unknown_kind" (no handler), "bad_request" (the body does not decode),
+// "too_large", "internal" (a panic, an unencodable response),
+// "deadline_exceeded" and "canceled" (the handler failed with a context
+// error), and "error" (a handler error that names no code).
 //
 // A client sends one request at a time on a connection and waits for its
 // response or error; a request sent before the previous one is answered is a

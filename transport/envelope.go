@@ -74,9 +74,7 @@ func appendResponse(dst, body []byte) []byte {
 // message so that the whole stays within limit bytes.
 func appendErrorResponse(dst []byte, e *RemoteError, limit int) []byte {
 	e = truncateRemote(e.Code, e.Message)
-	if room := limit - 2 - len(e.Code); len(e.Message) > room {
-		e.Message = e.Message[:max(room, 0)]
-	}
+	e.Message = cutText(e.Message, max(limit-2-len(e.Code), 0))
 	dst = append(dst, msgError, byte(len(e.Code)))
 	dst = append(dst, e.Code...)
 	return append(dst, e.Message...)

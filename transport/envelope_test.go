@@ -77,3 +77,10 @@ func TestResponseEncoding(t *testing.T) {
 		require.ErrorIs(t, err, ErrProtocol, "%x", bad)
 	}
 }
+
+func TestCutText(t *testing.T) {
+	require.Equal(t, "abc", cutText("abc", 5))
+	require.Equal(t, "ab", cutText("abc", 2))
+	require.Equal(t, "a", cutText("aé", 2), "a rune is not split")
+	require.Equal(t, "", cutText("é", 1))
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"unicode/utf8"
 )
 
 // Sentinel errors. Errors returned by this package wrap them; test with errors.Is.
@@ -117,13 +118,18 @@ func truncateRemote(code, msg string) *RemoteError {
 	if code == "" {
 		code = CodeError
 	}
-	if len(code) > maxCodeLen {
-		code = code[:maxCodeLen]
+	return &RemoteError{Code: cutText(code, maxCodeLen), Message: cutText(msg, maxErrorMessage)}
+}
+
+// cutText returns s cut to at most n bytes, at a rune boundary.
+func cutText(s string, n int) string {
+	if len(s) <= n {
+		return s
 	}
-	if len(msg) > maxErrorMessage {
-		msg = msg[:maxErrorMessage]
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
-	return &RemoteError{Code: code, Message: msg}
+	return s[:n]
 }
 
 // decodeError is what the decode function given to a Handler returns when
