@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"time"
 )
 
@@ -75,23 +76,16 @@ func (c *Client) put(cc *clientConn) {
 func (c *Client) expire(cc *clientConn) {
 	c.mu.Lock()
 	list := c.idle[cc.addr]
-	found := false
-	for i, x := range list {
-		if x == cc {
-			list = append(list[:i], list[i+1:]...)
-			found = true
-			break
-		}
-	}
-	if found {
-		if len(list) == 0 {
-			delete(c.idle, cc.addr)
-		} else {
-			c.idle[cc.addr] = list
-		}
+	i := slices.Index(list, cc)
+	switch {
+	case i < 0:
+	case len(list) == 1:
+		delete(c.idle, cc.addr)
+	default:
+		c.idle[cc.addr] = slices.Delete(list, i, i+1)
 	}
 	c.mu.Unlock()
-	if found {
+	if i >= 0 {
 		c.discard(cc)
 	}
 }
