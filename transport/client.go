@@ -1,0 +1,179 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// Client calls other members. It keeps a few idle authenticated
+// connections per address and is safe for concurrent use.
+type Client struct {
+	cfg     Config
+	log     *slog.Logger
+	authKey []byte
+
+	mu     sync.Mutex
+	closed bool
+	idle   map[string][]*clientConn // per address, oldest first
+	open   map[*clientConn]struct{} // every connection, idle or busy
+}
+
+// NewClient returns a Client. It fails with ErrNoKey when cfg.Key is too short.
+func NewClient(cfg Config) (*Client, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	return &Client{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		authKey: authKey(cfg.Key),
+		idle:    make(map[string][]*clientConn),
+		open:    make(map[*clientConn]struct{}),
+	}, nil
+}
+
+// Call sends a request of kind, msgpack-encoded from req, to the member
+// listening at addr and waits for the answer, which it decodes into resp
+// (resp may be nil to discard it). Without a deadline on ctx the call is
+// bounded by CallTimeout; the server's handler gets the same deadline.
+//
+// Errors: a *RemoteError from the handler (or from the server:
+// ErrUnknownKind, ErrTooLarge match it); ErrTooLarge when the request
+// exceeds this end's or the server's MaxMessage (nothing is sent);
+// ErrAuth when the pool keys differ; ctx's error (context.DeadlineExceeded
+// or context.Canceled) when ctx ends first; ErrClosed after Close. A
+// connection that breaks before the request is written is replaced and
+// the request sent once more; once written, a request is never resent.
+func (c *Client) Call(ctx context.Context, addr, kind string, req, resp any) error {
+	if kind == "" || len(kind) > MaxKindLen {
+		return fmt.Errorf("transport: kind must be 1 to %d bytes, got %d", MaxKindLen, len(kind))
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("transport: call %q to %s: %w", kind, addr, err)
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.cfg.CallTimeout)
+		defer cancel()
+	}
+	body, err := msgpack.Marshal(req)
+	if err != nil {
+		return fmt.Errorf("transport: encoding %q request: %w", kind, err)
+	}
+	msg := appendRequest(make([]byte, 0, requestHeader+len(kind)+len(body)), 0, kind, body)
+	if len(msg) > c.cfg.MaxMessage {
+		return fmt.Errorf("%w: %q request of %d bytes exceeds MaxMessage %d", ErrTooLarge, kind, len(msg), c.cfg.MaxMessage)
+	}
+	for attempt := 1; ; attempt++ {
+		cc, err := c.get(ctx, addr)
+		if err != nil {
+			return c.callError(ctx, kind, addr, err)
+		}
+		if len(msg) > cc.sec.maxSend {
+			c.put(cc)
+			return fmt.Errorf("%w: %q request of %d bytes exceeds the %d bytes that %s accepts",
+				ErrTooLarge, kind, len(msg), cc.sec.maxSend, addr)
+		}
+		r, sent, err := c.roundTrip(ctx, cc, msg)
+		if err != nil {
+			c.discard(cc)
+			if !sent && attempt == 1 && ctx.Err() == nil && !c.isClosed() {
+				c.log.Debug("transport: connection broke before the request was sent; retrying",
+					"addr", addr, "kind", kind, "err", err)
+				continue
+			}
+			return c.callError(ctx, kind, addr, err)
+		}
+		c.put(cc)
+		if r.Err != nil {
+			return r.Err
+		}
+		if resp != nil {
+			if err := msgpack.Unmarshal(r.Body, resp); err != nil {
+				return fmt.Errorf("transport: decoding %q response from %s: %w", kind, addr, err)
+			}
+		}
+		return nil
+	}
+}
+
+// roundTrip writes msg on cc and reads the response, all within ctx.
+// sent reports whether the request was written whole.
+func (c *Client) roundTrip(ctx context.Context, cc *clientConn, msg []byte) (r response, sent bool, err error) {
+	dl, _ := ctx.Deadline()
+	setRequestTimeout(msg, time.Until(dl))
+	_ = cc.nc.SetDeadline(dl)
+	stop := context.AfterFunc(ctx, func() { _ = cc.nc.SetDeadline(time.Unix(1, 0)) })
+	var p []byte
+	if sent, err = cc.sec.writeFrame(msg); err != nil {
+		err = fmt.Errorf("sending request: %w", err)
+	} else if p, err = cc.sec.readFrame(); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = fmt.Errorf("server closed the connection before answering: %w", io.ErrUnexpectedEOF)
+		}
+		err = fmt.Errorf("awaiting response: %w", err)
+	}
+	if !stop() && err == nil {
+		err = ctx.Err() // the deadline was cut short under a finished exchange
+	}
+	if err != nil {
+		return r, sent, err
+	}
+	r, err = parseResponse(p)
+	return r, true, err
+}
+
+// callError gives err the context of the call, and makes a failure caused
+// by ctx or by Close say so.
+func (c *Client) callError(ctx context.Context, kind, addr string, err error) error {
+	switch {
+	case c.isClosed():
+		return fmt.Errorf("transport: call %q to %s: %w", kind, addr, ErrClosed)
+	case ctx.Err() != nil:
+		return fmt.Errorf("transport: call %q to %s: %w (%v)", kind, addr, ctx.Err(), err)
+	case errors.Is(err, os.ErrDeadlineExceeded) && deadlinePassed(ctx):
+		return fmt.Errorf("transport: call %q to %s: %w (%w)", kind, addr, context.DeadlineExceeded, err)
+	}
+	return fmt.Errorf("transport: call %q to %s: %w", kind, addr, err)
+}
+
+func deadlinePassed(ctx context.Context) bool {
+	dl, ok := ctx.Deadline()
+	return ok && !time.Now().Before(dl)
+}
+
+// Close closes every connection, idle or in use: calls in flight fail with
+// ErrClosed, and so do later calls.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil
+	}
+	c.closed = true
+	for _, list := range c.idle {
+		for _, cc := range list {
+			cc.timer.Stop()
+		}
+	}
+	c.idle = nil
+	for cc := range c.open {
+		_ = cc.nc.Close()
+	}
+	return nil
+}
+
+func (c *Client) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
+}

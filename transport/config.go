@@ -1,0 +1,116 @@
+package transport
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+	"unicode/utf8"
+)
+
+// Limits and defaults of Config.
+const (
+	// MinKeyLen is the shortest pool key accepted.
+	MinKeyLen = 16
+	// MaxNameLen is the longest NodeName (it travels with a one-byte length).
+	MaxNameLen = 255
+	// MaxKindLen is the longest request kind.
+	MaxKindLen = 255
+	// MinMessage and MaxMessageLimit bound Config.MaxMessage.
+	MinMessage      = 1 << 10
+	MaxMessageLimit = 1 << 30
+
+	DefaultMaxMessage       = 16 << 20
+	DefaultHandshakeTimeout = 5 * time.Second
+	DefaultCallTimeout      = 10 * time.Second
+	DefaultMaxConns         = 256
+	DefaultIdleTimeout      = 60 * time.Second
+	DefaultMaxIdlePerAddr   = 4
+)
+
+// Config configures a Server or a Client. The zero value of every field but
+// Key means its default; Key is required.
+type Config struct {
+	// NodeName is this member's name, sent in the handshake; a server's
+	// handlers see the caller's as their from argument. At most 255 bytes
+	// of UTF-8.
+	NodeName string
+	// Key is the pool key shared by all members (at least MinKeyLen bytes,
+	// else ErrNoKey). It is copied.
+	Key []byte
+	// Logger receives connection-level events (failed handshakes, dropped
+	// peers). Nil: silent.
+	Logger *slog.Logger
+	// MaxMessage is the largest encoded request or response this end sends
+	// or accepts, in bytes (default 16 MiB, at least 1 KiB, at most 1 GiB).
+	// Each end announces its own in the handshake, and a sender respects the
+	// smaller of the two.
+	MaxMessage int
+	// HandshakeTimeout bounds dialing plus the handshake (default 5 s).
+	HandshakeTimeout time.Duration
+	// CallTimeout is a Call's timeout when its context has no deadline, and
+	// bounds a server's write of a response (default 10 s).
+	CallTimeout time.Duration
+	// MaxConns is the number of inbound connections a Server serves at once
+	// (default 256); further connections wait in the listen backlog.
+	MaxConns int
+	// IdleTimeout: a Server closes an inbound connection that carries no
+	// request for this long; a Client closes a pooled connection idle for
+	// half of it, so that with equal settings the client always closes first
+	// (default 60 s).
+	IdleTimeout time.Duration
+	// MaxIdlePerAddr is the number of idle connections a Client keeps per
+	// address (default 4).
+	MaxIdlePerAddr int
+	// Dial, if set, replaces the Client's TCP dial (for tests, proxies or
+	// in-memory networks). It must honour ctx.
+	Dial func(ctx context.Context, addr string) (net.Conn, error)
+}
+
+// withDefaults validates cfg and returns a copy with every default filled in.
+func (cfg Config) withDefaults() (Config, error) {
+	if len(cfg.Key) < MinKeyLen {
+		return cfg, ErrNoKey
+	}
+	cfg.Key = append([]byte(nil), cfg.Key...)
+	if len(cfg.NodeName) > MaxNameLen || !utf8.ValidString(cfg.NodeName) {
+		return cfg, fmt.Errorf("transport: NodeName must be at most %d bytes of UTF-8", MaxNameLen)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MaxMessage == 0 {
+		cfg.MaxMessage = DefaultMaxMessage
+	}
+	if cfg.MaxMessage < MinMessage || cfg.MaxMessage > MaxMessageLimit {
+		return cfg, fmt.Errorf("transport: MaxMessage %d out of range [%d, %d]",
+			cfg.MaxMessage, MinMessage, MaxMessageLimit)
+	}
+	for _, d := range []struct {
+		p   *time.Duration
+		def time.Duration
+		n   string
+	}{
+		{&cfg.HandshakeTimeout, DefaultHandshakeTimeout, "HandshakeTimeout"},
+		{&cfg.CallTimeout, DefaultCallTimeout, "CallTimeout"},
+		{&cfg.IdleTimeout, DefaultIdleTimeout, "IdleTimeout"},
+	} {
+		if *d.p == 0 {
+			*d.p = d.def
+		}
+		if *d.p < 0 {
+			return cfg, fmt.Errorf("transport: negative %s", d.n)
+		}
+	}
+	if cfg.MaxConns == 0 {
+		cfg.MaxConns = DefaultMaxConns
+	}
+	if cfg.MaxIdlePerAddr == 0 {
+		cfg.MaxIdlePerAddr = DefaultMaxIdlePerAddr
+	}
+	if cfg.MaxConns < 0 || cfg.MaxIdlePerAddr < 0 {
+		return cfg, fmt.Errorf("transport: negative MaxConns or MaxIdlePerAddr")
+	}
+	return cfg, nil
+}

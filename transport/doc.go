@@ -1,0 +1,118 @@
+// Package transport is the control plane between the members of an mtcp
+// pool: an authenticated, encrypted request/response RPC over TCP that
+// carries session handovers, checkpoint replication and fetches.
+//
+// A Server answers requests with one Handler per kind; a Client calls a
+// member by address, reusing a few idle authenticated connections per
+// address. Bodies are msgpack (github.com/vmihailenco/msgpack/v5). Every
+// connection is authenticated with the pool key shared by all members and
+// encrypted with keys fresh to that connection.
+//
+// # Handshake
+//
+// All integers are big-endian. The dialing side (client) and the accepting
+// side (server) each send one hello:
+//
+//	hello = magic "mtcp-ctl" (8 bytes)
+//	        version (1 byte, = 1)
+//	        nonce (32 random bytes, fresh per connection)
+//	        pub (32 bytes: a fresh X25519 public key)
+//	        max (u32: the largest message plaintext this side accepts, >= 1024)
+//	        nameLen (1 byte) name (nameLen bytes of UTF-8: the NodeName)
+//
+// and the exchange is
+//
+//	client -> server   CH = hello
+//	server -> client   SH = hello, then serverProof (32 bytes)
+//	client -> server   clientProof (32 bytes)
+//
+// with, for K the pool key (at least 16 bytes) and T = CH || SH (the exact
+// bytes sent, without the proof):
+//
+//	authKey     = HKDF-SHA256(secret K, salt empty, info "mtcp transport v1 auth", 32 bytes)
+//	serverProof = HMAC-SHA256(authKey, "mtcp transport v1 server proof" || T)
+//	clientProof = HMAC-SHA256(authKey, "mtcp transport v1 client proof" || T)
+//
+// Each side compares the proof it receives with the one it computes using
+// hmac.Equal (constant time) and aborts with ErrAuth on a mismatch: the
+// client before it sends its own proof (so a wrong key on either side is
+// seen by the client first), the server before it reads any request.
+// Since each proof covers the other side's fresh nonce, a recorded
+// handshake is useless against a later one; the distinct labels keep one
+// side's proof from being reflected as the other's. A hello with another
+// magic, version or a max below 1024 ends the handshake (ErrProtocol,
+// ErrVersion); there is no negotiation. The whole handshake must finish
+// within HandshakeTimeout.
+//
+// # Traffic keys
+//
+// With Z = X25519(own private key, peer's pub) (an all-zero Z is refused):
+//
+//	ikm  = K || Z
+//	salt = SHA-256(T)
+//	c2s  = HKDF-SHA256(ikm, salt, info "mtcp transport v1 client to server", 32 bytes)
+//	s2c  = HKDF-SHA256(ikm, salt, info "mtcp transport v1 server to client", 32 bytes)
+//
+// c2s keys AES-256-GCM for the frames the client sends, s2c for the
+// server's. The pool key authenticates; the ephemeral X25519 exchange gives
+// forward secrecy: a pool key leaked later does not open recorded traffic.
+//
+// # Frames
+//
+// After the handshake each direction is a sequence of frames:
+//
+//	frame = length (u32: the ciphertext length, tag included)
+//	        ciphertext = AES-256-GCM-Seal(key of the direction,
+//	                       nonce = 4 zero bytes || u64 frame counter,
+//	                       plaintext = message, additional data = the 4 length bytes)
+//
+// The frame counter of each direction starts at 0 and counts frames (a
+// connection ends after 2^48 of them). A receiver checks
+// 16 <= length <= its max + 16 before it allocates the body; a frame
+// longer than that, or one that fails to open (tampered, replayed,
+// reordered, or under another key), ends the connection.
+//
+// # Messages
+//
+// A frame's plaintext is one message, by its first byte:
+//
+//	request  = 0x01, timeout (u32: milliseconds the caller still waits,
+//	           rounded up; 0: unsaid), kindLen (1 byte, >= 1), kind, body (msgpack)
+//	response = 0x02, body (msgpack)
+//	error    = 0x03, codeLen (1 byte, >= 1), code, message (text, at most 8 KiB)
+//
+// The server runs the handler of kind with a context whose deadline is
+// timeout after the request arrived. The codes the server itself uses are
+// "unknown_kind" (no handler), "bad_request" (the body does not decode),
+// "too_large", "internal" (a panic, an unencodable response),
+// "deadline_exceeded" and "canceled" (the handler failed with a context
+// error), and "error" (a handler error that names no code).
+//
+// A client sends one request at a time on a connection and waits for its
+// response or error; a request sent before the previous one is answered is a
+// protocol error. A sender never sends a message larger than the smaller of
+// its own max and the peer's (a request fails locally with ErrTooLarge; a
+// response becomes an error with code "too_large").
+//
+// # Timeouts, pooling and retries
+//
+// A Call's deadline is its context's, or CallTimeout from now; the server
+// runs the handler under the same deadline (sent in the request) and
+// cancels it when the caller's connection closes. A call whose context
+// ends closes its connection. A Server closes an inbound connection idle
+// for IdleTimeout and holds at most MaxConns connections (handshaking or
+// authenticated); others wait in the listen backlog. A Client keeps up to
+// MaxIdlePerAddr idle connections per address for IdleTimeout/2, and
+// checks before reuse that the peer has not closed one. A connection that
+// fails before the request is written whole is replaced and the request
+// sent once more; a request written whole is never resent, since its
+// handler may have run.
+//
+// # Bounded cost
+//
+// An unauthenticated peer costs one connection slot, a 4 KiB read buffer
+// and at most HandshakeTimeout; garbage fails at the magic, and the hello's
+// lengths are one byte. An authenticated peer cannot make the server
+// allocate more than max + 16 bytes per frame. msgpack decoding applies its
+// own allocation limits to bodies.
+package transport

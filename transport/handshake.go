@@ -1,0 +1,107 @@
+package transport
+
+import (
+	"bufio"
+	"crypto/ecdh"
+	"crypto/hmac"
+	"crypto/rand"
+	"fmt"
+	"io"
+)
+
+// handshakeResult is an authenticated connection's state.
+type handshakeResult struct {
+	sec      *secureConn
+	peerName string
+}
+
+// newHello returns this side's hello and its ephemeral X25519 key.
+func newHello(cfg *Config) (*hello, *ecdh.PrivateKey, error) {
+	priv, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, nil, fmt.Errorf("generating X25519 key: %w", err)
+	}
+	h := &hello{Version: helloVersion, MaxMessage: uint32(cfg.MaxMessage), Name: cfg.NodeName}
+	_, _ = rand.Read(h.Nonce[:]) // never fails (Go 1.24+)
+	copy(h.Pub[:], priv.PublicKey().Bytes())
+	return h, priv, nil
+}
+
+// clientHandshake runs the dialing side of the handshake on rw (reads go
+// through br). The caller sets deadlines.
+func clientHandshake(rw io.ReadWriter, br *bufio.Reader, cfg *Config, ak []byte) (*handshakeResult, error) {
+	ch, priv, err := newHello(cfg)
+	if err != nil {
+		return nil, err
+	}
+	transcript := appendHello(make([]byte, 0, 2*(helloFixed+MaxNameLen)), ch)
+	if _, err := rw.Write(transcript); err != nil {
+		return nil, fmt.Errorf("sending client hello: %w", err)
+	}
+	sh, shRaw, err := readHello(br)
+	if err != nil {
+		return nil, fmt.Errorf("server hello: %w", err)
+	}
+	got, err := readProof(br)
+	if err != nil {
+		return nil, fmt.Errorf("server proof: %w", err)
+	}
+	transcript = append(transcript, shRaw...)
+	want := proof(ak, labelServer, transcript)
+	if !hmac.Equal(got[:], want[:]) {
+		return nil, fmt.Errorf("%w: server %q did not prove the pool key", ErrAuth, sh.Name)
+	}
+	mine := proof(ak, labelClient, transcript)
+	if _, err := rw.Write(mine[:]); err != nil {
+		return nil, fmt.Errorf("sending client proof: %w", err)
+	}
+	return finish(rw, br, cfg, priv, &sh, transcript, false)
+}
+
+// serverHandshake runs the accepting side of the handshake on rw (reads go
+// through br). The caller sets deadlines.
+func serverHandshake(rw io.ReadWriter, br *bufio.Reader, cfg *Config, ak []byte) (*handshakeResult, error) {
+	ch, transcript, err := readHello(br)
+	if err != nil {
+		return nil, fmt.Errorf("client hello: %w", err)
+	}
+	sh, priv, err := newHello(cfg)
+	if err != nil {
+		return nil, err
+	}
+	shStart := len(transcript)
+	transcript = appendHello(transcript, sh)
+	mine := proof(ak, labelServer, transcript)
+	out := append(transcript[shStart:len(transcript):len(transcript)], mine[:]...)
+	if _, err := rw.Write(out); err != nil {
+		return nil, fmt.Errorf("sending server hello: %w", err)
+	}
+	got, err := readProof(br)
+	if err != nil {
+		return nil, fmt.Errorf("client proof: %w", err)
+	}
+	want := proof(ak, labelClient, transcript)
+	if !hmac.Equal(got[:], want[:]) {
+		return nil, fmt.Errorf("%w: client %q did not prove the pool key", ErrAuth, ch.Name)
+	}
+	return finish(rw, br, cfg, priv, &ch, transcript, true)
+}
+
+// finish derives the traffic keys once both proofs are checked.
+func finish(rw io.ReadWriter, br *bufio.Reader, cfg *Config, priv *ecdh.PrivateKey,
+	peer *hello, transcript []byte, server bool) (*handshakeResult, error) {
+	shared, err := sharedSecret(priv, peer.Pub)
+	if err != nil {
+		return nil, err
+	}
+	c2s, s2c, err := trafficKeys(cfg.Key, shared, transcript)
+	if err != nil {
+		return nil, err
+	}
+	send, recv := c2s, s2c
+	if server {
+		send, recv = s2c, c2s
+	}
+	sec := newSecureConn(rw, br, send, recv, min(cfg.MaxMessage, int(peer.MaxMessage)), cfg.MaxMessage)
+	return &handshakeResult{sec: sec, peerName: peer.Name}, nil
+}

@@ -1,0 +1,181 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestPoolReuse(t *testing.T) {
+	leakCheck(t)
+	s, ln := startServer(t, nil)
+	s.Handle("echo", echoHandler)
+	c := newClient(t, func(cfg *Config) { cfg.MaxIdlePerAddr = 2 })
+	addr := s.Addr().String()
+	ctx := ctxTimeout(t, 5*time.Second)
+
+	for range 50 {
+		require.NoError(t, c.Call(ctx, addr, "echo", echoMsg{Text: "x"}, nil))
+	}
+	require.EqualValues(t, 1, ln.n.Load(), "sequential calls share one connection")
+	require.Equal(t, 1, c.idleCount(addr))
+
+	// Concurrent calls open more, and the pool keeps at most MaxIdlePerAddr.
+	var wg sync.WaitGroup
+	gate := make(chan struct{})
+	s.Handle("gate", func(ctx context.Context, from string, decode func(any) error) (any, error) {
+		<-gate
+		return nil, nil
+	})
+	errs := make([]error, 5)
+	for i := range errs {
+		wg.Go(func() { errs[i] = c.Call(ctx, addr, "gate", nil, nil) })
+	}
+	require.Eventually(t, func() bool { return ln.n.Load() == 5 }, 2*time.Second, 5*time.Millisecond)
+	close(gate)
+	wg.Wait()
+	for _, err := range errs {
+		require.NoError(t, err)
+	}
+	require.Equal(t, 2, c.idleCount(addr))
+	require.Eventually(t, func() bool { return s.openCount() == 2 }, 2*time.Second, 5*time.Millisecond,
+		"the connections the pool did not keep are closed")
+}
+
+// TestPoolStaleConnection: a pooled connection that the server closed
+// (idle timeout, restart) is noticed before use and replaced.
+func TestPoolStaleConnection(t *testing.T) {
+	leakCheck(t)
+	s, ln := startServer(t, func(cfg *Config) { cfg.IdleTimeout = 100 * time.Millisecond })
+	s.Handle("echo", echoHandler)
+	c := newClient(t, nil) // keeps idle connections for 30 s
+	addr := s.Addr().String()
+	ctx := ctxTimeout(t, 5*time.Second)
+
+	require.NoError(t, c.Call(ctx, addr, "echo", nil, nil))
+	require.Eventually(t, func() bool { return s.openCount() == 0 }, 2*time.Second, 5*time.Millisecond,
+		"the server closes idle connections")
+	require.Equal(t, 1, c.idleCount(addr))
+	require.NoError(t, c.Call(ctx, addr, "echo", nil, nil))
+	require.EqualValues(t, 2, ln.n.Load())
+
+	// A restarted server on the same address.
+	require.NoError(t, s.Close())
+	inner, err := net.Listen("tcp", addr)
+	require.NoError(t, err)
+	s2, err := NewServer(inner, Config{Key: testKey})
+	require.NoError(t, err)
+	defer s2.Close()
+	s2.Handle("echo", echoHandler)
+	require.NoError(t, c.Call(ctx, addr, "echo", nil, nil))
+}
+
+func TestPoolIdleExpiry(t *testing.T) {
+	leakCheck(t)
+	s, _ := startServer(t, nil)
+	s.Handle("echo", echoHandler)
+	c := newClient(t, func(cfg *Config) { cfg.IdleTimeout = 200 * time.Millisecond })
+	addr := s.Addr().String()
+	require.NoError(t, c.Call(ctxTimeout(t, 5*time.Second), addr, "echo", nil, nil))
+	require.Equal(t, 1, c.idleCount(addr))
+	require.Eventually(t, func() bool { return c.idleCount(addr) == 0 && s.openCount() == 0 },
+		2*time.Second, 10*time.Millisecond, "idle pooled connections close after IdleTimeout/2")
+}
+
+// TestMaxConns: connections beyond MaxConns wait until one ends.
+func TestMaxConns(t *testing.T) {
+	leakCheck(t)
+	s, ln := startServer(t, func(cfg *Config) {
+		cfg.MaxConns = 1
+		cfg.IdleTimeout = 300 * time.Millisecond
+	})
+	s.Handle("echo", echoHandler)
+	addr := s.Addr().String()
+	a := newClient(t, nil)
+	b := newClient(t, nil)
+	ctx := ctxTimeout(t, 5*time.Second)
+
+	require.NoError(t, a.Call(ctx, addr, "echo", nil, nil)) // a's idle connection holds the slot
+	start := time.Now()
+	require.NoError(t, b.Call(ctx, addr, "echo", nil, nil))
+	waited := time.Since(start)
+	require.Greater(t, waited, 200*time.Millisecond, "b waited for a's connection to idle out")
+	require.Less(t, waited, 2*time.Second)
+	require.EqualValues(t, 2, ln.n.Load())
+}
+
+// flakyConn fails its writes or reads on demand.
+type flakyConn struct {
+	net.Conn
+	failWrite, failRead atomic.Bool
+}
+
+func (f *flakyConn) Write(p []byte) (int, error) {
+	if f.failWrite.Load() {
+		return 0, errors.New("injected write failure")
+	}
+	return f.Conn.Write(p)
+}
+
+func (f *flakyConn) Read(p []byte) (int, error) {
+	if f.failRead.Load() {
+		return 0, errors.New("injected read failure")
+	}
+	return f.Conn.Read(p)
+}
+
+// TestRetryOnlyUnsent: a call is retried on a fresh connection when its
+// request could not be written, and never once it was.
+func TestRetryOnlyUnsent(t *testing.T) {
+	leakCheck(t)
+	s, _ := startServer(t, nil)
+	var served atomic.Int64
+	s.Handle("count", func(ctx context.Context, from string, decode func(any) error) (any, error) {
+		return served.Add(1), nil
+	})
+	addr := s.Addr().String()
+	var mu sync.Mutex
+	var conns []*flakyConn
+	c := newClient(t, func(cfg *Config) {
+		cfg.Dial = func(ctx context.Context, addr string) (net.Conn, error) {
+			var d net.Dialer
+			nc, err := d.DialContext(ctx, "tcp", addr)
+			if err != nil {
+				return nil, err
+			}
+			f := &flakyConn{Conn: nc}
+			mu.Lock()
+			conns = append(conns, f)
+			mu.Unlock()
+			return f, nil
+		}
+	})
+	dialed := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(conns)
+	}
+	ctx := ctxTimeout(t, 5*time.Second)
+
+	var n int64
+	require.NoError(t, c.Call(ctx, addr, "count", nil, &n))
+	require.EqualValues(t, 1, n)
+
+	conns[0].failWrite.Store(true) // the pooled connection breaks before the request
+	require.NoError(t, c.Call(ctx, addr, "count", nil, &n))
+	require.EqualValues(t, 2, n, "served once, on a fresh connection")
+	require.Equal(t, 2, dialed())
+
+	conns[1].failRead.Store(true) // the request goes out, the answer is lost
+	err := c.Call(ctx, addr, "count", nil, &n)
+	require.ErrorContains(t, err, "injected read failure")
+	require.Eventually(t, func() bool { return served.Load() == 3 }, 2*time.Second, 5*time.Millisecond)
+	require.Equal(t, 2, dialed(), "a request that was sent is not sent again")
+	require.EqualValues(t, 3, served.Load())
+}
