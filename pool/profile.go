@@ -62,7 +62,12 @@ func (p Profile) memberlistConfig() *memberlist.Config {
 		c.SuspicionMaxTimeoutMult = 3
 		c.AwarenessMaxMultiplier = 3
 		c.GossipInterval = 30 * time.Millisecond
-		c.PushPullInterval = 2 * time.Second
+		// Broadcasts also ride on probes and their acks, so a small
+		// retransmit budget can be spent on one member and miss another;
+		// 4 sends per update (memberlist's LAN value) make that rare, and
+		// a full state exchange every second repairs it.
+		c.RetransmitMult = 4
+		c.PushPullInterval = time.Second
 		c.GossipToTheDeadTime = 2 * time.Second
 		c.TCPTimeout = time.Second
 		return c
