@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -263,4 +264,32 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	p, err := New(c)
 	require.NoError(t, err)
 	require.NoError(t, p.Shutdown())
+}
+
+func TestOnChangeMayUseThePool(t *testing.T) {
+	checkLeaks(t)
+	var self atomic.Pointer[Pool]
+	seen := make(chan int, 100)
+	cfg := testConfig(t, "a")
+	cfg.OnChange = func() {
+		if p := self.Load(); p != nil {
+			// Not under any lock of the pool's or memberlist's.
+			p.SetLoad(len(p.Members()), 0)
+			_, _ = p.LeastLoaded()
+			select {
+			case seen <- len(p.Members()):
+			default:
+			}
+		}
+	}
+	a, err := New(cfg)
+	require.NoError(t, err)
+	self.Store(a)
+	t.Cleanup(func() { require.NoError(t, a.Shutdown()) })
+
+	b := startNode(t, testConfig(t, "b", a.GossipAddr()))
+	waitMembers(t, b, "a", "b")
+	eventually(t, func() bool { return a.Local().Sessions == 2 }, "OnChange ran with both members")
+	waitMember(t, b, "a", func(m Member) bool { return m.Sessions == 2 })
+	require.NotEmpty(t, seen)
 }
