@@ -28,9 +28,11 @@ type Config struct {
 	// and authenticated with a key derived from it, and members with
 	// another key cannot join.
 	Key []byte
-	// ClientAddr is the host:port where mtcp clients reach this member.
+	// ClientAddr is the host:port where mtcp clients reach this member, at
+	// most 150 bytes.
 	ClientAddr string
-	// ControlAddr is the host:port of this member's control plane.
+	// ControlAddr is the host:port of this member's control plane, at most
+	// 150 bytes.
 	ControlAddr string
 	// Logger receives the pool's log, and memberlist's at debug level. Nil
 	// discards both.
