@@ -1,6 +1,7 @@
 package mtcp
 
 import (
+	"github.com/migratory/mtcp/internal/digest"
 	"bufio"
 	"context"
 	"errors"
@@ -28,9 +29,30 @@ var (
 type clientSide struct {
 	d            Dialer // with defaults
 	network      string
-	address      string
-	reconnecting bool // guarded by Conn.mu
+	address      string // where the session is served now
+	reconnecting bool   // guarded by Conn.mu
+
+	// Pool state, guarded by Conn.mu.
+	pool    bool     // the server is a pool member
+	node    string   // the member serving the session
+	epoch   uint64   // the session's epoch as last told
+	members []Member // the pool as last told
+	digest  digest.Running
+	marks   []markDigest     // checkpoints the server announced, oldest first
+	verify  *wire.Verify     // to send first on the new link
+	moving  *move            // a migration in progress
+	ps      *policyState     // the migration policy's figures
 }
+
+// markDigest is the client's digest of its received output at a checkpoint
+// the server announced.
+type markDigest struct {
+	seq, in uint64
+	at      digest.Running
+}
+
+// maxMarks bounds the announced checkpoints a client remembers.
+const maxMarks = 64
 
 // startReconnect (c.mu held) starts resuming on a new link, once.
 func (cs *clientSide) startReconnect(c *Conn, cause error) {
@@ -76,7 +98,10 @@ func (cs *clientSide) reconnect(c *Conn, cause error) {
 			case <-ctx.Done():
 			}
 		}()
-		err := cs.resumeOnce(ctx, c)
+		c.mu.Lock()
+		addr := cs.address
+		c.mu.Unlock()
+		err := cs.resumeAt(ctx, c, addr)
 		cancel()
 		if err == nil {
 			c.log.Info("mtcp: session resumed", "attempts", attempt, "after", time.Since(start), "server", c.RemoteAddr().String())
@@ -84,6 +109,15 @@ func (cs *clientSide) reconnect(c *Conn, cause error) {
 		}
 		if errors.Is(err, errTerminated) {
 			return
+		}
+		var rd *redirectError
+		if errors.As(err, &rd) {
+			c.mu.Lock()
+			cs.address = rd.addr
+			c.mu.Unlock()
+			c.log.Info("mtcp: session is on another member", "node", rd.name, "addr", rd.addr)
+			backoff = initialBackoff
+			continue
 		}
 		c.log.Debug("mtcp: resume attempt failed", "attempt", attempt, "err", err)
 		if fatalResumeError(err) {
@@ -113,24 +147,32 @@ func fatalResumeError(err error) bool {
 	return errors.Is(err, ErrNotRetained) || errors.Is(err, ErrProtocol) || errors.Is(err, ErrVersion)
 }
 
-// resumeOnce dials a new link and resumes the session on it.
-func (cs *clientSide) resumeOnce(ctx context.Context, c *Conn) error {
-	nc, err := cs.d.dialLink(ctx, cs.network, cs.address)
+// redirectError: the session is served by another member now.
+type redirectError struct{ name, addr string }
+
+func (e *redirectError) Error() string { return "mtcp: session moved to " + e.name + " at " + e.addr }
+
+// resumeAt dials a new link to addr and resumes the session on it.
+func (cs *clientSide) resumeAt(ctx context.Context, c *Conn, addr string) error {
+	nc, err := cs.d.dialLink(ctx, cs.network, addr)
 	if err != nil {
 		return err
 	}
-	if err := cs.resumeOn(ctx, c, nc); err != nil {
+	if err := cs.resumeOn(ctx, c, nc, addr); err != nil {
 		_ = nc.Close()
 		return err
 	}
 	return nil
 }
 
-func (cs *clientSide) resumeOn(ctx context.Context, c *Conn, nc net.Conn) error {
+func (cs *clientSide) resumeOn(ctx context.Context, c *Conn, nc net.Conn, addr string) error {
 	stop := withConnDeadline(ctx, nc)
 	defer stop()
 	hello := cs.d.hello()
 	hello.Resume, hello.Session, hello.Nonce = true, c.id, auth.Nonce()
+	c.mu.Lock()
+	hello.Epoch, hello.Origin = cs.epoch, cs.node
+	c.mu.Unlock()
 	if _, err := nc.Write(wire.AppendFrame(wire.Preface[:], hello)); err != nil {
 		return fmt.Errorf("sending HELLO: %w", err)
 	}
@@ -144,7 +186,7 @@ func (cs *clientSide) resumeOn(ctx context.Context, c *Conn, nc net.Conn) error 
 	case wire.Challenge:
 		ch = f
 	case wire.Refused:
-		return &PeerError{Code: uint16(f.Code), Reason: f.Reason, Refused: true}
+		return refusedError(f)
 	default:
 		return fmt.Errorf("%w: %v in answer to a resume HELLO", ErrProtocol, f.Type())
 	}
@@ -169,7 +211,7 @@ func (cs *clientSide) resumeOn(ctx context.Context, c *Conn, nc net.Conn) error 
 	case wire.Resumed:
 		r = f
 	case wire.Refused:
-		return &PeerError{Code: uint16(f.Code), Reason: f.Reason, Refused: true}
+		return refusedError(f)
 	default:
 		return fmt.Errorf("%w: %v in answer to PROOF", ErrProtocol, f.Type())
 	}
@@ -190,7 +232,46 @@ func (cs *clientSide) resumeOn(ctx context.Context, c *Conn, nc net.Conn) error 
 		_, _ = nc.Write(wire.AppendFrame(nil, wire.Abort{Code: codeOf(err), Reason: err.Error()}))
 		return err
 	}
+	if r.Flags&wire.ResumedRestored != 0 {
+		if err := cs.restoredLocked(c, r); err != nil {
+			_, _ = nc.Write(wire.AppendFrame(nil, wire.Abort{Code: codeOf(err), Reason: err.Error()}))
+			c.failLocked(err)
+			return err
+		}
+	}
+	if r.Node != "" {
+		cs.node = r.Node
+	}
+	cs.epoch, cs.address = r.Epoch, addr
 	cs.reconnecting = false
 	c.attachLocked(nc, br)
 	return nil
+}
+
+// restoredLocked prepares the client for a server that restored the session
+// from a checkpoint: the server regenerates output from r.Written on, and the
+// client sends the digest of what it received since, to be compared.
+func (cs *clientSide) restoredLocked(c *Conn, r wire.Resumed) error {
+	from, to := r.Written, c.st.Received()
+	if from > to {
+		return fmt.Errorf("%w: server restored output at %d, beyond the %d bytes received", ErrProtocol, from, to)
+	}
+	c.st.ResendEnd() // the new server may not know the end of our output
+	if from == to {
+		return nil
+	}
+	at, ok := cs.digestAt(from)
+	if !ok {
+		return fmt.Errorf("%w: server restored at output %d, a position the client cannot check", ErrDiverged, from)
+	}
+	cs.verify = &wire.Verify{From: from, To: to, CRC: digest.Between(at, cs.digest)}
+	return nil
+}
+
+// refusedError turns a REFUSED into the error a resume attempt returns.
+func refusedError(f wire.Refused) error {
+	if f.Code == wire.CodeMoved && f.RedirectAddr != "" {
+		return &redirectError{name: f.RedirectName, addr: f.RedirectAddr}
+	}
+	return &PeerError{Code: uint16(f.Code), Reason: f.Reason, Refused: true}
 }

@@ -4,6 +4,8 @@ import (
 	"crypto/tls"
 	"log/slog"
 	"time"
+
+	"github.com/migratory/mtcp/pool"
 )
 
 // Defaults used where a Config or Dialer field is zero.
@@ -73,7 +75,46 @@ type Config struct {
 
 	// AcceptBacklog is how many new connections may wait for Accept.
 	AcceptBacklog int
+
+	// Pool membership. An empty Gossip means a standalone server.
+
+	// NodeName names this member; it must be unique in the pool (default:
+	// the host name and the listener's port).
+	NodeName string
+	// Gossip is the ip:port the pool's gossip binds (port 0 picks one).
+	Gossip string
+	// Join lists gossip addresses of members to join; empty starts a pool.
+	Join []string
+	// PoolKey is the secret shared by the members (at least 16 bytes,
+	// required in a pool): gossip and server-to-server traffic are
+	// encrypted and authenticated with keys derived from it.
+	PoolKey []byte
+	// Replicas is how many other members keep a copy of each checkpoint, so
+	// that sessions survive the crash of their server. 0 means live
+	// migration only. NewPoolConfig sets DefaultReplicas.
+	Replicas int
+	// Control is the ip:port of the server-to-server control plane
+	// (default: the gossip ip, a free port).
+	Control string
+	// Advertise is the address clients are told to reach this member at
+	// (default: the listener's address).
+	Advertise string
+	// PoolProfile picks gossip and failure-detection timings (default LAN;
+	// pool.ProfileLocal suits a pool on one machine).
+	PoolProfile pool.Profile
 }
+
+// DefaultReplicas is the number of checkpoint copies NewPoolConfig asks for.
+const DefaultReplicas = 1
+
+// NewPoolConfig returns the Config of a pool member with the pool defaults:
+// name, gossip address, pool key, members to join, and DefaultReplicas.
+func NewPoolConfig(nodeName, gossip string, poolKey []byte, join ...string) *Config {
+	return &Config{NodeName: nodeName, Gossip: gossip, PoolKey: poolKey, Join: join, Replicas: DefaultReplicas}
+}
+
+// inPool reports whether the configuration makes a pool member.
+func (c *Config) inPool() bool { return c.Gossip != "" }
 
 // withDefaults returns a copy of c (nil allowed) with zero fields filled.
 func (c *Config) withDefaults() Config {

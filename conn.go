@@ -96,6 +96,9 @@ func (c *Conn) Write(p []byte) (int, error) {
 		}
 		k, _ := c.st.Write(p[n:])
 		n += k
+		if c.server != nil && c.server.verifyPending {
+			c.checkRegeneratedLocked()
+		}
 		l := c.link
 		c.mu.Unlock()
 		if k > 0 && l != nil {

@@ -44,6 +44,10 @@ type Dialer struct {
 	KeepAlive        time.Duration
 	KeepAliveTimeout time.Duration
 
+	// Policy decides when the session moves to another pool member (nil:
+	// a DefaultPolicy).
+	Policy MigrationPolicy
+
 	// Window is the bytes of input buffered for the application; Retention
 	// the bytes of output kept until the server has them (Write blocks when
 	// it is full). Per-session memory is at most Window + Retention.
@@ -218,7 +222,8 @@ func (d *Dialer) openOn(ctx context.Context, nc net.Conn, network, address strin
 		linger:           d.ResumeTimeout,
 		log:              d.Logger,
 	})
-	c.client = &clientSide{d: *d, network: network, address: address}
+	c.client = &clientSide{d: *d, network: network, address: address,
+		pool: w.Flags&wire.WelcomePool != 0, node: w.Node, epoch: w.Epoch}
 	c.mu.Lock()
 	c.attachLocked(nc, br)
 	c.mu.Unlock()

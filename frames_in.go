@@ -17,6 +17,12 @@ import (
 type frameState struct {
 	skip int // bytes to discard: duplicate DATA bytes or an extension body
 	data int // new DATA bytes still to read
+
+	// A control frame too large for the read buffer (a long MEMBERS list),
+	// read into its own buffer.
+	bigHeader wire.Header
+	big       []byte
+	bigN      int
 }
 
 var errStaleLink = errors.New("stale link")
@@ -65,6 +71,23 @@ func (l *link) readStep(dst []byte) (direct int, ringed bool, err error) {
 	if fs.data > 0 {
 		return l.readPayload(dst)
 	}
+	if fs.big != nil {
+		n, err := l.br.Read(fs.big[fs.bigN:])
+		fs.bigN += n
+		if n > 0 {
+			l.touch()
+		}
+		if fs.bigN < len(fs.big) {
+			if err != nil {
+				return 0, false, readError(err)
+			}
+			return 0, false, nil
+		}
+		h, b := fs.bigHeader, fs.big
+		fs.big, fs.bigN = nil, 0
+		ringed, err := l.handleControl(h, b)
+		return 0, ringed, err
+	}
 	hb, err := l.br.Peek(wire.HeaderLen)
 	if err != nil {
 		return 0, false, readError(err)
@@ -100,8 +123,13 @@ func (l *link) readStep(dst []byte) (direct int, ringed bool, err error) {
 		_, _ = l.br.Discard(wire.HeaderLen)
 		fs.skip = int(h.Length)
 		return 0, false, nil
-	case h.Length > 2+wire.MaxReason:
-		return 0, false, fmt.Errorf("%w: unexpected %v on an established link", ErrProtocol, h.Type)
+	case int(h.Length) > readBufferSize-wire.HeaderLen:
+		if h.Type != wire.TypeMembers {
+			return 0, false, fmt.Errorf("%w: unexpected %v on an established link", ErrProtocol, h.Type)
+		}
+		_, _ = l.br.Discard(wire.HeaderLen)
+		fs.bigHeader, fs.big, fs.bigN = h, make([]byte, h.Length), 0
+		return 0, false, nil
 	}
 	b, err := l.br.Peek(wire.HeaderLen + int(h.Length))
 	if err != nil {
@@ -129,7 +157,9 @@ func (l *link) readPayload(dst []byte) (int, bool, error) {
 			l.touch()
 			fs.data -= n
 			c.mu.Lock()
+			c.receivedLocked(dst[:n])
 			c.st.Deliver(n)
+			c.updateReleaseLocked()
 			c.mu.Unlock()
 		}
 		if err != nil {
@@ -144,7 +174,9 @@ func (l *link) readPayload(dst []byte) (int, bool, error) {
 		l.touch()
 		fs.data -= n
 		c.mu.Lock()
+		c.receivedLocked(a[:n])
 		c.st.Commit(n)
+		c.updateReleaseLocked()
 		if c.closed {
 			c.st.DiscardInput() // nobody will read it
 		}
@@ -175,6 +207,7 @@ func (l *link) handleControl(h wire.Header, b []byte) (readable bool, err error)
 		if err := st.OnAck(wire.ParseAck(h, b)); err != nil {
 			return false, err
 		}
+		c.advanceDurableLocked()
 		signal(c.writable)
 		if st.CanSend() {
 			l.kickNow()
@@ -196,6 +229,8 @@ func (l *link) handleControl(h wire.Header, b []byte) (readable bool, err error)
 		signal(c.readable)
 		l.kickNow() // acknowledge the end at once
 		return true, nil
+	case wire.TypeMembers, wire.TypeMove, wire.TypeMark, wire.TypeVerify:
+		return false, c.handlePoolFrameLocked(l, h, b)
 	case wire.TypeAbort:
 		f, err := wire.Decode(h, b)
 		if err != nil {

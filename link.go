@@ -46,7 +46,7 @@ type link struct {
 	wmu     sync.Mutex
 	writev  bool
 	bufs    net.Buffers
-	hdrs    [maxBatchFrames][24]byte
+	hdrs    [maxBatchFrames][32]byte
 	scratch []byte
 }
 

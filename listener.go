@@ -25,6 +25,8 @@ type Listener struct {
 	hsSlots   chan struct{} // bounds connections in their handshake
 	wg        sync.WaitGroup
 
+	node *node // pool membership; nil when standalone
+
 	mu        sync.Mutex
 	sessions  map[[wire.SessionIDLen]byte]*Conn
 	inFlight  map[net.Conn]struct{} // connections in their handshake
@@ -62,6 +64,13 @@ func NewListener(inner net.Listener, cfg *Config) (*Listener, error) {
 		hsSlots:  make(chan struct{}, c.MaxHandshakes),
 		sessions: make(map[[wire.SessionIDLen]byte]*Conn),
 		inFlight: make(map[net.Conn]struct{}),
+	}
+	if c.inPool() {
+		n, err := startNode(ln, &c)
+		if err != nil {
+			return nil, err
+		}
+		ln.node = n
 	}
 	ln.wg.Add(1)
 	go ln.acceptLoop()
@@ -122,11 +131,25 @@ func (ln *Listener) Close() error {
 			}
 			c.mu.Unlock()
 		}
+		if ln.node != nil {
+			ln.node.close()
+		}
 	})
 	return err
 }
 
 func (ln *Listener) isClosed() bool { return isClosed(ln.closed) }
+
+// sessionList returns the sessions held.
+func (ln *Listener) sessionList() []*Conn {
+	ln.mu.Lock()
+	defer ln.mu.Unlock()
+	out := make([]*Conn, 0, len(ln.sessions))
+	for _, c := range ln.sessions {
+		out = append(out, c)
+	}
+	return out
+}
 
 // Sessions returns how many sessions the listener holds (attached or waiting
 // for their client to resume).

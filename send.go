@@ -82,11 +82,16 @@ func (l *link) buildBatch() int {
 		b := wire.AppendFrame(hdr(0), wire.Ping{Opaque: uint64(time.Since(l.born))})
 		l.bufs = append(l.bufs, b)
 	}
+	l.poolFramesLocked()
 	if _, dirty := st.AckDue(); dirty {
 		l.bufs = append(l.bufs, wire.AppendFrame(hdr(0), st.MakeAck()))
 	}
 	{
-		for total := 0; total < maxBatch && frames < maxBatchFrames-2; {
+		for total := 0; total < maxBatch && frames < maxBatchFrames-3; {
+			if m, ok := st.NextMark(); ok {
+				l.bufs = append(l.bufs, wire.AppendFrame(hdr(0), m))
+				continue
+			}
 			seq, a, b := st.NextData(wire.MaxPayload)
 			n := len(a) + len(b)
 			if n == 0 {
@@ -108,7 +113,7 @@ func (l *link) buildBatch() int {
 			l.bufs = append(l.bufs, wire.AppendFrame(hdr(0), f))
 		}
 	}
-	return frames
+	return len(l.bufs)
 }
 
 // writeBatch (wmu held, c.mu not held) writes l.bufs to the connection.

@@ -9,6 +9,8 @@ import (
 	"net"
 	"time"
 
+	"github.com/migratory/mtcp/snapshot"
+
 	"github.com/migratory/mtcp/internal/auth"
 	"github.com/migratory/mtcp/internal/stream"
 	"github.com/migratory/mtcp/internal/wire"
@@ -17,9 +19,28 @@ import (
 // serverSide is what only the server end of a session has.
 type serverSide struct {
 	ln        *Listener
+	node      *node // nil when standalone
 	detach    *time.Timer
 	detachGen uint64 // invalidates a detach timer that fired during a resume
 	resumeGen uint64 // the newest resume in progress
+
+	// Pool state, guarded by Conn.mu.
+	epoch        uint64
+	params       snapshot.Params
+	ckpts        []*snapshot.Record // newest last; the first may be durable
+	durable      *snapshot.Record   // newest checkpoint the client can resume from
+	nextSeq      uint64
+	checkpointed bool   // the application called Checkpoint
+	state        []byte // restored state (State)
+	membersVer   uint64 // version of the member list the client has
+
+	moveTo   *wire.Move // asked of the client (Migrate, Drain)
+	moveSent bool       // on the current link
+
+	// Verification of regenerated output after a restore.
+	verifyPending bool
+	haveVerify    bool
+	verify        wire.Verify
 }
 
 // detached (c.mu held) starts the wait for the client to come back.
@@ -120,10 +141,20 @@ func (ln *Listener) handshake(nc net.Conn) {
 // refuse answers a failed handshake with REFUSED and closes the connection.
 func (ln *Listener) refuse(nc net.Conn, remote net.Addr, err error) {
 	ln.log.Debug("mtcp: handshake refused", "remote", remote.String(), "err", err)
+	f := wire.Refused{Code: codeOf(err), Reason: err.Error()}
+	var r *refusal
+	if errors.As(err, &r) {
+		f = r.f
+	}
 	_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
-	_, _ = nc.Write(wire.AppendFrame(nil, wire.Refused{Code: codeOf(err), Reason: err.Error()}))
+	_, _ = nc.Write(wire.AppendFrame(nil, f))
 	_ = nc.Close()
 }
+
+// refusal is a handshake error with a REFUSED of its own (a redirect).
+type refusal struct{ f wire.Refused }
+
+func (r *refusal) Error() string { return r.f.Code.String() + ": " + r.f.Reason }
 
 // clientKeepAlive bounds the keepalive settings a client asked for.
 func clientKeepAlive(h wire.Hello) (interval, timeout time.Duration) {
@@ -149,11 +180,15 @@ func (ln *Listener) serveNew(nc net.Conn, br *bufio.Reader, hello wire.Hello) er
 	interval, timeout := clientKeepAlive(hello)
 	st := stream.New(stream.Config{
 		Window: cfg.Window, Retention: cfg.Retention, PeerRetention: int(hello.Retention),
+		ManualRelease: ln.node != nil,
 	}, uint64(hello.Window))
 	c := newConn(roleServer, id, secret, st, sessionParams{
 		keepAlive: interval, keepAliveTimeout: timeout, linger: cfg.DetachTimeout, log: cfg.Logger,
 	})
-	c.server = &serverSide{ln: ln}
+	c.server = &serverSide{ln: ln, node: ln.node, epoch: 1, params: snapshot.Params{
+		ClientWindow: hello.Window, ClientRetention: hello.Retention,
+		KeepAliveMillis: uint16(interval / time.Millisecond), KeepAliveTimeoutMillis: uint16(timeout / time.Millisecond),
+	}}
 	ln.mu.Lock()
 	if len(ln.sessions) >= cfg.MaxSessions {
 		ln.mu.Unlock()
@@ -166,6 +201,10 @@ func (ln *Listener) serveNew(nc net.Conn, br *bufio.Reader, hello wire.Hello) er
 		Window: uint32(cfg.Window), Retention: uint32(cfg.Retention),
 		KeepAliveMillis:        uint16(interval / time.Millisecond),
 		KeepAliveTimeoutMillis: uint16(timeout / time.Millisecond),
+		Epoch:                  1,
+	}
+	if ln.node != nil {
+		w.Flags, w.Node = wire.WelcomePool, ln.node.name
 	}
 	if _, err := nc.Write(wire.AppendFrame(nil, w)); err != nil {
 		c.fail(fmt.Errorf("sending WELCOME: %w", err))
@@ -188,6 +227,9 @@ func (ln *Listener) serveResume(nc net.Conn, br *bufio.Reader, hello wire.Hello)
 	c := ln.sessions[hello.Session]
 	ln.mu.Unlock()
 	if c == nil {
+		if ln.node != nil {
+			return ln.node.takeOver(nc, br, hello)
+		}
 		return ErrUnknownSession
 	}
 	ch := wire.Challenge{Nonce: auth.Nonce()}
@@ -227,9 +269,17 @@ func (ln *Listener) serveResume(nc net.Conn, br *bufio.Reader, hello wire.Hello)
 	pos := c.st.Positions()
 	s.resumeGen++
 	gen := s.resumeGen
+	r := wire.Resumed{Epoch: s.epoch}
+	if s.node != nil {
+		r.Node = s.node.name
+	}
+	if s.verifyPending { // the client's digest of regenerated output is still due
+		from, _, _, _ := c.st.RegeneratedDigest()
+		pos.Written, r.Flags = from, wire.ResumedRestored
+	}
 	c.mu.Unlock()
 
-	r := wire.Resumed{Positions: pos}
+	r.Positions = pos
 	r.MAC = auth.ServerMAC(c.secret, c.id, hello.Nonce, ch.Nonce, r.Fields())
 	_, err = nc.Write(wire.AppendFrame(nil, r))
 	c.mu.Lock()

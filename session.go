@@ -114,6 +114,15 @@ func (c *Conn) attachLocked(nc net.Conn, br *bufio.Reader) *link {
 		c.bgStarted = true
 		go c.backgroundReader()
 	}
+	if c.server != nil {
+		c.server.moveSent = false
+	}
+	if c.client != nil {
+		c.startPolicyLocked()
+		if ps := c.client.ps; ps != nil {
+			ps.attachedAt = time.Now()
+		}
+	}
 	l.start()
 	signal(c.bgWake)
 	signal(c.readable) // a waiting Read may read the new link itself
@@ -209,6 +218,9 @@ func (c *Conn) terminateLocked(err error) {
 	}
 	if c.server != nil {
 		c.server.terminated(c)
+	}
+	if c.client != nil && c.client.ps != nil {
+		c.client.ps.timer.Stop()
 	}
 	close(c.doneCh)
 	signal(c.readable)

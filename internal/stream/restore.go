@@ -54,7 +54,7 @@ func (s *Stream) AddMark(seq, inPos uint64) {
 
 // NextMark returns the mark due now: its position is reached by what was sent.
 func (s *Stream) NextMark() (wire.Mark, bool) {
-	for s.nextMark < len(s.marks) {
+	for s.nextMark < len(s.marks) && !s.held {
 		m := s.marks[s.nextMark]
 		if m.Out > s.sent {
 			return wire.Mark{}, false
@@ -100,4 +100,14 @@ func (s *Stream) resumeRegenerating(peer wire.Positions) error {
 	s.endSent = false
 	s.advFinSeen = false
 	return nil
+}
+
+// Hold stops (true) or restarts (false) sending output; marks and the end of
+// stream wait too.
+func (s *Stream) Hold(on bool) { s.held = on }
+
+// ResendEnd makes a sent and acknowledged FIN or CLOSE go out again (to a
+// server that restored the session and may not have seen it).
+func (s *Stream) ResendEnd() {
+	s.endSent, s.endAcked = false, false
 }

@@ -72,6 +72,8 @@ type Stream struct {
 	// Checkpoint marks to announce in the output (restore.go).
 	marks    []wire.Mark
 	nextMark int
+
+	held bool // output is held back (Hold)
 }
 
 // New returns the Stream of a new session: every position is 0, and the peer
@@ -121,7 +123,7 @@ func (s *Stream) Write(p []byte) (int, error) {
 
 // CanSend reports whether NextData or NextEnd has something for the link.
 func (s *Stream) CanSend() bool {
-	if s.peerEnd == Closed {
+	if s.peerEnd == Closed || s.held {
 		return false // the peer reads no more
 	}
 	return s.sent < min(s.out.end(), s.peerLimit) || s.endDue() ||
@@ -137,7 +139,7 @@ func (s *Stream) NextData(max int) (seq uint64, a, b []byte) {
 	if s.nextMark < len(s.marks) {
 		to = min(to, max64(s.marks[s.nextMark].Out, s.sent)) // stop at the next mark
 	}
-	if to <= s.sent || s.peerEnd == Closed {
+	if to <= s.sent || s.peerEnd == Closed || s.held {
 		return s.sent, nil, nil
 	}
 	seq = s.sent
@@ -147,7 +149,7 @@ func (s *Stream) NextData(max int) (seq uint64, a, b []byte) {
 }
 
 func (s *Stream) endDue() bool {
-	return s.peerEnd != Closed && s.end != Open && !s.endSent && !s.endAcked && s.sent == s.out.end()
+	return s.peerEnd != Closed && !s.held && s.end != Open && !s.endSent && !s.endAcked && s.sent == s.out.end()
 }
 
 // NextEnd returns the FIN or CLOSE to send, once every byte before it is sent.

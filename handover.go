@@ -1,0 +1,149 @@
+package mtcp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/migratory/mtcp/internal/auth"
+	"github.com/migratory/mtcp/internal/wire"
+	"github.com/migratory/mtcp/snapshot"
+	"github.com/migratory/mtcp/transport"
+)
+
+// Control-plane request kinds.
+const kindHandover = "handover"
+
+// handoverRequest asks the member serving a session to hand it over. It
+// carries the client's proof, which only the holder of the session secret
+// can check: a member never gives a session away to a request its client
+// did not sign.
+type handoverRequest struct {
+	Session     [wire.SessionIDLen]byte `msgpack:"id"`
+	ClientNonce [wire.NonceLen]byte     `msgpack:"cn"`
+	ServerNonce [wire.NonceLen]byte     `msgpack:"sn"`
+	MAC         [wire.MACLen]byte       `msgpack:"mac"`
+	Received    uint64                  `msgpack:"rcv"`
+	Limit       uint64                  `msgpack:"lim"`
+	Release     uint64                  `msgpack:"rel"`
+	Retained    uint64                  `msgpack:"ret"`
+	Written     uint64                  `msgpack:"wr"`
+}
+
+func (r *handoverRequest) positions() wire.Positions {
+	return wire.Positions{Received: r.Received, Limit: r.Limit, Release: r.Release, Retained: r.Retained, Written: r.Written}
+}
+
+// handoverReply carries the checkpoint the successor restores and the
+// session's new epoch.
+type handoverReply struct {
+	Record []byte `msgpack:"rec"`
+	Epoch  uint64 `msgpack:"e"`
+}
+
+// Control-plane error codes, mapped to REFUSED codes for the client.
+const (
+	codeMoved      = "moved"       // Message: "name addr" of the member that has it
+	codeUnknown    = "unknown"     // no such session here
+	codeBadProof   = "bad_proof"   // the client's proof does not check out
+	codeNotMovable = "not_movable" // no checkpoint the client can resume from
+)
+
+type controlError struct{ code, msg string }
+
+func (e *controlError) Error() string         { return e.code + ": " + e.msg }
+func (e *controlError) TransportCode() string { return e.code }
+
+func (n *node) registerHandlers() {
+	n.ctl.Handle(kindHandover, n.handleHandover)
+}
+
+// handleHandover runs on the member serving a session when another member
+// asks for it: it checks the client's proof, picks the newest checkpoint the
+// client can resume from, freezes the session and forgets it.
+func (n *node) handleHandover(_ context.Context, from string, decode func(any) error) (any, error) {
+	var req handoverRequest
+	if err := decode(&req); err != nil {
+		return nil, err
+	}
+	successor, ok := n.pool.Member(from)
+	if !ok {
+		return nil, &controlError{codeUnknown, "the asking member " + from + " is not in the pool"}
+	}
+	n.ln.mu.Lock()
+	c := n.ln.sessions[req.Session]
+	n.ln.mu.Unlock()
+	if c == nil {
+		if t, ok := n.movedTo(req.Session); ok {
+			return nil, &controlError{codeMoved, t.node + " " + t.addr}
+		}
+		return nil, &controlError{codeUnknown, "no such session"}
+	}
+	pos := req.positions()
+	if !auth.Equal(req.MAC, auth.ClientMAC(c.secret, c.id, req.ClientNonce, req.ServerNonce, wire.Proof{Positions: pos}.Fields())) {
+		c.log.Warn("mtcp: handover with a bad client proof refused", "from", from)
+		return nil, &controlError{codeBadProof, "the client's proof does not check out"}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.server
+	if c.terminated {
+		return nil, &controlError{codeUnknown, "the session ended"}
+	}
+	if !s.movableLocked(c) {
+		return nil, &controlError{codeNotMovable, "the application has no durable checkpoint the client can resume from"}
+	}
+	rec := snapshot.Choose(s.ckpts, pos.Received, pos.Retained)
+	if rec == nil {
+		return nil, &controlError{codeNotMovable, fmt.Sprintf(
+			"no checkpoint fits the client (received %d, retains input from %d)", pos.Received, pos.Retained)}
+	}
+	b, err := rec.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	epoch := s.epoch + 1
+	n.bury(c.id, successor, epoch)
+	c.log.Info("mtcp: session handed over", "to", successor.Name, "epoch", epoch,
+		"checkpoint", rec.Seq, "in", rec.InPos, "out", rec.OutPos)
+	c.terminateLocked(&SessionMovedError{SessionID: c.idStr, To: successor.Name})
+	return handoverReply{Record: b, Epoch: epoch}, nil
+}
+
+// ErrMigrated is wrapped by *SessionMovedError: the session now runs on another member.
+var ErrMigrated = errors.New("mtcp: session moved to another member")
+
+// SessionMovedError is what Read and Write return on the member a session
+// left. It matches ErrMigrated with errors.Is.
+type SessionMovedError struct {
+	SessionID string
+	To        string // the member that has the session now
+}
+
+func (e *SessionMovedError) Error() string {
+	return fmt.Sprintf("mtcp: session %s moved to member %s", e.SessionID, e.To)
+}
+
+// Is reports whether target is ErrMigrated.
+func (e *SessionMovedError) Is(target error) bool { return target == ErrMigrated }
+
+// handoverError turns a failed handover call into the REFUSED the client gets.
+func handoverError(err error) *wire.Refused {
+	var re *transport.RemoteError
+	if !errors.As(err, &re) {
+		return &wire.Refused{Code: wire.CodeInternal, Reason: "the session's member did not answer: " + err.Error()}
+	}
+	switch re.Code {
+	case codeMoved:
+		name, addr, _ := strings.Cut(re.Message, " ")
+		return &wire.Refused{Code: wire.CodeMoved, Reason: "the session moved", RedirectName: name, RedirectAddr: addr}
+	case codeUnknown:
+		return &wire.Refused{Code: wire.CodeUnknownSession, Reason: re.Message}
+	case codeBadProof:
+		return &wire.Refused{Code: wire.CodeBadProof, Reason: re.Message}
+	case codeNotMovable:
+		return &wire.Refused{Code: wire.CodeNotMovable, Reason: re.Message}
+	}
+	return &wire.Refused{Code: wire.CodeInternal, Reason: re.Error()}
+}

@@ -1,0 +1,242 @@
+package mtcp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/migratory/mtcp/internal/wire"
+)
+
+// Migration errors. Each leaves the session working where it was.
+var (
+	// ErrNotPool: the session's server is not a pool member.
+	ErrNotPool = errors.New("mtcp: the session's server is not in a pool")
+	// ErrUnknownMember: no pool member has that address.
+	ErrUnknownMember = errors.New("mtcp: no pool member at that address")
+	// ErrMemberDraining: the member is leaving the pool and takes no sessions.
+	ErrMemberDraining = errors.New("mtcp: the member is draining")
+	// ErrNoMember: no other member could take the session.
+	ErrNoMember = errors.New("mtcp: no other member to move to")
+	// ErrMoveInProgress: the session is already moving or reconnecting.
+	ErrMoveInProgress = errors.New("mtcp: the session is already moving")
+	// ErrMoveFailed is wrapped by a failed move, with the reason.
+	ErrMoveFailed = errors.New("mtcp: move failed")
+)
+
+// MoveReason says why a server asks its client to move.
+type MoveReason = wire.MoveReason
+
+// Reasons for a server to ask its client to move.
+const (
+	MoveRequested = wire.MoveRequested // the server application called Migrate
+	MoveDrain     = wire.MoveDrain     // the server is draining
+	MoveBalance   = wire.MoveBalance   // the pool is unevenly loaded
+)
+
+// move is a client's migration in progress.
+type move struct {
+	from, to Member
+	start    time.Time
+	done     chan error
+}
+
+var errMoving = errors.New("mtcp: link closed to move the session")
+
+// Migrate moves this session's server end to the pool member whose client
+// address is to ("" lets the pool choose the least loaded member). On a
+// client it returns once the session runs on the new member, or with an
+// error after which the session goes on where it was. On a server it asks the
+// client to move and returns once the session has left this member. The
+// context bounds the wait, not the move.
+func (c *Conn) Migrate(ctx context.Context, to string) error {
+	if c.role == roleServer {
+		return c.server.migrate(ctx, c, to, MoveRequested)
+	}
+	return c.client.migrate(ctx, c, to)
+}
+
+// Members returns the pool's members as the session's server last told the
+// client (nil when not in a pool).
+func (c *Conn) Members() []Member {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.client != nil {
+		return append([]Member(nil), c.client.members...)
+	}
+	if c.server.node != nil {
+		return c.server.ln.Members()
+	}
+	return nil
+}
+
+// ServerName returns the name of the pool member serving the session
+// ("" when standalone).
+func (c *Conn) ServerName() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.client != nil {
+		return c.client.node
+	}
+	if c.server.node != nil {
+		return c.server.node.name
+	}
+	return ""
+}
+
+// chooseTargetLocked resolves a Migrate target against the member list.
+func (cs *clientSide) chooseTargetLocked(to string) (Member, error) {
+	var best *Member
+	for i := range cs.members {
+		m := &cs.members[i]
+		if to != "" && m.Addr == to {
+			if m.Draining {
+				return *m, fmt.Errorf("%w: %s", ErrMemberDraining, m)
+			}
+			return *m, nil
+		}
+		if to == "" && m.Name != cs.node && !m.Draining && (best == nil || m.Sessions < best.Sessions) {
+			best = m
+		}
+	}
+	if to != "" {
+		return Member{}, fmt.Errorf("%w: %q", ErrUnknownMember, to)
+	}
+	if best == nil {
+		return Member{}, ErrNoMember
+	}
+	return *best, nil
+}
+
+func (cs *clientSide) migrate(ctx context.Context, c *Conn, to string) error {
+	c.mu.Lock()
+	switch {
+	case c.closed:
+		c.mu.Unlock()
+		return c.opError("migrate", errors.New("use of closed session"))
+	case c.terminated:
+		err := c.sessionErrLocked()
+		c.mu.Unlock()
+		return c.opError("migrate", err)
+	case !cs.pool:
+		c.mu.Unlock()
+		return c.opError("migrate", ErrNotPool)
+	case cs.moving != nil || c.link == nil:
+		c.mu.Unlock()
+		return c.opError("migrate", ErrMoveInProgress)
+	}
+	target, err := cs.chooseTargetLocked(to)
+	if err != nil {
+		c.mu.Unlock()
+		return c.opError("migrate", err)
+	}
+	if target.Name == cs.node {
+		c.mu.Unlock()
+		return nil
+	}
+	from, _ := cs.memberLocked(cs.node)
+	m := &move{from: from, to: target, start: time.Now(), done: make(chan error, 1)}
+	cs.moving = m
+	l := c.link
+	c.link = nil
+	l.shutdown(errMoving)
+	c.mu.Unlock()
+	c.log.Info("mtcp: moving session", "from", cs.node, "to", target.Name, "addr", target.Addr)
+	go cs.runMove(c, m)
+	select {
+	case err := <-m.done:
+		if err != nil {
+			return c.opError("migrate", err)
+		}
+		return nil
+	case <-ctx.Done():
+		return c.opError("migrate", ctx.Err())
+	}
+}
+
+func (cs *clientSide) memberLocked(name string) (Member, bool) {
+	for _, m := range cs.members {
+		if m.Name == name {
+			return m, true
+		}
+	}
+	return Member{Name: name, Addr: cs.address}, false
+}
+
+// runMove resumes the session at the target; if that fails, the session
+// goes back to where it was (or wherever the pool says it is).
+func (cs *clientSide) runMove(c *Conn, m *move) {
+	ctx, cancel := context.WithTimeout(context.Background(), cs.d.HandshakeTimeout)
+	defer cancel()
+	go func() {
+		select {
+		case <-c.doneCh:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	err := cs.resumeAt(ctx, c, m.to.Addr)
+	c.mu.Lock()
+	cs.moving = nil
+	if err == nil {
+		c.mu.Unlock()
+		c.log.Info("mtcp: session moved", "from", m.from.Name, "to", m.to.Name, "pause", time.Since(m.start))
+		m.done <- nil
+		return
+	}
+	if !c.terminated && c.link == nil {
+		cs.startReconnect(c, err)
+	}
+	c.mu.Unlock()
+	c.log.Warn("mtcp: move failed, staying", "to", m.to.Name, "err", err)
+	m.done <- fmt.Errorf("%w: to %s: %w", ErrMoveFailed, m.to.Name, err)
+}
+
+// migrate (server side) asks the client to move and waits for the session
+// to leave.
+func (s *serverSide) migrate(ctx context.Context, c *Conn, to string, reason MoveReason) error {
+	if s.node == nil {
+		return c.opError("migrate", ErrNotPool)
+	}
+	target, err := s.node.target(to)
+	if err != nil {
+		return c.opError("migrate", err)
+	}
+	c.mu.Lock()
+	if c.terminated {
+		err := c.sessionErrLocked()
+		c.mu.Unlock()
+		if errors.Is(err, ErrMigrated) {
+			return nil
+		}
+		return c.opError("migrate", err)
+	}
+	if !s.movableLocked(c) {
+		c.mu.Unlock()
+		return c.opError("migrate", ErrNotMovable)
+	}
+	s.moveTo = &wire.Move{Reason: reason, Name: target.Name, Addr: target.ClientAddr}
+	if c.link != nil {
+		c.link.kickNow()
+	}
+	c.mu.Unlock()
+	select {
+	case <-c.doneCh:
+		if err := c.Err(); !errors.Is(err, ErrMigrated) {
+			return c.opError("migrate", err)
+		}
+		return nil
+	case <-ctx.Done():
+		return c.opError("migrate", ctx.Err())
+	}
+}
+
+// Err returns why the session ended: nil while it runs or if it finished
+// cleanly, a *SessionMovedError if it moved to another member, a
+// *SessionLostError if it was lost.
+func (c *Conn) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}

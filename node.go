@@ -1,0 +1,251 @@
+package mtcp
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/migratory/mtcp/pool"
+	"github.com/migratory/mtcp/transport"
+	"github.com/migratory/mtcp/internal/wire"
+)
+
+// ErrNoPoolKey: a pool member needs Config.PoolKey (at least 16 bytes).
+var ErrNoPoolKey = errors.New("mtcp: a pool needs Config.PoolKey of at least 16 bytes")
+
+// node is a Listener's membership in a pool: gossip, the server-to-server
+// control plane, and what members know of each other's sessions.
+type node struct {
+	ln       *Listener
+	name     string
+	addr     string // where clients reach this member
+	replicas int
+	pool     *pool.Pool
+	ctl      *transport.Server
+	rpc      *transport.Client
+
+	version atomic.Uint64 // bumped when membership or load changes
+
+	mu         sync.Mutex
+	membersVer uint64
+	members    []byte // the MEMBERS frame for membersVer
+	moved      map[[wire.SessionIDLen]byte]tombstone
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// tombstone remembers where a session went, to redirect its client.
+type tombstone struct {
+	node, addr string
+	epoch      uint64
+	until      time.Time
+}
+
+const tombstoneLife = 5 * time.Minute
+
+func startNode(ln *Listener, cfg *Config) (*node, error) {
+	if len(cfg.PoolKey) < pool.MinKeyLen {
+		return nil, ErrNoPoolKey
+	}
+	addr := cfg.Advertise
+	if addr == "" {
+		addr = ln.inner.Addr().String()
+	}
+	name := cfg.NodeName
+	if name == "" {
+		host, _ := os.Hostname()
+		_, port, _ := net.SplitHostPort(addr)
+		name = host + ":" + port
+	}
+	n := &node{ln: ln, name: name, addr: addr, replicas: cfg.Replicas,
+		moved: make(map[[wire.SessionIDLen]byte]tombstone), stop: make(chan struct{})}
+	n.version.Store(1)
+
+	control := cfg.Control
+	if control == "" {
+		host, _, err := net.SplitHostPort(cfg.Gossip)
+		if err != nil {
+			return nil, fmt.Errorf("mtcp: gossip address %q: %w", cfg.Gossip, err)
+		}
+		control = net.JoinHostPort(host, "0")
+	}
+	ctlLn, err := net.Listen("tcp", control)
+	if err != nil {
+		return nil, fmt.Errorf("mtcp: control plane: %w", err)
+	}
+	tcfg := transport.Config{NodeName: name, Key: cfg.PoolKey, Logger: cfg.Logger}
+	if n.ctl, err = transport.NewServer(ctlLn, tcfg); err != nil {
+		ctlLn.Close()
+		return nil, fmt.Errorf("mtcp: control plane: %w", err)
+	}
+	if n.rpc, err = transport.NewClient(tcfg); err != nil {
+		n.ctl.Close()
+		return nil, fmt.Errorf("mtcp: control plane: %w", err)
+	}
+	n.registerHandlers()
+	n.pool, err = pool.New(pool.Config{
+		NodeName: name, BindAddr: cfg.Gossip, Join: cfg.Join, Key: cfg.PoolKey,
+		ClientAddr: addr, ControlAddr: ctlLn.Addr().String(),
+		Logger: cfg.Logger, Profile: cfg.PoolProfile, OnChange: n.changed,
+	})
+	if err != nil {
+		n.ctl.Close()
+		n.rpc.Close()
+		return nil, fmt.Errorf("mtcp: pool: %w", err)
+	}
+	if cfg.Replicas == 0 {
+		ln.log.Info("mtcp: pool member without checkpoint replicas: sessions move only while their server lives")
+	}
+	n.wg.Add(1)
+	go n.reportLoad()
+	ln.log.Info("mtcp: joined pool", "node", name, "gossip", n.pool.GossipAddr(), "control", ctlLn.Addr().String())
+	return n, nil
+}
+
+// close leaves the pool and stops the control plane.
+func (n *node) close() {
+	close(n.stop)
+	n.wg.Wait()
+	_ = n.pool.Leave(time.Second)
+	_ = n.pool.Shutdown()
+	_ = n.ctl.Close()
+	_ = n.rpc.Close()
+}
+
+// changed runs when the membership or a member's metadata changed: every
+// attached session sends its client the new member list.
+func (n *node) changed() {
+	n.version.Add(1)
+	for _, c := range n.ln.sessionList() {
+		c.mu.Lock()
+		if c.link != nil {
+			c.link.kickNow()
+		}
+		c.mu.Unlock()
+	}
+}
+
+// reportLoad publishes this member's load once a second.
+func (n *node) reportLoad() {
+	defer n.wg.Done()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-t.C:
+			n.pool.SetLoad(n.ln.Sessions(), 0)
+		}
+	}
+}
+
+// membersFrame returns the encoded MEMBERS frame of the current membership
+// and its version.
+func (n *node) membersFrame() ([]byte, uint64) {
+	v := n.version.Load()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.membersVer != v || n.members == nil {
+		list := n.pool.Members()
+		f := wire.Members{List: make([]wire.MemberInfo, 0, len(list))}
+		for _, m := range list {
+			f.List = append(f.List, wire.MemberInfo{
+				Name: m.Name, Addr: m.ClientAddr, Sessions: uint32(min(m.Sessions, 1<<31)), Draining: m.Draining,
+			})
+		}
+		n.members, n.membersVer = wire.AppendFrame(nil, f), v
+	}
+	return n.members, n.membersVer
+}
+
+// bury records that a session moved to another member.
+func (n *node) bury(id [wire.SessionIDLen]byte, to pool.Member, epoch uint64) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	now := time.Now()
+	for k, t := range n.moved {
+		if now.After(t.until) {
+			delete(n.moved, k)
+		}
+	}
+	n.moved[id] = tombstone{node: to.Name, addr: to.ClientAddr, epoch: epoch, until: now.Add(tombstoneLife)}
+}
+
+// movedTo returns where a session went, if it left this member.
+func (n *node) movedTo(id [wire.SessionIDLen]byte) (tombstone, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	t, ok := n.moved[id]
+	if ok && time.Now().After(t.until) {
+		delete(n.moved, id)
+		return t, false
+	}
+	return t, ok
+}
+
+// Members returns the pool's members as this listener sees them (nil for a
+// standalone listener).
+func (ln *Listener) Members() []Member {
+	if ln.node == nil {
+		return nil
+	}
+	list := ln.node.pool.Members()
+	out := make([]Member, 0, len(list))
+	for _, m := range list {
+		out = append(out, Member{Name: m.Name, Addr: m.ClientAddr, Sessions: m.Sessions, Draining: m.Draining})
+	}
+	return out
+}
+
+// NodeName returns the listener's name in its pool ("" when standalone).
+func (ln *Listener) NodeName() string {
+	if ln.node == nil {
+		return ""
+	}
+	return ln.node.name
+}
+
+// Member is a pool member as clients and servers see it.
+type Member struct {
+	Name     string // unique name in the pool
+	Addr     string // where clients connect
+	Sessions int    // sessions it holds
+	Draining bool   // leaving the pool: takes no sessions
+}
+
+func (m Member) String() string {
+	d := ""
+	if m.Draining {
+		d = " draining"
+	}
+	return m.Name + "@" + m.Addr + " (" + strconv.Itoa(m.Sessions) + " sessions" + d + ")"
+}
+
+// target resolves where a session should move: the member with client
+// address to, or the least loaded other member when to is empty.
+func (n *node) target(to string) (pool.Member, error) {
+	if to == "" {
+		m, ok := n.pool.LeastLoaded(n.name)
+		if !ok {
+			return m, ErrNoMember
+		}
+		return m, nil
+	}
+	m, ok := n.pool.ByClientAddr(to)
+	switch {
+	case !ok:
+		return m, fmt.Errorf("%w: %q", ErrUnknownMember, to)
+	case m.Draining:
+		return m, fmt.Errorf("%w: %s", ErrMemberDraining, m.Name)
+	case m.Name == n.name:
+		return m, fmt.Errorf("%w: %s is this member", ErrNoMember, m.Name)
+	}
+	return m, nil
+}

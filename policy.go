@@ -1,0 +1,177 @@
+package mtcp
+
+import (
+	"context"
+	"time"
+)
+
+// MigrationPolicy decides when a client moves its session, and where to.
+// Its methods are called from the session's own goroutines, one at a time.
+type MigrationPolicy interface {
+	// MoveRequested is called when the server asks the session to move to
+	// the member at addr; it returns the address to move to ("" to stay).
+	MoveRequested(addr string, reason MoveReason) string
+	// Check is called about once a second while the session is attached to
+	// a pool member; it returns the address of a member to move to, or "".
+	Check(s PolicyStats) string
+}
+
+// PolicyStats is what a MigrationPolicy sees of a session.
+type PolicyStats struct {
+	Server   Member        // the member serving the session
+	Members  []Member      // the pool as last told
+	Rate     float64       // bytes per second through the session in the last second (both ways)
+	Baseline float64       // the session's recent rate while it was busy (moving average)
+	Stalled  time.Duration // how long written bytes have waited for the server with no progress
+	Attached time.Duration // how long the session has been on this server
+}
+
+// DefaultPolicy is the migration policy of a Dialer without one, after
+// M-TCP: obey the server's requests, and move to the least loaded other
+// member when the server stalls or when the session's throughput stays well
+// below its recent level while another member carries fewer sessions. (A
+// server that cannot be reached at all is left by the reconnect logic.)
+type DefaultPolicy struct {
+	StallAfter time.Duration // move after written bytes waited this long (default 5 s)
+	DropRatio  float64       // "well below": under this fraction of the baseline (default 0.3)
+	DropFor    int           // for this many checks in a row (default 3)
+	Settle     time.Duration // stay at least this long after a move (default 10 s)
+	lowChecks  int
+}
+
+// MoveRequested obeys the server.
+func (p *DefaultPolicy) MoveRequested(addr string, _ MoveReason) string { return addr }
+
+// Check applies the stall and throughput rules.
+func (p *DefaultPolicy) Check(s PolicyStats) string {
+	settle := p.Settle
+	if settle == 0 {
+		settle = 10 * time.Second
+	}
+	stall := p.StallAfter
+	if stall == 0 {
+		stall = 5 * time.Second
+	}
+	ratio := p.DropRatio
+	if ratio == 0 {
+		ratio = 0.3
+	}
+	drop := p.DropFor
+	if drop == 0 {
+		drop = 3
+	}
+	if s.Attached < settle {
+		p.lowChecks = 0
+		return ""
+	}
+	best, ok := leastLoaded(s.Members, s.Server.Name)
+	if !ok {
+		return ""
+	}
+	if s.Stalled >= stall {
+		return best.Addr
+	}
+	if s.Baseline > 0 && s.Rate < ratio*s.Baseline {
+		p.lowChecks++
+	} else {
+		p.lowChecks = 0
+	}
+	if p.lowChecks >= drop && best.Sessions < s.Server.Sessions {
+		p.lowChecks = 0
+		return best.Addr
+	}
+	return ""
+}
+
+func leastLoaded(members []Member, except string) (Member, bool) {
+	var best Member
+	found := false
+	for _, m := range members {
+		if m.Name == except || m.Draining {
+			continue
+		}
+		if !found || m.Sessions < best.Sessions {
+			best, found = m, true
+		}
+	}
+	return best, found
+}
+
+func (d *Dialer) policy() MigrationPolicy {
+	if d.Policy != nil {
+		return d.Policy
+	}
+	return &DefaultPolicy{}
+}
+
+// policyState tracks a client session's figures for its policy.
+type policyState struct {
+	policy      MigrationPolicy
+	timer       *time.Timer
+	bytes       uint64    // bytes received and acknowledged, all time
+	lastBytes   uint64    // at the previous check
+	baseline    float64   // moving average of busy rates
+	lastRelease uint64    // output release at the previous progress
+	progressAt  time.Time // when output last made progress
+	attachedAt  time.Time
+}
+
+const policyInterval = time.Second
+
+// startPolicyLocked arms the policy checks of a client in a pool.
+func (c *Conn) startPolicyLocked() {
+	cs := c.client
+	if cs == nil || !cs.pool || cs.ps != nil {
+		return
+	}
+	cs.ps = &policyState{policy: cs.d.policy(), progressAt: time.Now(), attachedAt: time.Now()}
+	cs.ps.timer = time.AfterFunc(policyInterval, c.policyCheck)
+}
+
+// policyCheck runs the policy once and re-arms.
+func (c *Conn) policyCheck() {
+	c.mu.Lock()
+	cs := c.client
+	ps := cs.ps
+	if c.terminated {
+		c.mu.Unlock()
+		return
+	}
+	defer ps.timer.Reset(policyInterval)
+	if c.link == nil || cs.moving != nil {
+		c.mu.Unlock()
+		return
+	}
+	now := time.Now()
+	rate := float64(ps.bytes-ps.lastBytes) / policyInterval.Seconds()
+	ps.lastBytes = ps.bytes
+	if rate > 0 && (ps.baseline == 0 || rate >= ps.policyBusy()) {
+		ps.baseline = 0.8*ps.baseline + 0.2*rate
+		if ps.baseline < rate/5 {
+			ps.baseline = rate // first busy second
+		}
+	}
+	released, _ := c.st.Retained()
+	stalled := time.Duration(0)
+	if released != ps.lastRelease || c.st.Sent() == released {
+		ps.lastRelease, ps.progressAt = released, now
+	} else {
+		stalled = now.Sub(ps.progressAt)
+	}
+	server, _ := cs.memberLocked(cs.node)
+	stats := PolicyStats{
+		Server: server, Members: append([]Member(nil), cs.members...),
+		Rate: rate, Baseline: ps.baseline, Stalled: stalled, Attached: now.Sub(ps.attachedAt),
+	}
+	c.mu.Unlock()
+	if to := ps.policy.Check(stats); to != "" {
+		go func() {
+			if err := c.Migrate(context.Background(), to); err == nil {
+				c.log.Info("mtcp: policy moved the session", "to", to, "rate", rate, "baseline", stats.Baseline, "stalled", stalled)
+			}
+		}()
+	}
+}
+
+// policyBusy is the rate above which a second counts as busy for the baseline.
+func (ps *policyState) policyBusy() float64 { return ps.baseline / 2 }

@@ -1,0 +1,120 @@
+package mtcp
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/migratory/mtcp/internal/digest"
+	"github.com/migratory/mtcp/internal/wire"
+)
+
+// receivedLocked notes output bytes arriving at a client of a pool: they go
+// into the running digest that lets a new server check its regenerated output.
+func (c *Conn) receivedLocked(p []byte) {
+	if cs := c.client; cs != nil && cs.pool {
+		cs.digest.Write(p)
+		if cs.ps != nil {
+			cs.ps.bytes += uint64(len(p))
+		}
+	}
+}
+
+// handlePoolFrameLocked applies MEMBERS, MOVE and MARK (server to client) and
+// VERIFY (client to server).
+func (c *Conn) handlePoolFrameLocked(l *link, h wire.Header, b []byte) error {
+	f, err := wire.Decode(h, b)
+	if err != nil {
+		return err
+	}
+	switch f := f.(type) {
+	case wire.Verify:
+		s := c.server
+		if s == nil {
+			return fmt.Errorf("%w: VERIFY sent to a client", ErrProtocol)
+		}
+		if !s.verifyPending {
+			return nil // a repeat after a resume
+		}
+		s.verify, s.haveVerify = f, true
+		c.checkRegeneratedLocked()
+		return nil
+	}
+	cs := c.client
+	if cs == nil || !cs.pool {
+		return fmt.Errorf("%w: %v from a client or a standalone server", ErrProtocol, h.Type)
+	}
+	switch f := f.(type) {
+	case wire.Members:
+		cs.members = make([]Member, 0, len(f.List))
+		for _, m := range f.List {
+			cs.members = append(cs.members, Member{Name: m.Name, Addr: m.Addr, Sessions: int(m.Sessions), Draining: m.Draining})
+		}
+	case wire.Mark:
+		if f.Out != cs.digest.Pos {
+			return fmt.Errorf("%w: MARK at %d, received %d", ErrProtocol, f.Out, cs.digest.Pos)
+		}
+		if n := len(cs.marks); n > 0 && cs.marks[n-1].seq >= f.Seq {
+			return nil // sent again after a resume
+		}
+		if len(cs.marks) >= maxMarks {
+			cs.marks = cs.marks[1:]
+		}
+		cs.marks = append(cs.marks, markDigest{seq: f.Seq, in: f.In, at: cs.digest})
+		c.pruneMarksLocked()
+		l.kickNow() // acknowledge the output before the mark at once: it makes the checkpoint durable
+	case wire.Move:
+		c.log.Info("mtcp: server asks the session to move", "to", f.Name, "addr", f.Addr, "reason", f.Reason)
+		go func() {
+			if to := cs.d.policy().MoveRequested(f.Addr, f.Reason); to != "" {
+				_ = c.Migrate(context.Background(), to)
+			}
+		}()
+	}
+	return nil
+}
+
+// pruneMarksLocked forgets checkpoints the server can no longer restore: those
+// whose input the client has freed.
+func (c *Conn) pruneMarksLocked() {
+	cs := c.client
+	retained, _ := c.st.Retained()
+	i := 0
+	for i < len(cs.marks)-1 && cs.marks[i+1].in <= retained {
+		i++ // a newer mark is restorable too: the older one will not be chosen
+	}
+	cs.marks = cs.marks[i:]
+}
+
+// digestAt returns the client's digest of its output prefix at pos, if pos is
+// a checkpoint it was told of (or 0).
+func (cs *clientSide) digestAt(pos uint64) (digest.Running, bool) {
+	if pos == 0 {
+		return digest.Running{}, true
+	}
+	for _, m := range cs.marks {
+		if m.at.Pos == pos {
+			return m.at, true
+		}
+	}
+	return digest.Running{}, false
+}
+
+// poolFramesLocked appends the pool frames due on a link: the member list to
+// a client that has an old one, and the client's VERIFY after a restore.
+func (l *link) poolFramesLocked() {
+	c := l.c
+	if s := c.server; s != nil && s.node != nil {
+		if b, v := s.node.membersFrame(); v != s.membersVer {
+			s.membersVer = v
+			l.bufs = append(l.bufs, b)
+		}
+		if s.moveTo != nil && !s.moveSent {
+			s.moveSent = true
+			l.bufs = append(l.bufs, wire.AppendFrame(nil, *s.moveTo))
+		}
+	}
+	if cs := c.client; cs != nil && cs.verify != nil {
+		l.bufs = append(l.bufs, wire.AppendFrame(nil, *cs.verify))
+		cs.verify = nil
+	}
+}
