@@ -1,11 +1,11 @@
 package mtcp
 
 import (
-	"github.com/migratory/mtcp/internal/digest"
 	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"github.com/migratory/mtcp/internal/digest"
 	"math/rand/v2"
 	"net"
 	"time"
@@ -38,10 +38,10 @@ type clientSide struct {
 	epoch   uint64   // the session's epoch as last told
 	members []Member // the pool as last told
 	digest  digest.Running
-	marks   []markDigest     // checkpoints the server announced, oldest first
-	verify  *wire.Verify     // to send first on the new link
-	moving  *move            // a migration in progress
-	ps      *policyState     // the migration policy's figures
+	marks   []markDigest // checkpoints the server announced, oldest first
+	verify  *wire.Verify // to send first on the new link
+	moving  *move        // a migration in progress
+	ps      *policyState // the migration policy's figures
 }
 
 // markDigest is the client's digest of its received output at a checkpoint

@@ -10,9 +10,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/migratory/mtcp/internal/wire"
 	"github.com/migratory/mtcp/pool"
 	"github.com/migratory/mtcp/transport"
-	"github.com/migratory/mtcp/internal/wire"
 )
 
 // ErrNoPoolKey: a pool member needs Config.PoolKey (at least 16 bytes).
