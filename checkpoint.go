@@ -33,8 +33,9 @@ const maxCheckpoints = 16
 // move (it keeps standalone continuity); after that, the client keeps its
 // input from the latest acknowledged checkpoint on, so the application must
 // checkpoint at least every half of the client's retention (2 MiB of input
-// with the default Dialer) to stay movable. On a standalone server
-// Checkpoint does nothing. The state is copied.
+// with the default Dialer) to stay movable. On a standalone server, and on a
+// restored session until its regenerated output has been checked, Checkpoint
+// records nothing. The state is copied.
 func (c *Conn) Checkpoint(state []byte) error {
 	if c.role != roleServer {
 		return ErrNotServer
@@ -48,6 +49,11 @@ func (c *Conn) Checkpoint(state []byte) error {
 	if c.terminated {
 		return c.opError("checkpoint", c.sessionErrLocked())
 	}
+	if s.verifyPending {
+		// Output before the client's position is being regenerated: the client
+		// could not check a restore from here. The restored checkpoint stands.
+		return nil
+	}
 	s.nextSeq++
 	rec := &snapshot.Record{
 		Session: c.id, Epoch: s.epoch, Seq: s.nextSeq, Secret: c.secret,
@@ -56,8 +62,9 @@ func (c *Conn) Checkpoint(state []byte) error {
 		Params: s.params, Origin: s.node.name,
 	}
 	if len(s.ckpts) >= maxCheckpoints {
-		// Keep the durable one (first) and drop the oldest pending one.
-		s.ckpts = append(s.ckpts[:1], s.ckpts[2:]...)
+		// Keep the durable one and the oldest pending ones (the next to become
+		// durable); the new one replaces the newest.
+		s.ckpts = s.ckpts[:len(s.ckpts)-1]
 	}
 	s.ckpts = append(s.ckpts, rec)
 	if s.durable == nil {
@@ -120,8 +127,10 @@ func (c *Conn) advanceDurableLocked() {
 
 // updateReleaseLocked sets how much input the client may free: everything
 // received until the application first checkpoints; then the input before the
-// durable checkpoint, unless the client's retention is under pressure, in
-// which case more is released and the session cannot move until the next
+// durable checkpoint. If the client's retention fills up while no newer
+// checkpoint is on its way to durability (the application stopped
+// checkpointing), more is released, so that the client's writes never block
+// for want of checkpoints; the session then cannot move until the next
 // durable checkpoint.
 func (c *Conn) updateReleaseLocked() {
 	s := c.server
@@ -133,7 +142,8 @@ func (c *Conn) updateReleaseLocked() {
 	if s.checkpointed && s.durable != nil {
 		target = max(s.durable.InPos, c.st.Release())
 		retention := uint64(s.params.ClientRetention)
-		if recv-target > retention*3/4 {
+		pending := s.ckpts[len(s.ckpts)-1].InPos > target || s.verifyPending
+		if recv-target > retention*3/4 && !pending {
 			target = recv - retention/2
 		}
 	}

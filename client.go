@@ -51,8 +51,10 @@ type markDigest struct {
 	at      digest.Running
 }
 
-// maxMarks bounds the announced checkpoints a client remembers.
-const maxMarks = 64
+// maxMarks bounds the announced checkpoints a client remembers; it is well
+// above the checkpoints a server keeps (maxCheckpoints), so the client knows
+// every one the server may restore.
+const maxMarks = 256
 
 // startReconnect (c.mu held) starts resuming on a new link, once.
 func (cs *clientSide) startReconnect(c *Conn, cause error) {
@@ -257,12 +259,20 @@ func (cs *clientSide) restoredLocked(c *Conn, r wire.Resumed) error {
 		return fmt.Errorf("%w: server restored output at %d, beyond the %d bytes received", ErrProtocol, from, to)
 	}
 	c.st.ResendEnd() // the new server may not know the end of our output
+	known := cs.markPositions()
+	// Checkpoints announced after the restored one were abandoned with the
+	// old server; the new one numbers its own from the restored one.
+	i := len(cs.marks)
+	for i > 0 && cs.marks[i-1].at.Pos > from {
+		i--
+	}
+	cs.marks = cs.marks[:i]
 	if from == to {
 		return nil
 	}
 	at, ok := cs.digestAt(from)
 	if !ok {
-		return fmt.Errorf("%w: server restored at output %d, a position the client cannot check", ErrDiverged, from)
+		return fmt.Errorf("%w: server restored at output %d, a position the client cannot check (it knew %s)", ErrDiverged, from, known)
 	}
 	cs.verify = &wire.Verify{From: from, To: to, CRC: digest.Between(at, cs.digest)}
 	return nil
@@ -270,8 +280,19 @@ func (cs *clientSide) restoredLocked(c *Conn, r wire.Resumed) error {
 
 // refusedError turns a REFUSED into the error a resume attempt returns.
 func refusedError(f wire.Refused) error {
-	if f.Code == wire.CodeMoved && f.RedirectAddr != "" {
+	if (f.Code == wire.CodeMoved || f.Code == wire.CodeDraining) && f.RedirectAddr != "" {
 		return &redirectError{name: f.RedirectName, addr: f.RedirectAddr}
 	}
 	return &PeerError{Code: uint16(f.Code), Reason: f.Reason, Refused: true}
+}
+
+func (cs *clientSide) markPositions() string {
+	var b []byte
+	for i, m := range cs.marks {
+		if i > 0 {
+			b = append(b, ' ')
+		}
+		b = fmt.Appendf(b, "%d@%d", m.seq, m.at.Pos)
+	}
+	return string(b)
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -158,20 +159,31 @@ func (d *Dialer) hello() wire.Hello {
 	}
 }
 
-// open dials a new session.
+// maxRedirects bounds how many times a new session follows a draining
+// server's redirect.
+const maxRedirects = 3
+
+// open dials a new session, following a draining server's redirect.
 func (d *Dialer) open(ctx context.Context, network, address string) (*Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, d.HandshakeTimeout)
 	defer cancel()
-	nc, err := d.dialLink(ctx, network, address)
-	if err != nil {
-		return nil, err
-	}
-	c, err := d.openOn(ctx, nc, network, address)
-	if err != nil {
+	for hop := 0; ; hop++ {
+		nc, err := d.dialLink(ctx, network, address)
+		if err != nil {
+			return nil, err
+		}
+		c, err := d.openOn(ctx, nc, network, address)
+		if err == nil {
+			return c, nil
+		}
 		_ = nc.Close()
-		return nil, err
+		var rd *redirectError
+		if !errors.As(err, &rd) || hop == maxRedirects {
+			return nil, err
+		}
+		d.Logger.Info("mtcp: server redirects the new session", "from", address, "to", rd.addr, "node", rd.name)
+		address = rd.addr
 	}
-	return c, nil
 }
 
 func (d *Dialer) openOn(ctx context.Context, nc net.Conn, network, address string) (*Conn, error) {
@@ -200,7 +212,7 @@ func (d *Dialer) openOn(ctx context.Context, nc net.Conn, network, address strin
 	case wire.Welcome:
 		w = f
 	case wire.Refused:
-		return nil, &PeerError{Code: uint16(f.Code), Reason: f.Reason, Refused: true}
+		return nil, refusedError(f)
 	default:
 		return nil, fmt.Errorf("%w: %v in answer to HELLO", ErrProtocol, f.Type())
 	}

@@ -89,6 +89,10 @@ var codeErrors = map[wire.Code]error{
 	wire.CodeBusy:           ErrBusy,
 	wire.CodeNotRetained:    ErrNotRetained,
 	wire.CodeClosed:         ErrPeerClosed,
+	wire.CodeMoved:          ErrMigrated,
+	wire.CodeNotMovable:     ErrNotMovable,
+	wire.CodeDiverged:       ErrDiverged,
+	wire.CodeDraining:       ErrMemberDraining,
 }
 
 // codeOf picks the wire code that describes err to the peer.
@@ -106,6 +110,10 @@ func codeOf(err error) wire.Code {
 		return wire.CodeBusy
 	case errors.Is(err, ErrVersion):
 		return wire.CodeVersion
+	case errors.Is(err, ErrDiverged):
+		return wire.CodeDiverged
+	case errors.Is(err, ErrNotMovable):
+		return wire.CodeNotMovable
 	}
 	return wire.CodeInternal
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/migratory/mtcp/internal/wire"
@@ -25,7 +26,8 @@ type Listener struct {
 	hsSlots   chan struct{} // bounds connections in their handshake
 	wg        sync.WaitGroup
 
-	node *node // pool membership; nil when standalone
+	node     *node       // pool membership; nil when standalone
+	draining atomic.Bool // Drain was called: no new sessions
 
 	mu        sync.Mutex
 	sessions  map[[wire.SessionIDLen]byte]*Conn

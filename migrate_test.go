@@ -10,9 +10,10 @@ import (
 	"go.uber.org/goleak"
 )
 
-// TestClientMovesSessionTwice echoes 16 MiB through a stateful application
-// while the client moves the session to another member twice.
-func TestClientMovesSessionTwice(t *testing.T) {
+// TestSessionMovesThreeTimes echoes 16 MiB through a stateful application
+// while the client moves the session to another member twice and then its
+// member drains.
+func TestSessionMovesThreeTimes(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	tp := startPool(t, 3, nil)
 	defer tp.close()
@@ -26,25 +27,36 @@ func TestClientMovesSessionTwice(t *testing.T) {
 
 	const n = 16 << 20
 	var moves atomic.Int32
-	moveErr := make(chan error, 2)
+	var moveErrs []error
 	targets := []string{tp.members[1].Addr().String(), tp.members[2].Addr().String()}
 	res := echoTransfer(c, n, 7, func(got int64) {
+		// Each move happens while data flows both ways; the reader waits
+		// for it here, the writer goes on.
 		k := moves.Load()
-		if k < 2 && got >= int64(k+1)*n/3 && moves.CompareAndSwap(k, k+1) {
-			go func() {
-				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				defer cancel()
-				moveErr <- mc.Migrate(ctx, targets[k])
-			}()
+		if k >= 3 || got < int64(k+1)*n/4 {
+			return
 		}
+		moves.Add(1)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if k < 2 {
+			moveErrs = append(moveErrs, mc.Migrate(ctx, targets[k]))
+			return
+		}
+		moveErrs = append(moveErrs, tp.member("m2").Drain(ctx)) // the third move: m2 drains
 	})
-	require.NoError(t, <-moveErr)
-	require.NoError(t, <-moveErr)
+	require.Len(t, moveErrs, 3)
+	for _, err := range moveErrs {
+		require.NoError(t, err)
+	}
 	require.NoError(t, c.Close())
 	waitSessionEnd(t, c)
-	require.Equal(t, "m2", mc.ServerName())
 	require.Eventually(t, func() bool { return tp.apps.finalDigest(mc.SessionID()) != nil }, 5*time.Second, 10*time.Millisecond)
 	requireTransferOK(t, res, n, 7, tp.apps.finalDigest(mc.SessionID()))
 	require.Empty(t, tp.apps.errors())
-	require.Equal(t, []string{"m0", "m1", "m2"}, tp.apps.servedBy(mc.SessionID()))
+	served := tp.apps.servedBy(mc.SessionID())
+	require.Len(t, served, 4, "served by: %v", served)
+	require.Equal(t, []string{"m0", "m1", "m2"}, served[:3])
+	require.Contains(t, []string{"m0", "m1"}, served[3], "the drain moved it to a member still in the pool")
+	require.Equal(t, served[3], mc.ServerName())
 }

@@ -57,7 +57,9 @@ func (c *Conn) handlePoolFrameLocked(l *link, h wire.Header, b []byte) error {
 			return nil // sent again after a resume
 		}
 		if len(cs.marks) >= maxMarks {
-			cs.marks = cs.marks[1:]
+			// Like the server, keep the oldest (the ones the server may still
+			// restore) and let the new one replace the newest.
+			cs.marks = cs.marks[:len(cs.marks)-1]
 		}
 		cs.marks = append(cs.marks, markDigest{seq: f.Seq, in: f.In, at: cs.digest})
 		c.pruneMarksLocked()

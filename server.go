@@ -165,6 +165,15 @@ func clientKeepAlive(h wire.Hello) (interval, timeout time.Duration) {
 
 func (ln *Listener) serveNew(nc net.Conn, br *bufio.Reader, hello wire.Hello) error {
 	cfg := &ln.cfg
+	if ln.draining.Load() {
+		r := wire.Refused{Code: wire.CodeDraining, Reason: "the server is draining"}
+		if n := ln.node; n != nil {
+			if m, ok := n.pool.LeastLoaded(n.name); ok && !m.Draining {
+				r.RedirectName, r.RedirectAddr = m.Name, m.ClientAddr
+			}
+		}
+		return &refusal{r}
+	}
 	if hello.Window < minBufferSize || hello.Retention < minBufferSize {
 		return fmt.Errorf("%w: window %d and retention %d below %d", ErrProtocol, hello.Window, hello.Retention, minBufferSize)
 	}

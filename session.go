@@ -114,9 +114,6 @@ func (c *Conn) attachLocked(nc net.Conn, br *bufio.Reader) *link {
 		c.bgStarted = true
 		go c.backgroundReader()
 	}
-	if c.server != nil {
-		c.server.moveSent = false
-	}
 	if c.client != nil {
 		c.startPolicyLocked()
 		if ps := c.client.ps; ps != nil {
@@ -162,8 +159,7 @@ func (c *Conn) finishedLocked() bool {
 	if !outSettled || !inSettled {
 		return false
 	}
-	_, dirty := st.AckDue()
-	return st.PeerEnd() == stream.Open || !dirty
+	return st.PeerEnd() == stream.Open || st.PeerEndTold()
 }
 
 // maybeFinishLocked ends a finished session on the client, which closes the

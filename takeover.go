@@ -18,7 +18,8 @@ import (
 // (which checks the client's proof and freezes the session), restores the
 // newest checkpoint the client can resume from, and serves it from there.
 func (n *node) takeOver(nc net.Conn, br *bufio.Reader, hello wire.Hello) error {
-	if t, ok := n.movedTo(hello.Session); ok {
+	if t, ok := n.movedTo(hello.Session); ok && hello.Epoch < t.epoch {
+		// The client missed the move: send it to where the session went.
 		return &refusal{wire.Refused{Code: wire.CodeMoved, Reason: "the session moved",
 			RedirectName: t.node, RedirectAddr: t.addr}}
 	}

@@ -265,6 +265,9 @@ func (s *Stream) OnEnd(kind End, pos uint64) error {
 	return nil
 }
 
+// PeerEndTold reports whether the peer was told its end was seen.
+func (s *Stream) PeerEndTold() bool { return s.advFinSeen }
+
 // PeerEnd reports how the peer ended its output (Open if it has not).
 func (s *Stream) PeerEnd() End { return s.peerEnd }
 
