@@ -727,3 +727,151 @@ func TestHandshakeFloodSparesHonestClients(t *testing.T) {
 	echoOnce(t, honest, "during the flood")
 	closeHonest(t, honest)
 }
+
+// TestSessionLimitRefusesWithBusy fills a listener's session table: the
+// next client is refused with ErrBusy (REFUSED code 5), and the sessions it
+// holds are unharmed.
+func TestSessionLimitRefusesWithBusy(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	ln, err := Listen("tcp", "127.0.0.1:0", &Config{Logger: testLogger(t), MaxSessions: 2})
+	require.NoError(t, err)
+	srv := startEchoServer(t, ln)
+	defer srv.stop()
+	d := &Dialer{Logger: testLogger(t)}
+	var held []net.Conn
+	for i := 0; i < 2; i++ {
+		c, err := d.Dial("tcp", ln.Addr().String())
+		require.NoError(t, err)
+		held = append(held, c)
+	}
+	_, err = d.Dial("tcp", ln.Addr().String())
+	require.ErrorIs(t, err, ErrBusy)
+	var pe *PeerError
+	require.ErrorAs(t, err, &pe)
+	require.True(t, pe.Refused)
+
+	p := dialRaw(t, ln.Addr().String())
+	defer p.Close()
+	kp, err := auth.NewKeyPair()
+	require.NoError(t, err)
+	h := rawHello()
+	h.Key = kp.Pub
+	p.send(wire.Preface[:], frame(h))
+	p.expectRefused(wire.CodeBusy)
+
+	for _, c := range held {
+		echoOnce(t, c, "still here")
+		closeHonest(t, c)
+	}
+}
+
+// dialHostileServer dials, with a Dialer whose handshake timeout is
+// timeout, a server that reads the preface and HELLO, writes answer (nothing
+// if nil) and holds the connection open. It returns Dial's error.
+func dialHostileServer(t *testing.T, answer []byte, timeout time.Duration) error {
+	t.Helper()
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer inner.Close()
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		nc, err := inner.Accept()
+		if err != nil {
+			return
+		}
+		defer nc.Close()
+		p := newRawPeer(t, nc)
+		if _, err := io.ReadFull(p.br, make([]byte, len(wire.Preface))); err != nil {
+			return
+		}
+		if _, err := p.readFrame(5 * time.Second); err != nil {
+			return
+		}
+		if answer != nil {
+			_, _ = nc.Write(answer)
+		}
+		// Hold the connection until the client gives up.
+		_, _ = io.Copy(io.Discard, nc)
+	}()
+	start := time.Now()
+	c, err := (&Dialer{Logger: testLogger(t), HandshakeTimeout: timeout}).Dial("tcp", inner.Addr().String())
+	if c != nil {
+		c.Close()
+	}
+	require.Error(t, err)
+	t.Logf("dial failed after %v: %v", time.Since(start).Round(time.Millisecond), err)
+	require.Less(t, time.Since(start), timeout+2*time.Second, "failed within the handshake timeout")
+	inner.Close()
+	<-served
+	return err
+}
+
+// malformedAnswers break the frame format itself.
+var malformedAnswers = []struct {
+	name   string
+	answer []byte
+}{
+	{"HTTP error page", []byte("HTTP/1.1 400 Bad Request\r\n\r\n")},
+	{"DATA of 4 GiB", header(wire.TypeData, 0, 0xFFFFFFFF)},
+	{"extension frame of 4 GiB", header(0x80, 0, 0xFFFFFFFF)},
+}
+
+// TestDialerAgainstHostileServers points a Dialer at servers that answer
+// the HELLO with garbage, oversized frames, the wrong frame, unusable
+// parameters or nothing at all. Dial must fail within its handshake
+// timeout, with the error that says why, and no goroutine left behind.
+func TestDialerAgainstHostileServers(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	welcome := func(edit func(w *wire.Welcome)) []byte {
+		kp, err := auth.NewKeyPair()
+		require.NoError(t, err)
+		w := wire.Welcome{Version: wire.Version, Session: auth.SessionID(), Key: kp.Pub,
+			Window: 1 << 20, Retention: 1 << 20, KeepAliveMillis: 1000, KeepAliveTimeoutMillis: 4000}
+		edit(&w)
+		return frame(w)
+	}
+	const timeout = 500 * time.Millisecond
+	for _, tc := range malformedAnswers {
+		t.Run(tc.name, func(t *testing.T) {
+			dialHostileServer(t, tc.answer, timeout)
+		})
+	}
+	for _, tc := range []struct {
+		name   string
+		answer []byte
+		want   error
+	}{
+		{"CHALLENGE instead of WELCOME", frame(wire.Challenge{}), ErrProtocol},
+		{"WELCOME with a window of 10 bytes", welcome(func(w *wire.Welcome) { w.Window = 10 }), ErrProtocol},
+		{"WELCOME with an all-zero key", welcome(func(w *wire.Welcome) { w.Key = [wire.KeyLen]byte{} }), ErrProtocol},
+		{"WELCOME for version 2", welcome(func(w *wire.Welcome) { w.Version = 2 }), ErrVersion},
+		{"REFUSED busy", frame(wire.Refused{Code: wire.CodeBusy, Reason: "full"}), ErrBusy},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.ErrorIs(t, dialHostileServer(t, tc.answer, timeout), tc.want)
+		})
+	}
+	t.Run("silence", func(t *testing.T) {
+		err := dialHostileServer(t, nil, timeout)
+		var ne net.Error
+		require.ErrorAs(t, err, &ne)
+		require.True(t, ne.Timeout(), "a timeout: %v", err)
+	})
+}
+
+// TestDialerMalformedAnswerIsProtocolError: an answer that breaks the frame
+// format is a protocol error, and says so to errors.Is(err, ErrProtocol) as
+// the other protocol violations do. The Dialer wraps the internal
+// wire.ErrMalformed instead, which callers cannot name; for the same reason a
+// resume that gets such an answer is not taken as fatal
+// (fatalResumeError) and is retried until the resume timeout.
+func TestDialerMalformedAnswerIsProtocolError(t *testing.T) {
+	knownBug(t, "dialer.openOn and clientSide.resumeOn wrap wire.ErrMalformed without ErrProtocol (\"reading WELCOME: %w\")")
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	for _, tc := range malformedAnswers {
+		t.Run(tc.name, func(t *testing.T) {
+			require.ErrorIs(t, dialHostileServer(t, tc.answer, 500*time.Millisecond), ErrProtocol)
+		})
+	}
+}
