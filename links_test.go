@@ -1,0 +1,309 @@
+package mtcp
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/migratory/mtcp/internal/auth"
+	"github.com/migratory/mtcp/internal/memnet"
+	"github.com/migratory/mtcp/internal/wire"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+// These tests script one side of a session by hand to reach, every time, a
+// state that a reset reaches only by chance: a Write waits for room in a
+// full retention, the peer has received every retained byte, but the
+// acknowledgement that would free them is lost with the link. The resume
+// then frees them (the peer's positions say it has them all), and the Write
+// must go on: no later frame will wake it, as the peer has nothing left to
+// acknowledge.
+
+// This is what hangs TestEchoSurvivesResets from time to time.
+const resumeWakeBug = "a resume frees retained output (Stream.Resume discards to the peer's release) but nothing signals Conn.writable, so a Write waiting for room sleeps forever"
+
+// TestResumeReleaseWakesClientWrite plays the server.
+func TestResumeReleaseWakesClientWrite(t *testing.T) {
+	knownBug(t, resumeWakeBug)
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer inner.Close()
+
+	const retention = 16 << 10
+	d := &Dialer{
+		Logger: testLogger(t), Retention: retention,
+		KeepAlive: 5 * time.Second, KeepAliveTimeout: 20 * time.Second,
+		HandshakeTimeout: 2 * time.Second, ResumeTimeout: time.Second,
+	}
+	type dialResult struct {
+		c   net.Conn
+		err error
+	}
+	dialed := make(chan dialResult, 1)
+	go func() {
+		c, err := d.Dial("tcp", inner.Addr().String())
+		dialed <- dialResult{c, err}
+	}()
+	nc, err := inner.Accept()
+	require.NoError(t, err)
+	srv := newRawPeer(t, nc)
+	defer srv.Close()
+	hello := srv.expectHello()
+	require.False(t, hello.Resume)
+	kp, err := auth.NewKeyPair()
+	require.NoError(t, err)
+	id := auth.SessionID()
+	secret, err := kp.DeriveSecret(hello.Key, id, hello.Key, kp.Pub)
+	require.NoError(t, err)
+	srv.send(frame(wire.Welcome{
+		Version: wire.Version, Session: id, Key: kp.Pub, Window: 1 << 20, Retention: 1 << 20,
+		KeepAliveMillis: 5000, KeepAliveTimeoutMillis: 20000,
+	}))
+	r := <-dialed
+	require.NoError(t, r.err)
+	c := r.c
+	defer func() {
+		_ = c.Close()
+		waitSessionEnd(t, c)
+	}()
+
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := c.Write(make([]byte, 4*retention))
+		wrote <- err
+	}()
+	defer func() { <-wrote }()
+	// Take the retained bytes, acknowledge none of them, drop the link.
+	srv.readData(0, retention)
+	srv.Close()
+
+	nc2, err := inner.Accept()
+	require.NoError(t, err)
+	srv2 := newRawPeer(t, nc2)
+	defer srv2.Close()
+	h2 := srv2.expectHello()
+	require.True(t, h2.Resume)
+	require.Equal(t, id, h2.Session)
+	ch := wire.Challenge{Nonce: auth.Nonce()}
+	srv2.send(frame(ch))
+	f := srv2.nextFrame(5 * time.Second)
+	proof, ok := f.(wire.Proof)
+	require.True(t, ok, "got %v instead of PROOF", f.Type())
+	require.True(t, auth.Equal(proof.MAC, auth.ClientMAC(secret, id, h2.Nonce, ch.Nonce, proof.Positions)),
+		"the client proves the session secret")
+	require.Equal(t, uint64(retention), proof.Written)
+	pos := wire.Positions{Received: retention, Limit: retention + 1<<20, Release: retention}
+	srv2.send(frame(wire.Resumed{MAC: auth.ServerMAC(secret, id, h2.Nonce, ch.Nonce, pos), Positions: pos}))
+
+	// Everything retained is released: the blocked Write must carry on.
+	f, err = srv2.readFirstData(3 * time.Second)
+	require.NoError(t, err, "no DATA after a resume that released the whole retention: the Write stays blocked")
+	require.Equal(t, uint64(retention), f.(wire.Data).Seq)
+}
+
+// TestResumeReleaseWakesServerWrite plays the client.
+func TestResumeReleaseWakesServerWrite(t *testing.T) {
+	knownBug(t, resumeWakeBug)
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	const retention = 16 << 10
+	ln, err := Listen("tcp", "127.0.0.1:0", &Config{Logger: testLogger(t), Retention: retention, DetachTimeout: time.Second})
+	require.NoError(t, err)
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			accepted <- c
+		}
+	}()
+
+	p := dialRaw(t, ln.Addr().String())
+	defer p.Close()
+	s := p.open()
+	var sc net.Conn
+	select {
+	case sc = <-accepted:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the session was not accepted")
+	}
+	defer sc.Close()
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := sc.Write(make([]byte, 4*retention))
+		wrote <- err
+	}()
+	defer func() { <-wrote }()
+	p.readData(0, retention)
+	p.Close()
+
+	p2 := dialRaw(t, ln.Addr().String())
+	defer p2.Close()
+	cn, sn := p2.resumeHello(s.id)
+	pos := wire.Positions{Received: retention, Limit: retention + 1<<20}
+	pos.Release = retention
+	p2.send(frame(wire.Proof{MAC: auth.ClientMAC(s.secret, s.id, cn, sn, pos), Positions: pos}))
+	f := p2.nextFrame(5 * time.Second)
+	res, ok := f.(wire.Resumed)
+	require.True(t, ok, "got %v (%+v) instead of RESUMED", f.Type(), f)
+	require.True(t, auth.Equal(res.MAC, auth.ServerMAC(s.secret, s.id, cn, sn, res.Positions)))
+	require.Equal(t, uint64(retention), res.Written)
+
+	f, err = p2.readFirstData(3 * time.Second)
+	require.NoError(t, err, "no DATA after a resume that released the whole retention: the Write stays blocked")
+	require.Equal(t, uint64(retention), f.(wire.Data).Seq)
+}
+
+// TestKeepaliveWatchdogStartsWithoutRace opens quiet sessions and lets
+// their links reach the first keepalive check. Run it with -race: link.start
+// assigns l.watchdog after time.AfterFunc has armed the timer, and the first
+// run of watch, on a link that has heard nothing yet (quiet for less than an
+// interval, so it takes no lock), reads l.watchdog to re-arm it with nothing
+// ordering that read after the assignment.
+func TestKeepaliveWatchdogStartsWithoutRace(t *testing.T) {
+	knownBug(t, "link.start writes l.watchdog after time.AfterFunc armed it; the first watch reads it unsynchronised (a data race under -race)")
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	mem := memnet.Listen("mem")
+	ln, err := NewListener(mem, &Config{Logger: testLogger(t)})
+	require.NoError(t, err)
+	srv := startEchoServer(t, ln)
+	defer srv.stop()
+	const keepAlive = 20 * time.Millisecond
+	d := &Dialer{DialFunc: mem.Dial, Logger: testLogger(t), KeepAlive: keepAlive, KeepAliveTimeout: 2 * time.Second}
+	for i := 0; i < 3; i++ {
+		c, err := d.Dial("mem", "mem")
+		require.NoError(t, err)
+		time.Sleep(keepAlive) // the first checks run at keepAlive/2
+		echoOnce(t, c, "tick")
+		require.NoError(t, c.Close())
+		waitSessionEnd(t, c)
+	}
+}
+
+// TestCloseAfterPeerCloseEnds: the server sends its last bytes and CLOSE;
+// the client application reads them and calls Close before the client has
+// acknowledged that CLOSE. The session must still end at once: the server
+// has closed and will read nothing more. The server is scripted over an
+// in-memory pipe, whose writes wait for the reader, so that the client's
+// acknowledgement is still on its way when the application closes.
+//
+// In the library, Close turns the pending end into a CLOSE to send, but
+// link.buildBatch sends no FIN or CLOSE once the peer's CLOSE has arrived,
+// while maybeFinishLocked waits for !CanSend(), which that unsent CLOSE keeps
+// true: the session and its link linger for the whole ResumeTimeout. This is
+// what leaves TestTLSEchoSurvivesResets (and TestEchoSurvivesResets) waiting
+// for "session did not end" from time to time, when a resume near the end
+// delays the acknowledgement of the server's CLOSE.
+func TestCloseAfterPeerCloseEnds(t *testing.T) {
+	knownBug(t, "link.buildBatch never sends this side's FIN/CLOSE after the peer's CLOSE, but maybeFinishLocked waits for !CanSend(): a Close racing the acknowledgement of the peer's CLOSE lingers for ResumeTimeout")
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	mem := memnet.Listen("mem")
+	defer mem.Close()
+	d := &Dialer{
+		DialFunc: mem.Dial, Logger: testLogger(t),
+		KeepAlive: 5 * time.Second, KeepAliveTimeout: 20 * time.Second, ResumeTimeout: 10 * time.Second,
+	}
+	type dialResult struct {
+		c   net.Conn
+		err error
+	}
+	dialed := make(chan dialResult, 1)
+	go func() {
+		c, err := d.Dial("mem", "mem")
+		dialed <- dialResult{c, err}
+	}()
+	nc, err := mem.Accept()
+	require.NoError(t, err)
+	srv := newRawPeer(t, nc)
+	defer srv.Close()
+	hello := srv.expectHello()
+	kp, err := auth.NewKeyPair()
+	require.NoError(t, err)
+	srv.send(frame(wire.Welcome{
+		Version: wire.Version, Session: auth.SessionID(), Key: kp.Pub, Window: 1 << 20, Retention: 1 << 20,
+		KeepAliveMillis: hello.KeepAliveMillis, KeepAliveTimeoutMillis: hello.KeepAliveTimeoutMillis,
+	}))
+	r := <-dialed
+	require.NoError(t, r.err)
+	c := r.c
+	defer c.Close()
+
+	srv.send(frame(wire.Data{Seq: 0, Payload: []byte("bye")}), frame(wire.Close{End: 3}))
+	got, err := io.ReadAll(c)
+	require.NoError(t, err)
+	require.Equal(t, "bye", string(got))
+	require.NoError(t, c.Close())
+
+	// The client acknowledges the CLOSE; then it may send its own CLOSE, and
+	// must close the link.
+	sawAck := false
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		f, err := srv.readFrame(time.Until(deadline))
+		if err != nil {
+			require.False(t, errors.Is(err, os.ErrDeadlineExceeded),
+				"the client kept the link open after both ends closed (acknowledged: %v)", sawAck)
+			break
+		}
+		if a, ok := f.(wire.Ack); ok && a.FinSeen {
+			sawAck = true
+		}
+	}
+	require.True(t, sawAck, "the client acknowledged the server's CLOSE")
+	select {
+	case <-c.(*Conn).doneCh:
+	case <-time.After(3 * time.Second):
+		t.Fatal("the client session did not end")
+	}
+}
+
+// TestServerCloseWithClientBytesInFlight closes the server end while the
+// client still has bytes to send: the server application stopped reading,
+// its window is full, and it closes (as a server dropping a client that sends
+// too much does). The client reads the end of stream and closes too. Both
+// sessions must end at once. With the bug above the client never sends the
+// rest (the peer reads no more) but still counts it as something to send, so
+// it never finishes: both ends keep their link, goroutines and buffers until
+// the client's ResumeTimeout runs out (30 s by default). net.Conn
+// conformance runs (nettest) leave such sessions behind after every subtest.
+func TestServerCloseWithClientBytesInFlight(t *testing.T) {
+	knownBug(t, "same cause as TestCloseAfterPeerCloseEnds: after the peer's CLOSE, unsent output keeps CanSend() true, so the client never finishes and lingers for ResumeTimeout")
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	const window = 16 << 10
+	ln, err := Listen("tcp", "127.0.0.1:0", &Config{Logger: testLogger(t), Window: window})
+	require.NoError(t, err)
+	defer ln.Close()
+	d := &Dialer{Logger: testLogger(t), ResumeTimeout: 3 * time.Second}
+	c, err := d.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	sc, err := ln.Accept()
+	require.NoError(t, err)
+
+	_, err = c.Write(make([]byte, 4*window)) // retained at once, sent as the window allows
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		s := sc.(*Conn)
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.st.Received() == window
+	}, 5*time.Second, time.Millisecond, "the server received a window's worth")
+	require.NoError(t, sc.Close())
+
+	_, err = io.ReadAll(c)
+	require.NoError(t, err, "the client reads the end of stream")
+	require.NoError(t, c.Close())
+	start := time.Now()
+	select {
+	case <-c.(*Conn).doneCh:
+	case <-time.After(2 * time.Second):
+		t.Error("the client session did not end after both ends closed")
+		waitSessionEnd(t, c) // up to the ResumeTimeout
+	}
+	t.Logf("client session ended %v after Close", time.Since(start).Round(time.Millisecond))
+	require.Eventually(t, func() bool { return ln.Sessions() == 0 }, 5*time.Second, 10*time.Millisecond,
+		"the server session ended")
+}
