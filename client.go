@@ -146,7 +146,8 @@ func fatalResumeError(err error) bool {
 	if errors.As(err, &pe) {
 		return wire.Code(pe.Code) != wire.CodeBusy && wire.Code(pe.Code) != wire.CodeInternal
 	}
-	return errors.Is(err, ErrNotRetained) || errors.Is(err, ErrProtocol) || errors.Is(err, ErrVersion)
+	return errors.Is(err, ErrNotRetained) || errors.Is(err, ErrProtocol) || errors.Is(err, ErrVersion) ||
+		errors.Is(err, ErrDiverged)
 }
 
 // redirectError: the session is served by another member now.
@@ -176,12 +177,12 @@ func (cs *clientSide) resumeOn(ctx context.Context, c *Conn, nc net.Conn, addr s
 	hello.Epoch, hello.Origin = cs.epoch, cs.node
 	c.mu.Unlock()
 	if _, err := nc.Write(wire.AppendFrame(wire.Preface[:], hello)); err != nil {
-		return fmt.Errorf("sending HELLO: %w", err)
+		return &handshakeError{"sending HELLO", err}
 	}
 	br := bufio.NewReaderSize(nc, readBufferSize)
 	f, err := wire.ReadFrame(br, nil)
 	if err != nil {
-		return fmt.Errorf("reading CHALLENGE: %w", err)
+		return &handshakeError{"reading CHALLENGE", err}
 	}
 	var ch wire.Challenge
 	switch f := f.(type) {
@@ -202,11 +203,11 @@ func (cs *clientSide) resumeOn(ctx context.Context, c *Conn, nc net.Conn, addr s
 	proof := wire.Proof{Positions: pos}
 	proof.MAC = auth.ClientMAC(c.secret, c.id, hello.Nonce, ch.Nonce, proof.Fields())
 	if _, err := nc.Write(wire.AppendFrame(nil, proof)); err != nil {
-		return fmt.Errorf("sending PROOF: %w", err)
+		return &handshakeError{"sending PROOF", err}
 	}
 	f, err = wire.ReadFrame(br, nil)
 	if err != nil {
-		return fmt.Errorf("reading RESUMED: %w", err)
+		return &handshakeError{"reading RESUMED", err}
 	}
 	var r wire.Resumed
 	switch f := f.(type) {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"time"
 
 	"github.com/migratory/mtcp/internal/auth"
@@ -135,7 +136,7 @@ func (d *Dialer) dialLink(ctx context.Context, network, address string) (net.Con
 	tc := tls.Client(nc, cfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		_ = nc.Close()
-		return nil, fmt.Errorf("TLS handshake: %w", err)
+		return nil, &handshakeError{"TLS handshake", err}
 	}
 	return tc, nil
 }
@@ -197,7 +198,7 @@ func (d *Dialer) openOn(ctx context.Context, nc net.Conn, network, address strin
 	hello.Key = kp.Pub
 	if _, err := nc.Write(wire.AppendFrame(wire.Preface[:], hello)); err != nil {
 		stop()
-		return nil, fmt.Errorf("sending HELLO: %w", err)
+		return nil, &handshakeError{"sending HELLO", err}
 	}
 	br := bufio.NewReaderSize(nc, readBufferSize)
 	f, err := wire.ReadFrame(br, nil)
@@ -205,7 +206,7 @@ func (d *Dialer) openOn(ctx context.Context, nc net.Conn, network, address strin
 		return nil, ctx.Err()
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reading WELCOME: %w", err)
+		return nil, &handshakeError{"reading WELCOME", err}
 	}
 	var w wire.Welcome
 	switch f := f.(type) {
@@ -241,4 +242,30 @@ func (d *Dialer) openOn(ctx context.Context, nc net.Conn, network, address strin
 	c.mu.Unlock()
 	c.log.Debug("mtcp: session opened", "server", nc.RemoteAddr().String())
 	return c, nil
+}
+
+// handshakeError is a failed step of a link's handshake. It is a net.Error
+// whose Timeout reports whether a deadline ended it, and it matches
+// ErrProtocol when the peer sent a malformed frame.
+type handshakeError struct {
+	step string
+	err  error
+}
+
+func (e *handshakeError) Error() string { return "mtcp: " + e.step + ": " + e.err.Error() }
+func (e *handshakeError) Unwrap() error { return e.err }
+
+// Timeout reports whether the step ran out of time.
+func (e *handshakeError) Timeout() bool {
+	var ne net.Error
+	return errors.Is(e.err, os.ErrDeadlineExceeded) || errors.Is(e.err, context.DeadlineExceeded) ||
+		(errors.As(e.err, &ne) && ne.Timeout())
+}
+
+// Temporary is Timeout (for net.Error).
+func (e *handshakeError) Temporary() bool { return e.Timeout() }
+
+// Is matches ErrProtocol for malformed frames.
+func (e *handshakeError) Is(target error) bool {
+	return target == ErrProtocol && errors.Is(e.err, wire.ErrMalformed)
 }

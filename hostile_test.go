@@ -276,7 +276,6 @@ func TestHostileFramesOnEstablishedLink(t *testing.T) {
 // "unknown session" instead of the protocol error; and a server whose client
 // aborted keeps the dead session for the whole detach timeout.
 func TestProtocolErrorIsAnnouncedWithAbort(t *testing.T) {
-	knownBug(t, "link.readLoop closes the connection right after abortLocked starts sendAbort, so the ABORT is never written")
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	runHostileFrames(t, true)
 }
@@ -353,7 +352,7 @@ func TestResumeProofs(t *testing.T) {
 		hc.mu.Lock()
 		pos := hc.st.Positions()
 		hc.mu.Unlock()
-		proof := frame(wire.Proof{MAC: auth.ClientMAC(hc.secret, hc.id, cn, sn1, pos), Positions: pos})
+		proof := frame(wire.Proof{MAC: auth.ClientMAC(hc.secret, hc.id, cn, sn1, wire.Proof{Positions: pos}.Fields()), Positions: pos})
 		p1.Close()
 
 		// ...which is no good for the next one, even with the same client nonce.
@@ -384,12 +383,12 @@ func TestResumeProofs(t *testing.T) {
 		defer p2.Close()
 		cn, sn := p2.resumeHello(s.id)
 		pos := wire.Positions{Received: 3, Limit: 3 + 1<<20, Release: 3, Written: 3}
-		proof := frame(wire.Proof{MAC: auth.ClientMAC(s.secret, s.id, cn, sn, pos), Positions: pos})
+		proof := frame(wire.Proof{MAC: auth.ClientMAC(s.secret, s.id, cn, sn, wire.Proof{Positions: pos}.Fields()), Positions: pos})
 		p2.send(proof)
 		f := p2.nextFrame(5 * time.Second)
 		r, ok := f.(wire.Resumed)
 		require.True(t, ok, "got %v (%+v) instead of RESUMED", f.Type(), f)
-		require.True(t, auth.Equal(r.MAC, auth.ServerMAC(s.secret, s.id, cn, sn, r.Positions)), "the server proves the secret")
+		require.True(t, auth.Equal(r.MAC, auth.ServerMAC(s.secret, s.id, cn, sn, r.Fields())), "the server proves the secret")
 		require.Equal(t, uint64(3), r.Received)
 		p.expectClosed(5 * time.Second)
 
@@ -676,11 +675,20 @@ func TestHandshakeFloodIsBounded(t *testing.T) {
 	}
 	t.Logf("goroutines: %d before, %d idle, %d at the peak of the flood; %d handshakes at once", base, idle, peakG, peakHS)
 	require.LessOrEqual(t, peakHS, slots, "handshakes in progress stay within MaxHandshakes")
-	require.Less(t, peakG, idle+slots+16, "goroutines do not grow with the flood")
+	require.Less(t, peakG, idle+2*slots+16, "goroutines do not grow with the flood")
 
-	// The first stalled handshakes were refused when their time ran out.
+	// Stalled handshakes were closed to make room, or refused when their
+	// time ran out: either way the connection ends.
 	for _, p := range peers[:slots] {
-		p.expectRefused(wire.CodeProtocol)
+		f, err := p.readFrame(5 * time.Second)
+		if err == nil {
+			r, ok := f.(wire.Refused)
+			require.True(t, ok, "got %v instead of REFUSED", f.Type())
+			require.Equal(t, wire.CodeProtocol, r.Code)
+			p.expectClosed(5 * time.Second)
+		} else {
+			require.False(t, errors.Is(err, os.ErrDeadlineExceeded), "a stalled handshake was neither refused nor closed")
+		}
 	}
 
 	// The flood goes away; the listener works through its queue at once.
@@ -704,7 +712,6 @@ func TestHandshakeFloodIsBounded(t *testing.T) {
 // flood of cheap connections locks everyone out. A listener that sheds the
 // oldest stalled handshake when it is full would serve it at once.
 func TestHandshakeFloodSparesHonestClients(t *testing.T) {
-	knownBug(t, "Listener.acceptLoop admits connections FIFO through MaxHandshakes slots; N stalled handshakes delay every later client by N/MaxHandshakes*HandshakeTimeout")
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	const flood = 500
 	ln, err := Listen("tcp", "127.0.0.1:0", &Config{
@@ -867,7 +874,6 @@ func TestDialerAgainstHostileServers(t *testing.T) {
 // WELCOME: %w", ...): OpError.Timeout() only asks its direct Err, which has
 // no Timeout method, and says false, most of the time.
 func TestDialTimeoutIsNetTimeout(t *testing.T) {
-	knownBug(t, "dialer.openOn wraps the read deadline error with fmt.Errorf, so the *net.OpError from Dial has Timeout() == false")
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	for i := 0; i < 10; i++ {
 		err := dialHostileServer(t, nil, 100*time.Millisecond)
@@ -884,7 +890,6 @@ func TestDialTimeoutIsNetTimeout(t *testing.T) {
 // resume that gets such an answer is not taken as fatal
 // (fatalResumeError) and is retried until the resume timeout.
 func TestDialerMalformedAnswerIsProtocolError(t *testing.T) {
-	knownBug(t, "dialer.openOn and clientSide.resumeOn wrap wire.ErrMalformed without ErrProtocol (\"reading WELCOME: %w\")")
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	for _, tc := range malformedAnswers {
 		t.Run(tc.name, func(t *testing.T) {

@@ -255,7 +255,6 @@ func TestHTTPSOverListener(t *testing.T) {
 // the server answers HTTP/1.1 to a client speaking HTTP/2, and every request
 // fails.
 func TestHTTPSWithH2InTLSConfig(t *testing.T) {
-	knownBug(t, "Listener serves TLS itself and hands http.Server a non-*tls.Conn; with \"h2\" in Config.TLS.NextProtos plain HTTPS clients negotiate HTTP/2 that the server never speaks")
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	serverTLS, clientTLS, _ := tlsConfigs(t)
 	serverTLS = serverTLS.Clone()

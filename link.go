@@ -68,8 +68,9 @@ func newLink(c *Conn, nc net.Conn, br *bufio.Reader) *link {
 }
 
 func (l *link) start() {
+	l.watchdog = time.AfterFunc(time.Hour, l.watch)
+	l.watchdog.Reset(l.c.params.keepAlive / 2)
 	go l.sendLoop()
-	l.watchdog = time.AfterFunc(l.c.params.keepAlive/2, l.watch)
 	l.kickNow() // resend what the peer lacks, tell it our progress
 }
 

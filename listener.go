@@ -1,10 +1,12 @@
 package mtcp
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,7 +33,8 @@ type Listener struct {
 
 	mu        sync.Mutex
 	sessions  map[[wire.SessionIDLen]byte]*Conn
-	inFlight  map[net.Conn]struct{} // connections in their handshake
+	inFlight  map[net.Conn]time.Time // connections still to say who they are, since when
+	evicted   int                    // handshakes closed to make room
 	acceptErr error
 }
 
@@ -57,15 +60,18 @@ func NewListener(inner net.Listener, cfg *Config) (*Listener, error) {
 		return nil, errors.New("mtcp: NewListener: nil listener")
 	}
 	c := cfg.withDefaults()
+	if c.TLS != nil {
+		c.TLS = withoutH2(c.TLS, c.Logger)
+	}
 	ln := &Listener{
 		inner:    inner,
 		cfg:      c,
 		log:      c.Logger.With("listener", inner.Addr().String()),
 		accepted: make(chan net.Conn, c.AcceptBacklog),
 		closed:   make(chan struct{}),
-		hsSlots:  make(chan struct{}, c.MaxHandshakes),
+		hsSlots:  make(chan struct{}, 2*c.MaxHandshakes),
 		sessions: make(map[[wire.SessionIDLen]byte]*Conn),
-		inFlight: make(map[net.Conn]struct{}),
+		inFlight: make(map[net.Conn]time.Time),
 	}
 	if c.inPool() {
 		n, err := startNode(ln, &c)
@@ -201,7 +207,10 @@ func (ln *Listener) acceptLoop() {
 			<-ln.hsSlots
 			return
 		}
-		ln.inFlight[nc] = struct{}{}
+		if len(ln.inFlight) >= ln.cfg.MaxHandshakes {
+			ln.evictOldestLocked()
+		}
+		ln.inFlight[nc] = time.Now()
 		ln.mu.Unlock()
 		ln.wg.Add(1)
 		go func() {
@@ -213,6 +222,35 @@ func (ln *Listener) acceptLoop() {
 			ln.mu.Unlock()
 		}()
 	}
+}
+
+// evictOldestLocked closes the connection that has been in its handshake
+// longest, to make room: under a flood of connections that stall, honest
+// handshakes (one round trip) still get through.
+func (ln *Listener) evictOldestLocked() {
+	var oldest net.Conn
+	var since time.Time
+	for nc, t := range ln.inFlight {
+		if oldest == nil || t.Before(since) {
+			oldest, since = nc, t
+		}
+	}
+	if oldest != nil {
+		delete(ln.inFlight, oldest)
+		ln.evicted++
+		if ln.evicted == 1 || ln.evicted%1000 == 0 {
+			ln.log.Warn("mtcp: too many handshakes at once, closing the oldest", "evicted", ln.evicted, "max", ln.cfg.MaxHandshakes)
+		}
+		_ = oldest.Close()
+	}
+}
+
+// identified takes a connection out of the handshakes that may be evicted:
+// it has sent its HELLO, or it is a plain client.
+func (ln *Listener) identified(nc net.Conn) {
+	ln.mu.Lock()
+	delete(ln.inFlight, nc)
+	ln.mu.Unlock()
 }
 
 func isTemporary(err error) bool {
@@ -238,4 +276,17 @@ func (ln *Listener) deliver(c net.Conn) bool {
 		ln.log.Warn("mtcp: accept backlog full, dropping a new connection")
 	}
 	return false
+}
+
+// withoutH2 removes "h2" from the ALPN protocols: net/http serves HTTP/2
+// only on a *tls.Conn, and the listener hands it a connection that wraps one,
+// so a client that negotiated h2 would get HTTP/1 answers.
+func withoutH2(cfg *tls.Config, log *slog.Logger) *tls.Config {
+	if !slices.Contains(cfg.NextProtos, "h2") {
+		return cfg
+	}
+	cfg = cfg.Clone()
+	cfg.NextProtos = slices.DeleteFunc(cfg.NextProtos, func(p string) bool { return p == "h2" })
+	log.Info("mtcp: HTTP/2 (ALPN h2) is not offered: plain TLS clients are served over HTTP/1.1")
+	return cfg
 }

@@ -247,12 +247,3 @@ func (p *rawPeer) expectAbortOrClose(code wire.Code) {
 		}
 	}
 }
-
-// knownBug skips a test that shows a bug of the library, unless
-// MTCP_KNOWN_BUGS is set: run with MTCP_KNOWN_BUGS=1 to check a fix.
-func knownBug(t testing.TB, what string) {
-	t.Helper()
-	if os.Getenv("MTCP_KNOWN_BUGS") == "" {
-		t.Skip("BUG: " + what)
-	}
-}

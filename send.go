@@ -49,7 +49,7 @@ func (l *link) flushLocked() {
 		}
 		n := l.buildBatch()
 		if n == 0 {
-			c.maybeFinishLocked()
+			c.finishLocked(true)
 			c.mu.Unlock()
 			return
 		}

@@ -83,6 +83,7 @@ func (s *serverSide) terminated(c *Conn) {
 // an mtcp preface, then the mtcp handshake for a new session or a resume.
 func (ln *Listener) handshake(nc net.Conn) {
 	cfg := &ln.cfg
+	raw := nc
 	if cfg.TLS != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), cfg.HandshakeTimeout)
 		tc := tls.Server(nc, cfg.TLS)
@@ -101,6 +102,7 @@ func (ln *Listener) handshake(nc net.Conn) {
 		return
 	}
 	if !isMTCP {
+		ln.identified(raw)
 		if cfg.RejectPlain {
 			ln.log.Debug("mtcp: plain client rejected", "remote", nc.RemoteAddr().String())
 			_ = nc.Close()
@@ -123,6 +125,7 @@ func (ln *Listener) handshake(nc net.Conn) {
 		ln.refuse(nc, nc.RemoteAddr(), fmt.Errorf("%w: %v instead of HELLO", ErrProtocol, f.Type()))
 		return
 	}
+	ln.identified(raw)
 	if hello.MinVersion > wire.Version || hello.MaxVersion < wire.Version {
 		ln.refuse(nc, nc.RemoteAddr(), fmt.Errorf("%w: client speaks %d..%d, server %d",
 			ErrVersion, hello.MinVersion, hello.MaxVersion, wire.Version))

@@ -164,10 +164,30 @@ func (c *Conn) finishedLocked() bool {
 
 // maybeFinishLocked ends a finished session on the client, which closes the
 // link; the server waits for that close (or its detach timeout).
-func (c *Conn) maybeFinishLocked() {
-	if c.role == roleClient && !c.terminated && c.finishedLocked() && (c.link == nil || !c.st.CanSend()) {
-		c.terminateLocked(nil)
+func (c *Conn) maybeFinishLocked() { c.finishLocked(false) }
+
+// finishLocked ends a finished client session unless frames are still to
+// be written; holdsWriter says the caller holds the link's writer lock
+// (a flush that has written everything).
+func (c *Conn) finishLocked(holdsWriter bool) {
+	if c.role != roleClient || c.terminated || !c.finishedLocked() {
+		return
 	}
+	l := c.link
+	if l == nil {
+		c.terminateLocked(nil)
+		return
+	}
+	if c.st.CanSend() {
+		return
+	}
+	if !holdsWriter {
+		if !l.wmu.TryLock() {
+			return // the flush in progress finishes the session after its write
+		}
+		defer l.wmu.Unlock()
+	}
+	c.terminateLocked(nil)
 }
 
 // failLocked ends the session with an error that says why.
