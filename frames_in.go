@@ -157,6 +157,12 @@ func (l *link) readPayload(dst []byte) (int, bool, error) {
 			l.touch()
 			fs.data -= n
 			c.mu.Lock()
+			if c.link != l {
+				// The session moved on (its positions were told to a new
+				// link): bytes of the old one count for nothing.
+				c.mu.Unlock()
+				return 0, false, errStaleLink
+			}
 			c.receivedLocked(dst[:n])
 			c.st.Deliver(n)
 			c.updateReleaseLocked()
@@ -174,6 +180,10 @@ func (l *link) readPayload(dst []byte) (int, bool, error) {
 		l.touch()
 		fs.data -= n
 		c.mu.Lock()
+		if c.link != l {
+			c.mu.Unlock()
+			return 0, false, errStaleLink
+		}
 		c.receivedLocked(a[:n])
 		c.st.Commit(n)
 		c.updateReleaseLocked()
