@@ -8,6 +8,7 @@ import (
 	"github.com/migratory/mtcp/internal/digest"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"time"
 
 	"github.com/migratory/mtcp/internal/auth"
@@ -101,7 +102,7 @@ func (cs *clientSide) reconnect(c *Conn, cause error) {
 			}
 		}()
 		c.mu.Lock()
-		addr := cs.address
+		addr := cs.attemptAddrLocked(attempt)
 		c.mu.Unlock()
 		err := cs.resumeAt(ctx, c, addr)
 		cancel()
@@ -121,8 +122,11 @@ func (cs *clientSide) reconnect(c *Conn, cause error) {
 			backoff = initialBackoff
 			continue
 		}
-		c.log.Debug("mtcp: resume attempt failed", "attempt", attempt, "err", err)
-		if fatalResumeError(err) {
+		c.log.Debug("mtcp: resume attempt failed", "attempt", attempt, "addr", addr, "err", err)
+		c.mu.Lock()
+		atCurrent := addr == cs.address
+		c.mu.Unlock()
+		if atCurrent && fatalResumeError(err) { // another member's refusal is no verdict
 			c.mu.Lock()
 			cs.reconnecting = false
 			c.failLocked(err)
@@ -131,6 +135,35 @@ func (cs *clientSide) reconnect(c *Conn, cause error) {
 		}
 		lastErr = err
 	}
+}
+
+// tryOthersAfter is how many failed attempts at the session's own member
+// the client makes before it also tries the pool's other members, which can
+// take the session over (M-TCP's move on failure).
+const tryOthersAfter = 2
+
+// attemptAddrLocked picks where resume attempt n goes: the session's member
+// first; then, in a pool, the other members (least loaded first) in turn
+// with it.
+func (cs *clientSide) attemptAddrLocked(n int) string {
+	if !cs.pool || n <= tryOthersAfter {
+		return cs.address
+	}
+	others := make([]Member, 0, len(cs.members))
+	for _, m := range cs.members {
+		if m.Addr != cs.address && m.Name != cs.node && !m.Draining {
+			others = append(others, m)
+		}
+	}
+	if len(others) == 0 {
+		return cs.address
+	}
+	slices.SortFunc(others, func(a, b Member) int { return a.Sessions - b.Sessions })
+	k := (n - tryOthersAfter - 1) % (len(others) + 1)
+	if k == len(others) {
+		return cs.address
+	}
+	return others[k].Addr
 }
 
 func minTime(a, b time.Time) time.Time {

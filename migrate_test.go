@@ -2,10 +2,12 @@ package mtcp
 
 import (
 	"context"
+	"net"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/migratory/mtcp/internal/faultproxy"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 )
@@ -59,4 +61,51 @@ func TestSessionMovesThreeTimes(t *testing.T) {
 	require.Equal(t, []string{"m0", "m1", "m2"}, served[:3])
 	require.Contains(t, []string{"m0", "m1"}, served[3], "the drain moved it to a member still in the pool")
 	require.Equal(t, served[3], mc.ServerName())
+}
+
+// TestMoveOnPathFailure: the path from the client to its member goes
+// silent while the member itself is fine; the client resumes through another
+// member, which takes the session over from the first.
+func TestMoveOnPathFailure(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	tp := startPool(t, 3, nil)
+	defer tp.close()
+	m0 := tp.members[0].Addr().String()
+	px, err := faultproxy.New(m0)
+	require.NoError(t, err)
+	defer px.Close()
+
+	// The client reaches m0 only through the proxy; the others directly.
+	d := &Dialer{
+		Logger: testLogger(t), KeepAlive: 50 * time.Millisecond, KeepAliveTimeout: 300 * time.Millisecond,
+		HandshakeTimeout: 200 * time.Millisecond,
+		DialFunc: func(ctx context.Context, network, address string) (net.Conn, error) {
+			if address == m0 {
+				address = px.Addr()
+			}
+			var nd net.Dialer
+			return nd.DialContext(ctx, network, address)
+		},
+	}
+	c, err := d.Dial("tcp", m0)
+	require.NoError(t, err)
+	mc := c.(*Conn)
+	waitMembers(t, c, 3)
+
+	const n = 8 << 20
+	var cut atomic.Bool
+	res := echoTransfer(c, n, 11, func(got int64) {
+		if got >= n/3 && !cut.Swap(true) {
+			px.Blackhole()
+		}
+	})
+	px.Heal()
+	require.NoError(t, c.Close())
+	waitSessionEnd(t, c)
+	require.Eventually(t, func() bool { return tp.apps.finalDigest(mc.SessionID()) != nil }, 5*time.Second, 10*time.Millisecond)
+	requireTransferOK(t, res, n, 11, tp.apps.finalDigest(mc.SessionID()))
+	served := tp.apps.servedBy(mc.SessionID())
+	require.Len(t, served, 2, "served by %v", served)
+	require.Equal(t, "m0", served[0])
+	require.NotEqual(t, "m0", mc.ServerName(), "the session left the member it could not reach")
 }
