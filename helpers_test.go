@@ -97,13 +97,18 @@ type transferResult struct {
 }
 
 func echoTransfer(c net.Conn, n int64, seed uint64, onProgress func(int64)) transferResult {
+	return echoTransferFrom(c, newPattern(n, seed), onProgress)
+}
+
+// echoTransferFrom is echoTransfer with the bytes to send read from src.
+func echoTransferFrom(c net.Conn, src io.Reader, onProgress func(int64)) transferResult {
 	var res transferResult
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		h := sha256.New()
-		res.sentN, res.writeErr = io.CopyBuffer(c, io.TeeReader(newPattern(n, seed), h), make([]byte, 64<<10))
+		res.sentN, res.writeErr = io.CopyBuffer(c, io.TeeReader(src, h), make([]byte, 64<<10))
 		res.sent = h.Sum(nil)
 		if res.writeErr == nil {
 			res.writeErr = c.(*Conn).CloseWrite()

@@ -109,3 +109,106 @@ func TestMoveOnPathFailure(t *testing.T) {
 	require.Equal(t, "m0", served[0])
 	require.NotEqual(t, "m0", mc.ServerName(), "the session left the member it could not reach")
 }
+
+// pacedReader yields n pattern bytes at about rate bytes per second.
+type pacedReader struct {
+	r     *patternReader
+	rate  float64
+	start time.Time
+}
+
+func (p *pacedReader) Read(b []byte) (int, error) {
+	if p.start.IsZero() {
+		p.start = time.Now()
+	}
+	if len(b) > 32<<10 {
+		b = b[:32<<10]
+	}
+	if ahead := time.Duration(float64(p.r.off)/p.rate*float64(time.Second)) - time.Since(p.start); ahead > 0 {
+		time.Sleep(ahead)
+	}
+	return p.r.Read(b)
+}
+
+// policyPool starts a pool and a client whose path to m0 goes through a
+// toxiproxy, with a policy that reacts within a few seconds.
+func policyPool(t *testing.T) (*testPool, *toxicProxy, *Dialer) {
+	tp := startPool(t, 3, nil)
+	m0 := tp.members[0].Addr().String()
+	px := newToxicProxy(t, m0)
+	d := &Dialer{
+		Logger: testLogger(t),
+		Policy: &DefaultPolicy{Settle: 500 * time.Millisecond, DropFor: 2, StallAfter: 1500 * time.Millisecond},
+		DialFunc: func(ctx context.Context, network, address string) (net.Conn, error) {
+			if address == m0 {
+				address = px.Addr()
+			}
+			var nd net.Dialer
+			return nd.DialContext(ctx, network, address)
+		},
+	}
+	return tp, px, d
+}
+
+// TestPolicyMovesOnThroughputDrop: the path to the session's member slows
+// to a crawl; the default policy moves the session to a less loaded member.
+func TestPolicyMovesOnThroughputDrop(t *testing.T) {
+	defer goleak.VerifyNone(t, ignoreToxiproxy()...)
+	tp, px, d := policyPool(t)
+	defer tp.close()
+	defer px.Close()
+	c, err := d.Dial("tcp", tp.members[0].Addr().String())
+	require.NoError(t, err)
+	mc := c.(*Conn)
+	waitMembers(t, c, 3)
+
+	const n = 32 << 20
+	const rate = 8 << 20 // bytes per second
+	var slowed atomic.Bool
+	res := echoPaced(c, n, 21, rate, func(got int64) {
+		if got >= 2*rate && !slowed.Swap(true) {
+			px.limit(64) // KB/s: a fraction of the session's level
+		}
+	})
+	require.NoError(t, c.Close())
+	waitSessionEnd(t, c)
+	require.Eventually(t, func() bool { return tp.apps.finalDigest(mc.SessionID()) != nil }, 5*time.Second, 10*time.Millisecond)
+	requireTransferOK(t, res, n, 21, tp.apps.finalDigest(mc.SessionID()))
+	require.NotEqual(t, "m0", mc.ServerName(), "the policy moved the session off the slow path")
+	require.Equal(t, "m0", tp.apps.servedBy(mc.SessionID())[0])
+}
+
+// TestPolicyMovesOnStall: the session's member stops taking its bytes
+// (overloaded) while it still answers pings; the policy moves the session.
+func TestPolicyMovesOnStall(t *testing.T) {
+	defer goleak.VerifyNone(t, ignoreToxiproxy()...)
+	tp, px, d := policyPool(t)
+	defer tp.close()
+	defer px.Close()
+	c, err := d.Dial("tcp", tp.members[0].Addr().String())
+	require.NoError(t, err)
+	mc := c.(*Conn)
+	waitMembers(t, c, 3)
+
+	const n = 16 << 20
+	const rate = 8 << 20
+	var resume func()
+	res := echoPaced(c, n, 22, rate, func(got int64) {
+		if got >= rate && resume == nil {
+			resume = tp.apps.pause("m0")
+		}
+	})
+	if resume != nil {
+		resume()
+	}
+	require.NoError(t, c.Close())
+	waitSessionEnd(t, c)
+	require.Eventually(t, func() bool { return tp.apps.finalDigest(mc.SessionID()) != nil }, 5*time.Second, 10*time.Millisecond)
+	requireTransferOK(t, res, n, 22, tp.apps.finalDigest(mc.SessionID()))
+	require.NotEqual(t, "m0", mc.ServerName(), "the policy moved the session off the stalled member")
+}
+
+// echoPaced is echoTransfer with the client writing at about rate bytes/s.
+func echoPaced(c net.Conn, n int64, seed uint64, rate float64, onProgress func(int64)) transferResult {
+	return echoTransferFrom(c, &pacedReader{r: newPattern(n, seed), rate: rate}, onProgress)
+}

@@ -76,6 +76,7 @@ func (tp *testPool) close() {
 // input and keeps a running SHA-256 of it as its checkpointed state.
 type statefulApps struct {
 	wg      sync.WaitGroup
+	paused  sync.Map // node name -> chan struct{}: the app there stops reading until it is closed
 	mu      sync.Mutex
 	final   map[string][]byte // session -> digest of all input, at EOF
 	served  map[string][]string
@@ -126,6 +127,9 @@ func (a *statefulApps) run(node string, c *Conn) {
 	}
 	buf := make([]byte, 16<<10)
 	for {
+		if p, ok := a.paused.Load(node); ok {
+			<-p.(chan struct{}) // overloaded: reads nothing for a while
+		}
 		n, err := c.Read(buf)
 		if n > 0 {
 			h.Write(buf[:n])
@@ -196,4 +200,15 @@ func (a *statefulApps) servedBy(id string) []string {
 // waitMembers waits until a client knows the whole pool.
 func waitMembers(t testing.TB, c net.Conn, n int) {
 	require.Eventually(t, func() bool { return len(c.(*Conn).Members()) == n }, 5*time.Second, 5*time.Millisecond)
+}
+
+// pause makes the application on node stop reading until the returned
+// function is called.
+func (a *statefulApps) pause(node string) (resume func()) {
+	ch := make(chan struct{})
+	a.paused.Store(node, ch)
+	return func() {
+		a.paused.Delete(node)
+		close(ch)
+	}
 }
