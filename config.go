@@ -102,6 +102,9 @@ type Config struct {
 	// PoolProfile picks gossip and failure-detection timings (default LAN;
 	// pool.ProfileLocal suits a pool on one machine).
 	PoolProfile pool.Profile
+	// Balance, if set, makes the member ask clients to move when it holds
+	// more than its share of the pool's sessions.
+	Balance *Balance
 }
 
 // DefaultReplicas is the number of checkpoint copies NewPoolConfig asks for.

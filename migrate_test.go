@@ -2,6 +2,8 @@ package mtcp
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"net"
 	"sync/atomic"
 	"testing"
@@ -211,4 +213,43 @@ func TestPolicyMovesOnStall(t *testing.T) {
 // echoPaced is echoTransfer with the client writing at about rate bytes/s.
 func echoPaced(c net.Conn, n int64, seed uint64, rate float64, onProgress func(int64)) transferResult {
 	return echoTransferFrom(c, &pacedReader{r: newPattern(n, seed), rate: rate}, onProgress)
+}
+
+// TestBalanceSpreadsSessions: 30 sessions open on one member of a pool
+// whose members balance load; they spread over the members.
+func TestBalanceSpreadsSessions(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	tp := startPool(t, 3, func(c *Config) { c.Balance = &Balance{Interval: 1500 * time.Millisecond} })
+	defer tp.close()
+	var conns []net.Conn
+	for i := 0; i < 30; i++ {
+		c, err := (&Dialer{}).Dial("tcp", tp.members[0].Addr().String())
+		require.NoError(t, err)
+		conns = append(conns, c)
+	}
+	require.Eventually(t, func() bool {
+		for _, ln := range tp.members {
+			if ln.Sessions() < 5 {
+				return false
+			}
+		}
+		return true
+	}, 20*time.Second, 100*time.Millisecond, "sessions spread over the pool")
+	// Every session still works.
+	for i, c := range conns {
+		msg := []byte(fmt.Sprintf("session %d", i))
+		_, err := c.Write(msg)
+		require.NoError(t, err)
+		got := make([]byte, len(msg))
+		_, err = io.ReadFull(c, got)
+		require.NoError(t, err)
+		require.Equal(t, msg, got)
+	}
+	for _, c := range conns {
+		require.NoError(t, c.(*Conn).CloseWrite())
+		_, _ = io.Copy(io.Discard, c)
+		require.NoError(t, c.Close())
+		waitSessionEnd(t, c)
+	}
+	t.Logf("sessions: m0 %d, m1 %d, m2 %d (ended)", tp.members[0].Sessions(), tp.members[1].Sessions(), tp.members[2].Sessions())
 }

@@ -104,6 +104,10 @@ func startNode(ln *Listener, cfg *Config) (*node, error) {
 	}
 	n.wg.Add(1)
 	go n.reportLoad()
+	if cfg.Balance != nil {
+		n.wg.Add(1)
+		go n.balance(cfg.Balance.withDefaults())
+	}
 	ln.log.Info("mtcp: joined pool", "node", name, "gossip", n.pool.GossipAddr(), "control", ctlLn.Addr().String())
 	return n, nil
 }
