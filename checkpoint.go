@@ -71,6 +71,7 @@ func (c *Conn) Checkpoint(state []byte) error {
 		s.checkpointed = true
 	}
 	c.st.AddMark(rec.Seq, rec.InPos)
+	c.replicateLocked()
 	c.advanceDurableLocked()
 	if c.link != nil {
 		c.link.kickNow() // the mark goes out with the output before it
@@ -116,9 +117,14 @@ func (c *Conn) advanceDurableLocked() {
 	acked, _ := c.st.Retained() // the client has every output byte before this
 	for i := len(s.ckpts) - 1; i >= 0; i-- {
 		r := s.ckpts[i]
-		if r.OutPos <= acked && (s.durable == nil || r.Seq > s.durable.Seq) {
+		if r.OutPos <= acked && s.replicatedLocked(r) && (s.durable == nil || r.Seq > s.durable.Seq) {
 			s.durable = r
 			s.ckpts = s.ckpts[i:]
+			for seq := range s.repl.done {
+				if seq < r.Seq {
+					delete(s.repl.done, seq)
+				}
+			}
 			break
 		}
 	}

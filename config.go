@@ -105,6 +105,10 @@ type Config struct {
 	// Balance, if set, makes the member ask clients to move when it holds
 	// more than its share of the pool's sessions.
 	Balance *Balance
+	// ReplicaMemory bounds the application state this member keeps in
+	// copies of other members' checkpoints (default 1 GiB); beyond it,
+	// copies are refused and the sessions concerned wait for other replicas.
+	ReplicaMemory int
 }
 
 // DefaultReplicas is the number of checkpoint copies NewPoolConfig asks for.
@@ -136,6 +140,7 @@ func (c *Config) withDefaults() Config {
 	setDefault(&out.MaxSessions, DefaultMaxSessions)
 	setDefault(&out.MaxHandshakes, DefaultMaxHandshakes)
 	setDefault(&out.AcceptBacklog, DefaultAcceptBacklog)
+	setDefault(&out.ReplicaMemory, 1<<30)
 	out.Window = clamp(out.Window, minBufferSize, maxBufferSize)
 	out.Retention = clamp(out.Retention, minBufferSize, maxBufferSize)
 	return out

@@ -3,6 +3,7 @@ package mtcp
 import (
 	"errors"
 	"fmt"
+	"github.com/migratory/mtcp/snapshot"
 	"net"
 	"os"
 	"strconv"
@@ -29,15 +30,32 @@ type node struct {
 	ctl      *transport.Server
 	rpc      *transport.Client
 
-	version atomic.Uint64 // bumped when membership or load changes
+	version atomic.Uint64   // bumped when membership or load changes
+	store   *snapshot.Store // checkpoints this member keeps for others' sessions
 
 	mu         sync.Mutex
 	membersVer uint64
 	members    []byte // the MEMBERS frame for membersVer
 	moved      map[[wire.SessionIDLen]byte]tombstone
 
-	stop chan struct{}
-	wg   sync.WaitGroup
+	stop    chan struct{}
+	wg      sync.WaitGroup
+	closing bool // guarded by mu: no new background work
+}
+
+// background runs f in a goroutine that close waits for, unless the node
+// is closing.
+func (n *node) background(f func()) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closing {
+		return
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		f()
+	}()
 }
 
 // tombstone remembers where a session went, to redirect its client.
@@ -64,7 +82,8 @@ func startNode(ln *Listener, cfg *Config) (*node, error) {
 		name = host + ":" + port
 	}
 	n := &node{ln: ln, name: name, addr: addr, replicas: cfg.Replicas,
-		moved: make(map[[wire.SessionIDLen]byte]tombstone), stop: make(chan struct{})}
+		moved: make(map[[wire.SessionIDLen]byte]tombstone), stop: make(chan struct{}),
+		store: snapshot.NewStore(replicaKeep, cfg.ReplicaMemory)}
 	n.version.Store(1)
 
 	control := cfg.Control
@@ -89,6 +108,7 @@ func startNode(ln *Listener, cfg *Config) (*node, error) {
 		return nil, fmt.Errorf("mtcp: control plane: %w", err)
 	}
 	n.registerHandlers()
+	n.registerReplicaHandlers()
 	n.pool, err = pool.New(pool.Config{
 		NodeName: name, BindAddr: cfg.Gossip, Join: cfg.Join, Key: cfg.PoolKey,
 		ClientAddr: addr, ControlAddr: ctlLn.Addr().String(),
@@ -102,8 +122,9 @@ func startNode(ln *Listener, cfg *Config) (*node, error) {
 	if cfg.Replicas == 0 {
 		ln.log.Info("mtcp: pool member without checkpoint replicas: sessions move only while their server lives")
 	}
-	n.wg.Add(1)
+	n.wg.Add(2)
 	go n.reportLoad()
+	go n.sweepReplicas(time.Minute, 2*cfg.DetachTimeout)
 	if cfg.Balance != nil {
 		n.wg.Add(1)
 		go n.balance(cfg.Balance.withDefaults())
@@ -114,6 +135,9 @@ func startNode(ln *Listener, cfg *Config) (*node, error) {
 
 // close leaves the pool and stops the control plane.
 func (n *node) close() {
+	n.mu.Lock()
+	n.closing = true
+	n.mu.Unlock()
 	close(n.stop)
 	n.wg.Wait()
 	_ = n.pool.Leave(time.Second)
@@ -131,6 +155,10 @@ func (n *node) changed() {
 		if c.link != nil {
 			c.link.kickNow()
 		}
+		// The session's replica set may have changed: copy its checkpoints
+		// to whoever holds them now.
+		c.server.repl.everything = true
+		c.replicateLocked()
 		c.mu.Unlock()
 	}
 }

@@ -37,6 +37,8 @@ type serverSide struct {
 	moveTo   *wire.Move // asked of the client (Migrate, Drain)
 	moveSent bool       // on the current link
 
+	repl replication // copies of the checkpoints on other members
+
 	// Verification of regenerated output after a restore.
 	verifyPending bool
 	haveVerify    bool
@@ -72,6 +74,12 @@ func (s *serverSide) reattached() {
 // terminated (c.mu held) forgets an ended session.
 func (s *serverSide) terminated(c *Conn) {
 	s.reattached()
+	if s.repl.retry != nil {
+		s.repl.retry.Stop()
+	}
+	if !errors.Is(c.err, ErrMigrated) {
+		c.forgetReplicas()
+	}
 	s.ln.mu.Lock()
 	if s.ln.sessions[c.id] == c {
 		delete(s.ln.sessions, c.id)
@@ -197,7 +205,7 @@ func (ln *Listener) serveNew(nc net.Conn, br *bufio.Reader, hello wire.Hello) er
 	c := newConn(roleServer, id, secret, st, sessionParams{
 		keepAlive: interval, keepAliveTimeout: timeout, linger: cfg.DetachTimeout, log: cfg.Logger,
 	})
-	c.server = &serverSide{ln: ln, node: ln.node, epoch: 1, params: snapshot.Params{
+	c.server = &serverSide{ln: ln, node: ln.node, epoch: 1, repl: replication{done: map[uint64]bool{}}, params: snapshot.Params{
 		ClientWindow: hello.Window, ClientRetention: hello.Retention,
 		KeepAliveMillis: uint16(interval / time.Millisecond), KeepAliveTimeoutMillis: uint16(timeout / time.Millisecond),
 	}}

@@ -3,9 +3,14 @@ package mtcp
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"net"
+	"sync"
 	"time"
+
+	"github.com/migratory/mtcp/pool"
+	"github.com/migratory/mtcp/transport"
 
 	"github.com/migratory/mtcp/internal/auth"
 	"github.com/migratory/mtcp/internal/stream"
@@ -30,10 +35,6 @@ func (n *node) takeOver(nc net.Conn, br *bufio.Reader, hello wire.Hello) error {
 		}
 		return &refusal{r}
 	}
-	origin, ok := n.pool.Member(hello.Origin)
-	if !ok || hello.Origin == n.name {
-		return fmt.Errorf("%w: its member %q is not in the pool", ErrUnknownSession, hello.Origin)
-	}
 	ch := wire.Challenge{Nonce: auth.Nonce()}
 	if _, err := nc.Write(wire.AppendFrame(nil, ch)); err != nil {
 		_ = nc.Close()
@@ -53,21 +54,177 @@ func (n *node) takeOver(nc net.Conn, br *bufio.Reader, hello wire.Hello) error {
 		Received: p.Received, Limit: p.Limit, Release: p.Release, Retained: p.Retained, Written: p.Written,
 	}
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), n.ln.cfg.HandshakeTimeout)
-	defer cancel()
-	var rep handoverReply
-	if err := n.rpc.Call(ctx, origin.ControlAddr, kindHandover, req, &rep); err != nil {
-		return &refusal{*handoverError(err)}
-	}
-	rec, err := snapshot.Unmarshal(rep.Record, 0)
+	rec, epoch, from, err := n.obtain(hello.Origin, req)
 	if err != nil {
-		return fmt.Errorf("%w: checkpoint from %s: %v", ErrProtocol, origin.Name, err)
+		return err
 	}
-	c := n.restore(rec, rep.Epoch, p)
-	n.ln.log.Info("mtcp: session taken over", "session", c.idStr, "from", origin.Name,
-		"epoch", rep.Epoch, "checkpoint", rec.Seq, "handover", time.Since(start))
+	c := n.restore(rec, epoch, p)
+	n.ln.log.Info("mtcp: session taken over", "session", c.idStr, "from", from,
+		"epoch", epoch, "checkpoint", rec.Seq, "took", time.Since(start))
 	n.serveRestored(c, nc, br, hello, ch, rec)
 	return nil
+}
+
+// handoverProbe bounds the attempt to reach a session's member before
+// taking the session from its replicas.
+const handoverProbe = time.Second
+
+// obtain gets a session's checkpoint for a takeover: from its member if it
+// answers (a live migration), else from the members holding copies (a
+// failover), fencing the member that lost it.
+func (n *node) obtain(originName string, req handoverRequest) (*snapshot.Record, uint64, string, error) {
+	origin, known := n.pool.Member(originName)
+	if known && originName != n.name {
+		ctx, cancel := context.WithTimeout(context.Background(), min(handoverProbe, n.ln.cfg.HandshakeTimeout))
+		var rep handoverReply
+		err := n.rpc.Call(ctx, origin.ControlAddr, kindHandover, req, &rep)
+		cancel()
+		var re *transport.RemoteError
+		switch {
+		case err == nil:
+			rec, err := snapshot.Unmarshal(rep.Record, 0)
+			if err != nil {
+				return nil, 0, "", fmt.Errorf("%w: checkpoint from %s: %v", ErrProtocol, origin.Name, err)
+			}
+			n.claimAsync(req.Session, rep.Epoch)
+			return rec, rep.Epoch, origin.Name, nil
+		case errors.As(err, &re) && re.Code != codeUnknown:
+			return nil, 0, "", &refusal{*handoverError(err)} // it answered: no failover
+		}
+		n.ln.log.Info("mtcp: session's member does not answer, taking it from replicas",
+			"session", fmt.Sprintf("%x", req.Session), "member", originName, "err", err)
+	}
+	if n.replicas == 0 {
+		return nil, 0, "", fmt.Errorf("%w: its member %q is gone and checkpoints are not replicated", ErrUnknownSession, originName)
+	}
+	return n.failover(originName, req)
+}
+
+// failover takes a session whose member is gone from the checkpoints the
+// other members hold: the newest the client can resume from, at an epoch
+// above every one known, claimed on every member that answered.
+func (n *node) failover(originName string, req handoverRequest) (*snapshot.Record, uint64, string, error) {
+	var others []pool.Member
+	for _, m := range n.pool.Members() {
+		if m.Name != n.name && m.Name != originName {
+			others = append(others, m)
+		}
+	}
+	type answer struct {
+		m   pool.Member
+		rep fetchReply
+		err error
+	}
+	answers := make([]answer, len(others))
+	ctx, cancel := context.WithTimeout(context.Background(), n.ln.cfg.HandshakeTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for i, m := range others {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			answers[i].m = m
+			answers[i].err = n.rpc.Call(ctx, m.ControlAddr, kindFetch, req, &answers[i].rep)
+		}()
+	}
+	wg.Wait()
+	// Own copies count too: this member may be a replica of the session.
+	var recs []*snapshot.Record
+	epoch := n.store.Epoch(req.Session)
+	recs = append(recs, n.store.Records(req.Session)...)
+	var holders []pool.Member
+	for _, a := range answers {
+		var re *transport.RemoteError
+		if errors.As(a.err, &re) && re.Code == codeBadProof {
+			return nil, 0, "", &refusal{*handoverError(a.err)}
+		}
+		if a.err != nil {
+			continue
+		}
+		holders = append(holders, a.m)
+		epoch = max(epoch, a.rep.Epoch)
+		for _, b := range a.rep.Records {
+			r, err := snapshot.Unmarshal(b, 0)
+			if err == nil && r.Session == req.Session {
+				recs = append(recs, r)
+				epoch = max(epoch, r.Epoch)
+			}
+		}
+	}
+	if len(recs) == 0 {
+		return nil, 0, "", fmt.Errorf("%w: no member holds a checkpoint of it", ErrUnknownSession)
+	}
+	if own := n.store.Records(req.Session); len(own) > 0 && !n.proofChecks(req, own[0]) {
+		return nil, 0, "", &refusal{wire.Refused{Code: wire.CodeBadProof, Reason: "the client's proof does not check out"}}
+	}
+	rec := chooseNewest(recs, req.Received, req.Retained)
+	if rec == nil {
+		return nil, 0, "", &refusal{wire.Refused{Code: wire.CodeNotMovable,
+			Reason: fmt.Sprintf("no checkpoint fits the client (received %d, retains input from %d)", req.Received, req.Retained)}}
+	}
+	newEpoch := epoch + 1
+	if err := n.claim(req.Session, newEpoch, holders); err != nil {
+		return nil, 0, "", err
+	}
+	return rec, newEpoch, "replicas of " + originName, nil
+}
+
+// proofChecks verifies the client's proof with the secret of a checkpoint.
+func (n *node) proofChecks(req handoverRequest, rec *snapshot.Record) bool {
+	return auth.Equal(req.MAC, auth.ClientMAC(auth.Secret(rec.Secret), req.Session, req.ClientNonce, req.ServerNonce,
+		wire.Proof{Positions: req.positions()}.Fields()))
+}
+
+// chooseNewest is snapshot.Choose across epochs: the newest epoch first.
+func chooseNewest(recs []*snapshot.Record, received, retained uint64) *snapshot.Record {
+	var best *snapshot.Record
+	for _, r := range recs {
+		if r.OutPos > received || r.InPos < retained {
+			continue
+		}
+		if best == nil || r.Epoch > best.Epoch || (r.Epoch == best.Epoch && r.Seq > best.Seq) {
+			best = r
+		}
+	}
+	return best
+}
+
+// claim fences the epochs before epoch on this member and on the holders
+// of the session's checkpoints. A holder that knows a newer claim makes
+// the takeover fail: another member has the session.
+func (n *node) claim(session [wire.SessionIDLen]byte, epoch uint64, holders []pool.Member) error {
+	if err := n.store.Claim(session, epoch, n.name); err != nil {
+		return &refusal{wire.Refused{Code: wire.CodeStaleEpoch, Reason: err.Error()}}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), n.ln.cfg.HandshakeTimeout)
+	defer cancel()
+	for _, m := range holders {
+		err := n.rpc.Call(ctx, m.ControlAddr, kindClaim, claimRequest{Session: session, Epoch: epoch}, nil)
+		var re *transport.RemoteError
+		if errors.As(err, &re) && re.Code == codeStale {
+			return &refusal{wire.Refused{Code: wire.CodeStaleEpoch, Reason: m.Name + ": " + re.Message}}
+		}
+	}
+	return nil
+}
+
+// claimAsync fences older epochs on the session's replicas after a live
+// handover (the old member froze the session already).
+func (n *node) claimAsync(session [wire.SessionIDLen]byte, epoch uint64) {
+	if n.replicas == 0 {
+		return
+	}
+	_ = n.store.Claim(session, epoch, n.name)
+	holders := n.pool.Members()
+	n.background(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), replicateTimeout)
+		defer cancel()
+		for _, m := range holders {
+			if m.Name != n.name {
+				_ = n.rpc.Call(ctx, m.ControlAddr, kindClaim, claimRequest{Session: session, Epoch: epoch}, nil)
+			}
+		}
+	})
 }
 
 // restore builds the session from a checkpoint, given what the client holds.
@@ -77,9 +234,11 @@ func (n *node) restore(rec *snapshot.Record, epoch uint64, client wire.Positions
 		Window: cfg.Window, Retention: cfg.Retention,
 		PeerRetention: int(rec.Params.ClientRetention), ManualRelease: true,
 	}, rec.InPos, rec.OutPos, client.Limit)
+	rec.Epoch, rec.Origin = epoch, n.name // this member's copy of it, from now on
 	s := &serverSide{
 		ln: n.ln, node: n, epoch: epoch, params: rec.Params,
 		ckpts: []*snapshot.Record{rec}, durable: rec, nextSeq: rec.Seq, checkpointed: true, state: rec.State,
+		repl: replication{done: map[uint64]bool{rec.Seq: true}, everything: true},
 	}
 	if client.Received > rec.OutPos {
 		st.Regenerate(client.Received)
@@ -97,6 +256,9 @@ func (n *node) restore(rec *snapshot.Record, epoch uint64, client wire.Positions
 	n.ln.mu.Lock()
 	n.ln.sessions[rec.Session] = c
 	n.ln.mu.Unlock()
+	c.mu.Lock()
+	c.replicateLocked() // the copies now belong to this member's epoch
+	c.mu.Unlock()
 	return c
 }
 

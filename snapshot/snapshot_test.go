@@ -3,6 +3,7 @@ package snapshot
 import (
 	"bytes"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -59,9 +60,19 @@ func TestStoreFencesOldEpochs(t *testing.T) {
 	old := r.Clone()
 	old.Seq = 8
 	require.ErrorIs(t, s.Put(old), ErrStaleEpoch)
-	s.Fence(r.Session, 5)
-	require.Empty(t, s.Records(r.Session))
-	require.ErrorIs(t, s.Put(newer), ErrStaleEpoch)
+	require.NoError(t, s.Claim(r.Session, 5, "node-b"))
+	require.Len(t, s.Records(r.Session), 1, "a claim keeps the newest data known")
+	require.ErrorIs(t, s.Put(newer), ErrStaleEpoch, "the old owner is fenced")
+	require.ErrorIs(t, s.Claim(r.Session, 5, "node-c"), ErrStaleEpoch, "one owner per epoch")
+	require.ErrorIs(t, s.Claim(r.Session, 4, "node-c"), ErrStaleEpoch)
+	mine := r.Clone()
+	mine.Epoch, mine.Origin, mine.Seq = 5, "node-b", 2
+	require.NoError(t, s.Put(mine))
+	recs := s.Records(r.Session)
+	require.Len(t, recs, 1, "the owner's records supersede the older epoch's")
+	require.Equal(t, "node-b", recs[0].Origin)
+	require.Equal(t, 1, s.Sweep(time.Now().Add(time.Second)))
+	require.Equal(t, 0, s.Len())
 }
 
 func TestStoreKeepsNewest(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"time"
 )
 
 // Store keeps the recent checkpoints of many sessions, newest epoch only:
@@ -18,8 +19,10 @@ type Store struct {
 }
 
 type entry struct {
-	epoch uint64
-	recs  []*Record // ascending Seq
+	epoch   uint64
+	owner   string    // the member that claimed epoch (Claim)
+	recs    []*Record // ascending Seq
+	touched time.Time // last Put or Claim
 }
 
 // NewStore returns a store keeping up to keep records per session and at
@@ -38,15 +41,18 @@ func (s *Store) Put(r *Record) error {
 	defer s.mu.Unlock()
 	e := s.byID[r.Session]
 	if e == nil {
-		e = &entry{epoch: r.Epoch}
+		e = &entry{epoch: r.Epoch, owner: r.Origin}
 		s.byID[r.Session] = e
 	}
-	if r.Epoch < e.epoch {
-		return fmt.Errorf("%w: record of epoch %d, session at %d", ErrStaleEpoch, r.Epoch, e.epoch)
+	if r.Epoch < e.epoch || (r.Epoch == e.epoch && e.owner != "" && r.Origin != e.owner) {
+		return fmt.Errorf("%w: record of epoch %d from %s, session at epoch %d of %s",
+			ErrStaleEpoch, r.Epoch, r.Origin, e.epoch, e.owner)
 	}
-	if r.Epoch > e.epoch {
+	e.touched = time.Now()
+	if r.Epoch > e.epoch || len(e.recs) > 0 && e.recs[0].Epoch < r.Epoch {
+		// The new owner's records supersede the older epoch's.
 		s.dropLocked(e)
-		e.epoch = r.Epoch
+		e.epoch, e.owner = r.Epoch, r.Origin
 	}
 	if s.maxAll > 0 && s.bytes+len(r.State) > s.maxAll {
 		return fmt.Errorf("%w: store holds %d bytes of state", ErrTooLarge, s.bytes)
@@ -75,19 +81,40 @@ func (s *Store) dropLocked(e *entry) {
 	e.recs = nil
 }
 
-// Fence raises the session's epoch to at least epoch, dropping older records.
-func (s *Store) Fence(session [16]byte, epoch uint64) {
+// Claim makes owner the holder of the session at epoch: from then on,
+// records of an older epoch, or of epoch from another member, are refused.
+// The records held stay (they are still the newest data known) until the
+// owner's own arrive. A claim of an older epoch, or of the same epoch by
+// another member, fails with ErrStaleEpoch.
+func (s *Store) Claim(session [16]byte, epoch uint64, owner string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e := s.byID[session]
 	if e == nil {
-		s.byID[session] = &entry{epoch: epoch}
-		return
+		s.byID[session] = &entry{epoch: epoch, owner: owner, touched: time.Now()}
+		return nil
 	}
-	if epoch > e.epoch {
-		s.dropLocked(e)
-		e.epoch = epoch
+	if epoch < e.epoch || (epoch == e.epoch && e.owner != "" && e.owner != owner) {
+		return fmt.Errorf("%w: claim of epoch %d by %s, session at epoch %d of %s",
+			ErrStaleEpoch, epoch, owner, e.epoch, e.owner)
 	}
+	e.epoch, e.owner, e.touched = epoch, owner, time.Now()
+	return nil
+}
+
+// Sweep forgets the sessions not touched since before.
+func (s *Store) Sweep(before time.Time) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for id, e := range s.byID {
+		if e.touched.Before(before) {
+			s.dropLocked(e)
+			delete(s.byID, id)
+			n++
+		}
+	}
+	return n
 }
 
 // Epoch returns the newest epoch known for the session (0 if unknown).

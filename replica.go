@@ -1,0 +1,163 @@
+package mtcp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/migratory/mtcp/internal/auth"
+	"github.com/migratory/mtcp/internal/wire"
+	"github.com/migratory/mtcp/snapshot"
+)
+
+// Control-plane kinds of the replicas.
+const (
+	kindReplicate = "replicate" // a member stores a copy of a checkpoint of one of its sessions
+	kindFetch     = "fetch"     // a member taking over a session asks for its checkpoints
+	kindClaim     = "claim"     // a member taking over a session fences older epochs
+	kindForget    = "forget"    // a session ended: drop its checkpoints
+)
+
+const codeStale = "stale_epoch" // a newer epoch of the session is known
+
+type replicateRequest struct {
+	Record []byte `msgpack:"rec"`
+}
+
+// fetchReply carries every checkpoint a member holds of a session, and the
+// newest epoch it knows of the session.
+type fetchReply struct {
+	Records [][]byte `msgpack:"recs"`
+	Epoch   uint64   `msgpack:"e"`
+}
+
+type claimRequest struct {
+	Session [wire.SessionIDLen]byte `msgpack:"id"`
+	Epoch   uint64                  `msgpack:"e"`
+}
+
+type forgetRequest struct {
+	Session [wire.SessionIDLen]byte `msgpack:"id"`
+	Epoch   uint64                  `msgpack:"e"`
+}
+
+// replicaKeep is how many checkpoints of a session a replica keeps.
+const replicaKeep = 4
+
+func (n *node) registerReplicaHandlers() {
+	n.ctl.Handle(kindReplicate, n.handleReplicate)
+	n.ctl.Handle(kindFetch, n.handleFetch)
+	n.ctl.Handle(kindClaim, n.handleClaim)
+	n.ctl.Handle(kindForget, n.handleForget)
+}
+
+// handleReplicate stores a copy of another member's checkpoint.
+func (n *node) handleReplicate(_ context.Context, from string, decode func(any) error) (any, error) {
+	var req replicateRequest
+	if err := decode(&req); err != nil {
+		return nil, err
+	}
+	rec, err := snapshot.Unmarshal(req.Record, 0)
+	if err != nil {
+		return nil, err
+	}
+	if rec.Origin != from {
+		return nil, &controlError{codeBadProof, fmt.Sprintf("%s sent a checkpoint of %s's session", from, rec.Origin)}
+	}
+	if err := n.store.Put(rec); err != nil {
+		if errors.Is(err, snapshot.ErrStaleEpoch) {
+			return nil, &controlError{codeStale, err.Error()}
+		}
+		return nil, err
+	}
+	return struct{}{}, nil
+}
+
+// handleFetch gives the checkpoints of a session to a member taking it over,
+// if the request carries a valid proof of the session's client.
+func (n *node) handleFetch(_ context.Context, from string, decode func(any) error) (any, error) {
+	var req handoverRequest
+	if err := decode(&req); err != nil {
+		return nil, err
+	}
+	recs := n.store.Records(req.Session)
+	if len(recs) == 0 {
+		return nil, &controlError{codeUnknown, "no checkpoint of the session here"}
+	}
+	pos := req.positions()
+	secret := auth.Secret(recs[0].Secret)
+	if !auth.Equal(req.MAC, auth.ClientMAC(secret, req.Session, req.ClientNonce, req.ServerNonce, wire.Proof{Positions: pos}.Fields())) {
+		n.ln.log.Warn("mtcp: checkpoint fetch with a bad client proof refused", "from", from)
+		return nil, &controlError{codeBadProof, "the client's proof does not check out"}
+	}
+	rep := fetchReply{Epoch: n.store.Epoch(req.Session)}
+	for _, r := range recs {
+		b, err := r.Marshal()
+		if err != nil {
+			return nil, err
+		}
+		rep.Records = append(rep.Records, b)
+	}
+	return rep, nil
+}
+
+// handleClaim fences the epochs before a takeover's.
+func (n *node) handleClaim(_ context.Context, from string, decode func(any) error) (any, error) {
+	var req claimRequest
+	if err := decode(&req); err != nil {
+		return nil, err
+	}
+	if err := n.store.Claim(req.Session, req.Epoch, from); err != nil {
+		return nil, &controlError{codeStale, err.Error()}
+	}
+	// A session this member still serves at an older epoch is fenced too.
+	n.ln.mu.Lock()
+	c := n.ln.sessions[req.Session]
+	n.ln.mu.Unlock()
+	if c != nil {
+		c.fenced(req.Epoch, from)
+	}
+	return struct{}{}, nil
+}
+
+// handleForget drops the checkpoints of a session that ended.
+func (n *node) handleForget(_ context.Context, from string, decode func(any) error) (any, error) {
+	var req forgetRequest
+	if err := decode(&req); err != nil {
+		return nil, err
+	}
+	if n.store.Epoch(req.Session) <= req.Epoch {
+		n.store.Delete(req.Session)
+	}
+	return struct{}{}, nil
+}
+
+// sweepReplicas forgets the checkpoints of sessions nobody updated for long
+// (their member and client are gone).
+func (n *node) sweepReplicas(every, idle time.Duration) {
+	defer n.wg.Done()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-t.C:
+			if k := n.store.Sweep(time.Now().Add(-idle)); k > 0 {
+				n.ln.log.Info("mtcp: dropped checkpoints of idle sessions", "sessions", k)
+			}
+		}
+	}
+}
+
+// fenced ends a session that another member took over at a newer epoch.
+func (c *Conn) fenced(epoch uint64, by string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.terminated || c.server == nil || c.server.epoch >= epoch {
+		return
+	}
+	c.log.Warn("mtcp: session fenced: another member took it over", "by", by, "epoch", epoch, "ours", c.server.epoch)
+	c.terminateLocked(&SessionMovedError{SessionID: c.idStr, To: by})
+}
