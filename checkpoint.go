@@ -62,9 +62,7 @@ func (c *Conn) Checkpoint(state []byte) error {
 		Params: s.params, Origin: s.node.name,
 	}
 	if len(s.ckpts) >= maxCheckpoints {
-		// Keep the durable one and the oldest pending ones (the next to become
-		// durable); the new one replaces the newest.
-		s.ckpts = s.ckpts[:len(s.ckpts)-1]
+		s.dropCheckpointLocked()
 	}
 	s.ckpts = append(s.ckpts, rec)
 	if s.durable == nil {
@@ -186,4 +184,22 @@ func (c *Conn) checkRegeneratedLocked() {
 	if c.link != nil {
 		c.link.kickNow()
 	}
+}
+
+// dropCheckpointLocked makes room for a checkpoint: it drops the newest one
+// that is neither durable nor being copied or copied to the replicas (those
+// are the next to become durable), else the newest pending one.
+func (s *serverSide) dropCheckpointLocked() {
+	drop := len(s.ckpts) - 1
+	for i := len(s.ckpts) - 1; i >= 1; i-- {
+		r := s.ckpts[i]
+		if r != s.durable && !s.repl.sending[r.Seq] && !s.repl.done[r.Seq] {
+			drop = i
+			break
+		}
+	}
+	if s.ckpts[drop] == s.durable {
+		return // never drop the durable one; the list grows by one instead
+	}
+	s.ckpts = append(s.ckpts[:drop], s.ckpts[drop+1:]...)
 }

@@ -122,7 +122,7 @@ func (cs *clientSide) reconnect(c *Conn, cause error) {
 			backoff = initialBackoff
 			continue
 		}
-		c.log.Debug("mtcp: resume attempt failed", "attempt", attempt, "addr", addr, "err", err)
+		c.log.Debug("mtcp: resume attempt failed", "attempt", attempt, "addr", addr, "err", err, "marks", c.marksForLog())
 		c.mu.Lock()
 		atCurrent := addr == cs.address
 		c.mu.Unlock()
@@ -232,8 +232,9 @@ func (cs *clientSide) resumeOn(ctx context.Context, c *Conn, nc net.Conn, addr s
 		return errTerminated
 	}
 	pos := c.st.Positions()
+	known := cs.knownLocked()
 	c.mu.Unlock()
-	proof := wire.Proof{Positions: pos}
+	proof := wire.Proof{Positions: pos, Known: known}
 	proof.MAC = auth.ClientMAC(c.secret, c.id, hello.Nonce, ch.Nonce, proof.Fields())
 	if _, err := nc.Write(wire.AppendFrame(nil, proof)); err != nil {
 		return &handshakeError{"sending PROOF", err}
@@ -302,6 +303,16 @@ func (cs *clientSide) restoredLocked(c *Conn, r wire.Resumed) error {
 	}
 	cs.marks = cs.marks[:i]
 	if from == to {
+		// The new server restored at exactly what the client has: the
+		// client's running digest is the digest at that checkpoint, which a
+		// later restore may use again.
+		if n := len(cs.marks); n == 0 || cs.marks[n-1].at.Pos != from {
+			seq := uint64(0)
+			if n > 0 {
+				seq = cs.marks[n-1].seq
+			}
+			cs.marks = append(cs.marks, markDigest{seq: seq, in: r.Received, at: cs.digest})
+		}
 		return nil
 	}
 	at, ok := cs.digestAt(from)
@@ -329,4 +340,27 @@ func (cs *clientSide) markPositions() string {
 		b = fmt.Appendf(b, "%d@%d", m.seq, m.at.Pos)
 	}
 	return string(b)
+}
+
+// knownLocked lists the output positions at which the client can check
+// regenerated output: the checkpoints it was told of.
+func (cs *clientSide) knownLocked() []uint64 {
+	if !cs.pool {
+		return nil
+	}
+	known := make([]uint64, 0, len(cs.marks))
+	for _, m := range cs.marks {
+		known = append(known, m.at.Pos)
+	}
+	return known
+}
+
+// marksForLog describes the checkpoint marks a client knows, for logs.
+func (c *Conn) marksForLog() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.client == nil {
+		return ""
+	}
+	return c.client.markPositions()
 }

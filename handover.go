@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/migratory/mtcp/internal/auth"
@@ -29,6 +30,17 @@ type handoverRequest struct {
 	Release     uint64                  `msgpack:"rel"`
 	Retained    uint64                  `msgpack:"ret"`
 	Written     uint64                  `msgpack:"wr"`
+	Known       []uint64                `msgpack:"known"` // checkpoint positions the client can check
+}
+
+// proof rebuilds the client's PROOF fields, which its MAC covers.
+func (r *handoverRequest) proof() wire.Proof {
+	return wire.Proof{Positions: r.positions(), Known: r.Known}
+}
+
+// knows reports whether the client can check regenerated output from out.
+func (r *handoverRequest) knows(out uint64) bool {
+	return out == 0 || slices.Contains(r.Known, out)
 }
 
 func (r *handoverRequest) positions() wire.Positions {
@@ -81,7 +93,7 @@ func (n *node) handleHandover(_ context.Context, from string, decode func(any) e
 		return nil, &controlError{codeUnknown, "no such session"}
 	}
 	pos := req.positions()
-	if !auth.Equal(req.MAC, auth.ClientMAC(c.secret, c.id, req.ClientNonce, req.ServerNonce, wire.Proof{Positions: pos}.Fields())) {
+	if !auth.Equal(req.MAC, auth.ClientMAC(c.secret, c.id, req.ClientNonce, req.ServerNonce, req.proof().Fields())) {
 		c.log.Warn("mtcp: handover with a bad client proof refused", "from", from)
 		return nil, &controlError{codeBadProof, "the client's proof does not check out"}
 	}
@@ -94,7 +106,7 @@ func (n *node) handleHandover(_ context.Context, from string, decode func(any) e
 	if !s.movableLocked(c) {
 		return nil, &controlError{codeNotMovable, "the application has no durable checkpoint the client can resume from"}
 	}
-	rec := snapshot.Choose(s.ckpts, pos.Received, pos.Retained)
+	rec := snapshot.Choose(s.ckpts, pos.Received, pos.Retained, req.knows)
 	if rec == nil {
 		return nil, &controlError{codeNotMovable, fmt.Sprintf(
 			"no checkpoint fits the client (received %d, retains input from %d)", pos.Received, pos.Retained)}

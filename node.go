@@ -281,3 +281,12 @@ func (n *node) target(to string) (pool.Member, error) {
 	}
 	return m, nil
 }
+
+// GossipAddr returns the address the pool's gossip is bound to ("" when
+// standalone): what other members list in Config.Join.
+func (ln *Listener) GossipAddr() string {
+	if ln.node == nil {
+		return ""
+	}
+	return ln.node.pool.GossipAddr()
+}

@@ -1,16 +1,14 @@
 package mtcp
 
 import (
-	"crypto/sha256"
-	"encoding"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/migratory/mtcp/internal/testapp"
 	"github.com/migratory/mtcp/pool"
 	"github.com/stretchr/testify/require"
 )
@@ -107,68 +105,32 @@ func (a *statefulApps) serve(ln *Listener) {
 }
 
 func (a *statefulApps) run(node string, c *Conn) {
-	defer c.Close()
-	h := sha256.New()
-	if st := c.State(); st != nil {
-		if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(st); err != nil {
-			a.fail(fmt.Errorf("%s: bad state: %w", node, err))
-			return
-		}
-	}
-	a.mu.Lock()
-	a.served[c.SessionID()] = append(a.served[c.SessionID()], node)
-	if c.State() != nil {
-		a.restore[c.SessionID()]++
-	}
-	a.mu.Unlock()
-	if err := c.Checkpoint(mustState(h)); err != nil {
-		a.fail(err)
-		return
-	}
-	buf := make([]byte, 16<<10)
-	for {
-		if p, ok := a.paused.Load(node); ok {
-			<-p.(chan struct{}) // overloaded: reads nothing for a while
-		}
-		n, err := c.Read(buf)
-		if n > 0 {
-			h.Write(buf[:n])
-			if _, werr := c.Write(buf[:n]); werr != nil {
-				if !errors.Is(werr, ErrMigrated) {
-					a.fail(fmt.Errorf("%s: write: %w", node, werr))
-				}
-				return
-			}
-			if err := c.Checkpoint(mustState(h)); err != nil {
-				if !errors.Is(err, ErrMigrated) {
-					a.fail(fmt.Errorf("%s: checkpoint: %w", node, err))
-				}
-				return
-			}
-		}
-		if err == io.EOF {
+	testapp.Echo(c, testapp.Events{
+		Started: func(id string, restored bool) {
 			a.mu.Lock()
-			a.final[c.SessionID()] = h.Sum(nil)
-			a.mu.Unlock()
-			_ = c.CloseWrite()
-			_, _ = io.Copy(io.Discard, c)
-			return
-		}
-		if err != nil {
-			if !errors.Is(err, ErrMigrated) {
-				a.fail(fmt.Errorf("%s: read: %w", node, err))
+			defer a.mu.Unlock()
+			a.served[id] = append(a.served[id], node)
+			if restored {
+				a.restore[id]++
 			}
-			return
-		}
-	}
-}
-
-func mustState(h any) []byte {
-	b, err := h.(encoding.BinaryMarshaler).MarshalBinary()
-	if err != nil {
-		panic(err)
-	}
-	return b
+		},
+		Final: func(id string, digest []byte) {
+			a.mu.Lock()
+			defer a.mu.Unlock()
+			a.final[id] = digest
+		},
+		Failed: func(id string, err error) {
+			if !errors.Is(err, ErrMigrated) {
+				a.fail(fmt.Errorf("%s: %w", node, err))
+			}
+		},
+		Pause: func() <-chan struct{} {
+			if p, ok := a.paused.Load(node); ok {
+				return p.(chan struct{})
+			}
+			return nil
+		},
+	})
 }
 
 func (a *statefulApps) fail(err error) {

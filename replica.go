@@ -22,7 +22,8 @@ const (
 const codeStale = "stale_epoch" // a newer epoch of the session is known
 
 type replicateRequest struct {
-	Record []byte `msgpack:"rec"`
+	Record []byte   `msgpack:"rec"`
+	Keep   []uint64 `msgpack:"keep"` // the checkpoints (seq) the member may still restore from
 }
 
 // fetchReply carries every checkpoint a member holds of a session, and the
@@ -42,8 +43,9 @@ type forgetRequest struct {
 	Epoch   uint64                  `msgpack:"e"`
 }
 
-// replicaKeep is how many checkpoints of a session a replica keeps.
-const replicaKeep = 4
+// replicaKeep bounds the checkpoints of a session a replica keeps; its
+// member says which (the durable one and those copied since).
+const replicaKeep = maxCheckpoints + 2
 
 func (n *node) registerReplicaHandlers() {
 	n.ctl.Handle(kindReplicate, n.handleReplicate)
@@ -71,6 +73,7 @@ func (n *node) handleReplicate(_ context.Context, from string, decode func(any) 
 		}
 		return nil, err
 	}
+	n.store.Retain(rec.Session, append(req.Keep, rec.Seq))
 	return struct{}{}, nil
 }
 
@@ -85,9 +88,8 @@ func (n *node) handleFetch(_ context.Context, from string, decode func(any) erro
 	if len(recs) == 0 {
 		return nil, &controlError{codeUnknown, "no checkpoint of the session here"}
 	}
-	pos := req.positions()
 	secret := auth.Secret(recs[0].Secret)
-	if !auth.Equal(req.MAC, auth.ClientMAC(secret, req.Session, req.ClientNonce, req.ServerNonce, wire.Proof{Positions: pos}.Fields())) {
+	if !auth.Equal(req.MAC, auth.ClientMAC(secret, req.Session, req.ClientNonce, req.ServerNonce, req.proof().Fields())) {
 		n.ln.log.Warn("mtcp: checkpoint fetch with a bad client proof refused", "from", from)
 		return nil, &controlError{codeBadProof, "the client's proof does not check out"}
 	}

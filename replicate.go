@@ -3,6 +3,8 @@ package mtcp
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -18,6 +20,8 @@ type replication struct {
 	again      bool            // a newer checkpoint came while a copy was in flight
 	everything bool            // the replica set changed: send the durable one too
 	done       map[uint64]bool // seq -> the checkpoint has its copies
+	sending    map[uint64]bool // seq -> being copied now
+	targets    string          // the replicas of the last copy, to notice a change
 	retry      *time.Timer
 }
 
@@ -57,33 +61,69 @@ func (c *Conn) replicateLocked() {
 		return
 	}
 	r.inFlight = true
-	go c.replicate(recs)
+	if r.sending == nil {
+		r.sending = map[uint64]bool{}
+	}
+	for _, rec := range recs {
+		r.sending[rec.Seq] = true
+	}
+	// The replicas keep what this member may restore from: the durable
+	// checkpoint and those copied since (one of them becomes durable next).
+	var keep []uint64
+	for _, rec := range s.ckpts {
+		if rec == s.durable || r.done[rec.Seq] || r.sending[rec.Seq] {
+			keep = append(keep, rec.Seq)
+		}
+	}
+	var durableRec *snapshot.Record
+	if s.durable != nil && s.durable != newest && !slices.Contains(recs, s.durable) {
+		durableRec = s.durable
+	}
+	go c.replicate(recs, keep, durableRec)
 }
 
-// replicate sends records to the replicas chosen for the session now.
-func (c *Conn) replicate(recs []*snapshot.Record) {
+// replicate copies records to the session's replicas.
+func (c *Conn) replicate(recs []*snapshot.Record, keep []uint64, durableRec *snapshot.Record) {
 	s := c.server
 	n := s.node
-	targets := n.pool.Replicas(c.idStr, n.replicas)
 	ok := make([]bool, len(recs))
 	stale := ""
+	var placedOn []string
 	for i, rec := range recs {
 		b, err := rec.Marshal()
 		if err != nil {
 			c.log.Error("mtcp: encoding a checkpoint", "err", err)
 			continue
 		}
-		acks, by := n.copyTo(targets, b)
-		if by != "" {
-			stale = by
+		req := replicateRequest{Record: b, Keep: keep}
+		if i == 0 {
+			// Where the copies land decides whether the replicas changed.
+			placed, by, full := n.place(c.idStr, req)
+			c.mu.Lock()
+			changed := strings.Join(placed, " ") != s.repl.targets
+			s.repl.targets = strings.Join(placed, " ")
+			c.mu.Unlock()
+			if changed && durableRec != nil && rec != durableRec {
+				// New replicas must hold the durable checkpoint before they
+				// are told it is durable (they keep it from then on).
+				if db, err := durableRec.Marshal(); err == nil {
+					n.copyTo(namesOf(n, placed), replicateRequest{Record: db, Keep: keep})
+				}
+			}
+			stale, ok[i], placedOn = by, full, placed
+		} else {
+			acks, _, by := n.copyTo(namesOf(n, placedOn), req)
+			stale, ok[i] = by, acks == len(placedOn)
+		}
+		if stale != "" {
 			break
 		}
-		ok[i] = acks >= len(targets) // as many copies as members can hold them
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	r := &s.repl
 	r.inFlight = false
+	clear(r.sending)
 	if stale != "" {
 		if !c.terminated {
 			c.log.Warn("mtcp: session fenced: a replica knows a newer epoch", "replica", stale, "epoch", s.epoch)
@@ -103,8 +143,8 @@ func (c *Conn) replicate(recs []*snapshot.Record) {
 	switch {
 	case c.terminated:
 	case failed:
-		// A replica did not answer: try again soon (a change of members
-		// also starts a new round).
+		// Not enough members took a copy: try again soon (a change of
+		// members also starts a new round).
 		r.everything = true
 		if r.retry == nil {
 			r.retry = time.AfterFunc(replicateRetry, func() {
@@ -121,9 +161,47 @@ func (c *Conn) replicate(recs []*snapshot.Record) {
 	}
 }
 
+// place copies a checkpoint to the session's replicas, in rendezvous order,
+// passing over members that do not answer (a member that just died may
+// still be listed). It returns the members that hold it, a member that
+// refused it for a newer epoch, and whether it has all the copies asked for
+// (or as many as there are members to hold them).
+func (n *node) place(id string, req replicateRequest) (placed []string, staleBy string, full bool) {
+	var failed []string
+	for round := 0; round < 4 && len(placed) < n.replicas; round++ {
+		targets := n.pool.Replicas(id, n.replicas-len(placed), append(failed, placed...)...)
+		if len(targets) == 0 {
+			return placed, "", true // no more members to hold copies
+		}
+		_, took, by := n.copyTo(targets, req)
+		if by != "" {
+			return placed, by, false
+		}
+		placed = append(placed, took...)
+		for _, t := range targets {
+			if !slices.Contains(took, t.Name) {
+				failed = append(failed, t.Name)
+			}
+		}
+	}
+	return placed, "", len(placed) >= n.replicas
+}
+
+// namesOf looks members up by name.
+func namesOf(n *node, names []string) []pool.Member {
+	out := make([]pool.Member, 0, len(names))
+	for _, name := range names {
+		if m, ok := n.pool.Member(name); ok {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
 // copyTo stores a checkpoint on every target at once. It returns how many
-// took it, and the name of a target that refused it for a newer epoch.
-func (n *node) copyTo(targets []pool.Member, rec []byte) (acks int, staleBy string) {
+// took it and which, and the name of a target that refused it for a newer
+// epoch.
+func (n *node) copyTo(targets []pool.Member, req replicateRequest) (acks int, took []string, staleBy string) {
 	ctx, cancel := context.WithTimeout(context.Background(), replicateTimeout)
 	defer cancel()
 	var mu sync.Mutex
@@ -132,13 +210,14 @@ func (n *node) copyTo(targets []pool.Member, rec []byte) (acks int, staleBy stri
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := n.rpc.Call(ctx, t.ControlAddr, kindReplicate, replicateRequest{Record: rec}, nil)
+			err := n.rpc.Call(ctx, t.ControlAddr, kindReplicate, req, nil)
 			mu.Lock()
 			defer mu.Unlock()
 			var re *transport.RemoteError
 			switch {
 			case err == nil:
 				acks++
+				took = append(took, t.Name)
 			case errors.As(err, &re) && re.Code == codeStale:
 				staleBy = t.Name
 			default:
@@ -147,7 +226,7 @@ func (n *node) copyTo(targets []pool.Member, rec []byte) (acks int, staleBy stri
 		}()
 	}
 	wg.Wait()
-	return acks, staleBy
+	return acks, took, staleBy
 }
 
 // forgetReplicas tells the session's replicas it ended (best effort).
@@ -158,7 +237,7 @@ func (c *Conn) forgetReplicas() {
 		return
 	}
 	req := forgetRequest{Session: c.id, Epoch: s.epoch}
-	targets := n.pool.Replicas(c.idStr, n.replicas)
+	targets := namesOf(n, strings.Fields(s.repl.targets))
 	n.background(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), replicateTimeout)
 		defer cancel()

@@ -52,6 +52,7 @@ func (n *node) takeOver(nc net.Conn, br *bufio.Reader, hello wire.Hello) error {
 	req := handoverRequest{
 		Session: hello.Session, ClientNonce: hello.Nonce, ServerNonce: ch.Nonce, MAC: proof.MAC,
 		Received: p.Received, Limit: p.Limit, Release: p.Release, Retained: p.Retained, Written: p.Written,
+		Known: proof.Known,
 	}
 	start := time.Now()
 	rec, epoch, from, err := n.obtain(hello.Origin, req)
@@ -152,13 +153,24 @@ func (n *node) failover(originName string, req handoverRequest) (*snapshot.Recor
 		}
 	}
 	if len(recs) == 0 {
+		var asked []string
+		for _, a := range answers {
+			asked = append(asked, fmt.Sprintf("%s: %v", a.m.Name, a.err))
+		}
+		n.ln.log.Warn("mtcp: no checkpoint of the session found", "session", fmt.Sprintf("%x", req.Session), "asked", asked)
 		return nil, 0, "", fmt.Errorf("%w: no member holds a checkpoint of it", ErrUnknownSession)
 	}
 	if own := n.store.Records(req.Session); len(own) > 0 && !n.proofChecks(req, own[0]) {
 		return nil, 0, "", &refusal{wire.Refused{Code: wire.CodeBadProof, Reason: "the client's proof does not check out"}}
 	}
-	rec := chooseNewest(recs, req.Received, req.Retained)
+	rec := snapshot.Choose(recs, req.Received, req.Retained, req.knows)
 	if rec == nil {
+		var seen []string
+		for _, r := range recs {
+			seen = append(seen, fmt.Sprintf("e%d/s%d in %d out %d known %v", r.Epoch, r.Seq, r.InPos, r.OutPos, req.knows(r.OutPos)))
+		}
+		n.ln.log.Warn("mtcp: no checkpoint fits the client", "received", req.Received, "retained", req.Retained,
+			"checkpoints", seen, "holders", len(holders))
 		return nil, 0, "", &refusal{wire.Refused{Code: wire.CodeNotMovable,
 			Reason: fmt.Sprintf("no checkpoint fits the client (received %d, retains input from %d)", req.Received, req.Retained)}}
 	}
@@ -172,21 +184,7 @@ func (n *node) failover(originName string, req handoverRequest) (*snapshot.Recor
 // proofChecks verifies the client's proof with the secret of a checkpoint.
 func (n *node) proofChecks(req handoverRequest, rec *snapshot.Record) bool {
 	return auth.Equal(req.MAC, auth.ClientMAC(auth.Secret(rec.Secret), req.Session, req.ClientNonce, req.ServerNonce,
-		wire.Proof{Positions: req.positions()}.Fields()))
-}
-
-// chooseNewest is snapshot.Choose across epochs: the newest epoch first.
-func chooseNewest(recs []*snapshot.Record, received, retained uint64) *snapshot.Record {
-	var best *snapshot.Record
-	for _, r := range recs {
-		if r.OutPos > received || r.InPos < retained {
-			continue
-		}
-		if best == nil || r.Epoch > best.Epoch || (r.Epoch == best.Epoch && r.Seq > best.Seq) {
-			best = r
-		}
-	}
-	return best
+		req.proof().Fields()))
 }
 
 // claim fences the epochs before epoch on this member and on the holders

@@ -87,12 +87,20 @@ func (r *Record) Clone() *Record {
 
 // Choose returns the newest record a client can resume from, or nil: its
 // output position at most what the client received (the client has every
-// byte before it), and its input position at least the first input byte the
-// client still retains (the client can replay every byte after it).
-func Choose(recs []*Record, clientReceived, clientRetained uint64) *Record {
+// byte before it) and one the client can check regenerated output from
+// (known, or nil for any), and its input position at least the first input
+// byte the client still retains (the client can replay every byte after it).
+// Newest means the highest epoch, then the highest sequence number.
+func Choose(recs []*Record, clientReceived, clientRetained uint64, known func(out uint64) bool) *Record {
 	var best *Record
 	for _, r := range recs {
-		if r.OutPos <= clientReceived && r.InPos >= clientRetained && (best == nil || r.Seq > best.Seq) {
+		if r.OutPos > clientReceived || r.InPos < clientRetained {
+			continue
+		}
+		if known != nil && r.OutPos != clientReceived && !known(r.OutPos) {
+			continue
+		}
+		if best == nil || r.Epoch > best.Epoch || (r.Epoch == best.Epoch && r.Seq > best.Seq) {
 			best = r
 		}
 	}

@@ -43,10 +43,15 @@ func TestChoose(t *testing.T) {
 		{Seq: 1, InPos: 50, OutPos: 40},
 		{Seq: 2, InPos: 90, OutPos: 80},
 	}
-	require.Equal(t, uint64(2), Choose(recs, 80, 0).Seq)
-	require.Equal(t, uint64(1), Choose(recs, 79, 0).Seq, "the client lacks output before seq 2's")
-	require.Equal(t, uint64(2), Choose(recs, 100, 60).Seq)
-	require.Nil(t, Choose(recs, 79, 60), "the client freed input seq 1 needs")
+	require.Equal(t, uint64(2), Choose(recs, 80, 0, nil).Seq)
+	require.Equal(t, uint64(1), Choose(recs, 79, 0, nil).Seq, "the client lacks output before seq 2's")
+	require.Equal(t, uint64(2), Choose(recs, 100, 60, nil).Seq)
+	require.Nil(t, Choose(recs, 79, 60, nil), "the client freed input seq 1 needs")
+	only40 := func(out uint64) bool { return out == 40 }
+	require.Equal(t, uint64(1), Choose(recs, 100, 0, only40).Seq, "only checkpoints the client can check")
+	require.Equal(t, uint64(2), Choose(recs, 80, 0, only40).Seq, "a checkpoint at the client's position needs no check")
+	newer := &Record{Epoch: 2, Seq: 1, InPos: 50, OutPos: 40}
+	require.Same(t, newer, Choose(append(recs, newer), 100, 0, nil), "a newer epoch wins")
 }
 
 func TestStoreFencesOldEpochs(t *testing.T) {
@@ -85,8 +90,8 @@ func TestStoreKeepsNewest(t *testing.T) {
 	}
 	recs := s.Records(r.Session)
 	require.Len(t, recs, 2)
-	require.Equal(t, []uint64{4, 5}, []uint64{recs[0].Seq, recs[1].Seq})
-	s.PruneBefore(r.Session, 5)
+	require.Equal(t, []uint64{4, 5}, []uint64{recs[0].Seq, recs[1].Seq}, "the newest")
+	s.Retain(r.Session, []uint64{5})
 	require.Len(t, s.Records(r.Session), 1)
 	s.Delete(r.Session)
 	require.Equal(t, 0, s.Len())
@@ -127,4 +132,20 @@ func FuzzUnmarshal(f *testing.F) {
 			t.Fatalf("round trip changed the record")
 		}
 	})
+}
+
+func TestStoreRetains(t *testing.T) {
+	s := NewStore(8, 0)
+	r := sample()
+	for seq := uint64(1); seq <= 6; seq++ {
+		c := r.Clone()
+		c.Seq = seq
+		require.NoError(t, s.Put(c))
+	}
+	s.Retain(r.Session, []uint64{2, 5, 6})
+	var seqs []uint64
+	for _, rec := range s.Records(r.Session) {
+		seqs = append(seqs, rec.Seq)
+	}
+	require.Equal(t, []uint64{2, 5, 6}, seqs)
 }

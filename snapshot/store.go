@@ -2,6 +2,7 @@ package snapshot
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -68,10 +69,32 @@ func (s *Store) Put(r *Record) error {
 	}
 	s.bytes += len(r.State)
 	for len(e.recs) > s.keep {
+		// The member says which to keep (Retain); meanwhile the oldest go.
 		s.bytes -= len(e.recs[0].State)
 		e.recs = e.recs[1:]
 	}
 	return nil
+}
+
+// Retain keeps only the session's checkpoints whose sequence numbers
+// keep lists (the ones its member may still restore from).
+func (s *Store) Retain(session [16]byte, keep []uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.byID[session]
+	if e == nil {
+		return
+	}
+	out := e.recs[:0]
+	for _, r := range e.recs {
+		if slices.Contains(keep, r.Seq) {
+			out = append(out, r)
+		} else {
+			s.bytes -= len(r.State)
+		}
+	}
+	clear(e.recs[len(out):])
+	e.recs = out
 }
 
 func (s *Store) dropLocked(e *entry) {

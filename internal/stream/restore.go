@@ -63,6 +63,7 @@ func (s *Stream) NextMark() (wire.Mark, bool) {
 		if m.Out == s.sent {
 			return m, true
 		}
+
 	}
 	return wire.Mark{}, false
 }

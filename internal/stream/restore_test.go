@@ -88,3 +88,14 @@ func TestMarksGoOutInOrder(t *testing.T) {
 	require.NoError(t, s.OnAck(wire.Ack{Limit: 1 << 20, Release: 150}))
 	require.Len(t, s.marks, 1, "a mark at the release point may not have arrived: kept")
 }
+
+func TestAckDuringRegeneration(t *testing.T) {
+	s := Restore(testCfg, 0, 1000, 1<<20)
+	s.Regenerate(1800)
+	require.NoError(t, s.OnAck(wire.Ack{Limit: 1 << 20, Release: 1800}), "the client has everything it acknowledges")
+	require.ErrorIs(t, s.OnAck(wire.Ack{Limit: 1 << 20, Release: 1801}), ErrProtocol)
+	_, _ = s.Write(pattern(1000))
+	seq, p1, _ := s.NextData(1 << 20)
+	require.Equal(t, uint64(1800), seq)
+	require.Len(t, p1, 200)
+}

@@ -182,8 +182,15 @@ func (s *Stream) OutputDone() bool {
 
 // OnAck applies an ACK from the peer.
 func (s *Stream) OnAck(a wire.Ack) error {
-	if a.Release < s.out.start || a.Release > s.sent {
-		return fmt.Errorf("%w: release %d outside [%d, %d]", ErrProtocol, a.Release, s.out.start, s.sent)
+	top := s.sent
+	if s.Regenerating() {
+		top = s.absorbTo // the peer has the output being regenerated
+	}
+	if a.Release < s.out.start || a.Release > top {
+		return fmt.Errorf("%w: release %d outside [%d, %d]", ErrProtocol, a.Release, s.out.start, top)
+	}
+	if a.Release > s.sent {
+		a.Release = s.sent // nothing of it is retained yet
 	}
 	if a.Limit < s.peerLimit {
 		return fmt.Errorf("%w: limit went back from %d to %d", ErrProtocol, s.peerLimit, a.Limit)

@@ -194,10 +194,7 @@ func Decode(h Header, body []byte) (Frame, error) {
 		copy(c.Nonce[:], body)
 		return c, nil
 	case TypeProof:
-		p := Proof{}
-		copy(p.MAC[:], body)
-		p.Positions = parsePositions(body[MACLen:])
-		return p, nil
+		return parseProof(body)
 	case TypeResumed:
 		return parseResumed(body)
 	}

@@ -10,7 +10,8 @@ const (
 	welcomeMinLen     = 2 + SessionIDLen + KeyLen + 4 + 4 + 2 + 2 + 8 + 1
 	welcomeMaxLen     = welcomeMinLen + MaxNameLen
 	positionsLen      = 40
-	proofLen          = MACLen + positionsLen
+	proofMinLen       = MACLen + positionsLen + 2
+	proofMaxLen       = proofMinLen + 8*MaxKnown
 	resumedMinLen     = MACLen + positionsLen + 8 + 1 + 1
 	resumedMaxLen     = resumedMinLen + MaxNameLen
 )
@@ -62,10 +63,16 @@ type Positions struct {
 	Written  uint64 // outgoing bytes written
 }
 
-// Proof is the client's answer to a Challenge.
+// MaxKnown bounds the checkpoint positions a PROOF lists.
+const MaxKnown = 1024
+
+// Proof is the client's answer to a Challenge. Known lists the output
+// positions at which the client can check regenerated output (the
+// checkpoints it was told of), for a member that restores the session.
 type Proof struct {
 	MAC [MACLen]byte
 	Positions
+	Known []uint64
 }
 
 // Resumed flags.
@@ -98,7 +105,9 @@ func (f Welcome) header() Header {
 	return Header{Type: TypeWelcome, Length: uint32(welcomeMinLen + min(len(f.Node), MaxNameLen))}
 }
 func (Challenge) header() Header { return Header{Type: TypeChallenge, Length: NonceLen} }
-func (Proof) header() Header     { return Header{Type: TypeProof, Length: proofLen} }
+func (f Proof) header() Header {
+	return Header{Type: TypeProof, Length: uint32(proofMinLen + 8*min(len(f.Known), MaxKnown))}
+}
 func (f Resumed) header() Header {
 	return Header{Type: TypeResumed, Length: uint32(resumedMinLen + min(len(f.Node), MaxNameLen))}
 }
@@ -225,11 +234,40 @@ func ParseWelcome(body []byte) (Welcome, error) {
 func (f Challenge) appendBody(b []byte) []byte { return append(b, f.Nonce[:]...) }
 
 func (f Proof) appendBody(b []byte) []byte {
-	return f.Positions.AppendTo(append(b, f.MAC[:]...))
+	return append(append(b, f.MAC[:]...), f.Fields()...)
 }
 
-// Fields returns the bytes the client's MAC covers.
-func (f Proof) Fields() []byte { return f.Positions.AppendTo(nil) }
+// Fields returns the bytes the client's MAC covers: everything after the MAC.
+func (f Proof) Fields() []byte {
+	known := f.Known[:min(len(f.Known), MaxKnown)]
+	b := f.Positions.AppendTo(make([]byte, 0, positionsLen+2+8*len(known)))
+	b = binary.BigEndian.AppendUint16(b, uint16(len(known)))
+	for _, k := range known {
+		b = binary.BigEndian.AppendUint64(b, k)
+	}
+	return b
+}
+
+func parseProof(body []byte) (Proof, error) {
+	var p Proof
+	if len(body) < proofMinLen {
+		return p, malformed("PROOF: body of %d bytes", len(body))
+	}
+	copy(p.MAC[:], body)
+	p.Positions = parsePositions(body[MACLen:])
+	rest := body[MACLen+positionsLen:]
+	n := int(binary.BigEndian.Uint16(rest))
+	if n > MaxKnown || len(rest) != 2+8*n {
+		return p, malformed("PROOF: %d known positions in %d bytes", n, len(rest)-2)
+	}
+	if n > 0 {
+		p.Known = make([]uint64, n)
+		for i := range p.Known {
+			p.Known[i] = binary.BigEndian.Uint64(rest[2+8*i:])
+		}
+	}
+	return p, nil
+}
 
 func (f Resumed) appendBody(b []byte) []byte {
 	return append(append(b, f.MAC[:]...), f.Fields()...)

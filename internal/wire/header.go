@@ -35,7 +35,7 @@ var bounds = map[Type]bodyBounds{
 	TypeHello:     {min: helloNewLen, max: helloResumeMaxLen},
 	TypeWelcome:   {min: welcomeMinLen, max: welcomeMaxLen},
 	TypeChallenge: {min: NonceLen, max: NonceLen},
-	TypeProof:     {min: proofLen, max: proofLen},
+	TypeProof:     {min: proofMinLen, max: proofMaxLen},
 	TypeResumed:   {min: resumedMinLen, max: resumedMaxLen},
 	TypeRefused:   {min: refusedMinLen, max: refusedMaxLen},
 }

@@ -40,6 +40,7 @@ func sampleFrames() []Frame {
 			KeepAliveMillis: 100, KeepAliveTimeoutMillis: 500, Epoch: 1, Node: "node-a"},
 		Challenge{Nonce: nonce},
 		Proof{MAC: key, Positions: Positions{Received: 1, Limit: 2, Release: 3, Retained: 3, Written: 4}},
+		Proof{MAC: key, Positions: Positions{Received: 9}, Known: []uint64{0, 5, 9}},
 		Resumed{MAC: nonce, Positions: Positions{Received: 5, Limit: 6, Release: 7, Retained: 7, Written: 8}},
 		Resumed{MAC: nonce, Positions: Positions{Received: 5, Limit: 6, Release: 7, Written: 8},
 			Epoch: 9, Flags: ResumedRestored, Node: "node-c"},

@@ -1,0 +1,92 @@
+package mtcp
+
+import (
+	"encoding/hex"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestFailoverSIGKILL runs three member processes; the one serving a
+// stateful session is killed with SIGKILL twice during a 12 MiB echo (and
+// replaced by a new process). Every byte and the application's state
+// arrive intact.
+func TestFailoverSIGKILL(t *testing.T) {
+	args := []string{"-profile", "local", "-replicas", "1"}
+	var members []*memberProc
+	defer func() {
+		for _, m := range members {
+			m.kill()
+		}
+	}()
+	first := startMember(t, "p0", nil, args)
+	members = append(members, first)
+	for i := 1; i < 3; i++ {
+		members = append(members, startMember(t, fmt.Sprintf("p%d", i), []string{first.gossip}, args))
+	}
+	c, err := (&Dialer{Logger: testLogger(t)}).Dial("tcp", first.addr)
+	require.NoError(t, err)
+	mc := c.(*Conn)
+	waitMembers(t, c, 3)
+
+	const n = 12 << 20
+	var kills atomic.Int32
+	var killedAt time.Time
+	var pauses []time.Duration
+	next := 3
+	res := echoTransfer(c, n, 41, func(got int64) {
+		if !killedAt.IsZero() {
+			pauses = append(pauses, time.Since(killedAt))
+			killedAt = time.Time{}
+		}
+		k := kills.Load()
+		if k >= 2 || got < int64(k+1)*n/3 {
+			return
+		}
+		kills.Add(1)
+		serving := mc.ServerName()
+		for i, m := range members {
+			if m.name == serving {
+				m.kill()
+				killedAt = time.Now()
+				members[i] = startMember(t, fmt.Sprintf("p%d", next), []string{members[(i+1)%3].gossip}, args)
+				next++
+				return
+			}
+		}
+		t.Errorf("no member named %q", serving)
+	})
+	if res.readErr != nil {
+		t.Fatalf("reading: %v\nmembers:\n%s", res.readErr, memberLogs(members))
+	}
+	require.NoError(t, res.writeErr)
+	require.NoError(t, c.Close())
+	waitSessionEnd(t, c)
+	want := hex.EncodeToString(digestOf(n, 41))
+	var final string
+	require.Eventually(t, func() bool {
+		for _, m := range members {
+			if d, ok := m.final(mc.SessionID()); ok {
+				final = d
+				return true
+			}
+		}
+		return false
+	}, 10*time.Second, 20*time.Millisecond, "a member saw the end of the input")
+	require.Equal(t, want, final, "the application's digest covers exactly the input")
+	finalBytes, _ := hex.DecodeString(final)
+	requireTransferOK(t, res, n, 41, finalBytes)
+	require.Equal(t, int32(2), kills.Load())
+	t.Logf("failover pauses (kill to the next echoed bytes): %v", pauses)
+}
+
+func memberLogs(ms []*memberProc) string {
+	out := ""
+	for _, m := range ms {
+		out += "== " + m.name + "\n" + m.logs()
+	}
+	return out
+}

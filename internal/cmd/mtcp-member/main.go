@@ -1,0 +1,115 @@
+// Command mtcp-member runs one member of an mtcp pool serving the stateful
+// echo application of package testapp. The multi-process tests and the
+// chaos harness start it, kill it and restart it; it reports what happens
+// to its sessions as JSON lines on standard output.
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/migratory/mtcp"
+	"github.com/migratory/mtcp/internal/testapp"
+	"github.com/migratory/mtcp/pool"
+)
+
+func main() {
+	name := flag.String("name", "", "node name (required)")
+	listen := flag.String("listen", "127.0.0.1:0", "client address")
+	gossip := flag.String("gossip", "127.0.0.1:0", "gossip address")
+	control := flag.String("control", "", "control-plane address (default: the gossip ip, a free port)")
+	join := flag.String("join", "", "comma-separated gossip addresses of members")
+	key := flag.String("key", os.Getenv("MTCP_POOL_KEY"), "pool key, hex (or $MTCP_POOL_KEY)")
+	replicas := flag.Int("replicas", mtcp.DefaultReplicas, "checkpoint copies on other members")
+	profile := flag.String("profile", "lan", "gossip timings: lan, local or wan")
+	verbose := flag.Bool("v", false, "log to standard error")
+	flag.Parse()
+	if err := run(*name, *listen, *gossip, *control, *join, *key, *replicas, *profile, *verbose); err != nil {
+		fmt.Fprintln(os.Stderr, "mtcp-member:", err)
+		os.Exit(1)
+	}
+}
+
+// out writes one JSON event per line.
+type out struct {
+	mu  sync.Mutex
+	enc *json.Encoder
+}
+
+func (o *out) event(kv map[string]any) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	kv["t"] = time.Now().UnixMicro()
+	_ = o.enc.Encode(kv)
+}
+
+func run(name, listen, gossip, control, join, keyHex string, replicas int, profile string, verbose bool) error {
+	if name == "" {
+		return fmt.Errorf("-name is required")
+	}
+	key, err := hex.DecodeString(keyHex)
+	if err != nil {
+		return fmt.Errorf("-key: %w", err)
+	}
+	cfg := &mtcp.Config{NodeName: name, Gossip: gossip, Control: control, PoolKey: key, Replicas: replicas}
+	if join != "" {
+		cfg.Join = strings.Split(join, ",")
+	}
+	switch profile {
+	case "lan":
+	case "local":
+		cfg.PoolProfile = pool.ProfileLocal
+	case "wan":
+		cfg.PoolProfile = pool.ProfileWAN
+	default:
+		return fmt.Errorf("-profile %q: want lan, local or wan", profile)
+	}
+	if verbose {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})).With("member", name)
+	}
+	ln, err := mtcp.Listen("tcp", listen, cfg)
+	if err != nil {
+		return err
+	}
+	o := &out{enc: json.NewEncoder(os.Stdout)}
+	o.event(map[string]any{"event": "ready", "name": name, "addr": ln.Addr().String(), "gossip": ln.GossipAddr()})
+
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
+	go func() {
+		<-stop
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		err := ln.Drain(ctx)
+		o.event(map[string]any{"event": "drained", "error": errString(err)})
+	}()
+	testapp.Serve(ln, testapp.Events{
+		Started: func(id string, restored bool) {
+			o.event(map[string]any{"event": "started", "session": id, "restored": restored})
+		},
+		Final: func(id string, digest []byte) {
+			o.event(map[string]any{"event": "final", "session": id, "digest": hex.EncodeToString(digest)})
+		},
+		Failed: func(id string, err error) {
+			o.event(map[string]any{"event": "failed", "session": id, "error": err.Error()})
+		},
+	})
+	return nil
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}

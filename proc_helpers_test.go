@@ -1,0 +1,160 @@
+package mtcp
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+var (
+	memberBinOnce sync.Once
+	memberBin     string
+	memberBinErr  error
+)
+
+// memberBinary builds internal/cmd/mtcp-member once per test run.
+func memberBinary(t testing.TB) string {
+	memberBinOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "mtcp-member-")
+		if err != nil {
+			memberBinErr = err
+			return
+		}
+		memberBin = filepath.Join(dir, "mtcp-member")
+		out, err := exec.Command("go", "build", "-o", memberBin, "./internal/cmd/mtcp-member").CombinedOutput()
+		if err != nil {
+			memberBinErr = fmt.Errorf("building mtcp-member: %v\n%s", err, out)
+		}
+	})
+	require.NoError(t, memberBinErr)
+	return memberBin
+}
+
+// memberProc is a pool member running in its own process.
+type memberProc struct {
+	t      testing.TB
+	name   string
+	addr   string
+	gossip string
+	cmd    *exec.Cmd
+	stderr syncBuffer
+	done   chan struct{}
+
+	mu     sync.Mutex
+	finals map[string]string // session -> digest of all input (hex)
+	events []map[string]any
+}
+
+// startMember starts a member process and waits until it serves. prefix
+// (e.g. "ip netns exec ns") runs it in another network namespace.
+func startMember(t testing.TB, name string, join []string, args []string, prefix ...string) *memberProc {
+	bin := memberBinary(t)
+	argv := append([]string{bin, "-name", name, "-key", hex.EncodeToString(testPoolKey), "-v"}, args...)
+	if len(join) > 0 {
+		argv = append(argv, "-join", joinComma(join))
+	}
+	argv = append(append([]string{}, prefix...), argv...)
+	m := &memberProc{t: t, name: name, finals: map[string]string{}, done: make(chan struct{})}
+	m.cmd = exec.Command(argv[0], argv[1:]...)
+	m.cmd.Stderr = &m.stderr
+	stdout, err := m.cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, m.cmd.Start())
+	ready := make(chan map[string]any, 1)
+	go func() {
+		defer close(m.done)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			var ev map[string]any
+			if json.Unmarshal(sc.Bytes(), &ev) != nil {
+				continue
+			}
+			m.mu.Lock()
+			m.events = append(m.events, ev)
+			if ev["event"] == "final" {
+				m.finals[ev["session"].(string)] = ev["digest"].(string)
+			}
+			m.mu.Unlock()
+			if ev["event"] == "ready" {
+				ready <- ev
+			}
+		}
+		_ = m.cmd.Wait()
+	}()
+	select {
+	case ev := <-ready:
+		m.addr, m.gossip = ev["addr"].(string), ev["gossip"].(string)
+	case <-m.done:
+		t.Fatalf("member %s exited before serving: %s", name, m.stderr.String())
+	case <-time.After(20 * time.Second):
+		m.kill()
+		t.Fatalf("member %s did not become ready: %s", name, m.stderr.String())
+	}
+	return m
+}
+
+func joinComma(s []string) string {
+	out := ""
+	for i, x := range s {
+		if i > 0 {
+			out += ","
+		}
+		out += x
+	}
+	return out
+}
+
+// kill stops the process with SIGKILL (no goodbye of any kind).
+func (m *memberProc) kill() {
+	_ = m.cmd.Process.Signal(syscall.SIGKILL)
+	<-m.done
+}
+
+// stop ends the process gracefully (SIGTERM: it drains) and waits.
+func (m *memberProc) stop() {
+	_ = m.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-m.done:
+	case <-time.After(15 * time.Second):
+		m.kill()
+	}
+}
+
+func (m *memberProc) final(session string) (string, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	d, ok := m.finals[session]
+	return d, ok
+}
+
+// logs returns what the member logged, for failure messages.
+func (m *memberProc) logs() string { return m.stderr.String() }
+
+// syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
