@@ -1,0 +1,277 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/migratory/mtcp"
+)
+
+type config struct {
+	duration  time.Duration
+	members   int
+	clients   int
+	killEvery time.Duration
+	replicas  int
+	seed      int64
+	memberBin string
+	profile   string
+	verbose   bool
+}
+
+// summary is what a chaos run did.
+type summary struct {
+	took       time.Duration
+	members    int
+	sessions   atomic.Int64
+	completed  atomic.Int64
+	failed     atomic.Int64
+	mismatched atomic.Int64
+	bytes      atomic.Int64 // echoed (each direction counted)
+	lost       atomic.Int64 // bytes written and never echoed back, in failed sessions
+	crashes    int
+	failovers  int
+
+	mu     sync.Mutex
+	pauses []time.Duration
+	errs   []string
+}
+
+func (s *summary) addError(format string, args ...any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.errs) < 10 {
+		s.errs = append(s.errs, fmt.Sprintf(format, args...))
+	}
+}
+
+func (s *summary) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "mtcp chaos summary\n")
+	fmt.Fprintf(&b, "  duration          %v\n", s.took.Round(time.Millisecond))
+	fmt.Fprintf(&b, "  members           %d live, %d crashes (SIGKILL) and restarts\n", s.members, s.crashes)
+	fmt.Fprintf(&b, "  sessions          %d (%d completed, %d failed)\n", s.sessions.Load(), s.completed.Load(), s.failed.Load())
+	fmt.Fprintf(&b, "  bytes echoed      %d (%.1f MiB each way)\n", s.bytes.Load(), float64(s.bytes.Load())/2/(1<<20))
+	fmt.Fprintf(&b, "  failovers         %d sessions restored from a checkpoint on another member\n", s.failovers)
+	fmt.Fprintf(&b, "  lost bytes        %d\n", s.lost.Load())
+	fmt.Fprintf(&b, "  digest mismatches %d\n", s.mismatched.Load())
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.pauses) > 0 {
+		p := append([]time.Duration(nil), s.pauses...)
+		sort.Slice(p, func(i, j int) bool { return p[i] < p[j] })
+		fmt.Fprintf(&b, "  failover time     p50 %v  p99 %v  max %v  (%d sessions caught on a crashed member)\n",
+			p[len(p)/2].Round(time.Millisecond), p[len(p)*99/100].Round(time.Millisecond), p[len(p)-1].Round(time.Millisecond), len(p))
+	}
+	for _, e := range s.errs {
+		fmt.Fprintf(&b, "  error: %s\n", e)
+	}
+	return b.String()
+}
+
+// tracker knows which member each session is on, to time failovers.
+type tracker struct {
+	mu      sync.Mutex
+	on      map[*mtcp.Conn]string
+	waiting map[*mtcp.Conn]time.Time
+	sum     *summary
+}
+
+func (t *tracker) progress(c *mtcp.Conn) {
+	now := time.Now()
+	server := c.ServerName()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.on[c] = server
+	if since, ok := t.waiting[c]; ok {
+		delete(t.waiting, c)
+		t.sum.mu.Lock()
+		t.sum.pauses = append(t.sum.pauses, now.Sub(since))
+		t.sum.mu.Unlock()
+	}
+}
+
+func (t *tracker) crashed(member string, at time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for c, on := range t.on {
+		if on == member {
+			t.waiting[c] = at
+		}
+	}
+}
+
+func (t *tracker) forget(c *mtcp.Conn) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.on, c)
+	delete(t.waiting, c)
+}
+
+func run(ctx context.Context, cfg config) (*summary, error) {
+	sum := &summary{members: cfg.members}
+	start := time.Now()
+	defer func() { sum.took = time.Since(start) }()
+	fl := newFleet(cfg)
+	defer fl.stopAll()
+	for i := 0; i < cfg.members; i++ {
+		if _, err := fl.start(); err != nil {
+			return sum, err
+		}
+	}
+	time.Sleep(time.Second) // let gossip settle
+	tr := &tracker{on: map[*mtcp.Conn]string{}, waiting: map[*mtcp.Conn]time.Time{}, sum: sum}
+	deadline := time.Now().Add(cfg.duration)
+	rng := rand.New(rand.NewPCG(uint64(cfg.seed), 1))
+	var rngMu sync.Mutex
+	rnd := func(n int) int {
+		rngMu.Lock()
+		defer rngMu.Unlock()
+		return rng.IntN(n)
+	}
+
+	var wg sync.WaitGroup
+	for i := 0; i < cfg.clients; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(deadline) && ctx.Err() == nil {
+				runSession(ctx, fl, tr, sum, rnd)
+			}
+		}()
+	}
+
+	// The killer: a random member dies now and then and a new one joins.
+	for time.Now().Before(deadline) {
+		wait := cfg.killEvery/2 + time.Duration(rnd(int(cfg.killEvery)))
+		select {
+		case <-time.After(min(wait, time.Until(deadline))):
+		case <-ctx.Done():
+		}
+		if !time.Now().Before(deadline) || ctx.Err() != nil {
+			break
+		}
+		fl.mu.Lock()
+		victim := fl.alive[rnd(len(fl.alive))]
+		fl.mu.Unlock()
+		at := time.Now()
+		tr.crashed(victim.name, at)
+		fl.kill(victim)
+		sum.crashes++
+		if _, err := fl.start(); err != nil {
+			sum.addError("restarting a member: %v", err)
+		}
+	}
+	wg.Wait()
+	fl.mu.Lock()
+	sum.failovers = fl.restore
+	fl.mu.Unlock()
+	if sum.lost.Load() > 0 || sum.failed.Load() > 0 || sum.mismatched.Load() > 0 {
+		return sum, fmt.Errorf("%d sessions failed, %d lost bytes, %d digest mismatches",
+			sum.failed.Load(), sum.lost.Load(), sum.mismatched.Load())
+	}
+	if sum.completed.Load() == 0 {
+		return sum, errors.New("no session completed")
+	}
+	return sum, nil
+}
+
+// runSession opens a session at a random member, echoes a random amount of
+// data at a modest rate (so that it lives through crashes) and checks it.
+func runSession(ctx context.Context, fl *fleet, tr *tracker, sum *summary, rnd func(int) int) {
+	addrs := fl.addrs()
+	if len(addrs) == 0 {
+		time.Sleep(50 * time.Millisecond)
+		return
+	}
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	nc, err := (&mtcp.Dialer{}).DialContext(dctx, "tcp", addrs[rnd(len(addrs))])
+	cancel()
+	if err != nil {
+		time.Sleep(20 * time.Millisecond) // the member just died: not a session
+		return
+	}
+	c := nc.(*mtcp.Conn)
+	sum.sessions.Add(1)
+	defer tr.forget(c)
+	n := int64(256<<10 + rnd(4<<20))
+	rate := float64(2<<20 + rnd(6<<20)) // bytes per second
+	src := make([]byte, n)
+	for i := range src {
+		src[i] = byte(rnd(256))
+	}
+	sent := sha256.Sum256(src)
+	var werr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		start := time.Now()
+		for off := int64(0); off < n; {
+			k := min(int64(32<<10), n-off)
+			if ahead := time.Duration(float64(off)/rate*float64(time.Second)) - time.Since(start); ahead > 0 {
+				time.Sleep(ahead)
+			}
+			if _, werr = c.Write(src[off : off+k]); werr != nil {
+				return
+			}
+			off += k
+		}
+		werr = c.CloseWrite()
+	}()
+	h := sha256.New()
+	got := int64(0)
+	buf := make([]byte, 64<<10)
+	var rerr error
+	for {
+		k, err := c.Read(buf)
+		if k > 0 {
+			h.Write(buf[:k])
+			got += int64(k)
+			tr.progress(c)
+		}
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				rerr = err
+			}
+			break
+		}
+	}
+	<-done
+	_ = c.Close()
+	id := c.SessionID()
+	if rerr != nil || werr != nil {
+		sum.failed.Add(1)
+		sum.lost.Add(n - got)
+		sum.addError("session %s: read: %v, write: %v", id, rerr, werr)
+		return
+	}
+	sum.bytes.Add(2 * got)
+	echoed := h.Sum(nil)
+	var final []byte
+	for wait := time.Now().Add(5 * time.Second); time.Now().Before(wait); time.Sleep(20 * time.Millisecond) {
+		var ok bool
+		if final, ok = fl.final(id); ok {
+			break
+		}
+	}
+	switch {
+	case got != n || !bytes.Equal(echoed, sent[:]):
+		sum.mismatched.Add(1)
+		sum.addError("session %s: echoed %d of %d bytes, digests differ", id, got, n)
+	case !bytes.Equal(final, sent[:]):
+		sum.mismatched.Add(1)
+		sum.addError("session %s: the application's digest of its input differs (%x)", id, final)
+	default:
+		sum.completed.Add(1)
+	}
+}
