@@ -177,7 +177,11 @@ func minTime(a, b time.Time) time.Time {
 func fatalResumeError(err error) bool {
 	var pe *PeerError
 	if errors.As(err, &pe) {
-		return wire.Code(pe.Code) != wire.CodeBusy && wire.Code(pe.Code) != wire.CodeInternal
+		switch wire.Code(pe.Code) {
+		case wire.CodeBusy, wire.CodeInternal, wire.CodeStaleEpoch, wire.CodeDraining, wire.CodeNotMovable:
+			return false // another member may do
+		}
+		return true
 	}
 	return errors.Is(err, ErrNotRetained) || errors.Is(err, ErrProtocol) || errors.Is(err, ErrVersion) ||
 		errors.Is(err, ErrDiverged)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -157,4 +158,17 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// sessionFailed reports whether the member said the session ended with an
+// error containing text.
+func (m *memberProc) sessionFailed(session, text string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, ev := range m.events {
+		if ev["event"] == "failed" && ev["session"] == session && strings.Contains(fmt.Sprint(ev["error"]), text) {
+			return true
+		}
+	}
+	return false
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"time"
 
 	"github.com/migratory/mtcp/snapshot"
@@ -60,6 +61,30 @@ func (s *serverSide) detached(c *Conn, cause error) {
 		if s.detachGen == gen && c.link == nil {
 			c.failLocked(fmt.Errorf("%w (%v; link lost: %v)", ErrDetachTimeout, timeout, cause))
 		}
+	})
+	if s.node != nil && s.node.replicas > 0 {
+		s.probeFence(c, gen)
+	}
+}
+
+// fenceProbe is how often a member checks, while a session's client is
+// away, whether another member took the session over.
+const fenceProbe = time.Second
+
+// probeFence copies the session's checkpoints to its replicas again now and
+// then while the client is away: a replica that knows a newer epoch refuses,
+// which ends the session here (it was taken over while this member was cut
+// off).
+func (s *serverSide) probeFence(c *Conn, gen uint64) {
+	time.AfterFunc(fenceProbe, func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if s.detachGen != gen || c.link != nil || c.terminated {
+			return
+		}
+		s.repl.everything = true
+		c.replicateLocked()
+		s.probeFence(c, gen)
 	})
 }
 
@@ -268,6 +293,12 @@ func (ln *Listener) serveResume(nc net.Conn, br *bufio.Reader, hello wire.Hello)
 	if !auth.Equal(proof.MAC, auth.ClientMAC(c.secret, c.id, hello.Nonce, ch.Nonce, proof.Fields())) {
 		c.log.Warn("mtcp: resume with a bad proof refused", "remote", nc.RemoteAddr().String())
 		return ErrBadProof
+	}
+	if s := c.server; s.node != nil && hello.Epoch > s.epoch {
+		// The client knows a newer epoch: another member took the session
+		// over while this one was cut off. It is not this member's anymore.
+		c.fenced(hello.Epoch, "a member at epoch "+strconv.FormatUint(hello.Epoch, 10))
+		return &refusal{wire.Refused{Code: wire.CodeStaleEpoch, Reason: "another member holds the session"}}
 	}
 	c.mu.Lock()
 	if c.terminated {

@@ -175,7 +175,9 @@ func (n *node) failover(originName string, req handoverRequest) (*snapshot.Recor
 			Reason: fmt.Sprintf("no checkpoint fits the client (received %d, retains input from %d)", req.Received, req.Retained)}}
 	}
 	newEpoch := epoch + 1
-	if err := n.claim(req.Session, newEpoch, holders); err != nil {
+	// Every member that answers learns the new epoch, not only those with
+	// copies: the member that lost the session may write to any of them.
+	if err := n.claim(req.Session, newEpoch, others); err != nil {
 		return nil, 0, "", err
 	}
 	return rec, newEpoch, "replicas of " + originName, nil
@@ -196,11 +198,20 @@ func (n *node) claim(session [wire.SessionIDLen]byte, epoch uint64, holders []po
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), n.ln.cfg.HandshakeTimeout)
 	defer cancel()
-	for _, m := range holders {
-		err := n.rpc.Call(ctx, m.ControlAddr, kindClaim, claimRequest{Session: session, Epoch: epoch}, nil)
+	errs := make([]error, len(holders))
+	var wg sync.WaitGroup
+	for i, m := range holders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = n.rpc.Call(ctx, m.ControlAddr, kindClaim, claimRequest{Session: session, Epoch: epoch}, nil)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
 		var re *transport.RemoteError
 		if errors.As(err, &re) && re.Code == codeStale {
-			return &refusal{wire.Refused{Code: wire.CodeStaleEpoch, Reason: m.Name + ": " + re.Message}}
+			return &refusal{wire.Refused{Code: wire.CodeStaleEpoch, Reason: holders[i].Name + ": " + re.Message}}
 		}
 	}
 	return nil
@@ -213,16 +224,13 @@ func (n *node) claimAsync(session [wire.SessionIDLen]byte, epoch uint64) {
 		return
 	}
 	_ = n.store.Claim(session, epoch, n.name)
-	holders := n.pool.Members()
-	n.background(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), replicateTimeout)
-		defer cancel()
-		for _, m := range holders {
-			if m.Name != n.name {
-				_ = n.rpc.Call(ctx, m.ControlAddr, kindClaim, claimRequest{Session: session, Epoch: epoch}, nil)
-			}
+	var others []pool.Member
+	for _, m := range n.pool.Members() {
+		if m.Name != n.name {
+			others = append(others, m)
 		}
-	})
+	}
+	n.background(func() { _ = n.claim(session, epoch, others) })
 }
 
 // restore builds the session from a checkpoint, given what the client holds.

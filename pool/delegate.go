@@ -49,10 +49,16 @@ func (d *delegate) LocalState(join bool) []byte { return nil }
 func (d *delegate) MergeRemoteState(buf []byte, join bool) {}
 
 // NotifyJoin adds a member that became alive.
-func (d *delegate) NotifyJoin(n *memberlist.Node) { d.p.upsert(n) }
+func (d *delegate) NotifyJoin(n *memberlist.Node) {
+	d.p.noteAlive(n.Name)
+	d.p.upsert(n)
+}
 
 // NotifyUpdate refreshes a member whose metadata changed.
 func (d *delegate) NotifyUpdate(n *memberlist.Node) { d.p.upsert(n) }
 
 // NotifyLeave removes a member that left or was declared dead.
-func (d *delegate) NotifyLeave(n *memberlist.Node) { d.p.remove(n.Name) }
+func (d *delegate) NotifyLeave(n *memberlist.Node) {
+	d.p.noteLeft(n)
+	d.p.remove(n.Name)
+}

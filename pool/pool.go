@@ -24,8 +24,9 @@ type Pool struct {
 	name       string // the local member's name, fixed
 
 	mu     sync.Mutex
-	local  Member            // what this member publishes
-	remote map[string]Member // alive remote members with readable metadata
+	local  Member                  // what this member publishes
+	remote map[string]Member       // alive remote members with readable metadata
+	failed map[string]failedMember // members declared dead, to reconnect to
 
 	updateMu sync.Mutex // serialises memberlist.UpdateNode calls
 	lifeMu   sync.Mutex // serialises Leave and Shutdown
@@ -56,6 +57,7 @@ func New(cfg Config) (*Pool, error) {
 			ControlAddr: cfg.ControlAddr,
 		},
 		remote:    make(map[string]Member),
+		failed:    make(map[string]failedMember),
 		changed:   make(chan struct{}, 1),
 		loadDirty: make(chan struct{}, 1),
 		done:      make(chan struct{}),
@@ -73,9 +75,10 @@ func New(cfg Config) (*Pool, error) {
 	}
 	p.ml = ml
 	p.gossipAddr = ml.LocalNode().Address()
-	p.wg.Add(2)
+	p.wg.Add(3)
 	go p.notifyLoop()
 	go p.loadLoop()
+	go p.reconnectLoop()
 
 	if len(cfg.Join) > 0 {
 		n, err := ml.Join(cfg.Join)

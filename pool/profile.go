@@ -42,6 +42,8 @@ type timings struct {
 	// updateWait bounds how long SetDraining waits for its broadcast, and
 	// is the default for Leave.
 	updateWait time.Duration
+	// reconnectEvery is how often failed members are joined again.
+	reconnectEvery time.Duration
 }
 
 // valid reports whether p is one of the named profiles.
@@ -82,10 +84,10 @@ func (p Profile) memberlistConfig() *memberlist.Config {
 func (p Profile) timings() timings {
 	switch p {
 	case ProfileLocal:
-		return timings{loadEvery: 100 * time.Millisecond, updateWait: time.Second}
+		return timings{loadEvery: 100 * time.Millisecond, updateWait: time.Second, reconnectEvery: time.Second}
 	case ProfileWAN:
-		return timings{loadEvery: time.Second, updateWait: 5 * time.Second}
+		return timings{loadEvery: time.Second, updateWait: 5 * time.Second, reconnectEvery: 60 * time.Second}
 	default:
-		return timings{loadEvery: 250 * time.Millisecond, updateWait: 2 * time.Second}
+		return timings{loadEvery: 250 * time.Millisecond, updateWait: 2 * time.Second, reconnectEvery: 15 * time.Second}
 	}
 }

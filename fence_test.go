@@ -1,0 +1,145 @@
+package mtcp
+
+import (
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// netns is a network namespace joined to the host by a veth pair.
+type netns struct {
+	t        *testing.T
+	name     string
+	hostIP   string // the host's end
+	insideIP string // the namespace's end
+	inside   string // the namespace's interface
+}
+
+func sh(t *testing.T, args ...string) {
+	t.Helper()
+	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+	require.NoError(t, err, "%s: %s", strings.Join(args, " "), out)
+}
+
+// newNetns makes a namespace at 10.250.N.2 reachable from the host's
+// 10.250.N.1, and removes it when the test ends.
+func newNetns(t *testing.T) *netns {
+	if os.Geteuid() != 0 {
+		t.Fatal("this test needs root (network namespaces and nftables); .ci/run runs as root")
+	}
+	for _, tool := range []string{"ip", "nft"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s is not installed (.ci/run installs iproute2 and nftables): %v", tool, err)
+		}
+	}
+	id := os.Getpid() % 200
+	n := &netns{t: t, name: fmt.Sprintf("mtcpfence%d", id),
+		hostIP: fmt.Sprintf("10.250.%d.1", id), insideIP: fmt.Sprintf("10.250.%d.2", id),
+		inside: fmt.Sprintf("mtf%db", id)}
+	host := fmt.Sprintf("mtf%da", id)
+	_ = exec.Command("ip", "netns", "del", n.name).Run() // a leftover of an interrupted run
+	sh(t, "ip", "netns", "add", n.name)
+	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", n.name).Run() })
+	sh(t, "ip", "link", "add", host, "type", "veth", "peer", "name", n.inside)
+	sh(t, "ip", "link", "set", n.inside, "netns", n.name)
+	sh(t, "ip", "addr", "add", n.hostIP+"/30", "dev", host)
+	sh(t, "ip", "link", "set", host, "up")
+	sh(t, "ip", "netns", "exec", n.name, "ip", "addr", "add", n.insideIP+"/30", "dev", n.inside)
+	sh(t, "ip", "netns", "exec", n.name, "ip", "link", "set", n.inside, "up")
+	sh(t, "ip", "netns", "exec", n.name, "ip", "link", "set", "lo", "up")
+	return n
+}
+
+// isolate drops every packet in and out of the namespace, silently.
+func (n *netns) isolate() {
+	rules := fmt.Sprintf(`table inet fence {
+	chain in { type filter hook input priority 0; policy accept; iifname %q drop; }
+	chain out { type filter hook output priority 0; policy accept; oifname %q drop; }
+}`, n.inside, n.inside)
+	cmd := exec.Command("ip", "netns", "exec", n.name, "nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(rules)
+	out, err := cmd.CombinedOutput()
+	require.NoError(n.t, err, "nft: %s", out)
+}
+
+// heal removes the drop rules.
+func (n *netns) heal() {
+	sh(n.t, "ip", "netns", "exec", n.name, "nft", "delete", "table", "inet", "fence")
+}
+
+// TestFencingOfACutOffMember: the member serving a session is cut off from
+// everyone (its packets silently dropped) while it keeps running; the client
+// resumes on another member, which takes the session from the replicas. When
+// the cut-off member comes back, it can neither deliver a byte to the client
+// nor commit a checkpoint: its copy of the session is fenced and ends.
+func TestFencingOfACutOffMember(t *testing.T) {
+	ns := newNetns(t)
+	hostArgs := []string{"-profile", "local", "-replicas", "1",
+		"-listen", ns.hostIP + ":0", "-gossip", ns.hostIP + ":0"}
+	var members []*memberProc
+	defer func() {
+		for _, m := range members {
+			m.kill()
+		}
+	}()
+	f1 := startMember(t, "f1", nil, hostArgs)
+	members = append(members, f1)
+	members = append(members, startMember(t, "f2", []string{f1.gossip}, hostArgs))
+	f0 := startMember(t, "f0", []string{f1.gossip}, []string{"-profile", "local", "-replicas", "1",
+		"-listen", ns.insideIP + ":0", "-gossip", ns.insideIP + ":0"}, "ip", "netns", "exec", ns.name)
+	members = append(members, f0)
+
+	d := &Dialer{Logger: testLogger(t), KeepAlive: 100 * time.Millisecond, KeepAliveTimeout: 600 * time.Millisecond,
+		HandshakeTimeout: 500 * time.Millisecond}
+	c, err := d.Dial("tcp", f0.addr)
+	require.NoError(t, err)
+	mc := c.(*Conn)
+	waitMembers(t, c, 3)
+	require.Equal(t, "f0", mc.ServerName())
+
+	const n = 16 << 20
+	var step atomic.Int32
+	res := echoPaced(c, n, 51, 6<<20, func(got int64) {
+		switch {
+		case got >= n/4 && step.CompareAndSwap(0, 1):
+			ns.isolate() // f0 is cut off, and keeps running
+		case got >= 3*n/4 && step.CompareAndSwap(1, 2):
+			ns.heal() // f0 is back while the session runs on its successor
+		}
+	})
+	if res.readErr != nil {
+		t.Fatalf("reading: %v\n%s", res.readErr, memberLogs(members))
+	}
+	require.NoError(t, c.Close())
+	waitSessionEnd(t, c)
+	require.NotEqual(t, "f0", mc.ServerName(), "the session left the cut-off member")
+	want := hex.EncodeToString(digestOf(n, 51))
+	var final string
+	require.Eventually(t, func() bool {
+		for _, m := range members {
+			if d, ok := m.final(mc.SessionID()); ok {
+				final = d
+				return true
+			}
+		}
+		return false
+	}, 10*time.Second, 20*time.Millisecond)
+	require.Equal(t, want, final)
+	got, _ := hex.DecodeString(final)
+	requireTransferOK(t, res, n, 51, got)
+	_, ok := f0.final(mc.SessionID())
+	require.False(t, ok, "the cut-off member never saw the end of the session")
+
+	// Back in touch, f0 finds out that its copy of the session was taken over:
+	// a replica refuses its checkpoints, and the session ends there.
+	require.Eventually(t, func() bool { return f0.sessionFailed(mc.SessionID(), "moved") }, 15*time.Second, 50*time.Millisecond,
+		"the cut-off member's session is fenced\n%s", f0.logs())
+	require.Contains(t, f0.logs(), "session fenced")
+}
