@@ -36,6 +36,8 @@ var (
 	ErrListenerClosed = errors.New("mtcp: listener closed")
 	// ErrLingerTimeout: after Close, the peer did not take the remaining bytes in time.
 	ErrLingerTimeout = errors.New("mtcp: peer did not take the final bytes in time")
+	// ErrAborted: the session's listener was aborted (Listener.Abort).
+	ErrAborted = errors.New("mtcp: listener aborted")
 )
 
 // SessionLostError says that a session ended without being closed and why.

@@ -1,0 +1,31 @@
+package mtcp
+
+import "net"
+
+// Abort stops the listener the way a crash of its process would: the
+// connections of its sessions are reset, nothing is said to clients or to
+// the pool, and its sessions end (their applications' Read and Write fail).
+// Clients of a pool resume elsewhere from replicated checkpoints, as after
+// a real crash. Tests and demonstrations use it; servers stop with Close or
+// Drain.
+func (ln *Listener) Abort() {
+	if n := ln.node; n != nil {
+		n.mu.Lock()
+		n.closing = true // no goodbyes: no leaving, no forgetting checkpoints
+		n.mu.Unlock()
+		_ = n.pool.Shutdown()
+		_ = n.ctl.Close()
+		_ = n.rpc.Close()
+	}
+	for _, c := range ln.sessionList() {
+		c.mu.Lock()
+		if l := c.link; l != nil {
+			if tc, ok := l.nc.(*net.TCPConn); ok {
+				_ = tc.SetLinger(0) // the peer sees a reset, as after a crash
+			}
+		}
+		c.terminateLocked(&SessionLostError{SessionID: c.idStr, Reason: ErrAborted})
+		c.mu.Unlock()
+	}
+	_ = ln.Close()
+}
