@@ -55,7 +55,7 @@ func run(size int64, rateMiB float64, verbose bool) (moves []string, err error) 
 	h := sha256.New()
 	start := time.Now()
 	got, digest, err := files.Get(c, name, io.MultiWriter(h, &pacer{rate: rateMiB * (1 << 20), start: time.Now()}),
-		func(n int64) { show.update(n); script.step(n) })
+		func(n, _ int64) { show.update(n); script.step(n) })
 	show.done()
 	if err != nil {
 		return show.moves, fmt.Errorf("download failed after %d bytes: %w", got, err)

@@ -16,9 +16,9 @@ import (
 var ErrCorrupt = errors.New("download corrupt: SHA-256 mismatch")
 
 // Get downloads name over c into w, calling progress with the bytes received
-// so far, and checks the file's SHA-256 against the server's. It returns the
-// size and the digest.
-func Get(c net.Conn, name string, w io.Writer, progress func(int64)) (int64, []byte, error) {
+// so far and the file's size, and checks the file's SHA-256 against the
+// server's. It returns the size and the digest.
+func Get(c net.Conn, name string, w io.Writer, progress func(got, size int64)) (int64, []byte, error) {
 	if _, err := fmt.Fprintf(c, "GET %s\n", name); err != nil {
 		return 0, nil, err
 	}
@@ -48,7 +48,7 @@ func Get(c net.Conn, name string, w io.Writer, progress func(int64)) (int64, []b
 			}
 			got += int64(n)
 			if progress != nil {
-				progress(got)
+				progress(got, size)
 			}
 		}
 		if err != nil {
