@@ -34,15 +34,16 @@ type clientSide struct {
 	reconnecting bool   // guarded by Conn.mu
 
 	// Pool state, guarded by Conn.mu.
-	pool    bool     // the server is a pool member
-	node    string   // the member serving the session
-	epoch   uint64   // the session's epoch as last told
-	members []Member // the pool as last told
-	digest  digest.Running
-	marks   []markDigest // checkpoints the server announced, oldest first
-	verify  *wire.Verify // to send first on the new link
-	moving  *move        // a migration in progress
-	ps      *policyState // the migration policy's figures
+	pool     bool     // the server is a pool member
+	node     string   // the member serving the session
+	epoch    uint64   // the session's epoch as last told
+	members  []Member // the pool as last told
+	digest   digest.Running
+	marks    []markDigest // checkpoints the server announced, oldest first
+	verify   *wire.Verify // to send first on the new link
+	moving   *move        // a migration in progress
+	restored bool         // the last resume restored the session from a checkpoint
+	ps       *policyState // the migration policy's figures
 }
 
 // markDigest is the client's digest of its received output at a checkpoint
@@ -107,7 +108,16 @@ func (cs *clientSide) reconnect(c *Conn, cause error) {
 		err := cs.resumeAt(ctx, c, addr)
 		cancel()
 		if err == nil {
-			c.log.Info("mtcp: session resumed", "attempts", attempt, "after", time.Since(start), "server", c.RemoteAddr().String())
+			pause := time.Since(start)
+			c.mu.Lock()
+			restored := cs.restored
+			c.mu.Unlock()
+			c.log.Info("mtcp: session resumed", "attempts", attempt, "after", pause, "server", c.RemoteAddr().String(), "restored", restored)
+			if restored {
+				cs.d.Metrics.FailedOver(pause)
+			} else {
+				cs.d.Metrics.Resumed(pause)
+			}
 			return
 		}
 		if errors.Is(err, errTerminated) {
@@ -273,7 +283,8 @@ func (cs *clientSide) resumeOn(ctx context.Context, c *Conn, nc net.Conn, addr s
 		_, _ = nc.Write(wire.AppendFrame(nil, wire.Abort{Code: codeOf(err), Reason: err.Error()}))
 		return err
 	}
-	if r.Flags&wire.ResumedRestored != 0 {
+	cs.restored = r.Flags&wire.ResumedRestored != 0
+	if cs.restored {
 		if err := cs.restoredLocked(c, r); err != nil {
 			_, _ = nc.Write(wire.AppendFrame(nil, wire.Abort{Code: codeOf(err), Reason: err.Error()}))
 			c.failLocked(err)

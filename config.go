@@ -41,6 +41,10 @@ type Config struct {
 	// Logger receives the listener's and its sessions' events. Nil is silent.
 	Logger *slog.Logger
 
+	// Metrics receives counts and pauses of the listener's sessions (nil:
+	// none). See package prom for Prometheus.
+	Metrics Metrics
+
 	// HandshakeTimeout bounds a new connection's TLS and mtcp handshakes.
 	HandshakeTimeout time.Duration
 
@@ -131,6 +135,9 @@ func (c *Config) withDefaults() Config {
 	}
 	if out.Logger == nil {
 		out.Logger = slog.New(slog.DiscardHandler)
+	}
+	if out.Metrics == nil {
+		out.Metrics = noMetrics{}
 	}
 	setDefault(&out.HandshakeTimeout, DefaultHandshakeTimeout)
 	setDefault(&out.FirstByteTimeout, DefaultFirstByteTimeout)

@@ -26,6 +26,10 @@ type Dialer struct {
 	// is silent.
 	Logger *slog.Logger
 
+	// Metrics receives counts and pauses of the dialer's sessions (nil:
+	// none). See package prom for Prometheus.
+	Metrics Metrics
+
 	// DialFunc replaces the dial of the underlying connections (for
 	// instance with in-memory pipes in tests). Nil uses net.Dialer.
 	DialFunc func(ctx context.Context, network, address string) (net.Conn, error)
@@ -66,6 +70,9 @@ func (d *Dialer) withDefaults() Dialer {
 	}
 	if out.Logger == nil {
 		out.Logger = slog.New(slog.DiscardHandler)
+	}
+	if out.Metrics == nil {
+		out.Metrics = noMetrics{}
 	}
 	setDefault(&out.HandshakeTimeout, DefaultHandshakeTimeout)
 	setDefault(&out.ResumeTimeout, DefaultResumeTimeout)
@@ -234,6 +241,7 @@ func (d *Dialer) openOn(ctx context.Context, nc net.Conn, network, address strin
 		keepAliveTimeout: time.Duration(w.KeepAliveTimeoutMillis) * time.Millisecond,
 		linger:           d.ResumeTimeout,
 		log:              d.Logger,
+		metrics:          d.Metrics,
 	})
 	c.client = &clientSide{d: *d, network: network, address: address,
 		pool: w.Flags&wire.WelcomePool != 0, node: w.Node, epoch: w.Epoch}
@@ -241,6 +249,7 @@ func (d *Dialer) openOn(ctx context.Context, nc net.Conn, network, address strin
 	c.attachLocked(nc, br)
 	c.mu.Unlock()
 	c.log.Debug("mtcp: session opened", "server", nc.RemoteAddr().String())
+	d.Metrics.SessionOpened()
 	return c, nil
 }
 

@@ -182,6 +182,7 @@ func (cs *clientSide) runMove(c *Conn, m *move) {
 	if err == nil {
 		c.mu.Unlock()
 		c.log.Info("mtcp: session moved", "from", m.from.Name, "to", m.to.Name, "pause", time.Since(m.start))
+		cs.d.Metrics.Moved(time.Since(m.start))
 		m.done <- nil
 		return
 	}

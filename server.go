@@ -19,11 +19,12 @@ import (
 
 // serverSide is what only the server end of a session has.
 type serverSide struct {
-	ln        *Listener
-	node      *node // nil when standalone
-	detach    *time.Timer
-	detachGen uint64 // invalidates a detach timer that fired during a resume
-	resumeGen uint64 // the newest resume in progress
+	ln         *Listener
+	node       *node // nil when standalone
+	detach     *time.Timer
+	detachGen  uint64 // invalidates a detach timer that fired during a resume
+	detachedAt time.Time
+	resumeGen  uint64 // the newest resume in progress
 
 	// Pool state, guarded by Conn.mu.
 	epoch        uint64
@@ -53,6 +54,7 @@ func (s *serverSide) detached(c *Conn, cause error) {
 		return
 	}
 	s.detachGen++
+	s.detachedAt = time.Now()
 	gen := s.detachGen
 	timeout := s.ln.cfg.DetachTimeout
 	s.detach = time.AfterFunc(timeout, func() {
@@ -229,6 +231,7 @@ func (ln *Listener) serveNew(nc net.Conn, br *bufio.Reader, hello wire.Hello) er
 	}, uint64(hello.Window))
 	c := newConn(roleServer, id, secret, st, sessionParams{
 		keepAlive: interval, keepAliveTimeout: timeout, linger: cfg.DetachTimeout, log: cfg.Logger,
+		metrics: cfg.Metrics,
 	})
 	c.server = &serverSide{ln: ln, node: ln.node, epoch: 1, repl: replication{done: map[uint64]bool{}}, params: snapshot.Params{
 		ClientWindow: hello.Window, ClientRetention: hello.Retention,
@@ -261,6 +264,7 @@ func (ln *Listener) serveNew(nc net.Conn, br *bufio.Reader, hello wire.Hello) er
 	c.attachLocked(nc, br)
 	c.mu.Unlock()
 	c.log.Debug("mtcp: session opened", "client", nc.RemoteAddr().String())
+	cfg.Metrics.SessionOpened()
 	if !ln.deliver(c) {
 		c.fail(ErrBusy)
 	}
@@ -344,6 +348,7 @@ func (ln *Listener) serveResume(nc net.Conn, br *bufio.Reader, hello wire.Hello)
 	}
 	_ = nc.SetDeadline(time.Time{})
 	c.attachLocked(nc, br)
-	c.log.Info("mtcp: session resumed", "client", nc.RemoteAddr().String())
+	c.log.Info("mtcp: session resumed", "client", nc.RemoteAddr().String(), "detached", time.Since(s.detachedAt))
+	ln.cfg.Metrics.Resumed(time.Since(s.detachedAt))
 	return nil
 }

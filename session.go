@@ -35,6 +35,7 @@ type sessionParams struct {
 	keepAliveTimeout time.Duration
 	linger           time.Duration // how long Close waits for the peer to take the rest
 	log              *slog.Logger
+	metrics          Metrics
 }
 
 // Conn is one end of an mtcp session. It implements net.Conn. Its methods
@@ -225,6 +226,7 @@ func (c *Conn) terminateLocked(err error) {
 	if err == nil {
 		c.log.Debug("mtcp: session finished")
 	}
+	c.params.metrics.SessionEnded(err != nil && !errors.Is(err, ErrMigrated))
 	if l := c.link; l != nil {
 		c.link = nil
 		l.shutdown(err)

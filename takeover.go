@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -60,8 +61,14 @@ func (n *node) takeOver(nc net.Conn, br *bufio.Reader, hello wire.Hello) error {
 		return err
 	}
 	c := n.restore(rec, epoch, p)
+	took := time.Since(start)
 	n.ln.log.Info("mtcp: session taken over", "session", c.idStr, "from", from,
-		"epoch", epoch, "checkpoint", rec.Seq, "took", time.Since(start))
+		"epoch", epoch, "checkpoint", rec.Seq, "took", took)
+	if strings.HasPrefix(from, "replicas of ") {
+		n.ln.cfg.Metrics.FailedOver(took)
+	} else {
+		n.ln.cfg.Metrics.Moved(took)
+	}
 	n.serveRestored(c, nc, br, hello, ch, rec)
 	return nil
 }
@@ -257,6 +264,7 @@ func (n *node) restore(rec *snapshot.Record, epoch uint64, client wire.Positions
 		keepAliveTimeout: time.Duration(rec.Params.KeepAliveTimeoutMillis) * time.Millisecond,
 		linger:           cfg.DetachTimeout,
 		log:              cfg.Logger,
+		metrics:          cfg.Metrics,
 	})
 	c.server = s
 	n.ln.mu.Lock()

@@ -1,0 +1,65 @@
+package mtcp
+
+import "sort"
+
+// Status is a snapshot of a listener: its pool and its sessions.
+type Status struct {
+	Node      string          // the member's name ("" when standalone)
+	Draining  bool            // Drain was called
+	Members   []Member        // the pool as this member sees it
+	Sessions  []SessionStatus // the sessions held, attached or waiting for their client
+	CopiesFor int             // sessions of other members whose checkpoints this one keeps
+}
+
+// SessionStatus is a snapshot of one session.
+type SessionStatus struct {
+	ID       string
+	Server   string // the member serving it ("" when standalone)
+	Remote   string // the peer's address on the current (or last) link
+	Attached bool   // a link is up
+	Epoch    uint64 // raised by every move to another member
+	Movable  bool   // it could move to another member now
+	Received uint64 // input bytes received
+	Consumed uint64 // input bytes the application read
+	Written  uint64 // output bytes the application wrote
+	Retained int    // output bytes kept until the peer has them
+	Buffered int    // input bytes waiting for the application
+}
+
+// Status returns the session's figures.
+func (c *Conn) Status() SessionStatus {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	from, to := c.st.Retained()
+	s := SessionStatus{
+		ID: c.idStr, Attached: c.link != nil,
+		Received: c.st.Received(), Consumed: c.st.Consumed(), Written: c.st.Written(),
+		Retained: int(to - from), Buffered: c.st.Buffered(),
+	}
+	if a := c.addrs.Load(); a != nil && a.remote != nil {
+		s.Remote = a.remote.String()
+	}
+	switch {
+	case c.server != nil:
+		s.Epoch, s.Movable = c.server.epoch, c.server.movableLocked(c)
+		if c.server.node != nil {
+			s.Server = c.server.node.name
+		}
+	case c.client != nil:
+		s.Epoch, s.Server, s.Movable = c.client.epoch, c.client.node, c.client.pool && !c.terminated
+	}
+	return s
+}
+
+// Status returns a snapshot of the listener, sessions sorted by id.
+func (ln *Listener) Status() Status {
+	st := Status{Node: ln.NodeName(), Draining: ln.draining.Load(), Members: ln.Members()}
+	for _, c := range ln.sessionList() {
+		st.Sessions = append(st.Sessions, c.Status())
+	}
+	sort.Slice(st.Sessions, func(i, j int) bool { return st.Sessions[i].ID < st.Sessions[j].ID })
+	if ln.node != nil {
+		st.CopiesFor = ln.node.store.Len()
+	}
+	return st
+}
