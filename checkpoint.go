@@ -98,10 +98,20 @@ func (c *Conn) Movable() bool {
 	return c.server.movableLocked(c)
 }
 
-// movableLocked: a checkpoint is durable and the client still holds the input
-// after it.
+// movableLocked: the application checkpoints, and a checkpoint is one the
+// client can resume from (it still holds the input after it). A live move
+// needs no more: the member hands its checkpoints over itself; a failover
+// needs a durable one (replicated), which the replicas choose from.
 func (s *serverSide) movableLocked(c *Conn) bool {
-	return s.node != nil && !c.terminated && s.durable != nil && s.durable.InPos >= c.st.Release()
+	if s.node == nil || c.terminated || !s.checkpointed {
+		return false
+	}
+	for _, r := range s.ckpts {
+		if r.InPos >= c.st.Release() {
+			return true
+		}
+	}
+	return false
 }
 
 // advanceDurableLocked makes durable the newest checkpoint whose output the

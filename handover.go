@@ -103,8 +103,8 @@ func (n *node) handleHandover(_ context.Context, from string, decode func(any) e
 	if c.terminated {
 		return nil, &controlError{codeUnknown, "the session ended"}
 	}
-	if !s.movableLocked(c) {
-		return nil, &controlError{codeNotMovable, "the application has no durable checkpoint the client can resume from"}
+	if !s.checkpointed {
+		return nil, &controlError{codeNotMovable, "the application does not checkpoint"}
 	}
 	rec := snapshot.Choose(s.ckpts, pos.Received, pos.Retained, req.knows)
 	if rec == nil {
@@ -117,6 +117,16 @@ func (n *node) handleHandover(_ context.Context, from string, decode func(any) e
 	}
 	epoch := s.epoch + 1
 	n.bury(c.id, successor, epoch)
+	if n.replicas > 0 {
+		// Keep a copy, as a replica of the successor's epoch, until the
+		// successor's own copies are made: if it crashed at once, this one
+		// is where its client's session would be taken from.
+		keep := rec.Clone()
+		keep.Epoch, keep.Origin = epoch, successor.Name
+		if err := n.store.Claim(c.id, epoch, successor.Name); err == nil {
+			_ = n.store.Put(keep)
+		}
+	}
 	c.log.Info("mtcp: session handed over", "to", successor.Name, "epoch", epoch,
 		"checkpoint", rec.Seq, "in", rec.InPos, "out", rec.OutPos)
 	c.terminateLocked(&SessionMovedError{SessionID: c.idStr, To: successor.Name})

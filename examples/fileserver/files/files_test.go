@@ -41,12 +41,17 @@ func TestServeResumesFromCheckpoint(t *testing.T) {
 	// A first server sends part of the file, then stops (its connection is cut).
 	var saved []byte
 	a, b := net.Pipe()
-	go func() { _ = Serve(&restartable{Conn: a, saved: &saved}, Generated{}) }()
+	first := make(chan struct{})
+	go func() {
+		defer close(first)
+		_ = Serve(&restartable{Conn: a, saved: &saved}, Generated{})
+	}()
 	_, _ = b.Write([]byte("GET " + name + "\n"))
 	head := make([]byte, len("OK 3145728\n")+1<<20)
 	_, err := io.ReadFull(b, head)
 	require.NoError(t, err)
 	b.Close()
+	<-first // the first server stopped: its last checkpoint is final
 	require.NotNil(t, saved)
 
 	// A second server restores the checkpoint and sends the rest of the
