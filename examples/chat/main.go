@@ -1,0 +1,151 @@
+// Command chat is a chat on an mtcp pool: a hub that keeps the rooms'
+// logs, pool members that serve clients, and a terminal client.
+//
+//	export MTCP_POOL_KEY=$(openssl rand -hex 32)
+//	chat hub -listen 127.0.0.1:7300
+//	chat serve -name a -listen :7301 -gossip 127.0.0.1:7401 -hub 127.0.0.1:7300
+//	chat serve -name b -listen :7302 -gossip 127.0.0.1:7402 -join 127.0.0.1:7401 -hub 127.0.0.1:7300
+//	chat join -server 127.0.0.1:7301 -nick ana -room lobby
+//
+// Kill or stop the member a client is on: its chat goes on from another
+// member, with no message lost or shown twice. (The hub is the example's
+// shared store; a real service would keep the logs in its database.)
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/migratory/mtcp"
+	"github.com/migratory/mtcp/examples/chat/room"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		usage()
+	}
+	var err error
+	switch os.Args[1] {
+	case "hub":
+		err = hub(os.Args[2:])
+	case "serve":
+		err = serve(os.Args[2:])
+	case "join":
+		err = join(os.Args[2:])
+	default:
+		usage()
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "chat:", err)
+		os.Exit(1)
+	}
+}
+
+func usage() {
+	fmt.Fprintln(os.Stderr, "usage: chat hub [flags] | chat serve [flags] | chat join [flags]")
+	os.Exit(2)
+}
+
+func hub(args []string) error {
+	fs := flag.NewFlagSet("hub", flag.ExitOnError)
+	listen := fs.String("listen", "127.0.0.1:7300", "address of the hub")
+	_ = fs.Parse(args)
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	slog.Info("chat hub", "addr", ln.Addr().String())
+	return room.ServeHub(ln, room.NewMemHub())
+}
+
+func serve(args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ExitOnError)
+	name := fs.String("name", "", "member name")
+	listen := fs.String("listen", ":7301", "address for clients")
+	gossip := fs.String("gossip", "", "gossip address ip:port; empty runs a standalone server")
+	join := fs.String("join", "", "comma-separated gossip addresses of members")
+	key := fs.String("key", os.Getenv("MTCP_POOL_KEY"), "pool key, hex (default $MTCP_POOL_KEY)")
+	hubAddr := fs.String("hub", "127.0.0.1:7300", "the chat hub's address")
+	_ = fs.Parse(args)
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	cfg := &mtcp.Config{Logger: log}
+	if *gossip != "" {
+		k, err := hex.DecodeString(*key)
+		if err != nil || len(k) < 16 {
+			return errors.New("a pool needs -key (or $MTCP_POOL_KEY): at least 16 bytes, hex")
+		}
+		var j []string
+		if *join != "" {
+			j = strings.Split(*join, ",")
+		}
+		cfg = mtcp.NewPoolConfig(*name, *gossip, k, j...)
+		cfg.Logger = log
+	}
+	ln, err := mtcp.Listen("tcp", *listen, cfg)
+	if err != nil {
+		return err
+	}
+	log.Info("serving chat", "addr", ln.Addr().String(), "member", ln.NodeName())
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		<-stop
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = ln.Drain(ctx)
+	}()
+	h := &room.RemoteHub{Addr: *hubAddr}
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			return err
+		}
+		mc, ok := c.(*mtcp.Conn)
+		if !ok {
+			_, _ = fmt.Fprintln(c, "ERR use chat join")
+			c.Close()
+			continue
+		}
+		go func() { _ = room.Serve(mc, h) }()
+	}
+}
+
+func join(args []string) error {
+	fs := flag.NewFlagSet("join", flag.ExitOnError)
+	server := fs.String("server", "127.0.0.1:7301", "a member's address")
+	nick := fs.String("nick", os.Getenv("USER"), "your nickname")
+	roomName := fs.String("room", "lobby", "room to join")
+	_ = fs.Parse(args)
+	c, err := (&mtcp.Dialer{}).DialContext(context.Background(), "tcp", *server)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "JOIN %s %s\n", *nick, *roomName)
+	go func() {
+		in := bufio.NewScanner(os.Stdin)
+		for in.Scan() {
+			if _, err := fmt.Fprintln(c, in.Text()); err != nil {
+				return
+			}
+		}
+		_ = c.(*mtcp.Conn).CloseWrite()
+	}()
+	_, err = io.Copy(os.Stdout, c)
+	return err
+}
