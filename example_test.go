@@ -4,9 +4,14 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"log"
 	"net"
+	"strconv"
 	"strings"
+	"time"
+
+	"github.com/migratory/mtcp/pool"
 
 	"github.com/migratory/mtcp"
 )
@@ -80,4 +85,132 @@ func ExampleDialer() {
 	// Output:
 	// EXACTLY
 	// ONCE
+}
+
+// startTwoMembers starts a pool of two members on loopback, each serving
+// app, for the examples below.
+func startTwoMembers(app func(*mtcp.Conn)) (a, b *mtcp.Listener) {
+	key := []byte("example pool key, 32 bytes long!")
+	start := func(name string, join ...string) *mtcp.Listener {
+		cfg := mtcp.NewPoolConfig(name, "127.0.0.1:0", key, join...)
+		cfg.PoolProfile = pool.ProfileLocal
+		ln, err := mtcp.Listen("tcp", "127.0.0.1:0", cfg)
+		if err != nil {
+			log.Fatal(err)
+		}
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				go app(c.(*mtcp.Conn))
+			}
+		}()
+		return ln
+	}
+	a = start("a")
+	b = start("b", a.GossipAddr())
+	for len(a.Members()) < 2 || len(b.Members()) < 2 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	return a, b
+}
+
+// A server application states its per-connection state with Checkpoint;
+// a member that takes the session over gets it back from State and goes on.
+func ExampleConn_Checkpoint() {
+	// The application keeps a running total of the numbers it reads.
+	adder := func(c *mtcp.Conn) {
+		defer c.Close()
+		total := 0
+		if st := c.State(); st != nil {
+			total, _ = strconv.Atoi(string(st)) // restored after a move
+		}
+		_ = c.Checkpoint([]byte(strconv.Itoa(total)))
+		s := bufio.NewScanner(c)
+		for s.Scan() {
+			n, _ := strconv.Atoi(s.Text())
+			total += n
+			fmt.Fprintln(c, total)
+			// Everything read so far is accounted for in total, everything
+			// written so far follows from it: checkpoint.
+			_ = c.Checkpoint([]byte(strconv.Itoa(total)))
+		}
+	}
+	a, b := startTwoMembers(adder)
+	defer a.Close()
+	defer b.Close()
+
+	c, err := mtcp.Dial("tcp", a.Addr().String())
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	mc := c.(*mtcp.Conn)
+	for len(mc.Members()) < 2 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	r := bufio.NewReader(c)
+	for i, n := range []int{10, 20, 30} {
+		if i == 2 {
+			// Move the session to the other member between two numbers.
+			if err := mc.Migrate(context.Background(), b.Addr().String()); err != nil {
+				log.Fatal(err)
+			}
+		}
+		fmt.Fprintln(c, n)
+		line, _ := r.ReadString('\n')
+		fmt.Printf("%s: %s", mc.ServerName(), line)
+	}
+	// Output:
+	// a: 10
+	// a: 30
+	// b: 60
+}
+
+// Drain moves every session off a member before it stops, for a deploy.
+func ExampleListener_Drain() {
+	echo := func(c *mtcp.Conn) {
+		defer c.Close()
+		_ = c.Checkpoint(nil) // the echo has no state, but it checkpoints: it can move
+		buf := make([]byte, 1024)
+		for {
+			n, err := c.Read(buf)
+			if err != nil {
+				return
+			}
+			if _, err := c.Write(buf[:n]); err != nil {
+				return
+			}
+			_ = c.Checkpoint(nil)
+		}
+	}
+	a, b := startTwoMembers(echo)
+	defer b.Close()
+	c, err := mtcp.Dial("tcp", a.Addr().String())
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	mc := c.(*mtcp.Conn)
+	for len(mc.Members()) < 2 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	fmt.Fprint(c, "ping")
+	buf := make([]byte, 4)
+	_, _ = io.ReadFull(c, buf)
+	fmt.Println(mc.ServerName(), string(buf))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := a.Drain(ctx); err != nil { // returns once its sessions left; a is closed
+		log.Fatal(err)
+	}
+	fmt.Fprint(c, "pong")
+	_, _ = io.ReadFull(c, buf)
+	fmt.Println(mc.ServerName(), string(buf))
+	// Output:
+	// a ping
+	// b pong
 }
