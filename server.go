@@ -281,18 +281,9 @@ func (ln *Listener) serveResume(nc net.Conn, br *bufio.Reader, hello wire.Hello)
 		}
 		return ErrUnknownSession
 	}
-	ch := wire.Challenge{Nonce: auth.Nonce()}
-	if _, err := nc.Write(wire.AppendFrame(nil, ch)); err != nil {
-		_ = nc.Close()
-		return nil
-	}
-	f, err := wire.ReadFrame(br, nil)
-	if err != nil {
-		return fmt.Errorf("%w: reading PROOF: %v", ErrProtocol, err)
-	}
-	proof, ok := f.(wire.Proof)
-	if !ok {
-		return fmt.Errorf("%w: %v instead of PROOF", ErrProtocol, f.Type())
+	ch, proof, err := challenge(nc, br)
+	if err != nil || ch == nil {
+		return err
 	}
 	if !auth.Equal(proof.MAC, auth.ClientMAC(c.secret, c.id, hello.Nonce, ch.Nonce, proof.Fields())) {
 		c.log.Warn("mtcp: resume with a bad proof refused", "remote", nc.RemoteAddr().String())
@@ -351,4 +342,23 @@ func (ln *Listener) serveResume(nc net.Conn, br *bufio.Reader, hello wire.Hello)
 	c.log.Info("mtcp: session resumed", "client", nc.RemoteAddr().String(), "detached", time.Since(s.detachedAt))
 	ln.cfg.Metrics.Resumed(time.Since(s.detachedAt))
 	return nil
+}
+
+// challenge sends a fresh nonce and reads the client's PROOF. A nil
+// challenge with a nil error means the connection broke (and is closed).
+func challenge(nc net.Conn, br *bufio.Reader) (*wire.Challenge, wire.Proof, error) {
+	ch := &wire.Challenge{Nonce: auth.Nonce()}
+	if _, err := nc.Write(wire.AppendFrame(nil, *ch)); err != nil {
+		_ = nc.Close()
+		return nil, wire.Proof{}, nil
+	}
+	f, err := wire.ReadFrame(br, nil)
+	if err != nil {
+		return nil, wire.Proof{}, fmt.Errorf("%w: reading PROOF: %v", ErrProtocol, err)
+	}
+	proof, ok := f.(wire.Proof)
+	if !ok {
+		return nil, wire.Proof{}, fmt.Errorf("%w: %v instead of PROOF", ErrProtocol, f.Type())
+	}
+	return ch, proof, nil
 }

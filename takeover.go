@@ -36,18 +36,9 @@ func (n *node) takeOver(nc net.Conn, br *bufio.Reader, hello wire.Hello) error {
 		}
 		return &refusal{r}
 	}
-	ch := wire.Challenge{Nonce: auth.Nonce()}
-	if _, err := nc.Write(wire.AppendFrame(nil, ch)); err != nil {
-		_ = nc.Close()
-		return nil
-	}
-	f, err := wire.ReadFrame(br, nil)
-	if err != nil {
-		return fmt.Errorf("%w: reading PROOF: %v", ErrProtocol, err)
-	}
-	proof, ok := f.(wire.Proof)
-	if !ok {
-		return fmt.Errorf("%w: %v instead of PROOF", ErrProtocol, f.Type())
+	ch, proof, err := challenge(nc, br)
+	if err != nil || ch == nil {
+		return err
 	}
 	p := proof.Positions
 	req := handoverRequest{
@@ -69,7 +60,7 @@ func (n *node) takeOver(nc net.Conn, br *bufio.Reader, hello wire.Hello) error {
 	} else {
 		n.ln.cfg.Metrics.Moved(took)
 	}
-	n.serveRestored(c, nc, br, hello, ch, rec)
+	n.serveRestored(c, nc, br, hello, *ch, rec)
 	return nil
 }
 
