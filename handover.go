@@ -64,7 +64,7 @@ const (
 
 type controlError struct{ code, msg string }
 
-func (e *controlError) Error() string         { return e.code + ": " + e.msg }
+func (e *controlError) Error() string         { return e.msg } // the code travels apart
 func (e *controlError) TransportCode() string { return e.code }
 
 func (n *node) registerHandlers() {

@@ -99,7 +99,7 @@ func (s *Stream) resumeRegenerating(peer wire.Positions) error {
 	}
 	s.peerLimit = peer.Limit
 	s.endSent = false
-	s.advFinSeen = false
+	s.advEnd = Open
 	return nil
 }
 

@@ -62,7 +62,7 @@ type Stream struct {
 	// What the peer was last told.
 	advLimit   uint64
 	advRelease uint64
-	advFinSeen bool
+	advEnd     End // the peer's end as it was last told seen (FIN, then perhaps CLOSE)
 
 	// Regeneration after a restore (restore.go): writes before absorbTo are
 	// digested, not sent.
@@ -273,7 +273,7 @@ func (s *Stream) OnEnd(kind End, pos uint64) error {
 }
 
 // PeerEndTold reports whether the peer was told its end was seen.
-func (s *Stream) PeerEndTold() bool { return s.advFinSeen }
+func (s *Stream) PeerEndTold() bool { return s.advEnd == s.peerEnd }
 
 // PeerEnd reports how the peer ended its output (Open if it has not).
 func (s *Stream) PeerEnd() End { return s.peerEnd }
@@ -296,20 +296,19 @@ func (s *Stream) limit() uint64 { return s.in.start + uint64(s.cfg.Window) }
 // the window or release moved by a quarter, or the peer's end was not yet
 // acknowledged; dirty when anything moved at all.
 func (s *Stream) AckDue() (urgent, dirty bool) {
-	finSeen := s.peerEnd != Open
 	lim := s.limit()
-	dirty = lim != s.advLimit || s.release != s.advRelease || finSeen != s.advFinSeen
+	dirty = lim != s.advLimit || s.release != s.advRelease || s.peerEnd != s.advEnd
 	urgent = lim-s.advLimit >= uint64(max(1, s.cfg.Window/4)) ||
 		s.release-s.advRelease >= uint64(max(1, s.cfg.PeerRetention/4)) ||
-		finSeen != s.advFinSeen
+		s.peerEnd != s.advEnd // a FIN, or a CLOSE after a FIN, not yet acknowledged
 	return urgent, dirty
 }
 
 // MakeAck returns the ACK that tells the peer the current progress and
 // records it as told.
 func (s *Stream) MakeAck() wire.Ack {
-	s.advLimit, s.advRelease, s.advFinSeen = s.limit(), s.release, s.peerEnd != Open
-	return wire.Ack{Limit: s.advLimit, Release: s.advRelease, FinSeen: s.advFinSeen}
+	s.advLimit, s.advRelease, s.advEnd = s.limit(), s.release, s.peerEnd
+	return wire.Ack{Limit: s.advLimit, Release: s.advRelease, FinSeen: s.peerEnd != Open}
 }
 
 // Positions returns what this side tells the peer when the session resumes,
@@ -342,7 +341,7 @@ func (s *Stream) Resume(peer wire.Positions) error {
 	s.sent = peer.Received
 	s.peerLimit = peer.Limit
 	s.endSent = false
-	s.advFinSeen = false // tell the peer again on the new link
+	s.advEnd = Open // tell the peer again on the new link
 	s.pruneMarks()
 	s.resendMarksFrom(peer.Received)
 	return nil

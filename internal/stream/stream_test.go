@@ -227,3 +227,18 @@ func TestPeerCloseStopsOutput(t *testing.T) {
 	require.Equal(t, 0, n)
 	require.ErrorIs(t, err, io.EOF)
 }
+
+func TestCloseAfterFinIsAcknowledged(t *testing.T) {
+	b := New(testCfg, 4096)
+	require.NoError(t, b.OnEnd(HalfClosed, 0))
+	ack := b.MakeAck()
+	require.True(t, ack.FinSeen)
+	_, dirty := b.AckDue()
+	require.False(t, dirty)
+	require.NoError(t, b.OnEnd(Closed, 0)) // the peer closes after its FIN was seen
+	urgent, _ := b.AckDue()
+	require.True(t, urgent, "the CLOSE must be acknowledged too")
+	require.False(t, b.PeerEndTold())
+	b.MakeAck()
+	require.True(t, b.PeerEndTold())
+}
