@@ -41,7 +41,8 @@ type appOptions struct {
 	// afterRead runs in the application's loop after each read has been
 	// answered (and checkpointed, if it was).
 	afterRead func(node string, c *Conn, consumed int64)
-	readSize  int // the application's read buffer (16 KiB if 0)
+	readSize  int    // the application's read buffer (16 KiB if 0)
+	start     []byte // written first by a new session (not a restored one)
 }
 
 // appPool is an in-process pool of members on loopback whose sessions run
@@ -170,6 +171,12 @@ func (ap *appPool) run(node string, c *Conn) {
 	if !o.noCheckpoint {
 		if err := c.Checkpoint(append(state(), mustState(h)...)); err != nil {
 			end(err)
+			return
+		}
+	}
+	if len(o.start) > 0 && !restored {
+		if _, err := c.Write(o.start); err != nil {
+			end(fmt.Errorf("write: %w", err))
 			return
 		}
 	}
