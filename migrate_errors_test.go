@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"os"
 	"sync/atomic"
 	"testing"
@@ -40,7 +41,7 @@ func ctxTimeout(t testing.TB, d time.Duration) context.Context {
 // the client and on the server, and the session goes on where it was.
 func TestMigrateRefusedTargets(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	tp := startPool(t, 3, nil)
+	tp := startAppPool(t, 3, nil, appOptions{})
 	defer tp.close()
 	m0, m1, m2 := tp.member("m0"), tp.member("m1"), tp.member("m2")
 
@@ -55,7 +56,7 @@ func TestMigrateRefusedTargets(t *testing.T) {
 		t.Helper()
 		require.Equal(t, "m0", mc.ServerName(), what)
 		require.NoError(t, es.round(64<<10, 10*time.Second), what)
-		require.Equal(t, []string{"m0"}, tp.apps.servedBy(id), what)
+		require.Equal(t, []string{"m0"}, tp.servedBy(id), what)
 		require.NotNil(t, serverEnd(m0, id), what)
 		require.Nil(t, serverEnd(m1, id), what)
 		require.Nil(t, serverEnd(m2, id), what)
@@ -108,14 +109,14 @@ func TestMigrateRefusedTargets(t *testing.T) {
 	to := mc.ServerName()
 	require.Contains(t, []string{"m1", "m2"}, to)
 	require.NoError(t, es.round(64<<10, 10*time.Second))
-	require.Equal(t, []string{"m0", to}, tp.apps.servedBy(id))
+	require.Equal(t, []string{"m0", to}, tp.servedBy(id))
 
 	sent, err := es.finish(10 * time.Second)
 	require.NoError(t, err)
 	waitSessionEnd(t, c)
-	require.Eventually(t, func() bool { return tp.apps.finalDigest(id) != nil }, 5*time.Second, 10*time.Millisecond)
-	require.Equal(t, sent, tp.apps.finalDigest(id), "the application read exactly what the client sent")
-	require.Empty(t, tp.apps.errors())
+	require.Eventually(t, func() bool { return tp.finalDigest(id) != nil }, 5*time.Second, 10*time.Millisecond)
+	require.Equal(t, sent, tp.finalDigest(id), "the application read exactly what the client sent")
+	require.Empty(t, tp.errors())
 }
 
 // TestMigrateToDrainingMemberStaleView: a client whose member list does not
@@ -128,7 +129,7 @@ func TestMigrateToDrainingMemberStaleView(t *testing.T) {
 		"reports as 'move failed: ... session moved to <member>' (not ErrMemberDraining), while the session "+
 		"stayed where it was (client.go refusedError, migrate.go runMove)")
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	tp := startPool(t, 3, nil)
+	tp := startAppPool(t, 3, nil, appOptions{})
 	defer tp.close()
 	m0, m1 := tp.member("m0"), tp.member("m1")
 
@@ -158,7 +159,7 @@ func TestMigrateToDrainingMemberStaleView(t *testing.T) {
 	// Wherever it is, the session works, and not on m1.
 	require.NoError(t, es.round(64<<10, 10*time.Second))
 	require.NotEqual(t, "m1", mc.ServerName())
-	served := tp.apps.servedBy(id)
+	served := tp.servedBy(id)
 	require.Equal(t, mc.ServerName(), served[len(served)-1])
 	if err != nil {
 		require.Equal(t, "m0", mc.ServerName(), "a failed move leaves the session where it was")
@@ -166,9 +167,9 @@ func TestMigrateToDrainingMemberStaleView(t *testing.T) {
 	sent, err := es.finish(10 * time.Second)
 	require.NoError(t, err)
 	waitSessionEnd(t, c)
-	require.Eventually(t, func() bool { return tp.apps.finalDigest(id) != nil }, 5*time.Second, 10*time.Millisecond)
-	require.Equal(t, sent, tp.apps.finalDigest(id))
-	require.Empty(t, tp.apps.errors())
+	require.Eventually(t, func() bool { return tp.finalDigest(id) != nil }, 5*time.Second, 10*time.Millisecond)
+	require.Equal(t, sent, tp.finalDigest(id))
+	require.Empty(t, tp.errors())
 }
 
 // TestMigrateWithoutCheckpoints: a session whose application never
@@ -505,7 +506,7 @@ func TestLateHandoverRequest(t *testing.T) {
 		"back and forth until its resume timeout)")
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	const hs = 500 * time.Millisecond
-	tp := startPool(t, 2, func(cfg *Config) { cfg.HandshakeTimeout = hs })
+	tp := startAppPool(t, 2, func(cfg *Config) { cfg.HandshakeTimeout = hs }, appOptions{})
 	defer tp.close()
 	m0 := tp.member("m0")
 	// m0 answers the first handover request late.
@@ -531,13 +532,13 @@ func TestLateHandoverRequest(t *testing.T) {
 	require.ErrorIs(t, err, ErrMoveFailed, "m1 gave up waiting for m0")
 	time.Sleep(3 * hs) // the late request is handled meanwhile
 	require.NoError(t, es.round(64<<10, 10*time.Second), "the session goes on")
-	t.Logf("served by %v, now on %s", tp.apps.servedBy(id), mc.ServerName())
+	t.Logf("served by %v, now on %s", tp.servedBy(id), mc.ServerName())
 	sent, err := es.finish(10 * time.Second)
 	require.NoError(t, err)
 	waitSessionEnd(t, c)
-	require.Eventually(t, func() bool { return tp.apps.finalDigest(id) != nil }, 5*time.Second, 10*time.Millisecond)
-	require.Equal(t, sent, tp.apps.finalDigest(id))
-	require.Empty(t, tp.apps.errors())
+	require.Eventually(t, func() bool { return tp.finalDigest(id) != nil }, 5*time.Second, 10*time.Millisecond)
+	require.Equal(t, sent, tp.finalDigest(id))
+	require.Empty(t, tp.errors())
 }
 
 // TestUploadWhileResponseUnread: the application writes a response larger
@@ -589,7 +590,7 @@ func TestHandoverOfMovedSessionRedirects(t *testing.T) {
 		"(controlError.Error() puts the code first) at its first space: the redirect names member "+
 		"'moved:' at address 'm1 127.0.0.1:port', which a client dials until its resume timeout")
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	tp := startPool(t, 3, nil)
+	tp := startAppPool(t, 3, nil, appOptions{})
 	defer tp.close()
 	m0, m1, m2 := tp.member("m0"), tp.member("m1"), tp.member("m2")
 	d := &Dialer{Logger: testLogger(t)}
@@ -615,4 +616,73 @@ func TestHandoverOfMovedSessionRedirects(t *testing.T) {
 
 	require.NoError(t, c.Close())
 	waitSessionEnd(t, c)
+}
+
+// delayConn delays its second Write (a resume's PROOF) by d.
+type delayConn struct {
+	net.Conn
+	d      time.Duration
+	writes int
+}
+
+func (c *delayConn) Write(p []byte) (int, error) {
+	c.writes++
+	if c.writes == 2 {
+		time.Sleep(c.d)
+	}
+	return c.Conn.Write(p)
+}
+
+// TestResumeRacingHandover: a move whose handover is slow fails on the
+// client, which resumes on its member; the member hands the session over
+// (the successor still waits for it) in the middle of that resume. The
+// client must be sent to the successor, which holds the session, rather
+// than told that the session is unknown.
+func TestResumeRacingHandover(t *testing.T) {
+	skipKnownBug(t, "serveResume (server.go:265) answers a resume whose session was handed over during "+
+		"its handshake with ErrUnknownSession, which the client takes as fatal, instead of redirecting it "+
+		"to the member that took the session (node.movedTo): the session is lost")
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	const timeout = 600 * time.Millisecond // the client's handshake timeout
+	ap := startAppPool(t, 2, nil, appOptions{})
+	defer ap.close()
+	m0 := ap.member("m0")
+	var slow atomic.Bool
+	m0.node.ctl.Handle(kindHandover, func(ctx context.Context, from string, decode func(any) error) (any, error) {
+		if slow.CompareAndSwap(false, true) {
+			time.Sleep(timeout * 3 / 2) // the client gives up the move meanwhile
+		}
+		return m0.node.handleHandover(ctx, from, decode)
+	})
+	var armed atomic.Bool
+	d := &Dialer{Logger: testLogger(t), HandshakeTimeout: timeout,
+		DialFunc: func(ctx context.Context, network, address string) (net.Conn, error) {
+			var nd net.Dialer
+			nc, err := nd.DialContext(ctx, network, address)
+			if err == nil && address == m0.Addr().String() && armed.CompareAndSwap(true, false) {
+				// The resume on m0 after the failed move: its PROOF goes
+				// out once m0 has handed the session over.
+				nc = &delayConn{Conn: nc, d: timeout * 3 / 4}
+			}
+			return nc, err
+		}}
+	c, err := d.Dial("tcp", m0.Addr().String())
+	require.NoError(t, err)
+	mc := c.(*Conn)
+	id := mc.SessionID()
+	waitMembers(t, c, 2)
+	es := newEchoSession(c, 28)
+	require.NoError(t, es.round(64<<10, 10*time.Second))
+
+	armed.Store(true)
+	err = mc.Migrate(ctxTimeout(t, 10*time.Second), ap.addr("m1"))
+	t.Logf("migrate: %v", err)
+	require.NoError(t, es.round(64<<10, 10*time.Second), "the session goes on wherever it is")
+	t.Logf("served by %v, now on %s", ap.servedBy(id), mc.ServerName())
+	sent, err := es.finish(10 * time.Second)
+	require.NoError(t, err)
+	waitSessionEnd(t, c)
+	require.Eventually(t, func() bool { return ap.finalDigest(id) != nil }, 5*time.Second, 10*time.Millisecond)
+	require.Equal(t, sent, ap.finalDigest(id))
+	require.Empty(t, ap.errors())
 }
