@@ -128,7 +128,27 @@ func (ap *appPool) close() {
 	for _, ln := range ap.members {
 		ln.Close()
 	}
-	ap.wg.Wait()
+	done := make(chan struct{})
+	go func() {
+		ap.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return
+	case <-time.After(5 * time.Second):
+	}
+	// A test that failed left clients open: end their applications.
+	ap.mu.Lock()
+	conns := make([]*Conn, 0, len(ap.conns))
+	for _, c := range ap.conns {
+		conns = append(conns, c)
+	}
+	ap.mu.Unlock()
+	for _, c := range conns {
+		_ = c.Close()
+	}
+	<-done
 }
 
 func (ap *appPool) serve(ln *Listener) {
