@@ -55,6 +55,9 @@ type appOptions struct {
 	afterRead func(node string, c *Conn, consumed int64)
 	readSize  int    // the application's read buffer (16 KiB if 0)
 	start     []byte // written first by a new session (not a restored one)
+	// acceptGate, if set, returns a channel that a member's accept loop
+	// waits for before it accepts anything (nil: no wait).
+	acceptGate func(node string) <-chan struct{}
 }
 
 // appPool is an in-process pool of members on loopback whose sessions run
@@ -155,6 +158,11 @@ func (ap *appPool) serve(ln *Listener) {
 	ap.wg.Add(1)
 	go func() {
 		defer ap.wg.Done()
+		if g := ap.opts.acceptGate; g != nil {
+			if ch := g(ln.NodeName()); ch != nil {
+				<-ch
+			}
+		}
 		for {
 			c, err := ln.Accept()
 			if err != nil {
