@@ -1,0 +1,725 @@
+package mtcp
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/migratory/mtcp/internal/wire"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+// waitDraining waits until the client's view of the pool shows member name
+// draining (or not).
+func waitDraining(t testing.TB, c *Conn, name string, draining bool) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		for _, m := range c.Members() {
+			if m.Name == name {
+				return m.Draining == draining
+			}
+		}
+		return false
+	}, 5*time.Second, 5*time.Millisecond, "the client hears that %s draining=%t", name, draining)
+}
+
+func ctxTimeout(t testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// TestMigrateRefusedTargets: a move to no member, to a draining member, or
+// with every other member draining fails with the error that says so, on
+// the client and on the server, and the session goes on where it was.
+func TestMigrateRefusedTargets(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	tp := startAppPool(t, 3, nil, appOptions{})
+	defer tp.close()
+	m0, m1, m2 := tp.member("m0"), tp.member("m1"), tp.member("m2")
+
+	d := &Dialer{Logger: testLogger(t)}
+	c, err := d.Dial("tcp", m0.Addr().String())
+	require.NoError(t, err)
+	mc := c.(*Conn)
+	id := mc.SessionID()
+	waitMembers(t, c, 3)
+	es := newEchoSession(c, 11)
+	stays := func(what string) {
+		t.Helper()
+		require.Equal(t, "m0", mc.ServerName(), what)
+		require.NoError(t, es.round(64<<10, 10*time.Second), what)
+		require.Equal(t, []string{"m0"}, tp.servedBy(id), what)
+		require.NotNil(t, serverEnd(m0, id), what)
+		require.Nil(t, serverEnd(m1, id), what)
+		require.Nil(t, serverEnd(m2, id), what)
+	}
+	stays("before any move")
+	sc := serverEnd(m0, id)
+	require.True(t, sc.Movable())
+
+	// No member at that address (a gossip address is not a client address).
+	for _, to := range []string{"127.0.0.1:1", m1.node.pool.GossipAddr(), "m1"} {
+		err = mc.Migrate(ctxTimeout(t, 10*time.Second), to)
+		require.ErrorIs(t, err, ErrUnknownMember, "client, to %q", to)
+		err = sc.Migrate(ctxTimeout(t, 10*time.Second), to)
+		require.ErrorIs(t, err, ErrUnknownMember, "server, to %q", to)
+		stays("after a move to " + to)
+	}
+	// The session's own member: the client has nothing to do, the server
+	// has no other member there.
+	require.NoError(t, mc.Migrate(ctxTimeout(t, 10*time.Second), m0.Addr().String()))
+	require.ErrorIs(t, sc.Migrate(ctxTimeout(t, 10*time.Second), m0.Addr().String()), ErrNoMember)
+	stays("after a move to its own member")
+
+	// m1 drains.
+	require.NoError(t, m1.node.pool.SetDraining(true))
+	waitDraining(t, mc, "m1", true)
+	err = mc.Migrate(ctxTimeout(t, 10*time.Second), m1.Addr().String())
+	require.ErrorIs(t, err, ErrMemberDraining)
+	require.NotErrorIs(t, err, ErrMoveFailed, "refused before anything moved")
+	require.ErrorIs(t, sc.Migrate(ctxTimeout(t, 10*time.Second), m1.Addr().String()), ErrMemberDraining)
+	stays("after a move to a draining member")
+
+	// m2 drains too: no member is left to choose.
+	require.NoError(t, m2.node.pool.SetDraining(true))
+	waitDraining(t, mc, "m2", true)
+	require.ErrorIs(t, mc.Migrate(ctxTimeout(t, 10*time.Second), ""), ErrNoMember)
+	require.ErrorIs(t, mc.Migrate(ctxTimeout(t, 10*time.Second), m2.Addr().String()), ErrMemberDraining)
+	require.Eventually(t, func() bool {
+		return len(m0.node.drainTargets()) == 0
+	}, 5*time.Second, 5*time.Millisecond)
+	require.ErrorIs(t, sc.Migrate(ctxTimeout(t, 10*time.Second), ""), ErrNoMember)
+	stays("with every other member draining")
+	require.True(t, sc.Movable())
+
+	// Both come back: the pool's choice is one of them.
+	require.NoError(t, m1.node.pool.SetDraining(false))
+	require.NoError(t, m2.node.pool.SetDraining(false))
+	waitDraining(t, mc, "m1", false)
+	waitDraining(t, mc, "m2", false)
+	require.NoError(t, mc.Migrate(ctxTimeout(t, 10*time.Second), ""))
+	to := mc.ServerName()
+	require.Contains(t, []string{"m1", "m2"}, to)
+	require.NoError(t, es.round(64<<10, 10*time.Second))
+	require.Equal(t, []string{"m0", to}, tp.servedBy(id))
+
+	sent, err := es.finish(10 * time.Second)
+	require.NoError(t, err)
+	waitSessionEnd(t, c)
+	require.Eventually(t, func() bool { return tp.finalDigest(id) != nil }, 5*time.Second, 10*time.Millisecond)
+	require.Equal(t, sent, tp.finalDigest(id), "the application read exactly what the client sent")
+	require.Empty(t, tp.errors())
+}
+
+// TestMigrateToDrainingMemberStaleView: a client whose member list does not
+// show yet that a member drains asks that member to take the session. The
+// member refuses; the move must fail with ErrMemberDraining (or follow the
+// member's redirect to a member that is not draining), and the session goes
+// on.
+func TestMigrateToDrainingMemberStaleView(t *testing.T) {
+	skipKnownBug(t, "a draining member's REFUSED with a redirect becomes a redirectError that Migrate "+
+		"reports as 'move failed: ... session moved to <member>' (not ErrMemberDraining), while the session "+
+		"stayed where it was (client.go refusedError, migrate.go runMove)")
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	tp := startAppPool(t, 3, nil, appOptions{})
+	defer tp.close()
+	m0, m1 := tp.member("m0"), tp.member("m1")
+
+	d := &Dialer{Logger: testLogger(t)}
+	c, err := d.Dial("tcp", m0.Addr().String())
+	require.NoError(t, err)
+	mc := c.(*Conn)
+	id := mc.SessionID()
+	waitMembers(t, c, 3)
+	es := newEchoSession(c, 12)
+	require.NoError(t, es.round(64<<10, 10*time.Second))
+
+	require.NoError(t, m1.node.pool.SetDraining(true))
+	waitDraining(t, mc, "m1", true)
+	// The client's list as it was a moment before: the MEMBERS frame that
+	// says m1 drains is still on its way.
+	mc.mu.Lock()
+	for i := range mc.client.members {
+		mc.client.members[i].Draining = false
+	}
+	mc.mu.Unlock()
+	err = mc.Migrate(ctxTimeout(t, 10*time.Second), m1.Addr().String())
+	t.Logf("migrate to the draining m1: %v", err)
+	if err != nil {
+		require.ErrorIs(t, err, ErrMemberDraining, "the move failed because m1 drains")
+	}
+	// Wherever it is, the session works, and not on m1.
+	require.NoError(t, es.round(64<<10, 10*time.Second))
+	require.NotEqual(t, "m1", mc.ServerName())
+	served := tp.servedBy(id)
+	require.Equal(t, mc.ServerName(), served[len(served)-1])
+	if err != nil {
+		require.Equal(t, "m0", mc.ServerName(), "a failed move leaves the session where it was")
+	}
+	sent, err := es.finish(10 * time.Second)
+	require.NoError(t, err)
+	waitSessionEnd(t, c)
+	require.Eventually(t, func() bool { return tp.finalDigest(id) != nil }, 5*time.Second, 10*time.Millisecond)
+	require.Equal(t, sent, tp.finalDigest(id))
+	require.Empty(t, tp.errors())
+}
+
+// TestMigrateWithoutCheckpoints: a session whose application never
+// checkpoints (or stopped after its first checkpoint) cannot move: Migrate
+// fails on both ends with ErrNotMovable, the server end reports it, the
+// session goes on where it was, and its client writes far more than its
+// retention without blocking: a Write never blocks forever because the
+// application does not checkpoint.
+func TestMigrateWithoutCheckpoints(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts appOptions
+	}{
+		{"never", appOptions{noCheckpoint: true}},
+		{"once", appOptions{checkpoint: func(int64, int64) bool { return false }}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+			ap := startAppPool(t, 3, nil, tc.opts)
+			defer ap.close()
+			const retention = 256 << 10
+			d := &Dialer{Logger: testLogger(t), Retention: retention}
+			c, err := d.Dial("tcp", ap.addr("m0"))
+			require.NoError(t, err)
+			mc := c.(*Conn)
+			id := mc.SessionID()
+			waitMembers(t, c, 3)
+			es := newEchoSession(c, 13)
+			// More than the retention, so that a first checkpoint no longer
+			// covers what the client holds.
+			require.NoError(t, es.round(4*retention, 10*time.Second))
+			sc := ap.serverConn(id)
+			require.False(t, sc.Movable())
+
+			for _, to := range []string{ap.addr("m1"), ""} {
+				err = mc.Migrate(ctxTimeout(t, 10*time.Second), to)
+				require.ErrorIs(t, err, ErrMoveFailed, "to %q", to)
+				require.ErrorIs(t, err, ErrNotMovable, "to %q", to)
+				require.Equal(t, "m0", mc.ServerName())
+				require.NoError(t, es.round(64<<10, 10*time.Second))
+				require.ErrorIs(t, sc.Migrate(ctxTimeout(t, 10*time.Second), to), ErrNotMovable, "server, to %q", to)
+				require.NoError(t, es.round(64<<10, 10*time.Second))
+			}
+			require.Equal(t, []string{"m0"}, ap.servedBy(id))
+			require.Nil(t, serverEnd(ap.member("m1"), id))
+			require.Nil(t, serverEnd(ap.member("m2"), id))
+
+			// 16 MiB each way through a 256 KiB retention.
+			start := time.Now()
+			require.NoError(t, es.round(16<<20, 60*time.Second))
+			t.Logf("16 MiB echoed in %v", time.Since(start))
+			require.False(t, sc.Movable())
+			require.True(t, mc.Movable(), "the client cannot tell: it is in a pool")
+
+			sent, err := es.finish(10 * time.Second)
+			require.NoError(t, err)
+			waitSessionEnd(t, c)
+			require.Eventually(t, func() bool { return ap.finalDigest(id) != nil }, 5*time.Second, 10*time.Millisecond)
+			require.Equal(t, sent, ap.finalDigest(id))
+			require.Equal(t, []string{"m0"}, ap.servedBy(id))
+			require.Empty(t, ap.errors())
+		})
+	}
+}
+
+// TestWriteOnlyWithoutCheckpoints: a client that only writes, to an
+// application that only reads and never checkpoints, is never held back by
+// its retention.
+func TestWriteOnlyWithoutCheckpoints(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	ap := startAppPool(t, 2, nil, appOptions{noCheckpoint: true,
+		output: func(string, bool, []byte) []byte { return nil }})
+	defer ap.close()
+	d := &Dialer{Logger: testLogger(t), Retention: 64 << 10}
+	c, err := d.Dial("tcp", ap.addr("m0"))
+	require.NoError(t, err)
+	id := c.(*Conn).SessionID()
+	const n = 16 << 20
+	require.NoError(t, c.SetWriteDeadline(time.Now().Add(60*time.Second)))
+	k, err := io.Copy(c, newPattern(n, 14))
+	require.NoError(t, err)
+	require.EqualValues(t, n, k)
+	require.NoError(t, c.(*Conn).CloseWrite())
+	require.NoError(t, c.SetReadDeadline(time.Now().Add(10*time.Second)))
+	k, err = io.Copy(io.Discard, c)
+	require.NoError(t, err)
+	require.Zero(t, k)
+	require.NoError(t, c.Close())
+	waitSessionEnd(t, c)
+	require.Eventually(t, func() bool { return ap.finalDigest(id) != nil }, 5*time.Second, 10*time.Millisecond)
+	require.Equal(t, digestOf(n, 14), ap.finalDigest(id))
+	require.Empty(t, ap.errors())
+}
+
+// TestServerMigrate: the server application moves its session, once
+// waiting in Migrate (to the pool's choice), once going on serving while
+// the session leaves (back to the member it started on). Every byte
+// arrives once, in order, both ways.
+func TestServerMigrate(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	var step atomic.Int32
+	moves := make(chan error, 2)
+	var origin atomic.Value
+	ap := startAppPool(t, 3, nil, appOptions{afterRead: func(node string, c *Conn, consumed int64) {
+		switch {
+		case node == "m0" && consumed >= 2<<20 && step.CompareAndSwap(0, 1):
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			moves <- c.Migrate(ctx, "")
+		case node != "m0" && consumed >= 5<<20 && step.CompareAndSwap(1, 2):
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				moves <- c.Migrate(ctx, origin.Load().(string))
+			}()
+		}
+	}})
+	defer ap.close()
+	origin.Store(ap.addr("m0"))
+
+	d := &Dialer{Logger: testLogger(t)}
+	c, err := d.Dial("tcp", ap.addr("m0"))
+	require.NoError(t, err)
+	mc := c.(*Conn)
+	id := mc.SessionID()
+	waitMembers(t, c, 3)
+	const n = 8 << 20
+	res := echoTransfer(c, n, 15, nil)
+	require.NoError(t, <-moves, "the move the application waited for")
+	require.NoError(t, <-moves, "the move the application did not wait for")
+	require.NoError(t, c.Close())
+	waitSessionEnd(t, c)
+	require.Eventually(t, func() bool { return ap.finalDigest(id) != nil }, 5*time.Second, 10*time.Millisecond)
+	requireTransferOK(t, res, n, 15, ap.finalDigest(id))
+	require.Empty(t, ap.errors())
+	served := ap.servedBy(id)
+	require.Len(t, served, 3, "served by %v", served)
+	require.Equal(t, "m0", served[0])
+	require.Contains(t, []string{"m1", "m2"}, served[1])
+	require.Equal(t, "m0", served[2])
+	require.Equal(t, "m0", mc.ServerName())
+	require.ErrorIs(t, ap.waitEnd(id, "m0"), ErrMigrated, "the first run on m0")
+	require.ErrorIs(t, ap.waitEnd(id, served[1]), ErrMigrated)
+}
+
+// divergent returns an output function that, after a restore, writes what
+// a correct run would not: the input XORed, or an extra byte first.
+func divergent(kind string) func(string, bool, []byte) []byte {
+	var once atomic.Bool
+	return func(node string, restored bool, p []byte) []byte {
+		if !restored {
+			return p
+		}
+		switch kind {
+		case "xor":
+			q := make([]byte, len(p))
+			for i := range p {
+				q[i] = p[i] ^ (0x40 + node[len(node)-1])
+			}
+			return q
+		case "extra":
+			if once.CompareAndSwap(false, true) {
+				return append([]byte{node[len(node)-1]}, p...)
+			}
+		case "missing":
+			if once.CompareAndSwap(false, true) {
+				return p[1:]
+			}
+		}
+		return p
+	}
+}
+
+// TestDivergentRestoreFails: an application that, restored on another
+// member, writes output that differs from what the client already received
+// makes the session fail with ErrDiverged; the client never reads a wrong
+// byte.
+func TestDivergentRestoreFails(t *testing.T) {
+	for _, kind := range []string{"xor", "extra", "missing"} {
+		t.Run(kind, func(t *testing.T) {
+			defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+			ap := startAppPool(t, 2, nil, appOptions{
+				// One checkpoint after about 100 KB, so that a restore
+				// regenerates what followed it.
+				checkpoint: func(consumed, since int64) bool { return consumed >= 100_000 && consumed-since < 100_000 },
+				output:     divergent(kind),
+			})
+			defer ap.close()
+			d := &Dialer{Logger: testLogger(t)}
+			c, err := d.Dial("tcp", ap.addr("m0"))
+			require.NoError(t, err)
+			mc := c.(*Conn)
+			id := mc.SessionID()
+			waitMembers(t, c, 2)
+			es := newEchoSession(c, 16)
+			require.NoError(t, es.round(150_000, 10*time.Second))
+
+			err = mc.Migrate(ctxTimeout(t, 10*time.Second), ap.addr("m1"))
+			t.Logf("migrate: %v", err)
+			if err != nil {
+				require.ErrorIs(t, err, ErrDiverged)
+			}
+			if kind == "missing" {
+				// One byte short: the application completes its regenerated
+				// output only with one more byte of input.
+				_, err = c.Write([]byte{1})
+				require.NoError(t, err)
+			}
+			// The regenerated output is checked before anything new goes out:
+			// the client reads nothing, then the reason.
+			require.NoError(t, c.SetReadDeadline(time.Now().Add(10*time.Second)))
+			k, err := c.Read(make([]byte, 1024))
+			require.Zero(t, k, "nothing is read after the restore")
+			t.Logf("read after the restore: %v", err)
+			require.ErrorIs(t, err, ErrSessionLost)
+			if !errors.Is(err, ErrDiverged) && os.Getenv("MTCP_KNOWN_BUGS") == "" {
+				t.Logf("BUG: the ABORT that says why was lost (see TestAbortReasonReachesClient): %v", err)
+			} else {
+				require.ErrorIs(t, err, ErrDiverged)
+				var pe *PeerError
+				require.ErrorAs(t, err, &pe, "the server found it and said so")
+				_, err = c.Write([]byte("x"))
+				require.ErrorIs(t, err, ErrDiverged)
+			}
+			require.NoError(t, c.Close())
+			waitSessionEnd(t, c)
+
+			require.Equal(t, []string{"m0", "m1"}, ap.servedBy(id))
+			require.ErrorIs(t, ap.waitEnd(id, "m0"), ErrMigrated)
+			require.ErrorIs(t, ap.waitEnd(id, "m1"), ErrDiverged, "the restored application learns why")
+			require.Nil(t, ap.finalDigest(id))
+		})
+	}
+}
+
+// TestDivergentRestoreFailsMidStream: the same while data flows both ways:
+// the client moves the session after reading 1 MiB, the restored
+// application XORs its output; every byte the client read is right, and
+// the session then fails with ErrDiverged.
+func TestDivergentRestoreFailsMidStream(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	ap := startAppPool(t, 2, nil, appOptions{
+		checkpoint: func(consumed, since int64) bool { return consumed >= 300_001 && consumed-since < 300_001 },
+		output:     divergent("xor"),
+	})
+	defer ap.close()
+	// The client retains all its input: the checkpoint stays usable.
+	d := &Dialer{Logger: testLogger(t), Retention: 16 << 20}
+	c, err := d.Dial("tcp", ap.addr("m0"))
+	require.NoError(t, err)
+	mc := c.(*Conn)
+	id := mc.SessionID()
+	waitMembers(t, c, 2)
+	const n = 4 << 20
+	var moveErr error
+	moved := false
+	res := echoTransfer(c, n, 17, func(got int64) {
+		if got >= 1<<20 && !moved {
+			moved = true
+			moveErr = mc.Migrate(ctxTimeout(t, 10*time.Second), ap.addr("m1"))
+		}
+	})
+	require.True(t, moved)
+	t.Logf("migrate: %v; read %d bytes, then %v", moveErr, res.receivedN, res.readErr)
+	if moveErr != nil {
+		require.ErrorIs(t, moveErr, ErrDiverged)
+	}
+	require.ErrorIs(t, res.readErr, ErrSessionLost)
+	if !errors.Is(res.readErr, ErrDiverged) && os.Getenv("MTCP_KNOWN_BUGS") == "" {
+		t.Logf("BUG: the ABORT that says why was lost (see TestAbortReasonReachesClient): %v", res.readErr)
+	} else {
+		require.ErrorIs(t, res.readErr, ErrDiverged)
+	}
+	require.Less(t, res.receivedN, int64(n))
+	require.Equal(t, digestOf(res.receivedN, 17), res.received, "every byte read is what the echo sent")
+	require.NoError(t, c.Close())
+	waitSessionEnd(t, c)
+	require.Equal(t, []string{"m0", "m1"}, ap.servedBy(id))
+	require.ErrorIs(t, ap.waitEnd(id, "m0"), ErrMigrated)
+	require.ErrorIs(t, ap.waitEnd(id, "m1"), ErrDiverged)
+}
+
+// TestAbortReasonReachesClient: when a server aborts a session (here:
+// regenerated output diverged) while its client keeps writing, the client
+// must learn why (ErrDiverged), not find later that the session is unknown.
+func TestAbortReasonReachesClient(t *testing.T) {
+	skipKnownBug(t, "the server closes the link right after writing ABORT (send.go sendAbort); the "+
+		"client's next write gets ECONNRESET, its link is dropped, and the ABORT it then reads is ignored "+
+		"as coming from a stale link (frames_in.go handleControl); the member forgot the session, so the "+
+		"resume is refused as unknown ('its member \"m1\" is not in the pool', takeover.go:35) and the "+
+		"session is lost without ErrDiverged")
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	xor := divergent("xor")
+	// Large buffers: the client's writes never wait for the server, so
+	// they are on their way when the server aborts.
+	ap := startAppPool(t, 2, func(cfg *Config) { cfg.Window = 16 << 20 }, appOptions{
+		checkpoint: func(consumed, since int64) bool { return consumed >= 100_000 && consumed-since < 100_000 },
+		output: func(node string, restored bool, p []byte) []byte {
+			if restored {
+				time.Sleep(time.Millisecond) // the client's input piles up meanwhile
+			}
+			return xor(node, restored, p)
+		},
+	})
+	defer ap.close()
+	for i := 0; i < 20; i++ {
+		d := &Dialer{Logger: testLogger(t), Retention: 32 << 20}
+		c, err := d.Dial("tcp", ap.addr("m0"))
+		require.NoError(t, err)
+		mc := c.(*Conn)
+		waitMembers(t, c, 2)
+		var moved atomic.Bool
+		res := echoTransfer(c, 32<<20, 18, func(got int64) {
+			if got >= 200_000 && moved.CompareAndSwap(false, true) {
+				require.NoError(t, mc.Migrate(ctxTimeout(t, 10*time.Second), ap.addr("m1")))
+			}
+		})
+		require.Equal(t, digestOf(res.receivedN, 18), res.received)
+		require.ErrorIs(t, res.readErr, ErrSessionLost)
+		require.ErrorIs(t, res.readErr, ErrDiverged, "run %d", i)
+		require.NoError(t, c.Close())
+		waitSessionEnd(t, c)
+	}
+}
+
+// TestLateHandoverRequest: a handover request that reaches the session's
+// member after the member that sent it gave up (a slow control path) must
+// not take the session away: the move failed, the client resumed where it
+// was, and the session must go on working.
+func TestLateHandoverRequest(t *testing.T) {
+	skipKnownBug(t, "handleHandover (handover.go) ignores its context: a request whose caller (takeOver, "+
+		"takeover.go) gave up still freezes and buries the session, though the session has resumed on its "+
+		"member meanwhile and the successor never restored it: the session is lost (its client is sent "+
+		"back and forth until its resume timeout)")
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	const hs = 500 * time.Millisecond
+	tp := startAppPool(t, 2, func(cfg *Config) { cfg.HandshakeTimeout = hs }, appOptions{})
+	defer tp.close()
+	m0 := tp.member("m0")
+	// m0 answers the first handover request late.
+	var late atomic.Bool
+	m0.node.ctl.Handle(kindHandover, func(ctx context.Context, from string, decode func(any) error) (any, error) {
+		if late.CompareAndSwap(false, true) {
+			time.Sleep(2 * hs)
+		}
+		return m0.node.handleHandover(ctx, from, decode)
+	})
+
+	d := &Dialer{Logger: testLogger(t), HandshakeTimeout: 4 * hs, ResumeTimeout: 5 * time.Second}
+	c, err := d.Dial("tcp", m0.Addr().String())
+	require.NoError(t, err)
+	mc := c.(*Conn)
+	id := mc.SessionID()
+	waitMembers(t, c, 2)
+	es := newEchoSession(c, 19)
+	require.NoError(t, es.round(64<<10, 10*time.Second))
+
+	err = mc.Migrate(ctxTimeout(t, 10*time.Second), tp.member("m1").Addr().String())
+	t.Logf("migrate: %v", err)
+	require.ErrorIs(t, err, ErrMoveFailed, "m1 gave up waiting for m0")
+	time.Sleep(3 * hs) // the late request is handled meanwhile
+	require.NoError(t, es.round(64<<10, 10*time.Second), "the session goes on")
+	t.Logf("served by %v, now on %s", tp.servedBy(id), mc.ServerName())
+	sent, err := es.finish(10 * time.Second)
+	require.NoError(t, err)
+	waitSessionEnd(t, c)
+	require.Eventually(t, func() bool { return tp.finalDigest(id) != nil }, 5*time.Second, 10*time.Millisecond)
+	require.Equal(t, sent, tp.finalDigest(id))
+	require.Empty(t, tp.errors())
+}
+
+// TestUploadWhileResponseUnread: the application writes a response larger
+// than the client's window, then reads an upload (checkpointing as it goes)
+// that the client sends before it reads the response. The checkpoints
+// cannot become durable until the client reads, so they must not hold the
+// client's writes back: with a TCP connection of the same buffer sizes the
+// upload goes through, and a Write never blocks forever because of
+// checkpoints.
+func TestUploadWhileResponseUnread(t *testing.T) {
+	skipKnownBug(t, "updateReleaseLocked (checkpoint.go) keeps the client's input retained while a newer "+
+		"checkpoint is pending, even when that checkpoint waits for output the client's window does not let "+
+		"through; the client's Write then blocks for good while its application has not read yet")
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	const window, response, upload = 64 << 10, 1 << 20, 4 << 20
+	ap := startAppPool(t, 2, nil, appOptions{
+		start:  bytes.Repeat([]byte{'r'}, response),
+		output: func(string, bool, []byte) []byte { return nil },
+	})
+	defer ap.close()
+	d := &Dialer{Logger: testLogger(t), Window: window, Retention: 256 << 10}
+	c, err := d.Dial("tcp", ap.addr("m0"))
+	require.NoError(t, err)
+	id := c.(*Conn).SessionID()
+	require.NoError(t, c.SetWriteDeadline(time.Now().Add(5*time.Second)))
+	k, err := io.Copy(c, newPattern(upload, 20))
+	if err != nil {
+		t.Logf("client: %s", c.(*Conn).debugState())
+		t.Logf("server: %s", ap.serverConn(id).debugState())
+	}
+	require.NoError(t, err, "the upload goes through after %d bytes", k)
+	require.NoError(t, c.(*Conn).CloseWrite())
+	require.NoError(t, c.SetReadDeadline(time.Now().Add(10*time.Second)))
+	got, err := io.ReadAll(c)
+	require.NoError(t, err)
+	require.Equal(t, response, len(got))
+	require.NoError(t, c.Close())
+	waitSessionEnd(t, c)
+	require.Eventually(t, func() bool { return ap.finalDigest(id) != nil }, 5*time.Second, 10*time.Millisecond)
+	require.Equal(t, digestOf(upload, 20), ap.finalDigest(id))
+	require.Empty(t, ap.errors())
+}
+
+// TestHandoverOfMovedSessionRedirects: a member asked for a session that
+// already left it answers where the session went, and the asking member
+// turns that into a redirect its client can follow.
+func TestHandoverOfMovedSessionRedirects(t *testing.T) {
+	skipKnownBug(t, "handoverError (handover.go) splits the transport message 'moved: m1 127.0.0.1:port' "+
+		"(controlError.Error() puts the code first) at its first space: the redirect names member "+
+		"'moved:' at address 'm1 127.0.0.1:port', which a client dials until its resume timeout")
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	tp := startAppPool(t, 3, nil, appOptions{})
+	defer tp.close()
+	m0, m1, m2 := tp.member("m0"), tp.member("m1"), tp.member("m2")
+	d := &Dialer{Logger: testLogger(t)}
+	c, err := d.Dial("tcp", m0.Addr().String())
+	require.NoError(t, err)
+	mc := c.(*Conn)
+	waitMembers(t, c, 3)
+	require.NoError(t, mc.Migrate(ctxTimeout(t, 10*time.Second), m1.Addr().String()))
+	require.Equal(t, "m1", mc.ServerName())
+
+	// m2 asks m0, where the session was, for it.
+	origin, ok := m2.node.pool.Member("m0")
+	require.True(t, ok)
+	req := handoverRequest{Session: mc.id}
+	var rep handoverReply
+	err = m2.node.rpc.Call(ctxTimeout(t, 5*time.Second), origin.ControlAddr, kindHandover, req, &rep)
+	require.Error(t, err)
+	r := handoverError(err)
+	t.Logf("refusal: %+v", *r)
+	require.Equal(t, wire.CodeMoved, r.Code)
+	require.Equal(t, "m1", r.RedirectName)
+	require.Equal(t, m1.Addr().String(), r.RedirectAddr)
+
+	require.NoError(t, c.Close())
+	waitSessionEnd(t, c)
+}
+
+// delayConn delays its second Write (a resume's PROOF) by d.
+type delayConn struct {
+	net.Conn
+	d      time.Duration
+	writes int
+}
+
+func (c *delayConn) Write(p []byte) (int, error) {
+	c.writes++
+	if c.writes == 2 {
+		time.Sleep(c.d)
+	}
+	return c.Conn.Write(p)
+}
+
+// TestResumeRacingHandover: a move whose handover is slow fails on the
+// client, which resumes on its member; the member hands the session over
+// (the successor still waits for it) in the middle of that resume. The
+// client must be sent to the successor, which holds the session, rather
+// than told that the session is unknown.
+func TestResumeRacingHandover(t *testing.T) {
+	skipKnownBug(t, "serveResume (server.go:265) answers a resume whose session was handed over during "+
+		"its handshake with ErrUnknownSession, which the client takes as fatal, instead of redirecting it "+
+		"to the member that took the session (node.movedTo): the session is lost")
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	const timeout = 600 * time.Millisecond // the client's handshake timeout
+	ap := startAppPool(t, 2, nil, appOptions{})
+	defer ap.close()
+	m0 := ap.member("m0")
+	var slow atomic.Bool
+	m0.node.ctl.Handle(kindHandover, func(ctx context.Context, from string, decode func(any) error) (any, error) {
+		if slow.CompareAndSwap(false, true) {
+			time.Sleep(timeout * 3 / 2) // the client gives up the move meanwhile
+		}
+		return m0.node.handleHandover(ctx, from, decode)
+	})
+	var armed atomic.Bool
+	d := &Dialer{Logger: testLogger(t), HandshakeTimeout: timeout,
+		DialFunc: func(ctx context.Context, network, address string) (net.Conn, error) {
+			var nd net.Dialer
+			nc, err := nd.DialContext(ctx, network, address)
+			if err == nil && address == m0.Addr().String() && armed.CompareAndSwap(true, false) {
+				// The resume on m0 after the failed move: its PROOF goes
+				// out once m0 has handed the session over.
+				nc = &delayConn{Conn: nc, d: timeout * 3 / 4}
+			}
+			return nc, err
+		}}
+	c, err := d.Dial("tcp", m0.Addr().String())
+	require.NoError(t, err)
+	mc := c.(*Conn)
+	id := mc.SessionID()
+	waitMembers(t, c, 2)
+	es := newEchoSession(c, 28)
+	require.NoError(t, es.round(64<<10, 10*time.Second))
+
+	armed.Store(true)
+	err = mc.Migrate(ctxTimeout(t, 10*time.Second), ap.addr("m1"))
+	t.Logf("migrate: %v", err)
+	require.NoError(t, es.round(64<<10, 10*time.Second), "the session goes on wherever it is")
+	t.Logf("served by %v, now on %s", ap.servedBy(id), mc.ServerName())
+	sent, err := es.finish(10 * time.Second)
+	require.NoError(t, err)
+	waitSessionEnd(t, c)
+	require.Eventually(t, func() bool { return ap.finalDigest(id) != nil }, 5*time.Second, 10*time.Millisecond)
+	require.Equal(t, sent, ap.finalDigest(id))
+	require.Empty(t, ap.errors())
+}
+
+// TestShortRegenerationFails: restored, the application writes one byte
+// less than the client already received, and then waits for input, like
+// the client, which waits for its answer. Everything it could regenerate
+// from is replayed, so the output can never catch up: the session must fail
+// with ErrDiverged rather than hang.
+func TestShortRegenerationFails(t *testing.T) {
+	skipKnownBug(t, "a restored session whose application has consumed all the replayed input without "+
+		"regenerating everything the client had received waits forever (checkRegeneratedLocked, "+
+		"checkpoint.go, only compares once the range is complete): the session hangs with output held")
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	ap := startAppPool(t, 2, nil, appOptions{
+		checkpoint: checkpointOnceAt(100_000),
+		output:     divergent("missing"),
+	})
+	defer ap.close()
+	d := &Dialer{Logger: testLogger(t)}
+	c, err := d.Dial("tcp", ap.addr("m0"))
+	require.NoError(t, err)
+	mc := c.(*Conn)
+	waitMembers(t, c, 2)
+	es := newEchoSession(c, 29)
+	require.NoError(t, es.round(150_000, 10*time.Second))
+	require.NoError(t, mc.Migrate(ctxTimeout(t, 10*time.Second), ap.addr("m1")))
+	require.NoError(t, c.SetReadDeadline(time.Now().Add(5*time.Second)))
+	k, err := c.Read(make([]byte, 1024))
+	require.Zero(t, k)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		sc := serverEnd(ap.member("m1"), mc.SessionID())
+		if sc != nil {
+			t.Logf("server: %s", sc.debugState())
+		}
+	}
+	require.ErrorIs(t, err, ErrDiverged)
+	require.NoError(t, c.Close())
+	waitSessionEnd(t, c)
+}
