@@ -451,3 +451,12 @@ func describeServerEnds(members []*Listener, id string) string {
 	}
 	return out
 }
+
+// mustState is the hash's state, as the application checkpoints it.
+func mustState(h any) []byte {
+	b, err := h.(encoding.BinaryMarshaler).MarshalBinary()
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
