@@ -14,10 +14,6 @@ import (
 // too, so that the client's session ends at once, cleanly, instead of
 // waiting out its linger time and ending with ErrLingerTimeout.
 func TestCloseAfterAcknowledgedCloseWrite(t *testing.T) {
-	skipKnownBug(t, "an ACK's FinSeen flag does not say which end it saw: once a FIN was acknowledged, "+
-		"a later CLOSE from the same side is never acknowledged (internal/stream/stream.go AckDue compares "+
-		"peerEnd != Open with advFinSeen, both already true), and an acknowledgement of the FIN that "+
-		"arrives after a CloseWrite+Close counts for the CLOSE (OnAck), which then may never be sent")
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	ln, err := Listen("tcp", "127.0.0.1:0", &Config{Logger: testLogger(t)})
 	require.NoError(t, err)

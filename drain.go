@@ -21,7 +21,8 @@ const drainRetry = 2 * time.Second
 // listener. The member announces that it is draining, so it gets no new
 // sessions: new clients are redirected to another member. Sessions that
 // cannot move (their application never checkpointed) are waited for until
-// they end. If ctx ends first, Drain closes the listener anyway and returns
+// they end. The member then waits (at most twice the handshake timeout)
+// for the members that took sessions to confirm them. If ctx ends first, Drain closes the listener anyway and returns
 // an error wrapping ErrDrainIncomplete that says how many sessions remained.
 // On a standalone listener Drain stops accepting and waits for the sessions
 // to end.
@@ -40,7 +41,9 @@ func (ln *Listener) Drain(ctx context.Context) error {
 	next := 0
 	for {
 		sessions := ln.sessionList()
-		if len(sessions) == 0 {
+		// The members that took sessions confirm it; until then a lost
+		// answer can be asked for again, so the member stays.
+		if len(sessions) == 0 && (ln.node == nil || ln.node.unsettled() == 0) {
 			ln.log.Info("mtcp: drained", "took", time.Since(start))
 			return ln.Close()
 		}

@@ -69,12 +69,15 @@ func (e *controlError) TransportCode() string { return e.code }
 
 func (n *node) registerHandlers() {
 	n.ctl.Handle(kindHandover, n.handleHandover)
+	n.ctl.Handle(kindSettle, n.handleSettle)
 }
 
 // handleHandover runs on the member serving a session when another member
 // asks for it: it checks the client's proof, picks the newest checkpoint the
-// client can resume from, freezes the session and forgets it.
-func (n *node) handleHandover(_ context.Context, from string, decode func(any) error) (any, error) {
+// client can resume from, freezes the session and forgets it. A request
+// whose caller gave up before the handover is refused: the session stays.
+// The successor's next request gets a handover it did not confirm again.
+func (n *node) handleHandover(ctx context.Context, from string, decode func(any) error) (any, error) {
 	var req handoverRequest
 	if err := decode(&req); err != nil {
 		return nil, err
@@ -88,6 +91,9 @@ func (n *node) handleHandover(_ context.Context, from string, decode func(any) e
 	n.ln.mu.Unlock()
 	if c == nil {
 		if t, ok := n.movedTo(req.Session); ok {
+			if t.node == from && t.reply != nil {
+				return n.handOverAgain(t, req)
+			}
 			return nil, &controlError{codeMoved, t.node + " " + t.addr}
 		}
 		return nil, &controlError{codeUnknown, "no such session"}
@@ -115,8 +121,15 @@ func (n *node) handleHandover(_ context.Context, from string, decode func(any) e
 	if err != nil {
 		return nil, err
 	}
+	if err := ctx.Err(); err != nil {
+		// The successor gave up: it will not restore the session, which
+		// goes on here (its client resumes here or asks again).
+		c.log.Info("mtcp: handover request came too late", "to", successor.Name, "err", err)
+		return nil, err
+	}
 	epoch := s.epoch + 1
-	n.bury(c.id, successor, epoch)
+	reply := handoverReply{Record: b, Epoch: epoch}
+	n.bury(c.id, successor, epoch, rec, reply)
 	if n.replicas > 0 {
 		// Keep a copy, as a replica of the successor's epoch, until the
 		// successor's own copies are made: if it crashed at once, this one
@@ -130,7 +143,21 @@ func (n *node) handleHandover(_ context.Context, from string, decode func(any) e
 	c.log.Info("mtcp: session handed over", "to", successor.Name, "epoch", epoch,
 		"checkpoint", rec.Seq, "in", rec.InPos, "out", rec.OutPos)
 	c.terminateLocked(&SessionMovedError{SessionID: c.idStr, To: successor.Name})
-	return handoverReply{Record: b, Epoch: epoch}, nil
+	return reply, nil
+}
+
+// handOverAgain answers a successor that asks again for a session this
+// member handed it: the first answer was lost on the way.
+func (n *node) handOverAgain(t tombstone, req handoverRequest) (any, error) {
+	if !n.proofChecks(req, t.rec) {
+		return nil, &controlError{codeBadProof, "the client's proof does not check out"}
+	}
+	if snapshot.Choose([]*snapshot.Record{t.rec}, req.Received, req.Retained, req.knows) == nil {
+		return nil, &controlError{codeNotMovable, fmt.Sprintf(
+			"the handed-over checkpoint does not fit the client (received %d, retains input from %d)", req.Received, req.Retained)}
+	}
+	n.ln.log.Info("mtcp: handover answered again", "session", fmt.Sprintf("%x", req.Session), "to", t.node, "epoch", t.epoch)
+	return *t.reply, nil
 }
 
 // ErrMigrated is wrapped by *SessionMovedError: the session now runs on another member.

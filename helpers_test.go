@@ -11,6 +11,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -172,16 +173,38 @@ func requireTransferOK(t *testing.T, res transferResult, n int64, seed uint64, s
 // testLogger returns a logger that writes to the test's log when -v and
 // MTCP_TEST_LOG=1 are given, and is silent otherwise.
 func testLogger(t testing.TB) *slog.Logger {
-	if os.Getenv("MTCP_TEST_LOG") == "" {
+	dest := os.Getenv("MTCP_TEST_LOG")
+	if dest == "" {
 		return nil
 	}
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	opts := &slog.HandlerOptions{Level: slog.LevelDebug}
+	if strings.HasPrefix(dest, "/") { // a file, for logs too long for the test's output
+		f, err := os.OpenFile(dest, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			t.Fatalf("MTCP_TEST_LOG: %v", err)
+		}
+		return slog.New(slog.NewTextHandler(f, opts)).With("test", t.Name())
+	}
+	return slog.New(slog.NewTextHandler(newTestWriter(t), opts))
 }
 
-type testWriter struct{ t testing.TB }
+func newTestWriter(t testing.TB) *testWriter {
+	w := &testWriter{t: t}
+	t.Cleanup(func() { w.done.Store(true) })
+	return w
+}
 
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
+// testWriter writes log lines to the test's output until the test ends
+// (background goroutines may log later; testing panics on that).
+type testWriter struct {
+	t    testing.TB
+	done atomic.Bool
+}
+
+func (w *testWriter) Write(p []byte) (int, error) {
+	if !w.done.Load() {
+		w.t.Log(strings.TrimRight(string(p), "\n"))
+	}
 	return len(p), nil
 }
 

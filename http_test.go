@@ -69,7 +69,7 @@ func startHTTPServer(t *testing.T, ln *Listener) (stop func()) {
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			return context.WithValue(ctx, connKindKey{}, connKind(c))
 		},
-		ErrorLog:          log.New(testWriter{t}, "http: ", 0),
+		ErrorLog:          log.New(newTestWriter(t), "http: ", 0),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	served := make(chan error, 1)

@@ -500,10 +500,6 @@ func TestAbortReasonReachesClient(t *testing.T) {
 // not take the session away: the move failed, the client resumed where it
 // was, and the session must go on working.
 func TestLateHandoverRequest(t *testing.T) {
-	skipKnownBug(t, "handleHandover (handover.go) ignores its context: a request whose caller (takeOver, "+
-		"takeover.go) gave up still freezes and buries the session, though the session has resumed on its "+
-		"member meanwhile and the successor never restored it: the session is lost (its client is sent "+
-		"back and forth until its resume timeout)")
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	const hs = 500 * time.Millisecond
 	tp := startAppPool(t, 2, func(cfg *Config) { cfg.HandshakeTimeout = hs }, appOptions{})
@@ -586,9 +582,6 @@ func TestUploadWhileResponseUnread(t *testing.T) {
 // already left it answers where the session went, and the asking member
 // turns that into a redirect its client can follow.
 func TestHandoverOfMovedSessionRedirects(t *testing.T) {
-	skipKnownBug(t, "handoverError (handover.go) splits the transport message 'moved: m1 127.0.0.1:port' "+
-		"(controlError.Error() puts the code first) at its first space: the redirect names member "+
-		"'moved:' at address 'm1 127.0.0.1:port', which a client dials until its resume timeout")
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	tp := startAppPool(t, 3, nil, appOptions{})
 	defer tp.close()

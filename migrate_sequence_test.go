@@ -106,8 +106,6 @@ func TestMoveHalfClosedSession(t *testing.T) {
 		if err != nil {
 			_ = c.Close()
 			waitSessionEnd(t, c)
-			knownBugSymptom(t, err, "protocol violation: release",
-				"a restored server refuses the client's ACK while it regenerates (see TestMoveWithUnreadOutput)")
 		}
 		require.NoError(t, err)
 	}
@@ -265,10 +263,6 @@ func TestDrainWithUnmovableSession(t *testing.T) {
 // slowly. The client reads its buffered output meanwhile (its ACKs carry
 // the release of everything it had received); the session goes on.
 func TestMoveWithUnreadOutput(t *testing.T) {
-	skipKnownBug(t, "during regeneration the restored server refuses an ACK whose release passes what "+
-		"it has regenerated so far (internal/stream/stream.go OnAck: release > sent, where sent follows "+
-		"the regenerated output), and aborts the session with a protocol error, though the client "+
-		"legitimately releases everything it had received before the move")
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	ap := startAppPool(t, 2, nil, appOptions{
 		checkpoint: checkpointOnceAt(100_000),

@@ -36,7 +36,8 @@ type node struct {
 	mu         sync.Mutex
 	membersVer uint64
 	members    []byte // the MEMBERS frame for membersVer
-	moved      map[[wire.SessionIDLen]byte]tombstone
+	moved      map[[wire.SessionIDLen]byte]*tombstone
+	swept      time.Time // when expired tombstones were last removed
 
 	stop    chan struct{}
 	wg      sync.WaitGroup
@@ -58,15 +59,6 @@ func (n *node) background(f func()) {
 	}()
 }
 
-// tombstone remembers where a session went, to redirect its client.
-type tombstone struct {
-	node, addr string
-	epoch      uint64
-	until      time.Time
-}
-
-const tombstoneLife = 5 * time.Minute
-
 func startNode(ln *Listener, cfg *Config) (*node, error) {
 	if len(cfg.PoolKey) < pool.MinKeyLen {
 		return nil, ErrNoPoolKey
@@ -82,7 +74,7 @@ func startNode(ln *Listener, cfg *Config) (*node, error) {
 		name = host + ":" + port
 	}
 	n := &node{ln: ln, name: name, addr: addr, replicas: cfg.Replicas,
-		moved: make(map[[wire.SessionIDLen]byte]tombstone), stop: make(chan struct{}),
+		moved: make(map[[wire.SessionIDLen]byte]*tombstone), stop: make(chan struct{}),
 		store: snapshot.NewStore(replicaKeep, cfg.ReplicaMemory)}
 	n.version.Store(1)
 
@@ -195,31 +187,6 @@ func (n *node) membersFrame() ([]byte, uint64) {
 		n.members, n.membersVer = wire.AppendFrame(nil, f), v
 	}
 	return n.members, n.membersVer
-}
-
-// bury records that a session moved to another member.
-func (n *node) bury(id [wire.SessionIDLen]byte, to pool.Member, epoch uint64) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	now := time.Now()
-	for k, t := range n.moved {
-		if now.After(t.until) {
-			delete(n.moved, k)
-		}
-	}
-	n.moved[id] = tombstone{node: to.Name, addr: to.ClientAddr, epoch: epoch, until: now.Add(tombstoneLife)}
-}
-
-// movedTo returns where a session went, if it left this member.
-func (n *node) movedTo(id [wire.SessionIDLen]byte) (tombstone, bool) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	t, ok := n.moved[id]
-	if ok && time.Now().After(t.until) {
-		delete(n.moved, id)
-		return t, false
-	}
-	return t, ok
 }
 
 // Members returns the pool's members as this listener sees them (nil for a

@@ -65,7 +65,9 @@ func (n *node) takeOver(nc net.Conn, br *bufio.Reader, hello wire.Hello) error {
 }
 
 // handoverProbe bounds the attempt to reach a session's member before
-// taking the session from its replicas.
+// taking the session from its replicas. Without replicas there is nowhere
+// else to take it from, and a slow member is waited for up to the
+// handshake timeout.
 const handoverProbe = time.Second
 
 // obtain gets a session's checkpoint for a takeover: from its member if it
@@ -74,7 +76,11 @@ const handoverProbe = time.Second
 func (n *node) obtain(originName string, req handoverRequest) (*snapshot.Record, uint64, string, error) {
 	origin, known := n.pool.Member(originName)
 	if known && originName != n.name {
-		ctx, cancel := context.WithTimeout(context.Background(), min(handoverProbe, n.ln.cfg.HandshakeTimeout))
+		wait := n.ln.cfg.HandshakeTimeout
+		if n.replicas > 0 {
+			wait = min(handoverProbe, wait)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
 		var rep handoverReply
 		err := n.rpc.Call(ctx, origin.ControlAddr, kindHandover, req, &rep)
 		cancel()
@@ -85,10 +91,18 @@ func (n *node) obtain(originName string, req handoverRequest) (*snapshot.Record,
 			if err != nil {
 				return nil, 0, "", fmt.Errorf("%w: checkpoint from %s: %v", ErrProtocol, origin.Name, err)
 			}
+			n.confirmHandover(origin, req.Session, rep.Epoch)
 			n.claimAsync(req.Session, rep.Epoch)
 			return rec, rep.Epoch, origin.Name, nil
 		case errors.As(err, &re) && re.Code != codeUnknown:
 			return nil, 0, "", &refusal{*handoverError(err)} // it answered: no failover
+		case n.replicas == 0 && re == nil:
+			// It may be only slow: the client is to try again.
+			return nil, 0, "", &refusal{wire.Refused{Code: wire.CodeBusy,
+				Reason: fmt.Sprintf("the session's member %s does not answer (%v) and checkpoints are not replicated", originName, err)}}
+		}
+		if n.replicas == 0 { // it answered that it does not have the session
+			return nil, 0, "", fmt.Errorf("%w: its member %s: %s", ErrUnknownSession, originName, re.Message)
 		}
 		n.ln.log.Info("mtcp: session's member does not answer, taking it from replicas",
 			"session", fmt.Sprintf("%x", req.Session), "member", originName, "err", err)
