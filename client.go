@@ -123,8 +123,10 @@ func (cs *clientSide) reconnect(c *Conn, cause error) {
 		if errors.Is(err, errTerminated) {
 			return
 		}
+		// A member that drains only suggests another: the session is still
+		// where it was, and the attempts go on there and at the others.
 		var rd *redirectError
-		if errors.As(err, &rd) {
+		if errors.As(err, &rd) && rd.moved() {
 			c.mu.Lock()
 			cs.address = rd.addr
 			c.mu.Unlock()
@@ -197,10 +199,25 @@ func fatalResumeError(err error) bool {
 		errors.Is(err, ErrDiverged)
 }
 
-// redirectError: the session is served by another member now.
-type redirectError struct{ name, addr string }
+// redirectError: the session is served by another member now (CodeMoved),
+// or the member is draining and suggests another (CodeDraining).
+type redirectError struct {
+	code       wire.Code
+	name, addr string
+}
 
-func (e *redirectError) Error() string { return "mtcp: session moved to " + e.name + " at " + e.addr }
+func (e *redirectError) Error() string {
+	if e.code == wire.CodeDraining {
+		return "mtcp: the member is draining (it suggests " + e.name + " at " + e.addr + ")"
+	}
+	return "mtcp: session moved to " + e.name + " at " + e.addr
+}
+
+// Unwrap gives the sentinel of the refusal: ErrMemberDraining or ErrMigrated.
+func (e *redirectError) Unwrap() error { return codeErrors[e.code] }
+
+// moved reports whether the redirect says where the session is now.
+func (e *redirectError) moved() bool { return e.code == wire.CodeMoved }
 
 // resumeAt dials a new link to addr and resumes the session on it.
 func (cs *clientSide) resumeAt(ctx context.Context, c *Conn, addr string) error {
@@ -341,7 +358,7 @@ func (cs *clientSide) restoredLocked(c *Conn, r wire.Resumed) error {
 // refusedError turns a REFUSED into the error a resume attempt returns.
 func refusedError(f wire.Refused) error {
 	if (f.Code == wire.CodeMoved || f.Code == wire.CodeDraining) && f.RedirectAddr != "" {
-		return &redirectError{name: f.RedirectName, addr: f.RedirectAddr}
+		return &redirectError{code: f.Code, name: f.RedirectName, addr: f.RedirectAddr}
 	}
 	return &PeerError{Code: uint16(f.Code), Reason: f.Reason, Refused: true}
 }

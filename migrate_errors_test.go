@@ -125,9 +125,6 @@ func TestMigrateRefusedTargets(t *testing.T) {
 // member's redirect to a member that is not draining), and the session goes
 // on.
 func TestMigrateToDrainingMemberStaleView(t *testing.T) {
-	skipKnownBug(t, "a draining member's REFUSED with a redirect becomes a redirectError that Migrate "+
-		"reports as 'move failed: ... session moved to <member>' (not ErrMemberDraining), while the session "+
-		"stayed where it was (client.go refusedError, migrate.go runMove)")
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	tp := startAppPool(t, 3, nil, appOptions{})
 	defer tp.close()
