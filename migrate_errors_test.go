@@ -629,9 +629,6 @@ func (c *delayConn) Write(p []byte) (int, error) {
 // client must be sent to the successor, which holds the session, rather
 // than told that the session is unknown.
 func TestResumeRacingHandover(t *testing.T) {
-	skipKnownBug(t, "serveResume (server.go:265) answers a resume whose session was handed over during "+
-		"its handshake with ErrUnknownSession, which the client takes as fatal, instead of redirecting it "+
-		"to the member that took the session (node.movedTo): the session is lost")
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	const timeout = 600 * time.Millisecond // the client's handshake timeout
 	ap := startAppPool(t, 2, nil, appOptions{})

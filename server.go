@@ -298,6 +298,12 @@ func (ln *Listener) serveResume(nc net.Conn, br *bufio.Reader, hello wire.Hello)
 	c.mu.Lock()
 	if c.terminated {
 		c.mu.Unlock()
+		if n := ln.node; n != nil {
+			if t, ok := n.movedTo(c.id); ok { // handed over during this handshake
+				return &refusal{wire.Refused{Code: wire.CodeMoved, Reason: "the session moved",
+					RedirectName: t.node, RedirectAddr: t.addr}}
+			}
+		}
 		return ErrUnknownSession
 	}
 	if old := c.link; old != nil {
