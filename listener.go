@@ -258,6 +258,20 @@ func isTemporary(err error) bool {
 	return ok && t.Temporary()
 }
 
+// deliverMoved hands a session that moved in to Accept, waiting as long as
+// it takes: the member it came from gave it up, so dropping it for want of
+// room in the backlog would lose it. It gives up only when the listener
+// closes or the session ends.
+func (ln *Listener) deliverMoved(c *Conn) bool {
+	select {
+	case ln.accepted <- c:
+		return true
+	case <-ln.closed:
+	case <-c.doneCh:
+	}
+	return false
+}
+
 // deliver hands a new connection to Accept, waiting at most the handshake
 // timeout for room in the backlog.
 func (ln *Listener) deliver(c net.Conn) bool {

@@ -312,9 +312,6 @@ func TestMoveWithUnreadOutput(t *testing.T) {
 // backlog: either it waits for Accept, or the move is refused before the
 // handover and it stays where it was.
 func TestMovesIntoBusyAcceptBacklog(t *testing.T) {
-	skipKnownBug(t, "serveRestored (takeover.go:124) fails a session it has just taken over with ErrBusy "+
-		"when the accept backlog stays full for the handshake timeout; the origin already gave the "+
-		"session up, Migrate reported success, and the session is lost")
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	const sessions, backlog = 8, 2
 	gate := make(chan struct{})

@@ -282,7 +282,8 @@ func (n *node) restore(rec *snapshot.Record, epoch uint64, client wire.Positions
 }
 
 // serveRestored finishes the client's handshake on a restored session and
-// hands the session to Accept.
+// hands the session to Accept, however long the application takes to
+// accept it.
 func (n *node) serveRestored(c *Conn, nc net.Conn, br *bufio.Reader, hello wire.Hello, ch wire.Challenge, rec *snapshot.Record) {
 	c.mu.Lock()
 	s := c.server
@@ -302,7 +303,7 @@ func (n *node) serveRestored(c *Conn, nc net.Conn, br *bufio.Reader, hello wire.
 		c.attachLocked(nc, br)
 	}
 	c.mu.Unlock()
-	if !n.ln.deliver(c) {
-		c.fail(ErrBusy)
+	if !n.ln.deliverMoved(c) {
+		c.fail(ErrListenerClosed)
 	}
 }
