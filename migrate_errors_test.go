@@ -453,11 +453,6 @@ func TestDivergentRestoreFailsMidStream(t *testing.T) {
 // regenerated output diverged) while its client keeps writing, the client
 // must learn why (ErrDiverged), not find later that the session is unknown.
 func TestAbortReasonReachesClient(t *testing.T) {
-	skipKnownBug(t, "the server closes the link right after writing ABORT (send.go sendAbort); the "+
-		"client's next write gets ECONNRESET, its link is dropped, and the ABORT it then reads is ignored "+
-		"as coming from a stale link (frames_in.go handleControl); the member forgot the session, so the "+
-		"resume is refused as unknown ('its member \"m1\" is not in the pool', takeover.go:35) and the "+
-		"session is lost without ErrDiverged")
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	xor := divergent("xor")
 	// Large buffers: the client's writes never wait for the server, so

@@ -2,6 +2,7 @@ package mtcp
 
 import (
 	"errors"
+	"io"
 	"time"
 
 	"github.com/migratory/mtcp/internal/stream"
@@ -148,13 +149,28 @@ func (l *link) writeBatch() error {
 	return nil
 }
 
+// abortLinger bounds how long a link that sent ABORT waits for its peer to
+// read it and close.
+const abortLinger = time.Second
+
 // sendAbort tells the peer the session failed, best effort, then closes.
+// Closing a socket with unread data in it resets the connection, and a
+// reset can destroy the ABORT before the peer reads it: so the link
+// half-closes and discards what the peer still sends until it closes too
+// (or abortLinger passes), then closes.
 func (l *link) sendAbort(code wire.Code, reason string) {
 	// The deadline also frees a flush blocked on a stuck connection.
-	_ = l.nc.SetWriteDeadline(time.Now().Add(time.Second))
+	_ = l.nc.SetWriteDeadline(time.Now().Add(abortLinger))
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
-	_, _ = l.nc.Write(wire.AppendFrame(nil, wire.Abort{Code: code, Reason: reason}))
+	_, err := l.nc.Write(wire.AppendFrame(nil, wire.Abort{Code: code, Reason: reason}))
+	if err == nil {
+		if cw, ok := l.nc.(interface{ CloseWrite() error }); ok {
+			_ = cw.CloseWrite()
+		}
+		_ = l.nc.SetReadDeadline(time.Now().Add(abortLinger))
+		_, _ = io.Copy(io.Discard, l.nc)
+	}
 	l.shutdown(errors.New("aborted"))
 }
 
