@@ -156,7 +156,12 @@ func (c *Conn) updateReleaseLocked() {
 	if s.checkpointed && s.durable != nil {
 		target = max(s.durable.InPos, c.st.Release())
 		retention := uint64(s.params.ClientRetention)
-		pending := s.ckpts[len(s.ckpts)-1].InPos > target || s.verifyPending
+		// A newer checkpoint is on its way to durability only if the output
+		// it covers can reach the client: output beyond the client's window
+		// waits for its application to read, which may wait for this
+		// upload to go through.
+		newest := s.ckpts[len(s.ckpts)-1]
+		pending := (newest.InPos > target && newest.OutPos <= c.st.PeerLimit()) || s.verifyPending
 		if recv-target > retention*3/4 && !pending {
 			target = recv - retention/2
 		}

@@ -537,9 +537,6 @@ func TestLateHandoverRequest(t *testing.T) {
 // upload goes through, and a Write never blocks forever because of
 // checkpoints.
 func TestUploadWhileResponseUnread(t *testing.T) {
-	skipKnownBug(t, "updateReleaseLocked (checkpoint.go) keeps the client's input retained while a newer "+
-		"checkpoint is pending, even when that checkpoint waits for output the client's window does not let "+
-		"through; the client's Write then blocks for good while its application has not read yet")
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	const window, response, upload = 64 << 10, 1 << 20, 4 << 20
 	ap := startAppPool(t, 2, nil, appOptions{

@@ -288,6 +288,10 @@ func (s *Stream) SetRelease(pos uint64) error {
 }
 
 // Release is the position before which the peer may free its output.
+// PeerLimit is the output position the peer accepts bytes before: output
+// beyond it waits until the peer's application reads.
+func (s *Stream) PeerLimit() uint64 { return s.peerLimit }
+
 func (s *Stream) Release() uint64 { return s.release }
 
 func (s *Stream) limit() uint64 { return s.in.start + uint64(s.cfg.Window) }
