@@ -672,9 +672,6 @@ func TestResumeRacingHandover(t *testing.T) {
 // from is replayed, so the output can never catch up: the session must fail
 // with ErrDiverged rather than hang.
 func TestShortRegenerationFails(t *testing.T) {
-	skipKnownBug(t, "a restored session whose application has consumed all the replayed input without "+
-		"regenerating everything the client had received waits forever (checkRegeneratedLocked, "+
-		"checkpoint.go, only compares once the range is complete): the session hangs with output held")
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	ap := startAppPool(t, 2, nil, appOptions{
 		checkpoint: checkpointOnceAt(100_000),

@@ -277,6 +277,9 @@ func (n *node) restore(rec *snapshot.Record, epoch uint64, client wire.Positions
 	n.ln.mu.Unlock()
 	c.mu.Lock()
 	c.replicateLocked() // the copies now belong to this member's epoch
+	if s.verifyPending {
+		c.watchRegeneration(client.Written)
+	}
 	c.mu.Unlock()
 	return c
 }
