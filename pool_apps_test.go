@@ -10,8 +10,6 @@ import (
 	"hash"
 	"io"
 	"net"
-	"os"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -19,24 +17,6 @@ import (
 	"github.com/migratory/mtcp/pool"
 	"github.com/stretchr/testify/require"
 )
-
-// skipKnownBug skips a test that shows a library bug not fixed yet, unless
-// MTCP_KNOWN_BUGS is set.
-func skipKnownBug(t testing.TB, what string) {
-	t.Helper()
-	if os.Getenv("MTCP_KNOWN_BUGS") == "" {
-		t.Skip("BUG: " + what + " (set MTCP_KNOWN_BUGS=1 to run)")
-	}
-}
-
-// knownBugSymptom skips the test if err shows the symptom of a known bug,
-// unless MTCP_KNOWN_BUGS is set. The caller releases what it holds first.
-func knownBugSymptom(t testing.TB, err error, symptom, what string) {
-	t.Helper()
-	if err != nil && strings.Contains(err.Error(), symptom) && os.Getenv("MTCP_KNOWN_BUGS") == "" {
-		t.Skipf("BUG: %s: %v", what, err)
-	}
-}
 
 // appOptions shape the echo application of an appPool.
 type appOptions struct {
