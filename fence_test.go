@@ -81,7 +81,7 @@ func (n *netns) heal() {
 // nor commit a checkpoint: its copy of the session is fenced and ends.
 func TestFencingOfACutOffMember(t *testing.T) {
 	ns := newNetns(t)
-	hostArgs := []string{"-profile", "local", "-replicas", "1",
+	hostArgs := []string{"-profile", "local", "-replicas", "1", "-debug",
 		"-listen", ns.hostIP + ":0", "-gossip", ns.hostIP + ":0"}
 	var members []*memberProc
 	defer func() {
@@ -92,7 +92,7 @@ func TestFencingOfACutOffMember(t *testing.T) {
 	f1 := startMember(t, "f1", nil, hostArgs)
 	members = append(members, f1)
 	members = append(members, startMember(t, "f2", []string{f1.gossip}, hostArgs))
-	f0 := startMember(t, "f0", []string{f1.gossip}, []string{"-profile", "local", "-replicas", "1",
+	f0 := startMember(t, "f0", []string{f1.gossip}, []string{"-profile", "local", "-replicas", "1", "-debug",
 		"-listen", ns.insideIP + ":0", "-gossip", ns.insideIP + ":0"}, "ip", "netns", "exec", ns.name)
 	members = append(members, f0)
 
@@ -140,6 +140,6 @@ func TestFencingOfACutOffMember(t *testing.T) {
 	// Back in touch, f0 finds out that its copy of the session was taken over:
 	// a replica refuses its checkpoints, and the session ends there.
 	require.Eventually(t, func() bool { return f0.sessionFailed(mc.SessionID(), "moved") }, 15*time.Second, 50*time.Millisecond,
-		"the cut-off member's session is fenced\n%s", f0.logs())
+		"the cut-off member's session is fenced\n%s", memberLogs(members))
 	require.Contains(t, f0.logs(), "session fenced")
 }

@@ -33,12 +33,19 @@ func main() {
 	replicas := flag.Int("replicas", mtcp.DefaultReplicas, "checkpoint copies on other members")
 	profile := flag.String("profile", "lan", "gossip timings: lan, local or wan")
 	verbose := flag.Bool("v", false, "log to standard error")
+	debug := flag.Bool("debug", false, "with -v, log debug events too")
 	flag.Parse()
+	if *debug {
+		logLevel = slog.LevelDebug
+	}
 	if err := run(*name, *listen, *gossip, *control, *join, *key, *replicas, *profile, *verbose); err != nil {
 		fmt.Fprintln(os.Stderr, "mtcp-member:", err)
 		os.Exit(1)
 	}
 }
+
+// logLevel is the level of the log on standard error (-v).
+var logLevel = slog.LevelInfo
 
 // out writes one JSON event per line.
 type out struct {
@@ -75,7 +82,7 @@ func run(name, listen, gossip, control, join, keyHex string, replicas int, profi
 		return fmt.Errorf("-profile %q: want lan, local or wan", profile)
 	}
 	if verbose {
-		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})).With("member", name)
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel})).With("member", name)
 	}
 	ln, err := mtcp.Listen("tcp", listen, cfg)
 	if err != nil {
