@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -139,7 +140,9 @@ func TestFencingOfACutOffMember(t *testing.T) {
 
 	// Back in touch, f0 finds out that its copy of the session was taken over:
 	// a replica refuses its checkpoints, and the session ends there.
-	require.Eventually(t, func() bool { return f0.sessionFailed(mc.SessionID(), "moved") }, 15*time.Second, 50*time.Millisecond,
-		"the cut-off member's session is fenced\n%s", memberLogs(members))
+	if !assert.Eventually(t, func() bool { return f0.sessionFailed(mc.SessionID(), "moved") }, 15*time.Second, 50*time.Millisecond,
+		"the cut-off member's session is fenced") {
+		t.Fatalf("members' logs:\n%s", memberLogs(members))
+	}
 	require.Contains(t, f0.logs(), "session fenced")
 }
