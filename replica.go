@@ -129,9 +129,8 @@ func (n *node) handleForget(_ context.Context, from string, decode func(any) err
 	if err := decode(&req); err != nil {
 		return nil, err
 	}
-	if n.store.Epoch(req.Session) <= req.Epoch {
-		n.store.Delete(req.Session)
-	}
+	// The session's epoch stays known, to fence a member that lost it.
+	n.store.End(req.Session, req.Epoch)
 	return struct{}{}, nil
 }
 

@@ -149,3 +149,38 @@ func TestStoreRetains(t *testing.T) {
 	}
 	require.Equal(t, []uint64{2, 5, 6}, seqs)
 }
+
+// TestStoreEndKeepsTheFence: a session that ended keeps fencing the epochs
+// up to its last: a member that lost the session while cut off, and comes
+// back after it ended, still has its records refused.
+func TestStoreEndKeepsTheFence(t *testing.T) {
+	s := NewStore(3, 0)
+	r := sample() // epoch 2, from node-a
+	require.NoError(t, s.Put(r))
+	require.NoError(t, s.Claim(r.Session, 3, "node-b"))
+	s.End(r.Session, 3)
+	require.Empty(t, s.Records(r.Session), "the records go")
+	require.Equal(t, uint64(3), s.Epoch(r.Session), "the epoch stays")
+	stale := r.Clone()
+	stale.Seq = 9
+	require.ErrorIs(t, s.Put(stale), ErrStaleEpoch, "the cut-off member is fenced")
+	late := r.Clone()
+	late.Epoch, late.Origin = 3, "node-b"
+	require.ErrorIs(t, s.Put(late), ErrStaleEpoch, "a late copy of the ended epoch is not kept")
+	require.ErrorIs(t, s.Claim(r.Session, 3, "node-b"), ErrStaleEpoch)
+
+	s.End(r.Session, 2)
+	require.Equal(t, uint64(3), s.Epoch(r.Session), "an older end changes nothing")
+	next := r.Clone()
+	next.Epoch, next.Origin = 4, "node-c"
+	require.NoError(t, s.Put(next), "a newer epoch is taken")
+	require.Len(t, s.Records(r.Session), 1)
+
+	unknown := [16]byte{1}
+	s.End(unknown, 5)
+	fresh := r.Clone()
+	fresh.Session, fresh.Epoch = unknown, 5
+	require.ErrorIs(t, s.Put(fresh), ErrStaleEpoch, "an end heard first fences too")
+	require.Equal(t, 2, s.Sweep(time.Now().Add(time.Second)), "Sweep forgets the fences in time")
+	require.Equal(t, 0, s.Len())
+}

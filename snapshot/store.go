@@ -23,7 +23,8 @@ type entry struct {
 	epoch   uint64
 	owner   string    // the member that claimed epoch (Claim)
 	recs    []*Record // ascending Seq
-	touched time.Time // last Put or Claim
+	touched time.Time // last Put, Claim or End
+	ended   bool      // the session ended at epoch: only a newer epoch's records are taken
 }
 
 // NewStore returns a store keeping up to keep records per session and at
@@ -49,6 +50,11 @@ func (s *Store) Put(r *Record) error {
 		return fmt.Errorf("%w: record of epoch %d from %s, session at epoch %d of %s",
 			ErrStaleEpoch, r.Epoch, r.Origin, e.epoch, e.owner)
 	}
+	if e.ended && r.Epoch == e.epoch {
+		return fmt.Errorf("%w: record of epoch %d from %s, session ended at that epoch",
+			ErrStaleEpoch, r.Epoch, r.Origin)
+	}
+	e.ended = false
 	e.touched = time.Now()
 	if r.Epoch > e.epoch || len(e.recs) > 0 && e.recs[0].Epoch < r.Epoch {
 		// The new owner's records supersede the older epoch's.
@@ -121,8 +127,31 @@ func (s *Store) Claim(session [16]byte, epoch uint64, owner string) error {
 		return fmt.Errorf("%w: claim of epoch %d by %s, session at epoch %d of %s",
 			ErrStaleEpoch, epoch, owner, e.epoch, e.owner)
 	}
-	e.epoch, e.owner, e.touched = epoch, owner, time.Now()
+	if e.ended && epoch == e.epoch {
+		return fmt.Errorf("%w: claim of epoch %d by %s, session ended at that epoch", ErrStaleEpoch, epoch, owner)
+	}
+	e.epoch, e.owner, e.touched, e.ended = epoch, owner, time.Now(), false
 	return nil
+}
+
+// End records that the session ended at epoch: its records go, and what
+// is remembered of it is a fence: records and claims of epoch or older are
+// refused until Sweep forgets the session (a member that lost the session
+// while cut off must still find out it is not its anymore). An End of an
+// older epoch than the newest known is ignored.
+func (s *Store) End(session [16]byte, epoch uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.byID[session]
+	if e == nil {
+		e = &entry{epoch: epoch}
+		s.byID[session] = e
+	}
+	if epoch < e.epoch {
+		return
+	}
+	s.dropLocked(e)
+	e.epoch, e.ended, e.touched = epoch, true, time.Now()
 }
 
 // Sweep forgets the sessions not touched since before.
