@@ -29,6 +29,9 @@ func sh(t *testing.T, args ...string) {
 	require.NoError(t, err, "%s: %s", strings.Join(args, " "), out)
 }
 
+// netnsCount numbers the namespaces of this process.
+var netnsCount atomic.Int32
+
 // newNetns makes a namespace at 10.250.N.2 reachable from the host's
 // 10.250.N.1, and removes it when the test ends.
 func newNetns(t *testing.T) *netns {
@@ -40,14 +43,19 @@ func newNetns(t *testing.T) *netns {
 			t.Fatalf("%s is not installed (.ci/run installs iproute2 and nftables): %v", tool, err)
 		}
 	}
-	id := os.Getpid() % 200
+	id := int(netnsCount.Add(1)+int32(os.Getpid())) % 200
 	n := &netns{t: t, name: fmt.Sprintf("mtcpfence%d", id),
 		hostIP: fmt.Sprintf("10.250.%d.1", id), insideIP: fmt.Sprintf("10.250.%d.2", id),
 		inside: fmt.Sprintf("mtf%db", id)}
 	host := fmt.Sprintf("mtf%da", id)
-	_ = exec.Command("ip", "netns", "del", n.name).Run() // a leftover of an interrupted run
+	// Leftovers of an interrupted run.
+	_ = exec.Command("ip", "netns", "del", n.name).Run()
+	_ = exec.Command("ip", "link", "del", host).Run()
 	sh(t, "ip", "netns", "add", n.name)
-	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", n.name).Run() })
+	t.Cleanup(func() {
+		_ = exec.Command("ip", "link", "del", host).Run()
+		_ = exec.Command("ip", "netns", "del", n.name).Run()
+	})
 	sh(t, "ip", "link", "add", host, "type", "veth", "peer", "name", n.inside)
 	sh(t, "ip", "link", "set", n.inside, "netns", n.name)
 	sh(t, "ip", "addr", "add", n.hostIP+"/30", "dev", host)
@@ -79,8 +87,15 @@ func (n *netns) heal() {
 // everyone (its packets silently dropped) while it keeps running; the client
 // resumes on another member, which takes the session from the replicas. When
 // the cut-off member comes back, it can neither deliver a byte to the client
-// nor commit a checkpoint: its copy of the session is fenced and ends.
+// nor commit a checkpoint: its copy of the session is fenced and ends. It
+// comes back either while the session runs on its successor, or after the
+// session ended there (its replicas then remember only its last epoch).
 func TestFencingOfACutOffMember(t *testing.T) {
+	t.Run("back while the session runs", func(t *testing.T) { testFencing(t, false) })
+	t.Run("back after the session ended", func(t *testing.T) { testFencing(t, true) })
+}
+
+func testFencing(t *testing.T, backAfterEnd bool) {
 	ns := newNetns(t)
 	hostArgs := []string{"-profile", "local", "-replicas", "1", "-debug",
 		"-listen", ns.hostIP + ":0", "-gossip", ns.hostIP + ":0"}
@@ -111,7 +126,7 @@ func TestFencingOfACutOffMember(t *testing.T) {
 		switch {
 		case got >= n/4 && step.CompareAndSwap(0, 1):
 			ns.isolate() // f0 is cut off, and keeps running
-		case got >= 3*n/4 && step.CompareAndSwap(1, 2):
+		case got >= 3*n/4 && !backAfterEnd && step.CompareAndSwap(1, 2):
 			ns.heal() // f0 is back while the session runs on its successor
 		}
 	})
@@ -137,6 +152,9 @@ func TestFencingOfACutOffMember(t *testing.T) {
 	requireTransferOK(t, res, n, 51, got)
 	_, ok := f0.final(mc.SessionID())
 	require.False(t, ok, "the cut-off member never saw the end of the session")
+	if backAfterEnd {
+		ns.heal()
+	}
 
 	// Back in touch, f0 finds out that its copy of the session was taken over:
 	// a replica refuses its checkpoints, and the session ends there.
