@@ -382,15 +382,11 @@ func TestDivergentRestoreFails(t *testing.T) {
 			require.Zero(t, k, "nothing is read after the restore")
 			t.Logf("read after the restore: %v", err)
 			require.ErrorIs(t, err, ErrSessionLost)
-			if !errors.Is(err, ErrDiverged) && os.Getenv("MTCP_KNOWN_BUGS") == "" {
-				t.Logf("BUG: the ABORT that says why was lost (see TestAbortReasonReachesClient): %v", err)
-			} else {
-				require.ErrorIs(t, err, ErrDiverged)
-				var pe *PeerError
-				require.ErrorAs(t, err, &pe, "the server found it and said so")
-				_, err = c.Write([]byte("x"))
-				require.ErrorIs(t, err, ErrDiverged)
-			}
+			require.ErrorIs(t, err, ErrDiverged)
+			var pe *PeerError
+			require.ErrorAs(t, err, &pe, "the server found it and said so")
+			_, err = c.Write([]byte("x"))
+			require.ErrorIs(t, err, ErrDiverged)
 			require.NoError(t, c.Close())
 			waitSessionEnd(t, c)
 
@@ -435,11 +431,7 @@ func TestDivergentRestoreFailsMidStream(t *testing.T) {
 		require.ErrorIs(t, moveErr, ErrDiverged)
 	}
 	require.ErrorIs(t, res.readErr, ErrSessionLost)
-	if !errors.Is(res.readErr, ErrDiverged) && os.Getenv("MTCP_KNOWN_BUGS") == "" {
-		t.Logf("BUG: the ABORT that says why was lost (see TestAbortReasonReachesClient): %v", res.readErr)
-	} else {
-		require.ErrorIs(t, res.readErr, ErrDiverged)
-	}
+	require.ErrorIs(t, res.readErr, ErrDiverged)
 	require.Less(t, res.receivedN, int64(n))
 	require.Equal(t, digestOf(res.receivedN, 17), res.received, "every byte read is what the echo sent")
 	require.NoError(t, c.Close())
