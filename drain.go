@@ -95,11 +95,17 @@ func (c *Conn) requestMove(m wire.Move) bool {
 	if c.terminated || !s.movableLocked(c) {
 		return false
 	}
+	s.askMoveLocked(c, m)
+	return true
+}
+
+// askMoveLocked asks the client to move: one MOVE goes out, on the current
+// link or the next one.
+func (s *serverSide) askMoveLocked(c *Conn, m wire.Move) {
 	s.moveTo, s.moveSent = &m, false
 	if c.link != nil {
 		c.link.kickNow()
 	}
-	return true
 }
 
 func (c *Conn) isTerminated() bool {

@@ -217,10 +217,7 @@ func (s *serverSide) migrate(ctx context.Context, c *Conn, to string, reason Mov
 		c.mu.Unlock()
 		return c.opError("migrate", ErrNotMovable)
 	}
-	s.moveTo = &wire.Move{Reason: reason, Name: target.Name, Addr: target.ClientAddr}
-	if c.link != nil {
-		c.link.kickNow()
-	}
+	s.askMoveLocked(c, wire.Move{Reason: reason, Name: target.Name, Addr: target.ClientAddr})
 	c.mu.Unlock()
 	select {
 	case <-c.doneCh:

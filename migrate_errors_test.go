@@ -691,3 +691,58 @@ func TestShortRegenerationFails(t *testing.T) {
 	require.NoError(t, c.Close())
 	waitSessionEnd(t, c)
 }
+
+// declineFirstMove is a policy that stays put the first time the server
+// asks, and obeys after that.
+type declineFirstMove struct {
+	DefaultPolicy
+	asked atomic.Int32
+}
+
+func (p *declineFirstMove) MoveRequested(addr string, r MoveReason) string {
+	if p.asked.Add(1) == 1 {
+		return ""
+	}
+	return addr
+}
+
+// TestServerMigrateAgainAfterDeclined: the client's policy declines the
+// server's first request to move; the server's next request must reach the
+// client again (a new MOVE), and the session moves.
+func TestServerMigrateAgainAfterDeclined(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	ap := startAppPool(t, 2, nil, appOptions{})
+	defer ap.close()
+	policy := &declineFirstMove{}
+	d := &Dialer{Logger: testLogger(t), Policy: policy}
+	c, err := d.Dial("tcp", ap.addr("m0"))
+	require.NoError(t, err)
+	mc := c.(*Conn)
+	id := mc.SessionID()
+	waitMembers(t, c, 2)
+	es := newEchoSession(c, 41)
+	require.NoError(t, es.round(64<<10, 10*time.Second))
+	sc := serverEnd(ap.member("m0"), id)
+	require.NotNil(t, sc)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	err = sc.Migrate(ctx, ap.addr("m1"))
+	cancel()
+	require.ErrorIs(t, err, context.DeadlineExceeded, "the client declined")
+	require.Equal(t, int32(1), policy.asked.Load())
+	require.NoError(t, es.round(64<<10, 10*time.Second))
+	require.Equal(t, "m0", mc.ServerName())
+
+	require.NoError(t, sc.Migrate(ctxTimeout(t, 10*time.Second), ap.addr("m1")), "asked again, the client moves")
+	require.Equal(t, int32(2), policy.asked.Load())
+	require.NoError(t, es.round(64<<10, 10*time.Second))
+	require.Equal(t, "m1", mc.ServerName())
+	require.Equal(t, []string{"m0", "m1"}, ap.servedBy(id))
+
+	sent, err := es.finish(10 * time.Second)
+	require.NoError(t, err)
+	waitSessionEnd(t, c)
+	require.Eventually(t, func() bool { return ap.finalDigest(id) != nil }, 5*time.Second, 10*time.Millisecond)
+	require.Equal(t, sent, ap.finalDigest(id))
+	require.Empty(t, ap.errors())
+}

@@ -37,7 +37,7 @@ type serverSide struct {
 	membersVer   uint64 // version of the member list the client has
 
 	moveTo   *wire.Move // asked of the client (Migrate, Drain)
-	moveSent bool       // on the current link
+	moveSent bool       // the MOVE for moveTo went out
 
 	repl replication // copies of the checkpoints on other members
 
