@@ -78,7 +78,8 @@ func (c *Conn) Checkpoint(state []byte) error {
 }
 
 // State returns the application state restored from a checkpoint when this
-// session moved here from another member; nil for a new session.
+// session moved here from another member; nil for a new session. The bytes
+// are the caller's: changing them changes no checkpoint.
 func (c *Conn) State() []byte {
 	if c.server == nil {
 		return nil

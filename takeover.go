@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strings"
+	"slices"
 	"sync"
 	"time"
 
@@ -47,15 +47,18 @@ func (n *node) takeOver(nc net.Conn, br *bufio.Reader, hello wire.Hello) error {
 		Known: proof.Known,
 	}
 	start := time.Now()
-	rec, epoch, from, err := n.obtain(hello.Origin, req)
+	rec, epoch, from, failedOver, err := n.obtain(hello.Origin, req)
 	if err != nil {
 		return err
 	}
-	c := n.restore(rec, epoch, p)
+	c, err := n.restore(rec, epoch, p)
+	if err != nil {
+		return err
+	}
 	took := time.Since(start)
 	n.ln.log.Info("mtcp: session taken over", "session", c.idStr, "from", from,
 		"epoch", epoch, "checkpoint", rec.Seq, "took", took)
-	if strings.HasPrefix(from, "replicas of ") {
+	if failedOver {
 		n.ln.cfg.Metrics.FailedOver(took)
 	} else {
 		n.ln.cfg.Metrics.Moved(took)
@@ -72,8 +75,9 @@ const handoverProbe = time.Second
 
 // obtain gets a session's checkpoint for a takeover: from its member if it
 // answers (a live migration), else from the members holding copies (a
-// failover), fencing the member that lost it.
-func (n *node) obtain(originName string, req handoverRequest) (*snapshot.Record, uint64, string, error) {
+// failover), fencing the member that lost it. It says where the checkpoint
+// came from, for logs, and whether it was a failover.
+func (n *node) obtain(originName string, req handoverRequest) (*snapshot.Record, uint64, string, bool, error) {
 	origin, known := n.pool.Member(originName)
 	if known && originName != n.name {
 		wait := n.ln.cfg.HandshakeTimeout
@@ -89,34 +93,39 @@ func (n *node) obtain(originName string, req handoverRequest) (*snapshot.Record,
 		case err == nil:
 			rec, err := snapshot.Unmarshal(rep.Record, 0)
 			if err != nil {
-				return nil, 0, "", fmt.Errorf("%w: checkpoint from %s: %v", ErrProtocol, origin.Name, err)
+				return nil, 0, "", false, fmt.Errorf("%w: checkpoint from %s: %v", ErrProtocol, origin.Name, err)
 			}
 			n.confirmHandover(origin, req.Session, rep.Epoch)
 			n.claimAsync(req.Session, rep.Epoch)
-			return rec, rep.Epoch, origin.Name, nil
+			return rec, rep.Epoch, origin.Name, false, nil
 		case errors.As(err, &re) && re.Code != codeUnknown:
-			return nil, 0, "", &refusal{*handoverError(err)} // it answered: no failover
+			return nil, 0, "", false, &refusal{*handoverError(err)} // it answered: no failover
 		case n.replicas == 0 && re == nil:
 			// It may be only slow: the client is to try again.
-			return nil, 0, "", &refusal{wire.Refused{Code: wire.CodeBusy,
+			return nil, 0, "", false, &refusal{wire.Refused{Code: wire.CodeBusy,
 				Reason: fmt.Sprintf("the session's member %s does not answer (%v) and checkpoints are not replicated", originName, err)}}
-		}
-		if n.replicas == 0 { // it answered that it does not have the session
-			return nil, 0, "", fmt.Errorf("%w: its member %s: %s", ErrUnknownSession, originName, re.Message)
+		case n.replicas == 0: // it answered that it does not have the session
+			return nil, 0, "", false, fmt.Errorf("%w: its member %s: %s", ErrUnknownSession, originName, re.Message)
 		}
 		n.ln.log.Info("mtcp: session's member does not answer, taking it from replicas",
 			"session", fmt.Sprintf("%x", req.Session), "member", originName, "err", err)
 	}
 	if n.replicas == 0 {
-		return nil, 0, "", fmt.Errorf("%w: its member %q is gone and checkpoints are not replicated", ErrUnknownSession, originName)
+		return nil, 0, "", false, fmt.Errorf("%w: its member %q is gone and checkpoints are not replicated", ErrUnknownSession, originName)
 	}
-	return n.failover(originName, req)
+	rec, epoch, err := n.failover(originName, req)
+	return rec, epoch, "replicas of " + originName, err == nil, err
 }
 
 // failover takes a session whose member is gone from the checkpoints the
 // other members hold: the newest the client can resume from, at an epoch
 // above every one known, claimed on every member that answered.
-func (n *node) failover(originName string, req handoverRequest) (*snapshot.Record, uint64, string, error) {
+func (n *node) failover(originName string, req handoverRequest) (*snapshot.Record, uint64, error) {
+	// Own copies count too: this member may be a replica of the session.
+	own := n.store.Records(req.Session)
+	if len(own) > 0 && !n.proofChecks(req, own[0]) {
+		return nil, 0, &refusal{wire.Refused{Code: wire.CodeBadProof, Reason: "the client's proof does not check out"}}
+	}
 	var others []pool.Member
 	for _, m := range n.pool.Members() {
 		if m.Name != n.name && m.Name != originName {
@@ -141,15 +150,13 @@ func (n *node) failover(originName string, req handoverRequest) (*snapshot.Recor
 		}()
 	}
 	wg.Wait()
-	// Own copies count too: this member may be a replica of the session.
-	var recs []*snapshot.Record
+	recs := own
 	epoch := n.store.Epoch(req.Session)
-	recs = append(recs, n.store.Records(req.Session)...)
 	var holders []pool.Member
 	for _, a := range answers {
 		var re *transport.RemoteError
 		if errors.As(a.err, &re) && re.Code == codeBadProof {
-			return nil, 0, "", &refusal{*handoverError(a.err)}
+			return nil, 0, &refusal{*handoverError(a.err)}
 		}
 		if a.err != nil {
 			continue
@@ -170,10 +177,7 @@ func (n *node) failover(originName string, req handoverRequest) (*snapshot.Recor
 			asked = append(asked, fmt.Sprintf("%s: %v", a.m.Name, a.err))
 		}
 		n.ln.log.Warn("mtcp: no checkpoint of the session found", "session", fmt.Sprintf("%x", req.Session), "asked", asked)
-		return nil, 0, "", fmt.Errorf("%w: no member holds a checkpoint of it", ErrUnknownSession)
-	}
-	if own := n.store.Records(req.Session); len(own) > 0 && !n.proofChecks(req, own[0]) {
-		return nil, 0, "", &refusal{wire.Refused{Code: wire.CodeBadProof, Reason: "the client's proof does not check out"}}
+		return nil, 0, fmt.Errorf("%w: no member holds a checkpoint of it", ErrUnknownSession)
 	}
 	rec := snapshot.Choose(recs, req.Received, req.Retained, req.knows)
 	if rec == nil {
@@ -183,16 +187,16 @@ func (n *node) failover(originName string, req handoverRequest) (*snapshot.Recor
 		}
 		n.ln.log.Warn("mtcp: no checkpoint fits the client", "received", req.Received, "retained", req.Retained,
 			"checkpoints", seen, "holders", len(holders))
-		return nil, 0, "", &refusal{wire.Refused{Code: wire.CodeNotMovable,
+		return nil, 0, &refusal{wire.Refused{Code: wire.CodeNotMovable,
 			Reason: fmt.Sprintf("no checkpoint fits the client (received %d, retains input from %d)", req.Received, req.Retained)}}
 	}
 	newEpoch := epoch + 1
 	// Every member that answers learns the new epoch, not only those with
 	// copies: the member that lost the session may write to any of them.
 	if err := n.claim(req.Session, newEpoch, others); err != nil {
-		return nil, 0, "", err
+		return nil, 0, err
 	}
-	return rec, newEpoch, "replicas of " + originName, nil
+	return rec, newEpoch, nil
 }
 
 // proofChecks verifies the client's proof with the secret of a checkpoint.
@@ -245,8 +249,11 @@ func (n *node) claimAsync(session [wire.SessionIDLen]byte, epoch uint64) {
 	n.background(func() { _ = n.claim(session, epoch, others) })
 }
 
-// restore builds the session from a checkpoint, given what the client holds.
-func (n *node) restore(rec *snapshot.Record, epoch uint64, client wire.Positions) *Conn {
+// restore builds the session from a checkpoint, given what the client
+// holds. If the session is here already (a concurrent takeover of it won),
+// it refuses: the client's next attempt resumes that one.
+func (n *node) restore(rec *snapshot.Record, epoch uint64, client wire.Positions) (*Conn, error) {
+	rec = rec.Clone() // this member's own copy: it may come from the replica store
 	cfg := &n.ln.cfg
 	st := stream.Restore(stream.Config{
 		Window: cfg.Window, Retention: cfg.Retention,
@@ -255,7 +262,7 @@ func (n *node) restore(rec *snapshot.Record, epoch uint64, client wire.Positions
 	rec.Epoch, rec.Origin = epoch, n.name // this member's copy of it, from now on
 	s := &serverSide{
 		ln: n.ln, node: n, epoch: epoch, params: rec.Params,
-		ckpts: []*snapshot.Record{rec}, durable: rec, nextSeq: rec.Seq, checkpointed: true, state: rec.State,
+		ckpts: []*snapshot.Record{rec}, durable: rec, nextSeq: rec.Seq, checkpointed: true, state: slices.Clone(rec.State),
 		repl: replication{done: map[uint64]bool{rec.Seq: true}, everything: true},
 	}
 	if client.Received > rec.OutPos {
@@ -273,6 +280,10 @@ func (n *node) restore(rec *snapshot.Record, epoch uint64, client wire.Positions
 	})
 	c.server = s
 	n.ln.mu.Lock()
+	if other := n.ln.sessions[rec.Session]; other != nil {
+		n.ln.mu.Unlock()
+		return nil, &refusal{wire.Refused{Code: wire.CodeBusy, Reason: "the session is being taken over by another attempt"}}
+	}
 	n.ln.sessions[rec.Session] = c
 	n.ln.mu.Unlock()
 	c.mu.Lock()
@@ -281,7 +292,7 @@ func (n *node) restore(rec *snapshot.Record, epoch uint64, client wire.Positions
 		c.watchRegeneration(client.Written)
 	}
 	c.mu.Unlock()
-	return c
+	return c, nil
 }
 
 // serveRestored finishes the client's handshake on a restored session and
