@@ -102,7 +102,7 @@ func (c *Conn) Write(p []byte) (int, error) {
 		l := c.link
 		c.mu.Unlock()
 		if k > 0 && l != nil {
-			l.flushFromWrite(!c.wrDeadline.isSet())
+			l.flushFromWrite()
 		}
 		if n == len(p) {
 			return n, nil
@@ -163,6 +163,9 @@ func (c *Conn) Close() error {
 	c.closed = true
 	close(c.closedCh)
 	c.interruptAppReaderLocked(pastDeadline)
+	if c.link != nil {
+		c.link.interruptWrite(pastDeadline)
+	}
 	if c.terminated {
 		return nil
 	}
@@ -180,8 +183,7 @@ func (c *Conn) Close() error {
 // SetDeadline sets the read and write deadlines.
 func (c *Conn) SetDeadline(t time.Time) error {
 	c.SetReadDeadline(t)
-	c.wrDeadline.set(t)
-	return nil
+	return c.SetWriteDeadline(t)
 }
 
 // SetReadDeadline sets the deadline for pending and future Reads; a zero
@@ -198,5 +200,12 @@ func (c *Conn) SetReadDeadline(t time.Time) error {
 // time means none.
 func (c *Conn) SetWriteDeadline(t time.Time) error {
 	c.wrDeadline.set(t)
+	if !t.IsZero() {
+		c.mu.Lock()
+		if c.link != nil {
+			c.link.interruptWrite(t)
+		}
+		c.mu.Unlock()
+	}
 	return nil
 }

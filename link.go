@@ -42,6 +42,12 @@ type link struct {
 	pingDue      bool
 	lastPing     time.Duration
 
+	// Guarded by dmu: an application Write is sending on nc itself
+	// (flushFromWrite), and whether a deadline was put on nc to interrupt it.
+	dmu         sync.Mutex
+	direct      bool
+	interrupted bool
+
 	// Guarded by wmu: the writer side.
 	wmu     sync.Mutex
 	writev  bool

@@ -22,15 +22,45 @@ func (l *link) sendLoop() {
 }
 
 // flushFromWrite sends the bytes Write just retained: directly when the
-// writer side is free and no write deadline could be outrun by a blocking
-// socket write, else through the send loop.
-func (l *link) flushFromWrite(direct bool) {
-	if direct && l.wmu.TryLock() {
-		l.flushLocked()
+// writer side is free and no write deadline is set, else through the send
+// loop. A direct send that a write deadline or Close catches blocked in the
+// socket is interrupted (interruptWrite): the link fails and the session
+// resumes, with the bytes retained.
+func (l *link) flushFromWrite() {
+	c := l.c
+	if !c.wrDeadline.isSet() && l.wmu.TryLock() {
+		l.dmu.Lock()
+		l.direct = true
+		l.dmu.Unlock()
+		// A deadline set or a Close after this point finds the direct send
+		// (interruptWrite); one set before it is seen here.
+		if !c.wrDeadline.isSet() && !isClosed(c.closedCh) {
+			l.flushLocked()
+		} else {
+			l.kickNow()
+		}
+		l.dmu.Lock()
+		l.direct = false
+		if l.interrupted {
+			l.interrupted = false
+			_ = l.nc.SetWriteDeadline(time.Time{})
+		}
+		l.dmu.Unlock()
 		l.wmu.Unlock()
 		return
 	}
 	l.kickNow()
+}
+
+// interruptWrite bounds a direct send in progress by t (a write deadline
+// set, or the past for Close).
+func (l *link) interruptWrite(t time.Time) {
+	l.dmu.Lock()
+	defer l.dmu.Unlock()
+	if l.direct {
+		l.interrupted = true
+		_ = l.nc.SetWriteDeadline(t)
+	}
 }
 
 func (l *link) flush() {
