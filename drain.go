@@ -76,15 +76,7 @@ func (ln *Listener) Drain(ctx context.Context) error {
 }
 
 // drainTargets lists the members that can take sessions.
-func (n *node) drainTargets() []pool.Member {
-	var out []pool.Member
-	for _, m := range n.pool.Members() {
-		if m.Name != n.name && !m.Draining {
-			out = append(out, m)
-		}
-	}
-	return out
-}
+func (n *node) drainTargets() []pool.Member { return n.pool.Eligible(n.name) }
 
 // requestMove asks the client to move, if the session can; it reports
 // whether it asked.

@@ -3,13 +3,14 @@ package mtcp
 import (
 	"errors"
 	"fmt"
-	"github.com/migratory/mtcp/snapshot"
 	"net"
 	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/migratory/mtcp/snapshot"
 
 	"github.com/migratory/mtcp/internal/wire"
 	"github.com/migratory/mtcp/pool"
@@ -31,6 +32,7 @@ type node struct {
 	rpc      *transport.Client
 
 	version atomic.Uint64   // bumped when membership or load changes
+	started atomic.Bool     // n.pool is set
 	store   *snapshot.Store // checkpoints this member keeps for others' sessions
 
 	mu         sync.Mutex
@@ -38,6 +40,7 @@ type node struct {
 	members    []byte // the MEMBERS frame for membersVer
 	moved      map[[wire.SessionIDLen]byte]*tombstone
 	swept      time.Time // when expired tombstones were last removed
+	topology   uint64    // the pool's Topology when changed last ran
 
 	stop    chan struct{}
 	wg      sync.WaitGroup
@@ -111,6 +114,7 @@ func startNode(ln *Listener, cfg *Config) (*node, error) {
 		n.rpc.Close()
 		return nil, fmt.Errorf("mtcp: pool: %w", err)
 	}
+	n.started.Store(true)
 	if cfg.Replicas == 0 {
 		ln.log.Info("mtcp: pool member without checkpoint replicas: sessions move only while their server lives")
 	}
@@ -139,18 +143,29 @@ func (n *node) close() {
 }
 
 // changed runs when the membership or a member's metadata changed: every
-// attached session sends its client the new member list.
+// attached session sends its client the new member list. When more than
+// the load changed (a member came, went, died and came back, or drains),
+// the sessions' replica sets may have changed too: each copies its
+// checkpoints to whoever holds them now.
 func (n *node) changed() {
 	n.version.Add(1)
+	if !n.started.Load() {
+		return // the pool is still starting: no session yet
+	}
+	topology := n.pool.Topology()
+	n.mu.Lock()
+	replace := topology != n.topology
+	n.topology = topology
+	n.mu.Unlock()
 	for _, c := range n.ln.sessionList() {
 		c.mu.Lock()
 		if c.link != nil {
 			c.link.kickNow()
 		}
-		// The session's replica set may have changed: copy its checkpoints
-		// to whoever holds them now.
-		c.server.repl.everything = true
-		c.replicateLocked()
+		if replace {
+			c.server.repl.everything = true
+			c.replicateLocked()
+		}
 		c.mu.Unlock()
 	}
 }

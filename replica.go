@@ -17,6 +17,7 @@ const (
 	kindFetch     = "fetch"     // a member taking over a session asks for its checkpoints
 	kindClaim     = "claim"     // a member taking over a session fences older epochs
 	kindForget    = "forget"    // a session ended: drop its checkpoints
+	kindEpoch     = "epoch"     // a member whose client is away asks whether its session was taken over
 )
 
 const codeStale = "stale_epoch" // a newer epoch of the session is known
@@ -38,6 +39,15 @@ type claimRequest struct {
 	Epoch   uint64                  `msgpack:"e"`
 }
 
+// epochQuery asks for the newest epoch a member knows of a session.
+type epochQuery struct {
+	Session [wire.SessionIDLen]byte `msgpack:"id"`
+}
+
+type epochReply struct {
+	Epoch uint64 `msgpack:"e"`
+}
+
 type forgetRequest struct {
 	Session [wire.SessionIDLen]byte `msgpack:"id"`
 	Epoch   uint64                  `msgpack:"e"`
@@ -52,6 +62,31 @@ func (n *node) registerReplicaHandlers() {
 	n.ctl.Handle(kindFetch, n.handleFetch)
 	n.ctl.Handle(kindClaim, n.handleClaim)
 	n.ctl.Handle(kindForget, n.handleForget)
+	n.ctl.Handle(kindEpoch, n.handleEpoch)
+}
+
+// handleEpoch tells the newest epoch this member knows of a session.
+func (n *node) handleEpoch(_ context.Context, _ string, decode func(any) error) (any, error) {
+	var req epochQuery
+	if err := decode(&req); err != nil {
+		return nil, err
+	}
+	return epochReply{Epoch: n.store.Epoch(req.Session)}, nil
+}
+
+// probeEpoch asks the session's replicas whether another member took the
+// session over (a newer epoch), and fences it here if one did.
+func (n *node) probeEpoch(c *Conn) {
+	ctx, cancel := context.WithTimeout(context.Background(), replicateTimeout)
+	defer cancel()
+	for _, m := range n.pool.Replicas(c.idStr, n.replicas) {
+		var rep epochReply
+		if err := n.rpc.Call(ctx, m.ControlAddr, kindEpoch, epochQuery{Session: c.id}, &rep); err != nil {
+			n.ln.log.Debug("mtcp: asking a replica for the session's epoch", "to", m.Name, "err", err)
+			continue
+		}
+		c.fenced(rep.Epoch, m.Name) // a no-op unless rep.Epoch is newer
+	}
 }
 
 // handleReplicate stores a copy of another member's checkpoint.

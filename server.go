@@ -73,19 +73,18 @@ func (s *serverSide) detached(c *Conn, cause error) {
 // away, whether another member took the session over.
 const fenceProbe = time.Second
 
-// probeFence copies the session's checkpoints to its replicas again now and
-// then while the client is away: a replica that knows a newer epoch refuses,
-// which ends the session here (it was taken over while this member was cut
-// off).
+// probeFence asks the session's replicas now and then while the client is
+// away whether they know a newer epoch, which ends the session here (it was
+// taken over while this member was cut off).
 func (s *serverSide) probeFence(c *Conn, gen uint64) {
 	time.AfterFunc(fenceProbe, func() {
 		c.mu.Lock()
-		defer c.mu.Unlock()
-		if s.detachGen != gen || c.link != nil || c.terminated {
+		away := s.detachGen == gen && c.link == nil && !c.terminated
+		c.mu.Unlock()
+		if !away {
 			return
 		}
-		s.repl.everything = true
-		c.replicateLocked()
+		s.node.probeEpoch(c)
 		s.probeFence(c, gen)
 	})
 }

@@ -33,6 +33,15 @@ func (p *Pool) LeastLoaded(exclude ...string) (Member, bool) {
 	}), true
 }
 
+// Topology counts the changes of the pool other than load: members joining,
+// leaving or dying (and coming back), addresses, draining. Replica sets
+// and other choices over the members can change only when it does.
+func (p *Pool) Topology() uint64 { return p.topology.Load() }
+
+// Eligible returns the alive members that take sessions and copies (not
+// draining), leaving out those named in exclude, sorted by name.
+func (p *Pool) Eligible(exclude ...string) []Member { return p.candidates(exclude, "") }
+
 // candidates returns the alive, non-draining members not named in exclude
 // nor called also.
 func (p *Pool) candidates(exclude []string, also string) []Member {

@@ -41,6 +41,7 @@ func (p *Pool) SetDraining(draining bool) error {
 	if !changed {
 		return nil
 	}
+	p.topology.Add(1)
 	p.changedNow()
 	if err := p.publish(p.timings.updateWait); err != nil {
 		return fmt.Errorf("pool: gossip draining=%t: %w", draining, err)

@@ -12,3 +12,9 @@ type Member struct {
 
 // eligible reports whether m may take new sessions, migrations or replicas.
 func (m Member) eligible() bool { return !m.Draining }
+
+// withoutLoad is m with its load figures zeroed, to compare what else changed.
+func (m Member) withoutLoad() Member {
+	m.Sessions, m.BytesPerSec = 0, 0
+	return m
+}

@@ -33,6 +33,7 @@ type Pool struct {
 	closed   atomic.Bool
 	left     atomic.Bool
 
+	topology  atomic.Uint64 // counts changes of who is in the pool and who takes sessions
 	changed   chan struct{} // a change for OnChange; capacity 1
 	loadDirty chan struct{} // load waiting to be gossiped; capacity 1
 	done      chan struct{} // closed by Shutdown

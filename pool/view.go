@@ -25,6 +25,9 @@ func (p *Pool) upsert(n *memberlist.Node) {
 	old, had := p.remote[m.Name]
 	p.remote[m.Name] = m
 	p.mu.Unlock()
+	if !had || old.withoutLoad() != m.withoutLoad() {
+		p.topology.Add(1)
+	}
 	if !had || old != m {
 		p.changedNow()
 	}
@@ -40,6 +43,7 @@ func (p *Pool) remove(name string) {
 	delete(p.remote, name)
 	p.mu.Unlock()
 	if had {
+		p.topology.Add(1)
 		p.changedNow()
 	}
 }
