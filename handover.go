@@ -38,6 +38,12 @@ func (r *handoverRequest) proof() wire.Proof {
 	return wire.Proof{Positions: r.positions(), Known: r.Known}
 }
 
+// signed reports whether the client's proof carried by r checks out with
+// the session secret.
+func (r *handoverRequest) signed(secret auth.Secret) bool {
+	return auth.Equal(r.MAC, auth.ClientMAC(secret, r.Session, r.ClientNonce, r.ServerNonce, r.proof().Fields()))
+}
+
 // knows reports whether the client can check regenerated output from out.
 func (r *handoverRequest) knows(out uint64) bool {
 	return out == 0 || slices.Contains(r.Known, out)
@@ -99,7 +105,7 @@ func (n *node) handleHandover(ctx context.Context, from string, decode func(any)
 		return nil, &controlError{codeUnknown, "no such session"}
 	}
 	pos := req.positions()
-	if !auth.Equal(req.MAC, auth.ClientMAC(c.secret, c.id, req.ClientNonce, req.ServerNonce, req.proof().Fields())) {
+	if !req.signed(c.secret) {
 		c.log.Warn("mtcp: handover with a bad client proof refused", "from", from)
 		return nil, &controlError{codeBadProof, "the client's proof does not check out"}
 	}
@@ -149,7 +155,7 @@ func (n *node) handleHandover(ctx context.Context, from string, decode func(any)
 // handOverAgain answers a successor that asks again for a session this
 // member handed it: the first answer was lost on the way.
 func (n *node) handOverAgain(t tombstone, req handoverRequest) (any, error) {
-	if !n.proofChecks(req, t.rec) {
+	if !req.signed(t.rec.Secret) {
 		return nil, &controlError{codeBadProof, "the client's proof does not check out"}
 	}
 	if snapshot.Choose([]*snapshot.Record{t.rec}, req.Received, req.Retained, req.knows) == nil {

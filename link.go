@@ -29,7 +29,6 @@ type link struct {
 	kick     chan struct{} // capacity 1: the send loop has work
 	dead     chan struct{} // closed when the link is shut down
 	once     sync.Once
-	cause    error
 	watchdog *time.Timer
 
 	// Guarded by the session's read token: the frame being read.
@@ -88,31 +87,24 @@ func (l *link) sinceRecv() time.Duration {
 	return time.Since(l.born) - time.Duration(l.lastRecv.Load())
 }
 
-// shutdown closes the link without telling the session (which already knows).
-func (l *link) shutdown(cause error) {
+// shutdown closes the link without telling the session (which already
+// knows). It reports whether this call closed it.
+func (l *link) shutdown() bool {
+	first := false
 	l.once.Do(func() {
-		l.cause = cause
+		first = true
 		close(l.dead)
 		if l.watchdog != nil {
 			l.watchdog.Stop()
 		}
 		_ = l.nc.Close()
 	})
+	return first
 }
 
 // fail closes a link that broke and tells the session.
 func (l *link) fail(cause error) {
-	first := false
-	l.once.Do(func() {
-		first = true
-		l.cause = cause
-		close(l.dead)
-		if l.watchdog != nil {
-			l.watchdog.Stop()
-		}
-		_ = l.nc.Close()
-	})
-	if first {
+	if l.shutdown() {
 		l.c.linkDown(l, cause)
 	}
 }

@@ -42,8 +42,6 @@ type move struct {
 	done     chan error
 }
 
-var errMoving = errors.New("mtcp: link closed to move the session")
-
 // Migrate moves this session's server end to the pool member whose client
 // address is to ("" lets the pool choose the least loaded member). On a
 // client it returns once the session runs on the new member, or with an
@@ -140,7 +138,7 @@ func (cs *clientSide) migrate(ctx context.Context, c *Conn, to string) error {
 	cs.moving = m
 	l := c.link
 	c.link = nil
-	l.shutdown(errMoving)
+	l.shutdown()
 	c.mu.Unlock()
 	c.log.Info("mtcp: moving session", "from", cs.node, "to", target.Name, "addr", target.Addr)
 	go cs.runMove(c, m)

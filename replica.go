@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/migratory/mtcp/internal/auth"
 	"github.com/migratory/mtcp/internal/wire"
 	"github.com/migratory/mtcp/snapshot"
 )
@@ -123,8 +122,7 @@ func (n *node) handleFetch(_ context.Context, from string, decode func(any) erro
 	if len(recs) == 0 {
 		return nil, &controlError{codeUnknown, "no checkpoint of the session here"}
 	}
-	secret := auth.Secret(recs[0].Secret)
-	if !auth.Equal(req.MAC, auth.ClientMAC(secret, req.Session, req.ClientNonce, req.ServerNonce, req.proof().Fields())) {
+	if !req.signed(recs[0].Secret) {
 		n.ln.log.Warn("mtcp: checkpoint fetch with a bad client proof refused", "from", from)
 		return nil, &controlError{codeBadProof, "the client's proof does not check out"}
 	}

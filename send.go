@@ -1,7 +1,6 @@
 package mtcp
 
 import (
-	"errors"
 	"io"
 	"time"
 
@@ -201,7 +200,7 @@ func (l *link) sendAbort(code wire.Code, reason string) {
 		_ = l.nc.SetReadDeadline(time.Now().Add(abortLinger))
 		_, _ = io.Copy(io.Discard, l.nc)
 	}
-	l.shutdown(errors.New("aborted"))
+	l.shutdown()
 }
 
 // smallBatch is the size below which a batch is copied into one buffer.

@@ -307,7 +307,7 @@ func (ln *Listener) serveResume(nc net.Conn, br *bufio.Reader, hello wire.Hello)
 	}
 	if old := c.link; old != nil {
 		c.link = nil
-		old.shutdown(errSuperseded)
+		old.shutdown()
 	}
 	s := c.server
 	s.reattached()

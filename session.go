@@ -229,7 +229,7 @@ func (c *Conn) terminateLocked(err error) {
 	c.params.metrics.SessionEnded(err != nil && !errors.Is(err, ErrMigrated))
 	if l := c.link; l != nil {
 		c.link = nil
-		l.shutdown(err)
+		l.shutdown()
 	}
 	if c.linger != nil {
 		c.linger.Stop()
@@ -264,5 +264,3 @@ func (c *Conn) sessionErrLocked() error {
 	}
 	return net.ErrClosed
 }
-
-var errSuperseded = errors.New("mtcp: link superseded by a resume")

@@ -123,7 +123,7 @@ func (n *node) obtain(originName string, req handoverRequest) (*snapshot.Record,
 func (n *node) failover(originName string, req handoverRequest) (*snapshot.Record, uint64, error) {
 	// Own copies count too: this member may be a replica of the session.
 	own := n.store.Records(req.Session)
-	if len(own) > 0 && !n.proofChecks(req, own[0]) {
+	if len(own) > 0 && !req.signed(own[0].Secret) {
 		return nil, 0, &refusal{wire.Refused{Code: wire.CodeBadProof, Reason: "the client's proof does not check out"}}
 	}
 	var others []pool.Member
@@ -197,12 +197,6 @@ func (n *node) failover(originName string, req handoverRequest) (*snapshot.Recor
 		return nil, 0, err
 	}
 	return rec, newEpoch, nil
-}
-
-// proofChecks verifies the client's proof with the secret of a checkpoint.
-func (n *node) proofChecks(req handoverRequest, rec *snapshot.Record) bool {
-	return auth.Equal(req.MAC, auth.ClientMAC(auth.Secret(rec.Secret), req.Session, req.ClientNonce, req.ServerNonce,
-		req.proof().Fields()))
 }
 
 // claim fences the epochs before epoch on this member and on the holders

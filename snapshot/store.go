@@ -190,20 +190,6 @@ func (s *Store) Records(session [16]byte) []*Record {
 	return append([]*Record(nil), e.recs...)
 }
 
-// PruneBefore drops the session's records older than seq.
-func (s *Store) PruneBefore(session [16]byte, seq uint64) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	e := s.byID[session]
-	if e == nil {
-		return
-	}
-	for len(e.recs) > 0 && e.recs[0].Seq < seq {
-		s.bytes -= len(e.recs[0].State)
-		e.recs = e.recs[1:]
-	}
-}
-
 // Delete forgets the session.
 func (s *Store) Delete(session [16]byte) {
 	s.mu.Lock()

@@ -16,7 +16,6 @@ type clientConn struct {
 	nc    net.Conn
 	br    *bufio.Reader
 	sec   *secureConn
-	peer  string
 	timer *time.Timer // closes the connection when it idles too long in the pool
 }
 
@@ -137,7 +136,7 @@ func (c *Client) dial(ctx context.Context, addr string) (*clientConn, error) {
 		c.discard(cc)
 		return nil, c.dialError(ctx, hctx, "handshake", err)
 	}
-	cc.sec, cc.peer = hs.sec, hs.peerName
+	cc.sec = hs.sec
 	return cc, nil
 }
 

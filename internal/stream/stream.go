@@ -130,14 +130,14 @@ func (s *Stream) CanSend() bool {
 		(s.nextMark < len(s.marks) && s.marks[s.nextMark].Out <= s.sent)
 }
 
-// NextData takes up to max bytes to send from the retained output, in one or
+// NextData takes up to limit bytes to send from the retained output, in one or
 // two pieces starting at position seq, and counts them as sent. It returns no
 // bytes when everything is sent or the peer's window is closed. The pieces
 // stay valid until the peer releases them.
-func (s *Stream) NextData(max int) (seq uint64, a, b []byte) {
-	to := min(s.out.end(), s.peerLimit, s.sent+uint64(max))
+func (s *Stream) NextData(limit int) (seq uint64, a, b []byte) {
+	to := min(s.out.end(), s.peerLimit, s.sent+uint64(limit))
 	if s.nextMark < len(s.marks) {
-		to = min(to, max64(s.marks[s.nextMark].Out, s.sent)) // stop at the next mark
+		to = min(to, max(s.marks[s.nextMark].Out, s.sent)) // stop at the next mark
 	}
 	if to <= s.sent || s.peerEnd == Closed || s.held {
 		return s.sent, nil, nil
@@ -350,8 +350,6 @@ func (s *Stream) Resume(peer wire.Positions) error {
 	s.resendMarksFrom(peer.Received)
 	return nil
 }
-
-func max64(a, b uint64) uint64 { return max(a, b) }
 
 // DiscardInput drops the buffered input: the application reads no more.
 func (s *Stream) DiscardInput() {

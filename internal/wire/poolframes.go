@@ -171,9 +171,3 @@ func ParseVerify(body []byte) (Verify, error) {
 	}
 	return f, nil
 }
-
-// ParseMembers decodes a MEMBERS body.
-func ParseMembers(body []byte) (Members, error) { return parseMembers(body) }
-
-// ParseMove decodes a MOVE body.
-func ParseMove(body []byte) (Move, error) { return parseMove(body) }
