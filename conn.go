@@ -96,6 +96,7 @@ func (c *Conn) Write(p []byte) (int, error) {
 		}
 		k, _ := c.st.Write(p[n:])
 		n += k
+		c.countTraffic(k)
 		if c.server != nil && c.server.verifyPending {
 			c.checkRegeneratedLocked()
 		}

@@ -1,6 +1,7 @@
 package mtcp
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -31,13 +32,14 @@ type node struct {
 	ctl      *transport.Server
 	rpc      *transport.Client
 
-	version atomic.Uint64   // bumped when membership or load changes
+	version atomic.Uint64   // bumped when the MEMBERS frame changes
 	started atomic.Bool     // n.pool is set
+	traffic atomic.Uint64   // bytes its sessions received and wrote, in all
 	store   *snapshot.Store // checkpoints this member keeps for others' sessions
 
 	mu         sync.Mutex
-	membersVer uint64
-	members    []byte // the MEMBERS frame for membersVer
+	membersVer uint64 // the version of members
+	members    []byte // the MEMBERS frame the clients are sent
 	moved      map[[wire.SessionIDLen]byte]*tombstone
 	swept      time.Time // when expired tombstones were last removed
 	topology   uint64    // the pool's Topology when changed last ran
@@ -114,6 +116,7 @@ func startNode(ln *Listener, cfg *Config) (*node, error) {
 		n.rpc.Close()
 		return nil, fmt.Errorf("mtcp: pool: %w", err)
 	}
+	n.refreshMembers()
 	n.started.Store(true)
 	if cfg.Replicas == 0 {
 		ln.log.Info("mtcp: pool member without checkpoint replicas: sessions move only while their server lives")
@@ -148,18 +151,21 @@ func (n *node) close() {
 // the sessions' replica sets may have changed too: each copies its
 // checkpoints to whoever holds them now.
 func (n *node) changed() {
-	n.version.Add(1)
 	if !n.started.Load() {
 		return // the pool is still starting: no session yet
 	}
+	news := n.refreshMembers()
 	topology := n.pool.Topology()
 	n.mu.Lock()
 	replace := topology != n.topology
 	n.topology = topology
 	n.mu.Unlock()
+	if !news && !replace {
+		return
+	}
 	for _, c := range n.ln.sessionList() {
 		c.mu.Lock()
-		if c.link != nil {
+		if news && c.link != nil {
 			c.link.kickNow()
 		}
 		if replace {
@@ -170,37 +176,52 @@ func (n *node) changed() {
 	}
 }
 
-// reportLoad publishes this member's load once a second.
+// reportLoad publishes this member's load once a second: its sessions,
+// and the bytes per second its sessions read and wrote.
 func (n *node) reportLoad() {
 	defer n.wg.Done()
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
+	last, at := n.traffic.Load(), time.Now()
 	for {
 		select {
 		case <-n.stop:
 			return
-		case <-t.C:
-			n.pool.SetLoad(n.ln.Sessions(), 0)
+		case now := <-t.C:
+			total := n.traffic.Load()
+			rate := float64(total-last) / now.Sub(at).Seconds()
+			last, at = total, now
+			n.pool.SetLoad(n.ln.Sessions(), uint64(rate))
 		}
 	}
+}
+
+// refreshMembers rebuilds the MEMBERS frame from the pool; it reports
+// whether the frame changed (a new version for the clients), which load
+// figures the clients are not shown do not do.
+func (n *node) refreshMembers() bool {
+	list := n.pool.Members()
+	f := wire.Members{List: make([]wire.MemberInfo, 0, len(list))}
+	for _, m := range list {
+		f.List = append(f.List, wire.MemberInfo{
+			Name: m.Name, Addr: m.ClientAddr, Sessions: uint32(min(m.Sessions, 1<<31)), Draining: m.Draining,
+		})
+	}
+	b := wire.AppendFrame(nil, f)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if bytes.Equal(b, n.members) {
+		return false
+	}
+	n.members, n.membersVer = b, n.version.Add(1)
+	return true
 }
 
 // membersFrame returns the encoded MEMBERS frame of the current membership
 // and its version.
 func (n *node) membersFrame() ([]byte, uint64) {
-	v := n.version.Load()
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.membersVer != v || n.members == nil {
-		list := n.pool.Members()
-		f := wire.Members{List: make([]wire.MemberInfo, 0, len(list))}
-		for _, m := range list {
-			f.List = append(f.List, wire.MemberInfo{
-				Name: m.Name, Addr: m.ClientAddr, Sessions: uint32(min(m.Sessions, 1<<31)), Draining: m.Draining,
-			})
-		}
-		n.members, n.membersVer = wire.AppendFrame(nil, f), v
-	}
 	return n.members, n.membersVer
 }
 

@@ -17,6 +17,15 @@ func (c *Conn) receivedLocked(p []byte) {
 			cs.ps.bytes += uint64(len(p))
 		}
 	}
+	c.countTraffic(len(p))
+}
+
+// countTraffic adds n bytes of a server session's traffic to its member's
+// load figure.
+func (c *Conn) countTraffic(n int) {
+	if s := c.server; s != nil && s.node != nil {
+		s.node.traffic.Add(uint64(n))
+	}
 }
 
 // handlePoolFrameLocked applies MEMBERS, MOVE and MARK (server to client) and
@@ -106,7 +115,10 @@ func (cs *clientSide) digestAt(pos uint64) (digest.Running, bool) {
 func (l *link) poolFramesLocked() {
 	c := l.c
 	if s := c.server; s != nil && s.node != nil {
-		if b, v := s.node.membersFrame(); v != s.membersVer {
+		// The version first, without the member's lock: most batches have
+		// no news to send.
+		if s.node.version.Load() != s.membersVer {
+			b, v := s.node.membersFrame()
 			s.membersVer = v
 			l.bufs = append(l.bufs, b)
 		}
