@@ -109,6 +109,7 @@ func (c *Conn) Write(p []byte) (int, error) {
 			return n, nil
 		}
 		c.mu.Lock()
+		c.wantsAcks = true
 		c.wakeReaderLocked() // acknowledgements make room
 		c.mu.Unlock()
 		select {
@@ -116,6 +117,9 @@ func (c *Conn) Write(p []byte) (int, error) {
 		case <-dl:
 		case <-c.closedCh:
 		}
+		c.mu.Lock()
+		c.wantsAcks = false
+		c.mu.Unlock()
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"os"
 	"time"
+
+	"github.com/migratory/mtcp/internal/stream"
 )
 
 // The read token. One goroutine at a time reads a session's link: a Read
@@ -67,6 +69,12 @@ func (c *Conn) readDirect(p []byte) (n int, again bool) {
 	}
 	c.mu.Lock()
 	c.holder, c.holderLink = holderNone, nil
+	if c.wantsAcks || c.closed || c.st.OutputEnd() != stream.Open {
+		// Acknowledgements are awaited (a Write's room, the end of the
+		// session): the background reader takes over now, not at the next
+		// keepalive tick.
+		signal(c.bgWake)
+	}
 	if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
 		c.mu.Unlock()
 		l.readFailed(err)

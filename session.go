@@ -69,6 +69,7 @@ type Conn struct {
 	holder     holderKind
 	holderLink *link
 	appWants   bool          // a Read waits for the background reader to yield
+	wantsAcks  bool          // a Write waits for acknowledgements to make room
 	bgWake     chan struct{} // capacity 1: the background reader should look
 	bgStarted  bool
 
