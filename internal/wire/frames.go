@@ -145,8 +145,10 @@ func parseRefused(body []byte) (Refused, error) {
 }
 func (f Extension) appendBody(b []byte) []byte { return append(b, f.Body...) }
 
-// AppendFrame appends the encoding of f (header and body) to b.
-func AppendFrame(b []byte, f Frame) []byte {
+// AppendFrame appends the encoding of f (header and body) to b. It is
+// generic so that encoding a concrete frame (an ACK per batch) does not box
+// it into a Frame on the heap.
+func AppendFrame[F Frame](b []byte, f F) []byte {
 	return f.appendBody(AppendHeader(b, f.header()))
 }
 
