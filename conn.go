@@ -55,10 +55,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 			c.mu.Unlock()
 			return 0, nil
 		}
-		n, again := c.readDirect(p)
-		if n > 0 {
-			c.noteAckLocked()
-		}
+		n, again := c.readDirect(p) // acknowledgements are noted as bytes arrive
 		c.mu.Unlock()
 		if n > 0 {
 			return n, nil

@@ -154,19 +154,9 @@ func (l *link) readPayload(dst []byte) (int, bool, error) {
 		c.mu.Unlock()
 		n, err := l.br.Read(dst[:min(len(dst), fs.data)])
 		if n > 0 {
-			l.touch()
-			fs.data -= n
-			c.mu.Lock()
-			if c.link != l {
-				// The session moved on (its positions were told to a new
-				// link): bytes of the old one count for nothing.
-				c.mu.Unlock()
-				return 0, false, errStaleLink
+			if err := l.gotPayload(dst[:n], true); err != nil {
+				return 0, false, err
 			}
-			c.receivedLocked(dst[:n])
-			c.st.Deliver(n)
-			c.updateReleaseLocked()
-			c.mu.Unlock()
 		}
 		if err != nil {
 			return n, false, readError(err)
@@ -177,29 +167,43 @@ func (l *link) readPayload(dst []byte) (int, bool, error) {
 	c.mu.Unlock()
 	n, err := l.br.Read(a)
 	if n > 0 {
-		l.touch()
-		fs.data -= n
-		c.mu.Lock()
-		if c.link != l {
-			c.mu.Unlock()
-			return 0, false, errStaleLink
+		if err := l.gotPayload(a[:n], false); err != nil {
+			return 0, false, err
 		}
-		c.receivedLocked(a[:n])
-		c.st.Commit(n)
-		c.updateReleaseLocked()
-		if c.closed {
-			c.st.DiscardInput() // nobody will read it
-		}
-		signal(c.readable)
-		if urgent, _ := c.st.AckDue(); urgent && c.link == l {
-			l.kickNow()
-		}
-		c.mu.Unlock()
 	}
 	if err != nil {
 		return 0, n > 0, readError(err)
 	}
 	return 0, n > 0, nil
+}
+
+// gotPayload counts p, just read off the link, as received: handed straight
+// to the Read that reads the link (direct), or committed to the input
+// buffer.
+func (l *link) gotPayload(p []byte, direct bool) error {
+	l.touch()
+	l.fs.data -= len(p)
+	c := l.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.link != l {
+		// The session moved on (its positions were told to a new link):
+		// bytes of the old one count for nothing.
+		return errStaleLink
+	}
+	c.receivedLocked(p)
+	if direct {
+		c.st.Deliver(len(p))
+	} else {
+		c.st.Commit(len(p))
+		if c.closed {
+			c.st.DiscardInput() // nobody will read it
+		}
+		signal(c.readable)
+	}
+	c.updateReleaseLocked()
+	c.noteAckLocked()
+	return nil
 }
 
 // handleControl applies a control frame. It reports whether the frame made
