@@ -80,8 +80,7 @@ func (d *Dialer) withDefaults() Dialer {
 	setDefault(&out.KeepAliveTimeout, DefaultKeepAliveTimeout)
 	setDefault(&out.Window, DefaultWindow)
 	setDefault(&out.Retention, DefaultRetention)
-	out.KeepAlive = clamp(out.KeepAlive, minKeepAlive, maxKeepAliveWire-time.Second)
-	out.KeepAliveTimeout = clamp(out.KeepAliveTimeout, out.KeepAlive+minKeepAlive, maxKeepAliveWire)
+	out.KeepAlive, out.KeepAliveTimeout = boundKeepAlive(out.KeepAlive, out.KeepAliveTimeout)
 	out.Window = clamp(out.Window, minBufferSize, maxBufferSize)
 	out.Retention = clamp(out.Retention, minBufferSize, maxBufferSize)
 	return out

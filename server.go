@@ -195,9 +195,15 @@ func (r *refusal) Error() string { return r.f.Code.String() + ": " + r.f.Reason 
 
 // clientKeepAlive bounds the keepalive settings a client asked for.
 func clientKeepAlive(h wire.Hello) (interval, timeout time.Duration) {
-	interval = clamp(time.Duration(h.KeepAliveMillis)*time.Millisecond, minKeepAlive, maxKeepAliveWire-time.Second)
-	timeout = clamp(time.Duration(h.KeepAliveTimeoutMillis)*time.Millisecond, interval+minKeepAlive, maxKeepAliveWire)
-	return interval, timeout
+	return boundKeepAlive(time.Duration(h.KeepAliveMillis)*time.Millisecond,
+		time.Duration(h.KeepAliveTimeoutMillis)*time.Millisecond)
+}
+
+// boundKeepAlive puts keepalive settings within what the wire can say and
+// what makes sense: the timeout above the interval.
+func boundKeepAlive(interval, timeout time.Duration) (time.Duration, time.Duration) {
+	interval = clamp(interval, minKeepAlive, maxKeepAliveWire-time.Second)
+	return interval, clamp(timeout, interval+minKeepAlive, maxKeepAliveWire)
 }
 
 func (ln *Listener) serveNew(nc net.Conn, br *bufio.Reader, hello wire.Hello) error {
