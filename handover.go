@@ -92,9 +92,7 @@ func (n *node) handleHandover(ctx context.Context, from string, decode func(any)
 	if !ok {
 		return nil, &controlError{codeUnknown, "the asking member " + from + " is not in the pool"}
 	}
-	n.ln.mu.Lock()
-	c := n.ln.sessions[req.Session]
-	n.ln.mu.Unlock()
+	c := n.ln.session(req.Session)
 	if c == nil {
 		if t, ok := n.movedTo(req.Session); ok {
 			if t.node == from && t.reply != nil {

@@ -258,6 +258,13 @@ func isTemporary(err error) bool {
 	return ok && t.Temporary()
 }
 
+// session returns the session with that id this listener serves, or nil.
+func (ln *Listener) session(id [wire.SessionIDLen]byte) *Conn {
+	ln.mu.Lock()
+	defer ln.mu.Unlock()
+	return ln.sessions[id]
+}
+
 // deliverMoved hands a session that moved in to Accept, waiting as long as
 // it takes: the member it came from gave it up, so dropping it for want of
 // room in the backlog would lose it. It gives up only when the listener

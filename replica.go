@@ -147,9 +147,7 @@ func (n *node) handleClaim(_ context.Context, from string, decode func(any) erro
 		return nil, &controlError{codeStale, err.Error()}
 	}
 	// A session this member still serves at an older epoch is fenced too.
-	n.ln.mu.Lock()
-	c := n.ln.sessions[req.Session]
-	n.ln.mu.Unlock()
+	c := n.ln.session(req.Session)
 	if c != nil {
 		c.fenced(req.Epoch, from)
 	}

@@ -277,9 +277,7 @@ func (ln *Listener) serveNew(nc net.Conn, br *bufio.Reader, hello wire.Hello) er
 }
 
 func (ln *Listener) serveResume(nc net.Conn, br *bufio.Reader, hello wire.Hello) error {
-	ln.mu.Lock()
-	c := ln.sessions[hello.Session]
-	ln.mu.Unlock()
+	c := ln.session(hello.Session)
 	if c == nil {
 		if ln.node != nil {
 			return ln.node.takeOver(nc, br, hello)
