@@ -65,9 +65,6 @@ func (c *Conn) Checkpoint(state []byte) error {
 		s.dropCheckpointLocked()
 	}
 	s.ckpts = append(s.ckpts, rec)
-	if s.durable == nil {
-		s.checkpointed = true
-	}
 	c.st.AddMark(rec.Seq, rec.InPos)
 	c.replicateLocked()
 	c.advanceDurableLocked()
@@ -99,12 +96,16 @@ func (c *Conn) Movable() bool {
 	return c.server.movableLocked(c)
 }
 
+// checkpointed (c.mu held) reports whether the application checkpoints
+// (checkpoints are never all dropped once there is one).
+func (s *serverSide) checkpointed() bool { return len(s.ckpts) > 0 }
+
 // movableLocked: the application checkpoints, and a checkpoint is one the
 // client can resume from (it still holds the input after it). A live move
 // needs no more: the member hands its checkpoints over itself; a failover
 // needs a durable one (replicated), which the replicas choose from.
 func (s *serverSide) movableLocked(c *Conn) bool {
-	if s.node == nil || c.terminated || !s.checkpointed {
+	if s.node == nil || c.terminated || !s.checkpointed() {
 		return false
 	}
 	for _, r := range s.ckpts {
@@ -154,7 +155,7 @@ func (c *Conn) updateReleaseLocked() {
 	}
 	recv := c.st.Received()
 	target := recv
-	if s.checkpointed && s.durable != nil {
+	if s.durable != nil {
 		target = max(s.durable.InPos, c.st.Release())
 		retention := uint64(s.params.ClientRetention)
 		// A newer checkpoint is on its way to durability only if the output

@@ -113,7 +113,7 @@ func (n *node) handleHandover(ctx context.Context, from string, decode func(any)
 	if c.terminated {
 		return nil, &controlError{codeUnknown, "the session ended"}
 	}
-	if !s.checkpointed {
+	if !s.checkpointed() {
 		return nil, &controlError{codeNotMovable, "the application does not checkpoint"}
 	}
 	rec := snapshot.Choose(s.ckpts, pos.Received, pos.Retained, req.knows)

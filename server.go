@@ -27,14 +27,13 @@ type serverSide struct {
 	resumeGen  uint64 // the newest resume in progress
 
 	// Pool state, guarded by Conn.mu.
-	epoch        uint64
-	params       snapshot.Params
-	ckpts        []*snapshot.Record // newest last; the first may be durable
-	durable      *snapshot.Record   // newest checkpoint the client can resume from
-	nextSeq      uint64
-	checkpointed bool   // the application called Checkpoint
-	state        []byte // restored state (State)
-	membersVer   uint64 // version of the member list the client has
+	epoch      uint64
+	params     snapshot.Params
+	ckpts      []*snapshot.Record // newest last; the first may be durable
+	durable    *snapshot.Record   // newest checkpoint the client can resume from
+	nextSeq    uint64
+	state      []byte // restored state (State)
+	membersVer uint64 // version of the member list the client has
 
 	moveTo   *wire.Move // asked of the client (Migrate, Drain)
 	moveSent bool       // the MOVE for moveTo went out

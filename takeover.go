@@ -256,7 +256,7 @@ func (n *node) restore(rec *snapshot.Record, epoch uint64, client wire.Positions
 	rec.Epoch, rec.Origin = epoch, n.name // this member's copy of it, from now on
 	s := &serverSide{
 		ln: n.ln, node: n, epoch: epoch, params: rec.Params,
-		ckpts: []*snapshot.Record{rec}, durable: rec, nextSeq: rec.Seq, checkpointed: true, state: slices.Clone(rec.State),
+		ckpts: []*snapshot.Record{rec}, durable: rec, nextSeq: rec.Seq, state: slices.Clone(rec.State),
 		repl: replication{done: map[uint64]bool{rec.Seq: true}, everything: true},
 	}
 	if client.Received > rec.OutPos {
