@@ -190,6 +190,18 @@ func (ln *Listener) refuse(nc net.Conn, remote net.Addr, err error) {
 // refusal is a handshake error with a REFUSED of its own (a redirect).
 type refusal struct{ f wire.Refused }
 
+// drainingRefusal is a draining member's answer: it takes no sessions, and
+// suggests the least loaded member that does.
+func (ln *Listener) drainingRefusal() *refusal {
+	r := wire.Refused{Code: wire.CodeDraining, Reason: "the server is draining"}
+	if n := ln.node; n != nil {
+		if m, ok := n.pool.LeastLoaded(n.name); ok {
+			r.RedirectName, r.RedirectAddr = m.Name, m.ClientAddr
+		}
+	}
+	return &refusal{r}
+}
+
 func (r *refusal) Error() string { return r.f.Code.String() + ": " + r.f.Reason }
 
 // clientKeepAlive bounds the keepalive settings a client asked for.
@@ -208,13 +220,7 @@ func boundKeepAlive(interval, timeout time.Duration) (time.Duration, time.Durati
 func (ln *Listener) serveNew(nc net.Conn, br *bufio.Reader, hello wire.Hello) error {
 	cfg := &ln.cfg
 	if ln.draining.Load() {
-		r := wire.Refused{Code: wire.CodeDraining, Reason: "the server is draining"}
-		if n := ln.node; n != nil {
-			if m, ok := n.pool.LeastLoaded(n.name); ok && !m.Draining {
-				r.RedirectName, r.RedirectAddr = m.Name, m.ClientAddr
-			}
-		}
-		return &refusal{r}
+		return ln.drainingRefusal()
 	}
 	if hello.Window < minBufferSize || hello.Retention < minBufferSize {
 		return fmt.Errorf("%w: window %d and retention %d below %d", ErrProtocol, hello.Window, hello.Retention, minBufferSize)
@@ -302,8 +308,7 @@ func (ln *Listener) serveResume(nc net.Conn, br *bufio.Reader, hello wire.Hello)
 		c.mu.Unlock()
 		if n := ln.node; n != nil {
 			if t, ok := n.movedTo(c.id); ok { // handed over during this handshake
-				return &refusal{wire.Refused{Code: wire.CodeMoved, Reason: "the session moved",
-					RedirectName: t.node, RedirectAddr: t.addr}}
+				return t.redirect()
 			}
 		}
 		return ErrUnknownSession

@@ -26,15 +26,10 @@ import (
 func (n *node) takeOver(nc net.Conn, br *bufio.Reader, hello wire.Hello) error {
 	if t, ok := n.movedTo(hello.Session); ok && hello.Epoch < t.epoch {
 		// The client missed the move: send it to where the session went.
-		return &refusal{wire.Refused{Code: wire.CodeMoved, Reason: "the session moved",
-			RedirectName: t.node, RedirectAddr: t.addr}}
+		return t.redirect()
 	}
 	if n.pool.Local().Draining {
-		r := wire.Refused{Code: wire.CodeDraining, Reason: n.name + " is draining"}
-		if m, ok := n.pool.LeastLoaded(n.name); ok {
-			r.RedirectName, r.RedirectAddr = m.Name, m.ClientAddr
-		}
-		return &refusal{r}
+		return n.ln.drainingRefusal()
 	}
 	ch, proof, err := challenge(nc, br)
 	if err != nil || ch == nil {

@@ -26,6 +26,12 @@ type tombstone struct {
 	handedAt time.Time
 }
 
+// redirect is the answer to a client that missed the move.
+func (t tombstone) redirect() *refusal {
+	return &refusal{wire.Refused{Code: wire.CodeMoved, Reason: "the session moved",
+		RedirectName: t.node, RedirectAddr: t.addr}}
+}
+
 const (
 	tombstoneLife = 5 * time.Minute
 	// tombstoneSweep is how often expired tombstones are removed.
