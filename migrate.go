@@ -85,26 +85,21 @@ func (c *Conn) ServerName() string {
 
 // chooseTargetLocked resolves a Migrate target against the member list.
 func (cs *clientSide) chooseTargetLocked(to string) (Member, error) {
-	var best *Member
-	for i := range cs.members {
-		m := &cs.members[i]
-		if to != "" && m.Addr == to {
-			if m.Draining {
-				return *m, fmt.Errorf("%w: %s", ErrMemberDraining, m)
-			}
-			return *m, nil
+	if to == "" {
+		if m, ok := leastLoaded(cs.members, cs.node); ok {
+			return m, nil
 		}
-		if to == "" && m.Name != cs.node && !m.Draining && (best == nil || m.Sessions < best.Sessions) {
-			best = m
-		}
-	}
-	if to != "" {
-		return Member{}, fmt.Errorf("%w: %q", ErrUnknownMember, to)
-	}
-	if best == nil {
 		return Member{}, ErrNoMember
 	}
-	return *best, nil
+	for _, m := range cs.members {
+		if m.Addr == to {
+			if m.Draining {
+				return m, fmt.Errorf("%w: %s", ErrMemberDraining, m)
+			}
+			return m, nil
+		}
+	}
+	return Member{}, fmt.Errorf("%w: %q", ErrUnknownMember, to)
 }
 
 func (cs *clientSide) migrate(ctx context.Context, c *Conn, to string) error {
