@@ -3,15 +3,29 @@ package mtcp
 import (
 	"context"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/migratory/mtcp/internal/memnet"
+	"go.uber.org/goleak"
 	"golang.org/x/net/nettest"
 )
 
-// pipeMaker returns a nettest.MakePipe that opens sessions through ln with d.
-func pipeMaker(t *testing.T, ln *Listener, d *Dialer, addr string) nettest.MakePipe {
+// pipeMaker returns a nettest.MakePipe that opens sessions through ln with
+// d, and a function that waits until every session it opened has ended
+// (after both Closes, a link a test broke resumed first), to call while
+// the listener is still open.
+func pipeMaker(t *testing.T, ln *Listener, d *Dialer, addr string) (nettest.MakePipe, func()) {
+	var mu sync.Mutex
+	var opened []net.Conn
+	ended := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range opened {
+			waitSessionEnd(t, c)
+		}
+	}
 	return func() (c1, c2 net.Conn, stop func(), err error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -24,25 +38,34 @@ func pipeMaker(t *testing.T, ln *Listener, d *Dialer, addr string) nettest.MakeP
 			c1.Close()
 			return nil, nil, nil, err
 		}
+		mu.Lock()
+		opened = append(opened, c1, c2)
+		mu.Unlock()
 		return c1, c2, func() { c1.Close(); c2.Close() }, nil
-	}
+	}, ended
 }
 
 func TestNettestTCP(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	ln, err := Listen("tcp", "127.0.0.1:0", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	nettest.TestConn(t, pipeMaker(t, ln, &Dialer{}, ln.Addr().String()))
+	makePipe, ended := pipeMaker(t, ln, &Dialer{}, ln.Addr().String())
+	nettest.TestConn(t, makePipe)
+	ended()
 }
 
 func TestNettestPipe(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	mem := memnet.Listen("mem")
-	ln, err := NewListener(mem, nil)
+	ln, err := NewListener(mem, &Config{Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	nettest.TestConn(t, pipeMaker(t, ln, &Dialer{DialFunc: mem.Dial}, "mem"))
+	makePipe, ended := pipeMaker(t, ln, &Dialer{DialFunc: mem.Dial, Logger: testLogger(t)}, "mem")
+	nettest.TestConn(t, makePipe)
+	ended()
 }

@@ -153,7 +153,8 @@ func (c *Conn) linkDown(l *link, cause error) {
 // finishedLocked reports whether the session has nothing left to exchange:
 // this side's output is settled (delivered, or the peer reads no more), its
 // input is settled (the peer ended, or this side reads no more), and the peer
-// has been told that its end was seen.
+// has been told that its end was seen (or, having closed and acknowledged
+// our CLOSE, is finished without it).
 func (c *Conn) finishedLocked() bool {
 	st := c.st
 	outSettled := st.OutputDone() || st.PeerEnd() == stream.Closed
@@ -161,7 +162,10 @@ func (c *Conn) finishedLocked() bool {
 	if !outSettled || !inSettled {
 		return false
 	}
-	return st.PeerEnd() == stream.Open || st.PeerEndTold()
+	// The peer must learn that its end arrived, unless it needs not: a
+	// peer that closed and acknowledged our CLOSE is finished already.
+	return st.PeerEnd() == stream.Open || st.PeerEndTold() ||
+		(st.PeerEnd() == stream.Closed && st.OutputDone())
 }
 
 // maybeFinishLocked ends a finished session on the client, which closes the

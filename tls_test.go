@@ -151,21 +151,9 @@ func TestNettestTLS(t *testing.T) {
 	require.NoError(t, err)
 	defer ln.Close()
 	d := &Dialer{TLS: clientTLS, ResumeTimeout: time.Second, Logger: testLogger(t)}
-	var mu sync.Mutex
-	var clients []net.Conn
-	makePipe := pipeMaker(t, ln, d, ln.Addr().String())
-	nettest.TestConn(t, func() (c1, c2 net.Conn, stop func(), err error) {
-		c1, c2, stop, err = makePipe()
-		if err == nil {
-			mu.Lock()
-			clients = append(clients, c1)
-			mu.Unlock()
-		}
-		return c1, c2, stop, err
-	})
-	for _, c := range clients {
-		waitSessionEnd(t, c)
-	}
+	makePipe, ended := pipeMaker(t, ln, d, ln.Addr().String())
+	nettest.TestConn(t, makePipe)
+	ended()
 	require.Eventually(t, func() bool { return ln.Sessions() == 0 }, 5*time.Second, 10*time.Millisecond,
 		"every server session ended")
 }
