@@ -7,9 +7,11 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 )
 
 func TestBasicEcho(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	ln, err := Listen("tcp", "127.0.0.1:0", nil)
 	require.NoError(t, err)
 	defer ln.Close()
@@ -37,5 +39,7 @@ func TestBasicEcho(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, len(msg), len(got))
 	require.True(t, bytes.Equal(msg, got))
+	require.NoError(t, c.Close())
+	waitSessionEnd(t, c)
 	_ = net.ErrClosed
 }

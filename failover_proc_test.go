@@ -66,16 +66,7 @@ func TestFailoverSIGKILL(t *testing.T) {
 	require.NoError(t, c.Close())
 	waitSessionEnd(t, c)
 	want := hex.EncodeToString(digestOf(n, 41))
-	var final string
-	require.Eventually(t, func() bool {
-		for _, m := range members {
-			if d, ok := m.final(mc.SessionID()); ok {
-				final = d
-				return true
-			}
-		}
-		return false
-	}, 10*time.Second, 20*time.Millisecond, "a member saw the end of the input")
+	final := waitFinal(t, members, mc.SessionID())
 	require.Equal(t, want, final, "the application's digest covers exactly the input")
 	finalBytes, _ := hex.DecodeString(final)
 	requireTransferOK(t, res, n, 41, finalBytes)

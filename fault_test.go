@@ -37,7 +37,7 @@ func TestEchoSurvivesResets(t *testing.T) {
 		}
 	})
 	require.NoError(t, c.Close())
-	requireTransferOK(t, res, n, 1, <-srv.digests)
+	requireTransferOK(t, res, n, 1, srv.digest(t))
 	waitSessionEnd(t, c)
 	require.GreaterOrEqual(t, px.Resets(), int64(20), "the path was cut at least 20 times")
 	t.Logf("%d connections reset during the transfer", px.Resets())
@@ -76,7 +76,7 @@ func TestEchoSurvivesBlackholes(t *testing.T) {
 		}
 	})
 	require.NoError(t, c.Close())
-	requireTransferOK(t, res, n, 2, <-srv.digests)
+	requireTransferOK(t, res, n, 2, srv.digest(t))
 	waitSessionEnd(t, c)
 	require.Equal(t, int32(holes), made.Load())
 }

@@ -137,16 +137,7 @@ func testFencing(t *testing.T, backAfterEnd bool) {
 	waitSessionEnd(t, c)
 	require.NotEqual(t, "f0", mc.ServerName(), "the session left the cut-off member")
 	want := hex.EncodeToString(digestOf(n, 51))
-	var final string
-	require.Eventually(t, func() bool {
-		for _, m := range members {
-			if d, ok := m.final(mc.SessionID()); ok {
-				final = d
-				return true
-			}
-		}
-		return false
-	}, 10*time.Second, 20*time.Millisecond)
+	final := waitFinal(t, members, mc.SessionID())
 	require.Equal(t, want, final)
 	got, _ := hex.DecodeString(final)
 	requireTransferOK(t, res, n, 51, got)

@@ -58,6 +58,18 @@ func startEchoServer(t *testing.T, ln *Listener) *echoServer {
 	return s
 }
 
+// digest waits for the digest of the next session the server finished.
+func (s *echoServer) digest(t testing.TB) []byte {
+	t.Helper()
+	select {
+	case d := <-s.digests:
+		return d
+	case <-time.After(10 * time.Second):
+		t.Fatal("the server did not finish the echo")
+		return nil
+	}
+}
+
 func (s *echoServer) stop() {
 	s.ln.Close()
 	s.wg.Wait()

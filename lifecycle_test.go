@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -104,7 +105,8 @@ func TestResumeIsNotAccepted(t *testing.T) {
 	}()
 	sc := <-conns
 	for i := 0; i < 5; i++ {
-		px.ResetAll()
+		// The previous round trip went over a live link: cut it.
+		require.GreaterOrEqual(t, px.ResetAll(), 1, "round %d: a link to cut", i)
 		msg := []byte(fmt.Sprintf("message %d", i))
 		_, err := c.Write(msg)
 		require.NoError(t, err)
@@ -112,7 +114,15 @@ func TestResumeIsNotAccepted(t *testing.T) {
 		_, err = io.ReadFull(sc, got)
 		require.NoError(t, err)
 		require.Equal(t, msg, got)
+		reply := []byte(fmt.Sprintf("reply %d", i))
+		_, err = sc.Write(reply)
+		require.NoError(t, err)
+		got = make([]byte, len(reply))
+		_, err = io.ReadFull(c, got)
+		require.NoError(t, err)
+		require.Equal(t, reply, got)
 	}
+	require.GreaterOrEqual(t, px.Resets(), int64(5), "every round resumed the session")
 	require.Equal(t, int32(1), accepted.Load())
 	require.NoError(t, c.Close())
 	_, err = io.ReadAll(sc)
@@ -149,6 +159,23 @@ func TestClientRoams(t *testing.T) {
 	}}
 	c, err := d.Dial("tcp", ln.Addr().String())
 	require.NoError(t, err)
+	id := c.(*Conn).SessionID()
+	// seen lists the client addresses the server end reported, one per link.
+	var seen []string
+	// followed checks that the server end's RemoteAddr is the local address
+	// of link, the newest link of the client.
+	followed := func(link net.Conn) {
+		t.Helper()
+		want := link.LocalAddr().String()
+		var got string
+		require.Eventually(t, func() bool {
+			if sc := serverEnd(ln, id); sc != nil {
+				got = sc.RemoteAddr().String()
+			}
+			return got == want
+		}, 5*time.Second, 5*time.Millisecond, "the server end's RemoteAddr follows the client to %s (it says %s)", want, got)
+		seen = append(seen, got)
+	}
 	const n = 8 << 20
 	var cuts atomic.Int64
 	cuts.Store(256 << 10)
@@ -158,17 +185,32 @@ func TestClientRoams(t *testing.T) {
 			return
 		}
 		mu <- struct{}{}
-		if len(links) > cut && cut < 5 { // cut the newest link, once
-			last := links[len(links)-1]
+		var last net.Conn
+		if len(links) > cut && len(seen) < 6 { // a link not checked yet
+			last = links[len(links)-1]
 			cut = len(links)
-			last.(*net.TCPConn).SetLinger(0)
-			last.Close()
-			cuts.Add(256 << 10)
 		}
 		<-mu
+		if last != nil {
+			followed(last)
+			if len(seen) < 6 { // cut the newest link, once
+				last.(*net.TCPConn).SetLinger(0)
+				last.Close()
+				cuts.Add(256 << 10)
+			}
+		}
 	})
+	t.Logf("the server end saw the client at %v", seen)
+	require.Len(t, seen, 6, "five cuts: six links")
+	for i, a := range seen {
+		ip := a[:strings.LastIndex(a, ":")]
+		require.True(t, strings.HasPrefix(ip, "127.0.0."), "link %d from %s", i, a)
+		for _, b := range seen[:i] {
+			require.NotEqual(t, ip, b[:strings.LastIndex(b, ":")], "link %d comes from a new address", i)
+		}
+	}
 	require.NoError(t, c.Close())
-	requireTransferOK(t, res, n, 3, <-srv.digests)
+	requireTransferOK(t, res, n, 3, srv.digest(t))
 	waitSessionEnd(t, c)
 	require.GreaterOrEqual(t, next.Load(), int32(5), "the session moved across several client addresses")
 }
@@ -225,16 +267,22 @@ func TestHalfCloseSurvivesResets(t *testing.T) {
 	_, err = c.Write([]byte("request"))
 	require.NoError(t, err)
 	require.NoError(t, c.(*Conn).CloseWrite())
-	px.ResetAll()
+	firstLink := sc.RemoteAddr().String()
+	require.Equal(t, 1, px.ResetAll(), "the session's link is cut")
 	got, err := io.ReadAll(sc) // EOF arrives despite the reset
 	require.NoError(t, err)
 	require.Equal(t, "request", string(got))
 	_, err = c.Write([]byte("more"))
 	require.ErrorIs(t, err, ErrWriteClosed)
+	// Wait for the client to resume over a new link, so that the second
+	// reset cuts it.
+	require.Eventually(t, func() bool { return sc.RemoteAddr().String() != firstLink },
+		5*time.Second, 5*time.Millisecond, "the client resumes after the first reset")
 
 	_, err = sc.Write([]byte("response"))
 	require.NoError(t, err)
-	px.ResetAll()
+	require.GreaterOrEqual(t, px.ResetAll(), 1, "the resumed link is cut")
+	require.GreaterOrEqual(t, px.Resets(), int64(2))
 	require.NoError(t, sc.Close())
 	got, err = io.ReadAll(c)
 	require.NoError(t, err)

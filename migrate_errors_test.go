@@ -111,11 +111,7 @@ func TestMigrateRefusedTargets(t *testing.T) {
 	require.NoError(t, es.round(64<<10, 10*time.Second))
 	require.Equal(t, []string{"m0", to}, tp.servedBy(id))
 
-	sent, err := es.finish(10 * time.Second)
-	require.NoError(t, err)
-	waitSessionEnd(t, c)
-	require.Eventually(t, func() bool { return tp.finalDigest(id) != nil }, 5*time.Second, 10*time.Millisecond)
-	require.Equal(t, sent, tp.finalDigest(id), "the application read exactly what the client sent")
+	tp.finishSession(t, es)
 	require.Empty(t, tp.errors())
 }
 
@@ -161,11 +157,7 @@ func TestMigrateToDrainingMemberStaleView(t *testing.T) {
 	if err != nil {
 		require.Equal(t, "m0", mc.ServerName(), "a failed move leaves the session where it was")
 	}
-	sent, err := es.finish(10 * time.Second)
-	require.NoError(t, err)
-	waitSessionEnd(t, c)
-	require.Eventually(t, func() bool { return tp.finalDigest(id) != nil }, 5*time.Second, 10*time.Millisecond)
-	require.Equal(t, sent, tp.finalDigest(id))
+	tp.finishSession(t, es)
 	require.Empty(t, tp.errors())
 }
 
@@ -221,11 +213,7 @@ func TestMigrateWithoutCheckpoints(t *testing.T) {
 			require.False(t, sc.Movable())
 			require.True(t, mc.Movable(), "the client cannot tell: it is in a pool")
 
-			sent, err := es.finish(10 * time.Second)
-			require.NoError(t, err)
-			waitSessionEnd(t, c)
-			require.Eventually(t, func() bool { return ap.finalDigest(id) != nil }, 5*time.Second, 10*time.Millisecond)
-			require.Equal(t, sent, ap.finalDigest(id))
+			ap.finishSession(t, es)
 			require.Equal(t, []string{"m0"}, ap.servedBy(id))
 			require.Empty(t, ap.errors())
 		})
@@ -513,11 +501,7 @@ func TestLateHandoverRequest(t *testing.T) {
 	time.Sleep(3 * hs) // the late request is handled meanwhile
 	require.NoError(t, es.round(64<<10, 10*time.Second), "the session goes on")
 	t.Logf("served by %v, now on %s", tp.servedBy(id), mc.ServerName())
-	sent, err := es.finish(10 * time.Second)
-	require.NoError(t, err)
-	waitSessionEnd(t, c)
-	require.Eventually(t, func() bool { return tp.finalDigest(id) != nil }, 5*time.Second, 10*time.Millisecond)
-	require.Equal(t, sent, tp.finalDigest(id))
+	tp.finishSession(t, es)
 	require.Empty(t, tp.errors())
 }
 
@@ -552,6 +536,7 @@ func TestUploadWhileResponseUnread(t *testing.T) {
 	got, err := io.ReadAll(c)
 	require.NoError(t, err)
 	require.Equal(t, response, len(got))
+	require.True(t, bytes.Equal(bytes.Repeat([]byte{'r'}, response), got), "the response arrives intact")
 	require.NoError(t, c.Close())
 	waitSessionEnd(t, c)
 	require.Eventually(t, func() bool { return ap.finalDigest(id) != nil }, 5*time.Second, 10*time.Millisecond)
@@ -650,11 +635,7 @@ func TestResumeRacingHandover(t *testing.T) {
 	t.Logf("migrate: %v", err)
 	require.NoError(t, es.round(64<<10, 10*time.Second), "the session goes on wherever it is")
 	t.Logf("served by %v, now on %s", ap.servedBy(id), mc.ServerName())
-	sent, err := es.finish(10 * time.Second)
-	require.NoError(t, err)
-	waitSessionEnd(t, c)
-	require.Eventually(t, func() bool { return ap.finalDigest(id) != nil }, 5*time.Second, 10*time.Millisecond)
-	require.Equal(t, sent, ap.finalDigest(id))
+	ap.finishSession(t, es)
 	require.Empty(t, ap.errors())
 }
 
@@ -739,10 +720,6 @@ func TestServerMigrateAgainAfterDeclined(t *testing.T) {
 	require.Equal(t, "m1", mc.ServerName())
 	require.Equal(t, []string{"m0", "m1"}, ap.servedBy(id))
 
-	sent, err := es.finish(10 * time.Second)
-	require.NoError(t, err)
-	waitSessionEnd(t, c)
-	require.Eventually(t, func() bool { return ap.finalDigest(id) != nil }, 5*time.Second, 10*time.Millisecond)
-	require.Equal(t, sent, ap.finalDigest(id))
+	ap.finishSession(t, es)
 	require.Empty(t, ap.errors())
 }

@@ -3,8 +3,6 @@ package mtcp
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -23,46 +21,17 @@ import (
 // gatedEchoTransfer is echoTransfer whose writer stops after pauseAt bytes
 // until gate is closed; reads give up after a minute.
 func gatedEchoTransfer(c net.Conn, n int64, seed uint64, pauseAt int64, gate <-chan struct{}, onProgress func(int64)) transferResult {
-	var res transferResult
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		h := sha256.New()
-		src := io.TeeReader(newPattern(n, seed), h)
-		k, err := io.CopyN(c, src, pauseAt)
-		res.sentN = k
-		if err == nil {
-			<-gate
-			k, err = io.Copy(c, src)
-			res.sentN += k
-		}
-		res.sent = h.Sum(nil)
-		res.writeErr = err
-		if err == nil {
-			res.writeErr = c.(*Conn).CloseWrite()
-		}
-	}()
 	_ = c.SetReadDeadline(time.Now().Add(time.Minute))
-	h := sha256.New()
-	buf := make([]byte, 32<<10)
-	for {
-		k, err := c.Read(buf)
-		h.Write(buf[:k])
-		res.receivedN += int64(k)
-		if onProgress != nil && k > 0 {
-			onProgress(res.receivedN)
-		}
-		if err != nil {
-			if !errors.Is(err, io.EOF) {
-				res.readErr = err
-			}
-			break
-		}
-	}
-	res.received = h.Sum(nil)
-	wg.Wait()
-	return res
+	src := newPattern(n, seed)
+	return echoTransferFrom(c, io.MultiReader(io.LimitReader(src, pauseAt), gateReader(gate), src), onProgress)
+}
+
+// gateReader blocks a read until the gate is closed, then says io.EOF.
+type gateReader <-chan struct{}
+
+func (g gateReader) Read([]byte) (int, error) {
+	<-g
+	return 0, io.EOF
 }
 
 // loadedPool configures the members of a pool under heavy load (hundreds

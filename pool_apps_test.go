@@ -398,6 +398,19 @@ func (s *echoSession) finish(timeout time.Duration) ([]byte, error) {
 	return s.sent.Sum(nil), nil
 }
 
+// finishSession ends the session of es (echoSession.finish), waits until it
+// has ended and checks that the application read, to its end, exactly what
+// the client sent.
+func (ap *appPool) finishSession(t testing.TB, es *echoSession) {
+	t.Helper()
+	sent, err := es.finish(10 * time.Second)
+	require.NoError(t, err)
+	ap.waitEnded(t, es.c)
+	id := es.c.SessionID()
+	require.Eventually(t, func() bool { return ap.finalDigest(id) != nil }, 5*time.Second, 10*time.Millisecond)
+	require.Equal(t, sent, ap.finalDigest(id), "the application read exactly what the client sent")
+}
+
 // waitEnded waits until a client session has ended; if it does not, the
 // test fails with the states of both ends.
 func (ap *appPool) waitEnded(t testing.TB, c net.Conn) {

@@ -139,6 +139,23 @@ func (m *memberProc) final(session string) (string, bool) {
 	return d, ok
 }
 
+// waitFinal waits until one of members reports the end of session id's
+// input and returns the digest of all of it (hex) that the member reported.
+func waitFinal(t testing.TB, members []*memberProc, id string) string {
+	t.Helper()
+	var final string
+	require.Eventually(t, func() bool {
+		for _, m := range members {
+			if d, ok := m.final(id); ok {
+				final = d
+				return true
+			}
+		}
+		return false
+	}, 10*time.Second, 20*time.Millisecond, "a member saw the end of the input of session %s", id)
+	return final
+}
+
 // logs returns what the member logged, for failure messages.
 func (m *memberProc) logs() string { return m.stderr.String() }
 
