@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/migratory/mtcp/internal/testenv"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -35,14 +36,9 @@ var netnsCount atomic.Int32
 // newNetns makes a namespace at 10.250.N.2 reachable from the host's
 // 10.250.N.1, and removes it when the test ends.
 func newNetns(t *testing.T) *netns {
-	if os.Geteuid() != 0 {
-		t.Fatal("this test needs root (network namespaces and nftables); .ci/run runs as root")
-	}
-	for _, tool := range []string{"ip", "nft"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s is not installed (.ci/run installs iproute2 and nftables): %v", tool, err)
-		}
-	}
+	testenv.Root(t, "network namespaces and nftables")
+	testenv.Command(t, "ip", "iproute2")
+	testenv.Command(t, "nft", "nftables")
 	id := int(netnsCount.Add(1)+int32(os.Getpid())) % 200
 	n := &netns{t: t, name: fmt.Sprintf("mtcpfence%d", id),
 		hostIP: fmt.Sprintf("10.250.%d.1", id), insideIP: fmt.Sprintf("10.250.%d.2", id),

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/migratory/mtcp/internal/testenv"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 )
@@ -145,10 +146,7 @@ func checkHTTP(t *testing.T, client *http.Client, base, wantKind string) {
 // nothing of mtcp.
 func checkCurl(t *testing.T, base string, extra ...string) {
 	t.Helper()
-	curl, err := exec.LookPath("curl")
-	if err != nil {
-		t.Fatal("curl is not installed (apt-get install curl; .ci/run installs it)")
-	}
+	curl := testenv.Command(t, "curl", "curl")
 	run := func(args ...string) []byte {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"strconv"
@@ -204,7 +205,7 @@ func (n *node) refreshMembers() bool {
 	f := wire.Members{List: make([]wire.MemberInfo, 0, len(list))}
 	for _, m := range list {
 		f.List = append(f.List, wire.MemberInfo{
-			Name: m.Name, Addr: m.ClientAddr, Sessions: uint32(min(m.Sessions, 1<<31)), Draining: m.Draining,
+			Name: m.Name, Addr: m.ClientAddr, Sessions: uint32(min(uint64(max(m.Sessions, 0)), math.MaxUint32)), Draining: m.Draining,
 		})
 	}
 	b := wire.AppendFrame(nil, f)
