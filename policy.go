@@ -2,11 +2,15 @@ package mtcp
 
 import (
 	"context"
+	"slices"
 	"time"
 )
 
 // MigrationPolicy decides when a client moves its session, and where to.
-// Its methods are called from the session's own goroutines, one at a time.
+// One policy serves every session of a Dialer, and its methods are called
+// from the sessions' own goroutines, concurrently: a policy must be safe for
+// concurrent use. It needs no state of its own per session: PolicyStats
+// carries the session's recent history.
 type MigrationPolicy interface {
 	// MoveRequested is called when the server asks the session to move to
 	// the member at addr; it returns the address to move to ("" to stay).
@@ -24,7 +28,14 @@ type PolicyStats struct {
 	Baseline float64       // the session's recent rate while it was busy (moving average)
 	Stalled  time.Duration // how long written bytes have waited for the server with no progress
 	Attached time.Duration // how long the session has been on this server
+	// Recent holds the rates of the last checks (at most RecentChecks),
+	// oldest first, since the session attached to this server or the
+	// policy last asked it to move; Rate is the last of them.
+	Recent []float64
 }
+
+// RecentChecks is how many of a session's latest rates PolicyStats.Recent holds.
+const RecentChecks = 16
 
 // DefaultPolicy is the migration policy of a Dialer without one, after
 // M-TCP: obey the server's requests, and move to the least loaded other
@@ -36,7 +47,6 @@ type DefaultPolicy struct {
 	DropRatio  float64       // "well below": under this fraction of the baseline (default 0.3)
 	DropFor    int           // for this many checks in a row (default 3)
 	Settle     time.Duration // stay at least this long after a move (default 10 s)
-	lowChecks  int
 }
 
 // MoveRequested obeys the server.
@@ -61,7 +71,6 @@ func (p *DefaultPolicy) Check(s PolicyStats) string {
 		drop = 3
 	}
 	if s.Attached < settle {
-		p.lowChecks = 0
 		return ""
 	}
 	best, ok := leastLoaded(s.Members, s.Server.Name)
@@ -71,16 +80,23 @@ func (p *DefaultPolicy) Check(s PolicyStats) string {
 	if s.Stalled >= stall {
 		return best.Addr
 	}
-	if s.Baseline > 0 && s.Rate < ratio*s.Baseline {
-		p.lowChecks++
-	} else {
-		p.lowChecks = 0
-	}
-	if p.lowChecks >= drop && best.Sessions < s.Server.Sessions {
-		p.lowChecks = 0
+	if lowFor(s, ratio) >= drop && best.Sessions < s.Server.Sessions {
 		return best.Addr
 	}
 	return ""
+}
+
+// lowFor counts the latest checks in a row whose rate was under ratio times
+// the baseline.
+func lowFor(s PolicyStats, ratio float64) int {
+	if s.Baseline <= 0 {
+		return 0
+	}
+	k := 0
+	for i := len(s.Recent) - 1; i >= 0 && s.Recent[i] < ratio*s.Baseline; i-- {
+		k++
+	}
+	return k
 }
 
 func leastLoaded(members []Member, except string) (Member, bool) {
@@ -114,6 +130,21 @@ type policyState struct {
 	lastRelease uint64    // output release at the previous progress
 	progressAt  time.Time // when output last made progress
 	attachedAt  time.Time
+	recent      []float64 // the latest rates, oldest first (PolicyStats.Recent)
+}
+
+// attached restarts the figures that are per server.
+func (ps *policyState) attached() {
+	ps.attachedAt = time.Now()
+	ps.recent = ps.recent[:0]
+}
+
+// note adds a check's rate to the recent ones.
+func (ps *policyState) note(rate float64) {
+	if len(ps.recent) == RecentChecks {
+		ps.recent = append(ps.recent[:0], ps.recent[1:]...)
+	}
+	ps.recent = append(ps.recent, rate)
 }
 
 const policyInterval = time.Second
@@ -158,13 +189,18 @@ func (c *Conn) policyCheck() {
 	} else {
 		stalled = now.Sub(ps.progressAt)
 	}
+	ps.note(rate)
 	server, _ := cs.memberLocked(cs.node)
 	stats := PolicyStats{
 		Server: server, Members: append([]Member(nil), cs.members...),
 		Rate: rate, Baseline: ps.baseline, Stalled: stalled, Attached: now.Sub(ps.attachedAt),
+		Recent: slices.Clone(ps.recent),
 	}
 	c.mu.Unlock()
 	if to := ps.policy.Check(stats); to != "" {
+		c.mu.Lock()
+		ps.recent = ps.recent[:0] // judged anew after the move (or its failure)
+		c.mu.Unlock()
 		go func() {
 			if err := c.Migrate(context.Background(), to); err == nil {
 				c.log.Info("mtcp: policy moved the session", "to", to, "rate", rate, "baseline", stats.Baseline, "stalled", stalled)

@@ -119,7 +119,7 @@ func (c *Conn) attachLocked(nc net.Conn, br *bufio.Reader) *link {
 	if c.client != nil {
 		c.startPolicyLocked()
 		if ps := c.client.ps; ps != nil {
-			ps.attachedAt = time.Now()
+			ps.attached()
 		}
 	}
 	l.start()
