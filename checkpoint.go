@@ -142,12 +142,14 @@ func (c *Conn) advanceDurableLocked() {
 }
 
 // updateReleaseLocked sets how much input the client may free: everything
-// received until the application first checkpoints; then the input before the
-// durable checkpoint. If the client's retention fills up while no newer
-// checkpoint is on its way to durability (the application stopped
-// checkpointing), more is released, so that the client's writes never block
-// for want of checkpoints; the session then cannot move until the next
-// durable checkpoint.
+// received until the application first checkpoints; then the input before
+// the checkpoint a move or a failover would restore (the durable one, or,
+// until there is one, the oldest one kept). If the client's retention fills
+// up while no newer checkpoint is on its way to durability (the application
+// stopped checkpointing, or its checkpoints cannot get their copies), more
+// is released, so that the client's writes never block for want of
+// checkpoints; the session then cannot move, nor survive a crash of its
+// member, until the next durable checkpoint (see noteRiskLocked).
 func (c *Conn) updateReleaseLocked() {
 	s := c.server
 	if s == nil || s.node == nil {
@@ -155,17 +157,18 @@ func (c *Conn) updateReleaseLocked() {
 	}
 	recv := c.st.Received()
 	target := recv
-	if s.durable != nil {
-		target = max(s.durable.InPos, c.st.Release())
+	if s.checkpointed() {
+		target = max(s.ckpts[0].InPos, c.st.Release())
 		retention := uint64(s.params.ClientRetention)
-		// A newer checkpoint is on its way to durability only if the output
-		// it covers can reach the client: output beyond the client's window
-		// waits for its application to read, which may wait for this
-		// upload to go through.
+		// A newer checkpoint is on its way to durability only if its copies
+		// are being made and the output it covers can reach the client:
+		// output beyond the client's window waits for its application to
+		// read, which may wait for this upload to go through.
 		newest := s.ckpts[len(s.ckpts)-1]
-		pending := (newest.InPos > target && newest.OutPos <= c.st.PeerLimit()) || s.verifyPending
+		pending := (newest.InPos > target && newest.OutPos <= c.st.PeerLimit() && !s.repl.failing) || s.verifyPending
 		if recv-target > retention*3/4 && !pending {
 			target = recv - retention/2
+			s.released = true
 		}
 	}
 	if target > c.st.Release() && target <= recv {
@@ -173,6 +176,7 @@ func (c *Conn) updateReleaseLocked() {
 			c.log.Error("mtcp: release", "err", err)
 		}
 	}
+	c.noteRiskLocked()
 }
 
 // ErrDiverged: output regenerated after a restore differs from what the

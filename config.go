@@ -95,7 +95,13 @@ type Config struct {
 	PoolKey []byte
 	// Replicas is how many other members keep a copy of each checkpoint, so
 	// that sessions survive the crash of their server. 0 means live
-	// migration only. NewPoolConfig sets DefaultReplicas.
+	// migration only. NewPoolConfig sets DefaultReplicas. A checkpoint is
+	// durable (its client frees the input before it) only once all its
+	// copies are confirmed; a session whose copies cannot be had (fewer
+	// other members than Replicas, or members that refuse them) keeps its
+	// client's input until the client's retention fills up, then goes on
+	// without being crash-safe, and says so: SessionStatus.AtRisk,
+	// Status.AtRisk and a warning in the log.
 	Replicas int
 	// Control is the ip:port of the server-to-server control plane
 	// (default: the gossip ip, a free port).

@@ -37,6 +37,9 @@ type node struct {
 	started atomic.Bool     // n.pool is set
 	traffic atomic.Uint64   // bytes its sessions received and wrote, in all
 	store   *snapshot.Store // checkpoints this member keeps for others' sessions
+	atRisk  atomic.Int64    // sessions that a crash of this member would lose (crashsafe.go)
+
+	riskWarn logLimit // sessions at risk are reported once per interval
 
 	mu         sync.Mutex
 	membersVer uint64 // the version of members
@@ -83,6 +86,7 @@ func startNode(ln *Listener, cfg *Config) (*node, error) {
 		moved: make(map[[wire.SessionIDLen]byte]*tombstone), stop: make(chan struct{}),
 		store: snapshot.NewStore(replicaKeep, cfg.ReplicaMemory)}
 	n.version.Store(1)
+	n.riskWarn.every = 10 * time.Second
 
 	control := cfg.Control
 	if control == "" {
@@ -170,7 +174,7 @@ func (n *node) changed() {
 			c.link.kickNow()
 		}
 		if replace {
-			c.server.repl.everything = true
+			c.server.repl.membersChanged()
 			c.replicateLocked()
 		}
 		c.mu.Unlock()

@@ -23,14 +23,34 @@ type replication struct {
 	sending    map[uint64]bool // seq -> being copied now
 	targets    string          // the replicas of the last copy, to notice a change
 	retry      *time.Timer
+	failing    bool          // the last copy round did not get every copy asked for
+	waiting    bool          // a retry is due: rounds wait for it
+	retryIn    time.Duration // the wait before the next round after a failed one
 }
 
 const (
 	replicateTimeout = 2 * time.Second
-	replicateRetry   = 200 * time.Millisecond
+	// A failed copy round is tried again after replicateRetry, doubling
+	// after each failure up to replicateRetryMax: copies that cannot be had
+	// (no member can hold them, or they refuse) cost a few calls a minute.
+	replicateRetry    = 200 * time.Millisecond
+	replicateRetryMax = 10 * time.Second
 )
 
-// replicatedLocked reports whether a checkpoint has the copies failover needs.
+// membersChanged (Conn.mu held) makes the next round copy everything to
+// whoever holds the copies now, at once: a member that came may take the
+// copies that could not be had.
+func (r *replication) membersChanged() {
+	r.everything = true
+	if r.waiting {
+		r.retry.Stop()
+		r.waiting = false
+	}
+	r.retryIn = 0
+}
+
+// replicatedLocked reports whether a checkpoint has the copies failover
+// needs: all Config.Replicas of them, confirmed.
 func (s *serverSide) replicatedLocked(r *snapshot.Record) bool {
 	return s.node == nil || s.node.replicas == 0 || s.repl.done[r.Seq]
 }
@@ -44,8 +64,10 @@ func (c *Conn) replicateLocked() {
 		return
 	}
 	r := &s.repl
-	if r.inFlight {
-		r.again = true
+	if r.inFlight || r.waiting {
+		// One round at a time; after a failed one, the next waits for its
+		// retry: the newest checkpoint goes then.
+		r.again = r.again || r.inFlight
 		return
 	}
 	newest := s.ckpts[len(s.ckpts)-1]
@@ -112,8 +134,10 @@ func (c *Conn) replicate(recs []*snapshot.Record, keep []uint64, durableRec *sna
 			}
 			stale, ok[i], placedOn = by, full, placed
 		} else {
+			// The same members hold the others, and only if they hold
+			// all the copies asked for is any of them complete.
 			acks, _, by := n.copyTo(namesOf(n, placedOn), req)
-			stale, ok[i] = by, acks == len(placedOn)
+			stale, ok[i] = by, ok[0] && acks == len(placedOn)
 		}
 		if stale != "" {
 			break
@@ -139,39 +163,46 @@ func (c *Conn) replicate(recs []*snapshot.Record, keep []uint64, durableRec *sna
 			failed = true
 		}
 	}
+	r.failing = failed
 	c.advanceDurableLocked()
 	switch {
 	case c.terminated:
 	case failed:
-		// Not enough members took a copy: try again soon (a change of
+		// Not enough members took a copy: try again later (a change of
 		// members also starts a new round).
 		r.everything = true
+		r.retryIn = min(max(2*r.retryIn, replicateRetry), replicateRetryMax)
+		r.waiting = true
 		if r.retry == nil {
-			r.retry = time.AfterFunc(replicateRetry, func() {
+			r.retry = time.AfterFunc(r.retryIn, func() {
 				c.mu.Lock()
 				defer c.mu.Unlock()
+				r.waiting = false
 				c.replicateLocked()
 			})
 		} else {
-			r.retry.Reset(replicateRetry)
+			r.retry.Reset(r.retryIn)
 		}
 	case r.again:
+		r.retryIn = 0
 		r.again = false
 		c.replicateLocked()
+	default:
+		r.retryIn = 0
 	}
 }
 
 // place copies a checkpoint to the session's replicas, in rendezvous order,
-// passing over members that do not answer (a member that just died may
-// still be listed). It returns the members that hold it, a member that
-// refused it for a newer epoch, and whether it has all the copies asked for
-// (or as many as there are members to hold them).
+// passing over members that do not answer or refuse (a member that just
+// died may still be listed). It returns the members that hold it, a member
+// that refused it for a newer epoch, and whether it has all the copies
+// asked for: fewer members than Config.Replicas to hold them is not enough.
 func (n *node) place(id string, req replicateRequest) (placed []string, staleBy string, full bool) {
 	var failed []string
 	for round := 0; round < 4 && len(placed) < n.replicas; round++ {
 		targets := n.pool.Replicas(id, n.replicas-len(placed), append(failed, placed...)...)
 		if len(targets) == 0 {
-			return placed, "", true // no more members to hold copies
+			break // no more members to hold copies
 		}
 		_, took, by := n.copyTo(targets, req)
 		if by != "" {

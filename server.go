@@ -38,7 +38,9 @@ type serverSide struct {
 	moveTo   *wire.Move // asked of the client (Migrate, Drain)
 	moveSent bool       // the MOVE for moveTo went out
 
-	repl replication // copies of the checkpoints on other members
+	repl     replication // copies of the checkpoints on other members
+	released bool        // the client freed input no durable checkpoint covers
+	atRisk   bool        // counted in node.atRisk (crashsafe.go)
 
 	// Verification of regenerated output after a restore.
 	verifyPending bool
@@ -101,6 +103,10 @@ func (s *serverSide) terminated(c *Conn) {
 	s.reattached()
 	if s.repl.retry != nil {
 		s.repl.retry.Stop()
+	}
+	if s.atRisk {
+		s.atRisk = false
+		s.node.atRisk.Add(-1)
 	}
 	if !errors.Is(c.err, ErrMigrated) {
 		c.forgetReplicas()

@@ -9,6 +9,9 @@ type Status struct {
 	Members   []Member        // the pool as this member sees it
 	Sessions  []SessionStatus // the sessions held, attached or waiting for their client
 	CopiesFor int             // sessions of other members whose checkpoints this one keeps
+	// AtRisk counts the sessions that checkpoint yet would be lost if this
+	// member crashed: their checkpoints lack copies (SessionStatus.AtRisk).
+	AtRisk int
 }
 
 // SessionStatus is a snapshot of one session.
@@ -24,6 +27,14 @@ type SessionStatus struct {
 	Written  uint64 // output bytes the application wrote
 	Retained int    // output bytes kept until the peer has them
 	Buffered int    // input bytes waiting for the application
+	// CrashSafe: a crash of its member would lose nothing, because a
+	// checkpoint with all Config.Replicas copies covers every input byte
+	// the client has freed (always false without replicas).
+	CrashSafe bool
+	// AtRisk: the application checkpoints, yet a crash of the member would
+	// lose the session: its checkpoints cannot get their copies, or the
+	// client had to free input no replicated checkpoint covers.
+	AtRisk bool
 }
 
 // Status returns the session's figures.
@@ -42,6 +53,7 @@ func (c *Conn) Status() SessionStatus {
 	switch {
 	case c.server != nil:
 		s.Epoch, s.Movable = c.server.epoch, c.server.movableLocked(c)
+		s.CrashSafe, s.AtRisk = c.server.crashSafeLocked(c), c.server.atRisk
 		if c.server.node != nil {
 			s.Server = c.server.node.name
 		}
@@ -55,7 +67,11 @@ func (c *Conn) Status() SessionStatus {
 func (ln *Listener) Status() Status {
 	st := Status{Node: ln.NodeName(), Draining: ln.draining.Load(), Members: ln.Members()}
 	for _, c := range ln.sessionList() {
-		st.Sessions = append(st.Sessions, c.Status())
+		s := c.Status()
+		st.Sessions = append(st.Sessions, s)
+		if s.AtRisk {
+			st.AtRisk++
+		}
 	}
 	sort.Slice(st.Sessions, func(i, j int) bool { return st.Sessions[i].ID < st.Sessions[j].ID })
 	if ln.node != nil {

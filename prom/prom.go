@@ -100,6 +100,8 @@ func RegisterListener(reg prometheus.Registerer, namespace string, ln *mtcp.List
 			}
 			return float64(t)
 		}),
+		gauge("sessions_at_risk", "Sessions that checkpoint yet would be lost if this member crashed: their checkpoints lack copies.",
+			func(s mtcp.Status) float64 { return float64(s.AtRisk) }),
 		gauge("members", "Pool members this one sees (itself included).", func(s mtcp.Status) float64 {
 			return float64(len(s.Members))
 		}),

@@ -66,4 +66,20 @@ func TestCounts(t *testing.T) {
 	n, err := testutil.GatherAndCount(reg, "srv_mtcp_sessions")
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
+	require.Equal(t, 0.0, gaugeValue(t, reg, "srv_mtcp_sessions_at_risk"), "a standalone session is never at risk")
+}
+
+// gaugeValue reads the value of the gauge named name from reg.
+func gaugeValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	require.NoError(t, err)
+	for _, f := range families {
+		if f.GetName() == name {
+			require.Len(t, f.GetMetric(), 1)
+			return f.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no gauge %s", name)
+	return 0
 }

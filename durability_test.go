@@ -1,0 +1,129 @@
+package mtcp
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// refuseCopies makes a member refuse the checkpoint copies other members
+// send it (as one whose ReplicaMemory is full does) until the returned
+// function restores its handler.
+func refuseCopies(ln *Listener) (restore func()) {
+	n := ln.node
+	n.ctl.Handle(kindReplicate, func(context.Context, string, func(any) error) (any, error) {
+		return nil, &controlError{"full", "replica memory full"}
+	})
+	return func() { n.ctl.Handle(kindReplicate, n.handleReplicate) }
+}
+
+// TestCrashAfterReplicaRefusedCopies: the only other member of a pool
+// refuses the copies of a session's newer checkpoints. Those checkpoints are
+// not durable, so the client keeps its input from the last one that has its
+// copy; when the session's member crashes, the other member restores that
+// one and the client replays the rest: nothing is lost.
+func TestCrashAfterReplicaRefusedCopies(t *testing.T) {
+	ap := startAppPool(t, 2, func(c *Config) { c.Replicas = 1 }, appOptions{})
+	defer ap.close()
+	d := &Dialer{Logger: testLogger(t), ResumeTimeout: 8 * time.Second}
+	c, err := d.Dial("tcp", ap.addr("m0"))
+	require.NoError(t, err)
+	waitMembers(t, c, 2)
+	id := c.(*Conn).SessionID()
+	es := newEchoSession(c, 11)
+	for range 4 {
+		require.NoError(t, es.round(64<<10, 10*time.Second))
+	}
+	sc := serverEnd(ap.member("m0"), id)
+	require.Eventually(t, func() bool { return sc.Status().CrashSafe }, 5*time.Second, 10*time.Millisecond,
+		"the first checkpoints are copied to m1")
+
+	refuseCopies(ap.member("m1"))
+	for range 8 {
+		require.NoError(t, es.round(128<<10, 10*time.Second))
+	}
+	require.True(t, sc.Status().CrashSafe, "the client still holds the input after the copied checkpoint")
+
+	ap.member("m0").crash()
+	require.NoError(t, es.round(64<<10, 15*time.Second), "the session goes on at m1 after the crash")
+	require.Equal(t, "m1", c.(*Conn).ServerName())
+	ap.finishSession(t, es)
+}
+
+// warnings is a slog.Handler that keeps the messages of warnings.
+type warnings struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (w *warnings) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
+func (w *warnings) Handle(_ context.Context, r slog.Record) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.msgs = append(w.msgs, r.Message)
+	return nil
+}
+func (w *warnings) WithAttrs([]slog.Attr) slog.Handler { return w }
+func (w *warnings) WithGroup(string) slog.Handler      { return w }
+
+func (w *warnings) count(prefix string) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	k := 0
+	for _, m := range w.msgs {
+		if strings.HasPrefix(m, prefix) {
+			k++
+		}
+	}
+	return k
+}
+
+// TestSessionWithoutCopiesSaysSo: a session whose checkpoints cannot get
+// their copies is never counted durable; once its client's retention fills
+// up, its writes go on, and the session, the listener's status and a
+// warning say that a crash would lose it. When copies can be had again, it
+// is crash-safe again.
+func TestSessionWithoutCopiesSaysSo(t *testing.T) {
+	warn := &warnings{}
+	ap := startAppPool(t, 2, func(c *Config) {
+		c.Replicas = 1
+		if c.NodeName == "m0" {
+			c.Logger = slog.New(warn)
+		}
+	}, appOptions{})
+	defer ap.close()
+	restore := refuseCopies(ap.member("m1"))
+	d := &Dialer{Logger: testLogger(t), Retention: 64 << 10}
+	c, err := d.Dial("tcp", ap.addr("m0"))
+	require.NoError(t, err)
+	waitMembers(t, c, 2)
+	es := newEchoSession(c, 12)
+	sc := serverEnd(ap.member("m0"), c.(*Conn).SessionID())
+	require.NoError(t, es.round(16<<10, 10*time.Second))
+	require.False(t, sc.Status().CrashSafe, "no copy was made")
+
+	for range 16 { // 16 times the client's retention: its writes never block for good
+		require.NoError(t, es.round(64<<10, 10*time.Second))
+	}
+	st := sc.Status()
+	require.False(t, st.CrashSafe)
+	require.True(t, st.AtRisk)
+	require.Equal(t, 1, ap.member("m0").Status().AtRisk)
+	require.Equal(t, 1, warn.count("mtcp: session is not crash-safe"), "one warning")
+
+	restore()
+	require.Eventually(t, func() bool {
+		if err := es.round(1<<10, 10*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		return sc.Status().CrashSafe
+	}, 15*time.Second, 50*time.Millisecond, "copies are made again")
+	require.False(t, sc.Status().AtRisk)
+	require.Equal(t, 0, ap.member("m0").Status().AtRisk)
+	ap.finishSession(t, es)
+}
