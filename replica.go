@@ -161,7 +161,7 @@ func (n *node) handleForget(_ context.Context, from string, decode func(any) err
 		return nil, err
 	}
 	// The session's epoch stays known, to fence a member that lost it.
-	n.store.End(req.Session, req.Epoch)
+	n.store.End(req.Session, req.Epoch, from)
 	return struct{}{}, nil
 }
 

@@ -158,7 +158,7 @@ func TestStoreEndKeepsTheFence(t *testing.T) {
 	r := sample() // epoch 2, from node-a
 	require.NoError(t, s.Put(r))
 	require.NoError(t, s.Claim(r.Session, 3, "node-b"))
-	s.End(r.Session, 3)
+	s.End(r.Session, 3, "node-b")
 	require.Empty(t, s.Records(r.Session), "the records go")
 	require.Equal(t, uint64(3), s.Epoch(r.Session), "the epoch stays")
 	stale := r.Clone()
@@ -169,7 +169,7 @@ func TestStoreEndKeepsTheFence(t *testing.T) {
 	require.ErrorIs(t, s.Put(late), ErrStaleEpoch, "a late copy of the ended epoch is not kept")
 	require.ErrorIs(t, s.Claim(r.Session, 3, "node-b"), ErrStaleEpoch)
 
-	s.End(r.Session, 2)
+	s.End(r.Session, 2, "node-a")
 	require.Equal(t, uint64(3), s.Epoch(r.Session), "an older end changes nothing")
 	next := r.Clone()
 	next.Epoch, next.Origin = 4, "node-c"
@@ -177,10 +177,26 @@ func TestStoreEndKeepsTheFence(t *testing.T) {
 	require.Len(t, s.Records(r.Session), 1)
 
 	unknown := [16]byte{1}
-	s.End(unknown, 5)
+	s.End(unknown, 5, "node-c")
 	fresh := r.Clone()
 	fresh.Session, fresh.Epoch = unknown, 5
 	require.ErrorIs(t, s.Put(fresh), ErrStaleEpoch, "an end heard first fences too")
 	require.Equal(t, 2, s.Sweep(time.Now().Add(time.Second)), "Sweep forgets the fences in time")
 	require.Equal(t, 0, s.Len())
+}
+
+// TestStoreEndOnlyByTheOwner: only the member that holds a session's epoch
+// ends it there: another member's end of that epoch (or an older one)
+// leaves the owner's copies alone.
+func TestStoreEndOnlyByTheOwner(t *testing.T) {
+	s := NewStore(3, 0)
+	r := sample()
+	r.Epoch, r.Origin = 3, "node-b"
+	require.NoError(t, s.Put(r))
+	s.End(r.Session, 3, "node-a")
+	require.Len(t, s.Records(r.Session), 1, "an end of the owner's epoch by another member")
+	s.End(r.Session, 2, "node-a")
+	require.Len(t, s.Records(r.Session), 1, "an end of an older epoch")
+	s.End(r.Session, 3, "node-b")
+	require.Empty(t, s.Records(r.Session), "the owner's end")
 }

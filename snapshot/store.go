@@ -134,24 +134,26 @@ func (s *Store) Claim(session [16]byte, epoch uint64, owner string) error {
 	return nil
 }
 
-// End records that the session ended at epoch: its records go, and what
-// is remembered of it is a fence: records and claims of epoch or older are
-// refused until Sweep forgets the session (a member that lost the session
-// while cut off must still find out it is not its anymore). An End of an
-// older epoch than the newest known is ignored.
-func (s *Store) End(session [16]byte, epoch uint64) {
+// End records that the session ended at epoch on member by: its records
+// go, and what is remembered of it is a fence: records and claims of epoch
+// or older are refused until Sweep forgets the session (a member that lost
+// the session while cut off must still find out it is not its anymore).
+// An End of an older epoch than the newest known, or of that epoch by
+// another member than its owner, is ignored: a member that lost the session
+// cannot drop the copies of the one that has it.
+func (s *Store) End(session [16]byte, epoch uint64, by string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e := s.byID[session]
 	if e == nil {
-		e = &entry{epoch: epoch}
+		e = &entry{epoch: epoch, owner: by}
 		s.byID[session] = e
 	}
-	if epoch < e.epoch {
+	if epoch < e.epoch || (epoch == e.epoch && e.owner != "" && e.owner != by) {
 		return
 	}
 	s.dropLocked(e)
-	e.epoch, e.ended, e.touched = epoch, true, time.Now()
+	e.epoch, e.owner, e.ended, e.touched = epoch, by, true, time.Now()
 }
 
 // Sweep forgets the sessions not touched since before.
