@@ -13,14 +13,18 @@ const (
 	DefaultHandshakeTimeout = 5 * time.Second
 	DefaultFirstByteTimeout = 1 * time.Second
 	DefaultDetachTimeout    = 60 * time.Second
-	DefaultResumeTimeout    = 30 * time.Second
-	DefaultKeepAlive        = 1 * time.Second
-	DefaultKeepAliveTimeout = 4 * time.Second
-	DefaultWindow           = 2 << 20
-	DefaultRetention        = 4 << 20
-	DefaultMaxSessions      = 100_000
-	DefaultMaxHandshakes    = 256
-	DefaultAcceptBacklog    = 128
+	// DefaultFirstDetachTimeout is the Dialer's default resume timeout: a
+	// client that never came back within it gave up.
+	DefaultFirstDetachTimeout = 30 * time.Second
+	DefaultSessionMemory      = 1 << 30
+	DefaultResumeTimeout      = 30 * time.Second
+	DefaultKeepAlive          = 1 * time.Second
+	DefaultKeepAliveTimeout   = 4 * time.Second
+	DefaultWindow             = 2 << 20
+	DefaultRetention          = 4 << 20
+	DefaultMaxSessions        = 100_000
+	DefaultMaxHandshakes      = 256
+	DefaultAcceptBacklog      = 128
 )
 
 // Bounds the server puts on what a client asks for.
@@ -60,7 +64,20 @@ type Config struct {
 
 	// DetachTimeout is how long a session whose client is gone is kept,
 	// waiting for the client to resume, before it is freed.
-	DetachTimeout time.Duration
+	// FirstDetachTimeout is the same for a session whose client never
+	// resumed it (at most DetachTimeout): clients that vanish right after
+	// opening a session free its memory sooner.
+	DetachTimeout      time.Duration
+	FirstDetachTimeout time.Duration
+
+	// SessionMemory bounds the memory of all the listener's session
+	// buffers (input waiting for the application, output kept until the
+	// client has it); a negative value means no bound. When output would
+	// pass it, the sessions whose clients are away are dropped, those
+	// holding the most first (their clients, if they come back, get
+	// ErrEvicted; in a pool with replicas another member takes them over
+	// from their checkpoints); while none is away, Write waits for memory.
+	SessionMemory int
 
 	// Window is the bytes of a session's input buffered for the application
 	// (the client's flow-control window). Retention is the bytes of a
@@ -148,6 +165,11 @@ func (c *Config) withDefaults() Config {
 	setDefault(&out.HandshakeTimeout, DefaultHandshakeTimeout)
 	setDefault(&out.FirstByteTimeout, DefaultFirstByteTimeout)
 	setDefault(&out.DetachTimeout, DefaultDetachTimeout)
+	setDefault(&out.FirstDetachTimeout, min(DefaultFirstDetachTimeout, out.DetachTimeout))
+	out.FirstDetachTimeout = min(out.FirstDetachTimeout, out.DetachTimeout)
+	if out.SessionMemory == 0 {
+		out.SessionMemory = DefaultSessionMemory
+	}
 	setDefault(&out.Window, DefaultWindow)
 	setDefault(&out.Retention, DefaultRetention)
 	setDefault(&out.MaxSessions, DefaultMaxSessions)

@@ -1,6 +1,7 @@
 package mtcp
 
 import (
+	"errors"
 	"net"
 	"os"
 	"time"
@@ -91,7 +92,17 @@ func (c *Conn) Write(p []byte) (int, error) {
 			c.mu.Unlock()
 			return n, c.opError("write", err)
 		}
-		k, _ := c.st.Write(p[n:])
+		k, err := c.st.Write(p[n:])
+		var memWait <-chan struct{}
+		again := false
+		if errors.Is(err, stream.ErrNoMemory) && c.params.mem != nil {
+			// Wait for memory given back from now on; some may have been
+			// since the write failed: try once more.
+			memWait = c.params.mem.wait()
+			k2, _ := c.st.Write(p[n+k:])
+			k += k2
+			again = k2 > 0
+		}
 		n += k
 		c.countTraffic(k)
 		if c.server != nil && c.server.verifyPending {
@@ -105,12 +116,16 @@ func (c *Conn) Write(p []byte) (int, error) {
 		if n == len(p) {
 			return n, nil
 		}
+		if again {
+			continue
+		}
 		c.mu.Lock()
 		c.wantsAcks = true
 		c.wakeReaderLocked() // acknowledgements make room
 		c.mu.Unlock()
 		select {
 		case <-c.writable:
+		case <-memWait:
 		case <-dl:
 		case <-c.closedCh:
 		}

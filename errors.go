@@ -36,6 +36,9 @@ var (
 	ErrListenerClosed = errors.New("mtcp: listener closed")
 	// ErrLingerTimeout: after Close, the peer did not take the remaining bytes in time.
 	ErrLingerTimeout = errors.New("mtcp: peer did not take the final bytes in time")
+	// ErrEvicted: the server dropped the session while its client was away,
+	// to stay within its memory budget (Config.SessionMemory).
+	ErrEvicted = errors.New("mtcp: session evicted to free memory")
 	// ErrAborted: the session's listener was aborted (Listener.Abort).
 	ErrAborted = errors.New("mtcp: listener aborted")
 )
@@ -95,6 +98,7 @@ var codeErrors = map[wire.Code]error{
 	wire.CodeNotMovable:     ErrNotMovable,
 	wire.CodeDiverged:       ErrDiverged,
 	wire.CodeDraining:       ErrMemberDraining,
+	wire.CodeEvicted:        ErrEvicted,
 }
 
 // codeOf picks the wire code that describes err to the peer.
@@ -116,6 +120,8 @@ func codeOf(err error) wire.Code {
 		return wire.CodeDiverged
 	case errors.Is(err, ErrNotMovable):
 		return wire.CodeNotMovable
+	case errors.Is(err, ErrEvicted):
+		return wire.CodeEvicted
 	}
 	return wire.CodeInternal
 }

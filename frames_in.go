@@ -170,6 +170,10 @@ func (l *link) readPayload(dst []byte) (int, bool, error) {
 		if err := l.gotPayload(a[:n], false); err != nil {
 			return 0, false, err
 		}
+	} else {
+		c.mu.Lock()
+		c.st.Commit(0) // the reservation is abandoned: its chunks may go
+		c.mu.Unlock()
 	}
 	if err != nil {
 		return 0, n > 0, readError(err)

@@ -47,8 +47,10 @@ type link struct {
 	direct      bool
 	interrupted bool
 
-	// Guarded by wmu: the writer side.
-	wmu     sync.Mutex
+	// Guarded by wmu: the writer side. The lock is apart from the link so
+	// that the session can wait for a dead link's last write without
+	// keeping the link's buffers (Conn.lastWriter).
+	wmu     *sync.Mutex
 	writev  bool
 	bufs    net.Buffers
 	hdrs    [maxBatchFrames][32]byte
@@ -62,6 +64,7 @@ func newLink(c *Conn, nc net.Conn, br *bufio.Reader) *link {
 	l := &link{
 		c: c, nc: nc, br: br, born: time.Now(),
 		kick: make(chan struct{}, 1),
+		wmu:  new(sync.Mutex),
 		dead: make(chan struct{}),
 		bufs: make(net.Buffers, 0, 3*maxBatchFrames),
 	}

@@ -31,6 +31,11 @@ type Listener struct {
 	node     *node       // pool membership; nil when standalone
 	draining atomic.Bool // Drain was called: no new sessions
 
+	mem       *memBudget   // the sessions' buffers (memory.go)
+	shedIDs   shedRecord   // sessions dropped for memory, for their clients
+	shedTotal atomic.Int64 // sessions dropped for memory, in all
+	shedWarn  logLimit
+
 	mu        sync.Mutex
 	sessions  map[[wire.SessionIDLen]byte]*Conn
 	inFlight  map[net.Conn]time.Time // connections still to say who they are, since when
@@ -72,7 +77,9 @@ func NewListener(inner net.Listener, cfg *Config) (*Listener, error) {
 		hsSlots:  make(chan struct{}, 2*c.MaxHandshakes),
 		sessions: make(map[[wire.SessionIDLen]byte]*Conn),
 		inFlight: make(map[net.Conn]time.Time),
+		mem:      newMemBudget(c.SessionMemory),
 	}
+	ln.shedWarn.every = 10 * time.Second
 	if c.inPool() {
 		n, err := startNode(ln, &c)
 		if err != nil {
@@ -80,8 +87,9 @@ func NewListener(inner net.Listener, cfg *Config) (*Listener, error) {
 		}
 		ln.node = n
 	}
-	ln.wg.Add(1)
+	ln.wg.Add(2)
 	go ln.acceptLoop()
+	go ln.shedLoop()
 	return ln, nil
 }
 

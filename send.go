@@ -122,17 +122,17 @@ func (l *link) buildBatch() int {
 				l.bufs = append(l.bufs, wire.AppendFrame(hdr(0), m))
 				continue
 			}
-			seq, a, b := st.NextData(wire.MaxPayload)
-			n := len(a) + len(b)
+			h := (*[16]byte)(hdr(16))
+			at := len(l.bufs)
+			l.bufs = append(l.bufs, h[:])
+			seq, n, pieces := st.NextData(wire.MaxPayload, l.bufs)
 			if n == 0 {
+				l.bufs = l.bufs[:at]
+				frames--
 				break
 			}
-			h := (*[16]byte)(hdr(16))
+			l.bufs = pieces
 			wire.PutDataHeader(h, seq, n)
-			l.bufs = append(l.bufs, h[:], a)
-			if len(b) > 0 {
-				l.bufs = append(l.bufs, b)
-			}
 			total += n
 		}
 		if kind, pos, ok := st.NextEnd(); ok {

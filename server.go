@@ -25,6 +25,7 @@ type serverSide struct {
 	detachGen  uint64 // invalidates a detach timer that fired during a resume
 	detachedAt time.Time
 	resumeGen  uint64 // the newest resume in progress
+	resumed    bool   // the client resumed the session at least once
 
 	// Pool state, guarded by Conn.mu.
 	epoch      uint64
@@ -58,6 +59,9 @@ func (s *serverSide) detached(c *Conn, cause error) {
 	s.detachedAt = time.Now()
 	gen := s.detachGen
 	timeout := s.ln.cfg.DetachTimeout
+	if !s.resumed {
+		timeout = s.ln.cfg.FirstDetachTimeout
+	}
 	s.detach = time.AfterFunc(timeout, func() {
 		c.mu.Lock()
 		defer c.mu.Unlock()
@@ -108,8 +112,8 @@ func (s *serverSide) terminated(c *Conn) {
 		s.atRisk = false
 		s.node.atRisk.Add(-1)
 	}
-	if !errors.Is(c.err, ErrMigrated) {
-		c.forgetReplicas()
+	if !errors.Is(c.err, ErrMigrated) && !errors.Is(c.err, ErrEvicted) {
+		c.forgetReplicas() // an evicted session may be taken over from them
 	}
 	s.ln.mu.Lock()
 	if s.ln.sessions[c.id] == c {
@@ -243,11 +247,11 @@ func (ln *Listener) serveNew(nc net.Conn, br *bufio.Reader, hello wire.Hello) er
 	interval, timeout := clientKeepAlive(hello)
 	st := stream.New(stream.Config{
 		Window: cfg.Window, Retention: cfg.Retention, PeerRetention: int(hello.Retention),
-		ManualRelease: ln.node != nil,
+		ManualRelease: ln.node != nil, Memory: ln.mem,
 	}, uint64(hello.Window))
 	c := newConn(roleServer, id, secret, st, sessionParams{
 		keepAlive: interval, keepAliveTimeout: timeout, linger: cfg.DetachTimeout, log: cfg.Logger,
-		metrics: cfg.Metrics,
+		metrics: cfg.Metrics, mem: ln.mem,
 	})
 	c.server = &serverSide{ln: ln, node: ln.node, epoch: 1, repl: replication{done: map[uint64]bool{}}, params: snapshot.Params{
 		ClientWindow: hello.Window, ClientRetention: hello.Retention,
@@ -290,6 +294,12 @@ func (ln *Listener) serveNew(nc net.Conn, br *bufio.Reader, hello wire.Hello) er
 func (ln *Listener) serveResume(nc net.Conn, br *bufio.Reader, hello wire.Hello) error {
 	c := ln.session(hello.Session)
 	if c == nil {
+		if ln.node != nil && ln.node.replicas > 0 {
+			return ln.node.takeOver(nc, br, hello) // an evicted session too: its copies remain
+		}
+		if ln.wasShed(hello.Session) {
+			return fmt.Errorf("%w while its client was away", ErrEvicted)
+		}
 		if ln.node != nil {
 			return ln.node.takeOver(nc, br, hello)
 		}
@@ -357,6 +367,7 @@ func (ln *Listener) serveResume(nc net.Conn, br *bufio.Reader, hello wire.Hello)
 		return nil
 	}
 	_ = nc.SetDeadline(time.Time{})
+	s.resumed = true
 	c.attachLocked(nc, br)
 	c.log.Info("mtcp: session resumed", "client", nc.RemoteAddr().String(), "detached", time.Since(s.detachedAt))
 	ln.cfg.Metrics.Resumed(time.Since(s.detachedAt))

@@ -36,6 +36,7 @@ type sessionParams struct {
 	linger           time.Duration // how long Close waits for the peer to take the rest
 	log              *slog.Logger
 	metrics          Metrics
+	mem              *memBudget // the listener's budget for buffers (nil: none)
 }
 
 // Conn is one end of an mtcp session. It implements net.Conn. Its methods
@@ -59,9 +60,10 @@ type Conn struct {
 
 	mu         sync.Mutex
 	st         *stream.Stream
-	link       *link // current link; nil while detached
-	closed     bool  // Close was called
-	terminated bool  // the session ended (err says why, nil if finished cleanly)
+	link       *link       // current link; nil while detached
+	lastWriter *sync.Mutex // the newest link's writer lock, even once it is gone
+	closed     bool        // Close was called
+	terminated bool        // the session ended (err says why, nil if finished cleanly)
 	err        error
 	linger     *time.Timer
 
@@ -110,7 +112,7 @@ func signal(ch chan struct{}) {
 // frame) the session's link and starts its goroutines.
 func (c *Conn) attachLocked(nc net.Conn, br *bufio.Reader) *link {
 	l := newLink(c, nc, br)
-	c.link = l
+	c.link, c.lastWriter = l, l.wmu
 	c.addrs.Store(&addrPair{local: nc.LocalAddr(), remote: nc.RemoteAddr()})
 	if !c.bgStarted {
 		c.bgStarted = true
@@ -228,6 +230,7 @@ func (c *Conn) terminateLocked(err error) {
 		return
 	}
 	c.terminated, c.err = true, err
+	c.discardOutputLocked()
 	if err == nil {
 		c.log.Debug("mtcp: session finished")
 	}
@@ -248,6 +251,26 @@ func (c *Conn) terminateLocked(err error) {
 	close(c.doneCh)
 	signal(c.readable)
 	signal(c.writable)
+}
+
+// discardOutputLocked gives back the memory of the retained output of an
+// ended session, once no write of the newest link reads it anymore.
+func (c *Conn) discardOutputLocked() {
+	w := c.lastWriter
+	if w == nil || w.TryLock() {
+		c.st.DiscardOutput()
+		if w != nil {
+			w.Unlock()
+		}
+		return
+	}
+	go func() { // a flush is under way: the link is shut, so it ends soon
+		w.Lock()
+		defer w.Unlock()
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.st.DiscardOutput()
+	}()
 }
 
 // noteAckLocked tells the peer about consumed input at once when a quarter

@@ -246,13 +246,14 @@ func (n *node) restore(rec *snapshot.Record, epoch uint64, client wire.Positions
 	cfg := &n.ln.cfg
 	st := stream.Restore(stream.Config{
 		Window: cfg.Window, Retention: cfg.Retention,
-		PeerRetention: int(rec.Params.ClientRetention), ManualRelease: true,
+		PeerRetention: int(rec.Params.ClientRetention), ManualRelease: true, Memory: n.ln.mem,
 	}, rec.InPos, rec.OutPos, client.Limit)
 	rec.Epoch, rec.Origin = epoch, n.name // this member's copy of it, from now on
 	s := &serverSide{
 		ln: n.ln, node: n, epoch: epoch, params: rec.Params,
 		ckpts: []*snapshot.Record{rec}, durable: rec, nextSeq: rec.Seq, state: slices.Clone(rec.State),
-		repl: replication{done: map[uint64]bool{rec.Seq: true}, everything: true},
+		repl:    replication{done: map[uint64]bool{rec.Seq: true}, everything: true},
+		resumed: true, // its client came back to this member
 	}
 	if client.Received > rec.OutPos {
 		st.Regenerate(client.Received)
@@ -266,6 +267,7 @@ func (n *node) restore(rec *snapshot.Record, epoch uint64, client wire.Positions
 		linger:           cfg.DetachTimeout,
 		log:              cfg.Logger,
 		metrics:          cfg.Metrics,
+		mem:              n.ln.mem,
 	})
 	c.server = s
 	n.ln.mu.Lock()

@@ -39,6 +39,10 @@ type Config struct {
 	Retention     int  // bytes of outgoing data retained for resend
 	PeerRetention int  // the peer's Retention (sets how often to ACK)
 	ManualRelease bool // release follows SetRelease, not what was received
+	// Memory is the budget the buffers draw on (nil: none). Output waits
+	// for it (Write returns ErrNoMemory); input the peer was allowed to
+	// send is counted but never refused.
+	Memory Memory
 }
 
 // Stream is both directions of a session's byte stream at one end.
@@ -81,8 +85,8 @@ type Stream struct {
 func New(cfg Config, peerWindow uint64) *Stream {
 	return &Stream{
 		cfg:       cfg,
-		out:       newRing(cfg.Retention),
-		in:        newRing(cfg.Window),
+		out:       newRing(cfg.Retention, cfg.Memory, false),
+		in:        newRing(cfg.Window, cfg.Memory, true),
 		peerLimit: peerWindow,
 		advLimit:  uint64(cfg.Window),
 	}
@@ -118,7 +122,11 @@ func (s *Stream) Write(p []byte) (int, error) {
 	if s.out.end() < s.absorbTo {
 		n = s.absorb(p)
 	}
-	return n + s.out.write(p[n:]), nil
+	k := s.out.write(p[n:])
+	if n+k < len(p) && s.out.free() > 0 {
+		return n + k, ErrNoMemory
+	}
+	return n + k, nil
 }
 
 // CanSend reports whether NextData or NextEnd has something for the link.
@@ -130,22 +138,22 @@ func (s *Stream) CanSend() bool {
 		(s.nextMark < len(s.marks) && s.marks[s.nextMark].Out <= s.sent)
 }
 
-// NextData takes up to limit bytes to send from the retained output, in one or
-// two pieces starting at position seq, and counts them as sent. It returns no
-// bytes when everything is sent or the peer's window is closed. The pieces
-// stay valid until the peer releases them.
-func (s *Stream) NextData(limit int) (seq uint64, a, b []byte) {
+// NextData takes up to limit bytes to send from the retained output,
+// starting at position seq, appends them to dst in pieces, and counts them
+// as sent. It returns no bytes when everything is sent or the peer's window
+// is closed. The pieces stay valid until the peer releases them.
+func (s *Stream) NextData(limit int, dst [][]byte) (seq uint64, n int, pieces [][]byte) {
 	to := min(s.out.end(), s.peerLimit, s.sent+uint64(limit))
 	if s.nextMark < len(s.marks) {
 		to = min(to, max(s.marks[s.nextMark].Out, s.sent)) // stop at the next mark
 	}
 	if to <= s.sent || s.peerEnd == Closed || s.held {
-		return s.sent, nil, nil
+		return s.sent, 0, dst
 	}
 	seq = s.sent
-	a, b = s.out.peek(seq, to)
+	dst = s.out.pieces(dst, seq, to)
 	s.sent = to
-	return seq, a, b
+	return seq, int(to - seq), dst
 }
 
 func (s *Stream) endDue() bool {
@@ -350,6 +358,13 @@ func (s *Stream) Resume(peer wire.Positions) error {
 	s.resendMarksFrom(peer.Received)
 	return nil
 }
+
+// Held is the memory the stream's buffers hold.
+func (s *Stream) Held() int { return s.in.held() + s.out.held() }
+
+// DiscardOutput gives back the memory of the retained output: the session
+// ended and nothing will be sent again.
+func (s *Stream) DiscardOutput() { s.out.release() }
 
 // DiscardInput drops the buffered input: the application reads no more.
 func (s *Stream) DiscardInput() {

@@ -47,7 +47,7 @@ func TestSimulatedLinkBreaks(t *testing.T) {
 				ack := s.MakeAck()
 				*q = append(*q, frame{ack: &ack})
 			}
-			seq, p1, p2 := s.NextData(1 + rng.IntN(3000))
+			seq, p1, p2 := s.nextData(1 + rng.IntN(3000))
 			if len(p1) > 0 {
 				*q = append(*q, frame{seq: seq, data: append(append([]byte{}, p1...), p2...)})
 			}
@@ -150,7 +150,7 @@ func TestWindowIsEnforced(t *testing.T) {
 	a, b := New(testCfg, 4096), New(testCfg, 4096)
 	_, err := a.Write(make([]byte, 8192))
 	require.NoError(t, err)
-	seq, p1, p2 := a.NextData(100_000)
+	seq, p1, p2 := a.nextData(100_000)
 	require.Equal(t, 4096, len(p1)+len(p2), "sender stops at the peer's window")
 	deliver(t, b, seq, append(p1, p2...))
 	_, err = b.BeginData(4096, 1)
@@ -168,7 +168,7 @@ func TestRetentionPushesBack(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 8192, n)
 	require.Equal(t, 0, a.WriteSpace())
-	a.NextData(1 << 20)
+	a.nextData(1 << 20)
 	require.NoError(t, a.OnAck(wire.Ack{Limit: 1 << 30, Release: 1000}))
 	require.Equal(t, 1000, a.WriteSpace())
 }
@@ -176,14 +176,14 @@ func TestRetentionPushesBack(t *testing.T) {
 func TestResumeOutsideRetention(t *testing.T) {
 	a := New(testCfg, 1<<30)
 	_, _ = a.Write(make([]byte, 5000))
-	a.NextData(1 << 20)
+	a.nextData(1 << 20)
 	require.NoError(t, a.OnAck(wire.Ack{Limit: 1 << 30, Release: 3000}))
 	err := a.Resume(wire.Positions{Received: 2000, Limit: 1 << 30, Release: 2000})
 	require.ErrorIs(t, err, ErrNotRetained)
 	err = a.Resume(wire.Positions{Received: 6000, Limit: 1 << 30, Release: 3000})
 	require.ErrorIs(t, err, ErrNotRetained)
 	require.NoError(t, a.Resume(wire.Positions{Received: 3500, Limit: 1 << 30, Release: 3000}))
-	seq, p1, _ := a.NextData(1 << 20)
+	seq, p1, _ := a.nextData(1 << 20)
 	require.Equal(t, uint64(3500), seq)
 	require.Len(t, p1, 1500)
 }
@@ -191,7 +191,7 @@ func TestResumeOutsideRetention(t *testing.T) {
 func TestAckRules(t *testing.T) {
 	a := New(testCfg, 4096)
 	_, _ = a.Write(make([]byte, 100))
-	a.NextData(50)
+	a.nextData(50)
 	require.ErrorIs(t, a.OnAck(wire.Ack{Limit: 4096, Release: 60}), ErrProtocol, "release past sent")
 	require.ErrorIs(t, a.OnAck(wire.Ack{Limit: 10, Release: 0}), ErrProtocol, "limit going back")
 	require.ErrorIs(t, a.OnAck(wire.Ack{Limit: 4096, FinSeen: true}), ErrProtocol, "FIN seen before sent")
@@ -221,7 +221,7 @@ func TestPeerCloseStopsOutput(t *testing.T) {
 	require.True(t, ok)
 	require.NoError(t, b.OnEnd(kind, pos))
 	require.False(t, b.CanSend(), "nothing is sent to a peer that reads no more")
-	_, p1, _ := b.NextData(1000)
+	_, p1, _ := b.nextData(1000)
 	require.Empty(t, p1)
 	n, err := b.Read(make([]byte, 10))
 	require.Equal(t, 0, n)

@@ -20,6 +20,7 @@ const (
 	CodeStaleEpoch     Code = 11 // a newer server holds the session
 	CodeDiverged       Code = 12 // regenerated output differs from what the client received
 	CodeDraining       Code = 13 // the member is draining and takes no sessions
+	CodeEvicted        Code = 14 // the server dropped the detached session to free memory
 )
 
 var codeNames = map[Code]string{
@@ -36,6 +37,7 @@ var codeNames = map[Code]string{
 	CodeStaleEpoch:     "stale epoch",
 	CodeDiverged:       "regenerated output diverged",
 	CodeDraining:       "member draining",
+	CodeEvicted:        "session evicted",
 }
 
 func (c Code) String() string {
