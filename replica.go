@@ -88,6 +88,60 @@ func (n *node) probeEpoch(c *Conn) {
 	}
 }
 
+// confirmEpochTimeout bounds how long a resume waits for the session's
+// replicas to confirm its epoch.
+const confirmEpochTimeout = time.Second
+
+// confirmEpoch asks the session's replicas, before a resume is answered,
+// whether another member took the session over at a newer epoch (while
+// this member was stalled or cut off): then the session is fenced here and
+// the resume refused. A resume that no replica answers is refused too (the
+// client tries again, or another member): serving it could serve an epoch
+// another member has already replaced.
+func (n *node) confirmEpoch(c *Conn) error {
+	targets := n.pool.Replicas(c.idStr, n.replicas)
+	if len(targets) == 0 {
+		return nil
+	}
+	c.mu.Lock()
+	ours := c.server.epoch
+	c.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), confirmEpochTimeout)
+	defer cancel()
+	type answer struct {
+		name  string
+		epoch uint64
+		err   error
+	}
+	answers := make(chan answer, len(targets))
+	for _, m := range targets {
+		go func() {
+			var rep epochReply
+			err := n.rpc.Call(ctx, m.ControlAddr, kindEpoch, epochQuery{Session: c.id}, &rep)
+			answers <- answer{m.Name, rep.Epoch, err}
+		}()
+	}
+	answered := 0
+	var lastErr error
+	for range targets {
+		a := <-answers
+		if a.err != nil {
+			lastErr = a.err
+			continue
+		}
+		answered++
+		if a.epoch > ours {
+			c.fenced(a.epoch, a.name)
+			return &refusal{wire.Refused{Code: wire.CodeStaleEpoch, Reason: "another member holds the session"}}
+		}
+	}
+	if answered == 0 {
+		return &refusal{wire.Refused{Code: wire.CodeBusy,
+			Reason: fmt.Sprintf("the session's replicas cannot confirm its epoch: %v", lastErr)}}
+	}
+	return nil
+}
+
 // handleReplicate stores a copy of another member's checkpoint.
 func (n *node) handleReplicate(_ context.Context, from string, decode func(any) error) (any, error) {
 	var req replicateRequest

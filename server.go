@@ -319,6 +319,11 @@ func (ln *Listener) serveResume(nc net.Conn, br *bufio.Reader, hello wire.Hello)
 		c.fenced(hello.Epoch, "a member at epoch "+strconv.FormatUint(hello.Epoch, 10))
 		return &refusal{wire.Refused{Code: wire.CodeStaleEpoch, Reason: "another member holds the session"}}
 	}
+	if n := ln.node; n != nil && n.replicas > 0 {
+		if err := n.confirmEpoch(c); err != nil {
+			return err
+		}
+	}
 	c.mu.Lock()
 	if c.terminated {
 		c.mu.Unlock()

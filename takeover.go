@@ -191,6 +191,12 @@ func (n *node) failover(originName string, req handoverRequest) (*snapshot.Recor
 	if err := n.claim(req.Session, newEpoch, others); err != nil {
 		return nil, 0, err
 	}
+	// The member that lost the session may only be slow: it learns the new
+	// epoch too, and ends its copy of the session, without the takeover
+	// waiting for it.
+	if origin, ok := n.pool.Member(originName); ok && originName != n.name {
+		n.background(func() { _ = n.claim(req.Session, newEpoch, []pool.Member{origin}) })
+	}
 	return rec, newEpoch, nil
 }
 

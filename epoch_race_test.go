@@ -1,0 +1,78 @@
+package mtcp
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+// stallHandovers makes a member answer handover requests only after d, as a
+// member stalled by a long pause would.
+func stallHandovers(ln *Listener, d time.Duration) {
+	n := ln.node
+	n.ctl.Handle(kindHandover, func(ctx context.Context, from string, decode func(any) error) (any, error) {
+		time.Sleep(d)
+		return n.handleHandover(ctx, from, decode)
+	})
+}
+
+// epochsOf describes where a session lives: for each member, the epoch of
+// its live server end (0 if none) and whether it is attached, and the
+// newest epoch its replica store knows.
+func epochsOf(members []*Listener, id string) (live map[string]uint64, attached []string, newest uint64) {
+	live = map[string]uint64{}
+	for _, ln := range members {
+		c := serverEnd(ln, id)
+		if c != nil {
+			c.mu.Lock()
+			if !c.terminated {
+				live[ln.NodeName()] = c.server.epoch
+				newest = max(newest, c.server.epoch)
+				if c.link != nil {
+					attached = append(attached, ln.NodeName())
+				}
+			}
+			c.mu.Unlock()
+			newest = max(newest, ln.node.store.Epoch(c.id))
+		}
+	}
+	return live, attached, newest
+}
+
+// TestNoStaleEpochAfterFailoverClaim: the session's member stalls while the
+// client moves; the client's move times out and it resumes at its member,
+// while the move's target, whose handover request timed out too, takes the
+// session over from the replicas at a newer epoch. No member may go on
+// serving the older epoch.
+func TestNoStaleEpochAfterFailoverClaim(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	ap := startAppPool(t, 2, func(c *Config) { c.Replicas = 1 }, appOptions{})
+	defer ap.close()
+	c, err := (&Dialer{Logger: testLogger(t), HandshakeTimeout: 800 * time.Millisecond}).Dial("tcp", ap.addr("m0"))
+	require.NoError(t, err)
+	mc := c.(*Conn)
+	id := mc.SessionID()
+	waitMembers(t, c, 2)
+	es := newEchoSession(c, 21)
+	require.NoError(t, es.round(64<<10, 10*time.Second))
+	require.Eventually(t, func() bool { return serverEnd(ap.member("m0"), id).Status().CrashSafe }, 5*time.Second, 10*time.Millisecond)
+
+	stallHandovers(ap.member("m0"), 1500*time.Millisecond)
+	err = mc.Migrate(context.Background(), ap.addr("m1"))
+	require.Error(t, err, "the move times out")
+	time.Sleep(2500 * time.Millisecond) // the target's takeover and the stalled answer are over
+
+	require.NoError(t, es.round(64<<10, 15*time.Second))
+	live, attached, newest := epochsOf(ap.members, id)
+	t.Logf("live server ends %v, attached at %v, newest epoch %d; the client is at %s, epoch %d",
+		live, attached, newest, mc.ServerName(), mc.Status().Epoch)
+	require.Len(t, attached, 1, "one member serves the session")
+	require.Equal(t, newest, live[attached[0]], "the member serving the session holds its newest epoch")
+	for name, e := range live {
+		require.Equal(t, newest, e, "%s still holds the session at an older epoch", name)
+	}
+	ap.finishSession(t, es)
+}
