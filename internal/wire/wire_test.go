@@ -145,3 +145,52 @@ func TestPutDataHeader(t *testing.T) {
 	want := AppendFrame(nil, Data{Seq: 77, Payload: []byte("12345")})
 	require.Equal(t, want[:16], hb[:])
 }
+
+// stingyReader serves bytes and counts them, to show how much of a stream a
+// reader took.
+type stingyReader struct {
+	b    []byte
+	read int
+}
+
+func (r *stingyReader) Read(p []byte) (int, error) {
+	if len(r.b) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, r.b)
+	r.b, r.read = r.b[n:], r.read+n
+	return n, nil
+}
+
+// TestReadFrameOfChecksTypeFirst: a handshake reader that expects one frame
+// type turns away any other from its header alone: it reads the 8 header
+// bytes, not the body, and allocates nothing for it.
+func TestReadFrameOfChecksTypeFirst(t *testing.T) {
+	big := AppendFrame(nil, Data{Seq: 0, Payload: make([]byte, MaxPayload)})
+	r := &stingyReader{b: big}
+	var err error
+	allocs := testing.AllocsPerRun(1, func() {
+		r = &stingyReader{b: big}
+		_, err = ReadFrameOf(r, TypeHello)
+	})
+	require.ErrorIs(t, err, ErrMalformed)
+	require.ErrorIs(t, err, ErrUnexpected)
+	require.Contains(t, err.Error(), "DATA")
+	require.Contains(t, err.Error(), "HELLO")
+	require.Equal(t, HeaderLen, r.read, "only the header was read")
+	require.Less(t, allocs, float64(8), "no body was allocated")
+
+	// The expected types go through, and so does a REFUSED when asked for.
+	for _, f := range []Frame{
+		Challenge{Nonce: [NonceLen]byte{1}},
+		Refused{Code: CodeBusy, Reason: "full"},
+	} {
+		got, err := ReadFrameOf(bytes.NewReader(AppendFrame(nil, f)), TypeChallenge, TypeRefused)
+		require.NoError(t, err)
+		require.Equal(t, f, got)
+	}
+	// A bad header is still refused as one.
+	_, err = ReadFrameOf(bytes.NewReader([]byte{byte(TypeHello), 0, 1, 0, 0, 0, 0, 48}), TypeHello)
+	require.ErrorIs(t, err, ErrMalformed)
+	require.NotErrorIs(t, err, ErrUnexpected)
+}
