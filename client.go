@@ -244,7 +244,7 @@ func (cs *clientSide) resumeOn(ctx context.Context, c *Conn, nc net.Conn, addr s
 		return &handshakeError{"sending HELLO", err}
 	}
 	br := bufio.NewReaderSize(nc, readBufferSize)
-	f, err := wire.ReadFrame(br, nil)
+	f, err := wire.ReadFrameOf(br, wire.TypeChallenge, wire.TypeRefused)
 	if err != nil {
 		return &handshakeError{"reading CHALLENGE", err}
 	}
@@ -266,11 +266,12 @@ func (cs *clientSide) resumeOn(ctx context.Context, c *Conn, nc net.Conn, addr s
 	known := cs.knownLocked()
 	c.mu.Unlock()
 	proof := wire.Proof{Positions: pos, Known: known}
-	proof.MAC = auth.ClientMAC(c.secret, c.id, hello.Nonce, ch.Nonce, proof.Fields())
+	rs := auth.NewResume(hello, ch)
+	proof.MAC = rs.ClientMAC(c.secret, proof.Fields())
 	if _, err := nc.Write(wire.AppendFrame(nil, proof)); err != nil {
 		return &handshakeError{"sending PROOF", err}
 	}
-	f, err = wire.ReadFrame(br, nil)
+	f, err = wire.ReadFrameOf(br, wire.TypeResumed, wire.TypeRefused)
 	if err != nil {
 		return &handshakeError{"reading RESUMED", err}
 	}
@@ -283,7 +284,7 @@ func (cs *clientSide) resumeOn(ctx context.Context, c *Conn, nc net.Conn, addr s
 	default:
 		return fmt.Errorf("%w: %v in answer to PROOF", ErrProtocol, f.Type())
 	}
-	if !auth.Equal(r.MAC, auth.ServerMAC(c.secret, c.id, hello.Nonce, ch.Nonce, r.Fields())) {
+	if !auth.Equal(r.MAC, rs.ServerMAC(c.secret, r.Fields())) {
 		return errServerProof
 	}
 	if !stop() {

@@ -11,7 +11,6 @@ import (
 // Defaults used where a Config or Dialer field is zero.
 const (
 	DefaultHandshakeTimeout = 5 * time.Second
-	DefaultFirstByteTimeout = 1 * time.Second
 	DefaultDetachTimeout    = 60 * time.Second
 	// DefaultFirstDetachTimeout is the Dialer's default resume timeout: a
 	// client that never came back within it gave up.
@@ -49,13 +48,22 @@ type Config struct {
 	// none). See package prom for Prometheus.
 	Metrics Metrics
 
-	// HandshakeTimeout bounds a new connection's TLS and mtcp handshakes.
+	// HandshakeTimeout bounds a new connection's TLS and mtcp handshakes,
+	// from its accept: a connection that has not shown by then what it is
+	// (an mtcp client sends its preface first, a plain client anything
+	// else) is closed. A resume's PROOF is awaited at most a third of it
+	// after its CHALLENGE went out.
 	HandshakeTimeout time.Duration
 
-	// FirstByteTimeout is how long a new connection may stay silent before it
-	// is served as a plain (non-mtcp) connection. Protocols in which the
-	// server speaks first should set it a little above the clients' round
-	// trip time (spec.md, section 8).
+	// FirstByteTimeout, if positive, serves as a plain connection a client
+	// that has not sent the whole mtcp preface that long after it was
+	// accepted: set it for protocols in which the server speaks first
+	// (SMTP, SSH, MySQL banners), a little above the clients' round-trip
+	// time. An mtcp client slower than that (a long path, a busy machine)
+	// is then served as plain too. Zero (the default) classifies only by
+	// the first bytes: a silent client is closed at the HandshakeTimeout,
+	// and while silent it is among the handshakes that MaxHandshakes may
+	// evict. See spec.md, section 8.
 	FirstByteTimeout time.Duration
 
 	// RejectPlain closes connections from clients that do not speak mtcp
@@ -87,11 +95,15 @@ type Config struct {
 	Retention int
 
 	// MaxSessions caps the sessions held (attached or detached); new
-	// sessions beyond it are refused with ErrBusy.
+	// sessions, and sessions moving in from other members, beyond it are
+	// refused with ErrBusy.
 	MaxSessions int
 
-	// MaxHandshakes caps connections in their handshake at once; further
-	// connections wait in the kernel's accept queue.
+	// MaxHandshakes caps connections in their handshake at once: when it
+	// is reached, the oldest one that has not proven itself yet (sent
+	// nothing that tells what it is, or a resume whose proof is not
+	// checked yet) is closed to make room once it has run for 50 ms;
+	// further connections wait in the kernel's accept queue meanwhile.
 	MaxHandshakes int
 
 	// AcceptBacklog is how many new connections may wait for Accept.
@@ -163,7 +175,6 @@ func (c *Config) withDefaults() Config {
 		out.Metrics = noMetrics{}
 	}
 	setDefault(&out.HandshakeTimeout, DefaultHandshakeTimeout)
-	setDefault(&out.FirstByteTimeout, DefaultFirstByteTimeout)
 	setDefault(&out.DetachTimeout, DefaultDetachTimeout)
 	setDefault(&out.FirstDetachTimeout, min(DefaultFirstDetachTimeout, out.DetachTimeout))
 	out.FirstDetachTimeout = min(out.FirstDetachTimeout, out.DetachTimeout)

@@ -207,7 +207,7 @@ func (d *Dialer) openOn(ctx context.Context, nc net.Conn, network, address strin
 		return nil, &handshakeError{"sending HELLO", err}
 	}
 	br := bufio.NewReaderSize(nc, readBufferSize)
-	f, err := wire.ReadFrame(br, nil)
+	f, err := wire.ReadFrameOf(br, wire.TypeWelcome, wire.TypeRefused)
 	if !stop() {
 		return nil, ctx.Err()
 	}

@@ -25,6 +25,8 @@ type handoverRequest struct {
 	ClientNonce [wire.NonceLen]byte     `msgpack:"cn"`
 	ServerNonce [wire.NonceLen]byte     `msgpack:"sn"`
 	MAC         [wire.MACLen]byte       `msgpack:"mac"`
+	Epoch       uint64                  `msgpack:"ep"` // the epoch and origin the client's HELLO named
+	Origin      string                  `msgpack:"or"`
 	Received    uint64                  `msgpack:"rcv"`
 	Limit       uint64                  `msgpack:"lim"`
 	Release     uint64                  `msgpack:"rel"`
@@ -41,7 +43,8 @@ func (r *handoverRequest) proof() wire.Proof {
 // signed reports whether the client's proof carried by r checks out with
 // the session secret.
 func (r *handoverRequest) signed(secret auth.Secret) bool {
-	return auth.Equal(r.MAC, auth.ClientMAC(secret, r.Session, r.ClientNonce, r.ServerNonce, r.proof().Fields()))
+	rs := auth.Resume{Session: r.Session, ClientNonce: r.ClientNonce, ServerNonce: r.ServerNonce, Epoch: r.Epoch, Origin: r.Origin}
+	return auth.Equal(r.MAC, rs.ClientMAC(secret, r.proof().Fields()))
 }
 
 // knows reports whether the client can check regenerated output from out.
@@ -95,6 +98,9 @@ func (n *node) handleHandover(ctx context.Context, from string, decode func(any)
 	c := n.ln.session(req.Session)
 	if c == nil {
 		if t, ok := n.movedTo(req.Session); ok {
+			if !req.signed(t.secret) { // where it went is for its client only
+				return nil, &controlError{codeBadProof, "the client's proof does not check out"}
+			}
 			if t.node == from && t.reply != nil {
 				return n.handOverAgain(t, req)
 			}

@@ -352,7 +352,7 @@ func TestResumeProofs(t *testing.T) {
 		hc.mu.Lock()
 		pos := hc.st.Positions()
 		hc.mu.Unlock()
-		proof := frame(wire.Proof{MAC: auth.ClientMAC(hc.secret, hc.id, cn, sn1, wire.Proof{Positions: pos}.Fields()), Positions: pos})
+		proof := frame(wire.Proof{MAC: rawResume(hc.id, cn, sn1).ClientMAC(hc.secret, wire.Proof{Positions: pos}.Fields()), Positions: pos})
 		p1.Close()
 
 		// ...which is no good for the next one, even with the same client nonce.
@@ -383,12 +383,12 @@ func TestResumeProofs(t *testing.T) {
 		defer p2.Close()
 		cn, sn := p2.resumeHello(s.id)
 		pos := wire.Positions{Received: 3, Limit: 3 + 1<<20, Release: 3, Written: 3}
-		proof := frame(wire.Proof{MAC: auth.ClientMAC(s.secret, s.id, cn, sn, wire.Proof{Positions: pos}.Fields()), Positions: pos})
+		proof := frame(wire.Proof{MAC: rawResume(s.id, cn, sn).ClientMAC(s.secret, wire.Proof{Positions: pos}.Fields()), Positions: pos})
 		p2.send(proof)
 		f := p2.nextFrame(5 * time.Second)
 		r, ok := f.(wire.Resumed)
 		require.True(t, ok, "got %v (%+v) instead of RESUMED", f.Type(), f)
-		require.True(t, auth.Equal(r.MAC, auth.ServerMAC(s.secret, s.id, cn, sn, r.Fields())), "the server proves the secret")
+		require.True(t, auth.Equal(r.MAC, rawResume(s.id, cn, sn).ServerMAC(s.secret, r.Fields())), "the server proves the secret")
 		require.Equal(t, uint64(3), r.Received)
 		p.expectClosed(5 * time.Second)
 

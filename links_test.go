@@ -93,12 +93,12 @@ func TestResumeReleaseWakesClientWrite(t *testing.T) {
 	f := srv2.nextFrame(5 * time.Second)
 	proof, ok := f.(wire.Proof)
 	require.True(t, ok, "got %v instead of PROOF", f.Type())
-	require.True(t, auth.Equal(proof.MAC, auth.ClientMAC(secret, id, h2.Nonce, ch.Nonce, wire.Proof{Positions: proof.Positions}.Fields())),
+	require.True(t, auth.Equal(proof.MAC, auth.NewResume(h2, ch).ClientMAC(secret, wire.Proof{Positions: proof.Positions}.Fields())),
 		"the client proves the session secret")
 	require.Equal(t, uint64(retention), proof.Written)
 	pos := wire.Positions{Received: retention, Limit: retention + 1<<20, Release: retention}
 	res := wire.Resumed{Positions: pos}
-	res.MAC = auth.ServerMAC(secret, id, h2.Nonce, ch.Nonce, res.Fields())
+	res.MAC = auth.NewResume(h2, ch).ServerMAC(secret, res.Fields())
 	srv2.send(frame(res))
 
 	// Everything retained is released: the blocked Write must carry on.
@@ -146,11 +146,11 @@ func TestResumeReleaseWakesServerWrite(t *testing.T) {
 	cn, sn := p2.resumeHello(s.id)
 	pos := wire.Positions{Received: retention, Limit: retention + 1<<20}
 	pos.Release = retention
-	p2.send(frame(wire.Proof{MAC: auth.ClientMAC(s.secret, s.id, cn, sn, wire.Proof{Positions: pos}.Fields()), Positions: pos}))
+	p2.send(frame(wire.Proof{MAC: rawResume(s.id, cn, sn).ClientMAC(s.secret, wire.Proof{Positions: pos}.Fields()), Positions: pos}))
 	f := p2.nextFrame(5 * time.Second)
 	res, ok := f.(wire.Resumed)
 	require.True(t, ok, "got %v (%+v) instead of RESUMED", f.Type(), f)
-	require.True(t, auth.Equal(res.MAC, auth.ServerMAC(s.secret, s.id, cn, sn, res.Fields())))
+	require.True(t, auth.Equal(res.MAC, rawResume(s.id, cn, sn).ServerMAC(s.secret, res.Fields())))
 	require.Equal(t, uint64(retention), res.Written)
 
 	f, err = p2.readFirstData(3 * time.Second)

@@ -26,6 +26,7 @@ type Listener struct {
 	closed    chan struct{}
 	closeOnce sync.Once
 	hsSlots   chan struct{} // bounds connections in their handshake
+	room      chan struct{} // a handshake left inFlight
 	wg        sync.WaitGroup
 
 	node     *node       // pool membership; nil when standalone
@@ -38,8 +39,9 @@ type Listener struct {
 
 	mu        sync.Mutex
 	sessions  map[[wire.SessionIDLen]byte]*Conn
-	inFlight  map[net.Conn]time.Time // connections still to say who they are, since when
-	evicted   int                    // handshakes closed to make room
+	inFlight  map[net.Conn]*handshakeWait // connections still to prove who they are
+	evicted   int                         // handshakes closed to make room
+	reserved  int                         // sessions being taken over, counted against MaxSessions
 	acceptErr error
 }
 
@@ -75,8 +77,9 @@ func NewListener(inner net.Listener, cfg *Config) (*Listener, error) {
 		accepted: make(chan net.Conn, c.AcceptBacklog),
 		closed:   make(chan struct{}),
 		hsSlots:  make(chan struct{}, 2*c.MaxHandshakes),
+		room:     make(chan struct{}, 1),
 		sessions: make(map[[wire.SessionIDLen]byte]*Conn),
-		inFlight: make(map[net.Conn]time.Time),
+		inFlight: make(map[net.Conn]*handshakeWait),
 		mem:      newMemBudget(c.SessionMemory),
 	}
 	ln.shedWarn.every = 10 * time.Second
@@ -184,6 +187,10 @@ func (ln *Listener) acceptLoop() {
 		case <-ln.closed:
 			return
 		}
+		if !ln.makeRoom() {
+			<-ln.hsSlots
+			return
+		}
 		nc, err := ln.inner.Accept()
 		if err != nil {
 			<-ln.hsSlots
@@ -215,55 +222,134 @@ func (ln *Listener) acceptLoop() {
 			<-ln.hsSlots
 			return
 		}
-		if len(ln.inFlight) >= ln.cfg.MaxHandshakes {
-			ln.evictOldestLocked()
-		}
-		ln.inFlight[nc] = time.Now()
+		since := time.Now()
+		ln.inFlight[nc] = &handshakeWait{}
 		ln.mu.Unlock()
 		ln.wg.Add(1)
 		go func() {
 			defer ln.wg.Done()
 			defer func() { <-ln.hsSlots }()
-			ln.handshake(nc)
-			ln.mu.Lock()
-			delete(ln.inFlight, nc)
-			ln.mu.Unlock()
+			ln.handshake(nc, since)
+			ln.identified(nc)
 		}()
 	}
 }
 
-// evictOldestLocked closes the connection that has been in its handshake
-// longest, to make room: under a flood of connections that stall, honest
-// handshakes (one round trip) still get through.
-func (ln *Listener) evictOldestLocked() {
-	var oldest net.Conn
-	var since time.Time
-	for nc, t := range ln.inFlight {
-		if oldest == nil || t.Before(since) {
-			oldest, since = nc, t
+// evictAfter is how long a handshake may wait for its peer before the
+// listener may close it to make room: an honest client's round trip, on
+// the paths that matter most, with room to spare.
+const evictAfter = 50 * time.Millisecond
+
+// handshakeWait says since when a handshake waits for what its peer has to
+// send (zero while the listener works on it), guarded by Listener.mu.
+type handshakeWait struct{ since time.Time }
+
+// waiting marks (on) or clears (off) the wait of a handshake for its peer.
+func (ln *Listener) waiting(nc net.Conn, on bool) {
+	ln.mu.Lock()
+	if w, ok := ln.inFlight[nc]; ok {
+		w.since = time.Time{}
+		if on {
+			w.since = time.Now()
 		}
 	}
-	if oldest != nil {
-		delete(ln.inFlight, oldest)
-		ln.evicted++
-		if ln.evicted == 1 || ln.evicted%1000 == 0 {
-			ln.log.Warn("mtcp: too many handshakes at once, closing the oldest", "evicted", ln.evicted, "max", ln.cfg.MaxHandshakes)
+	ln.mu.Unlock()
+}
+
+// makeRoom waits until a new connection may start its handshake: fewer
+// than MaxHandshakes are in flight, or one of them has waited for its peer
+// for evictAfter and is closed to make room (the one that has waited
+// longest). Under a flood of connections that stall, honest handshakes
+// (one round trip) still get through; a handshake is charged only for the
+// time it waits for its peer, never for the listener being slow; and the
+// flood is taken at most MaxHandshakes per evictAfter, however fast it
+// comes back. A connection stays evictable until it proves itself
+// (hsConn.proven): a resume HELLO, which anyone who knows a session id can
+// send, proves nothing until its PROOF checks out. It reports false if the
+// listener closed.
+func (ln *Listener) makeRoom() bool {
+	for {
+		ln.mu.Lock()
+		if len(ln.inFlight) < ln.cfg.MaxHandshakes {
+			ln.mu.Unlock()
+			return true
 		}
-		_ = oldest.Close()
+		var oldest net.Conn
+		var since time.Time
+		for nc, w := range ln.inFlight {
+			if !w.since.IsZero() && (oldest == nil || w.since.Before(since)) {
+				oldest, since = nc, w.since
+			}
+		}
+		wait := evictAfter // none waits for its peer: look again then, or when one leaves
+		if oldest != nil {
+			wait -= time.Since(since)
+		}
+		if oldest != nil && wait <= 0 {
+			delete(ln.inFlight, oldest)
+			ln.evicted++
+			if ln.evicted == 1 || ln.evicted%1000 == 0 {
+				ln.log.Warn("mtcp: too many handshakes at once, closing the one that waited longest", "evicted", ln.evicted, "max", ln.cfg.MaxHandshakes)
+			}
+			ln.mu.Unlock()
+			_ = oldest.Close()
+			return true
+		}
+		ln.mu.Unlock()
+		t := time.NewTimer(wait)
+		select {
+		case <-ln.room:
+		case <-t.C:
+		case <-ln.closed:
+			t.Stop()
+			return false
+		}
+		t.Stop()
 	}
 }
 
-// identified takes a connection out of the handshakes that may be evicted:
-// it has sent its HELLO, or it is a plain client.
+// identified takes a connection out of the handshakes that may be evicted
+// (see hsConn.proven), if it is still among them.
 func (ln *Listener) identified(nc net.Conn) {
 	ln.mu.Lock()
+	_, ok := ln.inFlight[nc]
 	delete(ln.inFlight, nc)
 	ln.mu.Unlock()
+	if ok {
+		select {
+		case ln.room <- struct{}{}:
+		default:
+		}
+	}
 }
 
 func isTemporary(err error) bool {
 	t, ok := err.(interface{ Temporary() bool })
 	return ok && t.Temporary()
+}
+
+// fullLocked (ln.mu held) reports whether the listener holds, or is taking
+// over, MaxSessions sessions.
+func (ln *Listener) fullLocked() bool {
+	return len(ln.sessions)+ln.reserved >= ln.cfg.MaxSessions
+}
+
+// reserveSession keeps room for a session being taken over, if there is
+// room; unreserveSession gives it back once the session is in (or not).
+func (ln *Listener) reserveSession() bool {
+	ln.mu.Lock()
+	defer ln.mu.Unlock()
+	if ln.fullLocked() {
+		return false
+	}
+	ln.reserved++
+	return true
+}
+
+func (ln *Listener) unreserveSession() {
+	ln.mu.Lock()
+	ln.reserved--
+	ln.mu.Unlock()
 }
 
 // session returns the session with that id this listener serves, or nil.

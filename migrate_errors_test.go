@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/migratory/mtcp/internal/auth"
 	"github.com/migratory/mtcp/internal/wire"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -560,11 +561,16 @@ func TestHandoverOfMovedSessionRedirects(t *testing.T) {
 	require.NoError(t, mc.Migrate(ctxTimeout(t, 10*time.Second), m1.Addr().String()))
 	require.Equal(t, "m1", mc.ServerName())
 
-	// m2 asks m0, where the session was, for it.
+	// m2 asks m0, where the session was, for it, with the client's proof;
+	// without one, m0 does not say where the session went.
 	origin, ok := m2.node.pool.Member("m0")
 	require.True(t, ok)
-	req := handoverRequest{Session: mc.id}
+	req := handoverRequest{Session: mc.id, ClientNonce: auth.Nonce(), ServerNonce: auth.Nonce(), Epoch: 1, Origin: "m0"}
 	var rep handoverReply
+	err = m2.node.rpc.Call(ctxTimeout(t, 5*time.Second), origin.ControlAddr, kindHandover, req, &rep)
+	require.Equal(t, wire.CodeBadProof, handoverError(err).Code, "a request without the client's proof")
+	rs := auth.Resume{Session: req.Session, ClientNonce: req.ClientNonce, ServerNonce: req.ServerNonce, Epoch: req.Epoch, Origin: req.Origin}
+	req.MAC = rs.ClientMAC(mc.secret, req.proof().Fields())
 	err = m2.node.rpc.Call(ctxTimeout(t, 5*time.Second), origin.ControlAddr, kindHandover, req, &rep)
 	require.Error(t, err)
 	r := handoverError(err)

@@ -10,12 +10,30 @@ import (
 	"github.com/migratory/mtcp/internal/wire"
 )
 
+// firstBytes is what a new connection's first bytes make of it.
+type firstBytes int
+
+const (
+	clientMTCP   firstBytes = iota // it sent the preface
+	clientPlain                    // it sent other bytes, or stayed silent where that means plain
+	clientSilent                   // it said too little before its time ran out
+)
+
 // sniff reads a new connection's first bytes to tell an mtcp client (which
-// starts with wire.Preface) from a plain one. It stops at the first byte that
-// differs from the preface, or after timeout with what it has. It returns
-// the bytes read, to be replayed to a plain connection's reader.
-func sniff(nc net.Conn, timeout time.Duration) (prefix []byte, isMTCP bool, err error) {
-	_ = nc.SetReadDeadline(time.Now().Add(timeout))
+// starts with wire.Preface) from a plain one: it stops at the first byte
+// that differs from the preface (plain) or at the whole preface (mtcp).
+// Silence decides nothing by itself: a client that has not shown which it
+// is by deadline is clientSilent, unless silentPlain is positive: then a
+// client that has not sent the whole preface after silentPlain (or by
+// deadline) is plain (the user serves a protocol in which the server speaks
+// first). It returns the bytes read, to be replayed
+// to a plain connection's reader.
+func sniff(nc net.Conn, deadline time.Time, silentPlain time.Duration) (prefix []byte, class firstBytes, err error) {
+	d := deadline
+	if silentPlain > 0 {
+		d = minTime(d, time.Now().Add(silentPlain))
+	}
+	_ = nc.SetReadDeadline(d)
 	defer func() { _ = nc.SetReadDeadline(time.Time{}) }()
 	buf := make([]byte, len(wire.Preface))
 	n := 0
@@ -23,16 +41,19 @@ func sniff(nc net.Conn, timeout time.Duration) (prefix []byte, isMTCP bool, err 
 		k, err := nc.Read(buf[n:])
 		n += k
 		if !bytes.HasPrefix(wire.Preface[:], buf[:n]) {
-			return buf[:n], false, nil
+			return buf[:n], clientPlain, nil
 		}
 		if err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				return buf[:n], false, nil // a silent client: plain
+			if !errors.Is(err, os.ErrDeadlineExceeded) {
+				return nil, clientSilent, err
 			}
-			return nil, false, err
+			if silentPlain > 0 {
+				return buf[:n], clientPlain, nil // silent where that means plain
+			}
+			return buf[:n], clientSilent, nil
 		}
 	}
-	return nil, true, nil
+	return nil, clientMTCP, nil
 }
 
 // plainConn is a connection from a client that does not speak mtcp, with

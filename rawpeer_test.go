@@ -170,6 +170,12 @@ func (p *rawPeer) resumeHello(id [wire.SessionIDLen]byte) (client, server [wire.
 	return h.Nonce, ch.Nonce
 }
 
+// rawResume is what the MACs of a resume started by resumeHello bind: its
+// HELLO names no epoch and no origin.
+func rawResume(id [wire.SessionIDLen]byte, client, server [wire.NonceLen]byte) auth.Resume {
+	return auth.Resume{Session: id, ClientNonce: client, ServerNonce: server}
+}
+
 // header encodes a frame header without checking it.
 func header(typ wire.Type, flags uint8, length uint32) []byte {
 	return wire.AppendHeader(nil, wire.Header{Type: typ, Flags: flags, Length: length})

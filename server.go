@@ -122,13 +122,36 @@ func (s *serverSide) terminated(c *Conn) {
 	s.ln.mu.Unlock()
 }
 
+// hsConn is a connection in its handshake.
+type hsConn struct {
+	ln       *Listener
+	nc       net.Conn // what the handshake speaks on (inside TLS, if any)
+	raw      net.Conn // the accepted connection, as the listener tracks it
+	br       *bufio.Reader
+	deadline time.Time // the whole handshake's
+}
+
+// proven takes the connection out of the handshakes that the listener may
+// close to make room: it is a plain client, or an mtcp client that needs
+// nothing more from the peer (a new session), or one whose proof of the
+// session secret checked out. Until then, whatever it sent, it is a
+// stranger that may be evicted.
+func (h *hsConn) proven() { h.ln.identified(h.raw) }
+
+// waiting marks the time the handshake waits for its peer (or, on a
+// takeover, for the proof to be checked elsewhere): only that time counts
+// when the listener looks for a handshake to close to make room.
+func (h *hsConn) waiting(on bool) { h.ln.waiting(h.raw, on) }
+
 // handshake runs on a freshly accepted connection: TLS, then the test for
-// an mtcp preface, then the mtcp handshake for a new session or a resume.
-func (ln *Listener) handshake(nc net.Conn) {
+// an mtcp preface, then the mtcp handshake for a new session or a resume,
+// all within the handshake timeout from since, when it was accepted.
+func (ln *Listener) handshake(nc net.Conn, since time.Time) {
 	cfg := &ln.cfg
-	raw := nc
+	h := &hsConn{ln: ln, nc: nc, raw: nc, deadline: since.Add(cfg.HandshakeTimeout)}
+	h.waiting(true)
 	if cfg.TLS != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), cfg.HandshakeTimeout)
+		ctx, cancel := context.WithDeadline(context.Background(), h.deadline)
 		tc := tls.Server(nc, cfg.TLS)
 		err := tc.HandshakeContext(ctx)
 		cancel()
@@ -137,50 +160,53 @@ func (ln *Listener) handshake(nc net.Conn) {
 			_ = nc.Close()
 			return
 		}
-		nc = tc
+		h.nc = tc
 	}
-	prefix, isMTCP, err := sniff(nc, cfg.FirstByteTimeout)
-	if err != nil {
+	prefix, class, err := sniff(h.nc, h.deadline, cfg.FirstByteTimeout)
+	h.waiting(false)
+	switch {
+	case err != nil:
 		_ = nc.Close()
 		return
-	}
-	if !isMTCP {
-		ln.identified(raw)
+	case class == clientSilent:
+		ln.log.Debug("mtcp: client said too little within the handshake timeout", "remote", nc.RemoteAddr().String(), "bytes", len(prefix))
+		_ = nc.Close()
+		return
+	case class == clientPlain:
+		h.proven()
 		if cfg.RejectPlain {
 			ln.log.Debug("mtcp: plain client rejected", "remote", nc.RemoteAddr().String())
 			_ = nc.Close()
 			return
 		}
-		if !ln.deliver(newPlainConn(nc, prefix)) {
+		if !ln.deliver(newPlainConn(h.nc, prefix)) {
 			_ = nc.Close()
 		}
 		return
 	}
-	_ = nc.SetDeadline(time.Now().Add(cfg.HandshakeTimeout))
-	br := bufio.NewReaderSize(nc, readBufferSize)
-	f, err := wire.ReadFrame(br, nil)
+	_ = h.nc.SetDeadline(h.deadline)
+	h.br = bufio.NewReaderSize(h.nc, readBufferSize)
+	h.waiting(true)
+	f, err := wire.ReadFrameOf(h.br, wire.TypeHello)
+	h.waiting(false)
 	if err != nil {
-		ln.refuse(nc, nc.RemoteAddr(), fmt.Errorf("%w: reading HELLO: %v", ErrProtocol, err))
+		ln.refuse(h.nc, nc.RemoteAddr(), fmt.Errorf("%w: reading HELLO: %v", ErrProtocol, err))
 		return
 	}
-	hello, ok := f.(wire.Hello)
-	if !ok {
-		ln.refuse(nc, nc.RemoteAddr(), fmt.Errorf("%w: %v instead of HELLO", ErrProtocol, f.Type()))
-		return
-	}
-	ln.identified(raw)
+	hello := f.(wire.Hello)
 	if hello.MinVersion > wire.Version || hello.MaxVersion < wire.Version {
-		ln.refuse(nc, nc.RemoteAddr(), fmt.Errorf("%w: client speaks %d..%d, server %d",
+		ln.refuse(h.nc, nc.RemoteAddr(), fmt.Errorf("%w: client speaks %d..%d, server %d",
 			ErrVersion, hello.MinVersion, hello.MaxVersion, wire.Version))
 		return
 	}
 	if hello.Resume {
-		err = ln.serveResume(nc, br, hello)
+		err = ln.serveResume(h, hello)
 	} else {
-		err = ln.serveNew(nc, br, hello)
+		h.proven() // a new session waits for nothing more from its client
+		err = ln.serveNew(h, hello)
 	}
 	if err != nil {
-		ln.refuse(nc, nc.RemoteAddr(), err)
+		ln.refuse(h.nc, nc.RemoteAddr(), err)
 	}
 }
 
@@ -227,8 +253,9 @@ func boundKeepAlive(interval, timeout time.Duration) (time.Duration, time.Durati
 	return interval, clamp(timeout, interval+minKeepAlive, maxKeepAliveWire)
 }
 
-func (ln *Listener) serveNew(nc net.Conn, br *bufio.Reader, hello wire.Hello) error {
+func (ln *Listener) serveNew(h *hsConn, hello wire.Hello) error {
 	cfg := &ln.cfg
+	nc, br := h.nc, h.br
 	if ln.draining.Load() {
 		return ln.drainingRefusal()
 	}
@@ -258,7 +285,7 @@ func (ln *Listener) serveNew(nc net.Conn, br *bufio.Reader, hello wire.Hello) er
 		KeepAliveMillis: uint16(interval / time.Millisecond), KeepAliveTimeoutMillis: uint16(timeout / time.Millisecond),
 	}}
 	ln.mu.Lock()
-	if len(ln.sessions) >= cfg.MaxSessions {
+	if ln.fullLocked() {
 		ln.mu.Unlock()
 		return fmt.Errorf("%w: %d sessions", ErrBusy, cfg.MaxSessions)
 	}
@@ -291,28 +318,31 @@ func (ln *Listener) serveNew(nc net.Conn, br *bufio.Reader, hello wire.Hello) er
 	return nil
 }
 
-func (ln *Listener) serveResume(nc net.Conn, br *bufio.Reader, hello wire.Hello) error {
+func (ln *Listener) serveResume(h *hsConn, hello wire.Hello) error {
 	c := ln.session(hello.Session)
 	if c == nil {
 		if ln.node != nil && ln.node.replicas > 0 {
-			return ln.node.takeOver(nc, br, hello) // an evicted session too: its copies remain
+			return ln.node.takeOver(h, hello) // an evicted session too: its copies remain
 		}
 		if ln.wasShed(hello.Session) {
 			return fmt.Errorf("%w while its client was away", ErrEvicted)
 		}
 		if ln.node != nil {
-			return ln.node.takeOver(nc, br, hello)
+			return ln.node.takeOver(h, hello)
 		}
 		return ErrUnknownSession
 	}
-	ch, proof, err := challenge(nc, br)
+	nc, br := h.nc, h.br
+	ch, proof, err := h.challenge()
 	if err != nil || ch == nil {
 		return err
 	}
-	if !auth.Equal(proof.MAC, auth.ClientMAC(c.secret, c.id, hello.Nonce, ch.Nonce, proof.Fields())) {
+	rs := auth.NewResume(hello, *ch)
+	if !auth.Equal(proof.MAC, rs.ClientMAC(c.secret, proof.Fields())) {
 		c.log.Warn("mtcp: resume with a bad proof refused", "remote", nc.RemoteAddr().String())
 		return ErrBadProof
 	}
+	h.proven()
 	if s := c.server; s.node != nil && hello.Epoch > s.epoch {
 		// The client knows a newer epoch: another member took the session
 		// over while this one was cut off. It is not this member's anymore.
@@ -360,7 +390,7 @@ func (ln *Listener) serveResume(nc net.Conn, br *bufio.Reader, hello wire.Hello)
 	c.mu.Unlock()
 
 	r.Positions = pos
-	r.MAC = auth.ServerMAC(c.secret, c.id, hello.Nonce, ch.Nonce, r.Fields())
+	r.MAC = rs.ServerMAC(c.secret, r.Fields())
 	_, err = nc.Write(wire.AppendFrame(nil, r))
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -379,21 +409,27 @@ func (ln *Listener) serveResume(nc net.Conn, br *bufio.Reader, hello wire.Hello)
 	return nil
 }
 
-// challenge sends a fresh nonce and reads the client's PROOF. A nil
-// challenge with a nil error means the connection broke (and is closed).
-func challenge(nc net.Conn, br *bufio.Reader) (*wire.Challenge, wire.Proof, error) {
+// proofWait is the share of the handshake timeout a client has to answer
+// a CHALLENGE with its PROOF: a resume is one round trip, a third of the
+// time a whole handshake may take.
+const proofWait = 3
+
+// challenge sends a fresh nonce and reads the client's PROOF, waiting at
+// most a third of the handshake timeout. A nil challenge with a nil error
+// means the connection broke (and is closed).
+func (h *hsConn) challenge() (*wire.Challenge, wire.Proof, error) {
 	ch := &wire.Challenge{Nonce: auth.Nonce()}
-	if _, err := nc.Write(wire.AppendFrame(nil, *ch)); err != nil {
-		_ = nc.Close()
+	if _, err := h.nc.Write(wire.AppendFrame(nil, *ch)); err != nil {
+		_ = h.nc.Close()
 		return nil, wire.Proof{}, nil
 	}
-	f, err := wire.ReadFrame(br, nil)
+	_ = h.nc.SetReadDeadline(minTime(h.deadline, time.Now().Add(h.ln.cfg.HandshakeTimeout/proofWait)))
+	h.waiting(true)
+	f, err := wire.ReadFrameOf(h.br, wire.TypeProof)
+	h.waiting(false)
+	_ = h.nc.SetReadDeadline(h.deadline)
 	if err != nil {
 		return nil, wire.Proof{}, fmt.Errorf("%w: reading PROOF: %v", ErrProtocol, err)
 	}
-	proof, ok := f.(wire.Proof)
-	if !ok {
-		return nil, wire.Proof{}, fmt.Errorf("%w: %v instead of PROOF", ErrProtocol, f.Type())
-	}
-	return ch, proof, nil
+	return ch, f.(wire.Proof), nil
 }

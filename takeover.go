@@ -1,11 +1,9 @@
 package mtcp
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"slices"
 	"sync"
 	"time"
@@ -23,30 +21,48 @@ import (
 // not hold: the member fetches the session from the member that serves it
 // (which checks the client's proof and freezes the session), restores the
 // newest checkpoint the client can resume from, and serves it from there.
-func (n *node) takeOver(nc net.Conn, br *bufio.Reader, hello wire.Hello) error {
-	if t, ok := n.movedTo(hello.Session); ok && hello.Epoch < t.epoch {
-		// The client missed the move: send it to where the session went.
-		return t.redirect()
-	}
-	if n.pool.Local().Draining {
-		return n.ln.drainingRefusal()
-	}
-	ch, proof, err := challenge(nc, br)
+// The client is challenged before anything else: what became of a session
+// (where it went, whether this member is draining it away) is for its
+// client only.
+func (n *node) takeOver(h *hsConn, hello wire.Hello) error {
+	ch, proof, err := h.challenge()
 	if err != nil || ch == nil {
 		return err
 	}
 	p := proof.Positions
 	req := handoverRequest{
 		Session: hello.Session, ClientNonce: hello.Nonce, ServerNonce: ch.Nonce, MAC: proof.MAC,
+		Epoch: hello.Epoch, Origin: hello.Origin,
 		Received: p.Received, Limit: p.Limit, Release: p.Release, Retained: p.Retained, Written: p.Written,
 		Known: proof.Known,
 	}
+	if t, ok := n.movedTo(hello.Session); ok && hello.Epoch < t.epoch {
+		// The client missed the move: send it to where the session went,
+		// once it has shown it is the session's client.
+		if !req.signed(t.secret) {
+			return ErrBadProof
+		}
+		return t.redirect()
+	}
+	if n.pool.Local().Draining {
+		return n.ln.drainingRefusal()
+	}
+	// Room for the session is kept before its member lets it go: refused
+	// here, the session stays where it is and the client tries elsewhere.
+	if !n.ln.reserveSession() {
+		return fmt.Errorf("%w: %d sessions", ErrBusy, n.ln.cfg.MaxSessions)
+	}
 	start := time.Now()
+	h.waiting(true) // an unchecked proof: evictable while it is checked elsewhere
 	rec, epoch, from, failedOver, err := n.obtain(hello.Origin, req)
+	h.waiting(false)
 	if err != nil {
+		n.ln.unreserveSession()
 		return err
 	}
+	h.proven() // the session's member, or its replicas, checked the proof
 	c, err := n.restore(rec, epoch, p)
+	n.ln.unreserveSession()
 	if err != nil {
 		return err
 	}
@@ -58,7 +74,7 @@ func (n *node) takeOver(nc net.Conn, br *bufio.Reader, hello wire.Hello) error {
 	} else {
 		n.ln.cfg.Metrics.Moved(took)
 	}
-	n.serveRestored(c, nc, br, hello, *ch, rec)
+	n.serveRestored(c, h, auth.NewResume(hello, *ch), rec)
 	return nil
 }
 
@@ -295,14 +311,15 @@ func (n *node) restore(rec *snapshot.Record, epoch uint64, client wire.Positions
 // serveRestored finishes the client's handshake on a restored session and
 // hands the session to Accept, however long the application takes to
 // accept it.
-func (n *node) serveRestored(c *Conn, nc net.Conn, br *bufio.Reader, hello wire.Hello, ch wire.Challenge, rec *snapshot.Record) {
+func (n *node) serveRestored(c *Conn, h *hsConn, rs auth.Resume, rec *snapshot.Record) {
+	nc, br := h.nc, h.br
 	c.mu.Lock()
 	s := c.server
 	pos := c.st.Positions()
 	pos.Written = rec.OutPos
 	r := wire.Resumed{Positions: pos, Epoch: s.epoch, Flags: wire.ResumedRestored, Node: n.name}
 	c.mu.Unlock()
-	r.MAC = auth.ServerMAC(c.secret, c.id, hello.Nonce, ch.Nonce, r.Fields())
+	r.MAC = rs.ServerMAC(c.secret, r.Fields())
 	_, err := nc.Write(wire.AppendFrame(nil, r))
 	c.mu.Lock()
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/migratory/mtcp/internal/auth"
 	"github.com/migratory/mtcp/internal/wire"
 	"github.com/migratory/mtcp/pool"
 	"github.com/migratory/mtcp/snapshot"
@@ -19,6 +20,7 @@ type tombstone struct {
 	node, addr string
 	epoch      uint64
 	until      time.Time
+	secret     auth.Secret // the session's: a redirect goes only to a client that proves it
 
 	// The unconfirmed handover, nil once settled.
 	rec      *snapshot.Record
@@ -53,7 +55,7 @@ func (n *node) bury(id [wire.SessionIDLen]byte, to pool.Member, epoch uint64, re
 		}
 	}
 	n.moved[id] = &tombstone{node: to.Name, addr: to.ClientAddr, epoch: epoch, until: now.Add(tombstoneLife),
-		rec: rec, reply: &reply, handedAt: now}
+		secret: rec.Secret, rec: rec, reply: &reply, handedAt: now}
 }
 
 // movedTo returns where a session went, if it left this member.

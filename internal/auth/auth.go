@@ -9,6 +9,7 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
 
 	"github.com/migratory/mtcp/internal/wire"
@@ -78,13 +79,36 @@ const (
 	serverLabel = "mtcp v1 resume server"
 )
 
-func mac(secret Secret, label string, session [wire.SessionIDLen]byte,
-	clientNonce, serverNonce [wire.NonceLen]byte, fields []byte) [wire.MACLen]byte {
+// Resume is what both MACs of a resume bind besides the fields of the frame
+// they end (spec.md, section 5): the session, both nonces, and the epoch
+// and origin that the client's HELLO named. A HELLO changed on the way
+// makes the proofs fail.
+type Resume struct {
+	Session     [wire.SessionIDLen]byte
+	ClientNonce [wire.NonceLen]byte
+	ServerNonce [wire.NonceLen]byte
+	Epoch       uint64
+	Origin      string
+}
+
+// NewResume returns the resume that a HELLO and the server's CHALLENGE
+// describe.
+func NewResume(h wire.Hello, ch wire.Challenge) Resume {
+	return Resume{Session: h.Session, ClientNonce: h.Nonce, ServerNonce: ch.Nonce, Epoch: h.Epoch, Origin: h.Origin}
+}
+
+func (r Resume) mac(secret Secret, label string, fields []byte) [wire.MACLen]byte {
 	h := hmac.New(sha256.New, secret[:])
 	h.Write([]byte(label))
-	h.Write(session[:])
-	h.Write(clientNonce[:])
-	h.Write(serverNonce[:])
+	h.Write(r.Session[:])
+	h.Write(r.ClientNonce[:])
+	h.Write(r.ServerNonce[:])
+	var epoch [8]byte
+	binary.BigEndian.PutUint64(epoch[:], r.Epoch)
+	h.Write(epoch[:])
+	origin := r.Origin[:min(len(r.Origin), wire.MaxNameLen)] // as the HELLO carries it
+	h.Write([]byte{byte(len(origin))})
+	h.Write([]byte(origin))
 	h.Write(fields)
 	var out [wire.MACLen]byte
 	copy(out[:], h.Sum(nil))
@@ -92,13 +116,13 @@ func mac(secret Secret, label string, session [wire.SessionIDLen]byte,
 }
 
 // ClientMAC is the client's resume proof over the PROOF's fields.
-func ClientMAC(secret Secret, session [wire.SessionIDLen]byte, clientNonce, serverNonce [wire.NonceLen]byte, fields []byte) [wire.MACLen]byte {
-	return mac(secret, clientLabel, session, clientNonce, serverNonce, fields)
+func (r Resume) ClientMAC(secret Secret, fields []byte) [wire.MACLen]byte {
+	return r.mac(secret, clientLabel, fields)
 }
 
 // ServerMAC is the server's resume proof over the RESUMED's fields.
-func ServerMAC(secret Secret, session [wire.SessionIDLen]byte, clientNonce, serverNonce [wire.NonceLen]byte, fields []byte) [wire.MACLen]byte {
-	return mac(secret, serverLabel, session, clientNonce, serverNonce, fields)
+func (r Resume) ServerMAC(secret Secret, fields []byte) [wire.MACLen]byte {
+	return r.mac(secret, serverLabel, fields)
 }
 
 // Equal compares two MACs in constant time.

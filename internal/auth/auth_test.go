@@ -26,18 +26,28 @@ func TestBothSidesDeriveTheSameSecret(t *testing.T) {
 func TestProofsBindEverything(t *testing.T) {
 	var sec Secret
 	sec[0] = 1
-	id := SessionID()
-	cn, sn := Nonce(), Nonce()
+	r := Resume{Session: SessionID(), ClientNonce: Nonce(), ServerNonce: Nonce(), Epoch: 3, Origin: "m0"}
 	pos := wire.Positions{Received: 1, Limit: 2, Release: 3, Written: 4}
-	m := ClientMAC(sec, id, cn, sn, pos.AppendTo(nil))
-	require.True(t, Equal(m, ClientMAC(sec, id, cn, sn, pos.AppendTo(nil))))
-	require.False(t, Equal(m, ServerMAC(sec, id, cn, sn, pos.AppendTo(nil))), "roles differ")
-	require.False(t, Equal(m, ClientMAC(sec, id, cn, Nonce(), pos.AppendTo(nil))), "a fresh nonce changes the proof")
+	m := r.ClientMAC(sec, pos.AppendTo(nil))
+	require.True(t, Equal(m, r.ClientMAC(sec, pos.AppendTo(nil))))
+	require.False(t, Equal(m, r.ServerMAC(sec, pos.AppendTo(nil))), "roles differ")
+	for name, edit := range map[string]func(*Resume){
+		"a fresh server nonce": func(r *Resume) { r.ServerNonce = Nonce() },
+		"a fresh client nonce": func(r *Resume) { r.ClientNonce = Nonce() },
+		"another session":      func(r *Resume) { r.Session = SessionID() },
+		"another epoch":        func(r *Resume) { r.Epoch++ },
+		"another origin":       func(r *Resume) { r.Origin = "m1" },
+		"no origin":            func(r *Resume) { r.Origin = "" },
+	} {
+		o := r
+		edit(&o)
+		require.False(t, Equal(m, o.ClientMAC(sec, pos.AppendTo(nil))), "%s changes the proof", name)
+	}
 	pos.Received++
-	require.False(t, Equal(m, ClientMAC(sec, id, cn, sn, pos.AppendTo(nil))), "positions are covered")
+	require.False(t, Equal(m, r.ClientMAC(sec, pos.AppendTo(nil))), "positions are covered")
 	var other Secret
 	pos.Received--
-	require.False(t, Equal(m, ClientMAC(other, id, cn, sn, pos.AppendTo(nil))))
+	require.False(t, Equal(m, r.ClientMAC(other, pos.AppendTo(nil))))
 }
 
 func TestBadPeerKey(t *testing.T) {
