@@ -238,7 +238,7 @@ func (ln *Listener) acceptLoop() {
 // evictAfter is how long a handshake may wait for its peer before the
 // listener may close it to make room: an honest client's round trip, on
 // the paths that matter most, with room to spare.
-const evictAfter = 50 * time.Millisecond
+const evictAfter = 100 * time.Millisecond
 
 // handshakeWait says since when a handshake waits for what its peer has to
 // send (zero while the listener works on it), guarded by Listener.mu.
