@@ -102,9 +102,9 @@ type Config struct {
 	// MaxHandshakes caps connections in their handshake at once: when it
 	// is reached, the oldest one that has not proven itself yet (sent
 	// nothing that tells what it is, or a resume whose proof is not
-	// checked yet) is closed to make room once it has waited 100 ms for
-	// its peer; further connections wait in the kernel's accept queue
-	// meanwhile.
+	// checked yet) is closed to make room once it has waited for its
+	// peer over 20 ms for its preface and HELLO, or 100 ms for its PROOF;
+	// further connections wait in the kernel's accept queue meanwhile.
 	MaxHandshakes int
 
 	// AcceptBacklog is how many new connections may wait for Accept.

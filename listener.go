@@ -237,19 +237,32 @@ func (ln *Listener) acceptLoop() {
 
 // evictAfter is how long a handshake may wait for its peer before the
 // listener may close it to make room: an honest client's round trip, on
-// the paths that matter most, with room to spare.
-const evictAfter = 100 * time.Millisecond
+// the paths that matter most, with room to spare. The wait for a client's
+// first flight (its preface and HELLO) gets evictSilentAfter: an mtcp
+// client sends them together as soon as it is connected (and a plain
+// client that speaks first, its request), so they are there when the
+// listener looks; only the PROOF takes a round trip.
+const (
+	evictAfter       = 100 * time.Millisecond
+	evictSilentAfter = 20 * time.Millisecond
+)
 
 // handshakeWait says since when a handshake waits for what its peer has to
-// send (zero while the listener works on it), guarded by Listener.mu.
-type handshakeWait struct{ since time.Time }
+// send (zero while the listener works on it) and how long it may, guarded
+// by Listener.mu.
+type handshakeWait struct {
+	since    time.Time
+	patience time.Duration
+}
 
-// waiting marks (on) or clears (off) the wait of a handshake for its peer.
-func (ln *Listener) waiting(nc net.Conn, on bool) {
+// waiting marks the wait of a handshake for its peer, which may last
+// patience before the handshake may be closed to make room (0: the wait
+// is over).
+func (ln *Listener) waiting(nc net.Conn, patience time.Duration) {
 	ln.mu.Lock()
 	if w, ok := ln.inFlight[nc]; ok {
-		w.since = time.Time{}
-		if on {
+		w.since, w.patience = time.Time{}, patience
+		if patience > 0 {
 			w.since = time.Now()
 		}
 	}
@@ -258,8 +271,8 @@ func (ln *Listener) waiting(nc net.Conn, on bool) {
 
 // makeRoom waits until a new connection may start its handshake: fewer
 // than MaxHandshakes are in flight, or one of them has waited for its peer
-// for evictAfter and is closed to make room (the one that has waited
-// longest). Under a flood of connections that stall, honest handshakes
+// longer than its patience (evictAfter; evictSilentAfter for one that has
+// sent nothing yet) and is closed to make room. Under a flood of connections that stall, honest handshakes
 // (one round trip) still get through; a handshake is charged only for the
 // time it waits for its peer, never for the listener being slow; and the
 // flood is taken at most MaxHandshakes per evictAfter, however fast it
@@ -275,15 +288,15 @@ func (ln *Listener) makeRoom() bool {
 			return true
 		}
 		var oldest net.Conn
-		var since time.Time
+		var due time.Time // when the wait of oldest is over
 		for nc, w := range ln.inFlight {
-			if !w.since.IsZero() && (oldest == nil || w.since.Before(since)) {
-				oldest, since = nc, w.since
+			if d := w.since.Add(w.patience); !w.since.IsZero() && (oldest == nil || d.Before(due)) {
+				oldest, due = nc, d
 			}
 		}
 		wait := evictAfter // none waits for its peer: look again then, or when one leaves
 		if oldest != nil {
-			wait -= time.Since(since)
+			wait = time.Until(due)
 		}
 		if oldest != nil && wait <= 0 {
 			delete(ln.inFlight, oldest)

@@ -139,9 +139,10 @@ type hsConn struct {
 func (h *hsConn) proven() { h.ln.identified(h.raw) }
 
 // waiting marks the time the handshake waits for its peer (or, on a
-// takeover, for the proof to be checked elsewhere): only that time counts
-// when the listener looks for a handshake to close to make room.
-func (h *hsConn) waiting(on bool) { h.ln.waiting(h.raw, on) }
+// takeover, for the proof to be checked elsewhere) with the patience it
+// gets (0 ends the wait): only that time counts when the listener looks
+// for a handshake to close to make room.
+func (h *hsConn) waiting(patience time.Duration) { h.ln.waiting(h.raw, patience) }
 
 // handshake runs on a freshly accepted connection: TLS, then the test for
 // an mtcp preface, then the mtcp handshake for a new session or a resume,
@@ -149,8 +150,8 @@ func (h *hsConn) waiting(on bool) { h.ln.waiting(h.raw, on) }
 func (ln *Listener) handshake(nc net.Conn, since time.Time) {
 	cfg := &ln.cfg
 	h := &hsConn{ln: ln, nc: nc, raw: nc, deadline: since.Add(cfg.HandshakeTimeout)}
-	h.waiting(true)
 	if cfg.TLS != nil {
+		h.waiting(evictAfter) // TLS takes round trips
 		ctx, cancel := context.WithDeadline(context.Background(), h.deadline)
 		tc := tls.Server(nc, cfg.TLS)
 		err := tc.HandshakeContext(ctx)
@@ -162,8 +163,9 @@ func (ln *Listener) handshake(nc net.Conn, since time.Time) {
 		}
 		h.nc = tc
 	}
+	h.waiting(evictSilentAfter)
 	prefix, class, err := sniff(h.nc, h.deadline, cfg.FirstByteTimeout)
-	h.waiting(false)
+	h.waiting(0)
 	switch {
 	case err != nil:
 		_ = nc.Close()
@@ -186,9 +188,9 @@ func (ln *Listener) handshake(nc net.Conn, since time.Time) {
 	}
 	_ = h.nc.SetDeadline(h.deadline)
 	h.br = bufio.NewReaderSize(h.nc, readBufferSize)
-	h.waiting(true)
+	h.waiting(evictSilentAfter) // the HELLO comes with the preface
 	f, err := wire.ReadFrameOf(h.br, wire.TypeHello)
-	h.waiting(false)
+	h.waiting(0)
 	if err != nil {
 		ln.refuse(h.nc, nc.RemoteAddr(), fmt.Errorf("%w: reading HELLO: %v", ErrProtocol, err))
 		return
@@ -424,9 +426,9 @@ func (h *hsConn) challenge() (*wire.Challenge, wire.Proof, error) {
 		return nil, wire.Proof{}, nil
 	}
 	_ = h.nc.SetReadDeadline(minTime(h.deadline, time.Now().Add(h.ln.cfg.HandshakeTimeout/proofWait)))
-	h.waiting(true)
+	h.waiting(evictAfter)
 	f, err := wire.ReadFrameOf(h.br, wire.TypeProof)
-	h.waiting(false)
+	h.waiting(0)
 	_ = h.nc.SetReadDeadline(h.deadline)
 	if err != nil {
 		return nil, wire.Proof{}, fmt.Errorf("%w: reading PROOF: %v", ErrProtocol, err)

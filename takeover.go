@@ -53,9 +53,9 @@ func (n *node) takeOver(h *hsConn, hello wire.Hello) error {
 		return fmt.Errorf("%w: %d sessions", ErrBusy, n.ln.cfg.MaxSessions)
 	}
 	start := time.Now()
-	h.waiting(true) // an unchecked proof: evictable while it is checked elsewhere
+	h.waiting(evictAfter) // an unchecked proof: evictable while it is checked elsewhere
 	rec, epoch, from, failedOver, err := n.obtain(hello.Origin, req)
-	h.waiting(false)
+	h.waiting(0)
 	if err != nil {
 		n.ln.unreserveSession()
 		return err
