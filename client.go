@@ -31,6 +31,7 @@ type clientSide struct {
 	d            Dialer // with defaults
 	network      string
 	address      string // where the session is served now
+	service      string // the address first dialed: the pool's service address
 	reconnecting bool   // guarded by Conn.mu
 
 	// Pool state, guarded by Conn.mu.
@@ -75,6 +76,9 @@ func (cs *clientSide) reconnect(c *Conn, cause error) {
 	giveUp := start.Add(cs.d.ResumeTimeout)
 	backoff := initialBackoff
 	lastErr := cause
+	var answer error  // the last refusal a member sent, which says more than a failed dial
+	answered := false // lastErr is that answer
+	next := ""        // where a redirect sends the next attempt
 	for attempt := 1; ; attempt++ {
 		if attempt > 1 {
 			wait := min(time.Duration(rand.Int64N(int64(backoff)))+time.Millisecond, time.Until(giveUp))
@@ -90,7 +94,11 @@ func (cs *clientSide) reconnect(c *Conn, cause error) {
 		if !time.Now().Before(giveUp) {
 			c.mu.Lock()
 			cs.reconnecting = false
-			c.failLocked(fmt.Errorf("%w after %v: %w", ErrResumeTimeout, cs.d.ResumeTimeout, lastErr))
+			err := fmt.Errorf("%w after %v: %w", ErrResumeTimeout, cs.d.ResumeTimeout, lastErr)
+			if answer != nil && !answered {
+				err = fmt.Errorf("%w (the last member that answered: %w)", err, answer)
+			}
+			c.failLocked(err)
 			c.mu.Unlock()
 			return
 		}
@@ -102,8 +110,13 @@ func (cs *clientSide) reconnect(c *Conn, cause error) {
 			case <-ctx.Done():
 			}
 		}()
+		addr := next
+		next = ""
 		c.mu.Lock()
-		addr := cs.attemptAddrLocked(attempt)
+		if addr == "" {
+			addr = cs.attemptAddrLocked(attempt)
+		}
+		own := cs.memberAddrLocked()
 		c.mu.Unlock()
 		err := cs.resumeAt(ctx, c, addr)
 		cancel()
@@ -132,13 +145,14 @@ func (cs *clientSide) reconnect(c *Conn, cause error) {
 			c.mu.Unlock()
 			c.log.Info("mtcp: session is on another member", "node", rd.name, "addr", rd.addr)
 			backoff = initialBackoff
+			next = rd.addr
 			continue
 		}
 		c.log.Debug("mtcp: resume attempt failed", "attempt", attempt, "addr", addr, "err", err, "marks", c.marksForLog())
-		c.mu.Lock()
-		atCurrent := addr == cs.address
-		c.mu.Unlock()
-		if atCurrent && fatalResumeError(err) { // another member's refusal is no verdict
+		// Only the session's own member's refusal is a verdict: another
+		// member, or whichever member the service address leads to, may
+		// not know the session yet.
+		if addr == own && fatalResumeError(err) {
 			c.mu.Lock()
 			cs.reconnecting = false
 			c.failLocked(err)
@@ -146,6 +160,11 @@ func (cs *clientSide) reconnect(c *Conn, cause error) {
 			return
 		}
 		lastErr = err
+		var pe *PeerError
+		answered = errors.As(err, &pe) || errors.As(err, &rd)
+		if answered {
+			answer = err
+		}
 	}
 }
 
@@ -155,27 +174,49 @@ func (cs *clientSide) reconnect(c *Conn, cause error) {
 const tryOthersAfter = 2
 
 // attemptAddrLocked picks where resume attempt n goes: the session's member
-// first; then, in a pool, the other members (least loaded first) in turn
-// with it.
+// first; then, in a pool, rounds of the other members it knows (least
+// loaded first), its own member, and last the address the session was
+// first dialed at. That one is the pool's service address in a deployment
+// (a DNS name, resolved again by every dial, or a load balancer): it leads
+// to a live member, known to the client or not, which takes the session
+// over or says where it is, even when every member the client knows is
+// gone.
 func (cs *clientSide) attemptAddrLocked(n int) string {
+	own := cs.memberAddrLocked()
 	if !cs.pool || n <= tryOthersAfter {
-		return cs.address
+		return own
 	}
 	others := make([]Member, 0, len(cs.members))
 	for _, m := range cs.members {
-		if m.Addr != cs.address && m.Name != cs.node && !m.Draining {
+		if m.Addr != own && m.Name != cs.node && !m.Draining {
 			others = append(others, m)
 		}
 	}
-	if len(others) == 0 {
-		return cs.address
+	slices.SortStableFunc(others, func(a, b Member) int { return a.Sessions - b.Sessions })
+	round := make([]string, 0, len(others)+2)
+	for _, m := range others {
+		round = append(round, m.Addr)
 	}
-	slices.SortFunc(others, func(a, b Member) int { return a.Sessions - b.Sessions })
-	k := (n - tryOthersAfter - 1) % (len(others) + 1)
-	if k == len(others) {
-		return cs.address
+	round = append(round, own)
+	if cs.service != "" && !slices.Contains(round, cs.service) {
+		round = append(round, cs.service)
 	}
-	return others[k].Addr
+	return round[(n-tryOthersAfter-1)%len(round)]
+}
+
+// memberAddrLocked is the address of the member serving the session. A
+// session reached through the service address is served by a member the
+// client can reach at its own address, as the pool lists it: resuming
+// there finds the session where it is.
+func (cs *clientSide) memberAddrLocked() string {
+	if cs.address == cs.service {
+		for _, m := range cs.members {
+			if m.Name == cs.node && m.Addr != "" {
+				return m.Addr
+			}
+		}
+	}
+	return cs.address
 }
 
 func minTime(a, b time.Time) time.Time {

@@ -98,7 +98,11 @@ func (d *Dialer) Dial(network, address string) (net.Conn, error) {
 }
 
 // DialContext opens a session to address and returns it as a *Conn. The
-// context bounds the dial and handshake only, not the session's life.
+// context bounds the dial and handshake only, not the session's life. In a
+// pool, address is best the pool's service address (a DNS name or a load
+// balancer that leads to live members): the session resumes at its own
+// member's address, and falls back to address (dialed again, a name
+// resolved again) when every member it knows fails.
 func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
 	p := d.withDefaults()
 	c, err := p.open(ctx, network, address)
@@ -174,12 +178,13 @@ const maxRedirects = 3
 func (d *Dialer) open(ctx context.Context, network, address string) (*Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, d.HandshakeTimeout)
 	defer cancel()
+	service := address
 	for hop := 0; ; hop++ {
 		nc, err := d.dialLink(ctx, network, address)
 		if err != nil {
 			return nil, err
 		}
-		c, err := d.openOn(ctx, nc, network, address)
+		c, err := d.openOn(ctx, nc, network, address, service)
 		if err == nil {
 			return c, nil
 		}
@@ -193,7 +198,9 @@ func (d *Dialer) open(ctx context.Context, network, address string) (*Conn, erro
 	}
 }
 
-func (d *Dialer) openOn(ctx context.Context, nc net.Conn, network, address string) (*Conn, error) {
+// openOn opens a session on nc, a link to address; service is the address
+// the session was first dialed at (address, unless a server redirected it).
+func (d *Dialer) openOn(ctx context.Context, nc net.Conn, network, address, service string) (*Conn, error) {
 	stop := withConnDeadline(ctx, nc)
 	kp, err := auth.NewKeyPair()
 	if err != nil {
@@ -242,7 +249,7 @@ func (d *Dialer) openOn(ctx context.Context, nc net.Conn, network, address strin
 		log:              d.Logger,
 		metrics:          d.Metrics,
 	})
-	c.client = &clientSide{d: *d, network: network, address: address,
+	c.client = &clientSide{d: *d, network: network, address: address, service: service,
 		pool: w.Flags&wire.WelcomePool != 0, node: w.Node, epoch: w.Epoch}
 	c.mu.Lock()
 	c.attachLocked(nc, br)
