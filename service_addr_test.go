@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -133,7 +134,10 @@ func TestResumeThroughServiceAddress(t *testing.T) {
 		tp.member("m0").crash()
 		// m1 copies the session's checkpoints to m2, the only member left
 		// to hold them.
-		require.Eventually(t, func() bool { return m2.Status().CopiesFor == 1 }, 10*time.Second, 10*time.Millisecond)
+		require.Eventually(t, func() bool {
+			st := tp.member("m1").Status()
+			return len(st.Sessions) == 1 && slices.Equal(st.Sessions[0].Replicas, []string{"m2"}) && m2.Status().CopiesFor == 1
+		}, 10*time.Second, 10*time.Millisecond)
 		tp.member("m1").crash()
 		svc.SetTarget(m2.Addr().String())
 		require.False(t, hasMember(mc.Members(), "m2"), "the client has not heard of m2")

@@ -1,6 +1,9 @@
 package mtcp
 
-import "sort"
+import (
+	"sort"
+	"strings"
+)
 
 // Status is a snapshot of a listener: its pool and its sessions.
 type Status struct {
@@ -21,6 +24,10 @@ type SessionStatus struct {
 	Remote   string // the peer's address on the current (or last) link
 	Attached bool   // a link is up
 	Epoch    uint64 // raised by every move to another member
+	// Replicas are the members its server copied its checkpoints to, as
+	// last placed (server side, in a pool with Replicas; empty until the
+	// first copy is placed).
+	Replicas []string
 	Movable  bool   // it could move to another member now
 	Received uint64 // input bytes received
 	Consumed uint64 // input bytes the application read
@@ -56,6 +63,7 @@ func (c *Conn) Status() SessionStatus {
 		s.CrashSafe, s.AtRisk = c.server.crashSafeLocked(c), c.server.atRisk
 		if c.server.node != nil {
 			s.Server = c.server.node.name
+			s.Replicas = strings.Fields(c.server.repl.targets)
 		}
 	case c.client != nil:
 		s.Epoch, s.Server, s.Movable = c.client.epoch, c.client.node, c.client.pool && !c.terminated
