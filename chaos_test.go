@@ -12,9 +12,13 @@ import (
 
 // TestChaos runs the multi-process chaos harness (internal/cmd/mtcp-chaos):
 // member processes killed with SIGKILL at random and restarted while clients
-// stream stateful echoes; it fails on any lost byte or failed session, and
-// unless members crashed and sessions failed over. It runs 8 s by default;
-// MTCP_CHAOS_DURATION (e.g. 60s, 10m) runs it longer.
+// stream stateful echoes through a service address in front of the live
+// members. A session whose member and every member holding copies of its
+// checkpoints were killed before it could move is lost by design (a double
+// failure, counted apart); the test fails on any other failed session, any
+// lost byte outside those, and unless members crashed and sessions failed
+// over. It runs 8 s by default; MTCP_CHAOS_DURATION (e.g. 60s, 10m) runs it
+// longer.
 func TestChaos(t *testing.T) {
 	duration := 8 * time.Second
 	if d := os.Getenv("MTCP_CHAOS_DURATION"); d != "" {
@@ -56,17 +60,25 @@ func TestChaos(t *testing.T) {
 	crashes := figure("crashes", regexp.MustCompile(`(?m)^  members +\d+ live, (\d+) crashes`))
 	completed := figure("completed sessions", regexp.MustCompile(`(?m)^  sessions +\d+ \((\d+) completed, \d+ failed\)`))
 	failed := figure("failed sessions", regexp.MustCompile(`(?m)^  sessions +\d+ \(\d+ completed, (\d+) failed\)`))
+	doubles := figure("double failures", regexp.MustCompile(`(?m)^  double failures +(\d+) `))
+	others := figure("other failures", regexp.MustCompile(`(?m)^  other failures +(\d+)$`))
 	failovers := figure("failovers", regexp.MustCompile(`(?m)^  failovers +(\d+) `))
 	lost := figure("lost bytes", regexp.MustCompile(`(?m)^  lost bytes +(\d+)$`))
 	mismatches := figure("digest mismatches", regexp.MustCompile(`(?m)^  digest mismatches +(\d+)$`))
 	if lost != 0 {
-		t.Errorf("%d lost bytes, want 0", lost)
+		t.Errorf("%d bytes lost outside double failures, want 0", lost)
 	}
 	if mismatches != 0 {
 		t.Errorf("%d digest mismatches, want 0", mismatches)
 	}
-	if failed != 0 {
-		t.Errorf("%d failed sessions, want 0", failed)
+	if others != 0 {
+		t.Errorf("%d sessions failed other than by a double failure, want 0", others)
+	}
+	if failed != doubles+others {
+		t.Errorf("%d failed sessions, but %d double failures and %d others", failed, doubles, others)
+	}
+	if doubles > 0 {
+		t.Logf("%d sessions lost with their member and every member holding their copies (by design)", doubles)
 	}
 	if completed == 0 {
 		t.Errorf("no session completed")

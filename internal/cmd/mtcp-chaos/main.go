@@ -1,8 +1,14 @@
 // Command mtcp-chaos runs a pool of mtcp member processes, many clients
 // streaming stateful echoes through it, and random SIGKILLs and restarts of
-// members, for a bounded time. Every stream is checked with SHA-256 in both
-// directions and against the application's digest of its input. It prints a
-// summary and exits non-zero if a byte was lost or a session failed.
+// members, for a bounded time. Clients dial a service address, a proxy in
+// front of the live members (as a load balancer or a DNS name is in a
+// deployment). Every stream is checked with SHA-256 in both directions and
+// against the application's digest of its input. A session whose member
+// and every member holding copies of its checkpoints were killed before it
+// could move is lost by design: such double failures are counted apart,
+// from what the members said they held just before they were killed. It
+// prints a summary and exits non-zero if a byte was lost, a stream differs
+// or a session failed otherwise.
 package main
 
 import (

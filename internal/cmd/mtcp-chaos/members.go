@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"sync"
@@ -20,13 +21,40 @@ const poolKey = "6d7463702d6368616f732d706f6f6c2d6b65792d3332627974657321212121"
 type member struct {
 	name, addr, gossip string
 	cmd                *exec.Cmd
+	stdin              io.WriteCloser
 	done               chan struct{}
 	stderr             *lockedBuffer
+	status             chan status // answers to status requests
+}
+
+// status is what a member said it held when asked (mtcp-member's "status"
+// event): for each session it serves, the members holding copies of its
+// checkpoints.
+type status struct {
+	Tag      string `json:"tag"`
+	Sessions []struct {
+		ID       string   `json:"id"`
+		Replicas []string `json:"replicas"`
+	} `json:"sessions"`
+}
+
+// death is a member's kill and what it held just before.
+type death struct {
+	at       time.Time
+	reported bool                // it answered the status request
+	held     map[string][]string // session -> replicas, as the member said
+}
+
+// start is a session's (re)start by the application on a member.
+type start struct {
+	member string
+	at     time.Time
 }
 
 // fleet is the set of member processes, alive and dead, and what they said.
 type fleet struct {
-	cfg config
+	cfg   config
+	began time.Time
 
 	mu      sync.Mutex
 	alive   []*member
@@ -34,10 +62,13 @@ type fleet struct {
 	finals  map[string]string // session -> digest of all input, from whichever member saw the end
 	restore int               // sessions resumed on a member from a checkpoint
 	all     []*member
+	deaths  map[string]death // member -> its kill
+	started map[string]start // session -> the member that started it last
 }
 
 func newFleet(cfg config) *fleet {
-	return &fleet{cfg: cfg, finals: map[string]string{}}
+	return &fleet{cfg: cfg, began: time.Now(), finals: map[string]string{},
+		deaths: map[string]death{}, started: map[string]start{}}
 }
 
 // start launches a new member, joining the live ones.
@@ -55,7 +86,7 @@ func (f *fleet) start() (*member, error) {
 	if join != "" {
 		args = append(args, "-join", join)
 	}
-	m := &member{name: name, done: make(chan struct{}), stderr: &lockedBuffer{}}
+	m := &member{name: name, done: make(chan struct{}), stderr: &lockedBuffer{}, status: make(chan status, 1)}
 	m.cmd = exec.Command(f.cfg.memberBin, args...)
 	m.cmd.Stderr = m.stderr
 	if f.cfg.verbose {
@@ -65,6 +96,9 @@ func (f *fleet) start() (*member, error) {
 	if err != nil {
 		return nil, err
 	}
+	if m.stdin, err = m.cmd.StdinPipe(); err != nil {
+		return nil, err
+	}
 	if err := m.cmd.Start(); err != nil {
 		return nil, err
 	}
@@ -72,6 +106,7 @@ func (f *fleet) start() (*member, error) {
 	go func() {
 		defer close(m.done)
 		sc := bufio.NewScanner(out)
+		sc.Buffer(make([]byte, 0, 64<<10), 16<<20) // a status event lists every session
 		for sc.Scan() {
 			var ev map[string]any
 			if json.Unmarshal(sc.Bytes(), &ev) != nil {
@@ -86,10 +121,19 @@ func (f *fleet) start() (*member, error) {
 				f.finals[ev["session"].(string)] = ev["digest"].(string)
 				f.mu.Unlock()
 			case "started":
+				f.mu.Lock()
+				f.started[ev["session"].(string)] = start{member: name, at: time.Now()}
 				if ev["restored"] == true {
-					f.mu.Lock()
 					f.restore++
-					f.mu.Unlock()
+				}
+				f.mu.Unlock()
+			case "status":
+				var st status
+				if json.Unmarshal(sc.Bytes(), &st) == nil {
+					select {
+					case m.status <- st:
+					default:
+					}
 				}
 			}
 		}
@@ -110,12 +154,42 @@ func (f *fleet) start() (*member, error) {
 	return m, nil
 }
 
-// kill SIGKILLs a member and forgets it.
+// statusWait bounds the wait for a member's answer to a status request.
+const statusWait = 2 * time.Second
+
+// kill asks a member what it holds, SIGKILLs it at once and forgets it.
+// What it said is kept: a session lost later is lost by design only if its
+// last member and every member holding copies of its checkpoints died.
 func (f *fleet) kill(m *member) {
+	d := death{held: map[string][]string{}}
+	tag := fmt.Sprint(time.Now().UnixNano())
+	if _, err := fmt.Fprintf(m.stdin, "status %s\n", tag); err == nil {
+		timeout := time.After(statusWait)
+	wait:
+		for {
+			select {
+			case st := <-m.status:
+				if st.Tag != tag {
+					continue
+				}
+				d.reported = true
+				for _, s := range st.Sessions {
+					d.held[s.ID] = s.Replicas
+				}
+				break wait
+			case <-timeout:
+				break wait
+			case <-m.done:
+				break wait
+			}
+		}
+	}
+	d.at = time.Now()
 	_ = m.cmd.Process.Signal(syscall.SIGKILL)
 	<-m.done
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.deaths[m.name] = d
 	for i, a := range f.alive {
 		if a == m {
 			f.alive = append(f.alive[:i], f.alive[i+1:]...)
@@ -160,13 +234,15 @@ func (f *fleet) final(id string) ([]byte, bool) {
 	return b, err == nil
 }
 
-// stopAll kills every live member.
+// stopAll ends every live member.
 func (f *fleet) stopAll() {
 	f.mu.Lock()
 	alive := append([]*member(nil), f.alive...)
+	f.alive = nil
 	f.mu.Unlock()
 	for _, m := range alive {
-		f.kill(m)
+		_ = m.cmd.Process.Signal(syscall.SIGKILL)
+		<-m.done
 	}
 }
 

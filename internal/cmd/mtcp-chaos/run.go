@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -35,17 +36,24 @@ type summary struct {
 	members    int
 	sessions   atomic.Int64
 	completed  atomic.Int64
-	failed     atomic.Int64
+	failed     atomic.Int64 // every session that failed, double failures included
+	doubles    atomic.Int64 // sessions lost with their member and every member holding their copies
 	mismatched atomic.Int64
 	bytes      atomic.Int64 // echoed (each direction counted)
-	lost       atomic.Int64 // bytes written and never echoed back, in failed sessions
+	lost       atomic.Int64 // bytes written and never echoed back, in failed sessions other than double failures
+	doubleLost atomic.Int64 // the same, in double failures
 	crashes    int
 	failovers  int
+	unreported []string // killed members that did not say what they held
 
-	mu     sync.Mutex
-	pauses []time.Duration
-	errs   []string
+	mu      sync.Mutex
+	pauses  []time.Duration
+	errs    []string
+	doubled []string
 }
+
+// others is the number of failed sessions that are not double failures.
+func (s *summary) others() int64 { return s.failed.Load() - s.doubles.Load() }
 
 func (s *summary) addError(format string, args ...any) {
 	s.mu.Lock()
@@ -55,16 +63,30 @@ func (s *summary) addError(format string, args ...any) {
 	}
 }
 
+func (s *summary) addDouble(format string, args ...any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.doubled) < 10 {
+		s.doubled = append(s.doubled, fmt.Sprintf(format, args...))
+	}
+}
+
 func (s *summary) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "mtcp chaos summary\n")
 	fmt.Fprintf(&b, "  duration          %v\n", s.took.Round(time.Millisecond))
 	fmt.Fprintf(&b, "  members           %d live, %d crashes (SIGKILL) and restarts\n", s.members, s.crashes)
 	fmt.Fprintf(&b, "  sessions          %d (%d completed, %d failed)\n", s.sessions.Load(), s.completed.Load(), s.failed.Load())
+	fmt.Fprintf(&b, "  double failures   %d (lost by design: their member and every member holding their copies killed; %d bytes)\n",
+		s.doubles.Load(), s.doubleLost.Load())
+	fmt.Fprintf(&b, "  other failures    %d\n", s.others())
 	fmt.Fprintf(&b, "  bytes echoed      %d (%.1f MiB each way)\n", s.bytes.Load(), float64(s.bytes.Load())/2/(1<<20))
 	fmt.Fprintf(&b, "  failovers         %d sessions restored from a checkpoint on another member\n", s.failovers)
 	fmt.Fprintf(&b, "  lost bytes        %d\n", s.lost.Load())
 	fmt.Fprintf(&b, "  digest mismatches %d\n", s.mismatched.Load())
+	if len(s.unreported) > 0 {
+		fmt.Fprintf(&b, "  unreported        %v (killed without saying what they held)\n", s.unreported)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.pauses) > 0 {
@@ -72,6 +94,9 @@ func (s *summary) String() string {
 		sort.Slice(p, func(i, j int) bool { return p[i] < p[j] })
 		fmt.Fprintf(&b, "  failover time     p50 %v  p99 %v  max %v  (%d sessions caught on a crashed member)\n",
 			p[len(p)/2].Round(time.Millisecond), p[len(p)*99/100].Round(time.Millisecond), p[len(p)-1].Round(time.Millisecond), len(p))
+	}
+	for _, e := range s.doubled {
+		fmt.Fprintf(&b, "  double failure: %s\n", e)
 	}
 	for _, e := range s.errs {
 		fmt.Fprintf(&b, "  error: %s\n", e)
@@ -139,6 +164,11 @@ func run(ctx context.Context, cfg config) (*summary, error) {
 		defer rngMu.Unlock()
 		return rng.IntN(n)
 	}
+	svc, err := startService(fl, rnd)
+	if err != nil {
+		return sum, err
+	}
+	defer svc.close()
 
 	var wg sync.WaitGroup
 	for i := 0; i < cfg.clients; i++ {
@@ -146,7 +176,7 @@ func run(ctx context.Context, cfg config) (*summary, error) {
 		go func() {
 			defer wg.Done()
 			for time.Now().Before(deadline) && ctx.Err() == nil {
-				runSession(ctx, fl, tr, sum, rnd)
+				runSession(ctx, svc.addr(), fl, tr, sum, rnd)
 			}
 		}()
 	}
@@ -176,9 +206,10 @@ func run(ctx context.Context, cfg config) (*summary, error) {
 	fl.mu.Lock()
 	sum.failovers = fl.restore
 	fl.mu.Unlock()
-	if sum.lost.Load() > 0 || sum.failed.Load() > 0 || sum.mismatched.Load() > 0 {
-		return sum, fmt.Errorf("%d sessions failed, %d lost bytes, %d digest mismatches",
-			sum.failed.Load(), sum.lost.Load(), sum.mismatched.Load())
+	sum.unreported = fl.unreported()
+	if sum.lost.Load() > 0 || sum.others() > 0 || sum.mismatched.Load() > 0 {
+		return sum, fmt.Errorf("%d sessions failed other than by double failures, %d lost bytes, %d digest mismatches",
+			sum.others(), sum.lost.Load(), sum.mismatched.Load())
 	}
 	if sum.completed.Load() == 0 {
 		return sum, errors.New("no session completed")
@@ -186,16 +217,12 @@ func run(ctx context.Context, cfg config) (*summary, error) {
 	return sum, nil
 }
 
-// runSession opens a session at a random member, echoes a random amount of
-// data at a modest rate (so that it lives through crashes) and checks it.
-func runSession(ctx context.Context, fl *fleet, tr *tracker, sum *summary, rnd func(int) int) {
-	addrs := fl.addrs()
-	if len(addrs) == 0 {
-		time.Sleep(50 * time.Millisecond)
-		return
-	}
+// runSession opens a session through the service address (it leads to a
+// random live member), echoes a random amount of data at a modest rate (so
+// that it lives through crashes) and checks it.
+func runSession(ctx context.Context, service string, fl *fleet, tr *tracker, sum *summary, rnd func(int) int) {
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	nc, err := (&mtcp.Dialer{}).DialContext(dctx, "tcp", addrs[rnd(len(addrs))])
+	nc, err := (&mtcp.Dialer{}).DialContext(dctx, "tcp", service)
 	cancel()
 	if err != nil {
 		time.Sleep(20 * time.Millisecond) // the member just died: not a session
@@ -251,8 +278,14 @@ func runSession(ctx context.Context, fl *fleet, tr *tracker, sum *summary, rnd f
 	id := c.SessionID()
 	if rerr != nil || werr != nil {
 		sum.failed.Add(1)
-		sum.lost.Add(n - got)
-		sum.addError("session %s: read: %v, write: %v", id, rerr, werr)
+		if double, story := fl.doubleFailure(id, time.Now(), cmp.Or(rerr, werr)); double {
+			sum.doubles.Add(1)
+			sum.doubleLost.Add(n - got)
+			sum.addDouble("session %s: %s: %v", id, story, cmp.Or(rerr, werr))
+		} else {
+			sum.lost.Add(n - got)
+			sum.addError("session %s (%s): read: %v, write: %v", id, story, rerr, werr)
+		}
 		return
 	}
 	sum.bytes.Add(2 * got)

@@ -1,10 +1,14 @@
 // Command mtcp-member runs one member of an mtcp pool serving the stateful
 // echo application of package testapp. The multi-process tests and the
 // chaos harness start it, kill it and restart it; it reports what happens
-// to its sessions as JSON lines on standard output.
+// to its sessions as JSON lines on standard output. A line "status TAG" on
+// its standard input makes it report the sessions it serves and the
+// members holding copies of their checkpoints (Listener.Status), as a
+// "status" event carrying TAG.
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -91,6 +95,8 @@ func run(name, listen, gossip, control, join, keyHex string, replicas int, profi
 	o := &out{enc: json.NewEncoder(os.Stdout)}
 	o.event(map[string]any{"event": "ready", "name": name, "addr": ln.Addr().String(), "gossip": ln.GossipAddr()})
 
+	go answerStatus(ln, o)
+
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
 	go func() {
@@ -119,4 +125,24 @@ func errString(err error) string {
 		return ""
 	}
 	return err.Error()
+}
+
+// answerStatus reports the listener's status for every "status TAG" line
+// read from standard input, until it ends.
+func answerStatus(ln *mtcp.Listener, o *out) {
+	sc := bufio.NewScanner(os.Stdin)
+	for sc.Scan() {
+		cmd, tag, _ := strings.Cut(strings.TrimSpace(sc.Text()), " ")
+		if cmd != "status" {
+			continue
+		}
+		st := ln.Status()
+		sessions := make([]map[string]any, 0, len(st.Sessions))
+		for _, s := range st.Sessions {
+			sessions = append(sessions, map[string]any{
+				"id": s.ID, "epoch": s.Epoch, "attached": s.Attached, "replicas": s.Replicas,
+			})
+		}
+		o.event(map[string]any{"event": "status", "tag": tag, "sessions": sessions, "copies": st.CopiesFor})
+	}
 }
