@@ -28,6 +28,7 @@ func main() {
 	flag.IntVar(&cfg.clients, "clients", 24, "concurrent client streams")
 	flag.DurationVar(&cfg.killEvery, "kill-every", 3*time.Second, "mean time between member kills")
 	flag.IntVar(&cfg.replicas, "replicas", 1, "checkpoint copies")
+	flag.IntVar(&cfg.pairs, "pairs", 0, "percent of kills that take two members at once (double failures)")
 	flag.Int64Var(&cfg.seed, "seed", time.Now().UnixNano(), "random seed")
 	flag.StringVar(&cfg.memberBin, "member", "", "mtcp-member binary (default: built from ./internal/cmd/mtcp-member)")
 	flag.StringVar(&cfg.profile, "profile", "local", "members' gossip timings")

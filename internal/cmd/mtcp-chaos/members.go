@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -62,13 +63,14 @@ type fleet struct {
 	finals  map[string]string // session -> digest of all input, from whichever member saw the end
 	restore int               // sessions resumed on a member from a checkpoint
 	all     []*member
-	deaths  map[string]death // member -> its kill
-	started map[string]start // session -> the member that started it last
+	deaths  map[string]death    // member -> its kill
+	started map[string]start    // session -> the member that started it last
+	failed  map[string][]string // session -> its applications' failures, "member: error"
 }
 
 func newFleet(cfg config) *fleet {
 	return &fleet{cfg: cfg, began: time.Now(), finals: map[string]string{},
-		deaths: map[string]death{}, started: map[string]start{}}
+		deaths: map[string]death{}, started: map[string]start{}, failed: map[string][]string{}}
 }
 
 // start launches a new member, joining the live ones.
@@ -127,6 +129,11 @@ func (f *fleet) start() (*member, error) {
 					f.restore++
 				}
 				f.mu.Unlock()
+			case "failed":
+				f.mu.Lock()
+				id := ev["session"].(string)
+				f.failed[id] = append(f.failed[id], fmt.Sprintf("%s: %v", name, ev["error"]))
+				f.mu.Unlock()
 			case "status":
 				var st status
 				if json.Unmarshal(sc.Bytes(), &st) == nil {
@@ -154,48 +161,81 @@ func (f *fleet) start() (*member, error) {
 	return m, nil
 }
 
-// statusWait bounds the wait for a member's answer to a status request.
+// statusWait bounds the wait for a member's answer to a crash request.
 const statusWait = 2 * time.Second
 
-// kill asks a member what it holds, SIGKILLs it at once and forgets it.
-// What it said is kept: a session lost later is lost by design only if its
-// last member and every member holding copies of its checkpoints died.
-func (f *fleet) kill(m *member) {
+// kill crashes members at once: each reports what it holds and kills
+// itself with SIGKILL in the same breath (mtcp-member's "crash" command),
+// so the report describes what died; one that does not answer in time is
+// killed without a report. What they said is kept: a session lost later is
+// lost by design only if its last member and every member holding copies
+// of its checkpoints died.
+func (f *fleet) kill(ms ...*member) {
+	deaths := make([]death, len(ms))
+	var wg sync.WaitGroup
+	for i, m := range ms {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			deaths[i] = m.crash()
+		}()
+	}
+	wg.Wait()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i, m := range ms {
+		f.deaths[m.name] = deaths[i]
+		for j, a := range f.alive {
+			if a == m {
+				f.alive = append(f.alive[:j], f.alive[j+1:]...)
+				break
+			}
+		}
+	}
+}
+
+// crash asks a member to report what it holds (its sessions and the
+// members holding copies of their checkpoints) and die, and waits until it
+// is dead.
+func (m *member) crash() death {
 	d := death{held: map[string][]string{}}
 	tag := fmt.Sprint(time.Now().UnixNano())
-	if _, err := fmt.Fprintf(m.stdin, "status %s\n", tag); err == nil {
+	got := func(st status) bool {
+		if st.Tag != tag {
+			return false
+		}
+		d.reported = true
+		for _, s := range st.Sessions {
+			d.held[s.ID] = s.Replicas
+		}
+		return true
+	}
+	if _, err := fmt.Fprintf(m.stdin, "crash %s\n", tag); err == nil {
 		timeout := time.After(statusWait)
 	wait:
 		for {
 			select {
 			case st := <-m.status:
-				if st.Tag != tag {
-					continue
+				if got(st) {
+					break wait
 				}
-				d.reported = true
-				for _, s := range st.Sessions {
-					d.held[s.ID] = s.Replicas
-				}
-				break wait
 			case <-timeout:
 				break wait
 			case <-m.done:
+				// Its output is all read: the report, if any, is waiting.
+				select {
+				case st := <-m.status:
+					got(st)
+				default:
+				}
 				break wait
 			}
 		}
 	}
 	d.at = time.Now()
-	_ = m.cmd.Process.Signal(syscall.SIGKILL)
+	_ = m.cmd.Process.Signal(syscall.SIGKILL) // if it did not die of itself
 	<-m.done
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.deaths[m.name] = d
-	for i, a := range f.alive {
-		if a == m {
-			f.alive = append(f.alive[:i], f.alive[i+1:]...)
-			break
-		}
-	}
+	return d
 }
 
 // addrs returns the client addresses of the live members.
@@ -261,4 +301,28 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// story tells what the members said and logged about a session, for a
+// session that failed or differs.
+func (f *fleet) story(id string) string {
+	f.mu.Lock()
+	all := append([]*member(nil), f.all...)
+	failed := append([]string(nil), f.failed[id]...)
+	f.mu.Unlock()
+	var b strings.Builder
+	for _, e := range failed {
+		fmt.Fprintf(&b, "    application failed on %s\n", e)
+	}
+	for _, m := range all {
+		if m.stderr == nil {
+			continue
+		}
+		for _, line := range strings.Split(m.stderr.String(), "\n") {
+			if strings.Contains(line, id) {
+				fmt.Fprintf(&b, "    %s\n", line)
+			}
+		}
+	}
+	return b.String()
 }

@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
+	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -24,6 +26,7 @@ type config struct {
 	clients   int
 	killEvery time.Duration
 	replicas  int
+	pairs     int // percent of kills that take two members at once
 	seed      int64
 	memberBin string
 	profile   string
@@ -192,14 +195,28 @@ func run(ctx context.Context, cfg config) (*summary, error) {
 			break
 		}
 		fl.mu.Lock()
-		victim := fl.alive[rnd(len(fl.alive))]
+		alive := append([]*member(nil), fl.alive...)
 		fl.mu.Unlock()
+		k := 1
+		if len(alive) > 2 && rnd(100) < cfg.pairs {
+			k = 2 // a double failure for the sessions of the one with copies on the other
+		}
+		var victims []*member
+		for range k {
+			i := rnd(len(alive))
+			victims = append(victims, alive[i])
+			alive = append(alive[:i], alive[i+1:]...)
+		}
 		at := time.Now()
-		tr.crashed(victim.name, at)
-		fl.kill(victim)
-		sum.crashes++
-		if _, err := fl.start(); err != nil {
-			sum.addError("restarting a member: %v", err)
+		for _, v := range victims {
+			tr.crashed(v.name, at)
+		}
+		fl.kill(victims...)
+		for range victims {
+			sum.crashes++
+			if _, err := fl.start(); err != nil {
+				sum.addError("restarting a member: %v", err)
+			}
 		}
 	}
 	wg.Wait()
@@ -222,7 +239,9 @@ func run(ctx context.Context, cfg config) (*summary, error) {
 // that it lives through crashes) and checks it.
 func runSession(ctx context.Context, service string, fl *fleet, tr *tracker, sum *summary, rnd func(int) int) {
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	nc, err := (&mtcp.Dialer{}).DialContext(dctx, "tcp", service)
+	clientLog := &cappedBuffer{max: 64 << 10}
+	d := &mtcp.Dialer{Logger: slog.New(slog.NewTextHandler(clientLog, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	nc, err := d.DialContext(dctx, "tcp", service)
 	cancel()
 	if err != nil {
 		time.Sleep(20 * time.Millisecond) // the member just died: not a session
@@ -285,6 +304,7 @@ func runSession(ctx context.Context, service string, fl *fleet, tr *tracker, sum
 		} else {
 			sum.lost.Add(n - got)
 			sum.addError("session %s (%s): read: %v, write: %v", id, story, rerr, werr)
+			tell(fl, id, clientLog)
 		}
 		return
 	}
@@ -301,10 +321,40 @@ func runSession(ctx context.Context, service string, fl *fleet, tr *tracker, sum
 	case got != n || !bytes.Equal(echoed, sent[:]):
 		sum.mismatched.Add(1)
 		sum.addError("session %s: echoed %d of %d bytes, digests differ", id, got, n)
+		tell(fl, id, clientLog)
 	case !bytes.Equal(final, sent[:]):
 		sum.mismatched.Add(1)
 		sum.addError("session %s: the application's digest of its input differs (%x)", id, final)
+		tell(fl, id, clientLog)
 	default:
 		sum.completed.Add(1)
 	}
+}
+
+// tell writes to standard error what is known of a session that failed or
+// differs: its client's log and what the members said and logged of it.
+func tell(fl *fleet, id string, clientLog *cappedBuffer) {
+	fmt.Fprintf(os.Stderr, "session %s: client log:\n%s  members:\n%s", id, clientLog.String(), fl.story(id))
+}
+
+// cappedBuffer keeps the first max bytes written to it.
+type cappedBuffer struct {
+	mu  sync.Mutex
+	max int
+	b   bytes.Buffer
+}
+
+func (c *cappedBuffer) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if room := c.max - c.b.Len(); room > 0 {
+		c.b.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
+}
+
+func (c *cappedBuffer) String() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.b.String()
 }

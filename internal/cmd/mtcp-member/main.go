@@ -4,7 +4,8 @@
 // to its sessions as JSON lines on standard output. A line "status TAG" on
 // its standard input makes it report the sessions it serves and the
 // members holding copies of their checkpoints (Listener.Status), as a
-// "status" event carrying TAG.
+// "status" event carrying TAG; "crash TAG" does the same and then kills the
+// process with SIGKILL at once, so that the report describes what died.
 package main
 
 import (
@@ -127,13 +128,14 @@ func errString(err error) string {
 	return err.Error()
 }
 
-// answerStatus reports the listener's status for every "status TAG" line
-// read from standard input, until it ends.
+// answerStatus reports the listener's status for every "status TAG" or
+// "crash TAG" line read from standard input, until it ends; after a crash
+// report the process kills itself.
 func answerStatus(ln *mtcp.Listener, o *out) {
 	sc := bufio.NewScanner(os.Stdin)
 	for sc.Scan() {
 		cmd, tag, _ := strings.Cut(strings.TrimSpace(sc.Text()), " ")
-		if cmd != "status" {
+		if cmd != "status" && cmd != "crash" {
 			continue
 		}
 		st := ln.Status()
@@ -144,5 +146,8 @@ func answerStatus(ln *mtcp.Listener, o *out) {
 			})
 		}
 		o.event(map[string]any{"event": "status", "tag": tag, "sessions": sessions, "copies": st.CopiesFor})
+		if cmd == "crash" {
+			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		}
 	}
 }
