@@ -61,7 +61,7 @@ func TestChaos(t *testing.T) {
 	completed := figure("completed sessions", regexp.MustCompile(`(?m)^  sessions +\d+ \((\d+) completed, \d+ failed\)`))
 	failed := figure("failed sessions", regexp.MustCompile(`(?m)^  sessions +\d+ \(\d+ completed, (\d+) failed\)`))
 	doubles := figure("double failures", regexp.MustCompile(`(?m)^  double failures +(\d+) `))
-	others := figure("other failures", regexp.MustCompile(`(?m)^  other failures +(\d+)$`))
+	others := figure("other failures", regexp.MustCompile(`(?m)^  other failures +(\d+) `))
 	failovers := figure("failovers", regexp.MustCompile(`(?m)^  failovers +(\d+) `))
 	lost := figure("lost bytes", regexp.MustCompile(`(?m)^  lost bytes +(\d+)$`))
 	mismatches := figure("digest mismatches", regexp.MustCompile(`(?m)^  digest mismatches +(\d+)$`))

@@ -10,16 +10,30 @@ import (
 	"github.com/migratory/mtcp"
 )
 
-// doubleFailure tells whether a session lost at lostAt with err was lost by
-// design: the member that held it last and every member holding copies of
-// its checkpoints were killed before it could move (the pool keeps
-// Replicas copies; it survives the loss of fewer members than that, not
-// more). The members say what they hold just before they are killed (see
-// fleet.kill); the verdict rests on that, not on the client's error. It
-// returns the verdict and the story, for the summary.
-func (f *fleet) doubleFailure(id string, lostAt time.Time, err error) (bool, string) {
+// loss is what a lost session was lost to.
+type loss int
+
+const (
+	// lossOther: nothing the pool promises to survive explains it.
+	lossOther loss = iota
+	// lossDouble: its member and every member holding copies of its
+	// checkpoints were killed before it could move: lost by design.
+	lossDouble
+	// lossNoCopy: its member was killed before any other member held a
+	// copy of its checkpoints: one crash lost it (a new session, in the
+	// moments before its first copy was placed).
+	lossNoCopy
+)
+
+// classify tells what a session lost at lostAt with err was lost to. The
+// members say what they hold just before they are killed (see fleet.kill):
+// the member that held it last and where its copies were. The verdict rests
+// on that, not on the client's error, which only has to be the want of a
+// member to resume at. It returns the verdict and the story, for the
+// summary.
+func (f *fleet) classify(id string, lostAt time.Time, err error) (loss, string) {
 	if !errors.Is(err, mtcp.ErrResumeTimeout) && !errors.Is(err, mtcp.ErrUnknownSession) {
-		return false, "the session did not fail for want of a member to resume at"
+		return lossOther, "the session did not fail for want of a member to resume at"
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -32,24 +46,24 @@ func (f *fleet) doubleFailure(id string, lostAt time.Time, err error) (bool, str
 		}
 	}
 	if last == "" {
-		return false, "no member killed before the loss said it held the session"
+		return lossOther, "no member killed before the loss said it held the session"
 	}
 	if s, ok := f.started[id]; ok && s.member != last && s.at.After(lastDeath.at) {
-		return false, fmt.Sprintf("%s started it after %s was killed", s.member, last)
+		return lossOther, fmt.Sprintf("%s started it after %s was killed", s.member, last)
 	}
 	replicas := lastDeath.held[id]
 	if len(replicas) == 0 {
-		return false, fmt.Sprintf("%s held it without a copy on another member when it was killed", last)
+		return lossNoCopy, fmt.Sprintf("held by %s (killed at %s) without a copy on another member", last, f.since(lastDeath.at))
 	}
 	story := []string{fmt.Sprintf("held by %s (killed at %s)", last, f.since(lastDeath.at))}
 	for _, r := range replicas {
 		d, ok := f.deaths[r]
 		if !ok || !d.at.Before(lostAt) {
-			return false, fmt.Sprintf("held by %s (killed at %s), its copies on %s, alive", last, f.since(lastDeath.at), r)
+			return lossOther, fmt.Sprintf("held by %s (killed at %s), its copies on %s, alive", last, f.since(lastDeath.at), r)
 		}
 		story = append(story, fmt.Sprintf("copies on %s (killed at %s)", r, f.since(d.at)))
 	}
-	return true, strings.Join(story, ", ")
+	return lossDouble, strings.Join(story, ", ")
 }
 
 // since is a time of the run, from its start.

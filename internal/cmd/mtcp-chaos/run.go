@@ -41,6 +41,7 @@ type summary struct {
 	completed  atomic.Int64
 	failed     atomic.Int64 // every session that failed, double failures included
 	doubles    atomic.Int64 // sessions lost with their member and every member holding their copies
+	noCopy     atomic.Int64 // sessions lost with their member before any other member had a copy
 	mismatched atomic.Int64
 	bytes      atomic.Int64 // echoed (each direction counted)
 	lost       atomic.Int64 // bytes written and never echoed back, in failed sessions other than double failures
@@ -55,7 +56,8 @@ type summary struct {
 	doubled []string
 }
 
-// others is the number of failed sessions that are not double failures.
+// others is the number of failed sessions that are not double failures
+// (those lost before their first copy included).
 func (s *summary) others() int64 { return s.failed.Load() - s.doubles.Load() }
 
 func (s *summary) addError(format string, args ...any) {
@@ -82,7 +84,8 @@ func (s *summary) String() string {
 	fmt.Fprintf(&b, "  sessions          %d (%d completed, %d failed)\n", s.sessions.Load(), s.completed.Load(), s.failed.Load())
 	fmt.Fprintf(&b, "  double failures   %d (lost by design: their member and every member holding their copies killed; %d bytes)\n",
 		s.doubles.Load(), s.doubleLost.Load())
-	fmt.Fprintf(&b, "  other failures    %d\n", s.others())
+	fmt.Fprintf(&b, "  other failures    %d (%d lost with their member before any copy of their checkpoints existed)\n",
+		s.others(), s.noCopy.Load())
 	fmt.Fprintf(&b, "  bytes echoed      %d (%.1f MiB each way)\n", s.bytes.Load(), float64(s.bytes.Load())/2/(1<<20))
 	fmt.Fprintf(&b, "  failovers         %d sessions restored from a checkpoint on another member\n", s.failovers)
 	fmt.Fprintf(&b, "  lost bytes        %d\n", s.lost.Load())
@@ -297,11 +300,15 @@ func runSession(ctx context.Context, service string, fl *fleet, tr *tracker, sum
 	id := c.SessionID()
 	if rerr != nil || werr != nil {
 		sum.failed.Add(1)
-		if double, story := fl.doubleFailure(id, time.Now(), cmp.Or(rerr, werr)); double {
+		kind, story := fl.classify(id, time.Now(), cmp.Or(rerr, werr))
+		if kind == lossDouble {
 			sum.doubles.Add(1)
 			sum.doubleLost.Add(n - got)
 			sum.addDouble("session %s: %s: %v", id, story, cmp.Or(rerr, werr))
 		} else {
+			if kind == lossNoCopy {
+				sum.noCopy.Add(1)
+			}
 			sum.lost.Add(n - got)
 			sum.addError("session %s (%s): read: %v, write: %v", id, story, rerr, werr)
 			tell(fl, id, clientLog)
