@@ -18,7 +18,8 @@ import (
 // failure, counted apart); the test fails on any other failed session, any
 // lost byte outside those, and unless members crashed and sessions failed
 // over. It runs 8 s by default; MTCP_CHAOS_DURATION (e.g. 60s, 10m) runs it
-// longer.
+// longer, within a test timeout 3 minutes longer (go test -timeout 15m for
+// 10m).
 func TestChaos(t *testing.T) {
 	duration := 8 * time.Second
 	if d := os.Getenv("MTCP_CHAOS_DURATION"); d != "" {
@@ -26,6 +27,12 @@ func TestChaos(t *testing.T) {
 		if duration, err = time.ParseDuration(d); err != nil {
 			t.Fatalf("MTCP_CHAOS_DURATION: %v", err)
 		}
+	}
+	// The harness runs for the duration, then waits for its sessions (a
+	// lost one takes a resume timeout) and gives up 2 minutes after.
+	if dl, ok := t.Deadline(); ok && time.Until(dl) < duration+3*time.Minute {
+		t.Fatalf("a %v chaos run needs a test timeout above %v: go test -timeout %v",
+			duration, duration+3*time.Minute, (duration + 5*time.Minute).Round(time.Minute))
 	}
 	// The harness waits between kEvery/2 and 3*kEvery/2 before each kill;
 	// at 1.5 s even the longest waits leave room for three kills (and their
