@@ -116,7 +116,7 @@ func (cs *clientSide) reconnect(c *Conn, cause error) {
 		if addr == "" {
 			addr = cs.attemptAddrLocked(attempt)
 		}
-		own := cs.memberAddrLocked()
+		verdict := cs.ownMemberLocked(addr)
 		c.mu.Unlock()
 		err := cs.resumeAt(ctx, c, addr)
 		cancel()
@@ -152,7 +152,7 @@ func (cs *clientSide) reconnect(c *Conn, cause error) {
 		// Only the session's own member's refusal is a verdict: another
 		// member, or whichever member the service address leads to, may
 		// not know the session yet.
-		if addr == own && fatalResumeError(err) {
+		if verdict && fatalResumeError(err) {
 			c.mu.Lock()
 			cs.reconnecting = false
 			c.failLocked(err)
@@ -217,6 +217,26 @@ func (cs *clientSide) memberAddrLocked() string {
 		}
 	}
 	return cs.address
+}
+
+// ownMemberLocked reports whether addr is known to lead to the member
+// serving the session, whose refusal is a verdict. In a pool, the address
+// first dialed leads to whichever member it picks, unless the pool lists
+// it as the serving member's own.
+func (cs *clientSide) ownMemberLocked(addr string) bool {
+	own := cs.memberAddrLocked()
+	if addr != own {
+		return false
+	}
+	if !cs.pool || addr != cs.service {
+		return true
+	}
+	for _, m := range cs.members {
+		if m.Name == cs.node && m.Addr == addr {
+			return true
+		}
+	}
+	return false
 }
 
 func minTime(a, b time.Time) time.Time {

@@ -181,4 +181,29 @@ func TestResumeAttemptOrder(t *testing.T) {
 	// A standalone session has one address.
 	cs = &clientSide{address: "s:1", service: "s:1"}
 	require.Equal(t, "s:1", cs.attemptAddrLocked(5))
+	require.True(t, cs.ownMemberLocked("s:1"), "a standalone server's refusal is a verdict")
+}
+
+// TestResumeVerdicts: only the session's own member's refusal ends a pool
+// session; whichever member the service address leads to may not know it.
+func TestResumeVerdicts(t *testing.T) {
+	members := []Member{{Name: "a", Addr: "a:1"}, {Name: "b", Addr: "b:1"}}
+	cs := &clientSide{pool: true, node: "b", address: "svc:1", service: "svc:1", members: members}
+	require.True(t, cs.ownMemberLocked("b:1"))
+	require.False(t, cs.ownMemberLocked("a:1"))
+	require.False(t, cs.ownMemberLocked("svc:1"))
+
+	// Before the pool's list arrives, the service address is still not
+	// known to lead to the session's member.
+	cs = &clientSide{pool: true, node: "b", address: "svc:1", service: "svc:1"}
+	require.False(t, cs.ownMemberLocked("svc:1"))
+
+	// Dialed at the member's own address.
+	cs = &clientSide{pool: true, node: "b", address: "b:1", service: "b:1", members: members}
+	require.True(t, cs.ownMemberLocked("b:1"))
+
+	// Moved from the address dialed to another member.
+	cs = &clientSide{pool: true, node: "a", address: "a:1", service: "b:1", members: members}
+	require.True(t, cs.ownMemberLocked("a:1"))
+	require.False(t, cs.ownMemberLocked("b:1"))
 }
