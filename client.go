@@ -33,6 +33,7 @@ type clientSide struct {
 	address      string // where the session is served now
 	service      string // the address first dialed: the pool's service address
 	reconnecting bool   // guarded by Conn.mu
+	attempts     uint64 // resume HELLOs sent, which they number (guarded by Conn.mu)
 
 	// Pool state, guarded by Conn.mu.
 	pool     bool     // the server is a pool member
@@ -299,7 +300,8 @@ func (cs *clientSide) resumeOn(ctx context.Context, c *Conn, nc net.Conn, addr s
 	hello := cs.d.hello()
 	hello.Resume, hello.Session, hello.Nonce = true, c.id, auth.Nonce()
 	c.mu.Lock()
-	hello.Epoch, hello.Origin = cs.epoch, cs.node
+	cs.attempts++
+	hello.Epoch, hello.Attempt, hello.Origin = cs.epoch, cs.attempts, cs.node
 	c.mu.Unlock()
 	if _, err := nc.Write(wire.AppendFrame(wire.Preface[:], hello)); err != nil {
 		return &handshakeError{"sending HELLO", err}

@@ -25,7 +25,7 @@ func (s *serverSide) crashSafeLocked(c *Conn) bool {
 // for a reason other than its youth: its copies cannot be had, or its
 // client freed input no durable checkpoint covers.
 func (s *serverSide) atRiskLocked(c *Conn) bool {
-	if s.node == nil || s.node.replicas == 0 || !s.checkpointed() || c.terminated {
+	if s.node == nil || s.node.replicas == 0 || !s.explicit || c.terminated {
 		return false
 	}
 	if s.crashSafeLocked(c) {

@@ -2,6 +2,7 @@ package mtcp
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -125,5 +126,45 @@ func TestSessionWithoutCopiesSaysSo(t *testing.T) {
 	}, 15*time.Second, 50*time.Millisecond, "copies are made again")
 	require.False(t, sc.Status().AtRisk)
 	require.Equal(t, 0, ap.member("m0").Status().AtRisk)
+	ap.finishSession(t, es)
+}
+
+// TestCrashBeforeFirstCheckpoint: a new session's member crashes before its
+// application even accepted the session. The session's implicit checkpoint
+// (its start) was copied before the client was welcomed, and the client
+// keeps its input from there: the other member restores the session from
+// its start and its application serves it, nothing lost.
+func TestCrashBeforeFirstCheckpoint(t *testing.T) {
+	never := make(chan struct{})
+	ap := startAppPool(t, 2, func(c *Config) { c.Replicas = 1 }, appOptions{
+		acceptGate: func(node string) <-chan struct{} {
+			if node == "m0" {
+				return never
+			}
+			return nil
+		},
+	})
+	defer ap.close()
+	defer close(never) // before the pool closes: its accept loop waits for it
+	c, err := (&Dialer{Logger: testLogger(t), ResumeTimeout: 10 * time.Second}).Dial("tcp", ap.addr("m0"))
+	require.NoError(t, err)
+	waitMembers(t, c, 2)
+	es := newEchoSession(c, 31)
+	sent := make([]byte, 256<<10)
+	_, _ = io.ReadFull(es.src, sent)
+	es.sent.Write(sent)
+	_, err = c.Write(sent) // nobody reads it on m0
+	require.NoError(t, err)
+
+	ap.member("m0").crash()
+	back := make([]byte, len(sent))
+	_ = c.SetReadDeadline(time.Now().Add(15 * time.Second))
+	_, err = io.ReadFull(c, back)
+	require.NoError(t, err, "m1 restored the session from its start and echoes")
+	require.Equal(t, sent, back)
+	es.recv.Write(back)
+	_ = c.SetReadDeadline(time.Time{})
+	require.Equal(t, "m1", c.(*Conn).ServerName())
+	require.NoError(t, es.round(64<<10, 10*time.Second))
 	ap.finishSession(t, es)
 }

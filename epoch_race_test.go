@@ -76,3 +76,34 @@ func TestNoStaleEpochAfterFailoverClaim(t *testing.T) {
 	}
 	ap.finishSession(t, es)
 }
+
+// TestAbandonedMoveDoesNotTakeEffect: a client's move times out while the
+// session's member is stalled, and the client resumes at its member and
+// goes on. The handover request of the abandoned move reaches the member
+// afterwards: it must be refused, for the positions it carries are no
+// longer the client's (handing the session over would lose it).
+func TestAbandonedMoveDoesNotTakeEffect(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	// No replicas: the target waits for the handover. The application
+	// checkpoints only at first, so that the stale request still finds a
+	// checkpoint that fits the positions it carries.
+	ap := startAppPool(t, 2, nil, appOptions{checkpoint: func(consumed, _ int64) bool { return consumed <= 64<<10 }})
+	defer ap.close()
+	c, err := (&Dialer{Logger: testLogger(t), HandshakeTimeout: 800 * time.Millisecond}).Dial("tcp", ap.addr("m0"))
+	require.NoError(t, err)
+	mc := c.(*Conn)
+	waitMembers(t, c, 2)
+	es := newEchoSession(c, 22)
+	require.NoError(t, es.round(64<<10, 10*time.Second))
+
+	stallHandovers(ap.member("m0"), 1500*time.Millisecond)
+	require.Error(t, mc.Migrate(context.Background(), ap.addr("m1")), "the move times out")
+	// The client is back at m0 and its session goes on while the stale
+	// handover request waits at m0.
+	for deadline := time.Now().Add(2500 * time.Millisecond); time.Now().Before(deadline); {
+		require.NoError(t, es.round(16<<10, 10*time.Second))
+	}
+	require.NoError(t, es.round(64<<10, 10*time.Second))
+	require.Equal(t, "m0", mc.ServerName())
+	ap.finishSession(t, es)
+}

@@ -25,7 +25,8 @@ type handoverRequest struct {
 	ClientNonce [wire.NonceLen]byte     `msgpack:"cn"`
 	ServerNonce [wire.NonceLen]byte     `msgpack:"sn"`
 	MAC         [wire.MACLen]byte       `msgpack:"mac"`
-	Epoch       uint64                  `msgpack:"ep"` // the epoch and origin the client's HELLO named
+	Epoch       uint64                  `msgpack:"ep"` // the epoch, attempt and origin the client's HELLO named
+	Attempt     uint64                  `msgpack:"at"`
 	Origin      string                  `msgpack:"or"`
 	Received    uint64                  `msgpack:"rcv"`
 	Limit       uint64                  `msgpack:"lim"`
@@ -43,7 +44,8 @@ func (r *handoverRequest) proof() wire.Proof {
 // signed reports whether the client's proof carried by r checks out with
 // the session secret.
 func (r *handoverRequest) signed(secret auth.Secret) bool {
-	rs := auth.Resume{Session: r.Session, ClientNonce: r.ClientNonce, ServerNonce: r.ServerNonce, Epoch: r.Epoch, Origin: r.Origin}
+	rs := auth.Resume{Session: r.Session, ClientNonce: r.ClientNonce, ServerNonce: r.ServerNonce,
+		Epoch: r.Epoch, Attempt: r.Attempt, Origin: r.Origin}
 	return auth.Equal(r.MAC, rs.ClientMAC(secret, r.proof().Fields()))
 }
 
@@ -119,7 +121,12 @@ func (n *node) handleHandover(ctx context.Context, from string, decode func(any)
 	if c.terminated {
 		return nil, &controlError{codeUnknown, "the session ended"}
 	}
-	if !s.checkpointed() {
+	if !s.newAttemptLocked(req.Attempt) {
+		// The client gave this attempt up and resumed here since: the
+		// positions it carries are not the client's anymore.
+		return nil, &controlError{codeStale, "a newer resume of the session's client reached this member"}
+	}
+	if !s.explicit {
 		return nil, &controlError{codeNotMovable, "the application does not checkpoint"}
 	}
 	rec := snapshot.Choose(s.ckpts, pos.Received, pos.Retained, req.knows)

@@ -359,7 +359,7 @@ func TestResumeProofs(t *testing.T) {
 		p2 := dialRaw(t, addr)
 		defer p2.Close()
 		h := rawHello()
-		h.Resume, h.Session, h.Nonce = true, hc.id, cn
+		h.Resume, h.Session, h.Nonce, h.Attempt = true, hc.id, cn, rawAttempt(cn)
 		p2.send(wire.Preface[:], frame(h))
 		f, err := p2.readFrame(5 * time.Second)
 		require.NoError(t, err)
@@ -396,7 +396,7 @@ func TestResumeProofs(t *testing.T) {
 		p3 := dialRaw(t, addr)
 		defer p3.Close()
 		h := rawHello()
-		h.Resume, h.Session, h.Nonce = true, s.id, cn
+		h.Resume, h.Session, h.Nonce, h.Attempt = true, s.id, cn, rawAttempt(cn)
 		p3.send(wire.Preface[:], frame(h))
 		f, err := p3.readFrame(5 * time.Second)
 		require.NoError(t, err)

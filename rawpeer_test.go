@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -162,6 +163,7 @@ func (p *rawPeer) resumeHello(id [wire.SessionIDLen]byte) (client, server [wire.
 	p.t.Helper()
 	h := rawHello()
 	h.Resume, h.Session, h.Nonce = true, id, auth.Nonce()
+	h.Attempt = rawAttempt(h.Nonce)
 	p.send(wire.Preface[:], wire.AppendFrame(nil, h))
 	f, err := p.readFrame(5 * time.Second)
 	require.NoError(p.t, err)
@@ -173,7 +175,31 @@ func (p *rawPeer) resumeHello(id [wire.SessionIDLen]byte) (client, server [wire.
 // rawResume is what the MACs of a resume started by resumeHello bind: its
 // HELLO names no epoch and no origin.
 func rawResume(id [wire.SessionIDLen]byte, client, server [wire.NonceLen]byte) auth.Resume {
-	return auth.Resume{Session: id, ClientNonce: client, ServerNonce: server}
+	return auth.Resume{Session: id, ClientNonce: client, ServerNonce: server, Attempt: rawAttempt(client)}
+}
+
+// rawAttempts numbers the resume attempts of scripted peers, in the order
+// of their client nonces' first use: each new attempt outnumbers the last.
+var rawAttempts struct {
+	sync.Mutex
+	next uint64
+	of   map[[wire.NonceLen]byte]uint64
+}
+
+// rawAttempt is the attempt number of the resume with client nonce n.
+func rawAttempt(n [wire.NonceLen]byte) uint64 {
+	rawAttempts.Lock()
+	defer rawAttempts.Unlock()
+	if rawAttempts.of == nil {
+		rawAttempts.of = map[[wire.NonceLen]byte]uint64{}
+	}
+	a, ok := rawAttempts.of[n]
+	if !ok {
+		rawAttempts.next++
+		a = rawAttempts.next
+		rawAttempts.of[n] = a
+	}
+	return a
 }
 
 // header encodes a frame header without checking it.

@@ -23,6 +23,7 @@ type replication struct {
 	sending    map[uint64]bool // seq -> being copied now
 	targets    string          // the replicas of the last copy, to notice a change
 	retry      *time.Timer
+	roundDone  chan struct{} // closed when the copy round in flight ends
 	failing    bool          // the last copy round did not get every copy asked for
 	waiting    bool          // a retry is due: rounds wait for it
 	retryIn    time.Duration // the wait before the next round after a failed one
@@ -36,6 +37,32 @@ const (
 	replicateRetry    = 200 * time.Millisecond
 	replicateRetryMax = 10 * time.Second
 )
+
+// copyStart gives a new session its implicit checkpoint, (no state, no
+// input consumed, no output written), and copies it to the session's
+// replicas before the client is welcomed (waiting until deadline at most):
+// until its application's first checkpoint is copied, a crash of this
+// member restores the session from its start, from the client's input.
+func (c *Conn) copyStart(deadline time.Time) {
+	s := c.server
+	c.mu.Lock()
+	s.ckpts = []*snapshot.Record{{
+		Session: c.id, Epoch: s.epoch, Seq: 0, Secret: c.secret,
+		Params: s.params, Origin: s.node.name,
+	}}
+	c.replicateLocked()
+	done := s.repl.roundDone
+	c.mu.Unlock()
+	if done == nil {
+		return
+	}
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	}
+}
 
 // membersChanged (Conn.mu held) makes the next round copy everything to
 // whoever holds the copies now, at once: a member that came may take the
@@ -83,6 +110,7 @@ func (c *Conn) replicateLocked() {
 		return
 	}
 	r.inFlight = true
+	r.roundDone = make(chan struct{})
 	if r.sending == nil {
 		r.sending = map[uint64]bool{}
 	}
@@ -147,6 +175,7 @@ func (c *Conn) replicate(recs []*snapshot.Record, keep []uint64, durableRec *sna
 	defer c.mu.Unlock()
 	r := &s.repl
 	r.inFlight = false
+	close(r.roundDone)
 	clear(r.sending)
 	if stale != "" {
 		if !c.terminated {

@@ -26,6 +26,7 @@ type serverSide struct {
 	detachedAt time.Time
 	resumeGen  uint64 // the newest resume in progress
 	resumed    bool   // the client resumed the session at least once
+	attempt    uint64 // the newest resume attempt of the client proven here (wire.Hello.Attempt)
 
 	// Pool state, guarded by Conn.mu.
 	epoch      uint64
@@ -39,6 +40,7 @@ type serverSide struct {
 	moveTo   *wire.Move // asked of the client (Migrate, Drain)
 	moveSent bool       // the MOVE for moveTo went out
 
+	explicit bool        // the application checkpoints (it called Checkpoint)
 	repl     replication // copies of the checkpoints on other members
 	released bool        // the client freed input no durable checkpoint covers
 	atRisk   bool        // counted in node.atRisk (crashsafe.go)
@@ -92,6 +94,24 @@ func (s *serverSide) probeFence(c *Conn, gen uint64) {
 		s.node.probeEpoch(c)
 		s.probeFence(c, gen)
 	})
+}
+
+// newAttempt records a proven resume attempt of the client, and reports
+// false for one older than an attempt seen already: the client gave it up
+// (a move that timed out, say) and resumed again since, so it must not
+// take effect now.
+func (s *serverSide) newAttempt(c *Conn, attempt uint64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return s.newAttemptLocked(attempt)
+}
+
+func (s *serverSide) newAttemptLocked(attempt uint64) bool {
+	if attempt <= s.attempt {
+		return false
+	}
+	s.attempt = attempt
+	return true
 }
 
 // reattached (c.mu held) cancels the wait.
@@ -293,6 +313,9 @@ func (ln *Listener) serveNew(h *hsConn, hello wire.Hello) error {
 	}
 	ln.sessions[id] = c
 	ln.mu.Unlock()
+	if n := ln.node; n != nil && n.replicas > 0 {
+		c.copyStart(h.deadline)
+	}
 	w := wire.Welcome{
 		Version: wire.Version, Session: id, Key: kp.Pub,
 		Window: uint32(cfg.Window), Retention: uint32(cfg.Retention),
@@ -345,6 +368,9 @@ func (ln *Listener) serveResume(h *hsConn, hello wire.Hello) error {
 		return ErrBadProof
 	}
 	h.proven()
+	if !c.server.newAttempt(c, hello.Attempt) {
+		return &refusal{wire.Refused{Code: wire.CodeStaleEpoch, Reason: "a newer resume of the session came first"}}
+	}
 	if s := c.server; s.node != nil && hello.Epoch > s.epoch {
 		// The client knows a newer epoch: another member took the session
 		// over while this one was cut off. It is not this member's anymore.

@@ -32,7 +32,7 @@ func (n *node) takeOver(h *hsConn, hello wire.Hello) error {
 	p := proof.Positions
 	req := handoverRequest{
 		Session: hello.Session, ClientNonce: hello.Nonce, ServerNonce: ch.Nonce, MAC: proof.MAC,
-		Epoch: hello.Epoch, Origin: hello.Origin,
+		Epoch: hello.Epoch, Attempt: hello.Attempt, Origin: hello.Origin,
 		Received: p.Received, Limit: p.Limit, Release: p.Release, Retained: p.Retained, Written: p.Written,
 		Known: proof.Known,
 	}
@@ -61,7 +61,7 @@ func (n *node) takeOver(h *hsConn, hello wire.Hello) error {
 		return err
 	}
 	h.proven() // the session's member, or its replicas, checked the proof
-	c, err := n.restore(rec, epoch, p)
+	c, err := n.restore(rec, epoch, p, hello.Attempt)
 	n.ln.unreserveSession()
 	if err != nil {
 		return err
@@ -263,7 +263,7 @@ func (n *node) claimAsync(session [wire.SessionIDLen]byte, epoch uint64) {
 // restore builds the session from a checkpoint, given what the client
 // holds. If the session is here already (a concurrent takeover of it won),
 // it refuses: the client's next attempt resumes that one.
-func (n *node) restore(rec *snapshot.Record, epoch uint64, client wire.Positions) (*Conn, error) {
+func (n *node) restore(rec *snapshot.Record, epoch uint64, client wire.Positions, attempt uint64) (*Conn, error) {
 	rec = rec.Clone() // this member's own copy: it may come from the replica store
 	cfg := &n.ln.cfg
 	st := stream.Restore(stream.Config{
@@ -274,8 +274,10 @@ func (n *node) restore(rec *snapshot.Record, epoch uint64, client wire.Positions
 	s := &serverSide{
 		ln: n.ln, node: n, epoch: epoch, params: rec.Params,
 		ckpts: []*snapshot.Record{rec}, durable: rec, nextSeq: rec.Seq, state: slices.Clone(rec.State),
-		repl:    replication{done: map[uint64]bool{rec.Seq: true}, everything: true},
-		resumed: true, // its client came back to this member
+		repl:     replication{done: map[uint64]bool{rec.Seq: true}, everything: true},
+		resumed:  true,        // its client came back to this member
+		explicit: rec.Seq > 0, // restored from its application's checkpoint, not the implicit one
+		attempt:  attempt,     // the resume that brought it here
 	}
 	if client.Received > rec.OutPos {
 		st.Regenerate(client.Received)

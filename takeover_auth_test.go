@@ -44,6 +44,7 @@ func TestRedirectNeedsProof(t *testing.T) {
 			defer p.Close()
 			h := rawHello()
 			h.Resume, h.Session, h.Nonce, h.Epoch, h.Origin = true, mc.id, auth.Nonce(), 1, "m0"
+			h.Attempt = rawAttempt(h.Nonce)
 			p.send(wire.Preface[:], frame(h))
 			f, err := p.readFrame(5 * time.Second)
 			require.NoError(t, err)

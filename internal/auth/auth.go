@@ -80,21 +80,22 @@ const (
 )
 
 // Resume is what both MACs of a resume bind besides the fields of the frame
-// they end (spec.md, section 5): the session, both nonces, and the epoch
-// and origin that the client's HELLO named. A HELLO changed on the way
-// makes the proofs fail.
+// they end (spec.md, section 5): the session, both nonces, and the epoch,
+// attempt and origin that the client's HELLO named. A HELLO changed on the
+// way makes the proofs fail.
 type Resume struct {
 	Session     [wire.SessionIDLen]byte
 	ClientNonce [wire.NonceLen]byte
 	ServerNonce [wire.NonceLen]byte
 	Epoch       uint64
+	Attempt     uint64
 	Origin      string
 }
 
 // NewResume returns the resume that a HELLO and the server's CHALLENGE
 // describe.
 func NewResume(h wire.Hello, ch wire.Challenge) Resume {
-	return Resume{Session: h.Session, ClientNonce: h.Nonce, ServerNonce: ch.Nonce, Epoch: h.Epoch, Origin: h.Origin}
+	return Resume{Session: h.Session, ClientNonce: h.Nonce, ServerNonce: ch.Nonce, Epoch: h.Epoch, Attempt: h.Attempt, Origin: h.Origin}
 }
 
 func (r Resume) mac(secret Secret, label string, fields []byte) [wire.MACLen]byte {
@@ -103,9 +104,10 @@ func (r Resume) mac(secret Secret, label string, fields []byte) [wire.MACLen]byt
 	h.Write(r.Session[:])
 	h.Write(r.ClientNonce[:])
 	h.Write(r.ServerNonce[:])
-	var epoch [8]byte
-	binary.BigEndian.PutUint64(epoch[:], r.Epoch)
-	h.Write(epoch[:])
+	var n [16]byte
+	binary.BigEndian.PutUint64(n[:], r.Epoch)
+	binary.BigEndian.PutUint64(n[8:], r.Attempt)
+	h.Write(n[:])
 	origin := r.Origin[:min(len(r.Origin), wire.MaxNameLen)] // as the HELLO carries it
 	h.Write([]byte{byte(len(origin))})
 	h.Write([]byte(origin))

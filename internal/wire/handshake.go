@@ -5,7 +5,7 @@ import "encoding/binary"
 const (
 	helloFixedLen     = 16
 	helloNewLen       = helloFixedLen + KeyLen
-	helloResumeMinLen = helloFixedLen + SessionIDLen + NonceLen + 8 + 1
+	helloResumeMinLen = helloFixedLen + SessionIDLen + NonceLen + 8 + 8 + 1
 	helloResumeMaxLen = helloResumeMinLen + MaxNameLen
 	welcomeMinLen     = 2 + SessionIDLen + KeyLen + 4 + 4 + 2 + 2 + 8 + 1
 	welcomeMaxLen     = welcomeMinLen + MaxNameLen
@@ -29,6 +29,7 @@ type Hello struct {
 	Session                [SessionIDLen]byte // resume: the session
 	Nonce                  [NonceLen]byte     // resume: fresh client nonce
 	Epoch                  uint64             // resume: the session's epoch as the client knows it
+	Attempt                uint64             // resume: counts the client's resume attempts of the session, from 1
 	Origin                 string             // resume: the member that served the session last
 }
 
@@ -126,6 +127,7 @@ func (f Hello) appendBody(b []byte) []byte {
 		b = append(b, f.Session[:]...)
 		b = append(b, f.Nonce[:]...)
 		b = binary.BigEndian.AppendUint64(b, f.Epoch)
+		b = binary.BigEndian.AppendUint64(b, f.Attempt)
 		return appendStr8(b, f.Origin, MaxNameLen)
 	}
 	return append(b, f.Key[:]...)
@@ -172,7 +174,8 @@ func ParseHello(body []byte) (Hello, error) {
 	rest = rest[copy(h.Session[:], rest):]
 	rest = rest[copy(h.Nonce[:], rest):]
 	h.Epoch = binary.BigEndian.Uint64(rest)
-	origin, rest, err := parseStr8(rest[8:], MaxNameLen, "HELLO origin")
+	h.Attempt = binary.BigEndian.Uint64(rest[8:])
+	origin, rest, err := parseStr8(rest[16:], MaxNameLen, "HELLO origin")
 	if err != nil {
 		return h, err
 	}
