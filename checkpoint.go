@@ -165,7 +165,11 @@ func (c *Conn) updateReleaseLocked() {
 	recv := c.st.Received()
 	target := recv
 	if s.checkpointed() {
-		target = max(s.ckpts[0].InPos, c.st.Release())
+		base := s.ckpts[0].InPos // the one to become durable is not older
+		if s.durable != nil {
+			base = s.durable.InPos
+		}
+		target = max(base, c.st.Release())
 		retention := uint64(s.params.ClientRetention)
 		// A newer checkpoint is on its way to durability only if its copies
 		// are being made and the output it covers can reach the client:
