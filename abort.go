@@ -17,6 +17,10 @@ func (ln *Listener) Abort() {
 		_ = n.ctl.Close()
 		_ = n.rpc.Close()
 	}
+	// A crashed process stops listening before its clients see their
+	// connections reset: one that came back at once must not find the
+	// member still answering, without its sessions.
+	_ = ln.inner.Close()
 	for _, c := range ln.sessionList() {
 		c.mu.Lock()
 		if l := c.link; l != nil {
