@@ -389,7 +389,9 @@ func (cs *clientSide) restoredLocked(c *Conn, r wire.Resumed) error {
 	if from > to {
 		return fmt.Errorf("%w: server restored output at %d, beyond the %d bytes received", ErrProtocol, from, to)
 	}
-	c.st.ResendEnd() // the new server may not know the end of our output
+	// The new server may not know the end of our output, and must end its
+	// own where we saw it end, if we did.
+	c.st.PeerRestored()
 	known := cs.markPositions()
 	// Checkpoints announced after the restored one were abandoned with the
 	// old server; the new one numbers its own from the restored one.

@@ -99,9 +99,16 @@ func (c *Conn) Write(p []byte) (int, error) {
 			// Wait for memory given back from now on; some may have been
 			// since the write failed: try once more.
 			memWait = c.params.mem.wait()
-			k2, _ := c.st.Write(p[n+k:])
+			var k2 int
+			k2, err = c.st.Write(p[n+k:])
 			k += k2
 			again = k2 > 0
+		}
+		if err != nil && !errors.Is(err, stream.ErrNoMemory) {
+			err = localError(err)
+			c.abortLocked(err)
+			c.mu.Unlock()
+			return n, c.opError("write", err)
 		}
 		n += k
 		c.countTraffic(k)
@@ -148,7 +155,10 @@ func (c *Conn) writeErrLocked() error {
 }
 
 // CloseWrite ends the outgoing direction: the peer reads io.EOF after every
-// byte written before. Reading goes on. The end survives resumes.
+// byte written before. Reading goes on. The end survives resumes. On a
+// session restored from a checkpoint, the end is regenerated like the
+// bytes: an end elsewhere than where the client saw it fails the session
+// with ErrDiverged.
 func (c *Conn) CloseWrite() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -158,7 +168,11 @@ func (c *Conn) CloseWrite() error {
 	if c.terminated {
 		return nil
 	}
-	c.st.EndOutput(stream.HalfClosed)
+	if err := c.st.EndOutput(stream.HalfClosed); err != nil {
+		err = localError(err)
+		c.abortLocked(err)
+		return c.opError("close", err)
+	}
 	c.wakeReaderLocked()
 	signal(c.writable)
 	if c.link != nil {
@@ -187,7 +201,11 @@ func (c *Conn) Close() error {
 		return nil
 	}
 	c.wakeReaderLocked()
-	c.st.EndOutput(stream.Closed)
+	if err := c.st.EndOutput(stream.Closed); err != nil {
+		// The session fails: its client learns why. Closing succeeded.
+		c.abortLocked(localError(err))
+		return nil
+	}
 	c.st.DiscardInput()
 	c.linger = time.AfterFunc(c.params.linger, func() { c.fail(ErrLingerTimeout) })
 	if c.link != nil {

@@ -133,6 +133,8 @@ func localError(err error) error {
 		return fmt.Errorf("%w: %v", ErrNotRetained, err)
 	case errors.Is(err, stream.ErrProtocol), errors.Is(err, wire.ErrMalformed):
 		return fmt.Errorf("%w: %v", ErrProtocol, err)
+	case errors.Is(err, stream.ErrDiverged):
+		return fmt.Errorf("%w: %v", ErrDiverged, err)
 	}
 	return err
 }

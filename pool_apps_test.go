@@ -38,6 +38,8 @@ type appOptions struct {
 	// acceptGate, if set, returns a channel that a member's accept loop
 	// waits for before it accepts anything (nil: no wait).
 	acceptGate func(node string) <-chan struct{}
+	// app, if set, runs instead of the echo application.
+	app func(ap *appPool, node string, c *Conn)
 }
 
 // appPool is an in-process pool of members on loopback whose sessions run
@@ -151,6 +153,10 @@ func (ap *appPool) serve(ln *Listener) {
 			ap.wg.Add(1)
 			go func() {
 				defer ap.wg.Done()
+				if ap.opts.app != nil {
+					ap.opts.app(ap, ln.NodeName(), c.(*Conn))
+					return
+				}
 				ap.run(ln.NodeName(), c.(*Conn))
 			}()
 		}

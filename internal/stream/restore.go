@@ -7,15 +7,23 @@ import (
 	"github.com/migratory/mtcp/internal/wire"
 )
 
-// Restore returns the Stream of a session restored from a checkpoint: the
-// application has consumed inPos bytes of input and written outPos bytes of
-// output, and the peer accepts output before peerLimit.
-func Restore(cfg Config, inPos, outPos, peerLimit uint64) *Stream {
-	s := New(cfg, peerLimit)
+// Restore returns the Stream of a session restored from a checkpoint, for a
+// peer that resumes with positions peer: the application has consumed inPos
+// bytes of input and written outPos bytes of output. Output the peer has
+// beyond outPos is regenerated (Regenerate). The peer may also have seen the
+// end of the output at peer.Received: the regenerated output must then end
+// there (EndOutput, Write and OnAck check it).
+func Restore(cfg Config, inPos, outPos uint64, peer wire.Positions) (*Stream, error) {
+	s := New(cfg, peer.Limit)
 	s.in.start, s.release = inPos, inPos
 	s.advLimit, s.advRelease = inPos+uint64(cfg.Window), inPos
 	s.out.start, s.sent = outPos, outPos
-	return s
+	s.restored, s.restoredAt = true, peer.Received
+	s.Regenerate(peer.Received)
+	if err := s.Resume(peer); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 // Regenerate makes the application's next writes, up to position to, stand
@@ -46,51 +54,6 @@ func (s *Stream) absorb(p []byte) int {
 	return k
 }
 
-// AddMark records a checkpoint at the current output position, to be
-// announced to the peer in order when the output before it has been sent.
-func (s *Stream) AddMark(seq, inPos uint64) {
-	s.marks = append(s.marks, wire.Mark{Seq: seq, Out: s.out.end(), In: inPos})
-}
-
-// NextMark returns the mark due now: its position is reached by what was sent.
-func (s *Stream) NextMark() (wire.Mark, bool) {
-	for s.nextMark < len(s.marks) && !s.held {
-		m := s.marks[s.nextMark]
-		if m.Out > s.sent {
-			return wire.Mark{}, false
-		}
-		s.nextMark++
-		if m.Out == s.sent {
-			return m, true
-		}
-
-	}
-	return wire.Mark{}, false
-}
-
-// pruneMarks drops marks the peer is known to have passed.
-func (s *Stream) pruneMarks() {
-	i := 0
-	for i < len(s.marks) && s.marks[i].Out < s.out.start {
-		i++
-	}
-	if i > 0 {
-		s.marks = append(s.marks[:0], s.marks[i:]...)
-		s.nextMark = max(0, s.nextMark-i)
-	}
-}
-
-// resendMarksFrom makes marks at or after pos due again (after a resume).
-func (s *Stream) resendMarksFrom(pos uint64) {
-	s.nextMark = len(s.marks)
-	for i, m := range s.marks {
-		if m.Out >= pos {
-			s.nextMark = i
-			break
-		}
-	}
-}
-
 // resumeRegenerating checks a resume during regeneration: the peer still
 // has exactly the bytes up to the end of the regenerated range.
 func (s *Stream) resumeRegenerating(peer wire.Positions) error {
@@ -107,8 +70,42 @@ func (s *Stream) resumeRegenerating(peer wire.Positions) error {
 // stream wait too.
 func (s *Stream) Hold(on bool) { s.held = on }
 
-// ResendEnd makes a sent and acknowledged FIN or CLOSE go out again (to a
-// server that restored the session and may not have seen it).
-func (s *Stream) ResendEnd() {
+// endSeenBefore applies the peer's acknowledgement of an end of output that
+// this stream has not sent. Only a restored stream's peer may have seen one:
+// the end of the previous server's output, at the position the peer had
+// received when it resumed here. The application regenerates that end;
+// until it does, its output may not go past it (EndOutput, Write).
+func (s *Stream) endSeenBefore() error {
+	if !s.restored {
+		return fmt.Errorf("%w: FIN acknowledged before it was sent", ErrProtocol)
+	}
+	if w := s.out.end(); w > s.restoredAt {
+		return fmt.Errorf("%w: the peer saw the end of the output at %d, the application wrote up to %d",
+			ErrDiverged, s.restoredAt, w)
+	}
+	s.endSeenAhead = true
+	return nil
+}
+
+// PeerRestored prepares this side for a peer that restored the session from
+// a checkpoint. The peer may not know how this side's output ended: a FIN or
+// CLOSE goes out again, acknowledged or not. And if this side saw the end of
+// the peer's output, the peer must regenerate it at the same position: DATA
+// after it, or an end elsewhere, is a divergence (ErrDiverged) rather than a
+// protocol violation.
+func (s *Stream) PeerRestored() {
 	s.endSent, s.endAcked = false, false
+	if s.peerEnd != Open {
+		s.peerEndRestored = true
+	}
+}
+
+// peerEndErr is the error for output of the peer's that does not stop at
+// the end seen: a divergence if the end was seen before the peer restored
+// the session, else a protocol violation.
+func (s *Stream) peerEndErr() error {
+	if s.peerEndRestored {
+		return ErrDiverged
+	}
+	return ErrProtocol
 }

@@ -16,12 +16,20 @@ func pattern(n int) []byte {
 	return p
 }
 
+// restore returns a Stream restored at (in, out) for a peer that has
+// received peerRecv bytes of output.
+func restore(t *testing.T, in, out, peerRecv uint64) *Stream {
+	t.Helper()
+	s, err := Restore(testCfg, in, out, wire.Positions{Received: peerRecv, Limit: 1 << 20, Release: peerRecv})
+	require.NoError(t, err)
+	return s
+}
+
 func TestRegenerationIsDigestedNotSent(t *testing.T) {
 	out := pattern(3000)
-	s := Restore(testCfg, 100, 1000, 1<<20)
+	s := restore(t, 100, 1000, 1800) // the client already has output up to 1800
 	require.Equal(t, uint64(100), s.Consumed())
 	require.Equal(t, uint64(1000), s.Written())
-	s.Regenerate(1800) // the client already has output up to 1800
 
 	n, err := s.Write(out[1000:1500])
 	require.NoError(t, err)
@@ -45,8 +53,7 @@ func TestRegenerationIsDigestedNotSent(t *testing.T) {
 }
 
 func TestResumeWhileRegenerating(t *testing.T) {
-	s := Restore(testCfg, 0, 1000, 1<<20)
-	s.Regenerate(1800)
+	s := restore(t, 0, 1000, 1800)
 	_, _ = s.Write(pattern(100))
 	require.NoError(t, s.Resume(wire.Positions{Received: 1800, Limit: 1 << 20, Release: 1800}))
 	require.ErrorIs(t, s.Resume(wire.Positions{Received: 1700, Limit: 1 << 20}), ErrNotRetained)
@@ -90,8 +97,7 @@ func TestMarksGoOutInOrder(t *testing.T) {
 }
 
 func TestAckDuringRegeneration(t *testing.T) {
-	s := Restore(testCfg, 0, 1000, 1<<20)
-	s.Regenerate(1800)
+	s := restore(t, 0, 1000, 1800)
 	require.NoError(t, s.OnAck(wire.Ack{Limit: 1 << 20, Release: 1800}), "the client has everything it acknowledges")
 	require.ErrorIs(t, s.OnAck(wire.Ack{Limit: 1 << 20, Release: 1801}), ErrProtocol)
 	_, _ = s.Write(pattern(1000))

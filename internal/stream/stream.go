@@ -21,6 +21,9 @@ var (
 	ErrNotRetained = errors.New("resume position not retained")
 	// ErrWriteAfterEnd means Write was called after CloseWrite or Close.
 	ErrWriteAfterEnd = errors.New("write after end of stream")
+	// ErrDiverged means output regenerated after a restore differs from
+	// what the peer received: other bytes, or an end at another position.
+	ErrDiverged = errors.New("regenerated output differs from what the peer received")
 )
 
 // End says how a direction of the stream ended.
@@ -73,6 +76,17 @@ type Stream struct {
 	absorbFrom, absorbTo uint64
 	absorbCRC            uint32
 
+	// After a restore (restore.go): the peer had received restoredAt bytes
+	// of output when it resumed, and may have seen the end of the previous
+	// server's output there (endSeenAhead once it said so, before this
+	// stream's own end). On the peer's side, peerEndRestored says that the
+	// peer's end was seen before the peer restored the session: its
+	// regenerated output must end at the same position.
+	restored        bool
+	restoredAt      uint64
+	endSeenAhead    bool
+	peerEndRestored bool
+
 	// Checkpoint marks to announce in the output (restore.go).
 	marks    []wire.Mark
 	nextMark int
@@ -117,6 +131,10 @@ func (s *Stream) WriteSpace() int { return s.out.free() }
 func (s *Stream) Write(p []byte) (int, error) {
 	if s.end != Open {
 		return 0, ErrWriteAfterEnd
+	}
+	if s.endSeenAhead && s.out.end()+uint64(len(p)) > s.restoredAt {
+		return 0, fmt.Errorf("%w: the peer saw the end of the output at %d, the application writes up to %d",
+			ErrDiverged, s.restoredAt, s.out.end()+uint64(len(p)))
 	}
 	n := 0
 	if s.out.end() < s.absorbTo {
@@ -170,14 +188,31 @@ func (s *Stream) NextEnd() (kind End, pos uint64, ok bool) {
 }
 
 // EndOutput ends the outgoing direction with kind (HalfClosed or Closed).
-// Ending again only upgrades HalfClosed to Closed.
-func (s *Stream) EndOutput(kind End) {
-	if kind > s.end {
-		if s.end != Open {
-			s.endSent, s.endAcked = false, false
-		}
-		s.end = kind
+// Ending again only upgrades HalfClosed to Closed. On a restored stream
+// the end must not cut the regenerated output short, and must lie where the
+// peer saw the end, if it did: else the output diverged (ErrDiverged).
+func (s *Stream) EndOutput(kind End) error {
+	if kind <= s.end {
+		return nil
 	}
+	if s.Regenerating() {
+		return fmt.Errorf("%w: the output ends at %d, before the %d bytes the peer received",
+			ErrDiverged, s.out.end(), s.absorbTo)
+	}
+	if s.endSeenAhead && s.out.end() != s.restoredAt {
+		return fmt.Errorf("%w: the output ends at %d, the peer saw its end at %d", ErrDiverged, s.out.end(), s.restoredAt)
+	}
+	if s.end != Open {
+		s.endSent, s.endAcked = false, false
+	}
+	s.end = kind
+	if s.endSeenAhead {
+		// The peer has seen a FIN here already: a FIN needs not go again;
+		// a CLOSE, which says more, does.
+		s.endSeenAhead = false
+		s.endAcked = kind == HalfClosed
+	}
+	return nil
 }
 
 // OutputEnd reports how the outgoing direction ended.
@@ -205,9 +240,12 @@ func (s *Stream) OnAck(a wire.Ack) error {
 	}
 	if a.FinSeen {
 		if s.end == Open {
-			return fmt.Errorf("%w: FIN acknowledged before it was sent", ErrProtocol)
+			if err := s.endSeenBefore(); err != nil {
+				return err
+			}
+		} else {
+			s.endAcked = true
 		}
-		s.endAcked = true
 	}
 	s.out.discard(a.Release)
 	s.peerLimit = a.Limit
@@ -232,7 +270,7 @@ func (s *Stream) BeginData(seq uint64, n int) (skip int, err error) {
 		return 0, fmt.Errorf("%w: DATA up to %d passes the window limit %d", ErrProtocol, last, s.advLimit)
 	}
 	if s.peerEnd != Open && last > s.peerEndPos {
-		return 0, fmt.Errorf("%w: DATA up to %d after the end at %d", ErrProtocol, last, s.peerEndPos)
+		return 0, fmt.Errorf("%w: DATA up to %d after the end at %d", s.peerEndErr(), last, s.peerEndPos)
 	}
 	return int(dup), nil
 }
@@ -271,7 +309,7 @@ func (s *Stream) OnEnd(kind End, pos uint64) error {
 		return fmt.Errorf("%w: end at %d before received %d", ErrProtocol, pos, s.in.end())
 	}
 	if s.peerEnd != Open && pos != s.peerEndPos {
-		return fmt.Errorf("%w: end moved from %d to %d", ErrProtocol, s.peerEndPos, pos)
+		return fmt.Errorf("%w: end moved from %d to %d", s.peerEndErr(), s.peerEndPos, pos)
 	}
 	if kind > s.peerEnd {
 		s.peerEnd = kind

@@ -103,6 +103,12 @@ func marshal(h hash.Hash) []byte {
 // Serve accepts sessions from ln and echoes each in its own goroutine until
 // Accept fails; it returns after every session ended.
 func Serve(ln net.Listener, ev Events) {
+	ServeWith(ln, func(s Session) { Echo(s, ev) })
+}
+
+// ServeWith accepts sessions from ln and runs app on each in its own
+// goroutine until Accept fails; it returns after every session ended.
+func ServeWith(ln net.Listener, app func(Session)) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for {
@@ -118,7 +124,7 @@ func Serve(ln net.Listener, ev Events) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			Echo(s, ev)
+			app(s)
 		}()
 	}
 }

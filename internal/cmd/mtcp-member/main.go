@@ -1,5 +1,5 @@
-// Command mtcp-member runs one member of an mtcp pool serving the stateful
-// echo application of package testapp. The multi-process tests and the
+// Command mtcp-member runs one member of an mtcp pool serving a stateful
+// application of package testapp: the echo, or the upload (-app upload). The multi-process tests and the
 // chaos harness start it, kill it and restart it; it reports what happens
 // to its sessions as JSON lines on standard output. A line "status TAG" on
 // its standard input makes it report the sessions it serves and the
@@ -39,14 +39,27 @@ func main() {
 	profile := flag.String("profile", "lan", "gossip timings: lan, local or wan")
 	verbose := flag.Bool("v", false, "log to standard error")
 	debug := flag.Bool("debug", false, "with -v, log debug events too")
+	var a appConfig
+	flag.StringVar(&a.name, "app", "echo", "application: echo, or upload (a banner, CloseWrite, then reading an upload)")
+	flag.Int64Var(&a.upload.Banner, "banner", 256<<10, "upload: banner bytes")
+	flag.Int64Var(&a.upload.Chunk, "chunk", 64<<10, "upload: banner bytes between checkpoints")
+	flag.BoolVar(&a.upload.NoReadCheckpoints, "no-read-checkpoints", false, "upload: no checkpoints after the banner")
+	flag.DurationVar(&a.restoreDelay, "restore-delay", 0, "how long the application takes to restore a session's state")
 	flag.Parse()
 	if *debug {
 		logLevel = slog.LevelDebug
 	}
-	if err := run(*name, *listen, *gossip, *control, *join, *key, *replicas, *profile, *verbose); err != nil {
+	if err := run(*name, *listen, *gossip, *control, *join, *key, *replicas, *profile, *verbose, a); err != nil {
 		fmt.Fprintln(os.Stderr, "mtcp-member:", err)
 		os.Exit(1)
 	}
+}
+
+// appConfig says which application the member serves.
+type appConfig struct {
+	name         string
+	upload       testapp.UploadConfig
+	restoreDelay time.Duration
 }
 
 // logLevel is the level of the log on standard error (-v).
@@ -65,9 +78,12 @@ func (o *out) event(kv map[string]any) {
 	_ = o.enc.Encode(kv)
 }
 
-func run(name, listen, gossip, control, join, keyHex string, replicas int, profile string, verbose bool) error {
+func run(name, listen, gossip, control, join, keyHex string, replicas int, profile string, verbose bool, app appConfig) error {
 	if name == "" {
 		return fmt.Errorf("-name is required")
+	}
+	if app.name != "echo" && app.name != "upload" {
+		return fmt.Errorf("-app %q: want echo or upload", app.name)
 	}
 	key, err := hex.DecodeString(keyHex)
 	if err != nil {
@@ -107,7 +123,7 @@ func run(name, listen, gossip, control, join, keyHex string, replicas int, profi
 		err := ln.Drain(ctx)
 		o.event(map[string]any{"event": "drained", "error": errString(err)})
 	}()
-	testapp.Serve(ln, testapp.Events{
+	ev := testapp.Events{
 		Started: func(id string, restored bool) {
 			o.event(map[string]any{"event": "started", "session": id, "restored": restored})
 		},
@@ -117,6 +133,16 @@ func run(name, listen, gossip, control, join, keyHex string, replicas int, profi
 		Failed: func(id string, err error) {
 			o.event(map[string]any{"event": "failed", "session": id, "error": err.Error()})
 		},
+	}
+	testapp.ServeWith(ln, func(s testapp.Session) {
+		if app.restoreDelay > 0 && s.State() != nil {
+			time.Sleep(app.restoreDelay)
+		}
+		if app.name == "upload" {
+			testapp.Upload(s, app.upload, ev)
+			return
+		}
+		testapp.Echo(s, ev)
 	})
 	return nil
 }
