@@ -72,6 +72,7 @@ func (c *Conn) Checkpoint(state []byte) error {
 	}
 	s.ckpts = append(s.ckpts, rec)
 	c.st.AddMark(rec.Seq, rec.InPos)
+	c.keepMarksLocked()
 	c.replicateLocked()
 	c.advanceDurableLocked()
 	if c.link != nil {
@@ -137,6 +138,7 @@ func (c *Conn) advanceDurableLocked() {
 		if r.OutPos <= acked && s.replicatedLocked(r) && (s.durable == nil || r.Seq > s.durable.Seq) {
 			s.durable = r
 			s.ckpts = s.ckpts[i:]
+			c.keepMarksLocked()
 			for seq := range s.repl.done {
 				if seq < r.Seq {
 					delete(s.repl.done, seq)
@@ -188,6 +190,21 @@ func (c *Conn) updateReleaseLocked() {
 		}
 	}
 	c.noteRiskLocked()
+}
+
+// keepMarksLocked drops the marks of the checkpoints no longer kept: the
+// client needs no digest where no checkpoint can be restored. A session
+// thus holds at most one mark per checkpoint kept.
+func (c *Conn) keepMarksLocked() {
+	ckpts := c.server.ckpts
+	c.st.KeepMarks(func(out uint64) bool {
+		for _, r := range ckpts {
+			if r.OutPos == out {
+				return true
+			}
+		}
+		return false
+	})
 }
 
 // ErrDiverged: output regenerated after a restore differs from what the

@@ -2,10 +2,45 @@ package stream
 
 import "github.com/migratory/mtcp/internal/wire"
 
+// Checkpoint marks: the positions in the output at which the server
+// application checkpointed, announced to the peer in order (MARK) so that it
+// records its digest of the output there. There is at most one mark per
+// output position: the peer's digest at a position does not depend on the
+// input consumed there, so checkpoints taken without writing in between
+// share one mark, the newest's.
+
 // AddMark records a checkpoint at the current output position, to be
 // announced to the peer in order when the output before it has been sent.
+// A newer checkpoint at the position of the last mark replaces it; if that
+// mark was announced already, the peer is not told again on this link (it
+// has the digest there; a resume announces the newer one).
 func (s *Stream) AddMark(seq, inPos uint64) {
-	s.marks = append(s.marks, wire.Mark{Seq: seq, Out: s.out.end(), In: inPos})
+	m := wire.Mark{Seq: seq, Out: s.out.end(), In: inPos}
+	if n := len(s.marks); n > 0 && s.marks[n-1].Out == m.Out {
+		s.marks[n-1] = m
+		return
+	}
+	s.marks = append(s.marks, m)
+}
+
+// Marks returns how many marks the stream holds.
+func (s *Stream) Marks() int { return len(s.marks) }
+
+// KeepMarks drops the marks at output positions where keep reports no
+// checkpoint kept: the checkpoints there were dropped, and the peer needs
+// no digest there.
+func (s *Stream) KeepMarks(keep func(out uint64) bool) {
+	j, next := 0, s.nextMark
+	for i, m := range s.marks {
+		if keep(m.Out) {
+			s.marks[j] = m
+			j++
+		} else if i < s.nextMark {
+			next--
+		}
+	}
+	clear(s.marks[j:])
+	s.marks, s.nextMark = s.marks[:j], next
 }
 
 // NextMark returns the mark due now: its position is reached by what was sent.

@@ -1,0 +1,288 @@
+package mtcp
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"hash"
+	"io"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/migratory/mtcp/internal/wire"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+// frameCounter dials a client's links and counts the frames the client
+// reads from them, by type.
+type frameCounter struct {
+	mu     sync.Mutex
+	counts map[wire.Type]int
+	links  []net.Conn
+}
+
+func newFrameCounter() *frameCounter { return &frameCounter{counts: map[wire.Type]int{}} }
+
+func (fc *frameCounter) dial(ctx context.Context, network, address string) (net.Conn, error) {
+	nc, err := (&net.Dialer{}).DialContext(ctx, network, address)
+	if err != nil {
+		return nil, err
+	}
+	fc.mu.Lock()
+	fc.links = append(fc.links, nc)
+	fc.mu.Unlock()
+	return &countingConn{Conn: nc, fc: fc}, nil
+}
+
+// count returns how many frames of type typ the client read so far.
+func (fc *frameCounter) count(typ wire.Type) int {
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	return fc.counts[typ]
+}
+
+// breakLink closes the newest link under the client: it resumes.
+func (fc *frameCounter) breakLink() {
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	_ = fc.links[len(fc.links)-1].Close()
+}
+
+// countingConn parses the frame headers in what it reads.
+type countingConn struct {
+	net.Conn
+	fc   *frameCounter
+	hdr  [8]byte
+	nh   int
+	body int
+}
+
+func (cc *countingConn) Read(p []byte) (int, error) {
+	n, err := cc.Conn.Read(p)
+	for b := p[:n]; len(b) > 0; {
+		if cc.body > 0 {
+			k := min(len(b), cc.body)
+			cc.body -= k
+			b = b[k:]
+			continue
+		}
+		k := copy(cc.hdr[cc.nh:], b)
+		cc.nh += k
+		b = b[k:]
+		if cc.nh == len(cc.hdr) {
+			cc.nh, cc.body = 0, int(binary.BigEndian.Uint32(cc.hdr[4:]))
+			cc.fc.mu.Lock()
+			cc.fc.counts[wire.Type(cc.hdr[0])]++
+			cc.fc.mu.Unlock()
+		}
+	}
+	return n, err
+}
+
+// quietEcho is the output of an application that echoes every input byte
+// but zeros: input made of zeros is consumed and checkpointed without
+// output (an upload).
+func quietEcho(_ string, _ bool, p []byte) []byte {
+	return bytes.ReplaceAll(p, []byte{0}, nil)
+}
+
+// loudTraffic drives a quietEcho session: loud rounds are echoed (no byte
+// is zero), quiet ones are not; it keeps the digests of both directions.
+type loudTraffic struct {
+	c          *Conn
+	src        *patternReader
+	sent, echo hash.Hash // all input; the echoed part
+	want       hash.Hash // what the echo must be
+}
+
+func newLoudTraffic(c *Conn, seed uint64) *loudTraffic {
+	return &loudTraffic{c: c, src: newPattern(1<<62, seed), sent: sha256.New(), echo: sha256.New(), want: sha256.New()}
+}
+
+// loud writes n nonzero bytes and reads them back.
+func (lt *loudTraffic) loud(t testing.TB, n int) {
+	t.Helper()
+	out := make([]byte, n)
+	_, _ = io.ReadFull(lt.src, out)
+	for i := range out {
+		out[i] |= 1
+	}
+	lt.sent.Write(out)
+	lt.want.Write(out)
+	_ = lt.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	defer lt.c.SetReadDeadline(time.Time{})
+	errc := make(chan error, 1)
+	go func() {
+		_, err := lt.c.Write(out)
+		errc <- err
+	}()
+	in := make([]byte, n)
+	_, err := io.ReadFull(lt.c, in)
+	require.NoError(t, err)
+	require.NoError(t, <-errc)
+	lt.echo.Write(in)
+	require.Equal(t, out, in, "the echo")
+}
+
+// quiet writes one zero byte, which the application consumes silently.
+func (lt *loudTraffic) quiet(t testing.TB) {
+	t.Helper()
+	lt.sent.Write([]byte{0})
+	_, err := lt.c.Write([]byte{0})
+	require.NoError(t, err)
+}
+
+// TestCheckpointsWithoutOutputKeepOneMark: an application that consumes
+// input and checkpoints after every read without writing (an upload) does
+// not pile up checkpoint marks: after 2,000 such rounds the server holds
+// one mark, the client heard of it once and remembers one, and a resume
+// announces it once again. Moves still carry the session byte for byte.
+func TestCheckpointsWithoutOutputKeepOneMark(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	reads := make(chan int64, 16)
+	ap := startAppPool(t, 3, func(c *Config) { c.Replicas = 1 }, appOptions{
+		output: quietEcho,
+		afterRead: func(node string, _ *Conn, consumed int64) {
+			if node == "m0" {
+				select {
+				case reads <- consumed:
+				default: // nobody waits for these reads
+				}
+			}
+		},
+	})
+	defer ap.close()
+	fc := newFrameCounter()
+	c, err := (&Dialer{Logger: testLogger(t), DialFunc: fc.dial}).Dial("tcp", ap.addr("m0"))
+	require.NoError(t, err)
+	defer c.Close() // if the test fails
+	mc := c.(*Conn)
+	id := mc.SessionID()
+	waitMembers(t, c, 3)
+	lt := newLoudTraffic(mc, 11)
+	lt.loud(t, 4096)
+	var consumed int64
+	for consumed < 4096 {
+		select {
+		case consumed = <-reads:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the application did not read")
+		}
+	}
+
+	marksBefore := fc.count(wire.TypeMark)
+	const rounds = 2000
+	for i := 1; i <= rounds; i++ {
+		lt.quiet(t)
+		select {
+		case got := <-reads:
+			require.Equal(t, consumed+int64(i), got, "one read per round")
+		case <-time.After(10 * time.Second):
+			t.Fatalf("round %d: the application did not read", i)
+		}
+	}
+	sc := serverEnd(ap.member("m0"), id)
+	sc.mu.Lock()
+	held := sc.st.Marks()
+	sc.mu.Unlock()
+	// The client takes frames off its link as its application reads: a
+	// loud round makes it read every frame sent before the echo (and
+	// perhaps the mark of the new output).
+	lt.loud(t, 16)
+	announced := fc.count(wire.TypeMark) - marksBefore
+	mc.mu.Lock()
+	remembered := len(mc.client.marks)
+	mc.mu.Unlock()
+	t.Logf("after %d checkpoints without output: %d marks held by the server; then %d MARK frames, %d marks held by the client",
+		rounds, held, announced, remembered)
+	require.LessOrEqual(t, announced, 2, "MARK frames during the rounds (and for the new output)")
+	require.LessOrEqual(t, held, 1, "marks the server holds")
+	require.LessOrEqual(t, remembered, 2, "marks the client remembers")
+
+	// The link breaks; the client resumes at m0, which announces its marks again.
+	marksBefore = fc.count(wire.TypeMark)
+	fc.breakLink()
+	lt.loud(t, 4096)
+	resent := fc.count(wire.TypeMark) - marksBefore
+	t.Logf("after a resume: %d MARK frames", resent)
+	require.LessOrEqual(t, resent, 2, "MARK frames after the resume (the mark again, and one for the new output)")
+	require.Equal(t, "m0", mc.ServerName())
+
+	for _, to := range []string{"m1", "m2"} {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		require.NoError(t, retryUnknownMember(func() error { return mc.Migrate(ctx, ap.addr(to)) }))
+		cancel()
+		for i := 0; i < 10; i++ {
+			lt.quiet(t)
+		}
+		lt.loud(t, 64<<10)
+	}
+	require.NoError(t, mc.CloseWrite())
+	k, err := io.Copy(io.Discard, c)
+	require.NoError(t, err)
+	require.Zero(t, k)
+	ap.waitEnded(t, c)
+	require.Eventually(t, func() bool { return ap.finalDigest(id) != nil }, 5*time.Second, 10*time.Millisecond)
+	require.Equal(t, lt.sent.Sum(nil), ap.finalDigest(id), "the application read exactly what the client sent")
+	require.Equal(t, lt.want.Sum(nil), lt.echo.Sum(nil), "the client read exactly the echo")
+	require.Equal(t, []string{"m0", "m1", "m2"}, ap.servedBy(id))
+	require.Empty(t, ap.errors())
+}
+
+// TestMarksCappedLikeCheckpoints: the client reads nothing, so the output
+// of an application that writes and checkpoints after every read piles up
+// beyond the client's window: checkpoints wait for the client's
+// acknowledgement, and so do their marks. The server keeps at most
+// maxCheckpoints of them (and the durable one), and the marks of the
+// dropped checkpoints go with them.
+func TestMarksCappedLikeCheckpoints(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	ap := startAppPool(t, 2, func(c *Config) { c.Replicas = 1 }, appOptions{})
+	defer ap.close()
+	c, err := (&Dialer{Logger: testLogger(t), Window: minBufferSize}).Dial("tcp", ap.addr("m0"))
+	require.NoError(t, err)
+	defer c.Close() // if the test fails
+	mc := c.(*Conn)
+	id := mc.SessionID()
+	const rounds, size = 400, 100
+	src := newPattern(rounds*size, 3)
+	sent := sha256.New()
+	for i := 0; i < rounds; i++ {
+		p := make([]byte, size)
+		_, _ = io.ReadFull(src, p)
+		sent.Write(p)
+		_, err := c.Write(p)
+		require.NoError(t, err)
+		// One read per round: the next bytes go once these are consumed.
+		sc := ap.serverConn(id)
+		require.Eventually(t, func() bool {
+			sc.mu.Lock()
+			defer sc.mu.Unlock()
+			return sc.st.Consumed() == uint64((i+1)*size)
+		}, 10*time.Second, 100*time.Microsecond)
+	}
+	sc := serverEnd(ap.member("m0"), id)
+	sc.mu.Lock()
+	held, ckpts := sc.st.Marks(), len(sc.server.ckpts)
+	sc.mu.Unlock()
+	t.Logf("after %d checkpoints beyond the client's window: %d checkpoints, %d marks", rounds, ckpts, held)
+	require.LessOrEqual(t, ckpts, maxCheckpoints+1)
+	require.LessOrEqual(t, held, ckpts, "no mark without its checkpoint")
+
+	// The client reads everything: the echo is intact.
+	got := sha256.New()
+	require.NoError(t, mc.CloseWrite())
+	_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	k, err := io.Copy(got, c)
+	require.NoError(t, err)
+	require.Equal(t, int64(rounds*size), k)
+	require.Equal(t, sent.Sum(nil), got.Sum(nil))
+	ap.waitEnded(t, c)
+	require.Equal(t, sent.Sum(nil), ap.finalDigest(id))
+	require.Empty(t, ap.errors(), fmt.Sprint(ap.errors()))
+}
