@@ -49,7 +49,8 @@ type clientSide struct {
 }
 
 // markDigest is the client's digest of its received output at a checkpoint
-// the server announced.
+// the server announced: the newest at its output position (seq, for logs,
+// and in, which says when it can no longer be restored).
 type markDigest struct {
 	seq, in uint64
 	at      digest.Running
@@ -393,8 +394,9 @@ func (cs *clientSide) restoredLocked(c *Conn, r wire.Resumed) error {
 	// own where we saw it end, if we did.
 	c.st.PeerRestored()
 	known := cs.markPositions()
-	// Checkpoints announced after the restored one were abandoned with the
-	// old server; the new one numbers its own from the restored one.
+	// Checkpoints announced after the restored one's position were abandoned
+	// with the old server: the new one announces its own, at positions from
+	// the client's on (numbered from the restored one again).
 	i := len(cs.marks)
 	for i > 0 && cs.marks[i-1].at.Pos > from {
 		i--

@@ -62,15 +62,7 @@ func (c *Conn) handlePoolFrameLocked(l *link, h wire.Header, b []byte) error {
 		if f.Out != cs.digest.Pos {
 			return fmt.Errorf("%w: MARK at %d, received %d", ErrProtocol, f.Out, cs.digest.Pos)
 		}
-		if n := len(cs.marks); n > 0 && cs.marks[n-1].seq >= f.Seq {
-			return nil // sent again after a resume
-		}
-		if len(cs.marks) >= maxMarks {
-			// Like the server, keep the oldest (the ones the server may still
-			// restore) and let the new one replace the newest.
-			cs.marks = cs.marks[:len(cs.marks)-1]
-		}
-		cs.marks = append(cs.marks, markDigest{seq: f.Seq, in: f.In, at: cs.digest})
+		cs.noteMark(f)
 		c.pruneMarksLocked()
 		l.kickNow() // acknowledge the output before the mark at once: it makes the checkpoint durable
 	case wire.Move:
@@ -82,6 +74,26 @@ func (c *Conn) handlePoolFrameLocked(l *link, h wire.Header, b []byte) error {
 		}()
 	}
 	return nil
+}
+
+// noteMark records the client's digest at a checkpoint the server
+// announced, at most one per output position: the digest there does not
+// depend on the input. A MARK at the position of the newest mark is a newer
+// checkpoint there, or the same one sent again after a resume: its number
+// and input position replace the older ones. Numbers do not order marks:
+// a member that restored the session numbers its checkpoints from the
+// restored one, again, and positions only grow.
+func (cs *clientSide) noteMark(f wire.Mark) {
+	if n := len(cs.marks); n > 0 && cs.marks[n-1].at.Pos == f.Out {
+		cs.marks[n-1].seq, cs.marks[n-1].in = f.Seq, f.In
+		return
+	}
+	if len(cs.marks) >= maxMarks {
+		// Like the server, keep the oldest (the ones the server may still
+		// restore) and let the new one replace the newest.
+		cs.marks = cs.marks[:len(cs.marks)-1]
+	}
+	cs.marks = append(cs.marks, markDigest{seq: f.Seq, in: f.In, at: cs.digest})
 }
 
 // pruneMarksLocked forgets checkpoints the server can no longer restore: those

@@ -1,0 +1,140 @@
+package mtcp
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+// refuseReplicationFrom makes every member hold the checkpoint copies
+// that member from sends them, and then fail them unstored: from's
+// checkpoints stop becoming durable. Others replicate as usual.
+func refuseReplicationFrom(t testing.TB, members []*Listener, from string) {
+	stop := make(chan struct{})
+	var once sync.Once
+	t.Cleanup(func() { once.Do(func() { close(stop) }) })
+	for _, ln := range members {
+		n := ln.node
+		n.ctl.Handle(kindReplicate, func(ctx context.Context, sender string, decode func(any) error) (any, error) {
+			if sender == from {
+				select {
+				case <-ctx.Done():
+				case <-stop:
+				}
+				return nil, errors.New("copy refused by the test")
+			}
+			return n.handleReplicate(ctx, sender, decode)
+		})
+	}
+}
+
+// TestMarksAfterARestoreAtAnOlderCheckpoint: the client heard of
+// checkpoints newer than the one the replicas hold when its member
+// crashes, so the member that takes the session over restores an older
+// one and numbers its own checkpoints from it again. The client must
+// record the new member's marks all the same (it keys them by output
+// position, not by number): when those checkpoints become durable and the
+// client frees its input before them, they are the only ones it can
+// resume from, and a move must find them checkable.
+func TestMarksAfterARestoreAtAnOlderCheckpoint(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	var skip atomic.Bool
+	ap := startAppPool(t, 5, func(c *Config) { c.Replicas = 1 }, appOptions{
+		output:     quietEcho,
+		checkpoint: func(int64, int64) bool { return !skip.Load() },
+	})
+	defer ap.close()
+	fc := newFrameCounter()
+	c, err := (&Dialer{Logger: testLogger(t), DialFunc: fc.dial}).Dial("tcp", ap.addr("m0"))
+	require.NoError(t, err)
+	defer c.Close() // if the test fails
+	mc := c.(*Conn)
+	id := mc.SessionID()
+	waitMembers(t, c, 5)
+	lt := newLoudTraffic(mc, 21)
+	lt.loud(t, 4096)
+	sc := serverEnd(ap.member("m0"), id)
+	waitCheckpointsDurable(t, sc)
+	sc.mu.Lock()
+	restorable := sc.server.durable.Seq
+	sc.mu.Unlock()
+
+	// m0's newer checkpoints get no copies: the replicas keep the durable one.
+	refuseReplicationFrom(t, ap.members, "m0")
+	for i := 0; i < 20; i++ {
+		lt.quiet(t) // checkpoints without output
+	}
+	require.Eventually(t, func() bool {
+		sc.mu.Lock()
+		defer sc.mu.Unlock()
+		return sc.st.Consumed() == sc.st.Received()
+	}, 5*time.Second, time.Millisecond)
+	// A resume announces the newest mark again; the client reads it before
+	// the next echo.
+	fc.breakLink()
+	lt.loud(t, 16)
+	sc.mu.Lock()
+	newest := sc.server.ckpts[len(sc.server.ckpts)-1].Seq
+	require.Equal(t, restorable, sc.server.durable.Seq, "nothing newer became durable")
+	sc.mu.Unlock()
+	mc.mu.Lock()
+	heard := mc.client.marks[len(mc.client.marks)-1].seq
+	mc.mu.Unlock()
+	require.Greater(t, heard, restorable+5, "the client heard of checkpoints newer than the restorable one")
+	t.Logf("replicas hold checkpoint %d; the client heard of %d; the newest is %d", restorable, heard, newest)
+
+	ap.member("m0").crash()
+	lt.loud(t, 16) // through the failover
+	taker := mc.ServerName()
+	require.NotEqual(t, "m0", taker)
+	nc := serverEnd(ap.member(taker), id)
+	require.NotNil(t, nc)
+	// A few checkpoints with output on the new member, numbered from the
+	// restored one: fewer than the client heard of from m0.
+	for i := 0; i < 3; i++ {
+		lt.loud(t, 512)
+	}
+	waitCheckpointsDurable(t, nc)
+	nc.mu.Lock()
+	durable := nc.server.durable
+	nc.mu.Unlock()
+	require.LessOrEqual(t, durable.Seq, heard, "the new member's checkpoints reuse numbers the client knows")
+	require.Greater(t, durable.InPos, uint64(4096), "the client freed the input before the new member's checkpoint")
+
+	// Output past the newest checkpoint: a move restores the newest
+	// checkpoint the client can check.
+	skip.Store(true)
+	lt.loud(t, 16)
+	skip.Store(false)
+	to := ""
+	for _, ln := range ap.members {
+		if name := ln.NodeName(); name != "m0" && name != taker {
+			to = name
+			break
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, retryUnknownMember(func() error { return mc.Migrate(ctx, ap.addr(to)) }),
+		"the client knows %s", mc.marksForLog())
+	lt.loud(t, 64<<10)
+	require.NoError(t, mc.CloseWrite())
+	k, err := io.Copy(io.Discard, c)
+	require.NoError(t, err)
+	require.Zero(t, k)
+	ap.waitEnded(t, c)
+	require.Eventually(t, func() bool { return ap.finalDigest(id) != nil }, 5*time.Second, 10*time.Millisecond)
+	require.Equal(t, lt.sent.Sum(nil), ap.finalDigest(id), "the application read exactly what the client sent")
+	require.Equal(t, lt.want.Sum(nil), lt.echo.Sum(nil), "the client read exactly the echo")
+	require.Equal(t, []string{"m0", taker, to}, ap.servedBy(id))
+	for _, err := range ap.errors() {
+		require.ErrorIs(t, err, ErrSessionLost, "only the crashed member's application fails")
+	}
+}
