@@ -68,7 +68,7 @@ func (c *Conn) Checkpoint(state []byte) error {
 		Params: s.params, Origin: s.node.name,
 	}
 	if len(s.ckpts) >= maxCheckpoints {
-		s.dropCheckpointLocked()
+		c.dropCheckpointLocked()
 	}
 	s.ckpts = append(s.ckpts, rec)
 	c.st.AddMark(rec.Seq, rec.InPos)
@@ -235,17 +235,30 @@ func (c *Conn) checkRegeneratedLocked() {
 	}
 }
 
-// dropCheckpointLocked makes room for a checkpoint: it drops the newest one
-// that is neither durable nor being copied or copied to the replicas (those
-// are the next to become durable), else the newest pending one.
-func (s *serverSide) dropCheckpointLocked() {
-	drop := len(s.ckpts) - 1
-	for i := len(s.ckpts) - 1; i >= 1; i-- {
-		r := s.ckpts[i]
-		if r != s.durable && !s.repl.sending[r.Seq] && !s.repl.done[r.Seq] {
+// dropCheckpointLocked makes room for a checkpoint. It keeps the durable
+// one and those being copied or copied to the replicas (the next to become
+// durable), and, as long as it can, those whose mark the client may have
+// heard: the client may know no other position to check a restore from. So
+// it drops the newest checkpoint whose output has not gone out yet, else the
+// oldest of the others, else the newest pending one.
+func (c *Conn) dropCheckpointLocked() {
+	s := c.server
+	droppable := func(r *snapshot.Record) bool {
+		return r != s.durable && !s.repl.sending[r.Seq] && !s.repl.done[r.Seq]
+	}
+	drop := -1
+	for i := len(s.ckpts) - 1; i >= 1 && drop < 0; i-- {
+		if r := s.ckpts[i]; droppable(r) && !c.st.MarkMayBeKnown(r.OutPos) {
 			drop = i
-			break
 		}
+	}
+	for i := 1; i < len(s.ckpts) && drop < 0; i++ {
+		if droppable(s.ckpts[i]) {
+			drop = i
+		}
+	}
+	if drop < 0 {
+		drop = len(s.ckpts) - 1
 	}
 	if s.ckpts[drop] == s.durable {
 		return // never drop the durable one; the list grows by one instead

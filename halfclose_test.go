@@ -3,6 +3,8 @@ package mtcp
 import (
 	"context"
 	"crypto/sha256"
+	"encoding"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -262,6 +264,138 @@ func TestHalfClosedRegeneratedEndDiverges(t *testing.T) {
 			n, _ := c.Read(make([]byte, 10))
 			require.Zero(t, n, "nothing past the end")
 			require.ErrorIs(t, ap.waitEnd(id, "m1"), ErrDiverged)
+		})
+	}
+}
+
+// replyApp reads its client's input to its end, then writes a reply of n
+// bytes (testapp.BannerAt's pattern) and closes, checkpointing after every
+// read and every chunk of the reply. Its state: input consumed, whether it
+// ended, reply bytes written, the SHA-256 state of the input.
+func replyApp(n int64) func(ap *appPool, node string, c *Conn) {
+	return func(ap *appPool, node string, c *Conn) {
+		defer c.Close()
+		id := c.SessionID()
+		ap.mu.Lock()
+		ap.served[id] = append(ap.served[id], node)
+		ap.conns[id] = c
+		ap.mu.Unlock()
+		fail := func(err error) {
+			ap.mu.Lock()
+			ap.ends[id] = append(ap.ends[id], runEnd{node, err})
+			ap.mu.Unlock()
+			if !errors.Is(err, ErrMigrated) {
+				ap.fail(fmt.Errorf("%s: session %s: %w", node, id, err))
+			}
+		}
+		h := sha256.New()
+		var ended bool
+		var written int64
+		if st := c.State(); st != nil {
+			ended, written = st[0] == 1, int64(binary.BigEndian.Uint64(st[1:]))
+			if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(st[9:]); err != nil {
+				fail(err)
+				return
+			}
+		}
+		checkpoint := func() error {
+			st := []byte{0}
+			if ended {
+				st[0] = 1
+			}
+			st = binary.BigEndian.AppendUint64(st, uint64(written))
+			return c.Checkpoint(append(st, mustState(h)...))
+		}
+		if err := checkpoint(); err != nil {
+			fail(err)
+			return
+		}
+		buf := make([]byte, 16<<10)
+		for !ended {
+			k, err := c.Read(buf)
+			h.Write(buf[:k])
+			if errors.Is(err, io.EOF) {
+				ended = true
+				ap.mu.Lock()
+				ap.final[id] = h.Sum(nil)
+				ap.mu.Unlock()
+			} else if err != nil {
+				fail(err)
+				return
+			}
+			if err := checkpoint(); err != nil {
+				fail(err)
+				return
+			}
+		}
+		for written < n {
+			p := buf[:min(int64(len(buf)), n-written)]
+			testapp.BannerAt(written, p)
+			if _, err := c.Write(p); err != nil {
+				fail(err)
+				return
+			}
+			written += int64(len(p))
+			if err := checkpoint(); err != nil {
+				fail(err)
+				return
+			}
+		}
+		ap.mu.Lock()
+		ap.ends[id] = append(ap.ends[id], runEnd{node, nil})
+		ap.mu.Unlock()
+	}
+}
+
+// TestClientHalfClosedSessionMoves: the client sends its request and ends
+// its output (CloseWrite); the server application reads it to its end and
+// writes a long reply. Midway through the reply the session moves or fails
+// over: the new member learns the end of the client's output from the
+// client, which sends its FIN again, and the reply goes on. Both
+// directions arrive intact.
+func TestClientHalfClosedSessionMoves(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	const request, reply = 300 << 10, 4 << 20
+	for _, failover := range []bool{false, true} {
+		t.Run(fmt.Sprintf("failover %v", failover), func(t *testing.T) {
+			ap := startAppPool(t, 3, func(c *Config) { c.Replicas = 1 }, appOptions{app: replyApp(reply)})
+			defer ap.close()
+			c, err := (&Dialer{Logger: testLogger(t)}).Dial("tcp", ap.addr("m0"))
+			require.NoError(t, err)
+			defer c.Close() // if the test fails
+			mc := c.(*Conn)
+			id := mc.SessionID()
+			waitMembers(t, c, 3)
+			sent := sha256.New()
+			_, err = io.Copy(c, io.TeeReader(newPattern(request, 7), sent))
+			require.NoError(t, err)
+			require.NoError(t, mc.CloseWrite())
+
+			got := sha256.New()
+			_, err = io.CopyN(got, c, reply/3)
+			require.NoError(t, err)
+			if failover {
+				ap.member("m0").crash()
+			} else {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				require.NoError(t, retryUnknownMember(func() error { return mc.Migrate(ctx, ap.addr("m1")) }),
+					"the client knows %s", mc.marksForLog())
+			}
+			_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
+			k, err := io.Copy(got, c)
+			require.NoError(t, err)
+			require.Equal(t, int64(reply-reply/3), k)
+			require.Equal(t, testapp.BannerDigest(reply), got.Sum(nil), "the reply arrives intact")
+			ap.waitEnded(t, c)
+			require.NoError(t, mc.Err())
+			require.Equal(t, sent.Sum(nil), ap.finalDigest(id), "the application read exactly the request")
+			served := ap.servedBy(id)
+			require.Len(t, served, 2, "served by %v", served)
+			require.NotEqual(t, "m0", mc.ServerName())
+			for _, err := range ap.errors() {
+				require.True(t, failover && errors.Is(err, ErrSessionLost), "only the crashed member's application fails: %v", err)
+			}
 		})
 	}
 }

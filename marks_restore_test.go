@@ -2,6 +2,7 @@ package mtcp
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"io"
 	"sync"
@@ -9,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/migratory/mtcp/internal/testapp"
+	"github.com/migratory/mtcp/snapshot"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 )
@@ -134,6 +137,93 @@ func TestMarksAfterARestoreAtAnOlderCheckpoint(t *testing.T) {
 	require.Equal(t, lt.sent.Sum(nil), ap.finalDigest(id), "the application read exactly what the client sent")
 	require.Equal(t, lt.want.Sum(nil), lt.echo.Sum(nil), "the client read exactly the echo")
 	require.Equal(t, []string{"m0", taker, to}, ap.servedBy(id))
+	for _, err := range ap.errors() {
+		require.ErrorIs(t, err, ErrSessionLost, "only the crashed member's application fails")
+	}
+}
+
+// TestDownloadFailsOverFromAnOlderCheckpoint: a session that writes
+// without reading (a download) takes all its checkpoints at the same input
+// position. Its member's copies stop reaching the replicas while the
+// client goes on reading and hearing of newer checkpoints; then the member
+// crashes. The replicas hold an older checkpoint than the client heard of:
+// the client must still be able to check it (it keeps every checkpoint it
+// may be restored from, not only the newest), and the download completes.
+func TestDownloadFailsOverFromAnOlderCheckpoint(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	const request, reply = 1000, 4 << 20
+	// The application writes at most 256 KiB ahead of what the client
+	// acknowledged: no copy made before m0's stop is far ahead.
+	ap := startAppPool(t, 5, func(c *Config) { c.Replicas, c.Retention = 1, 256<<10 }, appOptions{app: replyApp(reply)})
+	defer ap.close()
+	// A small window: most of the reply is still to come when m0 crashes.
+	c, err := (&Dialer{Logger: testLogger(t), Window: 256 << 10}).Dial("tcp", ap.addr("m0"))
+	require.NoError(t, err)
+	defer c.Close() // if the test fails
+	mc := c.(*Conn)
+	id := mc.SessionID()
+	waitMembers(t, c, 5)
+	sent := sha256.New()
+	_, err = io.Copy(c, io.TeeReader(newPattern(request, 9), sent))
+	require.NoError(t, err)
+	require.NoError(t, mc.CloseWrite())
+
+	// The client reads until a checkpoint of the reply is durable (one the
+	// client has all the output before, with its copy), then m0's copies
+	// stop and the client reads on.
+	got := sha256.New()
+	read := int64(0)
+	sc := serverEnd(ap.member("m0"), id)
+	for {
+		_, err = io.CopyN(got, c, 64<<10)
+		require.NoError(t, err)
+		read += 64 << 10
+		durableReply := func() bool {
+			sc.mu.Lock()
+			defer sc.mu.Unlock()
+			return sc.server.durable != nil && sc.server.durable.OutPos > 0
+		}
+		deadline := time.Now().Add(200 * time.Millisecond) // copies take a while on a busy machine
+		for !durableReply() && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		if durableReply() {
+			break
+		}
+		require.Less(t, read, int64(reply/2), "a checkpoint of the reply becomes durable")
+	}
+	refuseReplicationFrom(t, ap.members, "m0")
+	// Copies already made may still make checkpoints ahead durable: the
+	// client reads on until it heard of several newer than the durable one.
+	var durable *snapshot.Record
+	var heard markDigest
+	for {
+		_, err = io.CopyN(got, c, 64<<10)
+		require.NoError(t, err)
+		read += 64 << 10
+		sc.mu.Lock()
+		durable = sc.server.durable
+		sc.mu.Unlock()
+		mc.mu.Lock()
+		heard = mc.client.marks[len(mc.client.marks)-1]
+		mc.mu.Unlock()
+		if heard.at.Pos >= durable.OutPos+256<<10 {
+			break
+		}
+		require.Less(t, read, int64(3*reply/4), "the client hears of checkpoints newer than the durable one")
+	}
+	t.Logf("durable checkpoint %d at %d; the client heard of %d at %d", durable.Seq, durable.OutPos, heard.seq, heard.at.Pos)
+
+	ap.member("m0").crash()
+	_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	k, err := io.Copy(got, c)
+	require.NoError(t, err, "the client knows %s", mc.marksForLog())
+	require.Equal(t, reply-read, k)
+	require.Equal(t, testapp.BannerDigest(reply), got.Sum(nil), "the reply arrives intact")
+	ap.waitEnded(t, c)
+	require.NoError(t, mc.Err())
+	require.Equal(t, sent.Sum(nil), ap.finalDigest(id), "the application read exactly the request")
+	require.NotEqual(t, "m0", mc.ServerName())
 	for _, err := range ap.errors() {
 		require.ErrorIs(t, err, ErrSessionLost, "only the crashed member's application fails")
 	}

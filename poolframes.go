@@ -89,21 +89,25 @@ func (cs *clientSide) noteMark(f wire.Mark) {
 		return
 	}
 	if len(cs.marks) >= maxMarks {
-		// Like the server, keep the oldest (the ones the server may still
-		// restore) and let the new one replace the newest.
-		cs.marks = cs.marks[:len(cs.marks)-1]
+		// The oldest go first: the server keeps its durable checkpoint and
+		// those whose marks it sent since (at most maxCheckpoints of them).
+		cs.marks = append(cs.marks[:0], cs.marks[1:]...)
 	}
 	cs.marks = append(cs.marks, markDigest{seq: f.Seq, in: f.In, at: cs.digest})
 }
 
-// pruneMarksLocked forgets checkpoints the server can no longer restore: those
-// whose input the client has freed.
+// pruneMarksLocked forgets checkpoints the server can no longer restore:
+// those whose input the client has freed. It keeps the newest, and every
+// checkpoint that is still restorable, even one older than another
+// restorable one: the newer may have no copies on the replicas yet, while
+// the older is durable (a session that writes without reading takes all its
+// checkpoints at the same input position).
 func (c *Conn) pruneMarksLocked() {
 	cs := c.client
 	retained, _ := c.st.Retained()
 	i := 0
-	for i < len(cs.marks)-1 && cs.marks[i+1].in <= retained {
-		i++ // a newer mark is restorable too: the older one will not be chosen
+	for i < len(cs.marks)-1 && cs.marks[i].in < retained {
+		i++
 	}
 	cs.marks = cs.marks[i:]
 }

@@ -43,6 +43,10 @@ func (s *Stream) KeepMarks(keep func(out uint64) bool) {
 	s.marks, s.nextMark = s.marks[:j], next
 }
 
+// MarkMayBeKnown reports whether the peer may have been told of a mark at
+// output position out: the output before it was put on a link.
+func (s *Stream) MarkMayBeKnown(out uint64) bool { return out <= s.sent }
+
 // NextMark returns the mark due now: its position is reached by what was sent.
 func (s *Stream) NextMark() (wire.Mark, bool) {
 	for s.nextMark < len(s.marks) && !s.held {

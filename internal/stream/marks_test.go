@@ -60,6 +60,8 @@ func TestMarksAreDroppedWithTheirCheckpoints(t *testing.T) {
 	m, ok := s.NextMark()
 	require.True(t, ok)
 	require.Equal(t, uint64(1), m.Seq)
+	require.True(t, s.MarkMayBeKnown(10), "its output went out")
+	require.False(t, s.MarkMayBeKnown(20), "its output is still to go")
 	s.KeepMarks(func(out uint64) bool { return out != 10 && out != 30 })
 	require.Equal(t, 2, s.Marks())
 	require.Equal(t, []wire.Mark{{Seq: 2, Out: 20, In: 2}, {Seq: 4, Out: 40, In: 4}}, sendAll(s))
