@@ -15,7 +15,7 @@ func sendAll(s *Stream) []wire.Mark {
 			marks = append(marks, m)
 			continue
 		}
-		_, a, b := s.NextData(1 << 20)
+		_, a, b := s.nextData(1 << 20)
 		if len(a)+len(b) == 0 {
 			return marks
 		}
@@ -55,7 +55,7 @@ func TestMarksAreDroppedWithTheirCheckpoints(t *testing.T) {
 		_, _ = s.Write(pattern(10))
 		s.AddMark(i, i)
 	}
-	_, a, _ := s.NextData(15) // up to 15: mark 1 (at 10) goes out
+	_, a, _ := s.nextData(15) // up to 15: mark 1 (at 10) goes out
 	require.Len(t, a, 10)
 	m, ok := s.NextMark()
 	require.True(t, ok)

@@ -124,7 +124,7 @@ func TestPeerOfARestoreSendsItsEndAgain(t *testing.T) {
 	c := New(testCfg, 1<<20)
 	_, _ = c.Write(pattern(10))
 	require.NoError(t, c.EndOutput(HalfClosed))
-	_, _, _ = c.NextData(1 << 20)
+	_, _, _ = c.nextData(1 << 20)
 	_, _, ok := c.NextEnd()
 	require.True(t, ok)
 	require.NoError(t, c.OnAck(wire.Ack{Limit: 1 << 20, Release: 10, FinSeen: true}))
