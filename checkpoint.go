@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/migratory/mtcp/internal/stream"
 	"github.com/migratory/mtcp/snapshot"
 )
 
@@ -179,7 +180,16 @@ func (c *Conn) updateReleaseLocked() {
 		// read, which may wait for this upload to go through.
 		newest := s.ckpts[len(s.ckpts)-1]
 		pending := (newest.InPos > target && newest.OutPos <= c.st.PeerLimit() && !s.repl.failing) || s.verifyPending
-		if recv-target > retention*3/4 && !pending {
+		switch {
+		case c.st.PeerEnd() != stream.Open && c.st.Consumed() == recv && !pending:
+			// The client ended its output and the application read all
+			// of it, with no checkpoint of it on its way: the client's last
+			// bytes are released, for it waits for that to finish.
+			target = recv
+			if target > c.st.Release() && c.link != nil {
+				defer c.link.kickNow() // at once, not at the next tick
+			}
+		case recv-target > retention*3/4 && !pending:
 			target = recv - retention/2
 			s.released = true
 		}

@@ -42,6 +42,9 @@ func (c *Conn) Read(p []byte) (int, error) {
 		if c.st.Readable() {
 			n, err := c.st.Read(p)
 			if n > 0 {
+				if c.st.PeerEnd() != stream.Open {
+					c.updateReleaseLocked() // the end of the input may be reached
+				}
 				c.noteAckLocked()
 			}
 			c.mu.Unlock()

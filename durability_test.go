@@ -2,6 +2,8 @@ package mtcp
 
 import (
 	"context"
+	"fmt"
+	"github.com/migratory/mtcp/pool"
 	"io"
 	"log/slog"
 	"strings"
@@ -167,4 +169,63 @@ func TestCrashBeforeFirstCheckpoint(t *testing.T) {
 	require.Equal(t, "m1", c.(*Conn).ServerName())
 	require.NoError(t, es.round(64<<10, 10*time.Second))
 	ap.finishSession(t, es)
+}
+
+// TestSessionWithoutCopiesFinishes: a session whose checkpoints never get
+// their copies does not keep its client waiting at its end: once the
+// application has read all the client sent, up to its end, the client's
+// last bytes are released, and the client's session finishes although the
+// server's application keeps its end open.
+func TestSessionWithoutCopiesFinishes(t *testing.T) {
+	hold := make(chan struct{})
+	var members []*Listener
+	var wg sync.WaitGroup
+	for i := range 2 {
+		cfg := &Config{NodeName: fmt.Sprintf("m%d", i), Gossip: "127.0.0.1:0", PoolKey: testPoolKey,
+			PoolProfile: pool.ProfileLocal, Logger: testLogger(t), Replicas: 1}
+		if i > 0 {
+			cfg.Join = []string{members[0].GossipAddr()}
+		}
+		ln, err := Listen("tcp", "127.0.0.1:0", cfg)
+		require.NoError(t, err)
+		members = append(members, ln)
+	}
+	defer func() {
+		close(hold)
+		for _, ln := range members {
+			ln.Close()
+		}
+		wg.Wait()
+	}()
+	refuseCopies(members[1])
+	wg.Add(1)
+	go func() { // the application: reads to the end, ends its output, stays
+		defer wg.Done()
+		nc, err := members[0].Accept()
+		if err != nil {
+			return
+		}
+		c := nc.(*Conn)
+		defer c.Close()
+		_ = c.Checkpoint(nil)
+		_, _ = io.Copy(io.Discard, c)
+		_ = c.CloseWrite()
+		<-hold
+	}()
+	require.Eventually(t, func() bool { return len(members[0].Members()) == 2 }, 10*time.Second, 10*time.Millisecond)
+	c, err := (&Dialer{Logger: testLogger(t)}).Dial("tcp", members[0].Addr().String())
+	require.NoError(t, err)
+	_, err = c.Write(make([]byte, 256<<10))
+	require.NoError(t, err)
+	require.NoError(t, c.(*Conn).CloseWrite())
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, err = io.Copy(io.Discard, c)
+	require.NoError(t, err, "the server's end arrives")
+	require.NoError(t, c.Close())
+	select {
+	case <-c.(*Conn).doneCh:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("the client's session did not finish: %s", c.(*Conn).debugState())
+	}
+	require.NoError(t, c.(*Conn).Err())
 }

@@ -244,6 +244,7 @@ func (l *link) handleControl(h wire.Header, b []byte) (readable bool, err error)
 		if err := st.OnEnd(kind, binary.BigEndian.Uint64(b)); err != nil {
 			return false, err
 		}
+		c.updateReleaseLocked() // the application may have read all before it
 		signal(c.readable)
 		l.kickNow() // acknowledge the end at once
 		return true, nil

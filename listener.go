@@ -40,6 +40,7 @@ type Listener struct {
 	mu        sync.Mutex
 	sessions  map[[wire.SessionIDLen]byte]*Conn
 	inFlight  map[net.Conn]*handshakeWait // connections still to prove who they are
+	takeovers chan struct{}               // takeovers whose proof is checked elsewhere (MaxHandshakes)
 	evicted   int                         // handshakes closed to make room
 	reserved  int                         // sessions being taken over, counted against MaxSessions
 	acceptErr error
@@ -71,16 +72,17 @@ func NewListener(inner net.Listener, cfg *Config) (*Listener, error) {
 		c.TLS = withoutH2(c.TLS, c.Logger)
 	}
 	ln := &Listener{
-		inner:    inner,
-		cfg:      c,
-		log:      c.Logger.With("listener", inner.Addr().String()),
-		accepted: make(chan net.Conn, c.AcceptBacklog),
-		closed:   make(chan struct{}),
-		hsSlots:  make(chan struct{}, 2*c.MaxHandshakes),
-		room:     make(chan struct{}, 1),
-		sessions: make(map[[wire.SessionIDLen]byte]*Conn),
-		inFlight: make(map[net.Conn]*handshakeWait),
-		mem:      newMemBudget(c.SessionMemory),
+		inner:     inner,
+		cfg:       c,
+		log:       c.Logger.With("listener", inner.Addr().String()),
+		accepted:  make(chan net.Conn, c.AcceptBacklog),
+		closed:    make(chan struct{}),
+		hsSlots:   make(chan struct{}, 2*c.MaxHandshakes),
+		room:      make(chan struct{}, 1),
+		sessions:  make(map[[wire.SessionIDLen]byte]*Conn),
+		inFlight:  make(map[net.Conn]*handshakeWait),
+		takeovers: make(chan struct{}, c.MaxHandshakes),
+		mem:       newMemBudget(c.SessionMemory),
 	}
 	ln.shedWarn.every = 10 * time.Second
 	if c.inPool() {

@@ -39,7 +39,7 @@ const RecentChecks = 16
 
 // DefaultPolicy is the migration policy of a Dialer without one, after
 // M-TCP: obey the server's requests, and move to the least loaded other
-// member when the server stalls or when the session's throughput stays well
+// member when the server stalls or when the session's traffic, while it flows, stays well
 // below its recent level while another member carries fewer sessions. (A
 // server that cannot be reached at all is left by the reconnect logic.)
 type DefaultPolicy struct {
@@ -87,13 +87,14 @@ func (p *DefaultPolicy) Check(s PolicyStats) string {
 }
 
 // lowFor counts the latest checks in a row whose rate was under ratio times
-// the baseline.
+// the baseline but not nil: a session with no traffic at all is quiet, not
+// slow (the stall rule covers written bytes that do not get through).
 func lowFor(s PolicyStats, ratio float64) int {
 	if s.Baseline <= 0 {
 		return 0
 	}
 	k := 0
-	for i := len(s.Recent) - 1; i >= 0 && s.Recent[i] < ratio*s.Baseline; i-- {
+	for i := len(s.Recent) - 1; i >= 0 && s.Recent[i] > 0 && s.Recent[i] < ratio*s.Baseline; i-- {
 		k++
 	}
 	return k

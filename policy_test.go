@@ -54,6 +54,8 @@ func TestDefaultPolicyRules(t *testing.T) {
 			s.Server = s.Members[0]
 		}), ""},
 		{"no baseline yet", with(func(s *PolicyStats) { s.Baseline = 0; s.Recent = []float64{0, 0, 0} }), ""},
+		{"quiet, not slow", with(func(s *PolicyStats) { s.Recent = []float64{0, 0, 0, 0} }), ""},
+		{"slow, then quiet", with(func(s *PolicyStats) { s.Recent = []float64{100, 100, 100, 0} }), ""},
 	} {
 		if got := (&DefaultPolicy{}).Check(tc.s); got != tc.want {
 			t.Errorf("%s: Check = %q, want %q", tc.name, got, tc.want)

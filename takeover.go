@@ -52,15 +52,26 @@ func (n *node) takeOver(h *hsConn, hello wire.Hello) error {
 	if !n.ln.reserveSession() {
 		return fmt.Errorf("%w: %d sessions", ErrBusy, n.ln.cfg.MaxSessions)
 	}
+	// The proof is checked elsewhere (by the session's member or its
+	// replicas), which takes a control-plane round trip or two: the
+	// handshake is not closed to make room meanwhile (a client whose move
+	// is under way would find it broken, and the handover done in vain),
+	// but takeovers in flight are bounded apart: beyond MaxHandshakes of
+	// them, a client is told busy at once and tries again.
+	select {
+	case n.ln.takeovers <- struct{}{}:
+	default:
+		n.ln.unreserveSession()
+		return &refusal{wire.Refused{Code: wire.CodeBusy, Reason: "too many takeovers at once"}}
+	}
+	h.proven()
 	start := time.Now()
-	h.waiting(evictAfter) // an unchecked proof: evictable while it is checked elsewhere
 	rec, epoch, from, failedOver, err := n.obtain(hello.Origin, req)
-	h.waiting(0)
+	<-n.ln.takeovers
 	if err != nil {
 		n.ln.unreserveSession()
 		return err
 	}
-	h.proven() // the session's member, or its replicas, checked the proof
 	c, err := n.restore(rec, epoch, p, hello.Attempt)
 	n.ln.unreserveSession()
 	if err != nil {
