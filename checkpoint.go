@@ -181,10 +181,12 @@ func (c *Conn) updateReleaseLocked() {
 		newest := s.ckpts[len(s.ckpts)-1]
 		pending := (newest.InPos > target && newest.OutPos <= c.st.PeerLimit() && !s.repl.failing) || s.verifyPending
 		switch {
-		case c.st.PeerEnd() != stream.Open && c.st.Consumed() == recv && !pending:
-			// The client ended its output and the application read all
-			// of it, with no checkpoint of it on its way: the client's last
-			// bytes are released, for it waits for that to finish.
+		case c.st.PeerEnd() != stream.Open && c.st.Consumed() == recv && c.st.OutputDone() && !pending:
+			// Both ends ended their output, the client has all of this
+			// side's, and the application read all of the client's, with no
+			// checkpoint of it on its way: nothing is left to restore, and
+			// the client's last bytes are released, for it waits for that
+			// to finish.
 			target = recv
 			if target > c.st.Release() && c.link != nil {
 				defer c.link.kickNow() // at once, not at the next tick
