@@ -114,5 +114,7 @@
 // and at most HandshakeTimeout; garbage fails at the magic, and the hello's
 // lengths are one byte. An authenticated peer cannot make the server
 // allocate more than max + 16 bytes per frame. msgpack decoding applies its
-// own allocation limits to bodies.
+// own allocation limits to bodies. Warnings about peers that fail the
+// handshake or break the protocol are logged at most once per second, the
+// rest at debug level, so that a flood of them cannot flood the log.
 package transport

@@ -27,6 +27,8 @@ type Server struct {
 	conns  map[net.Conn]struct{}
 	closed bool
 
+	badPeerLog rateLog // warnings about peers that break the handshake or the protocol
+
 	closeOnce sync.Once
 	closeErr  error
 	wg        sync.WaitGroup // the accept loop, connections and handlers

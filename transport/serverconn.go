@@ -48,16 +48,18 @@ func (s *Server) serve(nc net.Conn) {
 }
 
 // logDrop logs why a connection ended: a peer breaking the protocol or
-// failing authentication at warning level, ordinary ends at debug level.
+// failing authentication at warning level (rate-limited), ordinary ends
+// at debug level.
 func (s *Server) logDrop(msg, remote, peer string, err error) {
 	if err == nil || s.ctx.Err() != nil {
 		return
 	}
-	level := s.log.Debug
+	args := []any{"remote", remote, "peer", peer, "err", err}
 	if errors.Is(err, ErrAuth) || errors.Is(err, ErrProtocol) || errors.Is(err, ErrVersion) {
-		level = s.log.Warn
+		s.badPeerLog.warn(s.log, "transport: "+msg, args...)
+		return
 	}
-	level("transport: "+msg, "remote", remote, "peer", peer, "err", err)
+	s.log.Debug("transport: "+msg, args...)
 }
 
 // loop reads requests and starts their handlers. It returns nil when the
