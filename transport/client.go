@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
+	"net"
 	"os"
 	"sync"
 	"time"
@@ -50,9 +52,15 @@ func NewClient(cfg Config) (*Client, error) {
 // ErrUnknownKind, ErrTooLarge match it); ErrTooLarge when the request
 // exceeds this end's or the server's MaxMessage (nothing is sent);
 // ErrAuth when the pool keys differ; ctx's error (context.DeadlineExceeded
-// or context.Canceled) when ctx ends first; ErrClosed after Close. A
-// connection that breaks before the request is written is replaced and
-// the request sent once more; once written, a request is never resent.
+// or context.Canceled) when ctx ends first; ErrClosed after Close.
+//
+// A connection that breaks before the request is written whole is
+// replaced and the request sent again; once written, a request is never
+// resent, unless the server answers CodeBusy: it did not read it. A
+// handshake that the server cuts short and a CodeBusy answer are retried
+// on a new connection after a short pause (5 to 100 ms, growing), until
+// ctx ends: under a flood a member gets through, and a member over its
+// MaxConns serves the call once a connection ends.
 func (c *Client) Call(ctx context.Context, addr, kind string, req, resp any) error {
 	if kind == "" || len(kind) > MaxKindLen {
 		return fmt.Errorf("transport: kind must be 1 to %d bytes, got %d", MaxKindLen, len(kind))
@@ -73,9 +81,16 @@ func (c *Client) Call(ctx context.Context, addr, kind string, req, resp any) err
 	if len(msg) > c.cfg.MaxMessage {
 		return fmt.Errorf("%w: %q request of %d bytes exceeds MaxMessage %d", ErrTooLarge, kind, len(msg), c.cfg.MaxMessage)
 	}
-	for attempt := 1; ; attempt++ {
+	var wait time.Duration
+	resent := false
+	for {
 		cc, err := c.get(ctx, addr)
 		if err != nil {
+			var dropped *droppedError
+			if errors.As(err, &dropped) && c.pause(ctx, &wait) {
+				c.log.Debug("transport: the server cut the handshake short; retrying", "addr", addr, "kind", kind, "err", err)
+				continue
+			}
 			return c.callError(ctx, kind, addr, err)
 		}
 		if len(msg) > cc.sec.maxSend {
@@ -86,12 +101,22 @@ func (c *Client) Call(ctx context.Context, addr, kind string, req, resp any) err
 		r, sent, err := c.roundTrip(ctx, cc, msg)
 		if err != nil {
 			c.discard(cc)
-			if !sent && attempt == 1 && ctx.Err() == nil && !c.isClosed() {
+			if !sent && ctx.Err() == nil && !c.isClosed() && (!resent || c.pause(ctx, &wait)) {
+				resent = true
 				c.log.Debug("transport: connection broke before the request was sent; retrying",
 					"addr", addr, "kind", kind, "err", err)
 				continue
 			}
 			return c.callError(ctx, kind, addr, err)
+		}
+		if r.Err != nil && r.Err.Code == CodeBusy {
+			// The server did not read the request: send it again.
+			c.discard(cc)
+			if c.pause(ctx, &wait) {
+				c.log.Debug("transport: server busy; retrying", "addr", addr, "kind", kind, "err", r.Err)
+				continue
+			}
+			return c.callError(ctx, kind, addr, r.Err)
 		}
 		c.put(cc)
 		if r.Err != nil {
@@ -104,6 +129,41 @@ func (c *Client) Call(ctx context.Context, addr, kind string, req, resp any) err
 		}
 		return nil
 	}
+}
+
+// Pauses between the attempts of a call that the server turned away.
+const (
+	minRetryWait = 5 * time.Millisecond
+	maxRetryWait = 100 * time.Millisecond
+)
+
+// pause waits before another attempt of a call, twice as long as the last
+// time (*wait), with jitter. It reports false, at once, if ctx ends first
+// or the client is closed.
+func (c *Client) pause(ctx context.Context, wait *time.Duration) bool {
+	*wait = min(max(2**wait, minRetryWait), maxRetryWait)
+	t := time.NewTimer(*wait/2 + rand.N(*wait/2+1))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return ctx.Err() == nil && !c.isClosed()
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// droppedError is a handshake that the server cut short, by closing the
+// connection: it had too many at once, and the call may try again.
+type droppedError struct{ err error }
+
+func (e *droppedError) Error() string { return e.err.Error() }
+func (e *droppedError) Unwrap() error { return e.err }
+
+// droppedByPeer reports whether a handshake failed because the server
+// closed or reset the connection, rather than by a timeout or a failed check.
+func droppedByPeer(err error) bool {
+	return !isTimeout(err) && !errors.Is(err, ErrAuth) && !errors.Is(err, ErrProtocol) &&
+		!errors.Is(err, ErrVersion) && !errors.Is(err, net.ErrClosed)
 }
 
 // roundTrip writes msg on cc and reads the response, all within ctx.

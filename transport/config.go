@@ -25,6 +25,7 @@ const (
 	DefaultHandshakeTimeout = 5 * time.Second
 	DefaultCallTimeout      = 10 * time.Second
 	DefaultMaxConns         = 256
+	DefaultMaxHandshakes    = 256
 	DefaultIdleTimeout      = 60 * time.Second
 	DefaultMaxIdlePerAddr   = 4
 )
@@ -47,14 +48,35 @@ type Config struct {
 	// Each end announces its own in the handshake, and a sender respects the
 	// smaller of the two.
 	MaxMessage int
-	// HandshakeTimeout bounds dialing plus the handshake (default 5 s).
+	// HandshakeTimeout bounds dialing plus the handshake (default 5 s). A
+	// Server gives a connection this long, from its accept, to prove the
+	// pool key; a connection that has not is closed. Bytes that trickle in
+	// do not extend it.
 	HandshakeTimeout time.Duration
 	// CallTimeout is a Call's timeout when its context has no deadline, and
 	// bounds a server's write of a response (default 10 s).
 	CallTimeout time.Duration
-	// MaxConns is the number of inbound connections a Server serves at once
-	// (default 256); further connections wait in the listen backlog.
+	// MaxConns is the number of authenticated inbound connections a Server
+	// serves at once (default 256). A connection that proves the pool key
+	// while MaxConns others are served is answered with code CodeBusy
+	// (its request unread) and closed; a Client then sends the request
+	// again on a new connection, until the call's deadline. Connections in
+	// their handshake never count against MaxConns, and never push out an
+	// authenticated one.
 	MaxConns int
+	// MaxHandshakes is the number of inbound connections a Server keeps in
+	// their handshake at once (default 256): connections that have not yet
+	// proved the pool key, which anyone who reaches the port can open. When
+	// a connection arrives while MaxHandshakes are in their handshake, the
+	// one there longest is closed to make room (told CodeBusy if it already
+	// has the server's hello, so that a member it belongs to sends its
+	// request again). A silent or stalling peer thus holds a slot only until
+	// MaxHandshakes newer connections arrive, and honest handshakes, which
+	// take one round trip, get through a flood. Each costs at most a
+	// goroutine, a 4 KiB read buffer and its socket; with the connections
+	// being closed, at most twice MaxHandshakes exist at once, and the
+	// Server stops accepting while they do.
+	MaxHandshakes int
 	// IdleTimeout: a Server closes an inbound connection that carries no
 	// request for this long; a Client closes a pooled connection idle for
 	// half of it, so that with equal settings the client always closes first
@@ -106,11 +128,14 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.MaxConns == 0 {
 		cfg.MaxConns = DefaultMaxConns
 	}
+	if cfg.MaxHandshakes == 0 {
+		cfg.MaxHandshakes = DefaultMaxHandshakes
+	}
 	if cfg.MaxIdlePerAddr == 0 {
 		cfg.MaxIdlePerAddr = DefaultMaxIdlePerAddr
 	}
-	if cfg.MaxConns < 0 || cfg.MaxIdlePerAddr < 0 {
-		return cfg, fmt.Errorf("transport: negative MaxConns or MaxIdlePerAddr")
+	if cfg.MaxConns < 0 || cfg.MaxHandshakes < 0 || cfg.MaxIdlePerAddr < 0 {
+		return cfg, fmt.Errorf("transport: negative MaxConns, MaxHandshakes or MaxIdlePerAddr")
 	}
 	return cfg, nil
 }

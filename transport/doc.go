@@ -44,6 +44,16 @@
 // ErrVersion); there is no negotiation. The whole handshake must finish
 // within HandshakeTimeout.
 //
+// A server may end a handshake early to make room (see "Bounded cost").
+// If it had sent its hello and proof by then, it first sends, sealed as
+// the first frame of its direction (see "Traffic keys" and "Frames"), an
+// error message with code "busy": whatever the client sent after its proof
+// was not read. It does the same when the client's proof is good but
+// MaxConns authenticated connections are being served. A client that
+// finds "busy" in place of its first response sends the request again on
+// a new connection. Only a holder of the pool key can open that frame, so
+// no one else can make a client send a request twice.
+//
 // # Traffic keys
 //
 // With Z = X25519(own private key, peer's pub) (an all-zero Z is refused):
@@ -86,7 +96,8 @@
 // "unknown_kind" (no handler), "bad_request" (the body does not decode),
 // "too_large", "internal" (a panic, an unencodable response),
 // "deadline_exceeded" and "canceled" (the handler failed with a context
-// error), and "error" (a handler error that names no code).
+// error), "error" (a handler error that names no code) and "busy" (the
+// request was not read; see "Handshake").
 //
 // A client sends one request at a time on a connection and waits for its
 // response or error; a request sent before the previous one is answered is a
@@ -100,21 +111,53 @@
 // runs the handler under the same deadline (sent in the request) and
 // cancels it when the caller's connection closes. A call whose context
 // ends closes its connection. A Server closes an inbound connection idle
-// for IdleTimeout and holds at most MaxConns connections (handshaking or
-// authenticated); others wait in the listen backlog. A Client keeps up to
-// MaxIdlePerAddr idle connections per address for IdleTimeout/2, and
-// checks before reuse that the peer has not closed one. A connection that
-// fails before the request is written whole is replaced and the request
-// sent once more; a request written whole is never resent, since its
-// handler may have run.
+// for IdleTimeout. A Client keeps up to MaxIdlePerAddr idle connections
+// per address for IdleTimeout/2, and checks before reuse that the peer has
+// not closed one. A connection that fails before the request is written
+// whole is replaced and the request sent again; a request written whole
+// is never resent, since its handler may have run, unless the server
+// answered "busy". A handshake the server cut short (the connection closed
+// or reset) and a "busy" answer are retried on a new connection after a
+// pause of 5 to 100 ms, growing, until the call's deadline.
 //
 // # Bounded cost
 //
-// An unauthenticated peer costs one connection slot, a 4 KiB read buffer
-// and at most HandshakeTimeout; garbage fails at the magic, and the hello's
-// lengths are one byte. An authenticated peer cannot make the server
-// allocate more than max + 16 bytes per frame. msgpack decoding applies its
-// own allocation limits to bodies. Warnings about peers that fail the
-// handshake or break the protocol are logged at most once per second, the
-// rest at debug level, so that a flood of them cannot flood the log.
+// A Server budgets connections in their handshake and authenticated ones
+// apart, so that anyone who reaches the port cannot keep members out:
+//
+//   - At most MaxHandshakes connections are in their handshake (not yet
+//     past the client's proof). A connection that arrives when that many
+//     are evicts the one in its handshake longest, which is closed at once
+//     (told "busy" first if it has the server's hello). Honest handshakes
+//     take one round trip, so they get through a flood unless MaxHandshakes
+//     newer connections arrive within it; a member cut off so retries.
+//     Evicted connections finish at once, and the Server stops accepting
+//     while 2×MaxHandshakes handshake goroutines exist.
+//   - At most MaxConns authenticated connections are served. They never
+//     count against MaxHandshakes and are never evicted; one that
+//     authenticates while MaxConns are served is told "busy" and closed.
+//   - A handshake ends HandshakeTimeout after its accept, whatever trickles
+//     in; under a flood, sooner.
+//
+// So an unauthenticated peer costs the server, per connection: a slot
+// among MaxHandshakes for at most HandshakeTimeout, a goroutine (a few KiB
+// of stack), a 4 KiB read buffer, at most 333 bytes of hello and its
+// socket: under 16 KiB in all, and at the defaults at most 512 connections
+// at once, 8 MiB. Nothing is read before the proof but fixed-size fields
+// and the one-byte name length: there is no length to inflate, and
+// garbage fails at the magic (its first 9 bytes). In CPU, a whole hello
+// costs one X25519 key generation and one HMAC (two with a proof), and,
+// if it is evicted, one X25519 exchange and a sealed frame. Warnings about
+// failed handshakes, evictions and refusals are logged at most once per
+// second each, the rest at debug level. Nothing outlives a connection, so
+// a reconnect storm costs only these, once per connection. What the
+// Server cannot bound is its accept queue, which the kernel serves in
+// order: a storm that arrives faster than the Server accepts and evicts
+// delays members too. Only filtering in front of the port prevents that.
+//
+// After the handshake, a peer holds the pool key. It cannot make the
+// server allocate more than max + 16 bytes per frame, nor run more than
+// one handler per connection at a time; msgpack decoding applies its own
+// allocation limits to bodies. An authenticated connection idle for
+// IdleTimeout is closed.
 package transport

@@ -61,6 +61,30 @@ func clientHandshake(rw io.ReadWriter, br *bufio.Reader, cfg *Config, ak []byte)
 // serverHandshake runs the accepting side of the handshake on rw (reads go
 // through br). The caller sets deadlines.
 func serverHandshake(rw io.ReadWriter, br *bufio.Reader, cfg *Config, ak []byte) (*handshakeResult, error) {
+	sh, err := startServerHandshake(rw, br, cfg, ak)
+	if err != nil {
+		return nil, err
+	}
+	if err := sh.verify(br); err != nil {
+		return nil, err
+	}
+	return sh.finish(rw, br)
+}
+
+// serverHello is the accepting side of a handshake whose hello and proof
+// are sent: what it needs to check the client's proof and to derive the
+// traffic keys.
+type serverHello struct {
+	cfg        *Config
+	ak         []byte
+	priv       *ecdh.PrivateKey
+	ch         hello
+	transcript []byte
+}
+
+// startServerHandshake reads the client hello and sends the server's hello
+// and proof. The caller sets deadlines.
+func startServerHandshake(rw io.ReadWriter, br *bufio.Reader, cfg *Config, ak []byte) (*serverHello, error) {
 	ch, transcript, err := readHello(br)
 	if err != nil {
 		return nil, fmt.Errorf("client hello: %w", err)
@@ -76,15 +100,26 @@ func serverHandshake(rw io.ReadWriter, br *bufio.Reader, cfg *Config, ak []byte)
 	if _, err := rw.Write(out); err != nil {
 		return nil, fmt.Errorf("sending server hello: %w", err)
 	}
+	return &serverHello{cfg: cfg, ak: ak, priv: priv, ch: ch, transcript: transcript}, nil
+}
+
+// verify reads the client's proof and checks it.
+func (sh *serverHello) verify(br *bufio.Reader) error {
 	got, err := readProof(br)
 	if err != nil {
-		return nil, fmt.Errorf("client proof: %w", err)
+		return fmt.Errorf("client proof: %w", err)
 	}
-	want := proof(ak, labelClient, transcript)
+	want := proof(sh.ak, labelClient, sh.transcript)
 	if !hmac.Equal(got[:], want[:]) {
-		return nil, fmt.Errorf("%w: client %q did not prove the pool key", ErrAuth, ch.Name)
+		return fmt.Errorf("%w: client %q did not prove the pool key", ErrAuth, sh.ch.Name)
 	}
-	return finish(rw, br, cfg, priv, &ch, transcript, true)
+	return nil
+}
+
+// finish derives the traffic keys. Before verify succeeds they serve only
+// to tell the client, if it holds the key, that its request was not read.
+func (sh *serverHello) finish(rw io.ReadWriter, br *bufio.Reader) (*handshakeResult, error) {
+	return finish(rw, br, sh.cfg, sh.priv, &sh.ch, sh.transcript, true)
 }
 
 // finish derives the traffic keys once both proofs are checked.

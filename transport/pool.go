@@ -134,6 +134,9 @@ func (c *Client) dial(ctx context.Context, addr string) (*clientConn, error) {
 	}
 	if err != nil {
 		c.discard(cc)
+		if ctx.Err() == nil && hctx.Err() == nil && droppedByPeer(err) {
+			err = &droppedError{err}
+		}
 		return nil, c.dialError(ctx, hctx, "handshake", err)
 	}
 	cc.sec = hs.sec

@@ -88,12 +88,15 @@ func TestPoolIdleExpiry(t *testing.T) {
 		2*time.Second, 10*time.Millisecond, "idle pooled connections close after IdleTimeout/2")
 }
 
-// TestMaxConns: connections beyond MaxConns wait until one ends.
+// TestMaxConns: a connection beyond MaxConns is answered busy, and its
+// call goes through on a new connection once another connection ends.
 func TestMaxConns(t *testing.T) {
 	leakCheck(t)
+	var log logBuffer
 	s, ln := startServer(t, func(cfg *Config) {
 		cfg.MaxConns = 1
 		cfg.IdleTimeout = 300 * time.Millisecond
+		cfg.Logger = log.logger()
 	})
 	s.Handle("echo", echoHandler)
 	addr := s.Addr().String()
@@ -101,13 +104,22 @@ func TestMaxConns(t *testing.T) {
 	b := newClient(t, nil)
 	ctx := ctxTimeout(t, 5*time.Second)
 
-	require.NoError(t, a.Call(ctx, addr, "echo", nil, nil)) // a's idle connection holds the slot
+	require.NoError(t, a.Call(ctx, addr, "echo", nil, nil)) // a's idle connection holds the place
 	start := time.Now()
 	require.NoError(t, b.Call(ctx, addr, "echo", nil, nil))
 	waited := time.Since(start)
 	require.Greater(t, waited, 200*time.Millisecond, "b waited for a's connection to idle out")
 	require.Less(t, waited, 2*time.Second)
-	require.EqualValues(t, 2, ln.n.Load())
+	require.Greater(t, ln.n.Load(), int64(2), "b was turned away and tried again")
+	log.contains(t, "MaxConns reached")
+
+	// Turned away for good: the caller's deadline ends the retries.
+	require.NoError(t, a.Call(ctx, addr, "echo", nil, nil)) // a takes the place back
+	short, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	c := newClient(t, nil)
+	err := c.Call(short, addr, "echo", nil, nil)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
 }
 
 // flakyConn fails its writes or reads on demand.

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"container/list"
 	"context"
 	"errors"
 	"log/slog"
@@ -19,15 +20,20 @@ type Server struct {
 	hmu      sync.RWMutex
 	handlers map[string]Handler
 
-	ctx    context.Context // cancelled by Close; parent of every handler's ctx
-	cancel context.CancelFunc
-	slots  chan struct{} // one token per connection served (MaxConns)
+	ctx      context.Context // cancelled by Close; parent of every handler's ctx
+	cancel   context.CancelFunc
+	hsTokens chan struct{} // one per goroutine in a handshake (2×MaxHandshakes)
 
-	mu     sync.Mutex
-	conns  map[net.Conn]struct{}
-	closed bool
+	mu          sync.Mutex
+	conns       map[net.Conn]struct{}
+	handshaking list.List // of *pending: connections in their handshake, oldest first
+	served      int       // authenticated connections being served (at most MaxConns)
+	evicted     int64     // handshakes closed to make room, in all
+	refused     int64     // authenticated connections refused for want of MaxConns, in all
+	closed      bool
 
-	badPeerLog rateLog // warnings about peers that break the handshake or the protocol
+	// Warnings about inbound connections, each kind at most once per warnEvery.
+	badPeerLog, evictLog, fullLog rateLog
 
 	closeOnce sync.Once
 	closeErr  error
@@ -51,7 +57,7 @@ func NewServer(ln net.Listener, cfg Config) (*Server, error) {
 		handlers: make(map[string]Handler),
 		ctx:      ctx,
 		cancel:   cancel,
-		slots:    make(chan struct{}, cfg.MaxConns),
+		hsTokens: make(chan struct{}, 2*cfg.MaxHandshakes),
 		conns:    make(map[net.Conn]struct{}),
 	}
 	s.wg.Add(1)
@@ -80,19 +86,20 @@ func (s *Server) Close() error {
 	return s.closeErr
 }
 
-// acceptLoop accepts connections while a slot is free.
+// acceptLoop accepts connections while fewer than 2×MaxHandshakes
+// goroutines are in a handshake (those closed to make room finish at once).
 func (s *Server) acceptLoop() {
 	defer s.wg.Done()
 	var backoff time.Duration
 	for {
 		select {
-		case s.slots <- struct{}{}:
+		case s.hsTokens <- struct{}{}:
 		case <-s.ctx.Done():
 			return
 		}
 		nc, err := s.ln.Accept()
 		if err != nil {
-			<-s.slots
+			<-s.hsTokens
 			if s.ctx.Err() != nil {
 				return
 			}
@@ -110,26 +117,15 @@ func (s *Server) acceptLoop() {
 			continue
 		}
 		backoff = 0
-		if !s.track(nc) {
+		p := s.startHandshake(nc)
+		if p == nil {
 			_ = nc.Close()
-			<-s.slots
+			<-s.hsTokens
 			return
 		}
 		s.wg.Add(1)
-		go s.serve(nc)
+		go s.serve(p)
 	}
-}
-
-// track records an open connection so that Close can close it; false if
-// the server is closed.
-func (s *Server) track(nc net.Conn) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return false
-	}
-	s.conns[nc] = struct{}{}
-	return true
 }
 
 func (s *Server) untrack(nc net.Conn) {

@@ -26,21 +26,23 @@ type serverConn struct {
 	busy bool
 }
 
-// serve runs the handshake on nc, then serves its requests until it fails,
-// idles out or the server closes.
-func (s *Server) serve(nc net.Conn) {
+// serve runs the handshake on p's connection, then serves its requests
+// until it fails, idles out or the server closes.
+func (s *Server) serve(p *pending) {
 	defer s.wg.Done()
-	defer func() { <-s.slots }()
+	nc := p.nc
 	defer s.untrack(nc)
 	defer nc.Close()
 	remote := nc.RemoteAddr().String()
 	_ = nc.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
 	br := bufio.NewReaderSize(nc, readBufSize)
-	hs, err := serverHandshake(nc, br, &s.cfg, s.authKey)
+	hs, err := s.handshake(p, br)
+	<-s.hsTokens
 	if err != nil {
 		s.logDrop("handshake failed", remote, "", err)
 		return
 	}
+	defer s.leave()
 	_ = nc.SetDeadline(time.Time{})
 	c := &serverConn{s: s, nc: nc, sec: hs.sec, peer: hs.peerName}
 	err = c.loop()
