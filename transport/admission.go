@@ -20,9 +20,9 @@ type pending struct {
 	evicted bool          // closed to make room (guarded by Server.mu)
 }
 
-// startHandshake records nc as open and in its handshake, first closing
-// the connection longest in its handshake when MaxHandshakes are. It
-// returns nil if the server is closed.
+// startHandshake records nc as open and in its handshake, which must end
+// within HandshakeTimeout, first evicting the connection longest in its
+// handshake when MaxHandshakes are. It returns nil if the server is closed.
 func (s *Server) startHandshake(nc net.Conn) *pending {
 	s.mu.Lock()
 	if s.closed {
@@ -30,6 +30,8 @@ func (s *Server) startHandshake(nc net.Conn) *pending {
 		return nil
 	}
 	s.conns[nc] = struct{}{}
+	// Set here, before it can be evicted: an eviction cuts the deadline.
+	_ = nc.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
 	var evicted int64
 	if s.handshaking.Len() >= s.cfg.MaxHandshakes {
 		evicted = s.evictOldestLocked()

@@ -31,17 +31,19 @@ type serverConn struct {
 func (s *Server) serve(p *pending) {
 	defer s.wg.Done()
 	nc := p.nc
-	defer s.untrack(nc)
-	defer nc.Close()
 	remote := nc.RemoteAddr().String()
-	_ = nc.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
 	br := bufio.NewReaderSize(nc, readBufSize)
 	hs, err := s.handshake(p, br)
-	<-s.hsTokens
 	if err != nil {
 		s.logDrop("handshake failed", remote, "", err)
+		_ = nc.Close()
+		s.untrack(nc)
+		<-s.hsTokens // last: goroutines in a handshake stay within 2×MaxHandshakes
 		return
 	}
+	<-s.hsTokens
+	defer s.untrack(nc)
+	defer nc.Close()
 	defer s.leave()
 	_ = nc.SetDeadline(time.Time{})
 	c := &serverConn{s: s, nc: nc, sec: hs.sec, peer: hs.peerName}
