@@ -9,8 +9,8 @@ import (
 	"time"
 )
 
-// busyWriteTimeout bounds the write of a CodeBusy answer (a few dozen
-// bytes, which the socket's buffer takes at once).
+// busyWriteTimeout bounds the write of a busy answer (36 bytes, which the
+// socket's buffer takes at once).
 const busyWriteTimeout = 100 * time.Millisecond
 
 // pending is an inbound connection in its handshake.
@@ -48,7 +48,7 @@ func (s *Server) startHandshake(nc net.Conn) *pending {
 
 // evictOldestLocked ends the handshake of the connection in it longest and
 // returns the number of handshakes so ended in all. Its goroutine sees its
-// reads and writes fail at once, answers CodeBusy if it can and closes it.
+// reads and writes fail at once, answers busy if it can and closes it.
 func (s *Server) evictOldestLocked() int64 {
 	e := s.handshaking.Front()
 	if e == nil {
@@ -95,8 +95,9 @@ func (s *Server) leave() {
 // handshake authenticates p's connection (within the deadline the caller
 // set) and reserves it a place among the MaxConns served. A connection
 // that cannot be served, because it was evicted or all places are taken,
-// is told so with CodeBusy when it has the server's hello: if it belongs
-// to a member, that member's request was not read and it sends it again.
+// is told so with a busy answer when it has the server's hello: if it
+// belongs to a member, that member's request was not read and it sends it
+// again.
 func (s *Server) handshake(p *pending, br *bufio.Reader) (*handshakeResult, error) {
 	nc := p.nc
 	sh, err := startServerHandshake(nc, br, &s.cfg, s.authKey)
@@ -123,7 +124,7 @@ func (s *Server) handshake(p *pending, br *bufio.Reader) (*handshakeResult, erro
 			"max_conns", s.cfg.MaxConns, "refused_in_all", refused, "peer", sh.ch.Name)
 	}
 	if sh != nil && !errors.Is(err, ErrAuth) {
-		s.answerBusy(nc, br, sh, reason)
+		s.answerBusy(nc, sh)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w (%s): %w", ErrBusy, reason, err)
@@ -131,14 +132,10 @@ func (s *Server) handshake(p *pending, br *bufio.Reader) (*handshakeResult, erro
 	return nil, fmt.Errorf("%w: %s", ErrBusy, reason)
 }
 
-// answerBusy tells the client, in its first frame, that its request was
-// not read. Only a holder of the pool key can open it.
-func (s *Server) answerBusy(nc net.Conn, br *bufio.Reader, sh *serverHello, reason string) {
-	hs, err := sh.finish(nc, br)
-	if err != nil {
-		return
-	}
+// answerBusy tells the client, in place of its first frame, that its
+// request was not read. It costs an HMAC: turning a flood away must cost
+// little.
+func (s *Server) answerBusy(nc net.Conn, sh *serverHello) {
 	_ = nc.SetWriteDeadline(time.Now().Add(busyWriteTimeout))
-	msg := appendErrorResponse(nil, &RemoteError{Code: CodeBusy, Message: "server busy: " + reason}, hs.sec.maxSend)
-	_, _ = hs.sec.writeFrame(msg)
+	_, _ = nc.Write(sh.busy())
 }

@@ -71,13 +71,37 @@ func TestEvictedHandshakeToldBusy(t *testing.T) {
 	r := <-done
 	require.NoError(t, r.err)
 	_ = nc.SetReadDeadline(time.Now().Add(5 * time.Second))
-	p, err := r.hs.sec.readFrame()
+	_, err = r.hs.sec.readFrame()
+	require.ErrorIs(t, err, ErrBusy)
+}
+
+// TestForgedBusyRefused: a busy answer with a MAC not made with the pool
+// key (injected by someone on the path, after an honest handshake) is a
+// protocol error, not a reason to send the request again.
+func TestForgedBusyRefused(t *testing.T) {
+	leakCheck(t)
+	sc, cc := net.Pipe()
+	defer sc.Close()
+	defer cc.Close()
+	scfg, err := Config{NodeName: "server", Key: testKey}.withDefaults()
 	require.NoError(t, err)
-	resp, err := parseResponse(p)
+	go func() {
+		br := bufio.NewReader(sc)
+		sh, err := startServerHandshake(sc, br, &scfg, authKey(testKey))
+		if err != nil {
+			return
+		}
+		_, _ = readProof(br)
+		forged := serverHello{ak: authKey(otherKey), transcript: sh.transcript}
+		_, _ = sc.Write(forged.busy())
+	}()
+	ccfg, err := Config{NodeName: "member", Key: testKey}.withDefaults()
 	require.NoError(t, err)
-	require.NotNil(t, resp.Err)
-	require.ErrorIs(t, resp.Err, ErrBusy)
-	require.Contains(t, resp.Err.Message, "make room")
+	hs, err := clientHandshake(cc, bufio.NewReader(cc), &ccfg, authKey(testKey))
+	require.NoError(t, err)
+	_, err = hs.sec.readFrame()
+	require.ErrorIs(t, err, ErrProtocol)
+	require.NotErrorIs(t, err, ErrBusy)
 }
 
 // TestCallRetriedWhenTurnedAway: a call whose connection the server turns

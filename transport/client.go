@@ -56,8 +56,8 @@ func NewClient(cfg Config) (*Client, error) {
 //
 // A connection that breaks before the request is written whole is
 // replaced and the request sent again; once written, a request is never
-// resent, unless the server answers CodeBusy: it did not read it. A
-// handshake that the server cuts short and a CodeBusy answer are retried
+// resent, unless the server answers busy (ErrBusy): it did not read it. A
+// handshake that the server cuts short and a busy answer are retried
 // on a new connection after a short pause (5 to 100 ms, growing), until
 // ctx ends: under a flood a member gets through, and a member over its
 // MaxConns serves the call once a connection ends.
@@ -99,6 +99,15 @@ func (c *Client) Call(ctx context.Context, addr, kind string, req, resp any) err
 				ErrTooLarge, kind, len(msg), cc.sec.maxSend, addr)
 		}
 		r, sent, err := c.roundTrip(ctx, cc, msg)
+		if errors.Is(err, ErrBusy) {
+			// The server did not read the request: send it again.
+			c.discard(cc)
+			if c.pause(ctx, &wait) {
+				c.log.Debug("transport: server busy; retrying", "addr", addr, "kind", kind, "err", err)
+				continue
+			}
+			return c.callError(ctx, kind, addr, err)
+		}
 		if err != nil {
 			c.discard(cc)
 			if !sent && ctx.Err() == nil && !c.isClosed() && (!resent || c.pause(ctx, &wait)) {
@@ -108,15 +117,6 @@ func (c *Client) Call(ctx context.Context, addr, kind string, req, resp any) err
 				continue
 			}
 			return c.callError(ctx, kind, addr, err)
-		}
-		if r.Err != nil && r.Err.Code == CodeBusy {
-			// The server did not read the request: send it again.
-			c.discard(cc)
-			if c.pause(ctx, &wait) {
-				c.log.Debug("transport: server busy; retrying", "addr", addr, "kind", kind, "err", r.Err)
-				continue
-			}
-			return c.callError(ctx, kind, addr, r.Err)
 		}
 		c.put(cc)
 		if r.Err != nil {

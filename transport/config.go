@@ -58,9 +58,9 @@ type Config struct {
 	CallTimeout time.Duration
 	// MaxConns is the number of authenticated inbound connections a Server
 	// serves at once (default 256). A connection that proves the pool key
-	// while MaxConns others are served is answered with code CodeBusy
-	// (its request unread) and closed; a Client then sends the request
-	// again on a new connection, until the call's deadline. Connections in
+	// while MaxConns others are served is answered busy (its request
+	// unread; see the package doc) and closed; a Client then sends the
+	// request again on a new connection, until the call's deadline. Connections in
 	// their handshake never count against MaxConns, and never push out an
 	// authenticated one.
 	MaxConns int
@@ -68,7 +68,7 @@ type Config struct {
 	// their handshake at once (default 256): connections that have not yet
 	// proved the pool key, which anyone who reaches the port can open. When
 	// a connection arrives while MaxHandshakes are in their handshake, the
-	// one there longest is closed to make room (told CodeBusy if it already
+	// one there longest is closed to make room (answered busy if it already
 	// has the server's hello, so that a member it belongs to sends its
 	// request again). A silent or stalling peer thus holds a slot only until
 	// MaxHandshakes newer connections arrive, and honest handshakes, which

@@ -45,14 +45,19 @@
 // within HandshakeTimeout.
 //
 // A server may end a handshake early to make room (see "Bounded cost").
-// If it had sent its hello and proof by then, it first sends, sealed as
-// the first frame of its direction (see "Traffic keys" and "Frames"), an
-// error message with code "busy": whatever the client sent after its proof
-// was not read. It does the same when the client's proof is good but
-// MaxConns authenticated connections are being served. A client that
-// finds "busy" in place of its first response sends the request again on
-// a new connection. Only a holder of the pool key can open that frame, so
-// no one else can make a client send a request twice.
+// If it had sent its hello and proof by then, it first sends, in place of
+// its first frame,
+//
+//	busy = 4 zero bytes (a frame length no frame has)
+//	       HMAC-SHA256(authKey, "mtcp transport v1 busy" || T)
+//
+// meaning that whatever the client sent after its proof was not read. It
+// does the same when the client's proof is good but MaxConns
+// authenticated connections are being served. A client that reads busy, its
+// MAC checked, in place of the first response sends the request again on
+// a new connection. Only a holder of the pool key can compute the MAC, so
+// no one else can make a client send a request twice; and it costs the
+// server an HMAC, not a key exchange.
 //
 // # Traffic keys
 //
@@ -96,8 +101,7 @@
 // "unknown_kind" (no handler), "bad_request" (the body does not decode),
 // "too_large", "internal" (a panic, an unencodable response),
 // "deadline_exceeded" and "canceled" (the handler failed with a context
-// error), "error" (a handler error that names no code) and "busy" (the
-// request was not read; see "Handshake").
+// error), and "error" (a handler error that names no code).
 //
 // A client sends one request at a time on a connection and waits for its
 // response or error; a request sent before the previous one is answered is a
@@ -116,8 +120,8 @@
 // not closed one. A connection that fails before the request is written
 // whole is replaced and the request sent again; a request written whole
 // is never resent, since its handler may have run, unless the server
-// answered "busy". A handshake the server cut short (the connection closed
-// or reset) and a "busy" answer are retried on a new connection after a
+// answered busy. A handshake the server cut short (the connection closed
+// or reset) and a busy answer are retried on a new connection after a
 // pause of 5 to 100 ms, growing, until the call's deadline.
 //
 // # Bounded cost
@@ -128,14 +132,14 @@
 //   - At most MaxHandshakes connections are in their handshake (not yet
 //     past the client's proof). A connection that arrives when that many
 //     are evicts the one in its handshake longest, which is closed at once
-//     (told "busy" first if it has the server's hello). Honest handshakes
+//     (answered busy first if it has the server's hello). Honest handshakes
 //     take one round trip, so they get through a flood unless MaxHandshakes
 //     newer connections arrive within it; a member cut off so retries.
 //     Evicted connections finish at once, and the Server stops accepting
 //     while 2×MaxHandshakes handshake goroutines exist.
 //   - At most MaxConns authenticated connections are served. They never
 //     count against MaxHandshakes and are never evicted; one that
-//     authenticates while MaxConns are served is told "busy" and closed.
+//     authenticates while MaxConns are served is answered busy and closed.
 //   - A handshake ends HandshakeTimeout after its accept, whatever trickles
 //     in; under a flood, sooner.
 //
@@ -146,8 +150,8 @@
 // at once, 8 MiB. Nothing is read before the proof but fixed-size fields
 // and the one-byte name length: there is no length to inflate, and
 // garbage fails at the magic (its first 9 bytes). In CPU, a whole hello
-// costs one X25519 key generation and one HMAC (two with a proof), and,
-// if it is evicted, one X25519 exchange and a sealed frame. Warnings about
+// costs one X25519 key generation and one HMAC (two with a proof, three
+// if it is answered busy). Warnings about
 // failed handshakes, evictions and refusals are logged at most once per
 // second each, the rest at debug level. Nothing outlives a connection, so
 // a reconnect storm costs only these, once per connection. What the

@@ -26,9 +26,10 @@ var (
 	ErrProtocol = errors.New("transport: protocol error")
 	// ErrVersion: the peer speaks a protocol version this package does not.
 	ErrVersion = errors.New("transport: unsupported protocol version")
-	// ErrBusy: the server closed the connection without reading the request,
-	// to make room (see Config.MaxConns and Config.MaxHandshakes); the
-	// request may be sent again. A *RemoteError with Code CodeBusy matches it.
+	// ErrBusy: the server turned the connection away without reading the
+	// request, to make room (see Config.MaxConns and Config.MaxHandshakes);
+	// the request may be sent again. A Client does, until the call's
+	// deadline.
 	ErrBusy = errors.New("transport: server busy, request not read")
 	// ErrClosed: the Client or Server is closed. It wraps net.ErrClosed.
 	ErrClosed = fmt.Errorf("transport: closed: %w", net.ErrClosed)
@@ -53,10 +54,6 @@ const (
 	// CodeCanceled: the handler failed with context.Canceled (typically
 	// because the server is closing).
 	CodeCanceled = "canceled"
-	// CodeBusy: the server closed the connection before reading the
-	// request, to make room for others; no handler ran. It comes as the
-	// first message on a connection, and a Client sends the request again.
-	CodeBusy = "busy"
 )
 
 // maxCodeLen and maxErrorMessage bound a RemoteError on the wire.
@@ -69,8 +66,8 @@ const (
 // server on its behalf). It is errors.As-able; errors.Is matches another
 // *RemoteError with the same Code, and the sentinel of a transport code
 // (ErrUnknownKind for CodeUnknownKind, ErrTooLarge for CodeTooLarge,
-// ErrBusy for CodeBusy, context.DeadlineExceeded and context.Canceled for
-// CodeDeadlineExceeded and CodeCanceled).
+// context.DeadlineExceeded and context.Canceled for CodeDeadlineExceeded
+// and CodeCanceled).
 type RemoteError struct {
 	Code    string
 	Message string
@@ -91,8 +88,6 @@ func (e *RemoteError) Is(target error) bool {
 		return target == ErrUnknownKind
 	case CodeTooLarge:
 		return target == ErrTooLarge
-	case CodeBusy:
-		return target == ErrBusy
 	case CodeDeadlineExceeded:
 		return target == context.DeadlineExceeded
 	case CodeCanceled:

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"crypto/cipher"
+	"crypto/hmac"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -25,6 +26,10 @@ type secureConn struct {
 	recv    cipher.AEAD
 	recvSeq uint64
 	maxRecv int // largest plaintext accepted
+	// busy, on a client, is the MAC that follows a zero length in place of
+	// the server's first frame when the server turned the connection away
+	// (doc.go, "Handshake").
+	busy *[macLen]byte
 
 	wmu     sync.Mutex
 	w       io.Writer
@@ -53,6 +58,9 @@ func (c *secureConn) readFrame() ([]byte, error) {
 		return nil, err
 	}
 	n := binary.BigEndian.Uint32(hdr[:])
+	if n == 0 && c.busy != nil && c.recvSeq == 0 {
+		return nil, c.readBusy()
+	}
 	if n < tagLen {
 		return nil, protocolError("frame of %d bytes is shorter than its tag", n)
 	}
@@ -77,6 +85,21 @@ func (c *secureConn) readFrame() ([]byte, error) {
 	}
 	c.recvSeq++
 	return pt, nil
+}
+
+// readBusy reads and checks the MAC of a busy answer.
+func (c *secureConn) readBusy() error {
+	var m [macLen]byte
+	if _, err := io.ReadFull(c.r, m[:]); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return fmt.Errorf("reading a busy answer: %w", err)
+	}
+	if !hmac.Equal(m[:], c.busy[:]) {
+		return protocolError("busy answer failed authentication")
+	}
+	return fmt.Errorf("%w: the server turned the connection away before reading the request", ErrBusy)
 }
 
 // writeFrame seals pt into one frame and writes it. sent reports whether

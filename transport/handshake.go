@@ -55,7 +55,13 @@ func clientHandshake(rw io.ReadWriter, br *bufio.Reader, cfg *Config, ak []byte)
 	if _, err := rw.Write(mine[:]); err != nil {
 		return nil, fmt.Errorf("sending client proof: %w", err)
 	}
-	return finish(rw, br, cfg, priv, &sh, transcript, false)
+	res, err := finish(rw, br, cfg, priv, &sh, transcript, false)
+	if err != nil {
+		return nil, err
+	}
+	busy := proof(ak, labelBusy, transcript)
+	res.sec.busy = &busy
+	return res, nil
 }
 
 // serverHandshake runs the accepting side of the handshake on rw (reads go
@@ -103,6 +109,14 @@ func startServerHandshake(rw io.ReadWriter, br *bufio.Reader, cfg *Config, ak []
 	return &serverHello{cfg: cfg, ak: ak, priv: priv, ch: ch, transcript: transcript}, nil
 }
 
+// busy returns the busy answer: a zero frame length, which no frame has,
+// and a MAC over the transcript that only a holder of the pool key can
+// compute or check.
+func (sh *serverHello) busy() []byte {
+	mac := proof(sh.ak, labelBusy, sh.transcript)
+	return append(make([]byte, lenPrefix, lenPrefix+macLen), mac[:]...)
+}
+
 // verify reads the client's proof and checks it.
 func (sh *serverHello) verify(br *bufio.Reader) error {
 	got, err := readProof(br)
@@ -116,8 +130,7 @@ func (sh *serverHello) verify(br *bufio.Reader) error {
 	return nil
 }
 
-// finish derives the traffic keys. Before verify succeeds they serve only
-// to tell the client, if it holds the key, that its request was not read.
+// finish derives the traffic keys, once verify succeeded.
 func (sh *serverHello) finish(rw io.ReadWriter, br *bufio.Reader) (*handshakeResult, error) {
 	return finish(rw, br, sh.cfg, sh.priv, &sh.ch, sh.transcript, true)
 }

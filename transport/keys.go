@@ -17,6 +17,7 @@ const (
 	infoServerWrite = "mtcp transport v1 server to client"
 	labelServer     = "mtcp transport v1 server proof"
 	labelClient     = "mtcp transport v1 client proof"
+	labelBusy       = "mtcp transport v1 busy"
 )
 
 // macLen is the length of a handshake proof (HMAC-SHA256).
