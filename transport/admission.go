@@ -100,7 +100,7 @@ func (s *Server) leave() {
 // again.
 func (s *Server) handshake(p *pending, br *bufio.Reader) (*handshakeResult, error) {
 	nc := p.nc
-	sh, err := startServerHandshake(nc, br, &s.cfg, s.authKey)
+	sh, err := startServerHandshake(nc, br, &s.cfg, s.authKey, &s.keys)
 	if err == nil {
 		err = sh.verify(br)
 	}

@@ -87,7 +87,7 @@ func TestForgedBusyRefused(t *testing.T) {
 	require.NoError(t, err)
 	go func() {
 		br := bufio.NewReader(sc)
-		sh, err := startServerHandshake(sc, br, &scfg, authKey(testKey))
+		sh, err := startServerHandshake(sc, br, &scfg, authKey(testKey), nil)
 		if err != nil {
 			return
 		}

@@ -16,7 +16,8 @@
 //	hello = magic "mtcp-ctl" (8 bytes)
 //	        version (1 byte, = 1)
 //	        nonce (32 random bytes, fresh per connection)
-//	        pub (32 bytes: a fresh X25519 public key)
+//	        pub (32 bytes: an X25519 public key, the client's fresh per
+//	             connection, the server's fresh at least every 50 ms)
 //	        max (u32: the largest message plaintext this side accepts, >= 1024)
 //	        nameLen (1 byte) name (nameLen bytes of UTF-8: the NodeName)
 //
@@ -71,6 +72,10 @@
 // c2s keys AES-256-GCM for the frames the client sends, s2c for the
 // server's. The pool key authenticates; the ephemeral X25519 exchange gives
 // forward secrecy: a pool key leaked later does not open recorded traffic.
+// A server uses one X25519 key for the hellos of up to 50 ms, so that a
+// flood of hellos costs it at most 20 key generations a second; the
+// connections that share it still get keys of their own (their nonces and
+// the clients' keys differ), and it is let go 50 ms after it was made.
 //
 // # Frames
 //
@@ -150,11 +155,12 @@
 // at once, 8 MiB. Nothing is read before the proof but fixed-size fields
 // and the one-byte name length: there is no length to inflate, and
 // garbage fails at the magic (its first 9 bytes). In CPU, a whole hello
-// costs one X25519 key generation and one HMAC (two with a proof, three
-// if it is answered busy). Warnings about
-// failed handshakes, evictions and refusals are logged at most once per
-// second each, the rest at debug level. Nothing outlives a connection, so
-// a reconnect storm costs only these, once per connection. What the
+// costs an HMAC (two with a proof, three if it is answered busy), and the
+// X25519 key generations of all hellos together are at most 20 a second
+// ("Traffic keys"); only a good proof costs an X25519 exchange. Warnings
+// about failed handshakes, evictions and refusals are logged at most once
+// per second each, the rest at debug level. Nothing outlives a connection,
+// so a reconnect storm costs only these, once per connection. What the
 // Server cannot bound is its accept queue, which the kernel serves in
 // order: a storm that arrives faster than the Server accepts and evicts
 // delays members too. Only filtering in front of the port prevents that.

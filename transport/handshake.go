@@ -15,11 +15,12 @@ type handshakeResult struct {
 	peerName string
 }
 
-// newHello returns this side's hello and its ephemeral X25519 key.
-func newHello(cfg *Config) (*hello, *ecdh.PrivateKey, error) {
-	priv, err := ecdh.X25519().GenerateKey(rand.Reader)
+// newHello returns this side's hello and its ephemeral X25519 key, from
+// keys, or fresh if keys is nil.
+func newHello(cfg *Config, keys *ephemeralKeys) (*hello, *ecdh.PrivateKey, error) {
+	priv, err := keys.get()
 	if err != nil {
-		return nil, nil, fmt.Errorf("generating X25519 key: %w", err)
+		return nil, nil, err
 	}
 	h := &hello{Version: helloVersion, MaxMessage: uint32(cfg.MaxMessage), Name: cfg.NodeName}
 	_, _ = rand.Read(h.Nonce[:]) // never fails (Go 1.24+)
@@ -30,7 +31,7 @@ func newHello(cfg *Config) (*hello, *ecdh.PrivateKey, error) {
 // clientHandshake runs the dialing side of the handshake on rw (reads go
 // through br). The caller sets deadlines.
 func clientHandshake(rw io.ReadWriter, br *bufio.Reader, cfg *Config, ak []byte) (*handshakeResult, error) {
-	ch, priv, err := newHello(cfg)
+	ch, priv, err := newHello(cfg, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -67,7 +68,7 @@ func clientHandshake(rw io.ReadWriter, br *bufio.Reader, cfg *Config, ak []byte)
 // serverHandshake runs the accepting side of the handshake on rw (reads go
 // through br). The caller sets deadlines.
 func serverHandshake(rw io.ReadWriter, br *bufio.Reader, cfg *Config, ak []byte) (*handshakeResult, error) {
-	sh, err := startServerHandshake(rw, br, cfg, ak)
+	sh, err := startServerHandshake(rw, br, cfg, ak, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -89,13 +90,14 @@ type serverHello struct {
 }
 
 // startServerHandshake reads the client hello and sends the server's hello
-// and proof. The caller sets deadlines.
-func startServerHandshake(rw io.ReadWriter, br *bufio.Reader, cfg *Config, ak []byte) (*serverHello, error) {
+// and proof, with an X25519 key from keys (fresh if nil). The caller sets
+// deadlines.
+func startServerHandshake(rw io.ReadWriter, br *bufio.Reader, cfg *Config, ak []byte, keys *ephemeralKeys) (*serverHello, error) {
 	ch, transcript, err := readHello(br)
 	if err != nil {
 		return nil, fmt.Errorf("client hello: %w", err)
 	}
-	sh, priv, err := newHello(cfg)
+	sh, priv, err := newHello(cfg, keys)
 	if err != nil {
 		return nil, err
 	}

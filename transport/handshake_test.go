@@ -94,7 +94,7 @@ func forgingClient(t *testing.T, key []byte, pub [pubLen]byte) error {
 		_ = sc.Close()
 		done <- err
 	}()
-	h, _, err := newHello(testConfig(t, "forger", key, 0))
+	h, _, err := newHello(testConfig(t, "forger", key, 0), nil)
 	require.NoError(t, err)
 	h.Pub = pub
 	transcript := appendHello(nil, h)

@@ -32,6 +32,8 @@ type Server struct {
 	refused     int64     // authenticated connections refused for want of MaxConns, in all
 	closed      bool
 
+	keys ephemeralKeys // the X25519 keys of its handshakes
+
 	// Warnings about inbound connections, each kind at most once per warnEvery.
 	badPeerLog, evictLog, fullLog rateLog
 
