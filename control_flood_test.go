@@ -1,0 +1,373 @@
+package mtcp
+
+import (
+	"bufio"
+	"context"
+	crand "crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/migratory/mtcp/transport"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+// ctlFlood holds n connections to a member's control port that never
+// finish their handshake: silent ones, part of a hello, a whole hello
+// without its proof, a hello and half a proof. They are opened over the
+// first fifth of reconnect, and one the member drops is reopened after a
+// pause (a mean of reconnect): new ones keep coming at about n/reconnect a
+// second.
+type ctlFlood struct {
+	addr      string
+	ctx       context.Context
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	reconnect time.Duration
+	opened    atomic.Int64
+	dropped   atomic.Int64
+}
+
+func startCtlFlood(addr string, n int, reconnect time.Duration) *ctlFlood {
+	ctx, cancel := context.WithCancel(context.Background())
+	f := &ctlFlood{addr: addr, ctx: ctx, cancel: cancel, reconnect: reconnect}
+	for i := range n {
+		f.wg.Go(func() { f.hold(i % 4) })
+	}
+	return f
+}
+
+func (f *ctlFlood) stop() {
+	f.cancel()
+	f.wg.Wait()
+}
+
+// ctlHello is a well-formed transport hello (see transport's package doc)
+// from a peer that does not hold the pool key.
+func ctlHello() []byte {
+	h := append([]byte("mtcp-ctl"), 1)
+	var nonceAndPub [64]byte
+	_, _ = crand.Read(nonceAndPub[:])
+	h = append(h, nonceAndPub[:]...)
+	h = binary.BigEndian.AppendUint32(h, 1<<20)
+	return append(h, 4, 'e', 'v', 'i', 'l')
+}
+
+func (f *ctlFlood) hold(kind int) {
+	d := net.Dialer{Timeout: 5 * time.Second}
+	buf := make([]byte, 512)
+	f.pause(rand.N(f.reconnect / 5))
+	for f.ctx.Err() == nil {
+		nc, err := d.DialContext(f.ctx, "tcp", f.addr)
+		if err != nil {
+			f.pause(50 * time.Millisecond)
+			continue
+		}
+		f.opened.Add(1)
+		stop := context.AfterFunc(f.ctx, func() { _ = nc.Close() })
+		hello := ctlHello()
+		switch kind {
+		case 1:
+			_, err = nc.Write(hello[:20])
+		case 2:
+			_, err = nc.Write(hello)
+		case 3:
+			_, err = nc.Write(append(hello, make([]byte, 16)...))
+		}
+		for err == nil {
+			_, err = nc.Read(buf)
+		}
+		stop()
+		_ = nc.Close()
+		if f.ctx.Err() == nil {
+			f.dropped.Add(1)
+		}
+		f.pause(f.reconnect/2 + rand.N(f.reconnect))
+	}
+}
+
+func (f *ctlFlood) pause(d time.Duration) {
+	select {
+	case <-time.After(d):
+	case <-f.ctx.Done():
+	}
+}
+
+// ctlFloodEnv names the environment variable that makes the test binary a
+// flooding process: it holds "addr,addr,... n reconnect".
+const ctlFloodEnv = "MTCP_TEST_CTL_FLOOD"
+
+// ctlFloodProcess floods control ports from a process of its own (the test
+// binary, run again): another host as far as the members can tell, whose
+// goroutines do not take turns with theirs.
+type ctlFloodProcess struct {
+	cmd     *exec.Cmd
+	stdin   io.WriteCloser
+	done    chan struct{}
+	mu      sync.Mutex
+	opened  []int64 // per address
+	dropped []int64
+}
+
+// startCtlFloodProcess floods each of addrs with n connections (ctlFlood).
+func startCtlFloodProcess(t *testing.T, addrs []string, n int, reconnect time.Duration) *ctlFloodProcess {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+t.Name()+"$", "-test.count=1")
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %d %d", ctlFloodEnv, strings.Join(addrs, ","), n, reconnect))
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	require.NoError(t, err)
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	p := &ctlFloodProcess{cmd: cmd, stdin: stdin, done: make(chan struct{}),
+		opened: make([]int64, len(addrs)), dropped: make([]int64, len(addrs))}
+	go func() {
+		defer close(p.done)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			var i int
+			var opened, dropped int64
+			if _, err := fmt.Sscanf(sc.Text(), "flood %d %d %d", &i, &opened, &dropped); err == nil && i < len(addrs) {
+				p.mu.Lock()
+				p.opened[i], p.dropped[i] = opened, dropped
+				p.mu.Unlock()
+			}
+		}
+	}()
+	t.Cleanup(p.stop)
+	return p
+}
+
+// counts returns the connections opened to addrs[i] in all, and those the
+// member dropped.
+func (p *ctlFloodProcess) counts(i int) (opened, dropped int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.opened[i], p.dropped[i]
+}
+
+// stop ends the flood and waits for its process.
+func (p *ctlFloodProcess) stop() {
+	_ = p.stdin.Close()
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+	_ = p.cmd.Wait()
+}
+
+// runCtlFlood, in a flooding process, floods as spec says until standard
+// input closes, and reports its counts on standard output as it goes.
+func runCtlFlood(t *testing.T, spec string) {
+	var addrs string
+	var n int
+	var reconnect time.Duration
+	_, err := fmt.Sscanf(spec, "%s %d %d", &addrs, &n, &reconnect)
+	require.NoError(t, err)
+	var floods []*ctlFlood
+	for _, a := range strings.Split(addrs, ",") {
+		floods = append(floods, startCtlFlood(a, n, reconnect))
+	}
+	report := func() {
+		for i, f := range floods {
+			fmt.Printf("flood %d %d %d\n", i, f.opened.Load(), f.dropped.Load())
+		}
+	}
+	eof := make(chan struct{})
+	go func() {
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		close(eof)
+	}()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		report()
+		select {
+		case <-tick.C:
+			continue
+		case <-eof:
+		}
+		break
+	}
+	for _, f := range floods {
+		f.stop()
+	}
+	report()
+}
+
+// replicatedNewest reports whether a member other than the one holding
+// the server end sc keeps a copy of sc's newest checkpoint.
+func replicatedNewest(members []*Listener, holder string, sc *Conn) bool {
+	sc.mu.Lock()
+	var newest uint64
+	if k := len(sc.server.ckpts); k > 0 {
+		newest = sc.server.ckpts[k-1].Seq
+	}
+	sc.mu.Unlock()
+	for _, ln := range members {
+		if ln.NodeName() == holder {
+			continue
+		}
+		for _, r := range ln.node.store.Records(sc.id) {
+			if r.Seq >= newest {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// TestControlPlaneFlood: from another process, the control port of every
+// member of a 3-member pool is flooded with 10×MaxConns unauthenticated
+// connections (silent, a part of a hello, a hello without its proof, a
+// hello and half a proof), each reopened a few seconds after the member
+// drops it, from before the members first talk to each other; meanwhile
+// sessions replicate their checkpoints and move between members, by their
+// clients' Migrate and by their servers'. Every move succeeds, every
+// checkpoint reaches a replica, and every stream is intact byte for byte.
+func TestControlPlaneFlood(t *testing.T) {
+	if spec := os.Getenv(ctlFloodEnv); spec != "" {
+		runCtlFlood(t, spec)
+		return
+	}
+	opt := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, opt) }) // after the flood's process ends
+	const (
+		sessions   = 6
+		moves      = 4 // per session, every other one by the server
+		round      = 128 << 10
+		timeout    = 10 * time.Second
+		floodConns = 10 * transport.DefaultMaxConns
+	)
+	ap := startAppPool(t, 3, func(cfg *Config) {
+		cfg.Replicas = 1
+		cfg.FirstByteTimeout = timeout // a client is not taken for a plain one when the CPU is scarce
+	}, appOptions{})
+	defer ap.close()
+
+	var addrs []string
+	for _, ln := range ap.members {
+		addrs = append(addrs, ln.node.ctl.Addr().String())
+	}
+	flood := startCtlFloodProcess(t, addrs, floodConns, 10*time.Second)
+	// The sessions start once every member has had 10×MaxConns and turned
+	// away all but MaxHandshakes of them: they meet members that hold a
+	// full house of handshakes, with new ones coming. (A member that cannot
+	// turn them away is the failure the sessions then show.)
+	floodStart := time.Now()
+	for ready := false; !ready && time.Since(floodStart) < 30*time.Second; time.Sleep(10 * time.Millisecond) {
+		ready = true
+		for i := range addrs {
+			opened, dropped := flood.counts(i)
+			ready = ready && opened >= floodConns && dropped >= floodConns-transport.DefaultMaxHandshakes
+		}
+	}
+	t.Logf("the flood started in %v", time.Since(floodStart))
+
+	type outcome struct {
+		id      string
+		served  []string
+		slowest time.Duration
+		err     error
+		es      *echoSession
+	}
+	results := make([]outcome, sessions)
+	var wg sync.WaitGroup
+	for i := range sessions {
+		wg.Go(func() {
+			o := &results[i]
+			o.err = func() error {
+				d := &Dialer{Logger: testLogger(t)}
+				c, err := d.Dial("tcp", ap.addr(fmt.Sprintf("m%d", i%3)))
+				if err != nil {
+					return fmt.Errorf("dial: %w", err)
+				}
+				mc := c.(*Conn)
+				o.id = mc.SessionID()
+				o.es = newEchoSession(c, uint64(100+i))
+				o.served = append(o.served, mc.ServerName())
+				for deadline := time.Now().Add(timeout); len(mc.Members()) < 3; time.Sleep(5 * time.Millisecond) {
+					if time.Now().After(deadline) {
+						return fmt.Errorf("the client knows %d members", len(mc.Members()))
+					}
+				}
+				for m := 0; ; m++ {
+					if err := o.es.round(round, timeout); err != nil {
+						return fmt.Errorf("round %d: %w", m, err)
+					}
+					holder := mc.ServerName()
+					sc := serverEnd(ap.member(holder), o.id)
+					if sc == nil {
+						return fmt.Errorf("round %d: %s holds no server end", m, holder)
+					}
+					deadline := time.Now().Add(timeout)
+					for !replicatedNewest(ap.members, holder, sc) {
+						if time.Now().After(deadline) {
+							return fmt.Errorf("round %d: the newest checkpoint on %s has no copy", m, holder)
+						}
+						time.Sleep(5 * time.Millisecond)
+					}
+					if m == moves {
+						return nil
+					}
+					ctx, cancel := context.WithTimeout(context.Background(), timeout)
+					start := time.Now()
+					if m%2 == 0 {
+						var k int
+						_, _ = fmt.Sscanf(holder, "m%d", &k)
+						to := ap.addr(fmt.Sprintf("m%d", (k+1)%3))
+						// Gossip under a starved CPU may briefly lose a member.
+						for !slices.ContainsFunc(mc.Members(), func(m Member) bool { return m.Addr == to }) && ctx.Err() == nil {
+							time.Sleep(5 * time.Millisecond)
+						}
+						err = mc.Migrate(ctx, to)
+					} else {
+						err = sc.Migrate(ctx, "")
+					}
+					cancel()
+					o.slowest = max(o.slowest, time.Since(start))
+					if err != nil {
+						return fmt.Errorf("move %d from %s: %w", m, holder, err)
+					}
+					deadline = time.Now().Add(timeout)
+					for mc.ServerName() == holder {
+						if time.Now().After(deadline) {
+							return fmt.Errorf("move %d: the client still sees %s", m, holder)
+						}
+						time.Sleep(5 * time.Millisecond)
+					}
+					o.served = append(o.served, mc.ServerName())
+				}
+			}()
+		})
+	}
+	wg.Wait()
+	flood.stop()
+	for i := range addrs {
+		opened, dropped := flood.counts(i)
+		t.Logf("m%d: %d flood connections opened, %d dropped", i, opened, dropped)
+	}
+	for _, o := range results {
+		t.Logf("session %s: served by %v, the slowest move %v", o.id, o.served, o.slowest)
+		require.NoError(t, o.err, "session %s", o.id)
+	}
+	for _, o := range results {
+		ap.finishSession(t, o.es)
+		require.Equal(t, o.served, ap.servedBy(o.id), "the application ran where the client was served")
+	}
+	require.Empty(t, ap.errors())
+}
