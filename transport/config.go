@@ -60,9 +60,9 @@ type Config struct {
 	// serves at once (default 256). A connection that proves the pool key
 	// while MaxConns others are served is answered busy (its request
 	// unread; see the package doc) and closed; a Client then sends the
-	// request again on a new connection, until the call's deadline. Connections in
-	// their handshake never count against MaxConns, and never push out an
-	// authenticated one.
+	// request again on a new connection, until the call's deadline.
+	// Connections in their handshake never count against MaxConns, and
+	// never push out an authenticated one.
 	MaxConns int
 	// MaxHandshakes is the number of inbound connections a Server keeps in
 	// their handshake at once (default 256): connections that have not yet
