@@ -1,0 +1,179 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+func drainDeadline(o *options) time.Duration {
+	return o.drainTimeout + 5*time.Minute + time.Duration(o.drainSessions)*10*time.Millisecond
+}
+
+const drainRound = 1 << 10 // bytes per echo round
+
+// runDrain fills one member of a 3-member pool with checkpointing echo
+// sessions, drains it while some of them echo, then has every session echo
+// once more and end: it reports how long Drain took, the sessions lost, how
+// often each moved and whether every byte came back as sent.
+func runDrain(ctx context.Context, o *options) ([]*table, error) {
+	n := o.drainSessions
+	app := newEchoApp()
+	p, err := startPool(ctx, o, 3, nil, app.serve)
+	if err != nil {
+		return nil, err
+	}
+	defer p.close()
+	cl, where, err := startClientsFor(ctx, o, 3*n+1024)
+	if err != nil {
+		return nil, err
+	}
+	defer cl.close()
+	m0 := p.members[0]
+	var opened EchoOpenReply
+	if err := cl.call(ctx, "EchoOpen", EchoOpenArgs{Addr: m0.Addr().String(), N: n, Dialers: o.dialers, Round: drainRound, Deadline: deadlineOf(ctx)}, &opened); err != nil {
+		return nil, fmt.Errorf("opening %d sessions: %w", n, err)
+	}
+	for m0.Sessions() < n {
+		if err := sleepCtx(ctx, 10*time.Millisecond); err != nil {
+			return nil, fmt.Errorf("m0 holds %d of the %d sessions: %w", m0.Sessions(), n, err)
+		}
+	}
+	if err := cl.call(ctx, "EchoBusy", BusyArgs{Every: o.drainBusy, Round: drainRound, Pause: 20 * time.Millisecond}, &struct{}{}); err != nil {
+		return nil, err
+	}
+	if err := sleepCtx(ctx, 200*time.Millisecond); err != nil {
+		return nil, err
+	}
+
+	// Watch the member empty.
+	var emptyAt atomic.Int64
+	start := time.Now()
+	watchDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		for emptyAt.Load() == 0 {
+			if m0.Sessions() == 0 {
+				emptyAt.Store(int64(time.Since(start)))
+				return
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}()
+	dctx, cancel := context.WithTimeout(ctx, o.drainTimeout)
+	derr := m0.Drain(dctx)
+	cancel()
+	took := time.Since(start)
+	emptyAt.CompareAndSwap(0, -1)
+	<-watchDone
+
+	var fin EchoFinishReply
+	if err := cl.call(ctx, "EchoFinish", FinishArgs{Round: drainRound, Dialers: o.dialers, Deadline: deadlineOf(ctx)}, &fin); err != nil {
+		return nil, err
+	}
+
+	t := &table{title: fmt.Sprintf("drain of one member of 3 holding %d checkpointing sessions (%s)", n, where), header: []string{"", "mtcp"}}
+	drained := fmtDur(took)
+	if derr != nil {
+		drained += " (" + derr.Error() + ")"
+	}
+	t.add("Drain returned after", drained)
+	if at := time.Duration(emptyAt.Load()); at > 0 {
+		t.add("the member held no session after", fmtDur(at))
+	} else {
+		t.add("the member held no session after", "never, while Drain ran")
+	}
+	var lost, corrupt, intact, failedOver, resumed, maxMoves int
+	moves := map[int]int{}
+	servers := map[string]int{}
+	lostWhy := map[string]int{}
+	for _, r := range fin.Sessions {
+		k := r.Moved + r.FailedOver
+		moves[k]++
+		maxMoves = max(maxMoves, k)
+		if r.FailedOver > 0 {
+			failedOver++
+		}
+		resumed += r.Resumed
+		if strings.Contains(r.Err, errEchoDiffers.Error()) {
+			corrupt++
+		}
+		if r.Err != "" {
+			lost++
+			lostWhy[r.Err]++
+			continue
+		}
+		servers[r.Server]++
+		switch d := app.digest(r.ID); {
+		case d == nil:
+			lost++
+			lostWhy["the application never saw the end of the input"]++
+		case !bytes.Equal(d, r.SentDigest) || !r.Intact:
+			corrupt++
+		default:
+			intact++
+		}
+	}
+	t.add("sessions lost", fmt.Sprintf("%d of %d", lost, n))
+	t.add("moves per session (live or failover): sessions", histogram(moves))
+	t.add("most moves of one session", fmt.Sprint(maxMoves))
+	t.add("sessions that failed over (taken from replicas)", fmt.Sprint(failedOver))
+	t.add("resumes on the same member", fmt.Sprint(resumed))
+	t.add("echoes intact (SHA-256 of input, echo and application agree)", fmt.Sprintf("%d of %d", intact, n))
+	t.add("sessions per member after", countsByName(servers))
+	t.add("rounds echoed while draining", fmt.Sprintf("%d (every %d-th session, %d B rounds)", fin.BusyRounds, o.drainBusy, drainRound))
+	t.note("opening the %d sessions on m0 (with a first echo each) took %v", n, opened.Elapsed.Round(time.Millisecond))
+	t.note("the application echoes and checkpoints (bytes consumed, SHA-256 state) after every write; members keep 1 replica of each checkpoint")
+	t.note("after Drain returned, every session echoed once more, ended its input and read to the end")
+	for _, e := range topErrors(lostWhy, 5) {
+		t.note("lost: %s", e)
+	}
+	if app.errN > 0 {
+		t.note("server application errors: %d, first: %s", app.errN, strings.Join(app.errs, "; "))
+	}
+	p.noteStuck(t)
+	if corrupt > 0 {
+		return []*table{t}, fmt.Errorf("%w: %d sessions' echoes or digests differ", errIntegrity, corrupt)
+	}
+	return []*table{t}, nil
+}
+
+// histogram formats counts by a small integer: "1: 950, 2: 50".
+func histogram(m map[int]int) string {
+	var keys []int
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Ints(keys)
+	var parts []string
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%d: %d", k, m[k]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// countsByName formats counts by name: "m1 500, m2 500".
+func countsByName(m map[string]int) string {
+	var keys []string
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var parts []string
+	for _, k := range keys {
+		name := k
+		if name == "" {
+			name = "?"
+		}
+		parts = append(parts, fmt.Sprintf("%s %d", name, m[k]))
+	}
+	return strings.Join(parts, ", ")
+}
