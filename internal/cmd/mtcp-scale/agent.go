@@ -188,6 +188,7 @@ type FinishArgs struct {
 type EchoFinishReply struct {
 	Sessions   []EchoResult
 	BusyRounds int
+	Took       time.Duration // from the call to the last session's end
 }
 
 // EchoFinish stops the busy rounds, finishes every session and reports.
@@ -196,6 +197,8 @@ func (a *Agent) EchoFinish(args FinishArgs, r *EchoFinishReply) error {
 	es, busy := a.echoes, a.busy
 	a.busy = nil
 	a.mu.Unlock()
+	start := time.Now()
+	defer func() { r.Took = time.Since(start) }()
 	if busy != nil {
 		r.BusyRounds = busy.stop()
 	}

@@ -27,7 +27,7 @@
 //     move (p50, p99, max) beside its gaps between moves and those of a raw
 //     TCP echo stream, and the moves that failed.
 //   - drain: Drain of one member of a 3-member pool holding -drain-sessions
-//     (1,000) checkpointing echo sessions, every -drain-busy-th of them
+//     (1,000) checkpointing echo sessions, -drain-busy (250) of them
 //     echoing all through: how long Drain took, sessions lost, moves per
 //     session (counted by each session's Dialer Metrics), whether every echo
 //     stayed intact.

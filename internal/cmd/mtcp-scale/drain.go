@@ -43,7 +43,7 @@ func runDrain(ctx context.Context, o *options) ([]*table, error) {
 			return nil, fmt.Errorf("m0 holds %d of the %d sessions: %w", m0.Sessions(), n, err)
 		}
 	}
-	if err := cl.call(ctx, "EchoBusy", BusyArgs{Every: o.drainBusy, Round: drainRound, Pause: 20 * time.Millisecond}, &struct{}{}); err != nil {
+	if err := cl.call(ctx, "EchoBusy", BusyArgs{Every: busyEvery(n, o.drainBusy), Round: drainRound, Pause: 20 * time.Millisecond}, &struct{}{}); err != nil {
 		return nil, err
 	}
 	if err := sleepCtx(ctx, 200*time.Millisecond); err != nil {
@@ -129,21 +129,32 @@ func runDrain(ctx context.Context, o *options) ([]*table, error) {
 	t.add("resumes on the same member", fmt.Sprint(resumed))
 	t.add("echoes intact (SHA-256 of input, echo and application agree)", fmt.Sprintf("%d of %d", intact, n))
 	t.add("sessions per member after", countsByName(servers))
-	t.add("rounds echoed while draining", fmt.Sprintf("%d (every %d-th session, %d B rounds)", fin.BusyRounds, o.drainBusy, drainRound))
+	t.add("rounds echoed while draining", fmt.Sprintf("%d (by every %d-th session, %d B each, 20 ms apart)", fin.BusyRounds, busyEvery(n, o.drainBusy), drainRound))
 	t.note("opening the %d sessions on m0 (with a first echo each) took %v", n, opened.Elapsed.Round(time.Millisecond))
 	t.note("the application echoes and checkpoints (bytes consumed, SHA-256 state) after every write; members keep 1 replica of each checkpoint")
-	t.note("after Drain returned, every session echoed once more, ended its input and read to the end")
+	t.note("after Drain returned, every session echoed once more, ended its input and read to the end: %v", fin.Took.Round(time.Millisecond))
 	for _, e := range topErrors(lostWhy, 5) {
 		t.note("lost: %s", e)
 	}
 	if app.errN > 0 {
 		t.note("server application errors: %d, first: %s", app.errN, strings.Join(app.errs, "; "))
 	}
+	closing := time.Now()
 	p.noteStuck(t)
+	t.note("closing the pool took %v", time.Since(closing).Round(time.Millisecond))
 	if corrupt > 0 {
 		return []*table{t}, fmt.Errorf("%w: %d sessions' echoes or digests differ", errIntegrity, corrupt)
 	}
 	return []*table{t}, nil
+}
+
+// busyEvery spreads busy sessions of n evenly: every how many one is busy
+// (0: none).
+func busyEvery(n, busy int) int {
+	if busy <= 0 {
+		return 0
+	}
+	return max(1, n/busy)
 }
 
 // histogram formats counts by a small integer: "1: 950, 2: 50".

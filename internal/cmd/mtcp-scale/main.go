@@ -51,9 +51,10 @@ type options struct {
 	slowFactor       int
 	balance          bool
 
-	profileName string
-	deadline    time.Duration
-	verbose     bool
+	profileName   string
+	poolHandshake time.Duration
+	deadline      time.Duration
+	verbose       bool
 
 	profile   pool.Profile
 	logger    *slog.Logger
@@ -78,7 +79,7 @@ func (o *options) flags(fs *flag.FlagSet) {
 	fs.IntVar(&o.moves, "moves", 200, "moves: live migrations while the stream flows")
 	fs.DurationVar(&o.moveGap, "move-gap", 20*time.Millisecond, "moves: streaming time between two moves")
 	fs.IntVar(&o.drainSessions, "drain-sessions", 1000, "drain: checkpointing sessions on the member drained")
-	fs.IntVar(&o.drainBusy, "drain-busy", 4, "drain: every n-th session echoes all through the drain (0: none)")
+	fs.IntVar(&o.drainBusy, "drain-busy", 250, "drain: sessions (spread evenly) that echo all through the drain")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 5*time.Minute, "drain: the context given to Drain")
 	fs.IntVar(&o.overloadSessions, "overload-sessions", 1000, "overload: paced streaming sessions")
 	fs.IntVar(&o.overloadMembers, "overload-members", 4, "overload: pool members")
@@ -89,6 +90,7 @@ func (o *options) flags(fs *flag.FlagSet) {
 	fs.IntVar(&o.slowFactor, "slow-factor", 10, "overload: the slow member writes this many times slower")
 	fs.BoolVar(&o.balance, "balance", false, "overload: members run Config.Balance")
 	fs.StringVar(&o.profileName, "profile", "local", "pools' gossip timings: local or lan")
+	fs.DurationVar(&o.poolHandshake, "pool-handshake", 0, "pools' Config.HandshakeTimeout (0: the default; Drain waits up to twice it for successors to confirm)")
 	fs.DurationVar(&o.deadline, "deadline", 0, "each scenario's deadline (0: computed from its sizes)")
 	fs.BoolVar(&o.verbose, "v", false, "log the pools' warnings to standard error")
 }

@@ -33,6 +33,7 @@ func startPool(ctx context.Context, o *options, n int, tweak func(*mtcp.Config),
 		cfg := mtcp.NewPoolConfig(fmt.Sprintf("m%d", i), "127.0.0.1:0", poolKey, join...)
 		cfg.PoolProfile = o.profile
 		cfg.Logger = o.logger
+		cfg.HandshakeTimeout = o.poolHandshake
 		if tweak != nil {
 			tweak(cfg)
 		}

@@ -44,7 +44,7 @@ func TestSmoke(t *testing.T) {
 		"-bulk-sessions=1,4", "-bulk-time=200ms",
 		"-echo-rounds=200",
 		"-moves=10", "-move-gap=10ms",
-		"-drain-sessions=50",
+		"-drain-sessions=50", "-pool-handshake=2s",
 		"-overload-sessions=20", "-overload-warmup=500ms", "-overload-wait=1s",
 	)
 }
