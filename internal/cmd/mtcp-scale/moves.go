@@ -52,7 +52,12 @@ func runMoves(ctx context.Context, o *options) ([]*table, error) {
 	var recs []moveRec
 	began := time.Now()
 	for i := 0; i < o.moves; i++ {
-		if err := sleepCtx(ctx, o.moveGap); err != nil {
+		select {
+		case <-s.fail:
+		case <-ctx.Done():
+		case <-time.After(o.moveGap):
+		}
+		if ctx.Err() != nil || isClosed(s.fail) {
 			break
 		}
 		target := nextMember(p, c.ServerName())
@@ -119,6 +124,15 @@ func runMoves(ctx context.Context, o *options) ([]*table, error) {
 		errs = append(errs, fmt.Errorf("raw TCP reference: %w", rerr))
 	}
 	return []*table{t}, errors.Join(errs...)
+}
+
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }
 
 // nextMember returns the client address of the member after name.

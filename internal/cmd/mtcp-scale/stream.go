@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"sort"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -21,6 +22,8 @@ type echoStream struct {
 	got   atomic.Int64
 	wdone chan struct{}
 	rdone chan struct{}
+	fail  chan struct{} // closed when the reader or the writer failed
+	once  sync.Once
 
 	// Set by the reader; read once rdone is closed.
 	chk   *patternChecker
@@ -30,7 +33,7 @@ type echoStream struct {
 }
 
 func startEchoStream(c net.Conn, seed uint64, deadline time.Time) *echoStream {
-	s := &echoStream{c: c, base: time.Now(), wdone: make(chan struct{}), rdone: make(chan struct{}),
+	s := &echoStream{c: c, base: time.Now(), wdone: make(chan struct{}), rdone: make(chan struct{}), fail: make(chan struct{}),
 		chk: newPatternChecker(seed, true), times: make([]time.Duration, 0, 1<<16)}
 	_ = c.SetDeadline(deadline)
 	go s.write(seed)
@@ -49,6 +52,7 @@ func (s *echoStream) write(seed uint64) {
 		s.wrote.Store(int64(off))
 		if err != nil {
 			s.werr = fmt.Errorf("write: %w", err)
+			s.failed()
 			return
 		}
 	}
@@ -66,6 +70,7 @@ func (s *echoStream) read() {
 			s.times = append(s.times, time.Since(s.base))
 			if cerr := s.chk.check(buf[:n]); cerr != nil {
 				s.rerr = fmt.Errorf("%w: %v", errIntegrity, cerr)
+				s.failed()
 				return
 			}
 			s.got.Add(int64(n))
@@ -75,9 +80,20 @@ func (s *echoStream) read() {
 		}
 		if err != nil {
 			s.rerr = fmt.Errorf("read: %w", err)
+			s.failed()
 			return
 		}
 	}
+}
+
+// failed ends the stream early: the connection is closed, so that neither
+// side waits for the other.
+func (s *echoStream) failed() {
+	s.once.Do(func() {
+		close(s.fail)
+		s.stop.Store(true)
+		_ = s.c.Close()
+	})
 }
 
 // finish stops the writer and waits for the reader to reach the end of
@@ -87,11 +103,11 @@ func (s *echoStream) finish() (int64, error) {
 	s.stop.Store(true)
 	<-s.wdone
 	<-s.rdone
+	if s.rerr != nil { // the reader's error first: it says what the writer's follows from
+		return s.wrote.Load(), s.rerr
+	}
 	if s.werr != nil {
 		return s.wrote.Load(), s.werr
-	}
-	if s.rerr != nil {
-		return s.wrote.Load(), s.rerr
 	}
 	if got, wrote := s.got.Load(), s.wrote.Load(); got != wrote {
 		return wrote, fmt.Errorf("%w: %d bytes echoed of %d written", errIntegrity, got, wrote)
