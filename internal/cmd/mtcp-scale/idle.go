@@ -27,6 +27,21 @@ func runIdle(ctx context.Context, o *options) ([]*table, error) {
 		fmt.Sprintf("CPU: user and system time of the processes over %v of idleness, as a percentage of one core (process baseline included)", o.idleInterval),
 		"applications hold each connection without a goroutine of their own; yamux with its default configuration")
 	tables := []*table{}
+	// What the processes use with no session open, for reference.
+	c0, cc0, err := bothCPU(ctx, cl)
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	if err := sleepCtx(ctx, o.idleInterval); err != nil {
+		return nil, err
+	}
+	c1, cc1, err := bothCPU(ctx, cl)
+	if err != nil {
+		return nil, err
+	}
+	t.notes = append(t.notes, fmt.Sprintf("with no session open, the processes used %s of one core over the same interval",
+		fmtPct(float64(c1-c0+cc1-cc0)/float64(time.Since(start))*100)))
 	for range o.count {
 		for _, kind := range t.kinds {
 			m, err := idleOnce(ctx, o, cl, kind, n)
