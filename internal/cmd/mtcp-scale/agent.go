@@ -57,23 +57,27 @@ type OpenArgs struct {
 	Deadline   time.Time
 }
 
-// OpenReply says how long opening took.
-type OpenReply struct{ Elapsed time.Duration }
+// OpenReply says how opening went.
+type OpenReply struct {
+	Elapsed        time.Duration
+	Opened, Failed int
+	Errors         []string // the commonest reasons for failures
+	P50, P99       time.Duration
+}
 
-// Open opens connections and holds them until CloseAll.
+// Open opens connections and holds them until CloseAll; it goes on past
+// failures, up to a tenth of N.
 func (a *Agent) Open(args OpenArgs, r *OpenReply) error {
 	ctx, cancel := context.WithDeadline(context.Background(), args.Deadline)
 	defer cancel()
 	o := a.opener(args.Kind, args.Addr)
 	start := time.Now()
-	conns, err := openMany(ctx, o, args.N, args.Dialers)
+	res, err := openCounting(ctx, o, args.N, args.Dialers)
 	r.Elapsed = time.Since(start)
+	r.Opened, r.Failed, r.Errors = len(res.conns), res.failed, topErrors(res.errs, 3)
+	r.P50, r.P99 = percentile(res.took, 50), percentile(res.took, 99)
 	a.mu.Lock()
-	for _, c := range conns {
-		if c != nil {
-			a.held = append(a.held, c)
-		}
-	}
+	a.held = append(a.held, res.conns...)
 	a.mu.Unlock()
 	return err
 }

@@ -17,7 +17,7 @@ var dataKinds = []string{kindTCP, kindMTCP, kindYamuxStream}
 
 func bulkDeadline(o *options) time.Duration {
 	sizes, _ := parseInts(o.bulkSessions)
-	return time.Duration(o.count*len(sizes)*len(dataKinds)) * (o.bulkTime + 60*time.Second)
+	return time.Duration(o.count*len(sizes)*len(dataKinds)) * (o.bulkWarmup + o.bulkTime + 60*time.Second)
 }
 
 const bulkWrite = 64 << 10
@@ -32,7 +32,8 @@ func runBulk(ctx context.Context, o *options) ([]*table, error) {
 	}
 	t := &cmpTable{title: "bulk transfer, 64 KiB writes, one way (both ends in this process)", kinds: o.kindsOf(dataKinds)}
 	t.notes = append(t.notes,
-		fmt.Sprintf("rate: bytes the readers received over %v, after a warm-up; every byte checked against what was sent", o.bulkTime),
+		fmt.Sprintf("rate: bytes the readers received over %v, after %v of warm-up; every byte checked against what was sent", o.bulkTime, o.bulkWarmup),
+		"in the first second: from the writers' start (sessions already open)",
 		"CPU per GB: user and system time of the process (both ends) per GB received",
 		"yamux streams: all in one session over one TCP connection")
 	for range o.count {
@@ -48,13 +49,16 @@ func runBulk(ctx context.Context, o *options) ([]*table, error) {
 				}
 				t.add("aggregate throughput, "+label, kind, f.rate, fmtMBs)
 				t.add("CPU per GB, "+label, kind, f.cpuPerGB, fmtSecs)
+				if f.firstSecond > 0 {
+					t.add("aggregate throughput in the first second, "+label, kind, f.firstSecond, fmtMBs)
+				}
 			}
 		}
 	}
 	return []*table{t.table()}, nil
 }
 
-type bulkFigures struct{ rate, cpuPerGB float64 }
+type bulkFigures struct{ rate, cpuPerGB, firstSecond float64 }
 
 func bulkOnce(ctx context.Context, o *options, kind string, k int) (bulkFigures, error) {
 	var f bulkFigures
@@ -149,7 +153,14 @@ func bulkOnce(ctx context.Context, o *options, kind string, k int) (bulkFigures,
 			_ = c.Close()
 		}
 	}()
-	if err := sleepCtx(ctx, min(o.bulkTime/4, 500*time.Millisecond)); err != nil {
+	began := time.Now()
+	if o.bulkWarmup >= time.Second {
+		if err := sleepCtx(ctx, time.Second); err != nil {
+			return f, err
+		}
+		f.firstSecond = float64(received.Load()) / time.Since(began).Seconds()
+	}
+	if err := sleepCtx(ctx, time.Until(began.Add(o.bulkWarmup))); err != nil {
 		return f, err
 	}
 	r0, c0, t0 := received.Load(), cpuTime(), time.Now()

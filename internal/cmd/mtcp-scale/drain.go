@@ -91,14 +91,16 @@ func runDrain(ctx context.Context, o *options) ([]*table, error) {
 	} else {
 		t.add("the member held no session after", "never, while Drain ran")
 	}
-	var lost, corrupt, intact, failedOver, resumed, maxMoves int
-	moves := map[int]int{}
+	var lost, corrupt, intact, failedOver, resumed, maxMoves, maxEpochs int
+	moves, epochs := map[int]int{}, map[int]int{}
 	servers := map[string]int{}
 	lostWhy := map[string]int{}
 	for _, r := range fin.Sessions {
 		k := r.Moved + r.FailedOver
 		moves[k]++
 		maxMoves = max(maxMoves, k)
+		epochs[int(r.Epochs)]++
+		maxEpochs = max(maxEpochs, int(r.Epochs))
 		if r.FailedOver > 0 {
 			failedOver++
 		}
@@ -123,13 +125,16 @@ func runDrain(ctx context.Context, o *options) ([]*table, error) {
 		}
 	}
 	t.add("sessions lost", fmt.Sprintf("%d of %d", lost, n))
-	t.add("moves per session (live or failover): sessions", histogram(moves))
-	t.add("most moves of one session", fmt.Sprint(maxMoves))
-	t.add("sessions that failed over (taken from replicas)", fmt.Sprint(failedOver))
-	t.add("resumes on the same member", fmt.Sprint(resumed))
+	t.add("epoch raises per session (moves to another member): sessions", histogram(epochs))
+	t.add("most epoch raises of one session", fmt.Sprint(maxEpochs))
+	t.add("moves per session by the client's Metrics (Moved + FailedOver): sessions", histogram(moves))
+	t.add("most moves of one session by the Metrics", fmt.Sprint(maxMoves))
+	t.add("sessions that failed over (Metrics.FailedOver: taken from replicas)", fmt.Sprint(failedOver))
+	t.add("resumes (Metrics.Resumed)", fmt.Sprint(resumed))
 	t.add("echoes intact (SHA-256 of input, echo and application agree)", fmt.Sprintf("%d of %d", intact, n))
 	t.add("sessions per member after", countsByName(servers))
 	t.add("rounds echoed while draining", fmt.Sprintf("%d (by every %d-th session, %d B each, 20 ms apart)", fin.BusyRounds, busyEvery(n, o.drainBusy), drainRound))
+	t.note("epoch raises: Conn.Status().Epoch at the end less at the start; the Metrics count a session that resumed after a redirect to another member as Resumed, not Moved")
 	t.note("opening the %d sessions on m0 (with a first echo each) took %v", n, opened.Elapsed.Round(time.Millisecond))
 	t.note("the application echoes and checkpoints (bytes consumed, SHA-256 state) after every write; members keep 1 replica of each checkpoint")
 	t.note("after Drain returned, every session echoed once more, ended its input and read to the end: %v", fin.Took.Round(time.Millisecond))

@@ -51,13 +51,21 @@ func runIdle(ctx context.Context, o *options) ([]*table, error) {
 			t.add("heap + stacks per session", kind, m.bytes, fmtKiB)
 			t.add("goroutines per session", kind, m.goroutines, fmtCount)
 			t.add(fmt.Sprintf("CPU of all %d, %% of one core", n), kind, m.cpu, fmtPct)
+			t.add("sessions that failed to open", kind, float64(m.failed), fmtCount)
+			for _, e := range m.errors {
+				t.notes = append(t.notes, fmt.Sprintf("%s failed to open: %s", kindNames[kind], e))
+			}
 		}
 	}
 	return append(tables, t.table()), nil
 }
 
 // idleFigures are one idle run's figures per session (CPU for all).
-type idleFigures struct{ bytes, goroutines, cpu float64 }
+type idleFigures struct {
+	bytes, goroutines, cpu float64
+	failed                 int      // sessions that did not open (the figures are of those that did)
+	errors                 []string // why
+}
 
 func idleOnce(ctx context.Context, o *options, cl *clients, kind string, n int) (idleFigures, error) {
 	var f idleFigures
@@ -75,12 +83,15 @@ func idleOnce(ctx context.Context, o *options, cl *clients, kind string, n int) 
 	if err != nil {
 		return f, err
 	}
-	if err := cl.call(ctx, "Open", OpenArgs{Kind: kind, Addr: srv.addr(), N: n, Dialers: o.dialers, Deadline: deadlineOf(ctx)}, &OpenReply{}); err != nil {
+	var rep OpenReply
+	if err := cl.call(ctx, "Open", OpenArgs{Kind: kind, Addr: srv.addr(), N: n, Dialers: o.dialers, Deadline: deadlineOf(ctx)}, &rep); err != nil {
 		return f, fmt.Errorf("opening %d %s sessions: %w", n, kind, err)
 	}
-	if err := srv.waitAccepted(ctx, n); err != nil {
+	f.failed, f.errors = rep.Failed, rep.Errors
+	if err := srv.waitAccepted(ctx, rep.Opened); err != nil {
 		return f, err
 	}
+	n = rep.Opened
 	if err := sleepCtx(ctx, o.idleSettle); err != nil {
 		return f, err
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -241,6 +242,42 @@ func openMany(ctx context.Context, o *opener, n, dialers int) ([]net.Conn, error
 		return nil
 	})
 	return conns, err
+}
+
+// openResult is what opening many connections gave.
+type openResult struct {
+	conns  []net.Conn      // those opened
+	took   []time.Duration // each open that succeeded, sorted
+	failed int
+	errs   map[string]int // why opens failed
+}
+
+// openCounting opens n connections with the given number of concurrent
+// dialers, going on past failures (it gives up after a tenth of n failed).
+func openCounting(ctx context.Context, o *opener, n, dialers int) (openResult, error) {
+	var mu sync.Mutex
+	r := openResult{errs: map[string]int{}}
+	limit := n/10 + 10
+	err := forEach(ctx, n, dialers, func(i int) error {
+		start := time.Now()
+		c, err := o.open(ctx)
+		took := time.Since(start)
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			r.failed++
+			r.errs[err.Error()]++
+			if r.failed >= limit {
+				return fmt.Errorf("%d of %d %s connections failed to open, the last: %w", r.failed, n, o.kind, err)
+			}
+			return nil
+		}
+		r.conns = append(r.conns, c)
+		r.took = append(r.took, took)
+		return nil
+	})
+	slices.Sort(r.took)
+	return r, err
 }
 
 // forEach runs f(i) for i in [0, n) on workers goroutines, and returns the

@@ -33,6 +33,7 @@ type options struct {
 	openSessions int
 	bulkSessions string
 	bulkTime     time.Duration
+	bulkWarmup   time.Duration
 	echoRounds   int
 
 	moves   int
@@ -55,6 +56,7 @@ type options struct {
 	poolHandshake time.Duration
 	deadline      time.Duration
 	verbose       bool
+	cpuProfile    string
 
 	profile   pool.Profile
 	logger    *slog.Logger
@@ -75,6 +77,7 @@ func (o *options) flags(fs *flag.FlagSet) {
 	fs.IntVar(&o.openSessions, "open-sessions", 5000, "open: sessions opened per run")
 	fs.StringVar(&o.bulkSessions, "bulk-sessions", "1,16,128", "bulk: concurrent sessions, comma-separated")
 	fs.DurationVar(&o.bulkTime, "bulk-time", 2*time.Second, "bulk: measured interval of each run")
+	fs.DurationVar(&o.bulkWarmup, "bulk-warmup", 2*time.Second, "bulk: streaming before the measured interval")
 	fs.IntVar(&o.echoRounds, "echo-rounds", 20000, "echo: 64-byte round trips per run")
 	fs.IntVar(&o.moves, "moves", 200, "moves: live migrations while the stream flows")
 	fs.DurationVar(&o.moveGap, "move-gap", 20*time.Millisecond, "moves: streaming time between two moves")
@@ -92,6 +95,7 @@ func (o *options) flags(fs *flag.FlagSet) {
 	fs.StringVar(&o.profileName, "profile", "local", "pools' gossip timings: local or lan")
 	fs.DurationVar(&o.poolHandshake, "pool-handshake", 0, "pools' Config.HandshakeTimeout (0: the default; Drain waits up to twice it for successors to confirm)")
 	fs.DurationVar(&o.deadline, "deadline", 0, "each scenario's deadline (0: computed from its sizes)")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (servers, and clients when they live here) to the file")
 	fs.BoolVar(&o.verbose, "v", false, "log the pools' warnings to standard error")
 }
 
@@ -147,6 +151,19 @@ func run(o *options) int {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "mtcp-scale:", err)
 		return 2
+	}
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "mtcp-scale:", err)
+			return 2
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "mtcp-scale:", err)
+			return 2
+		}
+		defer pprof.StopCPUProfile()
 	}
 	status := 0
 	for _, s := range chosen {

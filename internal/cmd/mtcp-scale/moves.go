@@ -69,6 +69,11 @@ func runMoves(ctx context.Context, o *options) ([]*table, error) {
 		if ctx.Err() != nil {
 			break
 		}
+		// A failed move leaves the session reconnecting where it was: the
+		// next move waits for it to be attached again.
+		for wait := time.Now().Add(moveTimeout); err != nil && !c.Status().Attached && time.Now().Before(wait); {
+			time.Sleep(time.Millisecond)
+		}
 	}
 	runFor := time.Since(began)
 	wrote, serr := s.finish()
@@ -101,7 +106,7 @@ func runMoves(ctx context.Context, o *options) ([]*table, error) {
 	}
 	t.add("stream rate", fmtMBs(streamed), "", fmtMBs(rawRate))
 	failed := len(recs) - len(stalls)
-	t.note("moves: %d attempted, %d failed; each a client Migrate to the next member, %v of streaming apart", len(recs), failed, o.moveGap)
+	t.note("moves: %d attempted, %d failed; each a client Migrate to the next member, %v of streaming apart (after a failed one, once the session is attached again)", len(recs), failed, o.moveGap)
 	for _, e := range topErrors(failures, 5) {
 		t.note("failed move: %s", e)
 	}

@@ -41,7 +41,7 @@ func TestSmoke(t *testing.T) {
 	smoke(t, "-count=1", "-clients=child", "-dialers=8",
 		"-sessions=50", "-idle-interval=100ms", "-idle-settle=50ms", "-settle=300ms",
 		"-open-sessions=50",
-		"-bulk-sessions=1,4", "-bulk-time=200ms",
+		"-bulk-sessions=1,4", "-bulk-time=200ms", "-bulk-warmup=100ms",
 		"-echo-rounds=200",
 		"-moves=10", "-move-gap=10ms",
 		"-drain-sessions=50", "-pool-handshake=2s",

@@ -46,9 +46,10 @@ func dialCounted(ctx context.Context, addr string) (*mtcp.Conn, *sessionMetrics,
 // pattern bytes and checks that each comes back as sent, keeping SHA-256
 // digests of all it sent and received.
 type echoClient struct {
-	c    *mtcp.Conn
-	m    *sessionMetrics
-	seed uint64
+	c     *mtcp.Conn
+	m     *sessionMetrics
+	seed  uint64
+	epoch uint64 // when it opened
 
 	mu         sync.Mutex
 	off        uint64
@@ -65,7 +66,7 @@ func dialEcho(ctx context.Context, addr string, seed uint64) (*echoClient, error
 	if err != nil {
 		return nil, err
 	}
-	return &echoClient{c: c, m: m, seed: seed, sent: sha256.New(), recv: sha256.New()}, nil
+	return &echoClient{c: c, m: m, seed: seed, epoch: c.Status().Epoch, sent: sha256.New(), recv: sha256.New()}, nil
 }
 
 // round sends n bytes and reads them back before deadline.
@@ -111,7 +112,7 @@ type EchoResult struct {
 	Moved      int    // live migrations (Metrics.Moved)
 	FailedOver int    // takeovers from replicas (Metrics.FailedOver)
 	Resumed    int    // resumes on the same member
-	Epoch      uint64
+	Epochs     uint64 // epoch raises since it opened (one per move to another member)
 	Bytes      uint64 // echoed
 	SentDigest []byte // SHA-256 of all it sent
 	Intact     bool   // every echo came back as sent, and nothing more
@@ -149,7 +150,7 @@ func (e *echoClient) result(err error) EchoResult {
 	moved, failedOver := e.m.moves()
 	r := EchoResult{
 		ID: e.c.SessionID(), Server: st.Server, Moved: moved, FailedOver: failedOver,
-		Resumed: int(e.m.resumed.Load()), Epoch: st.Epoch, Bytes: e.off, SentDigest: e.sent.Sum(nil),
+		Resumed: int(e.m.resumed.Load()), Epochs: st.Epoch - e.epoch, Bytes: e.off, SentDigest: e.sent.Sum(nil),
 		Intact: err == nil && bytes.Equal(e.sent.Sum(nil), e.recv.Sum(nil)),
 		Lost:   errors.Is(err, mtcp.ErrSessionLost),
 	}
