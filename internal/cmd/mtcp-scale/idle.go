@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"runtime/debug"
 	"time"
 )
 
@@ -146,13 +147,17 @@ func startClientsFor(ctx context.Context, o *options, fds int) (*clients, string
 }
 
 // settleGoroutines waits (a bounded time) for the goroutines of closed
-// sessions to end and for the process to go quiet (under 1% of a core over
+// sessions to end, returns the memory they held to the system, and waits
+// for the process to go quiet (under 1% of a core over
 // a quarter of a second at most), so that the next run starts from a still process.
 func settleGoroutines(limit int, within time.Duration) {
 	end := time.Now().Add(within)
 	for runtime.NumGoroutine() > limit && time.Now().Before(end) {
 		time.Sleep(20 * time.Millisecond)
 	}
+	// Return the freed heap to the system now, or the scavenger would do
+	// it in the background during the next measurement.
+	debug.FreeOSMemory()
 	window := min(250*time.Millisecond, within/4)
 	for time.Now().Before(end) {
 		c0 := cpuTime()

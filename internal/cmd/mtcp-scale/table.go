@@ -151,7 +151,7 @@ func ratio(vs, ref []float64) string {
 	a, b := median(vs), median(ref)
 	switch {
 	case b == 0 && a == 0:
-		return "1x"
+		return "–"
 	case b == 0:
 		return "∞"
 	}
