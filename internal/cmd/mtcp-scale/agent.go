@@ -9,6 +9,8 @@ import (
 	"runtime"
 	"sync"
 	"time"
+
+	"github.com/migratory/mtcp"
 )
 
 // Agent holds the client ends of a scenario's sessions; its methods are
@@ -66,7 +68,7 @@ type OpenReply struct {
 }
 
 // Open opens connections and holds them until CloseAll; it goes on past
-// failures, up to a tenth of N.
+// failures, up to half of N.
 func (a *Agent) Open(args OpenArgs, r *OpenReply) error {
 	ctx, cancel := context.WithDeadline(context.Background(), args.Deadline)
 	defer cancel()
@@ -80,6 +82,26 @@ func (a *Agent) Open(args OpenArgs, r *OpenReply) error {
 	a.held = append(a.held, res.conns...)
 	a.mu.Unlock()
 	return err
+}
+
+// Attached counts the held mtcp sessions whose link is up.
+func (a *Agent) Attached(_ struct{}, r *int) error {
+	a.mu.Lock()
+	held := a.held
+	a.mu.Unlock()
+	*r = attachedOf(held)
+	return nil
+}
+
+// attachedOf counts the mtcp sessions among conns whose link is up.
+func attachedOf(conns []net.Conn) int {
+	n := 0
+	for _, c := range conns {
+		if mc, ok := c.(*mtcp.Conn); ok && mc.Status().Attached {
+			n++
+		}
+	}
+	return n
 }
 
 // opener returns the agent's opener for kind and addr (a yamux stream

@@ -54,7 +54,7 @@ func runIdle(ctx context.Context, o *options) ([]*table, error) {
 			t.add(fmt.Sprintf("CPU of all %d, %% of one core", n), kind, m.cpu, fmtPct)
 			t.add("sessions that failed to open", kind, float64(m.failed), fmtCount)
 			for _, e := range m.errors {
-				t.notes = append(t.notes, fmt.Sprintf("%s failed to open: %s", kindNames[kind], e))
+				t.notes = append(t.notes, fmt.Sprintf("%s: %s", kindNames[kind], e))
 			}
 		}
 	}
@@ -65,7 +65,7 @@ func runIdle(ctx context.Context, o *options) ([]*table, error) {
 type idleFigures struct {
 	bytes, goroutines, cpu float64
 	failed                 int      // sessions that did not open (the figures are of those that did)
-	errors                 []string // why
+	errors                 []string // why, and other remarks
 }
 
 func idleOnce(ctx context.Context, o *options, cl *clients, kind string, n int) (idleFigures, error) {
@@ -88,7 +88,10 @@ func idleOnce(ctx context.Context, o *options, cl *clients, kind string, n int) 
 	if err := cl.call(ctx, "Open", OpenArgs{Kind: kind, Addr: srv.addr(), N: n, Dialers: o.dialers, Deadline: deadlineOf(ctx)}, &rep); err != nil {
 		return f, fmt.Errorf("opening %d %s sessions: %w", n, kind, err)
 	}
-	f.failed, f.errors = rep.Failed, rep.Errors
+	f.failed = rep.Failed
+	for _, e := range rep.Errors {
+		f.errors = append(f.errors, "failed to open: "+e)
+	}
 	if err := srv.waitAccepted(ctx, rep.Opened); err != nil {
 		return f, err
 	}
@@ -120,6 +123,18 @@ func idleOnce(ctx context.Context, o *options, cl *clients, kind string, n int) 
 		return f, err
 	}
 	f.cpu = float64(c1-c0+cc1-cc0) / float64(time.Since(start)) * 100
+	if kind == kindMTCP {
+		var clientUp int
+		if err := cl.call(ctx, "Attached", struct{}{}, &clientUp); err != nil {
+			return f, err
+		}
+		srv.mu.Lock()
+		serverUp := attachedOf(srv.held)
+		srv.mu.Unlock()
+		if clientUp < n || serverUp < n {
+			f.errors = append(f.errors, fmt.Sprintf("after the measurement, %d of the %d sessions had their link up at the client, %d at the server", clientUp, n, serverUp))
+		}
+	}
 	return f, nil
 }
 

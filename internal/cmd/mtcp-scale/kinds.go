@@ -253,11 +253,11 @@ type openResult struct {
 }
 
 // openCounting opens n connections with the given number of concurrent
-// dialers, going on past failures (it gives up after a tenth of n failed).
+// dialers, going on past failures (it gives up once half of n failed).
 func openCounting(ctx context.Context, o *opener, n, dialers int) (openResult, error) {
 	var mu sync.Mutex
 	r := openResult{errs: map[string]int{}}
-	limit := n/10 + 10
+	limit := n/2 + 10
 	err := forEach(ctx, n, dialers, func(i int) error {
 		start := time.Now()
 		c, err := o.open(ctx)
