@@ -156,25 +156,45 @@ type EchoOpenArgs struct {
 	Deadline   time.Time
 }
 
-// EchoOpenReply says how long opening (and the first rounds) took.
-type EchoOpenReply struct{ Elapsed time.Duration }
+// EchoOpenReply says how opening went.
+type EchoOpenReply struct {
+	Elapsed time.Duration
+	Failed  int      // sessions that did not open or whose first round failed
+	Errors  []string // the commonest reasons
+}
 
 // EchoOpen opens the echo sessions, each with a Dialer of its own whose
-// Metrics count its moves.
+// Metrics count its moves. It goes on past failures, up to half of N.
 func (a *Agent) EchoOpen(args EchoOpenArgs, r *EchoOpenReply) error {
 	ctx, cancel := context.WithDeadline(context.Background(), args.Deadline)
 	defer cancel()
 	es := make([]*echoClient, args.N)
+	var mu sync.Mutex
+	why := map[string]int{}
+	limit := args.N/2 + 10
 	start := time.Now()
 	err := forEach(ctx, args.N, args.Dialers, func(i int) error {
 		e, err := dialEcho(ctx, args.Addr, uint64(i+1))
-		if err != nil {
-			return fmt.Errorf("session %d: %w", i, err)
+		if err == nil {
+			if err = e.round(args.Round, args.Deadline); err != nil {
+				_ = e.c.Close()
+			}
 		}
-		es[i] = e
-		return e.round(args.Round, args.Deadline)
+		if err == nil {
+			es[i] = e
+			return nil
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		r.Failed++
+		why[err.Error()]++
+		if r.Failed >= limit {
+			return fmt.Errorf("%d of %d sessions failed to open, the last: %w", r.Failed, args.N, err)
+		}
+		return nil
 	})
 	r.Elapsed = time.Since(start)
+	r.Errors = topErrors(why, 3)
 	a.mu.Lock()
 	for _, e := range es {
 		if e != nil {

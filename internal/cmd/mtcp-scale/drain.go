@@ -38,6 +38,8 @@ func runDrain(ctx context.Context, o *options) ([]*table, error) {
 	if err := cl.call(ctx, "EchoOpen", EchoOpenArgs{Addr: m0.Addr().String(), N: n, Dialers: o.dialers, Round: drainRound, Deadline: deadlineOf(ctx)}, &opened); err != nil {
 		return nil, fmt.Errorf("opening %d sessions: %w", n, err)
 	}
+	asked := n
+	n -= opened.Failed
 	for m0.Sessions() < n {
 		if err := sleepCtx(ctx, 10*time.Millisecond); err != nil {
 			return nil, fmt.Errorf("m0 holds %d of the %d sessions: %w", m0.Sessions(), n, err)
@@ -81,6 +83,12 @@ func runDrain(ctx context.Context, o *options) ([]*table, error) {
 	}
 
 	t := &table{title: fmt.Sprintf("drain of one member of 3 holding %d checkpointing sessions (%s)", n, where), header: []string{"", "mtcp"}}
+	if opened.Failed > 0 {
+		t.add("sessions that failed to open (before the drain)", fmt.Sprintf("%d of %d", opened.Failed, asked))
+		for _, e := range opened.Errors {
+			t.note("failed to open: %s", e)
+		}
+	}
 	drained := fmtDur(took)
 	if derr != nil {
 		drained += " (" + derr.Error() + ")"
@@ -91,7 +99,7 @@ func runDrain(ctx context.Context, o *options) ([]*table, error) {
 	} else {
 		t.add("the member held no session after", "never, while Drain ran")
 	}
-	var lost, corrupt, intact, failedOver, resumed, maxMoves, maxEpochs int
+	var lost, corrupt, intact, failedOver, resumed, maxMoves, maxEpochs, disagree int
 	moves, epochs := map[int]int{}, map[int]int{}
 	servers := map[string]int{}
 	lostWhy := map[string]int{}
@@ -100,6 +108,9 @@ func runDrain(ctx context.Context, o *options) ([]*table, error) {
 		moves[k]++
 		maxMoves = max(maxMoves, k)
 		epochs[int(r.Epochs)]++
+		if uint64(k) != r.Epochs {
+			disagree++
+		}
 		maxEpochs = max(maxEpochs, int(r.Epochs))
 		if r.FailedOver > 0 {
 			failedOver++
@@ -133,8 +144,12 @@ func runDrain(ctx context.Context, o *options) ([]*table, error) {
 	t.add("resumes (Metrics.Resumed)", fmt.Sprint(resumed))
 	t.add("echoes intact (SHA-256 of input, echo and application agree)", fmt.Sprintf("%d of %d", intact, n))
 	t.add("sessions per member after", countsByName(servers))
-	t.add("rounds echoed while draining", fmt.Sprintf("%d (by every %d-th session, %d B each, 20 ms apart)", fin.BusyRounds, busyEvery(n, o.drainBusy), drainRound))
-	t.note("epoch raises: Conn.Status().Epoch at the end less at the start; the Metrics count a session that resumed after a redirect to another member as Resumed, not Moved")
+	busy := 0
+	if e := busyEvery(n, o.drainBusy); e > 0 {
+		busy = (n + e - 1) / e
+	}
+	t.add("rounds echoed while draining", fmt.Sprintf("%d (by %d sessions, %d B each, 20 ms apart)", fin.BusyRounds, busy, drainRound))
+	t.note("epoch raises: Conn.Status().Epoch at the end less at the start; they differ from the Metrics' count for %d sessions", disagree)
 	t.note("opening the %d sessions on m0 (with a first echo each) took %v", n, opened.Elapsed.Round(time.Millisecond))
 	t.note("the application echoes and checkpoints (bytes consumed, SHA-256 state) after every write; members keep 1 replica of each checkpoint")
 	t.note("after Drain returned, every session echoed once more, ended its input and read to the end: %v", fin.Took.Round(time.Millisecond))
