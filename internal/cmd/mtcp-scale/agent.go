@@ -164,7 +164,9 @@ type EchoOpenReply struct {
 }
 
 // EchoOpen opens the echo sessions, each with a Dialer of its own whose
-// Metrics count its moves. It goes on past failures, up to half of N.
+// Metrics count its moves, and whose policy moves only when the server
+// asks (a DefaultPolicy moves a session that went quiet after a busy start
+// to a member with fewer sessions). It goes on past failures, up to half of N.
 func (a *Agent) EchoOpen(args EchoOpenArgs, r *EchoOpenReply) error {
 	ctx, cancel := context.WithDeadline(context.Background(), args.Deadline)
 	defer cancel()
@@ -174,7 +176,7 @@ func (a *Agent) EchoOpen(args EchoOpenArgs, r *EchoOpenReply) error {
 	limit := args.N/2 + 10
 	start := time.Now()
 	err := forEach(ctx, args.N, args.Dialers, func(i int) error {
-		e, err := dialEcho(ctx, args.Addr, uint64(i+1))
+		e, err := dialEcho(ctx, args.Addr, uint64(i+1), obeyPolicy{})
 		if err == nil {
 			if err = e.round(args.Round, args.Deadline); err != nil {
 				_ = e.c.Close()

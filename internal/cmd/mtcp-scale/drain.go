@@ -40,9 +40,13 @@ func runDrain(ctx context.Context, o *options) ([]*table, error) {
 	}
 	asked := n
 	n -= opened.Failed
-	for m0.Sessions() < n {
+	for wait := time.Now().Add(time.Minute); m0.Sessions() < n; {
+		if time.Now().After(wait) {
+			return nil, fmt.Errorf("after opening %d sessions (%d failed) in %v, m0 holds %d (members: %s)",
+				n, opened.Failed, opened.Elapsed.Round(time.Millisecond), m0.Sessions(), fmtMemberCounts(p, memberSessions(p)))
+		}
 		if err := sleepCtx(ctx, 10*time.Millisecond); err != nil {
-			return nil, fmt.Errorf("m0 holds %d of the %d sessions: %w", m0.Sessions(), n, err)
+			return nil, err
 		}
 	}
 	if err := cl.call(ctx, "EchoBusy", BusyArgs{Every: busyEvery(n, o.drainBusy), Round: drainRound, Pause: 20 * time.Millisecond}, &struct{}{}); err != nil {
@@ -151,7 +155,7 @@ func runDrain(ctx context.Context, o *options) ([]*table, error) {
 	t.add("rounds echoed while draining", fmt.Sprintf("%d (by %d sessions, %d B each, 20 ms apart)", fin.BusyRounds, busy, drainRound))
 	t.note("epoch raises: Conn.Status().Epoch at the end less at the start; they differ from the Metrics' count for %d sessions", disagree)
 	t.note("opening the %d sessions on m0 (with a first echo each) took %v", n, opened.Elapsed.Round(time.Millisecond))
-	t.note("the application echoes and checkpoints (bytes consumed, SHA-256 state) after every write; members keep 1 replica of each checkpoint")
+	t.note("the application echoes and checkpoints (bytes consumed, SHA-256 state) after every write; members keep 1 replica of each checkpoint; clients move only when their server asks")
 	t.note("after Drain returned, every session echoed once more, ended its input and read to the end: %v", fin.Took.Round(time.Millisecond))
 	for _, e := range topErrors(lostWhy, 5) {
 		t.note("lost: %s", e)

@@ -31,7 +31,7 @@ func runMoves(ctx context.Context, o *options) ([]*table, error) {
 		return nil, err
 	}
 	defer p.close()
-	c, _, err := dialCounted(ctx, p.members[0].Addr().String())
+	c, _, err := dialCounted(ctx, p.members[0].Addr().String(), obeyPolicy{})
 	if err != nil {
 		return nil, err
 	}
@@ -112,7 +112,7 @@ func runMoves(ctx context.Context, o *options) ([]*table, error) {
 	}
 	t.note("Migrate call: p50 %s, p99 %s, max %s", durOf(calls, 50), durOf(calls, 99), durOf(calls, 100))
 	t.note("across a move: the longest gap between two reads of the echo that overlaps the Migrate call; between moves: every gap that overlaps none")
-	t.note("the server application echoes, checkpointing (bytes consumed, SHA-256 state) after every write; the stream carries 64 KiB writes")
+	t.note("the server application echoes, checkpointing (bytes consumed, SHA-256 state) after every write; the stream carries 64 KiB writes; the client's policy moves only when asked")
 	p.noteStuck(t)
 	var errs []error
 	if serr != nil {

@@ -31,10 +31,17 @@ func (m *sessionMetrics) moves() (moved, failedOver int) {
 	return int(m.moved.Load()), int(m.failedOver.Load())
 }
 
-// dialCounted opens an mtcp session whose moves are counted.
-func dialCounted(ctx context.Context, addr string) (*mtcp.Conn, *sessionMetrics, error) {
+// obeyPolicy moves a session only when its server asks.
+type obeyPolicy struct{}
+
+func (obeyPolicy) MoveRequested(addr string, _ mtcp.MoveReason) string { return addr }
+func (obeyPolicy) Check(mtcp.PolicyStats) string                       { return "" }
+
+// dialCounted opens an mtcp session whose moves are counted; a nil policy
+// is the Dialer's default.
+func dialCounted(ctx context.Context, addr string, policy mtcp.MigrationPolicy) (*mtcp.Conn, *sessionMetrics, error) {
 	m := &sessionMetrics{}
-	d := &mtcp.Dialer{Metrics: m}
+	d := &mtcp.Dialer{Metrics: m, Policy: policy}
 	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, nil, err
@@ -61,8 +68,8 @@ type echoClient struct {
 // errEchoDiffers: an echo came back other than it was sent.
 var errEchoDiffers = errors.New("the echo differs from what was sent")
 
-func dialEcho(ctx context.Context, addr string, seed uint64) (*echoClient, error) {
-	c, m, err := dialCounted(ctx, addr)
+func dialEcho(ctx context.Context, addr string, seed uint64, policy mtcp.MigrationPolicy) (*echoClient, error) {
+	c, m, err := dialCounted(ctx, addr, policy)
 	if err != nil {
 		return nil, err
 	}
@@ -214,7 +221,7 @@ type streamClient struct {
 }
 
 func dialStream(ctx context.Context, addr string, seed uint64) (*streamClient, error) {
-	c, m, err := dialCounted(ctx, addr)
+	c, m, err := dialCounted(ctx, addr, nil)
 	if err != nil {
 		return nil, err
 	}
