@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,20 +23,27 @@ import (
 type echoApp struct {
 	mu     sync.Mutex
 	final  map[string][]byte // session id -> digest of all input
-	errs   []string
+	errs   map[string]int    // what went wrong, how often
 	errN   int
 	served atomic.Int64 // runs started (one per member a session ran on)
 }
 
-func newEchoApp() *echoApp { return &echoApp{final: map[string][]byte{}} }
+func newEchoApp() *echoApp { return &echoApp{final: map[string][]byte{}, errs: map[string]int{}} }
 
 func (a *echoApp) fail(format string, args ...any) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.errN++
-	if len(a.errs) < 5 {
-		a.errs = append(a.errs, fmt.Sprintf(format, args...))
+	if len(a.errs) < 1000 {
+		a.errs[fmt.Sprintf(format, args...)]++
 	}
+}
+
+// errors returns how many errors there were and the commonest, grouped.
+func (a *echoApp) errors() (int, string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.errN, strings.Join(topErrors(a.errs, 3), "; ")
 }
 
 func (a *echoApp) digest(id string) []byte {

@@ -162,8 +162,8 @@ func runDrain(ctx context.Context, o *options) ([]*table, error) {
 	for _, e := range topErrors(lostWhy, 5) {
 		t.note("lost: %s", e)
 	}
-	if app.errN > 0 {
-		t.note("server application errors: %d, first: %s", app.errN, strings.Join(app.errs, "; "))
+	if n, errs := app.errors(); n > 0 {
+		t.note("server application errors: %d, commonest: %s", n, errs)
 	}
 	closing := time.Now()
 	p.noteStuck(t)

@@ -8,7 +8,6 @@ import (
 	"regexp"
 	"slices"
 	"sort"
-	"strings"
 	"time"
 )
 
@@ -122,8 +121,8 @@ func runMoves(ctx context.Context, o *options) ([]*table, error) {
 	} else {
 		t.note("verified: %d bytes each way; the SHA-256 of the input, of the echo and the application's own agree", wrote)
 	}
-	if app.errN > 0 {
-		t.note("server application errors: %d, first: %s", app.errN, strings.Join(app.errs, "; "))
+	if n, errs := app.errors(); n > 0 {
+		t.note("server application errors: %d, commonest: %s", n, errs)
 	}
 	if rerr != nil {
 		errs = append(errs, fmt.Errorf("raw TCP reference: %w", rerr))
@@ -224,4 +223,4 @@ func topErrors(m map[string]int, n int) []string {
 	return out
 }
 
-var digits = regexp.MustCompile(`[0-9]+`)
+var digits = regexp.MustCompile(`[0-9a-f]{16,}|[0-9]+`)

@@ -137,8 +137,8 @@ func runOverload(ctx context.Context, o *options) ([]*table, error) {
 		t.note("not verified: %s", e)
 	}
 	t.note("sessions per member each second after the slowdown: %s", strings.Join(timeline, "; "))
-	if app.echo.errN > 0 {
-		t.note("server application errors: %d, first: %s", app.echo.errN, strings.Join(app.echo.errs, "; "))
+	if n, errs := app.echo.errors(); n > 0 {
+		t.note("server application errors: %d, commonest: %s", n, errs)
 	}
 	cl.closeAll(o.settle)
 	stopApps.Do(func() { close(app.quit) })
