@@ -34,7 +34,7 @@ func (a *echoApp) fail(format string, args ...any) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.errN++
-	if len(a.errs) < 1000 {
+	if len(a.errs) < 1000 { // distinct messages kept (the count covers all)
 		a.errs[fmt.Sprintf(format, args...)]++
 	}
 }

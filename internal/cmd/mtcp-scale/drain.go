@@ -194,6 +194,9 @@ func histogram(m map[int]int) string {
 	for _, k := range keys {
 		parts = append(parts, fmt.Sprintf("%d: %d", k, m[k]))
 	}
+	if len(parts) == 0 {
+		return "none"
+	}
 	return strings.Join(parts, ", ")
 }
 
@@ -211,6 +214,9 @@ func countsByName(m map[string]int) string {
 			name = "?"
 		}
 		parts = append(parts, fmt.Sprintf("%s %d", name, m[k]))
+	}
+	if len(parts) == 0 {
+		return "none"
 	}
 	return strings.Join(parts, ", ")
 }
