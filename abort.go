@@ -10,12 +10,7 @@ import "net"
 // Drain.
 func (ln *Listener) Abort() {
 	if n := ln.node; n != nil {
-		n.mu.Lock()
-		n.closing = true // no goodbyes: no leaving, no forgetting checkpoints
-		n.mu.Unlock()
-		_ = n.pool.Shutdown()
-		_ = n.ctl.Close()
-		_ = n.rpc.Close()
+		n.Crash() // no goodbyes: no leaving, no forgetting checkpoints
 	}
 	// A crashed process stops listening before its clients see their
 	// connections reset: one that came back at once must not find the

@@ -66,7 +66,7 @@ func (c *Conn) Checkpoint(state []byte) error {
 		Session: c.id, Epoch: s.epoch, Seq: s.nextSeq, Secret: c.secret,
 		InPos: c.st.Consumed(), OutPos: c.st.Written(),
 		State:  append([]byte(nil), state...),
-		Params: s.params, Origin: s.node.name,
+		Params: s.params, Origin: s.node.Name(),
 	}
 	if len(s.ckpts) >= maxCheckpoints {
 		c.dropCheckpointLocked()
@@ -140,9 +140,9 @@ func (c *Conn) advanceDurableLocked() {
 			s.durable = r
 			s.ckpts = s.ckpts[i:]
 			c.keepMarksLocked()
-			for seq := range s.repl.done {
+			for seq := range s.copied.done {
 				if seq < r.Seq {
-					delete(s.repl.done, seq)
+					delete(s.copied.done, seq)
 				}
 			}
 			break
@@ -179,7 +179,7 @@ func (c *Conn) updateReleaseLocked() {
 		// output beyond the client's window waits for its application to
 		// read, which may wait for this upload to go through.
 		newest := s.ckpts[len(s.ckpts)-1]
-		pending := (newest.InPos > target && newest.OutPos <= c.st.PeerLimit() && !s.repl.failing) || s.verifyPending
+		pending := (newest.InPos > target && newest.OutPos <= c.st.PeerLimit() && !s.copiesFailing()) || s.verifyPending
 		switch {
 		case c.st.PeerEnd() != stream.Open && c.st.Consumed() == recv && c.st.OutputDone() && !pending:
 			// Both ends ended their output, the client has all of this
@@ -256,7 +256,7 @@ func (c *Conn) checkRegeneratedLocked() {
 func (c *Conn) dropCheckpointLocked() {
 	s := c.server
 	droppable := func(r *snapshot.Record) bool {
-		return r != s.durable && !s.repl.sending[r.Seq] && !s.repl.done[r.Seq]
+		return r != s.durable && !s.copied.sending[r.Seq] && !s.copied.done[r.Seq]
 	}
 	drop := -1
 	for i := len(s.ckpts) - 1; i >= 1 && drop < 0; i-- {

@@ -202,3 +202,7 @@ func setDefault[T int | time.Duration](v *T, def T) {
 func clamp[T int | time.Duration](v, lo, hi T) T {
 	return min(max(v, lo), hi)
 }
+
+// Balance configures a member that asks clients to move when the pool is
+// unevenly loaded (Config.Balance). Zero fields take defaults.
+type Balance = pool.Balance

@@ -222,7 +222,7 @@ func replicatedNewest(members []*Listener, holder string, sc *Conn) bool {
 		if ln.NodeName() == holder {
 			continue
 		}
-		for _, r := range ln.node.store.Records(sc.id) {
+		for _, r := range ln.node.StoredCheckpoints(sc.id) {
 			if r.Seq >= newest {
 				return true
 			}
@@ -261,7 +261,7 @@ func TestControlPlaneFlood(t *testing.T) {
 
 	var addrs []string
 	for _, ln := range ap.members {
-		addrs = append(addrs, ln.node.ctl.Addr().String())
+		addrs = append(addrs, ln.node.ControlAddr())
 	}
 	flood := startCtlFloodProcess(t, addrs, floodConns, 10*time.Second)
 	// The sessions start once every member has had 10×MaxConns and turned

@@ -18,21 +18,21 @@ import (
 // crashSafeLocked reports whether a crash of the member would lose nothing
 // of the session.
 func (s *serverSide) crashSafeLocked(c *Conn) bool {
-	return s.node != nil && s.node.replicas > 0 && s.durable != nil && c.st.Release() <= s.durable.InPos
+	return s.node != nil && s.node.Replicas() > 0 && s.durable != nil && c.st.Release() <= s.durable.InPos
 }
 
 // atRiskLocked reports whether a session that checkpoints is not crash-safe
 // for a reason other than its youth: its copies cannot be had, or its
 // client freed input no durable checkpoint covers.
 func (s *serverSide) atRiskLocked(c *Conn) bool {
-	if s.node == nil || s.node.replicas == 0 || !s.explicit || c.terminated {
+	if s.node == nil || s.node.Replicas() == 0 || !s.explicit || c.terminated {
 		return false
 	}
 	if s.crashSafeLocked(c) {
 		s.released = false
 		return false
 	}
-	return s.repl.failing || s.released
+	return s.copiesFailing() || s.released
 }
 
 // noteRiskLocked tells the session's member and the logs when the session
@@ -47,20 +47,20 @@ func (c *Conn) noteRiskLocked() {
 		return
 	}
 	s.atRisk = risk
-	n := s.node
+	ln := s.ln
 	if !risk {
-		n.atRisk.Add(-1)
+		ln.atRisk.Add(-1)
 		c.log.Info("mtcp: session is crash-safe again")
 		return
 	}
-	k := n.atRisk.Add(1)
+	k := ln.atRisk.Add(1)
 	why := "the client's retention filled up before a checkpoint got its copies"
-	if s.repl.failing {
+	if s.copiesFailing() {
 		why = "its checkpoints cannot get their copies on other members"
 	}
-	if n.riskWarn.allow() {
+	if ln.riskWarn.allow() {
 		c.log.Warn("mtcp: session is not crash-safe: a crash of this member would lose it",
-			"why", why, "replicas", n.replicas, "sessions at risk", k)
+			"why", why, "replicas", s.node.Replicas(), "sessions at risk", k)
 	} else {
 		c.log.Debug("mtcp: session is not crash-safe", "why", why)
 	}

@@ -3,7 +3,6 @@ package mtcp
 import (
 	"context"
 	"fmt"
-	"github.com/migratory/mtcp/pool"
 	"io"
 	"log/slog"
 	"strings"
@@ -11,18 +10,21 @@ import (
 	"testing"
 	"time"
 
+	"github.com/migratory/mtcp/pool"
+	"github.com/migratory/mtcp/transport"
+
 	"github.com/stretchr/testify/require"
 )
 
 // refuseCopies makes a member refuse the checkpoint copies other members
 // send it (as one whose ReplicaMemory is full does) until the returned
 // function restores its handler.
-func refuseCopies(ln *Listener) (restore func()) {
-	n := ln.node
-	n.ctl.Handle(kindReplicate, func(context.Context, string, func(any) error) (any, error) {
-		return nil, &controlError{"full", "replica memory full"}
+func refuseCopies(t testing.TB, ln *Listener) (restore func()) {
+	return hookControl(t, ln, pool.KindReplicate, func(transport.Handler) transport.Handler {
+		return func(context.Context, string, func(any) error) (any, error) {
+			return nil, &pool.ControlError{Code: "full", Message: "replica memory full"}
+		}
 	})
-	return func() { n.ctl.Handle(kindReplicate, n.handleReplicate) }
 }
 
 // TestCrashAfterReplicaRefusedCopies: the only other member of a pool
@@ -46,7 +48,7 @@ func TestCrashAfterReplicaRefusedCopies(t *testing.T) {
 	require.Eventually(t, func() bool { return sc.Status().CrashSafe }, 5*time.Second, 10*time.Millisecond,
 		"the first checkpoints are copied to m1")
 
-	refuseCopies(ap.member("m1"))
+	refuseCopies(t, ap.member("m1"))
 	for range 8 {
 		require.NoError(t, es.round(128<<10, 10*time.Second))
 	}
@@ -100,7 +102,7 @@ func TestSessionWithoutCopiesSaysSo(t *testing.T) {
 		}
 	}, appOptions{})
 	defer ap.close()
-	restore := refuseCopies(ap.member("m1"))
+	restore := refuseCopies(t, ap.member("m1"))
 	d := &Dialer{Logger: testLogger(t), Retention: 64 << 10}
 	c, err := d.Dial("tcp", ap.addr("m0"))
 	require.NoError(t, err)
@@ -197,7 +199,7 @@ func TestSessionWithoutCopiesFinishes(t *testing.T) {
 		}
 		wg.Wait()
 	}()
-	refuseCopies(members[1])
+	refuseCopies(t, members[1])
 	wg.Add(1)
 	go func() { // the application: reads to the end, ends its output, stays
 		defer wg.Done()

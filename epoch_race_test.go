@@ -7,15 +7,19 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+
+	"github.com/migratory/mtcp/pool"
+	"github.com/migratory/mtcp/transport"
 )
 
 // stallHandovers makes a member answer handover requests only after d, as a
 // member stalled by a long pause would.
-func stallHandovers(ln *Listener, d time.Duration) {
-	n := ln.node
-	n.ctl.Handle(kindHandover, func(ctx context.Context, from string, decode func(any) error) (any, error) {
-		time.Sleep(d)
-		return n.handleHandover(ctx, from, decode)
+func stallHandovers(t testing.TB, ln *Listener, d time.Duration) {
+	hookControl(t, ln, pool.KindHandover, func(h transport.Handler) transport.Handler {
+		return func(ctx context.Context, from string, decode func(any) error) (any, error) {
+			time.Sleep(d)
+			return h(ctx, from, decode)
+		}
 	})
 }
 
@@ -36,7 +40,7 @@ func epochsOf(members []*Listener, id string) (live map[string]uint64, attached 
 				}
 			}
 			c.mu.Unlock()
-			newest = max(newest, ln.node.store.Epoch(c.id))
+			newest = max(newest, ln.node.StoredEpoch(c.id))
 		}
 	}
 	return live, attached, newest
@@ -60,7 +64,7 @@ func TestNoStaleEpochAfterFailoverClaim(t *testing.T) {
 	require.NoError(t, es.round(64<<10, 10*time.Second))
 	require.Eventually(t, func() bool { return serverEnd(ap.member("m0"), id).Status().CrashSafe }, 5*time.Second, 10*time.Millisecond)
 
-	stallHandovers(ap.member("m0"), 1500*time.Millisecond)
+	stallHandovers(t, ap.member("m0"), 1500*time.Millisecond)
 	err = mc.Migrate(context.Background(), ap.addr("m1"))
 	require.Error(t, err, "the move times out")
 	time.Sleep(2500 * time.Millisecond) // the target's takeover and the stalled answer are over
@@ -96,7 +100,7 @@ func TestAbandonedMoveDoesNotTakeEffect(t *testing.T) {
 	es := newEchoSession(c, 22)
 	require.NoError(t, es.round(64<<10, 10*time.Second))
 
-	stallHandovers(ap.member("m0"), 1500*time.Millisecond)
+	stallHandovers(t, ap.member("m0"), 1500*time.Millisecond)
 	require.Error(t, mc.Migrate(context.Background(), ap.addr("m1")), "the move times out")
 	// The client is back at m0 and its session goes on while the stale
 	// handover request waits at m0.

@@ -150,3 +150,20 @@ func (e *timeoutError) Temporary() bool {
 }
 
 var errKeepAliveTimeout error = &timeoutError{"mtcp: keepalive timeout: nothing received from the peer"}
+
+// ErrMigrated is wrapped by *SessionMovedError: the session now runs on another member.
+var ErrMigrated = errors.New("mtcp: session moved to another member")
+
+// SessionMovedError is what Read and Write return on the member a session
+// left. It matches ErrMigrated with errors.Is.
+type SessionMovedError struct {
+	SessionID string
+	To        string // the member that has the session now
+}
+
+func (e *SessionMovedError) Error() string {
+	return fmt.Sprintf("mtcp: session %s moved to member %s", e.SessionID, e.To)
+}
+
+// Is reports whether target is ErrMigrated.
+func (e *SessionMovedError) Is(target error) bool { return target == ErrMigrated }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/migratory/mtcp/internal/wire"
+	"github.com/migratory/mtcp/pool"
 )
 
 // Listener accepts mtcp sessions, and plain connections from clients that do
@@ -29,13 +30,15 @@ type Listener struct {
 	room      chan struct{} // a handshake left inFlight
 	wg        sync.WaitGroup
 
-	node     *node       // pool membership; nil when standalone
+	node     *pool.Node  // pool membership; nil when standalone
 	draining atomic.Bool // Drain was called: no new sessions
 
 	mem       *memBudget   // the sessions' buffers (memory.go)
 	shedIDs   shedRecord   // sessions dropped for memory, for their clients
 	shedTotal atomic.Int64 // sessions dropped for memory, in all
 	shedWarn  logLimit
+	atRisk    atomic.Int64 // sessions that a crash of this member would lose (crashsafe.go)
+	riskWarn  logLimit     // sessions at risk are reported once per interval
 
 	mu        sync.Mutex
 	sessions  map[[wire.SessionIDLen]byte]*Conn
@@ -85,6 +88,7 @@ func NewListener(inner net.Listener, cfg *Config) (*Listener, error) {
 		mem:       newMemBudget(c.SessionMemory),
 	}
 	ln.shedWarn.every = 10 * time.Second
+	ln.riskWarn.every = 10 * time.Second
 	if c.inPool() {
 		n, err := startNode(ln, &c)
 		if err != nil {
@@ -153,7 +157,7 @@ func (ln *Listener) Close() error {
 			c.mu.Unlock()
 		}
 		if ln.node != nil {
-			ln.node.close()
+			ln.node.Close()
 		}
 	})
 	return err

@@ -10,10 +10,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/migratory/mtcp/internal/testapp"
-	"github.com/migratory/mtcp/snapshot"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+
+	"github.com/migratory/mtcp/internal/testapp"
+	"github.com/migratory/mtcp/pool"
+	"github.com/migratory/mtcp/snapshot"
+	"github.com/migratory/mtcp/transport"
 )
 
 // refuseReplicationFrom makes every member hold the checkpoint copies
@@ -24,16 +27,17 @@ func refuseReplicationFrom(t testing.TB, members []*Listener, from string) {
 	var once sync.Once
 	t.Cleanup(func() { once.Do(func() { close(stop) }) })
 	for _, ln := range members {
-		n := ln.node
-		n.ctl.Handle(kindReplicate, func(ctx context.Context, sender string, decode func(any) error) (any, error) {
-			if sender == from {
-				select {
-				case <-ctx.Done():
-				case <-stop:
+		hookControl(t, ln, pool.KindReplicate, func(h transport.Handler) transport.Handler {
+			return func(ctx context.Context, sender string, decode func(any) error) (any, error) {
+				if sender == from {
+					select {
+					case <-ctx.Done():
+					case <-stop:
+					}
+					return nil, errors.New("copy refused by the test")
 				}
-				return nil, errors.New("copy refused by the test")
+				return h(ctx, sender, decode)
 			}
-			return n.handleReplicate(ctx, sender, decode)
 		})
 	}
 }

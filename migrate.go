@@ -78,7 +78,7 @@ func (c *Conn) ServerName() string {
 		return c.client.node
 	}
 	if c.server.node != nil {
-		return c.server.node.name
+		return c.server.node.Name()
 	}
 	return ""
 }
@@ -193,7 +193,7 @@ func (s *serverSide) migrate(ctx context.Context, c *Conn, to string, reason Mov
 	if s.node == nil {
 		return c.opError("migrate", ErrNotPool)
 	}
-	target, err := s.node.target(to)
+	target, err := moveTarget(s.node, to)
 	if err != nil {
 		return c.opError("migrate", err)
 	}

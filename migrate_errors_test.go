@@ -11,10 +11,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/migratory/mtcp/internal/auth"
-	"github.com/migratory/mtcp/internal/wire"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+
+	"github.com/migratory/mtcp/internal/auth"
+	"github.com/migratory/mtcp/internal/wire"
+	"github.com/migratory/mtcp/pool"
+	"github.com/migratory/mtcp/transport"
 )
 
 // waitDraining waits until the client's view of the pool shows member name
@@ -67,7 +70,7 @@ func TestMigrateRefusedTargets(t *testing.T) {
 	require.True(t, sc.Movable())
 
 	// No member at that address (a gossip address is not a client address).
-	for _, to := range []string{"127.0.0.1:1", m1.node.pool.GossipAddr(), "m1"} {
+	for _, to := range []string{"127.0.0.1:1", m1.GossipAddr(), "m1"} {
 		err = mc.Migrate(ctxTimeout(t, 10*time.Second), to)
 		require.ErrorIs(t, err, ErrUnknownMember, "client, to %q", to)
 		err = sc.Migrate(ctxTimeout(t, 10*time.Second), to)
@@ -81,7 +84,7 @@ func TestMigrateRefusedTargets(t *testing.T) {
 	stays("after a move to its own member")
 
 	// m1 drains.
-	require.NoError(t, m1.node.pool.SetDraining(true))
+	require.NoError(t, m1.node.Membership().SetDraining(true))
 	waitDraining(t, mc, "m1", true)
 	err = mc.Migrate(ctxTimeout(t, 10*time.Second), m1.Addr().String())
 	require.ErrorIs(t, err, ErrMemberDraining)
@@ -90,20 +93,20 @@ func TestMigrateRefusedTargets(t *testing.T) {
 	stays("after a move to a draining member")
 
 	// m2 drains too: no member is left to choose.
-	require.NoError(t, m2.node.pool.SetDraining(true))
+	require.NoError(t, m2.node.Membership().SetDraining(true))
 	waitDraining(t, mc, "m2", true)
 	require.ErrorIs(t, mc.Migrate(ctxTimeout(t, 10*time.Second), ""), ErrNoMember)
 	require.ErrorIs(t, mc.Migrate(ctxTimeout(t, 10*time.Second), m2.Addr().String()), ErrMemberDraining)
 	require.Eventually(t, func() bool {
-		return len(m0.node.drainTargets()) == 0
+		return len(m0.node.Membership().Eligible("m0")) == 0
 	}, 5*time.Second, 5*time.Millisecond)
 	require.ErrorIs(t, sc.Migrate(ctxTimeout(t, 10*time.Second), ""), ErrNoMember)
 	stays("with every other member draining")
 	require.True(t, sc.Movable())
 
 	// Both come back: the pool's choice is one of them.
-	require.NoError(t, m1.node.pool.SetDraining(false))
-	require.NoError(t, m2.node.pool.SetDraining(false))
+	require.NoError(t, m1.node.Membership().SetDraining(false))
+	require.NoError(t, m2.node.Membership().SetDraining(false))
 	waitDraining(t, mc, "m1", false)
 	waitDraining(t, mc, "m2", false)
 	require.NoError(t, mc.Migrate(ctxTimeout(t, 10*time.Second), ""))
@@ -136,7 +139,7 @@ func TestMigrateToDrainingMemberStaleView(t *testing.T) {
 	es := newEchoSession(c, 12)
 	require.NoError(t, es.round(64<<10, 10*time.Second))
 
-	require.NoError(t, m1.node.pool.SetDraining(true))
+	require.NoError(t, m1.node.Membership().SetDraining(true))
 	waitDraining(t, mc, "m1", true)
 	// The client's list as it was a moment before: the MEMBERS frame that
 	// says m1 drains is still on its way.
@@ -480,11 +483,13 @@ func TestLateHandoverRequest(t *testing.T) {
 	m0 := tp.member("m0")
 	// m0 answers the first handover request late.
 	var late atomic.Bool
-	m0.node.ctl.Handle(kindHandover, func(ctx context.Context, from string, decode func(any) error) (any, error) {
-		if late.CompareAndSwap(false, true) {
-			time.Sleep(2 * hs)
+	hookControl(t, m0, pool.KindHandover, func(h transport.Handler) transport.Handler {
+		return func(ctx context.Context, from string, decode func(any) error) (any, error) {
+			if late.CompareAndSwap(false, true) {
+				time.Sleep(2 * hs)
+			}
+			return h(ctx, from, decode)
 		}
-		return m0.node.handleHandover(ctx, from, decode)
 	})
 
 	d := &Dialer{Logger: testLogger(t), HandshakeTimeout: 4 * hs, ResumeTimeout: 5 * time.Second}
@@ -552,7 +557,7 @@ func TestHandoverOfMovedSessionRedirects(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	tp := startAppPool(t, 3, nil, appOptions{})
 	defer tp.close()
-	m0, m1, m2 := tp.member("m0"), tp.member("m1"), tp.member("m2")
+	m0, m1 := tp.member("m0"), tp.member("m1")
 	d := &Dialer{Logger: testLogger(t)}
 	c, err := d.Dial("tcp", m0.Addr().String())
 	require.NoError(t, err)
@@ -563,21 +568,22 @@ func TestHandoverOfMovedSessionRedirects(t *testing.T) {
 
 	// m2 asks m0, where the session was, for it, with the client's proof;
 	// without one, m0 does not say where the session went.
-	origin, ok := m2.node.pool.Member("m0")
-	require.True(t, ok)
-	req := handoverRequest{Session: mc.id, ClientNonce: auth.Nonce(), ServerNonce: auth.Nonce(), Epoch: 1, Origin: "m0"}
-	var rep handoverReply
-	err = m2.node.rpc.Call(ctxTimeout(t, 5*time.Second), origin.ControlAddr, kindHandover, req, &rep)
-	require.Equal(t, wire.CodeBadProof, handoverError(err).Code, "a request without the client's proof")
+	rpc, err := transport.NewClient(transport.Config{NodeName: "m2", Key: testPoolKey})
+	require.NoError(t, err)
+	defer rpc.Close()
+	req := pool.HandoverRequest{Session: mc.id, ClientNonce: auth.Nonce(), ServerNonce: auth.Nonce(), Epoch: 1, Origin: "m0"}
+	var rep struct{}
+	var re *transport.RemoteError
+	err = rpc.Call(ctxTimeout(t, 5*time.Second), m0.node.ControlAddr(), pool.KindHandover, req, &rep)
+	require.ErrorAs(t, err, &re)
+	require.Equal(t, pool.CodeBadProof, re.Code, "a request without the client's proof")
 	rs := auth.Resume{Session: req.Session, ClientNonce: req.ClientNonce, ServerNonce: req.ServerNonce, Epoch: req.Epoch, Origin: req.Origin}
-	req.MAC = rs.ClientMAC(mc.secret, req.proof().Fields())
-	err = m2.node.rpc.Call(ctxTimeout(t, 5*time.Second), origin.ControlAddr, kindHandover, req, &rep)
-	require.Error(t, err)
-	r := handoverError(err)
-	t.Logf("refusal: %+v", *r)
-	require.Equal(t, wire.CodeMoved, r.Code)
-	require.Equal(t, "m1", r.RedirectName)
-	require.Equal(t, m1.Addr().String(), r.RedirectAddr)
+	req.MAC = rs.ClientMAC(mc.secret, wire.Proof{Positions: req.Positions(), Known: req.Known}.Fields())
+	err = rpc.Call(ctxTimeout(t, 5*time.Second), m0.node.ControlAddr(), pool.KindHandover, req, &rep)
+	require.ErrorAs(t, err, &re)
+	t.Logf("refusal: %+v", *re)
+	require.Equal(t, pool.CodeMoved, re.Code)
+	require.Equal(t, "m1 "+m1.Addr().String(), re.Message)
 
 	require.NoError(t, c.Close())
 	waitSessionEnd(t, c)
@@ -610,11 +616,13 @@ func TestResumeRacingHandover(t *testing.T) {
 	defer ap.close()
 	m0 := ap.member("m0")
 	var slow atomic.Bool
-	m0.node.ctl.Handle(kindHandover, func(ctx context.Context, from string, decode func(any) error) (any, error) {
-		if slow.CompareAndSwap(false, true) {
-			time.Sleep(timeout * 3 / 2) // the client gives up the move meanwhile
+	hookControl(t, m0, pool.KindHandover, func(h transport.Handler) transport.Handler {
+		return func(ctx context.Context, from string, decode func(any) error) (any, error) {
+			if slow.CompareAndSwap(false, true) {
+				time.Sleep(timeout * 3 / 2) // the client gives up the move meanwhile
+			}
+			return h(ctx, from, decode)
 		}
-		return m0.node.handleHandover(ctx, from, decode)
 	})
 	var armed atomic.Bool
 	d := &Dialer{Logger: testLogger(t), HandshakeTimeout: timeout,

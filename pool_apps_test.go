@@ -81,7 +81,7 @@ func startAppPool(t testing.TB, n int, tweak func(*Config), opts appOptions) *ap
 		ln, err := Listen("tcp", "127.0.0.1:0", cfg)
 		require.NoError(t, err)
 		if i == 0 {
-			join = []string{ln.node.pool.GossipAddr()}
+			join = []string{ln.GossipAddr()}
 		}
 		ap.members = append(ap.members, ln)
 		ap.serve(ln)

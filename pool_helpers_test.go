@@ -37,7 +37,7 @@ func startPool(t testing.TB, n int, tweak func(*Config)) *testPool {
 		ln, err := Listen("tcp", "127.0.0.1:0", cfg)
 		require.NoError(t, err)
 		if i == 0 {
-			join = []string{ln.node.pool.GossipAddr()}
+			join = []string{ln.GossipAddr()}
 		}
 		tp.members = append(tp.members, ln)
 		tp.apps.serve(ln)

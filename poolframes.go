@@ -24,7 +24,7 @@ func (c *Conn) receivedLocked(p []byte) {
 // load figure.
 func (c *Conn) countTraffic(n int) {
 	if s := c.server; s != nil && s.node != nil {
-		s.node.traffic.Add(uint64(n))
+		s.node.AddTraffic(n)
 	}
 }
 
@@ -133,8 +133,8 @@ func (l *link) poolFramesLocked() {
 	if s := c.server; s != nil && s.node != nil {
 		// The version first, without the member's lock: most batches have
 		// no news to send.
-		if s.node.version.Load() != s.membersVer {
-			b, v := s.node.membersFrame()
+		if s.node.MembersVersion() != s.membersVer {
+			b, v := s.node.MembersFrame()
 			s.membersVer = v
 			l.bufs = append(l.bufs, b)
 		}

@@ -8,21 +8,25 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+
+	"github.com/migratory/mtcp/pool"
+	"github.com/migratory/mtcp/transport"
 )
 
 // holdReplication makes every member of the pool hold the checkpoint
 // copies it is sent until the returned function is called.
-func holdReplication(members []*Listener) (release func()) {
+func holdReplication(t testing.TB, members []*Listener) (release func()) {
 	gate := make(chan struct{})
 	for _, ln := range members {
-		n := ln.node
-		n.ctl.Handle(kindReplicate, func(ctx context.Context, from string, decode func(any) error) (any, error) {
-			select {
-			case <-gate:
-			case <-ctx.Done():
-				return nil, ctx.Err()
+		hookControl(t, ln, pool.KindReplicate, func(h transport.Handler) transport.Handler {
+			return func(ctx context.Context, from string, decode func(any) error) (any, error) {
+				select {
+				case <-gate:
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				}
+				return h(ctx, from, decode)
 			}
-			return n.handleReplicate(ctx, from, decode)
 		})
 	}
 	var once sync.Once
@@ -40,7 +44,7 @@ func TestInputKeptFromTheFirstCheckpoint(t *testing.T) {
 		checkpoint: func(int64, int64) bool { return false },
 	})
 	defer ap.close()
-	release := holdReplication(ap.members)
+	release := holdReplication(t, ap.members)
 	defer release()
 	c, err := (&Dialer{Logger: testLogger(t)}).Dial("tcp", ap.addr("m0"))
 	require.NoError(t, err)

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/migratory/mtcp/pool"
 	"github.com/migratory/mtcp/snapshot"
 
 	"github.com/migratory/mtcp/internal/auth"
@@ -20,7 +21,7 @@ import (
 // serverSide is what only the server end of a session has.
 type serverSide struct {
 	ln         *Listener
-	node       *node // nil when standalone
+	node       *pool.Node // nil when standalone
 	detach     *time.Timer
 	detachGen  uint64 // invalidates a detach timer that fired during a resume
 	detachedAt time.Time
@@ -40,10 +41,11 @@ type serverSide struct {
 	moveTo   *wire.Move // asked of the client (Migrate, Drain)
 	moveSent bool       // the MOVE for moveTo went out
 
-	explicit bool        // the application checkpoints (it called Checkpoint)
-	repl     replication // copies of the checkpoints on other members
-	released bool        // the client freed input no durable checkpoint covers
-	atRisk   bool        // counted in node.atRisk (crashsafe.go)
+	explicit bool         // the application checkpoints (it called Checkpoint)
+	copies   *pool.Copies // copies the checkpoints on other members (nil: none)
+	copied   copyState    // what the copies of the checkpoints are
+	released bool         // the client freed input no durable checkpoint covers
+	atRisk   bool         // counted in Listener.atRisk (crashsafe.go)
 
 	// Verification of regenerated output after a restore.
 	verifyPending bool
@@ -71,7 +73,7 @@ func (s *serverSide) detached(c *Conn, cause error) {
 			c.failLocked(fmt.Errorf("%w (%v; link lost: %v)", ErrDetachTimeout, timeout, cause))
 		}
 	})
-	if s.node != nil && s.node.replicas > 0 {
+	if s.node != nil && s.node.Replicas() > 0 {
 		s.probeFence(c, gen)
 	}
 }
@@ -91,7 +93,7 @@ func (s *serverSide) probeFence(c *Conn, gen uint64) {
 		if !away {
 			return
 		}
-		s.node.probeEpoch(c)
+		s.node.ProbeEpoch(poolSession{c})
 		s.probeFence(c, gen)
 	})
 }
@@ -125,15 +127,14 @@ func (s *serverSide) reattached() {
 // terminated (c.mu held) forgets an ended session.
 func (s *serverSide) terminated(c *Conn) {
 	s.reattached()
-	if s.repl.retry != nil {
-		s.repl.retry.Stop()
-	}
 	if s.atRisk {
 		s.atRisk = false
-		s.node.atRisk.Add(-1)
+		s.ln.atRisk.Add(-1)
 	}
-	if !errors.Is(c.err, ErrMigrated) && !errors.Is(c.err, ErrEvicted) {
-		c.forgetReplicas() // an evicted session may be taken over from them
+	if s.copies != nil {
+		// The replicas forget an ended session, but not one that moved,
+		// nor one evicted, which may be taken over from them.
+		s.copies.Stop(!errors.Is(c.err, ErrMigrated) && !errors.Is(c.err, ErrEvicted), s.epoch)
 	}
 	s.ln.mu.Lock()
 	if s.ln.sessions[c.id] == c {
@@ -253,7 +254,7 @@ type refusal struct{ f wire.Refused }
 func (ln *Listener) drainingRefusal() *refusal {
 	r := wire.Refused{Code: wire.CodeDraining, Reason: "the server is draining"}
 	if n := ln.node; n != nil {
-		if m, ok := n.pool.LeastLoaded(n.name); ok {
+		if m, ok := n.Membership().LeastLoaded(n.Name()); ok {
 			r.RedirectName, r.RedirectAddr = m.Name, m.ClientAddr
 		}
 	}
@@ -302,7 +303,7 @@ func (ln *Listener) serveNew(h *hsConn, hello wire.Hello) error {
 		keepAlive: interval, keepAliveTimeout: timeout, linger: cfg.DetachTimeout, log: cfg.Logger,
 		metrics: cfg.Metrics, mem: ln.mem,
 	})
-	c.server = &serverSide{ln: ln, node: ln.node, epoch: 1, repl: replication{done: map[uint64]bool{}}, params: snapshot.Params{
+	c.server = &serverSide{ln: ln, node: ln.node, epoch: 1, copied: copyState{done: map[uint64]bool{}}, params: snapshot.Params{
 		ClientWindow: hello.Window, ClientRetention: hello.Retention,
 		KeepAliveMillis: uint16(interval / time.Millisecond), KeepAliveTimeoutMillis: uint16(timeout / time.Millisecond),
 	}}
@@ -313,7 +314,8 @@ func (ln *Listener) serveNew(h *hsConn, hello wire.Hello) error {
 	}
 	ln.sessions[id] = c
 	ln.mu.Unlock()
-	if n := ln.node; n != nil && n.replicas > 0 {
+	if n := ln.node; n != nil && n.Replicas() > 0 {
+		c.server.copies = n.NewCopies(id, copySource{c})
 		c.copyStart(h.deadline)
 	}
 	w := wire.Welcome{
@@ -324,7 +326,7 @@ func (ln *Listener) serveNew(h *hsConn, hello wire.Hello) error {
 		Epoch:                  1,
 	}
 	if ln.node != nil {
-		w.Flags, w.Node = wire.WelcomePool, ln.node.name
+		w.Flags, w.Node = wire.WelcomePool, ln.node.Name()
 	}
 	if _, err := nc.Write(wire.AppendFrame(nil, w)); err != nil {
 		c.fail(fmt.Errorf("sending WELCOME: %w", err))
@@ -346,14 +348,14 @@ func (ln *Listener) serveNew(h *hsConn, hello wire.Hello) error {
 func (ln *Listener) serveResume(h *hsConn, hello wire.Hello) error {
 	c := ln.session(hello.Session)
 	if c == nil {
-		if ln.node != nil && ln.node.replicas > 0 {
-			return ln.node.takeOver(h, hello) // an evicted session too: its copies remain
+		if ln.node != nil && ln.node.Replicas() > 0 {
+			return ln.takeOver(h, hello) // an evicted session too: its copies remain
 		}
 		if ln.wasShed(hello.Session) {
 			return fmt.Errorf("%w while its client was away", ErrEvicted)
 		}
 		if ln.node != nil {
-			return ln.node.takeOver(h, hello)
+			return ln.takeOver(h, hello)
 		}
 		return ErrUnknownSession
 	}
@@ -377,17 +379,17 @@ func (ln *Listener) serveResume(h *hsConn, hello wire.Hello) error {
 		c.fenced(hello.Epoch, "a member at epoch "+strconv.FormatUint(hello.Epoch, 10))
 		return &refusal{wire.Refused{Code: wire.CodeStaleEpoch, Reason: "another member holds the session"}}
 	}
-	if n := ln.node; n != nil && n.replicas > 0 {
-		if err := n.confirmEpoch(c); err != nil {
-			return err
+	if n := ln.node; n != nil && n.Replicas() > 0 {
+		if err := n.ConfirmEpoch(poolSession{c}); err != nil {
+			return poolRefusal(err)
 		}
 	}
 	c.mu.Lock()
 	if c.terminated {
 		c.mu.Unlock()
 		if n := ln.node; n != nil {
-			if t, ok := n.movedTo(c.id); ok { // handed over during this handshake
-				return t.redirect()
+			if t, ok := n.MovedTo(c.id); ok { // handed over during this handshake
+				return &refusal{t.Redirect()}
 			}
 		}
 		return ErrUnknownSession
@@ -409,7 +411,7 @@ func (ln *Listener) serveResume(h *hsConn, hello wire.Hello) error {
 	gen := s.resumeGen
 	r := wire.Resumed{Epoch: s.epoch}
 	if s.node != nil {
-		r.Node = s.node.name
+		r.Node = s.node.Name()
 	}
 	if s.verifyPending { // the client's digest of regenerated output is still due
 		from, _, _, _ := c.st.RegeneratedDigest()

@@ -56,7 +56,7 @@ func (o *offlineNet) goDown() {
 // member sees it.
 func (tp *testPool) addMember(name string, tweak func(*Config)) *Listener {
 	cfg := &Config{
-		NodeName: name, Gossip: "127.0.0.1:0", Join: []string{tp.members[0].node.pool.GossipAddr()},
+		NodeName: name, Gossip: "127.0.0.1:0", Join: []string{tp.members[0].GossipAddr()},
 		PoolKey: testPoolKey, PoolProfile: pool.ProfileLocal, Logger: testLogger(tp.t),
 	}
 	if tweak != nil {

@@ -2,7 +2,6 @@ package mtcp
 
 import (
 	"sort"
-	"strings"
 )
 
 // Status is a snapshot of a listener: its pool and its sessions.
@@ -62,8 +61,10 @@ func (c *Conn) Status() SessionStatus {
 		s.Epoch, s.Movable = c.server.epoch, c.server.movableLocked(c)
 		s.CrashSafe, s.AtRisk = c.server.crashSafeLocked(c), c.server.atRisk
 		if c.server.node != nil {
-			s.Server = c.server.node.name
-			s.Replicas = strings.Fields(c.server.repl.targets)
+			s.Server = c.server.node.Name()
+			if c.server.copies != nil {
+				s.Replicas = c.server.copies.Holders()
+			}
 		}
 	case c.client != nil:
 		s.Epoch, s.Server, s.Movable = c.client.epoch, c.client.node, c.client.pool && !c.terminated
@@ -83,7 +84,7 @@ func (ln *Listener) Status() Status {
 	}
 	sort.Slice(st.Sessions, func(i, j int) bool { return st.Sessions[i].ID < st.Sessions[j].ID })
 	if ln.node != nil {
-		st.CopiesFor = ln.node.store.Len()
+		st.CopiesFor = ln.node.CopiesHeld()
 	}
 	return st
 }

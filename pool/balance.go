@@ -1,4 +1,4 @@
-package mtcp
+package pool
 
 import (
 	"math"
@@ -8,7 +8,7 @@ import (
 )
 
 // Balance configures a member that asks clients to move when the pool is
-// unevenly loaded (Config.Balance). Zero fields take defaults.
+// unevenly loaded (mtcp.Config.Balance). Zero fields take defaults.
 type Balance struct {
 	// Interval is how often the member compares its load with the pool's
 	// (default 5 s; shorter than about 2 s acts on stale load figures).
@@ -21,8 +21,12 @@ type Balance struct {
 }
 
 func (b Balance) withDefaults() Balance {
-	setDefault(&b.Interval, 5*time.Second)
-	setDefault(&b.MaxMoves, 16)
+	if b.Interval <= 0 {
+		b.Interval = 5 * time.Second
+	}
+	if b.MaxMoves <= 0 {
+		b.MaxMoves = 16
+	}
 	if b.Slack <= 0 {
 		b.Slack = 0.25
 	}
@@ -30,7 +34,7 @@ func (b Balance) withDefaults() Balance {
 }
 
 // balance runs the member's load balancing until the node stops.
-func (n *node) balance(b Balance) {
+func (n *Node) balance(b Balance) {
 	defer n.wg.Done()
 	t := time.NewTicker(b.Interval)
 	defer t.Stop()
@@ -46,12 +50,12 @@ func (n *node) balance(b Balance) {
 
 // balanceOnce asks some movable sessions to move to the least loaded
 // members when this member holds more than its share.
-func (n *node) balanceOnce(b Balance) {
-	if n.ln.draining.Load() {
+func (n *Node) balanceOnce(b Balance) {
+	if n.host.Draining() {
 		return
 	}
-	members := n.pool.Members()
-	local := n.ln.Sessions()
+	members := n.members.Members()
+	local := n.host.SessionCount()
 	total, count := 0, 0
 	for _, m := range members {
 		if m.Draining {
@@ -80,7 +84,7 @@ func (n *node) balanceOnce(b Balance) {
 		}
 	}
 	moved := 0
-	for _, c := range n.ln.sessionList() {
+	for _, c := range n.host.Sessions() {
 		if moved >= excess {
 			break
 		}
@@ -93,17 +97,17 @@ func (n *node) balanceOnce(b Balance) {
 		if name == "" || float64(best) >= avg {
 			break
 		}
-		target, ok := n.pool.Member(name)
+		target, ok := n.members.Member(name)
 		if !ok {
 			delete(load, name)
 			continue
 		}
-		if c.requestMove(wire.Move{Reason: wire.MoveBalance, Name: target.Name, Addr: target.ClientAddr}) {
+		if c.AskMove(wire.Move{Reason: wire.MoveBalance, Name: target.Name, Addr: target.ClientAddr}) {
 			load[name]++
 			moved++
 		}
 	}
 	if moved > 0 {
-		n.ln.log.Info("mtcp: balancing load", "asked", moved, "sessions", local, "pool average", avg)
+		n.log.Info("mtcp: balancing load", "asked", moved, "sessions", local, "pool average", avg)
 	}
 }

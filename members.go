@@ -1,0 +1,79 @@
+package mtcp
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/migratory/mtcp/pool"
+)
+
+// Member is a pool member as clients and servers see it.
+type Member struct {
+	Name     string // unique name in the pool
+	Addr     string // where clients connect
+	Sessions int    // sessions it holds
+	Draining bool   // leaving the pool: takes no sessions
+}
+
+func (m Member) String() string {
+	d := ""
+	if m.Draining {
+		d = " draining"
+	}
+	return m.Name + "@" + m.Addr + " (" + strconv.Itoa(m.Sessions) + " sessions" + d + ")"
+}
+
+// Members returns the pool's members as this listener sees them (nil for a
+// standalone listener).
+func (ln *Listener) Members() []Member {
+	if ln.node == nil {
+		return nil
+	}
+	list := ln.node.Membership().Members()
+	out := make([]Member, 0, len(list))
+	for _, m := range list {
+		out = append(out, Member{Name: m.Name, Addr: m.ClientAddr, Sessions: m.Sessions, Draining: m.Draining})
+	}
+	return out
+}
+
+// NodeName returns the listener's name in its pool ("" when standalone).
+func (ln *Listener) NodeName() string {
+	if ln.node == nil {
+		return ""
+	}
+	return ln.node.Name()
+}
+
+// GossipAddr returns the address the pool's gossip is bound to ("" when
+// standalone): what other members list in Config.Join.
+func (ln *Listener) GossipAddr() string {
+	if ln.node == nil {
+		return ""
+	}
+	return ln.node.Membership().GossipAddr()
+}
+
+// moveTarget resolves where a server asks a session to move: the member
+// with client address to, or the least loaded other member when to is
+// empty.
+func moveTarget(n *pool.Node, to string) (pool.Member, error) {
+	members := n.Membership()
+	if to == "" {
+		m, ok := members.LeastLoaded(n.Name())
+		if !ok {
+			return m, ErrNoMember
+		}
+		return m, nil
+	}
+	m, ok := members.ByClientAddr(to)
+	switch {
+	case !ok:
+		return m, fmt.Errorf("%w: %q", ErrUnknownMember, to)
+	case m.Draining:
+		return m, fmt.Errorf("%w: %s", ErrMemberDraining, m.Name)
+	case m.Name == n.Name():
+		return m, fmt.Errorf("%w: %s is this member", ErrNoMember, m.Name)
+	}
+	return m, nil
+}

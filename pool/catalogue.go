@@ -1,0 +1,154 @@
+package pool
+
+import (
+	"slices"
+
+	"github.com/migratory/mtcp/internal/auth"
+	"github.com/migratory/mtcp/internal/wire"
+)
+
+// The control plane's messages, all of them: the kind of each request, its
+// body and its answer, and the codes of its errors (spec.md, section 11,
+// mirrors this file). Only append: members of different versions must
+// understand each other's kinds and fields.
+const (
+	// KindHandover: a member taking a session over asks the member that
+	// serves it for it (HandoverRequest -> handoverReply). The serving
+	// member checks the client's proof, freezes the session and forgets it.
+	KindHandover = "handover"
+	// KindSettle: the successor confirms that it restored a handed-over
+	// session (settleRequest -> empty); the old member forgets the answer.
+	KindSettle = "settle"
+	// KindReplicate: a member stores a copy of a checkpoint of one of its
+	// sessions on a replica (replicateRequest -> empty).
+	KindReplicate = "replicate"
+	// KindFetch: a member taking over a session whose member is gone asks a
+	// replica for its checkpoints (HandoverRequest -> fetchReply).
+	KindFetch = "fetch"
+	// KindClaim: a member that took a session over fences older epochs on
+	// the others (claimRequest -> empty).
+	KindClaim = "claim"
+	// KindForget: a session ended: its replicas drop its checkpoints and
+	// keep its epoch as a fence (forgetRequest -> empty).
+	KindForget = "forget"
+	// KindEpoch: the newest epoch a member knows of a session (epochQuery
+	// -> epochReply); asked by a member whose client is away, and before a
+	// resume is answered.
+	KindEpoch = "epoch"
+)
+
+// Error codes of the control plane (transport.RemoteError.Code, and
+// ControlError.Code).
+const (
+	CodeMoved      = "moved"       // Message: "name addr" of the member that has the session now
+	CodeUnknown    = "unknown"     // no such session here
+	CodeBadProof   = "bad_proof"   // the client's proof does not check out
+	CodeNotMovable = "not_movable" // no checkpoint the client can resume from
+	CodeStale      = "stale_epoch" // a newer epoch of the session (or a newer resume attempt) is known
+)
+
+// HandoverRequest asks for a session on behalf of its client (KindHandover,
+// KindFetch). It carries the client's proof, which only the holder of the
+// session secret can check: a member never gives a session away to a
+// request its client did not sign.
+type HandoverRequest struct {
+	Session     [wire.SessionIDLen]byte `msgpack:"id"`
+	ClientNonce [wire.NonceLen]byte     `msgpack:"cn"`
+	ServerNonce [wire.NonceLen]byte     `msgpack:"sn"`
+	MAC         [wire.MACLen]byte       `msgpack:"mac"`
+	Epoch       uint64                  `msgpack:"ep"` // the epoch, attempt and origin the client's HELLO named
+	Attempt     uint64                  `msgpack:"at"`
+	Origin      string                  `msgpack:"or"`
+	Received    uint64                  `msgpack:"rcv"`
+	Limit       uint64                  `msgpack:"lim"`
+	Release     uint64                  `msgpack:"rel"`
+	Retained    uint64                  `msgpack:"ret"`
+	Written     uint64                  `msgpack:"wr"`
+	Known       []uint64                `msgpack:"known"` // checkpoint positions the client can check
+}
+
+// NewHandoverRequest is the request for the session a client resumes with
+// hello, challenged with ch, proving itself with proof.
+func NewHandoverRequest(hello wire.Hello, ch wire.Challenge, proof wire.Proof) HandoverRequest {
+	p := proof.Positions
+	return HandoverRequest{
+		Session: hello.Session, ClientNonce: hello.Nonce, ServerNonce: ch.Nonce, MAC: proof.MAC,
+		Epoch: hello.Epoch, Attempt: hello.Attempt, Origin: hello.Origin,
+		Received: p.Received, Limit: p.Limit, Release: p.Release, Retained: p.Retained, Written: p.Written,
+		Known: proof.Known,
+	}
+}
+
+// Signed reports whether the client's proof carried by r checks out with
+// the session secret.
+func (r *HandoverRequest) Signed(secret auth.Secret) bool {
+	rs := auth.Resume{Session: r.Session, ClientNonce: r.ClientNonce, ServerNonce: r.ServerNonce,
+		Epoch: r.Epoch, Attempt: r.Attempt, Origin: r.Origin}
+	proof := wire.Proof{Positions: r.Positions(), Known: r.Known}
+	return auth.Equal(r.MAC, rs.ClientMAC(secret, proof.Fields()))
+}
+
+// Knows reports whether the client can check regenerated output from out
+// (it was told of a checkpoint there, or out is the start).
+func (r *HandoverRequest) Knows(out uint64) bool {
+	return out == 0 || slices.Contains(r.Known, out)
+}
+
+// Positions are the client's positions, as its PROOF said.
+func (r *HandoverRequest) Positions() wire.Positions {
+	return wire.Positions{Received: r.Received, Limit: r.Limit, Release: r.Release, Retained: r.Retained, Written: r.Written}
+}
+
+// handoverReply carries the checkpoint the successor restores and the
+// session's new epoch.
+type handoverReply struct {
+	Record []byte `msgpack:"rec"`
+	Epoch  uint64 `msgpack:"e"`
+}
+
+// settleRequest confirms that the successor restored a session handed over
+// at epoch.
+type settleRequest struct {
+	Session [wire.SessionIDLen]byte `msgpack:"id"`
+	Epoch   uint64                  `msgpack:"e"`
+}
+
+type replicateRequest struct {
+	Record []byte   `msgpack:"rec"`
+	Keep   []uint64 `msgpack:"keep"` // the checkpoints (seq) the member may still restore from
+}
+
+// fetchReply carries every checkpoint a member holds of a session, and the
+// newest epoch it knows of the session.
+type fetchReply struct {
+	Records [][]byte `msgpack:"recs"`
+	Epoch   uint64   `msgpack:"e"`
+}
+
+type claimRequest struct {
+	Session [wire.SessionIDLen]byte `msgpack:"id"`
+	Epoch   uint64                  `msgpack:"e"`
+}
+
+// epochQuery asks for the newest epoch a member knows of a session.
+type epochQuery struct {
+	Session [wire.SessionIDLen]byte `msgpack:"id"`
+}
+
+type epochReply struct {
+	Epoch uint64 `msgpack:"e"`
+}
+
+type forgetRequest struct {
+	Session [wire.SessionIDLen]byte `msgpack:"id"`
+	Epoch   uint64                  `msgpack:"e"`
+}
+
+// ControlError is a control-plane handler's error with a code (Code*),
+// which travels to the caller apart from the message.
+type ControlError struct{ Code, Message string }
+
+func (e *ControlError) Error() string { return e.Message }
+
+// TransportCode is the code the transport sends.
+func (e *ControlError) TransportCode() string { return e.Code }

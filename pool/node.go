@@ -1,0 +1,302 @@
+package pool
+
+import (
+	"bytes"
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/migratory/mtcp/internal/wire"
+	"github.com/migratory/mtcp/snapshot"
+	"github.com/migratory/mtcp/transport"
+)
+
+// NodeConfig configures a Node. Package mtcp fills it from its Config.
+type NodeConfig struct {
+	Name       string   // the member's unique name
+	ClientAddr string   // where clients reach the member
+	Gossip     string   // ip:port gossip binds (port 0 picks one)
+	Join       []string // gossip addresses of members to join
+	Key        []byte   // the pool key (at least MinKeyLen bytes)
+	Control    string   // ip:port of the control plane (port 0 picks one)
+	Replicas   int      // copies of each checkpoint on other members (0: none)
+	Profile    Profile  // gossip and failure-detection timings
+	Logger     *slog.Logger
+
+	// HandshakeTimeout bounds a takeover's calls to other members, and how
+	// long a handed-over session's answer is kept for its successor.
+	HandshakeTimeout time.Duration
+	// DetachTimeout: copies of sessions nobody updated for twice as long
+	// are dropped (their member and client are gone).
+	DetachTimeout time.Duration
+	// ReplicaMemory bounds the application state kept in copies of other
+	// members' checkpoints; ReplicaKeep the copies kept per session.
+	ReplicaMemory int
+	ReplicaKeep   int
+	// Balance, if set, makes the member shed sessions when it holds more
+	// than its share.
+	Balance *Balance
+}
+
+// Node is a listener's part in a pool: its membership (gossip), the
+// server-to-server control plane, the copies it keeps of other members'
+// checkpoints, and the coordination of moves: handovers, takeovers,
+// failovers, fencing, replication, drains and balancing. It reaches the
+// listener's sessions only through Host and Session. Package mtcp starts
+// one for a Listener in a pool; applications use mtcp.Listener.
+type Node struct {
+	cfg      NodeConfig
+	host     Host
+	log      *slog.Logger
+	name     string
+	replicas int
+	members  *Pool
+	ctl      *transport.Server
+	rpc      *transport.Client
+	store    *snapshot.Store
+	tombs    tombstones
+
+	version atomic.Uint64 // bumped when the MEMBERS frame changes
+	started atomic.Bool   // members is set
+	traffic atomic.Uint64 // bytes its sessions received and wrote, in all
+
+	mu         sync.Mutex
+	membersVer uint64 // the version of frame
+	frame      []byte // the MEMBERS frame the clients are sent
+	topology   uint64 // the pool's Topology when changed last ran
+	closing    bool   // no new background work
+
+	stop     chan struct{}
+	stopOnce sync.Once
+	downOnce sync.Once // the gossip and control plane stop once
+	wg       sync.WaitGroup
+}
+
+// StartNode joins (or starts) the pool cfg describes, for host's sessions.
+func StartNode(cfg NodeConfig, host Host) (*Node, error) {
+	if len(cfg.Key) < MinKeyLen {
+		return nil, ErrNoKey
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	n := &Node{cfg: cfg, host: host, log: cfg.Logger, name: cfg.Name, replicas: cfg.Replicas,
+		store: snapshot.NewStore(cfg.ReplicaKeep, cfg.ReplicaMemory), stop: make(chan struct{})}
+	n.tombs.init(2 * cfg.HandshakeTimeout)
+	n.version.Store(1)
+	control := cfg.Control
+	if control == "" {
+		host, _, err := net.SplitHostPort(cfg.Gossip)
+		if err != nil {
+			return nil, fmt.Errorf("pool: gossip address %q: %w", cfg.Gossip, err)
+		}
+		control = net.JoinHostPort(host, "0")
+	}
+	ctlLn, err := net.Listen("tcp", control)
+	if err != nil {
+		return nil, fmt.Errorf("pool: control plane: %w", err)
+	}
+	tcfg := transport.Config{NodeName: cfg.Name, Key: cfg.Key, Logger: cfg.Logger}
+	if n.ctl, err = transport.NewServer(ctlLn, tcfg); err != nil {
+		ctlLn.Close()
+		return nil, fmt.Errorf("pool: control plane: %w", err)
+	}
+	if n.rpc, err = transport.NewClient(tcfg); err != nil {
+		n.ctl.Close()
+		return nil, fmt.Errorf("pool: control plane: %w", err)
+	}
+	n.registerHandlers()
+	n.members, err = New(Config{
+		NodeName: cfg.Name, BindAddr: cfg.Gossip, Join: cfg.Join, Key: cfg.Key,
+		ClientAddr: cfg.ClientAddr, ControlAddr: ctlLn.Addr().String(),
+		Logger: cfg.Logger, Profile: cfg.Profile, OnChange: n.changed,
+	})
+	if err != nil {
+		n.ctl.Close()
+		n.rpc.Close()
+		return nil, err
+	}
+	n.refreshMembers()
+	n.started.Store(true)
+	if cfg.Replicas == 0 {
+		n.log.Info("mtcp: pool member without checkpoint replicas: sessions move only while their server lives")
+	}
+	n.wg.Add(2)
+	go n.reportLoad()
+	go n.sweepReplicas(time.Minute, 2*cfg.DetachTimeout)
+	if cfg.Balance != nil {
+		n.wg.Add(1)
+		go n.balance(cfg.Balance.withDefaults())
+	}
+	n.log.Info("mtcp: joined pool", "node", cfg.Name, "gossip", n.members.GossipAddr(), "control", ctlLn.Addr().String())
+	return n, nil
+}
+
+// ControlAddr is where the member's control plane listens.
+func (n *Node) ControlAddr() string { return n.ctl.Addr().String() }
+
+// Name is the member's name.
+func (n *Node) Name() string { return n.name }
+
+// Replicas is how many copies of each checkpoint the member makes.
+func (n *Node) Replicas() int { return n.replicas }
+
+// Membership is the member's view of the pool.
+func (n *Node) Membership() *Pool { return n.members }
+
+// CopiesHeld counts the sessions of other members whose checkpoints this
+// member keeps.
+func (n *Node) CopiesHeld() int { return n.store.Len() }
+
+// StoredCheckpoints returns the copies of session id's checkpoints this
+// member keeps for its member, oldest first.
+func (n *Node) StoredCheckpoints(id [wire.SessionIDLen]byte) []*snapshot.Record {
+	return n.store.Records(id)
+}
+
+// StoredEpoch is the newest epoch of session id this member knows from the
+// control plane (0 if none).
+func (n *Node) StoredEpoch(id [wire.SessionIDLen]byte) uint64 { return n.store.Epoch(id) }
+
+// AddTraffic counts n bytes its sessions received or wrote, for the load
+// the member publishes.
+func (n *Node) AddTraffic(k int) { n.traffic.Add(uint64(k)) }
+
+// background runs f in a goroutine that Close waits for, unless the node
+// is closing.
+func (n *Node) background(f func()) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closing {
+		return
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		f()
+	}()
+}
+
+// Close leaves the pool and stops the control plane.
+// It may be called more than once, and after Crash.
+func (n *Node) Close() {
+	n.mu.Lock()
+	n.closing = true
+	n.mu.Unlock()
+	n.stopOnce.Do(func() { close(n.stop) })
+	n.wg.Wait()
+	n.down(true)
+}
+
+// down stops gossip (leaving the pool first if leave) and the control plane.
+func (n *Node) down(leave bool) {
+	n.downOnce.Do(func() {
+		if leave {
+			_ = n.members.Leave(time.Second)
+		}
+		_ = n.members.Shutdown()
+		_ = n.ctl.Close()
+		_ = n.rpc.Close()
+	})
+}
+
+// Crash stops the member the way a crash of its process would: no leaving,
+// no goodbyes, no forgetting; the control plane and gossip just stop.
+// A later Close only waits for the background work to stop.
+func (n *Node) Crash() {
+	n.mu.Lock()
+	n.closing = true
+	n.mu.Unlock()
+	n.down(false)
+}
+
+// changed runs when the membership or a member's metadata changed: every
+// session sends its client the new member list. When more than the load
+// changed (a member came, went, died and came back, or drains), the
+// sessions' replica sets may have changed too: each copies its checkpoints
+// to whoever holds them now.
+func (n *Node) changed() {
+	if !n.started.Load() {
+		return // the pool is still starting: no session yet
+	}
+	news := n.refreshMembers()
+	topology := n.members.Topology()
+	n.mu.Lock()
+	replace := topology != n.topology
+	n.topology = topology
+	n.mu.Unlock()
+	if !news && !replace {
+		return
+	}
+	for _, s := range n.host.Sessions() {
+		s.MembersChanged(news, replace)
+	}
+}
+
+// reportLoad publishes this member's load once a second: its sessions, and
+// the bytes per second its sessions read and wrote.
+func (n *Node) reportLoad() {
+	defer n.wg.Done()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	last, at := n.traffic.Load(), time.Now()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case now := <-t.C:
+			total := n.traffic.Load()
+			rate := float64(total-last) / now.Sub(at).Seconds()
+			last, at = total, now
+			n.members.SetLoad(n.host.SessionCount(), uint64(rate))
+		}
+	}
+}
+
+// refreshMembers rebuilds the MEMBERS frame from the pool; it reports
+// whether the frame changed (a new version for the clients), which load
+// figures the clients are not shown do not do.
+func (n *Node) refreshMembers() bool {
+	list := n.members.Members()
+	f := wire.Members{List: make([]wire.MemberInfo, 0, len(list))}
+	for _, m := range list {
+		f.List = append(f.List, wire.MemberInfo{
+			Name: m.Name, Addr: m.ClientAddr, Sessions: uint32(min(uint64(max(m.Sessions, 0)), math.MaxUint32)), Draining: m.Draining,
+		})
+	}
+	b := wire.AppendFrame(nil, f)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if bytes.Equal(b, n.frame) {
+		return false
+	}
+	n.frame, n.membersVer = b, n.version.Add(1)
+	return true
+}
+
+// MembersVersion is the version of the MEMBERS frame: a session whose
+// client was sent an older one sends MembersFrame.
+func (n *Node) MembersVersion() uint64 { return n.version.Load() }
+
+// MembersFrame returns the encoded MEMBERS frame of the current membership
+// and its version.
+func (n *Node) MembersFrame() ([]byte, uint64) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.frame, n.membersVer
+}
+
+// namesOf looks members up by name.
+func (n *Node) namesOf(names []string) []Member {
+	out := make([]Member, 0, len(names))
+	for _, name := range names {
+		if m, ok := n.members.Member(name); ok {
+			out = append(out, m)
+		}
+	}
+	return out
+}

@@ -1,0 +1,186 @@
+package pool
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/migratory/mtcp/internal/wire"
+	"github.com/migratory/mtcp/snapshot"
+)
+
+// The replica side: what a member does with the copies of other members'
+// checkpoints it keeps, and what it answers about them.
+
+// handleReplicate stores a copy of another member's checkpoint.
+func (n *Node) handleReplicate(_ context.Context, from string, decode func(any) error) (any, error) {
+	var req replicateRequest
+	if err := decode(&req); err != nil {
+		return nil, err
+	}
+	rec, err := snapshot.Unmarshal(req.Record, 0)
+	if err != nil {
+		return nil, err
+	}
+	if rec.Origin != from {
+		return nil, &ControlError{CodeBadProof, fmt.Sprintf("%s sent a checkpoint of %s's session", from, rec.Origin)}
+	}
+	if err := n.store.Put(rec); err != nil {
+		if errors.Is(err, snapshot.ErrStaleEpoch) {
+			return nil, &ControlError{CodeStale, err.Error()}
+		}
+		return nil, err
+	}
+	n.store.Retain(rec.Session, append(req.Keep, rec.Seq))
+	return struct{}{}, nil
+}
+
+// handleFetch gives the checkpoints of a session to a member taking it
+// over, if the request carries a valid proof of the session's client.
+func (n *Node) handleFetch(_ context.Context, from string, decode func(any) error) (any, error) {
+	var req HandoverRequest
+	if err := decode(&req); err != nil {
+		return nil, err
+	}
+	recs := n.store.Records(req.Session)
+	if len(recs) == 0 {
+		return nil, &ControlError{CodeUnknown, "no checkpoint of the session here"}
+	}
+	if !req.Signed(recs[0].Secret) {
+		n.log.Warn("mtcp: checkpoint fetch with a bad client proof refused", "from", from)
+		return nil, &ControlError{CodeBadProof, "the client's proof does not check out"}
+	}
+	rep := fetchReply{Epoch: n.store.Epoch(req.Session)}
+	for _, r := range recs {
+		b, err := r.Marshal()
+		if err != nil {
+			return nil, err
+		}
+		rep.Records = append(rep.Records, b)
+	}
+	return rep, nil
+}
+
+// handleClaim fences the epochs before a takeover's.
+func (n *Node) handleClaim(_ context.Context, from string, decode func(any) error) (any, error) {
+	var req claimRequest
+	if err := decode(&req); err != nil {
+		return nil, err
+	}
+	if err := n.store.Claim(req.Session, req.Epoch, from); err != nil {
+		return nil, &ControlError{CodeStale, err.Error()}
+	}
+	// A session this member still serves at an older epoch is fenced too.
+	if s, ok := n.host.Session(req.Session); ok {
+		s.Fence(req.Epoch, from)
+	}
+	return struct{}{}, nil
+}
+
+// handleForget drops the checkpoints of a session that ended.
+func (n *Node) handleForget(_ context.Context, from string, decode func(any) error) (any, error) {
+	var req forgetRequest
+	if err := decode(&req); err != nil {
+		return nil, err
+	}
+	// The session's epoch stays known, to fence a member that lost it.
+	n.store.End(req.Session, req.Epoch, from)
+	return struct{}{}, nil
+}
+
+// handleEpoch tells the newest epoch this member knows of a session.
+func (n *Node) handleEpoch(_ context.Context, _ string, decode func(any) error) (any, error) {
+	var req epochQuery
+	if err := decode(&req); err != nil {
+		return nil, err
+	}
+	return epochReply{Epoch: n.store.Epoch(req.Session)}, nil
+}
+
+// sweepReplicas forgets the checkpoints of sessions nobody updated for
+// long (their member and client are gone).
+func (n *Node) sweepReplicas(every, idle time.Duration) {
+	defer n.wg.Done()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-t.C:
+			if k := n.store.Sweep(time.Now().Add(-idle)); k > 0 {
+				n.log.Info("mtcp: dropped checkpoints of idle sessions", "sessions", k)
+			}
+		}
+	}
+}
+
+// ProbeEpoch asks the replicas of session s, whose client is away, whether
+// another member took it over (a newer epoch), and fences it if one did.
+func (n *Node) ProbeEpoch(s Session) {
+	ctx, cancel := context.WithTimeout(context.Background(), replicateTimeout)
+	defer cancel()
+	id := s.ID()
+	for _, m := range n.members.Replicas(hex.EncodeToString(id[:]), n.replicas) {
+		var rep epochReply
+		if err := n.rpc.Call(ctx, m.ControlAddr, KindEpoch, epochQuery{Session: id}, &rep); err != nil {
+			n.log.Debug("mtcp: asking a replica for the session's epoch", "to", m.Name, "err", err)
+			continue
+		}
+		s.Fence(rep.Epoch, m.Name) // nothing unless rep.Epoch is newer
+	}
+}
+
+// confirmEpochTimeout bounds how long a resume waits for the session's
+// replicas to confirm its epoch.
+const confirmEpochTimeout = time.Second
+
+// ConfirmEpoch asks the replicas of session s, before a resume is
+// answered, whether another member took it over at a newer epoch (while
+// this member was stalled or cut off): then the session is fenced and the
+// resume refused. A resume that no replica answers is refused too (the
+// client tries again, or another member): serving it could serve an epoch
+// another member has already replaced. Its errors are *Refused.
+func (n *Node) ConfirmEpoch(s Session) error {
+	id := s.ID()
+	targets := n.members.Replicas(hex.EncodeToString(id[:]), n.replicas)
+	if len(targets) == 0 {
+		return nil
+	}
+	ours := s.Epoch()
+	ctx, cancel := context.WithTimeout(context.Background(), confirmEpochTimeout)
+	defer cancel()
+	type answer struct {
+		name  string
+		epoch uint64
+		err   error
+	}
+	answers := make(chan answer, len(targets))
+	for _, m := range targets {
+		go func() {
+			var rep epochReply
+			err := n.rpc.Call(ctx, m.ControlAddr, KindEpoch, epochQuery{Session: id}, &rep)
+			answers <- answer{m.Name, rep.Epoch, err}
+		}()
+	}
+	answered := 0
+	var lastErr error
+	for range targets {
+		a := <-answers
+		if a.err != nil {
+			lastErr = a.err
+			continue
+		}
+		answered++
+		if a.epoch > ours {
+			s.Fence(a.epoch, a.name)
+			return refused(wire.CodeStaleEpoch, "another member holds the session")
+		}
+	}
+	if answered == 0 {
+		return refused(wire.CodeBusy, "the session's replicas cannot confirm its epoch: %v", lastErr)
+	}
+	return nil
+}
