@@ -1,249 +1,294 @@
 package mtcp
 
 import (
+	"bufio"
+	"encoding/hex"
 	"errors"
+	"log/slog"
 	"net"
-	"os"
+	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/migratory/mtcp/internal/auth"
 	"github.com/migratory/mtcp/internal/stream"
+	"github.com/migratory/mtcp/internal/wire"
 )
 
-// SessionID returns the session's id, the same on both ends, as 32 hex digits.
-func (c *Conn) SessionID() string { return c.idStr }
+type role uint8
 
-// LocalAddr returns the local address of the session's current (or last) link.
-func (c *Conn) LocalAddr() net.Addr { return c.addrs.Load().local }
+const (
+	roleClient role = iota
+	roleServer
+)
 
-// RemoteAddr returns the remote address of the session's current (or last)
-// link; on a client it changes when the session resumes elsewhere.
-func (c *Conn) RemoteAddr() net.Addr { return c.addrs.Load().remote }
-
-func (c *Conn) opError(op string, err error) error {
-	a := c.addrs.Load()
-	return &net.OpError{Op: op, Net: "mtcp", Source: a.local, Addr: a.remote, Err: err}
+func (r role) String() string {
+	if r == roleClient {
+		return "client"
+	}
+	return "server"
 }
 
-// Read reads incoming bytes. It blocks while none are buffered, including
-// while the session is resuming on a new link. It returns io.EOF after the
-// peer's CloseWrite or Close, once every byte before it was read.
-func (c *Conn) Read(p []byte) (int, error) {
-	c.rdMu.Lock()
-	defer c.rdMu.Unlock()
-	for {
-		if isClosed(c.closedCh) {
-			return 0, c.opError("read", net.ErrClosed)
-		}
-		dl := c.rdDeadline.wait()
-		if isClosed(dl) {
-			return 0, c.opError("read", os.ErrDeadlineExceeded)
-		}
-		c.mu.Lock()
-		if c.st.Readable() {
-			n, err := c.st.Read(p)
-			if n > 0 {
-				if c.st.PeerEnd() != stream.Open {
-					c.updateReleaseLocked() // the end of the input may be reached
-				}
-				c.noteAckLocked()
-			}
-			c.mu.Unlock()
-			return n, err // err is nil or io.EOF, which must not be wrapped
-		}
-		if c.terminated {
-			err := c.sessionErrLocked()
-			c.mu.Unlock()
-			return 0, c.opError("read", err)
-		}
-		if len(p) == 0 {
-			c.mu.Unlock()
-			return 0, nil
-		}
-		n, again := c.readDirect(p) // acknowledgements are noted as bytes arrive
-		c.mu.Unlock()
-		if n > 0 {
-			return n, nil
-		}
-		if again {
-			continue
-		}
-		select {
-		case <-c.readable:
-		case <-dl:
-		case <-c.closedCh:
-		}
+// sessionParams are the settings a session runs with, on either side.
+type sessionParams struct {
+	keepAlive        time.Duration
+	keepAliveTimeout time.Duration
+	linger           time.Duration // how long Close waits for the peer to take the rest
+	log              *slog.Logger
+	metrics          Metrics
+	mem              *memBudget // the listener's budget for buffers (nil: none)
+}
+
+// Conn is one end of an mtcp session. It implements net.Conn. Its methods
+// are safe for concurrent use; concurrent Reads (and concurrent Writes) are
+// serialised, and each Write is atomic with respect to other Writes.
+type Conn struct {
+	role   role
+	id     [wire.SessionIDLen]byte
+	idStr  string
+	secret auth.Secret
+	params sessionParams
+	log    *slog.Logger
+
+	rdMu, wrMu             sync.Mutex // serialise Reads and Writes
+	rdDeadline, wrDeadline *deadline
+	readable, writable     chan struct{} // capacity 1: "look again"
+	closedCh               chan struct{} // closed by Close
+	doneCh                 chan struct{} // closed when the session ends
+
+	addrs atomic.Pointer[addrPair]
+
+	mu         sync.Mutex
+	st         *stream.Stream
+	link       *link       // current link; nil while detached
+	lastWriter *sync.Mutex // the newest link's writer lock, even once it is gone
+	closed     bool        // Close was called
+	terminated bool        // the session ended (err says why, nil if finished cleanly)
+	err        error
+	linger     *time.Timer
+
+	// The read token (read_token.go), guarded by mu.
+	holder     holderKind
+	holderLink *link
+	appWants   bool          // a Read waits for the background reader to yield
+	wantsAcks  bool          // a Write waits for acknowledgements to make room
+	bgWake     chan struct{} // capacity 1: the background reader should look
+	bgStarted  bool
+
+	client *clientSide
+	server *serverSide
+}
+
+type addrPair struct{ local, remote net.Addr }
+
+func newConn(r role, id [wire.SessionIDLen]byte, secret auth.Secret, st *stream.Stream, p sessionParams) *Conn {
+	c := &Conn{
+		role:       r,
+		id:         id,
+		idStr:      hex.EncodeToString(id[:]),
+		secret:     secret,
+		params:     p,
+		st:         st,
+		rdDeadline: newDeadline(),
+		wrDeadline: newDeadline(),
+		readable:   make(chan struct{}, 1),
+		writable:   make(chan struct{}, 1),
+		closedCh:   make(chan struct{}),
+		doneCh:     make(chan struct{}),
+		bgWake:     make(chan struct{}, 1),
+	}
+	c.log = p.log.With("session", c.idStr, "side", r.String())
+	return c
+}
+
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
 	}
 }
 
-// Write writes p to the session. It returns once every byte is retained by
-// the session (not when the peer has it); it blocks while the retention is
-// full, including while the session is resuming on a new link.
-func (c *Conn) Write(p []byte) (int, error) {
-	c.wrMu.Lock()
-	defer c.wrMu.Unlock()
-	n := 0
-	for {
-		if isClosed(c.closedCh) {
-			return n, c.opError("write", net.ErrClosed)
-		}
-		dl := c.wrDeadline.wait()
-		if isClosed(dl) {
-			return n, c.opError("write", os.ErrDeadlineExceeded)
-		}
-		c.mu.Lock()
-		if err := c.writeErrLocked(); err != nil {
-			c.mu.Unlock()
-			return n, c.opError("write", err)
-		}
-		k, err := c.st.Write(p[n:])
-		var memWait <-chan struct{}
-		again := false
-		if errors.Is(err, stream.ErrNoMemory) && c.params.mem != nil {
-			// Wait for memory given back from now on; some may have been
-			// since the write failed: try once more.
-			memWait = c.params.mem.wait()
-			var k2 int
-			k2, err = c.st.Write(p[n+k:])
-			k += k2
-			again = k2 > 0
-		}
-		if err != nil && !errors.Is(err, stream.ErrNoMemory) {
-			err = localError(err)
-			c.abortLocked(err)
-			c.mu.Unlock()
-			return n, c.opError("write", err)
-		}
-		n += k
-		c.countTraffic(k)
-		if c.server != nil && c.server.verifyPending {
-			c.checkRegeneratedLocked()
-		}
-		l := c.link
-		c.mu.Unlock()
-		if k > 0 && l != nil {
-			l.flushFromWrite()
-		}
-		if n == len(p) {
-			return n, nil
-		}
-		if again {
-			continue
-		}
-		c.mu.Lock()
-		c.wantsAcks = true
-		c.wakeReaderLocked() // acknowledgements make room
-		c.mu.Unlock()
-		select {
-		case <-c.writable:
-		case <-memWait:
-		case <-dl:
-		case <-c.closedCh:
-		}
-		c.mu.Lock()
-		c.wantsAcks = false
-		c.mu.Unlock()
+// attachLocked makes nc (whose handshake left br positioned at the first
+// frame) the session's link and starts its goroutines.
+func (c *Conn) attachLocked(nc net.Conn, br *bufio.Reader) *link {
+	l := newLink(c, nc, br)
+	c.link, c.lastWriter = l, l.wmu
+	c.addrs.Store(&addrPair{local: nc.LocalAddr(), remote: nc.RemoteAddr()})
+	if !c.bgStarted {
+		c.bgStarted = true
+		go c.backgroundReader()
 	}
+	if c.client != nil {
+		c.startPolicyLocked()
+		if ps := c.client.ps; ps != nil {
+			ps.attached()
+		}
+	}
+	l.start()
+	signal(c.bgWake)
+	signal(c.readable) // a waiting Read may read the new link itself
+	signal(c.writable) // the resume may have released retained output
+	return l
 }
 
-func (c *Conn) writeErrLocked() error {
-	switch {
-	case c.st.PeerEnd() == stream.Closed:
-		return ErrPeerClosed
-	case c.st.OutputEnd() != stream.Open:
-		return ErrWriteClosed
-	case c.terminated:
-		return c.sessionErrLocked()
-	}
-	return nil
-}
-
-// CloseWrite ends the outgoing direction: the peer reads io.EOF after every
-// byte written before. Reading goes on. The end survives resumes. On a
-// session restored from a checkpoint, the end is regenerated like the
-// bytes: an end elsewhere than where the client saw it fails the session
-// with ErrDiverged.
-func (c *Conn) CloseWrite() error {
+// linkDown is called once by a link that died. A stale link is ignored.
+func (c *Conn) linkDown(l *link, cause error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed {
-		return c.opError("close", net.ErrClosed)
+	if c.link != l || c.terminated {
+		return
 	}
+	c.link = nil
+	if c.role == roleServer && c.finishedLocked() {
+		c.terminateLocked(nil)
+		return
+	}
+	c.log.Info("mtcp: link lost", "cause", cause)
+	switch c.role {
+	case roleClient:
+		c.client.startReconnect(c, cause)
+	case roleServer:
+		c.server.detached(c, cause)
+	}
+}
+
+// finishedLocked reports whether the session has nothing left to exchange:
+// this side's output is settled (delivered, or the peer reads no more), its
+// input is settled (the peer ended, or this side reads no more), and the peer
+// has been told that its end was seen (or, having closed and acknowledged
+// our CLOSE, is finished without it).
+func (c *Conn) finishedLocked() bool {
+	st := c.st
+	outSettled := st.OutputDone() || st.PeerEnd() == stream.Closed
+	inSettled := st.PeerEnd() != stream.Open || st.OutputEnd() == stream.Closed
+	if !outSettled || !inSettled {
+		return false
+	}
+	// The peer must learn that its end arrived, unless it needs not: a
+	// peer that closed and acknowledged our CLOSE is finished already.
+	return st.PeerEnd() == stream.Open || st.PeerEndTold() ||
+		(st.PeerEnd() == stream.Closed && st.OutputDone())
+}
+
+// maybeFinishLocked ends a finished session on the client, which closes the
+// link; the server waits for that close (or its detach timeout).
+func (c *Conn) maybeFinishLocked() { c.finishLocked(false) }
+
+// finishLocked ends a finished client session unless frames are still to
+// be written; holdsWriter says the caller holds the link's writer lock
+// (a flush that has written everything).
+func (c *Conn) finishLocked(holdsWriter bool) {
+	if c.role != roleClient || c.terminated || !c.finishedLocked() {
+		return
+	}
+	l := c.link
+	if l == nil {
+		c.terminateLocked(nil)
+		return
+	}
+	if c.st.CanSend() {
+		return
+	}
+	if !holdsWriter {
+		if !l.wmu.TryLock() {
+			return // the flush in progress finishes the session after its write
+		}
+		defer l.wmu.Unlock()
+	}
+	c.terminateLocked(nil)
+}
+
+// failLocked ends the session with an error that says why.
+func (c *Conn) failLocked(reason error) {
 	if c.terminated {
-		return nil
+		return
 	}
-	if err := c.st.EndOutput(stream.HalfClosed); err != nil {
-		err = localError(err)
-		c.abortLocked(err)
-		return c.opError("close", err)
+	err := &SessionLostError{SessionID: c.idStr, Reason: reason}
+	c.log.Warn("mtcp: session lost", "reason", reason)
+	c.terminateLocked(err)
+}
+
+func (c *Conn) fail(reason error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.failLocked(reason)
+}
+
+// abortLocked fails the session because of a local finding (protocol
+// violation, position not retained) and tells the peer why.
+func (c *Conn) abortLocked(reason error) {
+	if l := c.link; l != nil {
+		c.link = nil // sendAbort shuts the link down once the ABORT is out
+		go l.sendAbort(codeOf(reason), reason.Error())
 	}
-	c.wakeReaderLocked()
+	c.failLocked(reason)
+}
+
+// terminateLocked ends the session: err nil means it finished cleanly.
+func (c *Conn) terminateLocked(err error) {
+	if c.terminated {
+		return
+	}
+	c.terminated, c.err = true, err
+	c.discardOutputLocked()
+	if err == nil {
+		c.log.Debug("mtcp: session finished")
+	}
+	c.params.metrics.SessionEnded(err != nil && !errors.Is(err, ErrMigrated))
+	if l := c.link; l != nil {
+		c.link = nil
+		l.shutdown()
+	}
+	if c.linger != nil {
+		c.linger.Stop()
+	}
+	if c.server != nil {
+		c.server.terminated(c)
+	}
+	if c.client != nil && c.client.ps != nil {
+		c.client.ps.timer.Stop()
+	}
+	close(c.doneCh)
+	signal(c.readable)
 	signal(c.writable)
-	if c.link != nil {
-		c.link.kickNow()
-	}
-	return nil
 }
 
-// Close closes the session. Blocked Reads and Writes return an error
-// wrapping net.ErrClosed. The bytes already written are still delivered in
-// the background (resuming if need be) for up to the resume or detach
-// timeout; the peer then reads io.EOF and its writes fail.
-func (c *Conn) Close() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return c.opError("close", net.ErrClosed)
-	}
-	c.closed = true
-	close(c.closedCh)
-	c.interruptAppReaderLocked(pastDeadline)
-	if c.link != nil {
-		c.link.interruptWrite(pastDeadline)
-	}
-	if c.terminated {
-		return nil
-	}
-	c.wakeReaderLocked()
-	if err := c.st.EndOutput(stream.Closed); err != nil {
-		// The session fails: its client learns why. Closing succeeded.
-		c.abortLocked(localError(err))
-		return nil
-	}
-	c.st.DiscardInput()
-	c.linger = time.AfterFunc(c.params.linger, func() { c.fail(ErrLingerTimeout) })
-	if c.link != nil {
-		c.link.kickNow()
-	}
-	c.maybeFinishLocked()
-	return nil
-}
-
-// SetDeadline sets the read and write deadlines.
-func (c *Conn) SetDeadline(t time.Time) error {
-	c.SetReadDeadline(t)
-	return c.SetWriteDeadline(t)
-}
-
-// SetReadDeadline sets the deadline for pending and future Reads; a zero
-// time means none.
-func (c *Conn) SetReadDeadline(t time.Time) error {
-	c.rdDeadline.set(t)
-	c.mu.Lock()
-	c.interruptAppReaderLocked(t)
-	c.mu.Unlock()
-	return nil
-}
-
-// SetWriteDeadline sets the deadline for pending and future Writes; a zero
-// time means none.
-func (c *Conn) SetWriteDeadline(t time.Time) error {
-	c.wrDeadline.set(t)
-	if !t.IsZero() {
-		c.mu.Lock()
-		if c.link != nil {
-			c.link.interruptWrite(t)
+// discardOutputLocked gives back the memory of the retained output of an
+// ended session, once no write of the newest link reads it anymore.
+func (c *Conn) discardOutputLocked() {
+	w := c.lastWriter
+	if w == nil || w.TryLock() {
+		c.st.DiscardOutput()
+		if w != nil {
+			w.Unlock()
 		}
-		c.mu.Unlock()
+		return
 	}
-	return nil
+	go func() { // a flush is under way: the link is shut, so it ends soon
+		w.Lock()
+		defer w.Unlock()
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.st.DiscardOutput()
+	}()
+}
+
+// noteAckLocked tells the peer about consumed input at once when a quarter
+// of the window has opened; smaller progress rides on the next frame out, or
+// goes at the next keepalive tick.
+func (c *Conn) noteAckLocked() {
+	if c.link == nil {
+		return
+	}
+	if urgent, _ := c.st.AckDue(); urgent {
+		c.link.kickNow()
+	}
+}
+
+// sessionErrLocked is the error Read and Write report once the session ended.
+func (c *Conn) sessionErrLocked() error {
+	if c.err != nil {
+		return c.err
+	}
+	return net.ErrClosed
 }
