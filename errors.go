@@ -39,7 +39,7 @@ var (
 	// ErrEvicted: the server dropped the session while its client was away,
 	// to stay within its memory budget (Config.SessionMemory).
 	ErrEvicted = errors.New("mtcp: session evicted to free memory")
-	// ErrAborted: the session's listener was aborted (Listener.Abort).
+	// ErrAborted: the session's listener crashed (mtcptest.Crash).
 	ErrAborted = errors.New("mtcp: listener aborted")
 )
 

@@ -210,14 +210,14 @@ func (p *Pool) Serving(c *mtcp.Conn) *Member {
 	return nil
 }
 
-// Crash stops a member as a killed process stops (mtcp.Listener.Abort):
-// its sessions' clients resume on other members from the replicated
+// Crash stops a member as a killed process stops (see Crash): its
+// sessions' clients resume on other members from the replicated
 // checkpoints.
 func (p *Pool) Crash(m *Member) {
 	p.mu.Lock()
 	m.crashed = true
 	p.mu.Unlock()
-	m.Listener.Abort()
+	Crash(m.Listener)
 }
 
 // Close stops every member and waits for the handlers to return.

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/migratory/mtcp"
+	"github.com/migratory/mtcp/mtcptest"
 )
 
 // script is what the demo does to the pool while the download runs.
@@ -42,7 +43,7 @@ func (s *script) step(got int64) {
 		s.p.replace()
 	case 1:
 		s.show.because(fmt.Sprintf("%s is killed abruptly (its sockets reset, nothing said); a new member joins", serving.name))
-		serving.ln.Abort()
+		mtcptest.Crash(serving.ln)
 		s.p.replace()
 	case 2:
 		s.show.because(fmt.Sprintf("%s gets overloaded: it now serves at about 2.5 MiB/s", serving.name))

@@ -1,14 +1,21 @@
 package mtcp
 
-import "net"
+import (
+	"net"
 
-// Abort stops the listener the way a crash of its process would: the
+	"github.com/migratory/mtcp/internal/crashhook"
+)
+
+func init() {
+	crashhook.Register(func(l any) { l.(*Listener).crash() })
+}
+
+// crash stops the listener the way a crash of its process would: the
 // connections of its sessions are reset, nothing is said to clients or to
-// the pool, and its sessions end (their applications' Read and Write fail).
-// Clients of a pool resume elsewhere from replicated checkpoints, as after
-// a real crash. Tests and demonstrations use it; servers stop with Close or
-// Drain.
-func (ln *Listener) Abort() {
+// the pool, and its sessions end (their applications' Read and Write fail
+// with ErrAborted). Clients of a pool resume elsewhere from replicated
+// checkpoints, as after a real crash. mtcptest.Crash calls it.
+func (ln *Listener) crash() {
 	if n := ln.node; n != nil {
 		n.Crash() // no goodbyes: no leaving, no forgetting checkpoints
 	}
