@@ -70,6 +70,9 @@ func NewListener(inner net.Listener, cfg *Config) (*Listener, error) {
 	if inner == nil {
 		return nil, errors.New("mtcp: NewListener: nil listener")
 	}
+	if err := cfg.Verify(); err != nil {
+		return nil, err
+	}
 	c := cfg.withDefaults()
 	if c.TLS != nil {
 		c.TLS = withoutH2(c.TLS, c.Logger)

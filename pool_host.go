@@ -17,8 +17,6 @@ import (
 // pool runtime (package pool) reaches the sessions. Nothing else in this
 // package knows how moves, copies or fencing are coordinated.
 
-// ErrNoPoolKey: a pool member needs Config.PoolKey (at least 16 bytes).
-var ErrNoPoolKey = pool.ErrNoKey
 
 // startNode joins the pool cfg describes, for ln's sessions.
 func startNode(ln *Listener, cfg *Config) (*pool.Node, error) {
