@@ -17,7 +17,6 @@ import (
 // pool runtime (package pool) reaches the sessions. Nothing else in this
 // package knows how moves, copies or fencing are coordinated.
 
-
 // startNode joins the pool cfg describes, for ln's sessions.
 func startNode(ln *Listener, cfg *Config) (*pool.Node, error) {
 	addr := cfg.Advertise
