@@ -1,21 +1,10 @@
 package mtcp
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/migratory/mtcp/internal/stream"
 	"github.com/migratory/mtcp/snapshot"
-)
-
-// Checkpoint errors.
-var (
-	// ErrNotServer: a server-only call (Checkpoint) made on a client Conn.
-	ErrNotServer = errors.New("mtcp: only the server end of a session checkpoints")
-	// ErrNotMovable: the session has no checkpoint its client can resume
-	// from (the application never called Checkpoint, or not recently enough
-	// for the client's retained input).
-	ErrNotMovable = errors.New("mtcp: session cannot move: no usable checkpoint")
 )
 
 // maxCheckpoints bounds the checkpoints a session keeps: the durable one and
@@ -218,10 +207,6 @@ func (c *Conn) keepMarksLocked() {
 		return false
 	})
 }
-
-// ErrDiverged: output regenerated after a restore differs from what the
-// client had received; the session fails rather than corrupt the stream.
-var ErrDiverged = errors.New("mtcp: regenerated output differs from what the client received")
 
 // checkRegeneratedLocked compares regenerated output with the client's
 // digest once both are complete, and lets output flow again if they agree.

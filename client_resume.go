@@ -428,7 +428,7 @@ func refusedError(f wire.Refused) error {
 	if (f.Code == wire.CodeMoved || f.Code == wire.CodeDraining) && f.RedirectAddr != "" {
 		return &redirectError{code: f.Code, name: f.RedirectName, addr: f.RedirectAddr}
 	}
-	return &PeerError{Code: uint16(f.Code), Reason: f.Reason, Refused: true}
+	return &PeerError{Code: ErrorCode(f.Code), Reason: f.Reason, Refused: true}
 }
 
 func (cs *clientSide) markPositions() string {

@@ -1,14 +1,10 @@
 package mtcp
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/migratory/mtcp/pool"
 )
-
-// ErrInvalidConfig is wrapped by every *ConfigError.
-var ErrInvalidConfig = errors.New("mtcp: invalid config")
 
 // ConfigError says which Config field is wrong and why. Listen and
 // NewListener return it (after Verify); it matches ErrInvalidConfig with

@@ -2,15 +2,11 @@ package mtcp
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/migratory/mtcp/internal/wire"
 )
-
-// ErrDrainIncomplete: Drain's context ended with sessions still on the member.
-var ErrDrainIncomplete = errors.New("mtcp: drain incomplete")
 
 // Drain moves every session to other members of the pool, then closes the
 // listener. The member announces that it is draining, so it gets no new

@@ -8,7 +8,11 @@ import (
 	"github.com/migratory/mtcp/internal/wire"
 )
 
-// Sentinel errors. Errors returned by this package wrap them; test with errors.Is.
+// Sentinel errors: every error of this package wraps one of them, or is a
+// typed error below that matches one with errors.Is. They are grouped by
+// what failed.
+
+// Errors that end a session, or a handshake.
 var (
 	// ErrSessionLost is wrapped by every *SessionLostError.
 	ErrSessionLost = errors.New("mtcp: session lost")
@@ -41,6 +45,44 @@ var (
 	ErrEvicted = errors.New("mtcp: session evicted to free memory")
 	// ErrAborted: the session's listener crashed (mtcptest.Crash).
 	ErrAborted = errors.New("mtcp: listener aborted")
+	// ErrDiverged: output regenerated after a restore differs from what the
+	// client had received; the session fails rather than corrupt the stream.
+	ErrDiverged = errors.New("mtcp: regenerated output differs from what the client received")
+	// ErrMigrated is wrapped by *SessionMovedError: the session now runs on
+	// another member.
+	ErrMigrated = errors.New("mtcp: session moved to another member")
+)
+
+// Errors of a move (Conn.Migrate, a MOVE request). Each leaves the session
+// working where it was.
+var (
+	// ErrNotPool: the session's server is not a pool member.
+	ErrNotPool = errors.New("mtcp: the session's server is not in a pool")
+	// ErrUnknownMember: no pool member has the address asked for.
+	ErrUnknownMember = errors.New("mtcp: no pool member at that address")
+	// ErrMemberDraining: the member is leaving the pool and takes no sessions.
+	ErrMemberDraining = errors.New("mtcp: the member is draining")
+	// ErrNoMember: no address was asked for, and no other member could take
+	// the session.
+	ErrNoMember = errors.New("mtcp: no other member to move to")
+	// ErrMoveInProgress: the session is already moving or reconnecting.
+	ErrMoveInProgress = errors.New("mtcp: the session is already moving")
+	// ErrMoveFailed is wrapped by a failed move, with the reason.
+	ErrMoveFailed = errors.New("mtcp: move failed")
+	// ErrNotMovable: the session has no checkpoint its client can resume
+	// from (the application never called Checkpoint, or not recently enough
+	// for the client's retained input).
+	ErrNotMovable = errors.New("mtcp: session cannot move: no usable checkpoint")
+)
+
+// Errors of calls made where they do not apply.
+var (
+	// ErrNotServer: a server-only call (Checkpoint) made on a client Conn.
+	ErrNotServer = errors.New("mtcp: only the server end of a session checkpoints")
+	// ErrDrainIncomplete: Drain's context ended with sessions still on the member.
+	ErrDrainIncomplete = errors.New("mtcp: drain incomplete")
+	// ErrInvalidConfig is wrapped by every *ConfigError.
+	ErrInvalidConfig = errors.New("mtcp: invalid config")
 )
 
 // SessionLostError says that a session ended without being closed and why.
@@ -64,9 +106,9 @@ func (e *SessionLostError) Is(target error) bool { return target == ErrSessionLo
 // It matches the sentinel of its code with errors.Is (ErrUnknownSession,
 // ErrBadProof, ErrBusy, ErrNotRetained, ErrProtocol, ErrVersion).
 type PeerError struct {
-	Code    uint16
-	Reason  string
-	Refused bool // a handshake was refused, as opposed to a session aborted
+	Code    ErrorCode // why, as the peer said it
+	Reason  string    // the peer's words, for people
+	Refused bool      // a handshake was refused, as opposed to a session aborted
 }
 
 func (e *PeerError) Error() string {
@@ -75,9 +117,9 @@ func (e *PeerError) Error() string {
 		what = "refused"
 	}
 	if e.Reason == "" {
-		return fmt.Sprintf("mtcp: peer %s: %v", what, wire.Code(e.Code))
+		return fmt.Sprintf("mtcp: peer %s: %v", what, e.Code)
 	}
-	return fmt.Sprintf("mtcp: peer %s: %v: %s", what, wire.Code(e.Code), e.Reason)
+	return fmt.Sprintf("mtcp: peer %s: %v: %s", what, e.Code, e.Reason)
 }
 
 // Is matches the sentinel error of the code.
@@ -150,9 +192,6 @@ func (e *timeoutError) Temporary() bool {
 }
 
 var errKeepAliveTimeout error = &timeoutError{"mtcp: keepalive timeout: nothing received from the peer"}
-
-// ErrMigrated is wrapped by *SessionMovedError: the session now runs on another member.
-var ErrMigrated = errors.New("mtcp: session moved to another member")
 
 // SessionMovedError is what Read and Write return on the member a session
 // left. It matches ErrMigrated with errors.Is.

@@ -757,6 +757,8 @@ func TestSessionLimitRefusesWithBusy(t *testing.T) {
 	var pe *PeerError
 	require.ErrorAs(t, err, &pe)
 	require.True(t, pe.Refused)
+	require.Equal(t, CodeBusy, pe.Code, "the refusal carries its exported code")
+	require.Equal(t, "server busy", pe.Code.String())
 
 	p := dialRaw(t, ln.Addr().String())
 	defer p.Close()

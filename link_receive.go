@@ -256,7 +256,7 @@ func (l *link) handleControl(h wire.Header, b []byte) (readable bool, err error)
 			return false, err
 		}
 		a := f.(wire.Abort)
-		c.failLocked(&PeerError{Code: uint16(a.Code), Reason: a.Reason})
+		c.failLocked(&PeerError{Code: ErrorCode(a.Code), Reason: a.Reason})
 		return true, errStaleLink
 	default:
 		return false, fmt.Errorf("%w: unexpected %v on an established link", ErrProtocol, h.Type)

@@ -9,22 +9,6 @@ import (
 	"github.com/migratory/mtcp/internal/wire"
 )
 
-// Migration errors. Each leaves the session working where it was.
-var (
-	// ErrNotPool: the session's server is not a pool member.
-	ErrNotPool = errors.New("mtcp: the session's server is not in a pool")
-	// ErrUnknownMember: no pool member has that address.
-	ErrUnknownMember = errors.New("mtcp: no pool member at that address")
-	// ErrMemberDraining: the member is leaving the pool and takes no sessions.
-	ErrMemberDraining = errors.New("mtcp: the member is draining")
-	// ErrNoMember: no other member could take the session.
-	ErrNoMember = errors.New("mtcp: no other member to move to")
-	// ErrMoveInProgress: the session is already moving or reconnecting.
-	ErrMoveInProgress = errors.New("mtcp: the session is already moving")
-	// ErrMoveFailed is wrapped by a failed move, with the reason.
-	ErrMoveFailed = errors.New("mtcp: move failed")
-)
-
 // MoveReason says why a server asks its client to move.
 type MoveReason = wire.MoveReason
 

@@ -377,6 +377,7 @@ func TestDivergentRestoreFails(t *testing.T) {
 			require.ErrorIs(t, err, ErrDiverged)
 			var pe *PeerError
 			require.ErrorAs(t, err, &pe, "the server found it and said so")
+			require.Equal(t, CodeDiverged, pe.Code)
 			_, err = c.Write([]byte("x"))
 			require.ErrorIs(t, err, ErrDiverged)
 			require.NoError(t, c.Close())
