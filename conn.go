@@ -39,6 +39,31 @@ type sessionParams struct {
 	mem              *memBudget // the listener's budget for buffers (nil: none)
 }
 
+// Locks, in the order they are taken (a lock is never taken while one
+// later in the list is held):
+//
+//  1. Conn.rdMu, Conn.wrMu: serialise the application's Reads and its
+//     Writes; held for a whole Read or Write, never by the library's own
+//     goroutines.
+//  2. link.wmu: a link's writer (the send loop, or a Write that sends on
+//     the socket itself). Code holding Conn.mu that needs it (finishing a
+//     session, discarding its output) uses TryLock and leaves the work to
+//     the writer when it is busy.
+//  3. link.dmu: whether a Write is sending on the socket itself, so that a
+//     deadline or Close can interrupt it; held briefly, with wmu or alone.
+//  4. Conn.mu: the session's state (the stream, its links, checkpoints);
+//     methods whose names end in Locked expect it held.
+//  5. Listener.mu: the listener's sessions and handshakes, taken under
+//     Conn.mu when a session ends.
+//  6. Leaves, under any of the above and taking nothing: deadline.mu,
+//     memBudget.mu, shedRecord.mu.
+//
+// The pool runtime (package pool) calls sessions through pool.Session,
+// whose methods take Conn.mu themselves: it holds none of its own locks
+// while calling them. The commit function HandOver calls runs under
+// Conn.mu and takes only the pool's leaf locks (its tombstones, its
+// replica store).
+
 // Conn is one end of an mtcp session. It implements net.Conn. Its methods
 // are safe for concurrent use; concurrent Reads (and concurrent Writes) are
 // serialised, and each Write is atomic with respect to other Writes.
