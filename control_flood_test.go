@@ -299,7 +299,7 @@ func TestControlPlaneFlood(t *testing.T) {
 				mc := c.(*Conn)
 				o.id = mc.SessionID()
 				o.es = newEchoSession(c, uint64(100+i))
-				o.served = append(o.served, mc.ServerName())
+				o.served = append(o.served, mc.MemberName())
 				for deadline := time.Now().Add(timeout); len(mc.Members()) < 3; time.Sleep(5 * time.Millisecond) {
 					if time.Now().After(deadline) {
 						return fmt.Errorf("the client knows %d members", len(mc.Members()))
@@ -309,7 +309,7 @@ func TestControlPlaneFlood(t *testing.T) {
 					if err := o.es.round(round, timeout); err != nil {
 						return fmt.Errorf("round %d: %w", m, err)
 					}
-					holder := mc.ServerName()
+					holder := mc.MemberName()
 					sc := serverEnd(ap.member(holder), o.id)
 					if sc == nil {
 						return fmt.Errorf("round %d: %s holds no server end", m, holder)
@@ -344,13 +344,13 @@ func TestControlPlaneFlood(t *testing.T) {
 						return fmt.Errorf("move %d from %s: %w", m, holder, err)
 					}
 					deadline = time.Now().Add(timeout)
-					for mc.ServerName() == holder {
+					for mc.MemberName() == holder {
 						if time.Now().After(deadline) {
 							return fmt.Errorf("move %d: the client still sees %s", m, holder)
 						}
 						time.Sleep(5 * time.Millisecond)
 					}
-					o.served = append(o.served, mc.ServerName())
+					o.served = append(o.served, mc.MemberName())
 				}
 			}()
 		})

@@ -56,7 +56,7 @@ func TestCrashAfterReplicaRefusedCopies(t *testing.T) {
 
 	ap.member("m0").crash()
 	require.NoError(t, es.round(64<<10, 15*time.Second), "the session goes on at m1 after the crash")
-	require.Equal(t, "m1", c.(*Conn).ServerName())
+	require.Equal(t, "m1", c.(*Conn).MemberName())
 	ap.finishSession(t, es)
 }
 
@@ -168,7 +168,7 @@ func TestCrashBeforeFirstCheckpoint(t *testing.T) {
 	require.Equal(t, sent, back)
 	es.recv.Write(back)
 	_ = c.SetReadDeadline(time.Time{})
-	require.Equal(t, "m1", c.(*Conn).ServerName())
+	require.Equal(t, "m1", c.(*Conn).MemberName())
 	require.NoError(t, es.round(64<<10, 10*time.Second))
 	ap.finishSession(t, es)
 }

@@ -72,7 +72,7 @@ func TestNoStaleEpochAfterFailoverClaim(t *testing.T) {
 	require.NoError(t, es.round(64<<10, 15*time.Second))
 	live, attached, newest := epochsOf(ap.members, id)
 	t.Logf("live server ends %v, attached at %v, newest epoch %d; the client is at %s, epoch %d",
-		live, attached, newest, mc.ServerName(), mc.Status().Epoch)
+		live, attached, newest, mc.MemberName(), mc.Status().Epoch)
 	require.Len(t, attached, 1, "one member serves the session")
 	require.Equal(t, newest, live[attached[0]], "the member serving the session holds its newest epoch")
 	for name, e := range live {
@@ -108,6 +108,6 @@ func TestAbandonedMoveDoesNotTakeEffect(t *testing.T) {
 		require.NoError(t, es.round(16<<10, 10*time.Second))
 	}
 	require.NoError(t, es.round(64<<10, 10*time.Second))
-	require.Equal(t, "m0", mc.ServerName())
+	require.Equal(t, "m0", mc.MemberName())
 	ap.finishSession(t, es)
 }

@@ -161,7 +161,7 @@ func ExampleConn_Checkpoint() {
 		}
 		fmt.Fprintln(c, n)
 		line, _ := r.ReadString('\n')
-		fmt.Printf("%s: %s", mc.ServerName(), line)
+		fmt.Printf("%s: %s", mc.MemberName(), line)
 	}
 	// Output:
 	// a: 10
@@ -200,7 +200,7 @@ func ExampleListener_Drain() {
 	fmt.Fprint(c, "ping")
 	buf := make([]byte, 4)
 	_, _ = io.ReadFull(c, buf)
-	fmt.Println(mc.ServerName(), string(buf))
+	fmt.Println(mc.MemberName(), string(buf))
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -209,7 +209,7 @@ func ExampleListener_Drain() {
 	}
 	fmt.Fprint(c, "pong")
 	_, _ = io.ReadFull(c, buf)
-	fmt.Println(mc.ServerName(), string(buf))
+	fmt.Println(mc.MemberName(), string(buf))
 	// Output:
 	// a ping
 	// b pong

@@ -47,7 +47,7 @@ func TestFailoverSIGKILL(t *testing.T) {
 			return
 		}
 		kills.Add(1)
-		serving := mc.ServerName()
+		serving := mc.MemberName()
 		for i, m := range members {
 			if m.name == serving {
 				m.kill()

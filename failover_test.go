@@ -35,7 +35,7 @@ func TestFailoverAfterCrash(t *testing.T) {
 	waitSessionEnd(t, c)
 	require.Eventually(t, func() bool { return tp.apps.finalDigest(mc.SessionID()) != nil }, 5*time.Second, 10*time.Millisecond)
 	requireTransferOK(t, res, n, 31, tp.apps.finalDigest(mc.SessionID()))
-	require.NotEqual(t, "m0", mc.ServerName())
+	require.NotEqual(t, "m0", mc.MemberName())
 	served := tp.apps.servedBy(mc.SessionID())
 	require.Equal(t, "m0", served[0])
 	require.Len(t, served, 2)

@@ -114,7 +114,7 @@ func testFencing(t *testing.T, backAfterEnd bool) {
 	require.NoError(t, err)
 	mc := c.(*Conn)
 	waitMembers(t, c, 3)
-	require.Equal(t, "f0", mc.ServerName())
+	require.Equal(t, "f0", mc.MemberName())
 
 	const n = 16 << 20
 	var step atomic.Int32
@@ -131,7 +131,7 @@ func testFencing(t *testing.T, backAfterEnd bool) {
 	}
 	require.NoError(t, c.Close())
 	waitSessionEnd(t, c)
-	require.NotEqual(t, "f0", mc.ServerName(), "the session left the cut-off member")
+	require.NotEqual(t, "f0", mc.MemberName(), "the session left the cut-off member")
 	want := hex.EncodeToString(digestOf(n, 51))
 	final := waitFinal(t, members, mc.SessionID())
 	require.Equal(t, want, final)

@@ -58,7 +58,7 @@ func TestHalfClosedFailoverSIGKILL(t *testing.T) {
 			_, err = io.CopyN(c, src, upload/2)
 			require.NoError(t, err)
 
-			killed := mc.ServerName()
+			killed := mc.MemberName()
 			for i, m := range members {
 				if m.name == killed {
 					m.kill()
@@ -70,7 +70,7 @@ func TestHalfClosedFailoverSIGKILL(t *testing.T) {
 			require.NoError(t, mc.CloseWrite())
 			waitSessionEnd(t, c)
 			require.NoError(t, mc.Err(), "members:\n%s", memberLogs(members))
-			require.NotEqual(t, killed, mc.ServerName())
+			require.NotEqual(t, killed, mc.MemberName())
 			final := waitFinal(t, members, mc.SessionID())
 			require.Equal(t, hex.EncodeToString(sent.Sum(nil)), final, "the application read exactly the upload")
 		})

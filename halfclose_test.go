@@ -185,10 +185,10 @@ func TestHalfClosedSessionMoves(t *testing.T) {
 
 				to := moves[name](t, ap, mc)
 				require.Eventually(t, func() bool {
-					s := mc.ServerName()
+					s := mc.MemberName()
 					return s != "m0" && (to == "" || s == to) && !mc.isTerminated()
 				}, 15*time.Second, time.Millisecond, "the session leaves m0 (client error: %v)", mc.Err())
-				now := ap.member(mc.ServerName())
+				now := ap.member(mc.MemberName())
 
 				// The client's first frames on the new link acknowledge the end
 				// it saw; then come its input bytes. Once the new member has them
@@ -392,7 +392,7 @@ func TestClientHalfClosedSessionMoves(t *testing.T) {
 			require.Equal(t, sent.Sum(nil), ap.finalDigest(id), "the application read exactly the request")
 			served := ap.servedBy(id)
 			require.Len(t, served, 2, "served by %v", served)
-			require.NotEqual(t, "m0", mc.ServerName())
+			require.NotEqual(t, "m0", mc.MemberName())
 			for _, err := range ap.errors() {
 				require.True(t, failover && errors.Is(err, ErrSessionLost), "only the crashed member's application fails: %v", err)
 			}

@@ -211,7 +211,7 @@ func TestCheckpointsWithoutOutputKeepOneMark(t *testing.T) {
 	resent := fc.count(wire.TypeMark) - marksBefore
 	t.Logf("after a resume: %d MARK frames", resent)
 	require.LessOrEqual(t, resent, 2, "MARK frames after the resume (the mark again, and one for the new output)")
-	require.Equal(t, "m0", mc.ServerName())
+	require.Equal(t, "m0", mc.MemberName())
 
 	for _, to := range []string{"m1", "m2"} {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

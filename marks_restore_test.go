@@ -99,7 +99,7 @@ func TestMarksAfterARestoreAtAnOlderCheckpoint(t *testing.T) {
 
 	ap.member("m0").crash()
 	lt.loud(t, 16) // through the failover
-	taker := mc.ServerName()
+	taker := mc.MemberName()
 	require.NotEqual(t, "m0", taker)
 	nc := serverEnd(ap.member(taker), id)
 	require.NotNil(t, nc)
@@ -227,7 +227,7 @@ func TestDownloadFailsOverFromAnOlderCheckpoint(t *testing.T) {
 	ap.waitEnded(t, c)
 	require.NoError(t, mc.Err())
 	require.Equal(t, sent.Sum(nil), ap.finalDigest(id), "the application read exactly the request")
-	require.NotEqual(t, "m0", mc.ServerName())
+	require.NotEqual(t, "m0", mc.MemberName())
 	for _, err := range ap.errors() {
 		require.ErrorIs(t, err, ErrSessionLost, "only the crashed member's application fails")
 	}

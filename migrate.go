@@ -53,9 +53,9 @@ func (c *Conn) Members() []Member {
 	return nil
 }
 
-// ServerName returns the name of the pool member serving the session
+// MemberName returns the name of the pool member serving the session
 // ("" when standalone).
-func (c *Conn) ServerName() string {
+func (c *Conn) MemberName() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.client != nil {

@@ -58,7 +58,7 @@ func TestMigrateRefusedTargets(t *testing.T) {
 	es := newEchoSession(c, 11)
 	stays := func(what string) {
 		t.Helper()
-		require.Equal(t, "m0", mc.ServerName(), what)
+		require.Equal(t, "m0", mc.MemberName(), what)
 		require.NoError(t, es.round(64<<10, 10*time.Second), what)
 		require.Equal(t, []string{"m0"}, tp.servedBy(id), what)
 		require.NotNil(t, serverEnd(m0, id), what)
@@ -110,7 +110,7 @@ func TestMigrateRefusedTargets(t *testing.T) {
 	waitDraining(t, mc, "m1", false)
 	waitDraining(t, mc, "m2", false)
 	require.NoError(t, mc.Migrate(ctxTimeout(t, 10*time.Second), ""))
-	to := mc.ServerName()
+	to := mc.MemberName()
 	require.Contains(t, []string{"m1", "m2"}, to)
 	require.NoError(t, es.round(64<<10, 10*time.Second))
 	require.Equal(t, []string{"m0", to}, tp.servedBy(id))
@@ -155,11 +155,11 @@ func TestMigrateToDrainingMemberStaleView(t *testing.T) {
 	}
 	// Wherever it is, the session works, and not on m1.
 	require.NoError(t, es.round(64<<10, 10*time.Second))
-	require.NotEqual(t, "m1", mc.ServerName())
+	require.NotEqual(t, "m1", mc.MemberName())
 	served := tp.servedBy(id)
-	require.Equal(t, mc.ServerName(), served[len(served)-1])
+	require.Equal(t, mc.MemberName(), served[len(served)-1])
 	if err != nil {
-		require.Equal(t, "m0", mc.ServerName(), "a failed move leaves the session where it was")
+		require.Equal(t, "m0", mc.MemberName(), "a failed move leaves the session where it was")
 	}
 	tp.finishSession(t, es)
 	require.Empty(t, tp.errors())
@@ -201,7 +201,7 @@ func TestMigrateWithoutCheckpoints(t *testing.T) {
 				err = mc.Migrate(ctxTimeout(t, 10*time.Second), to)
 				require.ErrorIs(t, err, ErrMoveFailed, "to %q", to)
 				require.ErrorIs(t, err, ErrNotMovable, "to %q", to)
-				require.Equal(t, "m0", mc.ServerName())
+				require.Equal(t, "m0", mc.MemberName())
 				require.NoError(t, es.round(64<<10, 10*time.Second))
 				require.ErrorIs(t, sc.Migrate(ctxTimeout(t, 10*time.Second), to), ErrNotMovable, "server, to %q", to)
 				require.NoError(t, es.round(64<<10, 10*time.Second))
@@ -299,7 +299,7 @@ func TestServerMigrate(t *testing.T) {
 	require.Equal(t, "m0", served[0])
 	require.Contains(t, []string{"m1", "m2"}, served[1])
 	require.Equal(t, "m0", served[2])
-	require.Equal(t, "m0", mc.ServerName())
+	require.Equal(t, "m0", mc.MemberName())
 	require.ErrorIs(t, ap.waitEnd(id, "m0"), ErrMigrated, "the first run on m0")
 	require.ErrorIs(t, ap.waitEnd(id, served[1]), ErrMigrated)
 }
@@ -507,7 +507,7 @@ func TestLateHandoverRequest(t *testing.T) {
 	require.ErrorIs(t, err, ErrMoveFailed, "m1 gave up waiting for m0")
 	time.Sleep(3 * hs) // the late request is handled meanwhile
 	require.NoError(t, es.round(64<<10, 10*time.Second), "the session goes on")
-	t.Logf("served by %v, now on %s", tp.servedBy(id), mc.ServerName())
+	t.Logf("served by %v, now on %s", tp.servedBy(id), mc.MemberName())
 	tp.finishSession(t, es)
 	require.Empty(t, tp.errors())
 }
@@ -565,7 +565,7 @@ func TestHandoverOfMovedSessionRedirects(t *testing.T) {
 	mc := c.(*Conn)
 	waitMembers(t, c, 3)
 	require.NoError(t, mc.Migrate(ctxTimeout(t, 10*time.Second), m1.Addr().String()))
-	require.Equal(t, "m1", mc.ServerName())
+	require.Equal(t, "m1", mc.MemberName())
 
 	// m2 asks m0, where the session was, for it, with the client's proof;
 	// without one, m0 does not say where the session went.
@@ -649,7 +649,7 @@ func TestResumeRacingHandover(t *testing.T) {
 	err = mc.Migrate(ctxTimeout(t, 10*time.Second), ap.addr("m1"))
 	t.Logf("migrate: %v", err)
 	require.NoError(t, es.round(64<<10, 10*time.Second), "the session goes on wherever it is")
-	t.Logf("served by %v, now on %s", ap.servedBy(id), mc.ServerName())
+	t.Logf("served by %v, now on %s", ap.servedBy(id), mc.MemberName())
 	ap.finishSession(t, es)
 	require.Empty(t, ap.errors())
 }
@@ -727,12 +727,12 @@ func TestServerMigrateAgainAfterDeclined(t *testing.T) {
 	require.ErrorIs(t, err, context.DeadlineExceeded, "the client declined")
 	require.Equal(t, int32(1), policy.asked.Load())
 	require.NoError(t, es.round(64<<10, 10*time.Second))
-	require.Equal(t, "m0", mc.ServerName())
+	require.Equal(t, "m0", mc.MemberName())
 
 	require.NoError(t, sc.Migrate(ctxTimeout(t, 10*time.Second), ap.addr("m1")), "asked again, the client moves")
 	require.Equal(t, int32(2), policy.asked.Load())
 	require.NoError(t, es.round(64<<10, 10*time.Second))
-	require.Equal(t, "m1", mc.ServerName())
+	require.Equal(t, "m1", mc.MemberName())
 	require.Equal(t, []string{"m0", "m1"}, ap.servedBy(id))
 
 	ap.finishSession(t, es)

@@ -139,7 +139,7 @@ func TestMigrateHundredSessionsAtOnce(t *testing.T) {
 
 	for i, c := range conns {
 		require.NoError(t, moveErrs[i], "session %d", i)
-		require.Equal(t, targets[i%2].NodeName(), c.ServerName(), "session %d", i)
+		require.Equal(t, targets[i%2].NodeName(), c.MemberName(), "session %d", i)
 		require.NoError(t, c.Close())
 	}
 	for _, c := range conns {
@@ -251,7 +251,7 @@ func TestDrainThousandSessions(t *testing.T) {
 			for first := true; first || !drained.Load(); first = false {
 				if err := es[i].round(16<<10, 30*time.Second); err != nil {
 					busyErrs <- fmt.Errorf("session %d (%s, on %s): %w; server ends: %s", i, es[i].c.SessionID(),
-						es[i].c.ServerName(), err, describeServerEnds(tp.members, es[i].c.SessionID()))
+						es[i].c.MemberName(), err, describeServerEnds(tp.members, es[i].c.SessionID()))
 					return
 				}
 				busyRounds[i]++
@@ -280,7 +280,7 @@ func TestDrainThousandSessions(t *testing.T) {
 	require.Zero(t, m0.Sessions())
 	on := map[string]int{}
 	for _, s := range es {
-		on[s.c.ServerName()]++
+		on[s.c.MemberName()]++
 	}
 	t.Logf("sessions after the drain: %v", on)
 	require.Zero(t, on["m0"])
@@ -311,8 +311,8 @@ func TestDrainThousandSessions(t *testing.T) {
 		if !bytes.Equal(sent, tp.finalDigest(id)) {
 			return fmt.Errorf("session %d: the application did not read what was sent", i)
 		}
-		if served := tp.servedBy(id); !slices.Equal(served, []string{"m0", s.c.ServerName()}) {
-			return fmt.Errorf("session %d: served by %v, now on %s", i, served, s.c.ServerName())
+		if served := tp.servedBy(id); !slices.Equal(served, []string{"m0", s.c.MemberName()}) {
+			return fmt.Errorf("session %d: served by %v, now on %s", i, served, s.c.MemberName())
 		}
 		return nil
 	})

@@ -52,7 +52,7 @@ func TestMoveAgainWhileRegenerating(t *testing.T) {
 	sc.mu.Unlock()
 	require.True(t, pending, "m1 still regenerates")
 	require.NoError(t, mc.Migrate(ctxTimeout(t, 10*time.Second), ap.addr("m2")))
-	require.Equal(t, "m2", mc.ServerName())
+	require.Equal(t, "m2", mc.MemberName())
 	require.NoError(t, es.round(64<<10, 10*time.Second))
 	// m1's application may start after m2's: the session was already gone.
 	require.ElementsMatch(t, []string{"m0", "m1", "m2"}, ap.servedBy(id))
@@ -106,7 +106,7 @@ func TestMoveHalfClosedSession(t *testing.T) {
 		require.NoError(t, err)
 	}
 	require.NoError(t, moveErr)
-	require.Equal(t, "m1", mc.ServerName())
+	require.Equal(t, "m1", mc.MemberName())
 	require.EqualValues(t, n, got)
 	require.Equal(t, digestOf(n, 22), h.Sum(nil))
 	require.NoError(t, c.Close())
@@ -134,7 +134,7 @@ func TestConcurrentMigrateCalls(t *testing.T) {
 	require.NoError(t, es.round(64<<10, 10*time.Second))
 
 	for round := 0; round < 5; round++ {
-		from := mc.ServerName()
+		from := mc.MemberName()
 		var others []string
 		for _, ln := range tp.members {
 			if ln.NodeName() != from {
@@ -165,8 +165,8 @@ func TestConcurrentMigrateCalls(t *testing.T) {
 		wg.Wait()
 		// The server's request may have been the one that moved the
 		// session: its client is still finishing the move.
-		require.Eventually(t, func() bool { return mc.ServerName() != from }, 5*time.Second, time.Millisecond)
-		t.Logf("round %d from %s: client %v / %v, server %v; now on %s", round, from, errs[0], errs[1], errs[2], mc.ServerName())
+		require.Eventually(t, func() bool { return mc.MemberName() != from }, 5*time.Second, time.Millisecond)
+		t.Logf("round %d from %s: client %v / %v, server %v; now on %s", round, from, errs[0], errs[1], errs[2], mc.MemberName())
 		moved := 0
 		for _, err := range errs[:2] {
 			if err == nil {
@@ -178,7 +178,7 @@ func TestConcurrentMigrateCalls(t *testing.T) {
 		require.NoError(t, errs[2], "the server's request: the session left")
 		require.NoError(t, es.round(64<<10, 10*time.Second))
 		served := tp.servedBy(id)
-		require.Equal(t, mc.ServerName(), served[len(served)-1])
+		require.Equal(t, mc.MemberName(), served[len(served)-1])
 		// Each move that happened is one restore on a new member: the
 		// successful client calls, and perhaps the server's request.
 		moves := served[before:]
@@ -225,17 +225,17 @@ func TestDrainWithUnmovableSession(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	go func() { drained <- m0.Drain(ctx) }()
-	require.Eventually(t, func() bool { return moving.c.ServerName() == "m1" }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return moving.c.MemberName() == "m1" }, 5*time.Second, 10*time.Millisecond)
 	require.NoError(t, moving.round(64<<10, 10*time.Second))
 	// A new session dialed to the draining member lands on m1.
 	c, err := d.Dial("tcp", m0.Addr().String())
 	require.NoError(t, err)
-	require.Equal(t, "m1", c.(*Conn).ServerName())
+	require.Equal(t, "m1", c.(*Conn).MemberName())
 	fresh := newEchoSession(c, 26)
 	require.NoError(t, fresh.round(64<<10, 10*time.Second))
 	// The unmovable one stays, and works.
 	require.NoError(t, stuck.round(64<<10, 10*time.Second))
-	require.Equal(t, "m0", stuck.c.ServerName())
+	require.Equal(t, "m0", stuck.c.MemberName())
 
 	err = <-drained
 	t.Logf("drain: %v", err)
@@ -343,7 +343,7 @@ func TestMovesIntoBusyAcceptBacklog(t *testing.T) {
 	time.Sleep(2 * time.Second) // longer than the members' handshake timeout
 	close(gate)
 	for i, s := range es {
-		t.Logf("session %d: move %v, on %s", i, moveErrs[i], s.c.ServerName())
+		t.Logf("session %d: move %v, on %s", i, moveErrs[i], s.c.MemberName())
 	}
 	for i, s := range es {
 		require.NoError(t, s.round(16<<10, 10*time.Second), "session %d (move: %v)", i, moveErrs[i])
@@ -351,10 +351,10 @@ func TestMovesIntoBusyAcceptBacklog(t *testing.T) {
 		// answered, so servedBy is complete.
 		id := s.c.SessionID()
 		if moveErrs[i] == nil {
-			require.Equal(t, "m1", s.c.ServerName(), "session %d moved", i)
+			require.Equal(t, "m1", s.c.MemberName(), "session %d moved", i)
 			require.Equal(t, []string{"m0", "m1"}, ap.servedBy(id), "session %d moved", i)
 		} else {
-			require.Equal(t, "m0", s.c.ServerName(), "session %d (move: %v) stays", i, moveErrs[i])
+			require.Equal(t, "m0", s.c.MemberName(), "session %d (move: %v) stays", i, moveErrs[i])
 			require.Equal(t, []string{"m0"}, ap.servedBy(id), "session %d (move: %v) stays", i, moveErrs[i])
 		}
 		ap.finishSession(t, s)

@@ -27,7 +27,7 @@ func TestSessionMovesThreeTimes(t *testing.T) {
 	require.NoError(t, err)
 	mc := c.(*Conn)
 	waitMembers(t, c, 3)
-	require.Equal(t, "m0", mc.ServerName())
+	require.Equal(t, "m0", mc.MemberName())
 
 	const n = 16 << 20
 	var moves atomic.Int32
@@ -62,7 +62,7 @@ func TestSessionMovesThreeTimes(t *testing.T) {
 	require.Len(t, served, 4, "served by: %v", served)
 	require.Equal(t, []string{"m0", "m1", "m2"}, served[:3])
 	require.Contains(t, []string{"m0", "m1"}, served[3], "the drain moved it to a member still in the pool")
-	require.Equal(t, served[3], mc.ServerName())
+	require.Equal(t, served[3], mc.MemberName())
 }
 
 // TestMoveOnPathFailure: the path from the client to its member goes
@@ -109,7 +109,7 @@ func TestMoveOnPathFailure(t *testing.T) {
 	served := tp.apps.servedBy(mc.SessionID())
 	require.Len(t, served, 2, "served by %v", served)
 	require.Equal(t, "m0", served[0])
-	require.NotEqual(t, "m0", mc.ServerName(), "the session left the member it could not reach")
+	require.NotEqual(t, "m0", mc.MemberName(), "the session left the member it could not reach")
 }
 
 // pacedReader yields n pattern bytes at about rate bytes per second.
@@ -176,7 +176,7 @@ func TestPolicyMovesOnThroughputDrop(t *testing.T) {
 	waitSessionEnd(t, c)
 	require.Eventually(t, func() bool { return tp.apps.finalDigest(mc.SessionID()) != nil }, 5*time.Second, 10*time.Millisecond)
 	requireTransferOK(t, res, n, 21, tp.apps.finalDigest(mc.SessionID()))
-	require.NotEqual(t, "m0", mc.ServerName(), "the policy moved the session off the slow path")
+	require.NotEqual(t, "m0", mc.MemberName(), "the policy moved the session off the slow path")
 	require.Equal(t, "m0", tp.apps.servedBy(mc.SessionID())[0])
 }
 
@@ -207,7 +207,7 @@ func TestPolicyMovesOnStall(t *testing.T) {
 	waitSessionEnd(t, c)
 	require.Eventually(t, func() bool { return tp.apps.finalDigest(mc.SessionID()) != nil }, 5*time.Second, 10*time.Millisecond)
 	requireTransferOK(t, res, n, 22, tp.apps.finalDigest(mc.SessionID()))
-	require.NotEqual(t, "m0", mc.ServerName(), "the policy moved the session off the stalled member")
+	require.NotEqual(t, "m0", mc.MemberName(), "the policy moved the session off the stalled member")
 }
 
 // echoPaced is echoTransfer with the client writing at about rate bytes/s.

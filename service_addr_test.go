@@ -116,12 +116,12 @@ func TestResumeThroughServiceAddress(t *testing.T) {
 	c, err := d.Dial("tcp", svc.Addr())
 	require.NoError(t, err)
 	mc := c.(*Conn)
-	require.Equal(t, "m0", mc.ServerName())
+	require.Equal(t, "m0", mc.MemberName())
 	waitMembers(t, c, 2)
 	// The session moves to m1: from now on the client reaches it at m1's
 	// own address, and knows the pool as m0 and m1.
 	require.NoError(t, mc.Migrate(context.Background(), tp.member("m1").Addr().String()))
-	require.Equal(t, "m1", mc.ServerName())
+	require.Equal(t, "m1", mc.MemberName())
 
 	const n = 8 << 20
 	var once atomic.Bool
@@ -148,7 +148,7 @@ func TestResumeThroughServiceAddress(t *testing.T) {
 	waitSessionEnd(t, c)
 	require.Eventually(t, func() bool { return tp.apps.finalDigest(mc.SessionID()) != nil }, 5*time.Second, 10*time.Millisecond)
 	requireTransferOK(t, res, n, 41, tp.apps.finalDigest(mc.SessionID()))
-	require.Equal(t, "m2", mc.ServerName())
+	require.Equal(t, "m2", mc.MemberName())
 	require.Equal(t, []string{"m0", "m1", "m2"}, tp.apps.servedBy(mc.SessionID()))
 }
 

@@ -6,7 +6,7 @@ import (
 
 // Status is a snapshot of a listener: its pool and its sessions.
 type Status struct {
-	Node      string          // the member's name ("" when standalone)
+	Member    string          // the member's name ("" when standalone)
 	Draining  bool            // Drain was called
 	Members   []Member        // the pool as this member sees it
 	Sessions  []SessionStatus // the sessions held, attached or waiting for their client
@@ -19,7 +19,7 @@ type Status struct {
 // SessionStatus is a snapshot of one session.
 type SessionStatus struct {
 	ID       string
-	Server   string // the member serving it ("" when standalone)
+	Member   string // the member serving it ("" when standalone)
 	Remote   string // the peer's address on the current (or last) link
 	Attached bool   // a link is up
 	Epoch    uint64 // raised by every move to another member
@@ -61,20 +61,20 @@ func (c *Conn) Status() SessionStatus {
 		s.Epoch, s.Movable = c.server.epoch, c.server.movableLocked(c)
 		s.CrashSafe, s.AtRisk = c.server.crashSafeLocked(c), c.server.atRisk
 		if c.server.node != nil {
-			s.Server = c.server.node.Name()
+			s.Member = c.server.node.Name()
 			if c.server.copies != nil {
 				s.Replicas = c.server.copies.Holders()
 			}
 		}
 	case c.client != nil:
-		s.Epoch, s.Server, s.Movable = c.client.epoch, c.client.node, c.client.pool && !c.terminated
+		s.Epoch, s.Member, s.Movable = c.client.epoch, c.client.node, c.client.pool && !c.terminated
 	}
 	return s
 }
 
 // Status returns a snapshot of the listener, sessions sorted by id.
 func (ln *Listener) Status() Status {
-	st := Status{Node: ln.NodeName(), Draining: ln.draining.Load(), Members: ln.Members()}
+	st := Status{Member: ln.NodeName(), Draining: ln.draining.Load(), Members: ln.Members()}
 	for _, c := range ln.sessionList() {
 		s := c.Status()
 		st.Sessions = append(st.Sessions, s)

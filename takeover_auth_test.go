@@ -36,7 +36,7 @@ func TestRedirectNeedsProof(t *testing.T) {
 	mc := c.(*Conn)
 	waitMembers(t, c, 3)
 	require.NoError(t, mc.Migrate(ctxTimeout(t, 10*time.Second), m1.Addr().String()))
-	require.Equal(t, "m1", mc.ServerName())
+	require.Equal(t, "m1", mc.MemberName())
 
 	for _, at := range []string{"m0", "m2"} {
 		t.Run("resume at "+at, func(t *testing.T) {
@@ -86,7 +86,7 @@ func TestTakeoverRespectsMaxSessions(t *testing.T) {
 	t.Logf("move refused: %v", err)
 	require.Equal(t, 1, m1.Sessions(), "m1 holds no more than MaxSessions")
 	echoOnce(t, c, "after the refused move")
-	require.Equal(t, "m0", c.(*Conn).ServerName())
+	require.Equal(t, "m0", c.(*Conn).MemberName())
 	echoOnce(t, full, "the full member's session")
 	for _, x := range []net.Conn{c, full} {
 		require.NoError(t, x.Close())

@@ -201,7 +201,7 @@ func (p *Pool) Move(c *mtcp.Conn) error {
 
 // Serving returns the member serving a client session.
 func (p *Pool) Serving(c *mtcp.Conn) *Member {
-	name := c.ServerName()
+	name := c.MemberName()
 	for _, m := range p.Members() {
 		if m.Name == name {
 			return m

@@ -48,7 +48,7 @@ func run(size int64, rateMiB float64, verbose bool) (moves []string, err error) 
 	}
 	defer c.Close()
 	name := files.GeneratedName(size, 42)
-	fmt.Printf("downloading %s (%d MiB) from %s at %.0f MiB/s\n\n", name, size>>20, c.ServerName(), rateMiB)
+	fmt.Printf("downloading %s (%d MiB) from %s at %.0f MiB/s\n\n", name, size>>20, c.MemberName(), rateMiB)
 
 	show := newProgress(c, size, p.events)
 	script := newScript(p, c, size, show)

@@ -28,7 +28,7 @@ func (s *script) step(got int64) {
 	if s.next >= len(marks) || float64(got) < marks[s.next]*float64(s.size) {
 		return
 	}
-	serving := s.p.byName(s.c.ServerName())
+	serving := s.p.byName(s.c.MemberName())
 	if serving == nil {
 		return
 	}

@@ -134,7 +134,7 @@ func (p *progress) line(last *int64, lastAt *time.Time) {
 	p.mu.Unlock()
 	rate := float64(got-*last) / time.Since(*lastAt).Seconds() / (1 << 20)
 	*last, *lastAt = got, time.Now()
-	text := fmt.Sprintf("%6.1f / %d MiB  %5.1f MiB/s  served by %s", float64(got)/(1<<20), p.size>>20, rate, p.c.ServerName())
+	text := fmt.Sprintf("%6.1f / %d MiB  %5.1f MiB/s  served by %s", float64(got)/(1<<20), p.size>>20, rate, p.c.MemberName())
 	if p.tty {
 		fmt.Printf("\r\033[K  %s", text)
 		return
@@ -153,7 +153,7 @@ func (p *progress) event(ev event) {
 	case "mtcp: session moved":
 		line = fmt.Sprintf("%s session moved %s -> %s, pause %s", at, a["from"], a["to"], short(a["pause"]))
 	case "mtcp: session resumed":
-		line = fmt.Sprintf("%s session resumed on %s (restored from a replica), pause %s since the link broke", at, p.c.ServerName(), short(a["after"]))
+		line = fmt.Sprintf("%s session resumed on %s (restored from a replica), pause %s since the link broke", at, p.c.MemberName(), short(a["after"]))
 	case "mtcp: policy moved the session":
 		line = fmt.Sprintf("%s the client's policy moved it: throughput had dropped to %s/s against %s/s", at, mib(a["rate"]), mib(a["baseline"]))
 	case "mtcp: server asks the session to move":

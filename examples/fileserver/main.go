@@ -156,7 +156,7 @@ func get(args []string) error {
 		if time.Since(last) > 200*time.Millisecond || got == size {
 			last = time.Now()
 			fmt.Fprintf(os.Stderr, "\r%s %8.1f / %.1f MiB  %6.1f MiB/s  from %-8s", bar(got, size), float64(got)/(1<<20),
-				float64(size)/(1<<20), float64(got)/(1<<20)/time.Since(start).Seconds(), mc.ServerName())
+				float64(size)/(1<<20), float64(got)/(1<<20)/time.Since(start).Seconds(), mc.MemberName())
 		}
 	})
 	fmt.Fprintln(os.Stderr)

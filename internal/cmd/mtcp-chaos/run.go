@@ -120,7 +120,7 @@ type tracker struct {
 
 func (t *tracker) progress(c *mtcp.Conn) {
 	now := time.Now()
-	server := c.ServerName()
+	server := c.MemberName()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.on[c] = server

@@ -59,7 +59,7 @@ func runMoves(ctx context.Context, o *options) ([]*table, error) {
 		if ctx.Err() != nil || isClosed(s.fail) {
 			break
 		}
-		target := nextMember(p, c.ServerName())
+		target := nextMember(p, c.MemberName())
 		from := time.Since(s.base)
 		mctx, cancel := context.WithTimeout(ctx, moveTimeout)
 		err := c.Migrate(mctx, target)

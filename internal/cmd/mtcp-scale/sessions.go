@@ -156,7 +156,7 @@ func (e *echoClient) result(err error) EchoResult {
 	st := e.c.Status()
 	moved, failedOver := e.m.moves()
 	r := EchoResult{
-		ID: e.c.SessionID(), Server: st.Server, Moved: moved, FailedOver: failedOver,
+		ID: e.c.SessionID(), Server: st.Member, Moved: moved, FailedOver: failedOver,
 		Resumed: int(e.m.resumed.Load()), Epochs: st.Epoch - e.epoch, Bytes: e.off, SentDigest: e.sent.Sum(nil),
 		Intact: err == nil && bytes.Equal(e.sent.Sum(nil), e.recv.Sum(nil)),
 		Lost:   errors.Is(err, mtcp.ErrSessionLost),
@@ -271,7 +271,7 @@ func (s *streamClient) result() StreamResult {
 	moved, failedOver := s.m.moves()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r := StreamResult{ID: s.c.SessionID(), Server: s.c.ServerName(), Moved: moved, FailedOver: failedOver,
+	r := StreamResult{ID: s.c.SessionID(), Server: s.c.MemberName(), Moved: moved, FailedOver: failedOver,
 		Bytes: s.bytes, Verified: s.err == nil && s.check.digestsMatch()}
 	if s.err != nil {
 		r.Err = s.err.Error()
