@@ -52,7 +52,7 @@ func (c *Conn) Checkpoint(state []byte) error {
 	s.explicit = true
 	s.nextSeq++
 	rec := &snapshot.Record{
-		Session: c.id, Epoch: s.epoch, Seq: s.nextSeq, Secret: c.secret,
+		Session: c.id, Epoch: s.epoch, Seq: s.nextSeq, Secret: snapshot.Secret(c.secret),
 		InPos: c.st.Consumed(), OutPos: c.st.Written(),
 		State:  append([]byte(nil), state...),
 		Params: s.params, Origin: s.node.Name(),

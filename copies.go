@@ -28,7 +28,7 @@ func (c *Conn) copyStart(deadline time.Time) {
 	s := c.server
 	c.mu.Lock()
 	s.ckpts = []*snapshot.Record{{
-		Session: c.id, Epoch: s.epoch, Seq: 0, Secret: c.secret,
+		Session: c.id, Epoch: s.epoch, Seq: 0, Secret: snapshot.Secret(c.secret),
 		Params: s.params, Origin: s.node.Name(),
 	}}
 	c.replicateLocked()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/migratory/mtcp/internal/auth"
 	"github.com/migratory/mtcp/internal/wire"
 	"github.com/migratory/mtcp/snapshot"
 )
@@ -48,7 +49,7 @@ func (n *Node) handleFetch(_ context.Context, from string, decode func(any) erro
 	if len(recs) == 0 {
 		return nil, &ControlError{CodeUnknown, "no checkpoint of the session here"}
 	}
-	if !req.Signed(recs[0].Secret) {
+	if !req.Signed(auth.Secret(recs[0].Secret)) {
 		n.log.Warn("mtcp: checkpoint fetch with a bad client proof refused", "from", from)
 		return nil, &ControlError{CodeBadProof, "the client's proof does not check out"}
 	}

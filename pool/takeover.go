@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/migratory/mtcp/internal/auth"
 	"github.com/migratory/mtcp/internal/wire"
 	"github.com/migratory/mtcp/snapshot"
 	"github.com/migratory/mtcp/transport"
@@ -91,7 +92,7 @@ func (n *Node) Obtain(req HandoverRequest) (Obtained, error) {
 func (n *Node) failover(originName string, req HandoverRequest) (*snapshot.Record, uint64, error) {
 	// Own copies count too: this member may be a replica of the session.
 	own := n.store.Records(req.Session)
-	if len(own) > 0 && !req.Signed(own[0].Secret) {
+	if len(own) > 0 && !req.Signed(auth.Secret(own[0].Secret)) {
 		return nil, 0, refused(wire.CodeBadProof, "the client's proof does not check out")
 	}
 	var others []Member

@@ -67,7 +67,7 @@ func (ts *tombstones) bury(id [wire.SessionIDLen]byte, to Member, epoch uint64, 
 		}
 	}
 	ts.moved[id] = &Tombstone{Member: to.Name, Addr: to.ClientAddr, Epoch: epoch, until: now.Add(tombstoneLife),
-		Secret: rec.Secret, rec: rec, reply: &reply, handedAt: now}
+		Secret: auth.Secret(rec.Secret), rec: rec, reply: &reply, handedAt: now}
 }
 
 // MovedTo returns where a session went, if it left this member.

@@ -39,7 +39,7 @@ type Record struct {
 	Session [16]byte `msgpack:"id"`
 	Epoch   uint64   `msgpack:"e"`  // the server generation that took it
 	Seq     uint64   `msgpack:"s"`  // checkpoint number in the session; 0 is the implicit start
-	Secret  [32]byte `msgpack:"k"`  // the session secret
+	Secret  Secret   `msgpack:"k"`  // the session secret; it prints redacted
 	InPos   uint64   `msgpack:"in"` // input consumed by the application
 	OutPos  uint64   `msgpack:"out"`
 	State   []byte   `msgpack:"st"`
