@@ -101,6 +101,11 @@
 //	response = 0x02, body (msgpack)
 //	error    = 0x03, codeLen (1 byte, >= 1), code, message (text, at most 8 KiB)
 //
+// This package specifies the envelope only. The kinds a pool's members
+// send, their msgpack bodies and their error codes are listed in
+// pool/catalogue.go and specified in section 11 of spec.md at the
+// repository root.
+//
 // The server runs the handler of kind with a context whose deadline is
 // timeout after the request arrived. The codes the server itself uses are
 // "unknown_kind" (no handler), "bad_request" (the body does not decode),
