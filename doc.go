@@ -77,8 +77,9 @@
 //     ErrEvicted), bytes needed again that were already freed
 //     (ErrNotRetained), regenerated output that differs (ErrDiverged), a
 //     closed listener (ErrListenerClosed), or a *PeerError: the peer's abort
-//     or refusal, whose code matches the sentinel of the same meaning
-//     (ErrProtocol, ErrBusy, ErrBadProof...). Conn.Err returns it too.
+//     or refusal, whose ErrorCode (CodeBusy, CodeDiverged...) matches the
+//     sentinel of the same meaning (ErrBusy, ErrDiverged...). Conn.Err
+//     returns it too.
 //   - On the member a session left, its application's Read and Write fail
 //     with a *SessionMovedError (matching ErrMigrated), which names the
 //     member that has it now.
@@ -88,14 +89,18 @@
 //     Listener.Drain whose context ended first: ErrDrainIncomplete.
 //   - Dial and DialContext fail with the error of the dial or of the
 //     handshake, a refusal being a *PeerError (ErrBusy, ErrVersion...).
+//     Listen and NewListener refuse a Config whose settings contradict each
+//     other with a *ConfigError (matching ErrInvalidConfig) naming the field;
+//     Config.Verify makes the same check.
 //
 // # Testing
 //
 // Package mtcptest runs a pool inside a test, in the manner of
 // net/http/httptest: members serving your handler, clients connected to them
 // through in-memory pipes, and calls that move a session (Pool.Move) or crash
-// its member (Pool.Crash), so that an application's Checkpoint and State logic
-// is tested in an ordinary unit test.
+// its member (Pool.Crash, or Crash for any Listener), so that an
+// application's Checkpoint and State logic is tested in an ordinary unit
+// test.
 //
 // # Protocol
 //
