@@ -2,7 +2,9 @@ package mtcp
 
 import (
 	"fmt"
+	"unicode/utf8"
 
+	"github.com/migratory/mtcp/internal/wire"
 	"github.com/migratory/mtcp/pool"
 )
 
@@ -25,8 +27,10 @@ func (e *ConfigError) Is(target error) bool { return target == ErrInvalidConfig 
 // changing it: durations and sizes must not be negative (zero takes the
 // default; SessionMemory alone may be negative, for no bound), and the
 // fields of pool membership must not be set without Gossip, where they
-// would be silently ignored. In a pool, PoolKey must be long enough.
-// Listen and NewListener call it and return its *ConfigError.
+// would be silently ignored; names and addresses must fit the frames that
+// carry them (NodeName 64 bytes, Advertise 255); in a pool, PoolKey must
+// be long enough. Listen and NewListener call it and return its
+// *ConfigError.
 func (c *Config) Verify() error {
 	if c == nil {
 		return nil
@@ -50,6 +54,12 @@ func (c *Config) Verify() error {
 		if f.neg {
 			return &ConfigError{Field: f.name, Problem: "is negative (zero takes the default)"}
 		}
+	}
+	if len(c.NodeName) > wire.MaxNameLen || !utf8.ValidString(c.NodeName) {
+		return &ConfigError{Field: "NodeName", Problem: fmt.Sprintf("must be valid UTF-8 of at most %d bytes (has %d)", wire.MaxNameLen, len(c.NodeName))}
+	}
+	if len(c.Advertise) > wire.MaxAddrLen || !utf8.ValidString(c.Advertise) {
+		return &ConfigError{Field: "Advertise", Problem: fmt.Sprintf("must be valid UTF-8 of at most %d bytes (has %d)", wire.MaxAddrLen, len(c.Advertise))}
 	}
 	if c.inPool() {
 		if len(c.PoolKey) < pool.MinKeyLen {

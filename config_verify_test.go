@@ -2,6 +2,7 @@ package mtcp
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -26,6 +27,9 @@ func TestConfigVerifyRefusesWhatWouldBeIgnoredOrWrong(t *testing.T) {
 		{"HandshakeTimeout", Config{HandshakeTimeout: -time.Second}},
 		{"Window", Config{Window: -1}},
 		{"Replicas", Config{Gossip: "127.0.0.1:0", PoolKey: key, Replicas: -1}},
+		{"NodeName", Config{NodeName: strings.Repeat("m", 65)}},
+		{"NodeName", Config{NodeName: "bad\xff"}},
+		{"Advertise", Config{Gossip: "127.0.0.1:0", PoolKey: key, Advertise: strings.Repeat("a", 256)}},
 	}
 	for _, b := range bad {
 		ln, err := Listen("tcp", "127.0.0.1:0", &b.cfg)

@@ -27,7 +27,7 @@ func startNode(ln *Listener, cfg *Config) (*pool.Node, error) {
 	if name == "" {
 		host, _ := os.Hostname()
 		_, port, _ := net.SplitHostPort(addr)
-		name = host + ":" + port
+		name = wire.TruncateUTF8(host, wire.MaxNameLen-len(port)-1) + ":" + port
 	}
 	n, err := pool.StartNode(pool.NodeConfig{
 		Name: name, ClientAddr: addr, Gossip: cfg.Gossip, Join: cfg.Join, Key: cfg.PoolKey,

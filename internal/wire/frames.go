@@ -223,12 +223,5 @@ func parseCodeReason(t Type, body []byte) (Code, string, error) {
 
 // TruncateReason shortens s to fit MaxReason on a UTF-8 boundary.
 func TruncateReason(s string) string {
-	if len(s) <= MaxReason {
-		return s
-	}
-	s = s[:MaxReason]
-	for len(s) > 0 && !utf8.ValidString(s) {
-		s = s[:len(s)-1]
-	}
-	return s
+	return TruncateUTF8(s, MaxReason)
 }

@@ -8,12 +8,24 @@ const (
 	MaxAddrLen = 255 // a host:port address
 )
 
-// appendStr8 appends s with a one-byte length prefix; s must fit in max.
+// appendStr8 appends s with a one-byte length prefix, cut to max bytes
+// (TruncateUTF8) if it is longer.
 func appendStr8(b []byte, s string, max int) []byte {
-	if len(s) > max {
-		s = s[:max]
-	}
+	s = TruncateUTF8(s, max)
 	return append(append(b, byte(len(s))), s...)
+}
+
+// TruncateUTF8 returns the longest prefix of s of at most max bytes that
+// does not end inside a UTF-8 sequence: what the peer's parser, which
+// refuses invalid UTF-8, accepts of a string that was valid.
+func TruncateUTF8(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	for max > 0 && !utf8.RuneStart(s[max]) {
+		max--
+	}
+	return s[:max]
 }
 
 // parseStr8 reads a one-byte-length-prefixed UTF-8 string of at most max
