@@ -61,10 +61,17 @@ func (f Move) header() Header { return Header{Type: TypeMove, Length: uint32(len
 func (Mark) header() Header   { return Header{Type: TypeMark, Length: markLen} }
 func (Verify) header() Header { return Header{Type: TypeVerify, Length: verifyLen} }
 
+// appendBody encodes as many members, from the first, as fit both
+// MaxMembers and the MEMBERS body bound (long names and addresses make
+// fewer fit).
 func (f Members) appendBody(b []byte) []byte {
-	list := f.List
-	if len(list) > MaxMembers {
-		list = list[:MaxMembers]
+	list, size := f.List, 2
+	for i, m := range list {
+		size += 1 + 4 + 1 + len(TruncateUTF8(m.Name, MaxNameLen)) + 1 + len(TruncateUTF8(m.Addr, MaxAddrLen))
+		if i == MaxMembers || size > maxMembersBody {
+			list = list[:i]
+			break
+		}
 	}
 	b = binary.BigEndian.AppendUint16(b, uint16(len(list)))
 	for _, m := range list {

@@ -25,3 +25,28 @@ func TestLongNamesAreCutOnCharacterBoundaries(t *testing.T) {
 		}
 	}
 }
+
+func TestMembersFitTheirBodyBound(t *testing.T) {
+	var f Members
+	for i := 0; i < MaxMembers+10; i++ {
+		f.List = append(f.List, MemberInfo{Name: strings.Repeat("n", MaxNameLen), Addr: strings.Repeat("a", MaxAddrLen), Sessions: uint32(i)})
+	}
+	b := AppendFrame(nil, f)
+	h, err := ParseHeader(b)
+	if err != nil {
+		t.Fatalf("the header of a MEMBERS frame of %d long members: %v", len(f.List), err)
+	}
+	got, err := Decode(h, b[HeaderLen:])
+	if err != nil {
+		t.Fatalf("a MEMBERS frame of %d long members does not parse: %v", len(f.List), err)
+	}
+	list := got.(Members).List
+	if len(list) == 0 || len(list) >= len(f.List) {
+		t.Fatalf("%d members encoded of %d", len(list), len(f.List))
+	}
+	for i, m := range list {
+		if m.Sessions != uint32(i) || m.Name != f.List[i].Name {
+			t.Fatalf("member %d is %+v", i, m)
+		}
+	}
+}
