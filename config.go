@@ -19,6 +19,7 @@ const (
 	DefaultResumeTimeout      = 30 * time.Second
 	DefaultKeepAlive          = 1 * time.Second
 	DefaultKeepAliveTimeout   = 4 * time.Second
+	DefaultIdleProbe          = 30 * time.Second
 	DefaultWindow             = 2 << 20
 	DefaultRetention          = 4 << 20
 	DefaultMaxSessions        = 100_000
@@ -93,6 +94,14 @@ type Config struct {
 	// is full. Per-session memory is at most Window + Retention.
 	Window    int
 	Retention int
+
+	// IdleProbe is how long a link of a session with nothing to
+	// acknowledge stays quiet before the server sends a PING on it (at
+	// least the client's KeepAlive). The client probes on its own, by its
+	// Dialer's IdleProbe. A path that dies while a session is idle is found
+	// dead within IdleProbe + KeepAliveTimeout; one that dies while data
+	// awaits acknowledgement within KeepAliveTimeout.
+	IdleProbe time.Duration
 
 	// MaxSessions caps the sessions held (attached or detached); new
 	// sessions, and sessions moving in from other members, beyond it are
@@ -188,6 +197,7 @@ func (c *Config) withDefaults() Config {
 	setDefault(&out.MaxHandshakes, DefaultMaxHandshakes)
 	setDefault(&out.AcceptBacklog, DefaultAcceptBacklog)
 	setDefault(&out.ReplicaMemory, 1<<30)
+	setDefault(&out.IdleProbe, DefaultIdleProbe)
 	out.Window = clamp(out.Window, minBufferSize, maxBufferSize)
 	out.Retention = clamp(out.Retention, minBufferSize, maxBufferSize)
 	return out

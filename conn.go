@@ -33,6 +33,8 @@ func (r role) String() string {
 type sessionParams struct {
 	keepAlive        time.Duration
 	keepAliveTimeout time.Duration
+	idleProbe        time.Duration // quiet after which an idle link is probed
+	timers           *timerSet     // where the links' checks run
 	linger           time.Duration // how long Close waits for the peer to take the rest
 	log              *slog.Logger
 	metrics          Metrics
@@ -95,10 +97,9 @@ type Conn struct {
 	// The read token (read_token.go), guarded by mu.
 	holder     holderKind
 	holderLink *link
-	appWants   bool          // a Read waits for the background reader to yield
-	wantsAcks  bool          // a Write waits for acknowledgements to make room
-	bgWake     chan struct{} // capacity 1: the background reader should look
-	bgStarted  bool
+	appWants   bool // a Read waits for the background reader to yield
+	wantsAcks  bool // a Write waits for acknowledgements to make room
+	bgRunning  bool // a background reader runs (read_token.go)
 
 	client *clientSide
 	server *serverSide
@@ -120,7 +121,6 @@ func newConn(r role, id [wire.SessionIDLen]byte, secret auth.Secret, st *stream.
 		writable:   make(chan struct{}, 1),
 		closedCh:   make(chan struct{}),
 		doneCh:     make(chan struct{}),
-		bgWake:     make(chan struct{}, 1),
 	}
 	c.log = p.log.With("session", c.idStr, "side", r.String())
 	return c
@@ -139,10 +139,6 @@ func (c *Conn) attachLocked(nc net.Conn, br *bufio.Reader) *link {
 	l := newLink(c, nc, br)
 	c.link, c.lastWriter = l, l.wmu
 	c.addrs.Store(&addrPair{local: nc.LocalAddr(), remote: nc.RemoteAddr()})
-	if !c.bgStarted {
-		c.bgStarted = true
-		go c.backgroundReader()
-	}
 	if c.client != nil {
 		c.startPolicyLocked()
 		if ps := c.client.ps; ps != nil {
@@ -150,7 +146,7 @@ func (c *Conn) attachLocked(nc net.Conn, br *bufio.Reader) *link {
 		}
 	}
 	l.start()
-	signal(c.bgWake)
+	c.wakeReaderLocked()
 	signal(c.readable) // a waiting Read may read the new link itself
 	signal(c.writable) // the resume may have released retained output
 	return l
@@ -300,13 +296,15 @@ func (c *Conn) discardOutputLocked() {
 
 // noteAckLocked tells the peer about consumed input at once when a quarter
 // of the window has opened; smaller progress rides on the next frame out, or
-// goes at the next keepalive tick.
+// goes at the link's next check, within half a keepalive interval.
 func (c *Conn) noteAckLocked() {
 	if c.link == nil {
 		return
 	}
-	if urgent, _ := c.st.AckDue(); urgent {
+	if urgent, dirty := c.st.AckDue(); urgent {
 		c.link.kickNow()
+	} else if dirty {
+		c.link.checkSoon()
 	}
 }
 

@@ -50,6 +50,14 @@ type Dialer struct {
 	KeepAlive        time.Duration
 	KeepAliveTimeout time.Duration
 
+	// IdleProbe is how long a link stays quiet, while nothing this side
+	// sent awaits acknowledgement, before the client sends a PING (at
+	// least KeepAlive): often enough to keep NAT bindings. A path that dies
+	// while the session is idle is found dead within IdleProbe +
+	// KeepAliveTimeout; one that dies while data awaits acknowledgement
+	// within KeepAliveTimeout.
+	IdleProbe time.Duration
+
 	// Policy decides when the session moves to another pool member (nil:
 	// a DefaultPolicy).
 	Policy MigrationPolicy
@@ -78,9 +86,11 @@ func (d *Dialer) withDefaults() Dialer {
 	setDefault(&out.ResumeTimeout, DefaultResumeTimeout)
 	setDefault(&out.KeepAlive, DefaultKeepAlive)
 	setDefault(&out.KeepAliveTimeout, DefaultKeepAliveTimeout)
+	setDefault(&out.IdleProbe, DefaultIdleProbe)
 	setDefault(&out.Window, DefaultWindow)
 	setDefault(&out.Retention, DefaultRetention)
 	out.KeepAlive, out.KeepAliveTimeout = boundKeepAlive(out.KeepAlive, out.KeepAliveTimeout)
+	out.IdleProbe = max(out.IdleProbe, out.KeepAlive)
 	out.Window = clamp(out.Window, minBufferSize, maxBufferSize)
 	out.Retention = clamp(out.Retention, minBufferSize, maxBufferSize)
 	return out
@@ -245,6 +255,8 @@ func (d *Dialer) openOn(ctx context.Context, nc net.Conn, network, address, serv
 	c := newConn(roleClient, w.Session, secret, st, sessionParams{
 		keepAlive:        time.Duration(w.KeepAliveMillis) * time.Millisecond,
 		keepAliveTimeout: time.Duration(w.KeepAliveTimeoutMillis) * time.Millisecond,
+		idleProbe:        max(d.IdleProbe, time.Duration(w.KeepAliveMillis)*time.Millisecond),
+		timers:           clientTimers,
 		linger:           d.ResumeTimeout,
 		log:              d.Logger,
 		metrics:          d.Metrics,

@@ -11,10 +11,18 @@ import (
 )
 
 const (
-	readBufferSize = 32 << 10 // bufio size for frame headers and small frames
+	readBufferSize = 32 << 10 // read buffer for frame headers and small frames, pooled
 	maxBatch       = 1 << 20  // DATA bytes put in one vectored write
 	maxBatchFrames = maxBatch/wire.MaxPayload + 8
-	scratchSize    = 64 << 10 // coalescing buffer for links without writev
+	scratchSize    = 64 << 10 // coalescing buffer for links without writev, pooled
+)
+
+// The send loop's states (link.send).
+const (
+	sendIdle    int32 = iota // no send loop runs
+	sendRunning              // a send loop runs
+	sendPending              // a send loop runs or starts, and must look again
+	sendDead                 // the link is shut down: no send loop starts
 )
 
 // link is one transport connection carrying a session. A session has at most
@@ -22,14 +30,14 @@ const (
 type link struct {
 	c        *Conn
 	nc       net.Conn
-	br       *bufio.Reader
+	rd       frameReader
 	born     time.Time
 	lastRecv atomic.Int64 // nanoseconds after born when a frame last arrived
 
-	kick     chan struct{} // capacity 1: the send loop has work
-	dead     chan struct{} // closed when the link is shut down
-	once     sync.Once
-	watchdog *time.Timer
+	send  atomic.Int32  // the send loop's state (sendIdle...)
+	dead  chan struct{} // closed when the link is shut down
+	once  sync.Once
+	check *timerEntry // the keepalive check (watch), on a shared timerSet
 
 	// Guarded by the session's read token: the frame being read.
 	fs frameState
@@ -39,7 +47,8 @@ type link struct {
 	pongDue      bool
 	pongVal      uint64
 	pingDue      bool
-	lastPing     time.Duration
+	lastPing     time.Duration // when the last PING was put on the link (after born)
+	busySince    time.Duration // when the link last began to await the peer
 
 	// Guarded by dmu: an application Write is sending on nc itself
 	// (flushFromWrite), and whether a deadline was put on nc to interrupt it.
@@ -50,24 +59,20 @@ type link struct {
 	// Guarded by wmu: the writer side. The lock is apart from the link so
 	// that the session can wait for a dead link's last write without
 	// keeping the link's buffers (Conn.lastWriter).
-	wmu     *sync.Mutex
-	writev  bool
-	bufs    net.Buffers
-	hdrs    [maxBatchFrames][32]byte
-	scratch []byte
+	wmu    *sync.Mutex
+	writev bool
+	batch  *batch      // taken from batches while a flush builds and writes
+	bufs   net.Buffers // the frames of the batch being built and written
 }
 
 func newLink(c *Conn, nc net.Conn, br *bufio.Reader) *link {
-	if br == nil {
-		br = bufio.NewReaderSize(nc, readBufferSize)
-	}
 	l := &link{
-		c: c, nc: nc, br: br, born: time.Now(),
-		kick: make(chan struct{}, 1),
+		c: c, nc: nc, born: time.Now(),
 		wmu:  new(sync.Mutex),
 		dead: make(chan struct{}),
-		bufs: make(net.Buffers, 0, 3*maxBatchFrames),
 	}
+	l.rd.init(nc, br)
+	l.check = c.params.timers.entry(l.watch)
 	switch nc.(type) {
 	case *net.TCPConn, *net.UnixConn:
 		l.writev = true
@@ -76,13 +81,29 @@ func newLink(c *Conn, nc net.Conn, br *bufio.Reader) *link {
 }
 
 func (l *link) start() {
-	l.watchdog = time.AfterFunc(time.Hour, l.watch)
-	l.watchdog.Reset(l.c.params.keepAlive / 2)
-	go l.sendLoop()
+	l.check.schedule(l.c.params.keepAlive / 2)
 	l.kickNow() // resend what the peer lacks, tell it our progress
 }
 
-func (l *link) kickNow() { signal(l.kick) }
+// kickNow makes the send loop look for frames to send, starting it if it
+// is not running: an idle link has no send loop.
+func (l *link) kickNow() {
+	for {
+		switch s := l.send.Load(); s {
+		case sendDead, sendPending:
+			return
+		case sendIdle:
+			if l.send.CompareAndSwap(s, sendPending) {
+				go l.sendLoop()
+				return
+			}
+		case sendRunning:
+			if l.send.CompareAndSwap(s, sendPending) {
+				return
+			}
+		}
+	}
+}
 
 func (l *link) touch() { l.lastRecv.Store(int64(time.Since(l.born))) }
 
@@ -96,10 +117,9 @@ func (l *link) shutdown() bool {
 	first := false
 	l.once.Do(func() {
 		first = true
+		l.send.Store(sendDead)
 		close(l.dead)
-		if l.watchdog != nil {
-			l.watchdog.Stop()
-		}
+		l.check.stop()
 		_ = l.nc.Close()
 	})
 	return first
@@ -110,49 +130,4 @@ func (l *link) fail(cause error) {
 	if l.shutdown() {
 		l.c.linkDown(l, cause)
 	}
-}
-
-// watch is the keepalive watchdog: it runs every half interval, asks for a
-// PING when the link has been quiet for an interval, and declares the link
-// dead when it has been quiet for the timeout.
-func (l *link) watch() {
-	select {
-	case <-l.dead:
-		return
-	default:
-	}
-	c := l.c
-	p := c.params
-	quiet := l.sinceRecv()
-	if quiet >= p.keepAliveTimeout {
-		l.fail(errKeepAliveTimeout)
-		return
-	}
-	kick := false
-	c.mu.Lock()
-	if quiet >= p.keepAlive {
-		if now := time.Since(l.born); now-l.lastPing >= p.keepAlive {
-			l.pingDue, l.lastPing = true, now
-			kick = true
-		}
-	}
-	if _, dirty := c.st.AckDue(); dirty {
-		kick = true // progress too small to have been sent on its own
-	}
-	c.wakeReaderLocked() // nobody reads: let the background reader
-	c.mu.Unlock()
-	if kick {
-		l.kickNow()
-	}
-	l.watchdog.Reset(p.keepAlive / 2)
-}
-
-// setReadDeadlineLocked (c.mu held) sets nc's read deadline unless it is
-// set to t already.
-func (l *link) setReadDeadlineLocked(t time.Time) {
-	if t.Equal(l.readDeadline) {
-		return
-	}
-	l.readDeadline = t
-	_ = l.nc.SetReadDeadline(t)
 }

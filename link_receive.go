@@ -58,7 +58,7 @@ func readError(err error) error {
 func (l *link) readStep(dst []byte) (direct int, ringed bool, err error) {
 	fs := &l.fs
 	if fs.skip > 0 {
-		k, err := l.br.Discard(fs.skip)
+		k, err := l.rd.Discard(fs.skip)
 		fs.skip -= k
 		if k > 0 {
 			l.touch()
@@ -72,7 +72,7 @@ func (l *link) readStep(dst []byte) (direct int, ringed bool, err error) {
 		return l.readPayload(dst)
 	}
 	if fs.big != nil {
-		n, err := l.br.Read(fs.big[fs.bigN:])
+		n, err := l.rd.Read(fs.big[fs.bigN:])
 		fs.bigN += n
 		if n > 0 {
 			l.touch()
@@ -88,7 +88,7 @@ func (l *link) readStep(dst []byte) (direct int, ringed bool, err error) {
 		ringed, err := l.handleControl(h, b)
 		return 0, ringed, err
 	}
-	hb, err := l.br.Peek(wire.HeaderLen)
+	hb, err := l.rd.Peek(wire.HeaderLen)
 	if err != nil {
 		return 0, false, readError(err)
 	}
@@ -99,7 +99,7 @@ func (l *link) readStep(dst []byte) (direct int, ringed bool, err error) {
 	}
 	switch {
 	case h.Type == wire.TypeData:
-		b, err := l.br.Peek(wire.HeaderLen + 8)
+		b, err := l.rd.Peek(wire.HeaderLen + 8)
 		if err != nil {
 			return 0, false, readError(err)
 		}
@@ -116,27 +116,27 @@ func (l *link) readStep(dst []byte) (direct int, ringed bool, err error) {
 		if err != nil {
 			return 0, false, err
 		}
-		_, _ = l.br.Discard(wire.HeaderLen + 8) // peeked: cannot fail
+		_, _ = l.rd.Discard(wire.HeaderLen + 8) // peeked: cannot fail
 		fs.skip, fs.data = skip, n-skip
 		return 0, false, nil
 	case h.Type.IsExtension():
-		_, _ = l.br.Discard(wire.HeaderLen)
+		_, _ = l.rd.Discard(wire.HeaderLen)
 		fs.skip = int(h.Length)
 		return 0, false, nil
 	case int(h.Length) > readBufferSize-wire.HeaderLen:
 		if h.Type != wire.TypeMembers {
 			return 0, false, fmt.Errorf("%w: unexpected %v on an established link", ErrProtocol, h.Type)
 		}
-		_, _ = l.br.Discard(wire.HeaderLen)
+		_, _ = l.rd.Discard(wire.HeaderLen)
 		fs.bigHeader, fs.big, fs.bigN = h, make([]byte, h.Length), 0
 		return 0, false, nil
 	}
-	b, err := l.br.Peek(wire.HeaderLen + int(h.Length))
+	b, err := l.rd.Peek(wire.HeaderLen + int(h.Length))
 	if err != nil {
 		return 0, false, readError(err)
 	}
 	ringed, err = l.handleControl(h, b[wire.HeaderLen:])
-	_, _ = l.br.Discard(len(b))
+	_, _ = l.rd.Discard(len(b))
 	return 0, ringed, err
 }
 
@@ -152,7 +152,7 @@ func (l *link) readPayload(dst []byte) (int, bool, error) {
 	if len(dst) > 0 && c.st.Buffered() == 0 && !c.closed {
 		// Straight into the reader's buffer: no copy through the input buffer.
 		c.mu.Unlock()
-		n, err := l.br.Read(dst[:min(len(dst), fs.data)])
+		n, err := l.rd.Read(dst[:min(len(dst), fs.data)])
 		if n > 0 {
 			if err := l.gotPayload(dst[:n], true); err != nil {
 				return 0, false, err
@@ -165,7 +165,7 @@ func (l *link) readPayload(dst []byte) (int, bool, error) {
 	}
 	a, _ := c.st.Reserve(fs.data)
 	c.mu.Unlock()
-	n, err := l.br.Read(a)
+	n, err := l.rd.Read(a)
 	if n > 0 {
 		if err := l.gotPayload(a[:n], false); err != nil {
 			return 0, false, err

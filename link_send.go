@@ -2,20 +2,22 @@ package mtcp
 
 import (
 	"io"
+	"net"
+	"sync"
 	"time"
 
 	"github.com/migratory/mtcp/internal/stream"
 	"github.com/migratory/mtcp/internal/wire"
 )
 
-// sendLoop writes whatever the session has for the link when kicked.
+// sendLoop writes whatever the session has for the link, for as long as
+// it is kicked again while it writes, then ends: an idle link has no send
+// loop (kickNow starts one).
 func (l *link) sendLoop() {
-	for {
-		select {
-		case <-l.dead:
+	for l.send.CompareAndSwap(sendPending, sendRunning) {
+		l.flush()
+		if l.send.CompareAndSwap(sendRunning, sendIdle) {
 			return
-		case <-l.kick:
-			l.flush()
 		}
 	}
 }
@@ -70,6 +72,8 @@ func (l *link) flush() {
 
 // flushLocked (wmu held) sends batches of frames until nothing is left.
 func (l *link) flushLocked() {
+	l.takeBatch()
+	defer l.putBatch()
 	c := l.c
 	for {
 		c.mu.Lock()
@@ -95,10 +99,11 @@ func (l *link) flushLocked() {
 // many there are.
 func (l *link) buildBatch() int {
 	st := l.c.st
+	wasBusy := l.busyLocked()
 	l.bufs = l.bufs[:0]
 	frames := 0
 	hdr := func(n int) []byte {
-		h := l.hdrs[frames][:n]
+		h := l.batch.hdrs[frames][:n]
 		frames++
 		return h
 	}
@@ -143,21 +148,25 @@ func (l *link) buildBatch() int {
 			l.bufs = append(l.bufs, wire.AppendFrame(hdr(0), f))
 		}
 	}
+	if len(l.bufs) > 0 {
+		l.noteSentLocked(wasBusy)
+	}
 	return len(l.bufs)
 }
 
 // writeBatch (wmu held, c.mu not held) writes l.bufs to the connection.
 func (l *link) writeBatch() error {
 	if l.writev && len(l.bufs) > 1 && l.batchSize() > smallBatch {
-		_, err := l.bufs.WriteTo(l.nc)
+		bufs := l.bufs // WriteTo consumes the slice it is called on
+		_, err := bufs.WriteTo(l.nc)
 		return err
 	}
 	// Coalesce small pieces so that TLS records and pipe writes are not tiny,
-	// and small batches go out with write(2) rather than writev(2).
-	if l.scratch == nil {
-		l.scratch = make([]byte, 0, scratchSize)
-	}
-	out := l.scratch[:0]
+	// and small batches go out with write(2) rather than writev(2), in a
+	// scratch buffer taken for this write only.
+	scratch := scratches.Get().(*[]byte)
+	defer scratches.Put(scratch)
+	out := (*scratch)[:0]
 	for _, b := range l.bufs {
 		for len(b) > 0 {
 			k := copy(out[len(out):cap(out)], b)
@@ -212,4 +221,36 @@ func (l *link) batchSize() int {
 		n += len(b)
 	}
 	return n
+}
+
+// batch is what a flush needs to build its frames: slices of the frames and
+// room for their headers. Flushes take one from batches and give it back,
+// so that a quiet link holds none.
+type batch struct {
+	bufs net.Buffers
+	hdrs [maxBatchFrames][32]byte
+}
+
+var (
+	batches = sync.Pool{New: func() any {
+		return &batch{bufs: make(net.Buffers, 0, 3*maxBatchFrames)}
+	}}
+	scratches = sync.Pool{New: func() any {
+		b := make([]byte, scratchSize)
+		return &b
+	}}
+)
+
+// takeBatch (wmu held) gives the link a batch for a flush.
+func (l *link) takeBatch() {
+	l.batch = batches.Get().(*batch)
+	l.bufs = l.batch.bufs[:0]
+}
+
+// putBatch (wmu held) gives the flush's batch back, holding no frames.
+func (l *link) putBatch() {
+	b := l.batch
+	clear(l.bufs[:cap(l.bufs)])
+	b.bufs, l.bufs, l.batch = l.bufs[:0], nil, nil
+	batches.Put(b)
 }

@@ -34,6 +34,7 @@ type Listener struct {
 	draining atomic.Bool // Drain was called: no new sessions
 
 	mem       *memBudget   // the sessions' buffers (memory.go)
+	timers    *timerSet    // the keepalive checks of the sessions' links
 	shedIDs   shedRecord   // sessions dropped for memory, for their clients
 	shedTotal atomic.Int64 // sessions dropped for memory, in all
 	shedWarn  logLimit
@@ -89,6 +90,7 @@ func NewListener(inner net.Listener, cfg *Config) (*Listener, error) {
 		inFlight:  make(map[net.Conn]*handshakeWait),
 		takeovers: make(chan struct{}, c.MaxHandshakes),
 		mem:       newMemBudget(c.SessionMemory),
+		timers:    newTimerSet(),
 	}
 	ln.shedWarn.every = 10 * time.Second
 	ln.riskWarn.every = 10 * time.Second

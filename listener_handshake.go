@@ -174,7 +174,8 @@ func (ln *Listener) serveNew(h *hsConn, hello wire.Hello) error {
 		ManualRelease: ln.node != nil, Memory: ln.mem,
 	}, uint64(hello.Window))
 	c := newConn(roleServer, id, secret, st, sessionParams{
-		keepAlive: interval, keepAliveTimeout: timeout, linger: cfg.DetachTimeout, log: cfg.Logger,
+		keepAlive: interval, keepAliveTimeout: timeout, idleProbe: max(cfg.IdleProbe, interval), timers: ln.timers,
+		linger: cfg.DetachTimeout, log: cfg.Logger,
 		metrics: cfg.Metrics, mem: ln.mem,
 	})
 	c.server = &serverSide{ln: ln, node: ln.node, epoch: 1, copied: copyState{done: map[uint64]bool{}}, params: snapshot.Params{

@@ -15,8 +15,10 @@ import (
 // acknowledgements, pings and ends of stream off the link. A Read that
 // wants the token from the background reader interrupts it with a past
 // read deadline on the link; the background reader takes the token back
-// at the link's next keepalive tick if no Read holds it, or at once when a
-// Write or Close needs acknowledgements.
+// at the link's next check (within half a keepalive interval) if no Read
+// holds it, or at once when a Write or Close needs acknowledgements. The
+// background reader is a goroutine only while it holds the token: it ends
+// when it yields, and is started again when needed.
 
 type holderKind uint8
 
@@ -28,12 +30,14 @@ const (
 
 var pastDeadline = time.Unix(1, 0)
 
-// wakeReader (c.mu held) makes the background reader take the token now if
-// nobody holds it.
+// wakeReaderLocked (c.mu held) makes the background reader take the token
+// now if nobody holds it, starting it if it does not run.
 func (c *Conn) wakeReaderLocked() {
-	if c.holder == holderNone {
-		signal(c.bgWake)
+	if c.holder != holderNone || c.bgRunning || c.link == nil || c.terminated {
+		return
 	}
+	c.bgRunning = true
+	go c.backgroundReader()
 }
 
 // readDirect is Read's path when nothing is buffered (c.mu held on entry
@@ -73,7 +77,9 @@ func (c *Conn) readDirect(p []byte) (n int, again bool) {
 		// Acknowledgements are awaited (a Write's room, the end of the
 		// session): the background reader takes over now, not at the next
 		// keepalive tick.
-		signal(c.bgWake)
+		c.wakeReaderLocked()
+	} else if l == c.link {
+		l.checkSoon() // the background reader takes over if no Read does
 	}
 	if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
 		c.mu.Unlock()
@@ -91,16 +97,10 @@ func (c *Conn) interruptAppReaderLocked(t time.Time) {
 	}
 }
 
-// backgroundReader reads the link while no Read does.
+// backgroundReader reads the link while no Read does, and ends when a
+// Read takes the token or the link is gone.
 func (c *Conn) backgroundReader() {
-	for {
-		select {
-		case <-c.bgWake:
-		case <-c.doneCh:
-			return
-		}
-		for c.backgroundRound() {
-		}
+	for c.backgroundRound() {
 	}
 }
 
@@ -110,6 +110,7 @@ func (c *Conn) backgroundRound() bool {
 	c.mu.Lock()
 	l := c.link
 	if l == nil || c.terminated || c.holder != holderNone {
+		c.bgRunning = false
 		c.mu.Unlock()
 		return false
 	}
@@ -126,8 +127,12 @@ func (c *Conn) backgroundRound() bool {
 	c.holder, c.holderLink = holderNone, nil
 	yield := c.appWants
 	c.appWants = false
+	timeout := errors.Is(err, os.ErrDeadlineExceeded)
+	if yield || !timeout {
+		c.bgRunning = false
+	}
 	c.mu.Unlock()
-	if errors.Is(err, os.ErrDeadlineExceeded) {
+	if timeout {
 		if yield {
 			signal(c.readable) // the waiting Read takes the token
 			return false

@@ -110,6 +110,8 @@ func (ln *Listener) restore(rec *snapshot.Record, epoch uint64, client wire.Posi
 	c := newConn(roleServer, rec.Session, auth.Secret(rec.Secret), st, sessionParams{
 		keepAlive:        time.Duration(rec.Params.KeepAliveMillis) * time.Millisecond,
 		keepAliveTimeout: time.Duration(rec.Params.KeepAliveTimeoutMillis) * time.Millisecond,
+		idleProbe:        max(cfg.IdleProbe, time.Duration(rec.Params.KeepAliveMillis)*time.Millisecond),
+		timers:           ln.timers,
 		linger:           cfg.DetachTimeout,
 		log:              cfg.Logger,
 		metrics:          cfg.Metrics,

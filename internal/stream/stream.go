@@ -223,6 +223,13 @@ func (s *Stream) OutputDone() bool {
 	return s.end != Open && s.endAcked && s.out.n == 0
 }
 
+// Unacknowledged reports whether something put on the link awaits the
+// peer's acknowledgement: bytes sent and not yet released, or an end sent
+// and not yet seen.
+func (s *Stream) Unacknowledged() bool {
+	return s.sent > s.out.start || (s.endSent && !s.endAcked)
+}
+
 // OnAck applies an ACK from the peer.
 func (s *Stream) OnAck(a wire.Ack) error {
 	top := s.sent
