@@ -6,24 +6,25 @@ import (
 	"sync"
 )
 
-// quietRead is how much a link's reader asks for when its last read found
-// little: a quiet link waits for its next frame in a small array of its
-// own, not in a buffer.
-const quietRead = 64
+// quietRead is how much a quiet link's reader asks for: small frames
+// (acknowledgements, pings, short messages) fit in it whole.
+const quietRead = 256
 
 // frameReader buffers a link's incoming bytes the way bufio.Reader does,
-// but holds a buffer only while bytes are in it: the buffer is taken from
-// readBuffers when bytes arrive and given back as soon as they are all
-// consumed. A link that found little on its last read waits for the next
-// bytes in a small array (quiet), so that a quiet link holds no buffer;
-// one that found much reads into a buffer at once. Reads of a payload
-// with nothing buffered go straight to their destination.
+// but holds a buffer only while bytes are in it. A link that found little
+// on its last read waits for the next bytes in a small array of its own
+// (quiet), and takes a buffer from readBuffers only when a frame does not
+// fit there; a link that found much reads into a pooled buffer at once.
+// The buffer goes back as soon as its bytes are consumed, so a quiet link
+// holds none. Reads of a payload with nothing buffered go straight to their
+// destination.
 type frameReader struct {
-	nc    net.Conn
-	buf   *[]byte // nil while nothing is buffered
-	r, w  int     // the buffered bytes are (*buf)[r:w]
-	busy  bool    // the last read filled the quiet array: more is likely coming
-	quiet [quietRead]byte
+	nc     net.Conn
+	buf    []byte  // the buffered bytes are buf[r:w]; nil while none are
+	r, w   int     //
+	pooled *[]byte // the pooled buffer buf is (nil: buf is quiet)
+	busy   bool    // the last read into the buffer filled quiet's size: more is likely coming
+	quiet  [quietRead]byte
 }
 
 var readBuffers = sync.Pool{New: func() any {
@@ -39,30 +40,33 @@ func (f *frameReader) init(nc net.Conn, br *bufio.Reader) {
 		return
 	}
 	ahead, _ := br.Peek(br.Buffered())
-	f.take()
-	f.w = copy(*f.buf, ahead)
-	if f.w < len(ahead) {
-		// More than a buffer read ahead (the handshake's reader is larger):
-		// keep them all.
-		b := append([]byte(nil), ahead...)
-		f.buf, f.w = &b, len(b)
+	if len(ahead) <= len(f.quiet) {
+		f.buf, f.w = f.quiet[:], copy(f.quiet[:], ahead)
+		return
 	}
+	f.take()
+	if len(ahead) > len(f.buf) { // a handshake reader larger than ours
+		f.pooled, f.buf = nil, make([]byte, len(ahead))
+	}
+	f.w = copy(f.buf, ahead)
 }
 
+// take makes an empty pooled buffer the reader's buffer.
 func (f *frameReader) take() {
-	f.buf = readBuffers.Get().(*[]byte)
-	f.r, f.w = 0, 0
+	f.pooled = readBuffers.Get().(*[]byte)
+	f.buf, f.r, f.w = *f.pooled, 0, 0
 }
 
-// consume drops k buffered bytes and gives the buffer back once empty.
+// consume drops k buffered bytes and lets the buffer go once it is empty.
 func (f *frameReader) consume(k int) {
 	f.r += k
-	if f.r == f.w {
-		if len(*f.buf) == readBufferSize {
-			readBuffers.Put(f.buf)
-		}
-		f.buf, f.r, f.w = nil, 0, 0
+	if f.r < f.w {
+		return
 	}
+	if f.pooled != nil {
+		readBuffers.Put(f.pooled)
+	}
+	f.buf, f.pooled, f.r, f.w = nil, nil, 0, 0
 }
 
 // Buffered is how many bytes are buffered.
@@ -70,22 +74,25 @@ func (f *frameReader) Buffered() int { return f.w - f.r }
 
 // fill reads once more into the buffer, taking one if need be.
 func (f *frameReader) fill() error {
-	if f.buf == nil && !f.busy {
+	switch {
+	case f.buf == nil && !f.busy:
 		k, err := f.nc.Read(f.quiet[:])
 		if k > 0 {
-			f.take()
-			f.w = copy(*f.buf, f.quiet[:k])
+			f.buf, f.r, f.w = f.quiet[:], 0, k
 		}
 		f.busy = k == len(f.quiet)
 		return err
-	}
-	if f.buf == nil {
+	case f.buf == nil:
 		f.take()
-	} else if f.r > 0 {
-		f.w = copy(*f.buf, (*f.buf)[f.r:f.w])
+	case f.pooled == nil: // the bytes in quiet need more after them
+		ahead := f.buf[f.r:f.w]
+		f.take()
+		f.w = copy(f.buf, ahead)
+	case f.r > 0:
+		f.w = copy(f.buf, f.buf[f.r:f.w])
 		f.r = 0
 	}
-	k, err := f.nc.Read((*f.buf)[f.w:])
+	k, err := f.nc.Read(f.buf[f.w:])
 	f.w += k
 	f.busy = k >= len(f.quiet)
 	if f.w == 0 {
@@ -102,7 +109,7 @@ func (f *frameReader) Peek(n int) ([]byte, error) {
 			return nil, err
 		}
 	}
-	return (*f.buf)[f.r : f.r+n], nil
+	return f.buf[f.r : f.r+n], nil
 }
 
 // Discard skips n bytes and reports how many it skipped.
@@ -128,13 +135,9 @@ func (f *frameReader) Read(p []byte) (int, error) {
 		return 0, nil
 	}
 	if f.Buffered() == 0 {
-		k, err := f.nc.Read(p)
-		if k > 0 {
-			f.busy = k >= len(f.quiet)
-		}
-		return k, err
+		return f.nc.Read(p)
 	}
-	k := copy(p, (*f.buf)[f.r:f.w])
+	k := copy(p, f.buf[f.r:f.w])
 	f.consume(k)
 	return k, nil
 }

@@ -82,6 +82,9 @@ func (l *link) watch() {
 		l.kickNow()
 	}
 	l.check.schedule(max(next, minKeepAlive))
+	if isClosed(l.dead) {
+		l.check.stop() // shut down meanwhile: let the link go now
+	}
 }
 
 // setReadDeadlineLocked (c.mu held) sets nc's read deadline unless it is

@@ -1,0 +1,70 @@
+package mtcp
+
+import (
+	"bytes"
+	"io"
+	"math/rand/v2"
+	"net"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+// TestFrameReaderKeepsOrder reads a stream written in pieces of random
+// sizes with random Peeks, Discards and Reads, through the quiet array and
+// pooled buffers alike: every byte comes out once, in order, and the reader
+// holds no buffer once all is consumed.
+func TestFrameReaderKeepsOrder(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	rng := rand.New(rand.NewPCG(1, 2))
+	src := make([]byte, 4<<20)
+	for i := range src {
+		src[i] = byte(rng.Uint32())
+	}
+	a, b := net.Pipe()
+	defer b.Close()
+	go func() {
+		defer a.Close()
+		w := rand.New(rand.NewPCG(3, 4))
+		for rest := src; len(rest) > 0; {
+			k := min(len(rest), 1+w.IntN([]int{16, 300, 70 << 10}[w.IntN(3)]))
+			if _, err := a.Write(rest[:k]); err != nil {
+				return
+			}
+			rest = rest[k:]
+		}
+	}()
+	var f frameReader
+	f.init(b, nil)
+	var got []byte
+	for len(got) < len(src) {
+		left := len(src) - len(got)
+		switch rng.IntN(3) {
+		case 0:
+			n := min(left, 1+rng.IntN(readBufferSize))
+			p, err := f.Peek(n)
+			require.NoError(t, err)
+			got = append(got, p...)
+			k, err := f.Discard(n)
+			require.NoError(t, err)
+			require.Equal(t, n, k)
+		case 1:
+			n := min(left, 1+rng.IntN(100<<10))
+			p := make([]byte, n)
+			k, err := f.Read(p)
+			require.NoError(t, err)
+			got = append(got, p[:k]...)
+		case 2:
+			n := min(left, 1+rng.IntN(2000))
+			k, err := f.Discard(n)
+			require.NoError(t, err)
+			got = append(got, src[len(got):len(got)+k]...)
+		}
+		require.True(t, bytes.Equal(src[:len(got)], got), "bytes out of order after %d", len(got))
+	}
+	require.Zero(t, f.Buffered())
+	require.Nil(t, f.buf, "no buffer is held once every byte is consumed")
+	_, err := f.Read(make([]byte, 1))
+	require.ErrorIs(t, err, io.EOF)
+}
