@@ -1,17 +1,16 @@
 package mtcp
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"github.com/migratory/mtcp/internal/digest"
 	"math/rand/v2"
 	"net"
 	"slices"
 	"time"
 
 	"github.com/migratory/mtcp/internal/auth"
+	"github.com/migratory/mtcp/internal/digest"
 	"github.com/migratory/mtcp/internal/wire"
 )
 
@@ -307,7 +306,7 @@ func (cs *clientSide) resumeOn(ctx context.Context, c *Conn, nc net.Conn, addr s
 	if _, err := nc.Write(wire.AppendFrame(wire.Preface[:], hello)); err != nil {
 		return &handshakeError{"sending HELLO", err}
 	}
-	br := bufio.NewReaderSize(nc, readBufferSize)
+	br := newHandshakeReader(nc)
 	f, err := wire.ReadFrameOf(br, wire.TypeChallenge, wire.TypeRefused)
 	if err != nil {
 		return &handshakeError{"reading CHALLENGE", err}

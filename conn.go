@@ -134,9 +134,14 @@ func signal(ch chan struct{}) {
 }
 
 // attachLocked makes nc (whose handshake left br positioned at the first
-// frame) the session's link and starts its goroutines.
+// frame) the session's link and starts it. The link takes what br read
+// ahead, and br goes back to handshakeReaders: the caller must not use it
+// again.
 func (c *Conn) attachLocked(nc net.Conn, br *bufio.Reader) *link {
 	l := newLink(c, nc, br)
+	if br != nil {
+		releaseHandshakeReader(br)
+	}
 	c.link, c.lastWriter = l, l.wmu
 	c.addrs.Store(&addrPair{local: nc.LocalAddr(), remote: nc.RemoteAddr()})
 	if c.client != nil {

@@ -1,7 +1,6 @@
 package mtcp
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -223,7 +222,7 @@ func (d *Dialer) openOn(ctx context.Context, nc net.Conn, network, address, serv
 		stop()
 		return nil, &handshakeError{"sending HELLO", err}
 	}
-	br := bufio.NewReaderSize(nc, readBufferSize)
+	br := newHandshakeReader(nc)
 	f, err := wire.ReadFrameOf(br, wire.TypeWelcome, wire.TypeRefused)
 	if !stop() {
 		return nil, ctx.Err()

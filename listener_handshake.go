@@ -82,7 +82,7 @@ func (ln *Listener) handshake(nc net.Conn, since time.Time) {
 		return
 	}
 	_ = h.nc.SetDeadline(h.deadline)
-	h.br = bufio.NewReaderSize(h.nc, readBufferSize)
+	h.br = newHandshakeReader(h.nc)
 	h.waiting(evictSilentAfter) // the HELLO comes with the preface
 	f, err := wire.ReadFrameOf(h.br, wire.TypeHello)
 	h.waiting(0)
