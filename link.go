@@ -80,9 +80,14 @@ func newLink(c *Conn, nc net.Conn, br *bufio.Reader) *link {
 	return l
 }
 
+// start (c.mu held) arms the link's check and sends what the session has
+// for it: what the peer lacks, our progress, pool news. A new standalone
+// session has nothing to send yet: its link starts no send loop.
 func (l *link) start() {
 	l.check.schedule(l.c.params.keepAlive / 2)
-	l.kickNow() // resend what the peer lacks, tell it our progress
+	if !l.c.quietBirthLocked() {
+		l.kickNow()
+	}
 }
 
 // kickNow makes the send loop look for frames to send, starting it if it
