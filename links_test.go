@@ -159,11 +159,10 @@ func TestResumeReleaseWakesServerWrite(t *testing.T) {
 }
 
 // TestKeepaliveWatchdogStartsWithoutRace opens quiet sessions and lets
-// their links reach the first keepalive check. Run it with -race: link.start
-// assigns l.watchdog after time.AfterFunc has armed the timer, and the first
-// run of watch, on a link that has heard nothing yet (quiet for less than an
-// interval, so it takes no lock), reads l.watchdog to re-arm it with nothing
-// ordering that read after the assignment.
+// their links reach the first keepalive check. Run it with -race: the check
+// runs on the shared timer's goroutine and re-arms itself there, while the
+// link was set up, and its check scheduled, by the goroutine that attached
+// it (once, a watchdog re-armed itself before its assignment was ordered).
 func TestKeepaliveWatchdogStartsWithoutRace(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	mem := memnet.Listen("mem")
