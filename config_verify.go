@@ -43,6 +43,7 @@ func (c *Config) Verify() error {
 		{"FirstByteTimeout", c.FirstByteTimeout < 0},
 		{"DetachTimeout", c.DetachTimeout < 0},
 		{"FirstDetachTimeout", c.FirstDetachTimeout < 0},
+		{"IdleProbe", c.IdleProbe < 0},
 		{"Window", c.Window < 0},
 		{"Retention", c.Retention < 0},
 		{"MaxSessions", c.MaxSessions < 0},
