@@ -58,7 +58,8 @@ type sessionParams struct {
 //  5. Listener.mu: the listener's sessions and handshakes, taken under
 //     Conn.mu when a session ends.
 //  6. Leaves, under any of the above and taking nothing: deadline.mu,
-//     memBudget.mu, shedRecord.mu.
+//     memBudget.mu, shedRecord.mu, timerSet.mu (the set runs its
+//     callbacks with it released).
 //
 // The pool runtime (package pool) calls sessions through pool.Session,
 // whose methods take Conn.mu themselves: it holds none of its own locks
