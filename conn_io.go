@@ -115,6 +115,9 @@ func (c *Conn) Write(p []byte) (int, error) {
 		}
 		n += k
 		c.countTraffic(k)
+		if k > 0 && c.link != nil {
+			c.link.checkSoon() // the output awaits the peer now
+		}
 		if c.server != nil && c.server.verifyPending {
 			c.checkRegeneratedLocked()
 		}

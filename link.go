@@ -48,7 +48,8 @@ type link struct {
 	pongVal      uint64
 	pingDue      bool
 	lastPing     time.Duration // when the last PING was put on the link (after born)
-	busySince    time.Duration // when the link last began to await the peer
+	busySince    time.Duration // when the link's check first found it awaiting the peer
+	wasBusy      bool          // the link awaited the peer at its last check
 
 	// Guarded by dmu: an application Write is sending on nc itself
 	// (flushFromWrite), and whether a deadline was put on nc to interrupt it.

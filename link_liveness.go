@@ -3,8 +3,8 @@ package mtcp
 import "time"
 
 // Liveness. A link is busy while it awaits the peer: bytes or an end of
-// stream it sent are not yet acknowledged, or a PING it sent is not yet
-// answered by anything. A busy link pings after KeepAlive without hearing
+// stream it sent are not yet acknowledged, bytes wait for the peer's window
+// to open, or a PING it sent is not yet answered by anything. A busy link pings after KeepAlive without hearing
 // from the peer and is dead after KeepAliveTimeout without hearing from it
 // (counted from when it began to await, if later). An idle link sends a
 // PING only after IdleProbe of quiet: that PING makes it busy, so a path
@@ -15,21 +15,12 @@ import "time"
 
 // busyLocked (c.mu held) reports whether the link awaits the peer.
 func (l *link) busyLocked() bool {
-	return l.c.st.Unacknowledged() || l.lastPing > time.Duration(l.lastRecv.Load())
+	return l.c.st.AwaitsPeer() || l.lastPing > time.Duration(l.lastRecv.Load())
 }
 
-// noteSentLocked (c.mu held) is called when frames that await the peer were
-// built: a link that was idle starts counting towards its timeout now.
-func (l *link) noteSentLocked(wasBusy bool) {
-	if wasBusy || !l.busyLocked() {
-		return
-	}
-	l.busySince = time.Since(l.born)
-	l.check.scheduleWithin(l.c.params.keepAlive / 2)
-}
-
-// checkSoon (c.mu held) makes the link's check run within half a keepalive interval
-// (acknowledgements to send, a read token to take up).
+// checkSoon (c.mu held) makes the link's check run within half a keepalive
+// interval: acknowledgements to send, a read token to take up, or output
+// that may have made the link busy (its check then starts counting).
 func (l *link) checkSoon() {
 	l.check.scheduleWithin(l.c.params.keepAlive / 2)
 }
@@ -52,6 +43,10 @@ func (l *link) watch() {
 	kick := false
 	c.mu.Lock()
 	busy := l.busyLocked()
+	if busy && !l.wasBusy {
+		l.busySince = now // began to await since the last check
+	}
+	l.wasBusy = busy
 	if busy && now-max(heard, l.busySince) >= p.keepAliveTimeout {
 		c.mu.Unlock()
 		l.fail(errKeepAliveTimeout)
@@ -63,7 +58,7 @@ func (l *link) watch() {
 	}
 	if now-heard >= quietFor && now-l.lastPing >= p.keepAlive {
 		if !busy {
-			l.busySince = now
+			l.busySince, l.wasBusy = now, true
 		}
 		l.pingDue, l.lastPing = true, now
 		busy, kick = true, true

@@ -99,7 +99,6 @@ func (l *link) flushLocked() {
 // many there are.
 func (l *link) buildBatch() int {
 	st := l.c.st
-	wasBusy := l.busyLocked()
 	l.bufs = l.bufs[:0]
 	frames := 0
 	hdr := func(n int) []byte {
@@ -148,8 +147,8 @@ func (l *link) buildBatch() int {
 			l.bufs = append(l.bufs, wire.AppendFrame(hdr(0), f))
 		}
 	}
-	if len(l.bufs) > 0 {
-		l.noteSentLocked(wasBusy)
+	if len(l.bufs) > 0 && !l.wasBusy {
+		l.checkSoon() // what was built may await the peer
 	}
 	return len(l.bufs)
 }

@@ -223,11 +223,11 @@ func (s *Stream) OutputDone() bool {
 	return s.end != Open && s.endAcked && s.out.n == 0
 }
 
-// Unacknowledged reports whether something put on the link awaits the
-// peer's acknowledgement: bytes sent and not yet released, or an end sent
-// and not yet seen.
-func (s *Stream) Unacknowledged() bool {
-	return s.sent > s.out.start || (s.endSent && !s.endAcked)
+// AwaitsPeer reports whether the output waits for the peer: bytes sent and
+// not yet released, bytes waiting for the peer's window to open, or an end
+// sent and not yet seen.
+func (s *Stream) AwaitsPeer() bool {
+	return s.sent > s.out.start || (s.sent < s.out.end() && s.peerEnd != Closed) || (s.endSent && !s.endAcked)
 }
 
 // OnAck applies an ACK from the peer.
