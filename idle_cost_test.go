@@ -232,3 +232,78 @@ func resumingNow(c net.Conn) bool {
 	defer mc.mu.Unlock()
 	return mc.link == nil
 }
+
+// TestBlackholeWhileWindowClosedResumes: a client whose output waits for
+// the server's window (the server application reads nothing for a while)
+// awaits the server, so a path that goes silent then is found dead by the
+// keepalive timeout, not the idle probe (an hour here), and the session
+// resumes with every byte delivered once.
+func TestBlackholeWhileWindowClosedResumes(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	ln, err := Listen("tcp", "127.0.0.1:0", &Config{Logger: testLogger(t), IdleProbe: time.Hour, Window: 4 << 10})
+	require.NoError(t, err)
+	defer ln.Close()
+	px, err := faultproxy.New(ln.Addr().String())
+	require.NoError(t, err)
+	defer px.Close()
+	read := make(chan struct{})
+	digest := make(chan []byte, 1)
+	go func() {
+		sc, err := ln.Accept()
+		if err != nil {
+			digest <- nil
+			return
+		}
+		defer sc.Close()
+		<-read
+		h := sha256.New()
+		if _, err := io.Copy(h, sc); err != nil {
+			digest <- nil
+			return
+		}
+		digest <- h.Sum(nil)
+	}()
+	m := &resumeCounter{}
+	d := &Dialer{
+		Logger: testLogger(t), Metrics: m,
+		KeepAlive: 100 * time.Millisecond, KeepAliveTimeout: 500 * time.Millisecond,
+		IdleProbe: time.Hour, HandshakeTimeout: 300 * time.Millisecond,
+	}
+	c, err := d.Dial("tcp", px.Addr())
+	require.NoError(t, err)
+	mc := c.(*Conn)
+	payload, err := io.ReadAll(newPattern(64<<10, 12))
+	require.NoError(t, err)
+	_, err = c.Write(payload)
+	require.NoError(t, err)
+	// The server took a window's worth and acknowledged it; the rest waits.
+	require.Eventually(t, func() bool {
+		mc.mu.Lock()
+		defer mc.mu.Unlock()
+		from, _ := mc.st.Retained()
+		return mc.link != nil && mc.st.Sent() > 0 && from == mc.st.Sent() && mc.st.Sent() < uint64(len(payload))
+	}, 10*time.Second, 10*time.Millisecond, "the client's output waits for the server's window")
+	mc.mu.Lock()
+	first := mc.link
+	mc.mu.Unlock()
+
+	px.Blackhole()
+	require.Eventually(t, func() bool {
+		mc.mu.Lock()
+		defer mc.mu.Unlock()
+		return mc.link != first
+	}, 20*time.Second, 10*time.Millisecond, "the keepalive timeout finds the silent path")
+	px.Heal()
+	close(read)
+	require.NoError(t, mc.CloseWrite())
+	sum := sha256.Sum256(payload)
+	select {
+	case got := <-digest:
+		require.Equal(t, sum[:], got, "the server read every byte once")
+	case <-time.After(20 * time.Second):
+		t.Fatal("the server did not read the stream to its end")
+	}
+	require.GreaterOrEqual(t, m.n.Load(), int64(1), "the session resumed on a new link")
+	require.NoError(t, c.Close())
+	waitSessionEnd(t, c)
+}
