@@ -13,7 +13,7 @@ func init() {
 // crash stops the listener the way a crash of its process would: the
 // connections of its sessions are reset, nothing is said to clients or to
 // the pool, and its sessions end (their applications' Read and Write fail
-// with ErrAborted). Clients of a pool resume elsewhere from replicated
+// with ErrCrashed). Clients of a pool resume elsewhere from replicated
 // checkpoints, as after a real crash. mtcptest.Crash calls it.
 func (ln *Listener) crash() {
 	if n := ln.node; n != nil {
@@ -30,7 +30,7 @@ func (ln *Listener) crash() {
 				_ = tc.SetLinger(0) // the peer sees a reset, as after a crash
 			}
 		}
-		c.terminateLocked(&SessionLostError{SessionID: c.idStr, Reason: ErrAborted})
+		c.terminateLocked(&SessionLostError{SessionID: c.idStr, Reason: ErrCrashed})
 		c.mu.Unlock()
 	}
 	_ = ln.Close()

@@ -43,8 +43,9 @@ var (
 	// ErrEvicted: the server dropped the session while its client was away,
 	// to stay within its memory budget (Config.SessionMemory).
 	ErrEvicted = errors.New("mtcp: session evicted to free memory")
-	// ErrAborted: the session's listener crashed (mtcptest.Crash).
-	ErrAborted = errors.New("mtcp: listener aborted")
+	// ErrCrashed: the session's listener crashed (mtcptest.Crash): its
+	// connections were reset and nothing was said to the client or the pool.
+	ErrCrashed = errors.New("mtcp: listener crashed")
 	// ErrDiverged: output regenerated after a restore differs from what the
 	// client had received; the session fails rather than corrupt the stream.
 	ErrDiverged = errors.New("mtcp: regenerated output differs from what the client received")
