@@ -10,10 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/migratory/mtcp/internal/faultproxy"
-	"github.com/migratory/mtcp/pool"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+
+	"github.com/migratory/mtcp/internal/faultproxy"
 )
 
 // offlineNet is a client's network that can go down: while it is down,
@@ -55,10 +55,7 @@ func (o *offlineNet) goDown() {
 // addMember starts one more member of the pool and waits until every live
 // member sees it.
 func (tp *testPool) addMember(name string, tweak func(*Config)) *Listener {
-	cfg := &Config{
-		NodeName: name, Gossip: "127.0.0.1:0", Join: []string{tp.members[0].GossipAddr()},
-		PoolKey: testPoolKey, PoolProfile: pool.ProfileLocal, Logger: testLogger(tp.t),
-	}
+	cfg := memberConfig(tp.t, name, []string{tp.members[0].GossipAddr()})
 	if tweak != nil {
 		tweak(cfg)
 	}
@@ -144,10 +141,7 @@ func TestResumeThroughServiceAddress(t *testing.T) {
 		cnet.down.Store(false)
 	})
 	require.NoError(t, res.readErr, "the session resumes")
-	require.NoError(t, c.Close())
-	waitSessionEnd(t, c)
-	require.Eventually(t, func() bool { return tp.apps.finalDigest(mc.SessionID()) != nil }, 5*time.Second, 10*time.Millisecond)
-	requireTransferOK(t, res, n, 41, tp.apps.finalDigest(mc.SessionID()))
+	requireTransferOK(t, res, n, 41, tp.closeSession(t, c))
 	require.Equal(t, "m2", mc.MemberName())
 	require.Equal(t, []string{"m0", "m1", "m2"}, tp.apps.servedBy(mc.SessionID()))
 }
