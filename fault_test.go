@@ -5,37 +5,27 @@ import (
 	"testing"
 	"time"
 
-	"github.com/migratory/mtcp/internal/faultproxy"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+
+	"github.com/migratory/mtcp/internal/faultproxy"
 )
 
 // TestEchoSurvivesResets echoes 24 MiB both ways through a proxy that resets
 // the connection after every 768 KiB echoed.
 func TestEchoSurvivesResets(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	ln, err := Listen("tcp", "127.0.0.1:0", nil)
-	require.NoError(t, err)
-	srv := startEchoServer(t, ln)
+	srv := listenEcho(t, nil)
 	defer srv.stop()
-	px, err := faultproxy.New(ln.Addr().String())
-	require.NoError(t, err)
+	px := newProxy(t, srv.addr())
 	defer px.Close()
 
 	d := &Dialer{KeepAlive: 100 * time.Millisecond, KeepAliveTimeout: 1 * time.Second}
 	c, err := d.Dial("tcp", px.Addr())
 	require.NoError(t, err)
 	const n = 24 << 20
-	const step = 768 << 10
-	var nextCut atomic.Int64
-	nextCut.Store(step)
-	res := echoTransfer(c, n, 1, func(got int64) {
-		// Cut every 768 KiB read back; while no connection is up (the
-		// client is reconnecting) wait for the next read to cut.
-		if got >= nextCut.Load() && px.ResetAll() > 0 {
-			nextCut.Add(step)
-		}
-	})
+	cut, _ := resetEvery(px, 768<<10)
+	res := echoTransfer(c, n, 1, cut)
 	require.NoError(t, c.Close())
 	requireTransferOK(t, res, n, 1, srv.digest(t))
 	waitSessionEnd(t, c)
@@ -43,16 +33,30 @@ func TestEchoSurvivesResets(t *testing.T) {
 	t.Logf("%d connections reset during the transfer", px.Resets())
 }
 
+// resetEvery returns an echoTransfer progress function that resets the
+// connections through px each time step more bytes have been read back,
+// and the number of resets it made. While no connection is up (the client
+// is reconnecting, or reads bytes buffered before the last reset) it waits
+// for the next read to cut.
+func resetEvery(px *faultproxy.Proxy, step int64) (onProgress func(got int64), cuts *atomic.Int32) {
+	var next atomic.Int64
+	next.Store(step)
+	cuts = new(atomic.Int32)
+	return func(got int64) {
+		if got >= next.Load() && px.ResetAll() > 0 {
+			next.Add(step)
+			cuts.Add(1)
+		}
+	}, cuts
+}
+
 // TestEchoSurvivesBlackholes stalls the path silently (no reset, no close)
 // several times during an echo; keepalive must notice and resume.
 func TestEchoSurvivesBlackholes(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	ln, err := Listen("tcp", "127.0.0.1:0", &Config{Logger: testLogger(t)})
-	require.NoError(t, err)
-	srv := startEchoServer(t, ln)
+	srv := listenEcho(t, &Config{Logger: testLogger(t)})
 	defer srv.stop()
-	px, err := faultproxy.New(ln.Addr().String())
-	require.NoError(t, err)
+	px := newProxy(t, srv.addr())
 	defer px.Close()
 
 	d := &Dialer{

@@ -11,8 +11,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
-
-	"github.com/migratory/mtcp/internal/faultproxy"
 )
 
 // TestSessionMovesThreeTimes echoes 16 MiB through a stateful application
@@ -68,8 +66,7 @@ func TestMoveOnPathFailure(t *testing.T) {
 	tp := startPool(t, 3, nil)
 	defer tp.close()
 	m0 := tp.members[0].Addr().String()
-	px, err := faultproxy.New(m0)
-	require.NoError(t, err)
+	px := newProxy(t, m0)
 	defer px.Close()
 
 	// The client reaches m0 only through the proxy; the others directly.

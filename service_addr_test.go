@@ -12,8 +12,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
-
-	"github.com/migratory/mtcp/internal/faultproxy"
 )
 
 // offlineNet is a client's network that can go down: while it is down,
@@ -104,8 +102,7 @@ func TestResumeThroughServiceAddress(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	tp := startPool(t, 2, func(c *Config) { c.Replicas = 1 })
 	defer tp.close()
-	svc, err := faultproxy.New(tp.member("m0").Addr().String())
-	require.NoError(t, err)
+	svc := newProxy(t, tp.member("m0").Addr().String())
 	defer svc.Close()
 
 	var cnet offlineNet

@@ -7,11 +7,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/migratory/mtcp/internal/auth"
-	"github.com/migratory/mtcp/internal/faultproxy"
-	"github.com/migratory/mtcp/internal/wire"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+
+	"github.com/migratory/mtcp/internal/auth"
+	"github.com/migratory/mtcp/internal/wire"
 )
 
 // junkProof is a PROOF whose MAC no secret produced.
@@ -123,8 +123,7 @@ func TestResumeMACCoversEpochAndOrigin(t *testing.T) {
 	tp := startAppPool(t, 1, nil, appOptions{})
 	defer tp.close()
 	m0 := tp.member("m0")
-	px, err := faultproxy.New(m0.Addr().String())
-	require.NoError(t, err)
+	px := newProxy(t, m0.Addr().String())
 	defer px.Close()
 	var dials atomic.Int32
 	d := &Dialer{Logger: testLogger(t), ResumeTimeout: 5 * time.Second,

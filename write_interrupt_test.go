@@ -9,8 +9,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
-
-	"github.com/migratory/mtcp/internal/faultproxy"
 )
 
 // TestBlockedWriteInterrupted: a Write sending on a path that stopped
@@ -60,8 +58,7 @@ func testBlockedWriteInterrupted(t *testing.T, how string) {
 		_ = ln.Close()
 		served.Wait()
 	}()
-	px, err := faultproxy.New(ln.Addr().String())
-	require.NoError(t, err)
+	px := newProxy(t, ln.Addr().String())
 	defer px.Close()
 	d := &Dialer{Logger: testLogger(t), Retention: 32 << 20, Window: 32 << 20,
 		KeepAlive: time.Second, KeepAliveTimeout: 30 * time.Second}
