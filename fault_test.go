@@ -1,6 +1,9 @@
 package mtcp
 
 import (
+	"crypto/sha256"
+	"io"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -83,4 +86,125 @@ func TestEchoSurvivesBlackholes(t *testing.T) {
 	requireTransferOK(t, res, n, 2, srv.digest(t))
 	waitSessionEnd(t, c)
 	require.Equal(t, int32(holes), made.Load())
+}
+
+// TestBlockedWriteInterrupted: a Write sending on a path that stopped
+// silently is blocked in the socket itself (the session's buffers have
+// room). A write deadline set then, or Close, must free it at once, not when
+// the keepalive gives up on the path; every byte then still arrives, once,
+// after the path heals.
+func TestBlockedWriteInterrupted(t *testing.T) {
+	for _, how := range []string{"deadline", "close"} {
+		t.Run(how, func(t *testing.T) { testBlockedWriteInterrupted(t, how) })
+	}
+}
+
+func testBlockedWriteInterrupted(t *testing.T, how string) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	const n = 24 << 20 // more than the loopback socket buffers hold
+	ln, err := Listen("tcp", "127.0.0.1:0", &Config{Logger: testLogger(t), Window: 32 << 20})
+	require.NoError(t, err)
+	// The server echoes; after a Close the client reads no more, so the
+	// server then only reads.
+	digests := make(chan []byte, 1)
+	var served sync.WaitGroup
+	served.Add(1)
+	go func() {
+		defer served.Done()
+		sc, err := ln.Accept()
+		if err != nil {
+			digests <- nil
+			return
+		}
+		defer sc.Close()
+		h := sha256.New()
+		var out io.Writer = sc
+		if how == "close" {
+			out = io.Discard
+		}
+		if _, err := io.Copy(out, io.TeeReader(sc, h)); err != nil {
+			t.Logf("server: %v", err)
+			digests <- nil
+			return
+		}
+		_ = sc.(*Conn).CloseWrite()
+		digests <- h.Sum(nil)
+		_, _ = io.Copy(io.Discard, sc) // until the client's close
+	}()
+	defer func() {
+		_ = ln.Close()
+		served.Wait()
+	}()
+	px := newProxy(t, ln.Addr().String())
+	defer px.Close()
+	d := &Dialer{Logger: testLogger(t), Retention: 32 << 20, Window: 32 << 20,
+		KeepAlive: time.Second, KeepAliveTimeout: 30 * time.Second}
+	c, err := d.Dial("tcp", px.Addr())
+	require.NoError(t, err)
+
+	echoed := make(chan []byte, 1)
+	go func() {
+		h := sha256.New()
+		k, _ := io.Copy(h, c)
+		if k != n {
+			echoed <- nil
+			return
+		}
+		echoed <- h.Sum(nil)
+	}()
+
+	payload, err := io.ReadAll(newPattern(n, 61))
+	require.NoError(t, err)
+	px.Blackhole()
+	type result struct {
+		n   int
+		err error
+	}
+	wrote := make(chan result, 1)
+	go func() {
+		k, err := c.Write(payload)
+		wrote <- result{k, err}
+	}()
+	select {
+	case r := <-wrote:
+		t.Fatalf("the write returned (%d, %v) on a stopped path: the test does not block it in the socket", r.n, r.err)
+	case <-time.After(500 * time.Millisecond):
+	}
+
+	start := time.Now()
+	if how == "deadline" {
+		require.NoError(t, c.SetWriteDeadline(time.Now().Add(100*time.Millisecond)))
+	} else {
+		require.NoError(t, c.Close())
+	}
+	select {
+	case r := <-wrote:
+		t.Logf("write returned after %v: %d, %v", time.Since(start), r.n, r.err)
+		require.Equal(t, n, r.n, "every byte was retained by the session")
+		require.NoError(t, r.err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the blocked write was not freed")
+	}
+
+	px.Heal()
+	if how == "deadline" {
+		require.NoError(t, c.SetWriteDeadline(time.Time{}))
+		require.NoError(t, c.(*Conn).CloseWrite())
+		select {
+		case got := <-echoed:
+			require.Equal(t, digestOf(n, 61), got, "the echo, every byte once")
+		case <-time.After(30 * time.Second):
+			t.Fatal("the echo did not come back")
+		}
+		require.NoError(t, c.Close())
+	} else {
+		<-echoed // the closed session's reads end
+	}
+	select {
+	case got := <-digests:
+		require.Equal(t, digestOf(n, 61), got, "the server read every byte once")
+	case <-time.After(30 * time.Second):
+		t.Fatal("the server did not read the whole stream")
+	}
+	waitSessionEnd(t, c)
 }
