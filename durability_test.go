@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -267,10 +268,8 @@ func TestInputKeptFromTheFirstCheckpoint(t *testing.T) {
 	defer ap.close()
 	release := holdReplication(t, ap.members)
 	defer release()
-	c, err := (&Dialer{Logger: testLogger(t)}).Dial("tcp", ap.addr("m0"))
-	require.NoError(t, err)
-	mc := c.(*Conn)
-	waitMembers(t, c, 3)
+	mc := ap.dial(t, nil, "m0")
+	c := net.Conn(mc)
 	es := newEchoSession(c, 5)
 	require.NoError(t, es.round(64<<10, 10*time.Second))
 	release()

@@ -8,13 +8,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/migratory/mtcp/internal/testapp"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+
+	"github.com/migratory/mtcp/internal/testapp"
 )
 
 // uploadApp runs the upload application (testapp.Upload) on the members of
@@ -158,11 +160,9 @@ func TestHalfClosedSessionMoves(t *testing.T) {
 				})
 				defer ap.close()
 				defer g.release() // before the pool closes, if the test fails
-				c, err := (&Dialer{Logger: testLogger(t)}).Dial("tcp", ap.addr("m0"))
-				require.NoError(t, err)
-				mc := c.(*Conn)
+				mc := ap.dial(t, nil, "m0")
+				c := net.Conn(mc)
 				id := mc.SessionID()
-				waitMembers(t, c, 3)
 
 				got := sha256.New()
 				k, err := io.Copy(got, c)
@@ -240,11 +240,9 @@ func TestHalfClosedRegeneratedEndDiverges(t *testing.T) {
 				app: uploadApp(testapp.UploadConfig{Banner: 256 << 10, Chunk: 64 << 10, NoReadCheckpoints: tc.lazy, EndShift: tc.shift}),
 			})
 			defer ap.close()
-			c, err := (&Dialer{Logger: testLogger(t)}).Dial("tcp", ap.addr("m0"))
-			require.NoError(t, err)
-			mc := c.(*Conn)
+			mc := ap.dial(t, nil, "m0")
+			c := net.Conn(mc)
 			id := mc.SessionID()
-			waitMembers(t, c, 2)
 			k, err := io.Copy(io.Discard, c)
 			require.NoError(t, err)
 			require.Equal(t, int64(256<<10), k)
@@ -360,14 +358,12 @@ func TestClientHalfClosedSessionMoves(t *testing.T) {
 		t.Run(fmt.Sprintf("failover %v", failover), func(t *testing.T) {
 			ap := startAppPool(t, 3, func(c *Config) { c.Replicas = 1 }, appOptions{app: replyApp(reply)})
 			defer ap.close()
-			c, err := (&Dialer{Logger: testLogger(t)}).Dial("tcp", ap.addr("m0"))
-			require.NoError(t, err)
+			mc := ap.dial(t, nil, "m0")
+			c := net.Conn(mc)
 			defer c.Close() // if the test fails
-			mc := c.(*Conn)
 			id := mc.SessionID()
-			waitMembers(t, c, 3)
 			sent := sha256.New()
-			_, err = io.Copy(c, io.TeeReader(newPattern(request, 7), sent))
+			_, err := io.Copy(c, io.TeeReader(newPattern(request, 7), sent))
 			require.NoError(t, err)
 			require.NoError(t, mc.CloseWrite())
 

@@ -13,9 +13,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/migratory/mtcp/internal/wire"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+
+	"github.com/migratory/mtcp/internal/wire"
 )
 
 // frameCounter dials a client's links and counts the frames the client
@@ -158,12 +159,10 @@ func TestCheckpointsWithoutOutputKeepOneMark(t *testing.T) {
 	})
 	defer ap.close()
 	fc := newFrameCounter()
-	c, err := (&Dialer{Logger: testLogger(t), DialFunc: fc.dial}).Dial("tcp", ap.addr("m0"))
-	require.NoError(t, err)
+	mc := ap.dial(t, &Dialer{Logger: testLogger(t), DialFunc: fc.dial}, "m0")
+	c := net.Conn(mc)
 	defer c.Close() // if the test fails
-	mc := c.(*Conn)
 	id := mc.SessionID()
-	waitMembers(t, c, 3)
 	lt := newLoudTraffic(mc, 11)
 	lt.loud(t, 4096)
 	var consumed int64

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"io"
+	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -59,12 +60,10 @@ func TestMarksAfterARestoreAtAnOlderCheckpoint(t *testing.T) {
 	})
 	defer ap.close()
 	fc := newFrameCounter()
-	c, err := (&Dialer{Logger: testLogger(t), DialFunc: fc.dial}).Dial("tcp", ap.addr("m0"))
-	require.NoError(t, err)
+	mc := ap.dial(t, &Dialer{Logger: testLogger(t), DialFunc: fc.dial}, "m0")
+	c := net.Conn(mc)
 	defer c.Close() // if the test fails
-	mc := c.(*Conn)
 	id := mc.SessionID()
-	waitMembers(t, c, 5)
 	lt := newLoudTraffic(mc, 21)
 	lt.loud(t, 4096)
 	sc := serverEnd(ap.member("m0"), id)
@@ -161,14 +160,12 @@ func TestDownloadFailsOverFromAnOlderCheckpoint(t *testing.T) {
 	ap := startAppPool(t, 5, func(c *Config) { c.Replicas, c.Retention = 1, 256<<10 }, appOptions{app: replyApp(reply)})
 	defer ap.close()
 	// A small window: most of the reply is still to come when m0 crashes.
-	c, err := (&Dialer{Logger: testLogger(t), Window: 256 << 10}).Dial("tcp", ap.addr("m0"))
-	require.NoError(t, err)
+	mc := ap.dial(t, &Dialer{Logger: testLogger(t), Window: 256 << 10}, "m0")
+	c := net.Conn(mc)
 	defer c.Close() // if the test fails
-	mc := c.(*Conn)
 	id := mc.SessionID()
-	waitMembers(t, c, 5)
 	sent := sha256.New()
-	_, err = io.Copy(c, io.TeeReader(newPattern(request, 9), sent))
+	_, err := io.Copy(c, io.TeeReader(newPattern(request, 9), sent))
 	require.NoError(t, err)
 	require.NoError(t, mc.CloseWrite())
 

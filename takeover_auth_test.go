@@ -31,10 +31,8 @@ func TestRedirectNeedsProof(t *testing.T) {
 	tp := startAppPool(t, 3, nil, appOptions{})
 	defer tp.close()
 	m1 := tp.member("m1")
-	c, err := (&Dialer{Logger: testLogger(t)}).Dial("tcp", tp.addr("m0"))
-	require.NoError(t, err)
-	mc := c.(*Conn)
-	waitMembers(t, c, 3)
+	mc := tp.dial(t, nil, "m0")
+	c := net.Conn(mc)
 	require.NoError(t, mc.Migrate(ctxTimeout(t, 10*time.Second), m1.Addr().String()))
 	require.Equal(t, "m1", mc.MemberName())
 
