@@ -24,33 +24,15 @@ import (
 
 	"github.com/migratory/mtcp"
 	"github.com/migratory/mtcp/examples/chat/room"
-	"github.com/migratory/mtcp/examples/internal/member"
+	"github.com/migratory/mtcp/examples/internal/cli"
 )
 
 func main() {
-	if len(os.Args) < 2 {
-		usage()
-	}
-	var err error
-	switch os.Args[1] {
-	case "hub":
-		err = hub(os.Args[2:])
-	case "serve":
-		err = serve(os.Args[2:])
-	case "join":
-		err = join(os.Args[2:])
-	default:
-		usage()
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "chat:", err)
-		os.Exit(1)
-	}
-}
-
-func usage() {
-	fmt.Fprintln(os.Stderr, "usage: chat hub [flags] | chat serve [flags] | chat join [flags]")
-	os.Exit(2)
+	cli.Main("chat", "chat hub [flags] | chat serve [flags] | chat join [flags]", map[string]func([]string) error{
+		"hub":   hub,
+		"serve": serve,
+		"join":  join,
+	})
 }
 
 func hub(args []string) error {
@@ -67,7 +49,7 @@ func hub(args []string) error {
 
 func serve(args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ExitOnError)
-	mf := member.AddFlags(fs, ":7301")
+	mf := cli.AddMemberFlags(fs, ":7301")
 	hubAddr := fs.String("hub", "127.0.0.1:7300", "the chat hub's address")
 	_ = fs.Parse(args)
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -76,9 +58,9 @@ func serve(args []string) error {
 		return err
 	}
 	log.Info("serving chat", "addr", ln.Addr().String(), "member", ln.NodeName())
-	member.DrainOnSignal(ln, log)
+	cli.DrainOnSignal(ln, log)
 	h := &room.RemoteHub{Addr: *hubAddr}
-	return member.Serve(ln, "ERR use chat join", func(mc *mtcp.Conn) { _ = room.Serve(mc, h) })
+	return cli.Serve(ln, "ERR use chat join", func(mc *mtcp.Conn) { _ = room.Serve(mc, h) })
 }
 
 func join(args []string) error {

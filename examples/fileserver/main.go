@@ -26,36 +26,19 @@ import (
 
 	"github.com/migratory/mtcp"
 	"github.com/migratory/mtcp/examples/fileserver/files"
-	"github.com/migratory/mtcp/examples/internal/member"
+	"github.com/migratory/mtcp/examples/internal/cli"
 )
 
 func main() {
-	if len(os.Args) < 2 {
-		usage()
-	}
-	var err error
-	switch os.Args[1] {
-	case "serve":
-		err = serve(os.Args[2:])
-	case "get":
-		err = get(os.Args[2:])
-	default:
-		usage()
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "fileserver:", err)
-		os.Exit(1)
-	}
-}
-
-func usage() {
-	fmt.Fprintln(os.Stderr, "usage: fileserver serve [flags] | fileserver get [flags] <name>")
-	os.Exit(2)
+	cli.Main("fileserver", "fileserver serve [flags] | fileserver get [flags] <name>", map[string]func([]string) error{
+		"serve": serve,
+		"get":   get,
+	})
 }
 
 func serve(args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ExitOnError)
-	mf := member.AddFlags(fs, ":7000")
+	mf := cli.AddMemberFlags(fs, ":7000")
 	dir := fs.String("dir", "", "directory of files to serve (generated files are always served)")
 	_ = fs.Parse(args)
 
@@ -65,9 +48,9 @@ func serve(args []string) error {
 		return err
 	}
 	log.Info("serving files", "addr", ln.Addr().String(), "member", ln.NodeName(), "dir", *dir)
-	member.DrainOnSignal(ln, log)
+	cli.DrainOnSignal(ln, log)
 	src := files.Multi{Dir: files.Dir(*dir)}
-	return member.Serve(ln, "ERR this server speaks mtcp: use fileserver get", func(mc *mtcp.Conn) {
+	return cli.Serve(ln, "ERR this server speaks mtcp: use fileserver get", func(mc *mtcp.Conn) {
 		if err := files.Serve(mc, src); err != nil && !errors.Is(err, mtcp.ErrMigrated) {
 			log.Info("download ended", "session", mc.SessionID(), "err", err)
 		}

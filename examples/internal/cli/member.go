@@ -1,7 +1,7 @@
-// Package member holds what the examples' pool members share: the flags
-// that place a member in a pool (or run it standalone), draining on a
-// signal, and the accept loop that keeps plain clients out.
-package member
+// Package cli holds what the examples' commands share: subcommands, the
+// flags that place a member in a pool (or run it standalone), draining on
+// a signal, and the accept loop that keeps plain clients out.
+package cli
 
 import (
 	"context"
@@ -20,8 +20,8 @@ import (
 	"github.com/migratory/mtcp"
 )
 
-// Flags are a member's command-line flags.
-type Flags struct {
+// MemberFlags are a pool member's command-line flags.
+type MemberFlags struct {
 	name      *string
 	listen    *string
 	advertise *string
@@ -31,10 +31,10 @@ type Flags struct {
 	replicas  *int
 }
 
-// AddFlags defines a member's flags on fs; listen is the default address
+// AddMemberFlags defines a member's flags on fs; listen is the default address
 // for clients.
-func AddFlags(fs *flag.FlagSet, listen string) *Flags {
-	return &Flags{
+func AddMemberFlags(fs *flag.FlagSet, listen string) *MemberFlags {
+	return &MemberFlags{
 		name:      fs.String("name", "", "member name (default: host:port)"),
 		listen:    fs.String("listen", listen, "address for clients"),
 		advertise: fs.String("advertise", "", "address clients are told to reach this member at (default: -listen)"),
@@ -47,7 +47,7 @@ func AddFlags(fs *flag.FlagSet, listen string) *Flags {
 
 // Listen opens the member's listener as the flags say, logging to log: a
 // pool member with -gossip, a standalone server without.
-func (f *Flags) Listen(log *slog.Logger) (*mtcp.Listener, error) {
+func (f *MemberFlags) Listen(log *slog.Logger) (*mtcp.Listener, error) {
 	cfg := &mtcp.Config{Logger: log}
 	if *f.gossip != "" {
 		k, err := hex.DecodeString(*f.key)
