@@ -105,6 +105,22 @@ func newLoudTraffic(c *Conn, seed uint64) *loudTraffic {
 	return &loudTraffic{c: c, src: newPattern(1<<62, seed), sent: sha256.New(), echo: sha256.New(), want: sha256.New()}
 }
 
+// finish ends the session: CloseWrite, the server's EOF with nothing
+// before it; then it checks that the application read exactly what was
+// sent and the client exactly the echo.
+func (lt *loudTraffic) finish(t testing.TB, ap *appPool) {
+	t.Helper()
+	require.NoError(t, lt.c.CloseWrite())
+	k, err := io.Copy(io.Discard, lt.c)
+	require.NoError(t, err)
+	require.Zero(t, k)
+	ap.waitEnded(t, lt.c)
+	id := lt.c.SessionID()
+	require.Eventually(t, func() bool { return ap.finalDigest(id) != nil }, 5*time.Second, 10*time.Millisecond)
+	require.Equal(t, lt.sent.Sum(nil), ap.finalDigest(id), "the application read exactly what the client sent")
+	require.Equal(t, lt.want.Sum(nil), lt.echo.Sum(nil), "the client read exactly the echo")
+}
+
 // loud writes n nonzero bytes and reads them back.
 func (lt *loudTraffic) loud(t testing.TB, n int) {
 	t.Helper()
@@ -221,14 +237,7 @@ func TestCheckpointsWithoutOutputKeepOneMark(t *testing.T) {
 		}
 		lt.loud(t, 64<<10)
 	}
-	require.NoError(t, mc.CloseWrite())
-	k, err := io.Copy(io.Discard, c)
-	require.NoError(t, err)
-	require.Zero(t, k)
-	ap.waitEnded(t, c)
-	require.Eventually(t, func() bool { return ap.finalDigest(id) != nil }, 5*time.Second, 10*time.Millisecond)
-	require.Equal(t, lt.sent.Sum(nil), ap.finalDigest(id), "the application read exactly what the client sent")
-	require.Equal(t, lt.want.Sum(nil), lt.echo.Sum(nil), "the client read exactly the echo")
+	lt.finish(t, ap)
 	require.Equal(t, []string{"m0", "m1", "m2"}, ap.servedBy(id))
 	require.Empty(t, ap.errors())
 }

@@ -131,14 +131,7 @@ func TestMarksAfterARestoreAtAnOlderCheckpoint(t *testing.T) {
 	require.NoError(t, retryUnknownMember(func() error { return mc.Migrate(ctx, ap.addr(to)) }),
 		"the client knows %s", mc.marksForLog())
 	lt.loud(t, 64<<10)
-	require.NoError(t, mc.CloseWrite())
-	k, err := io.Copy(io.Discard, c)
-	require.NoError(t, err)
-	require.Zero(t, k)
-	ap.waitEnded(t, c)
-	require.Eventually(t, func() bool { return ap.finalDigest(id) != nil }, 5*time.Second, 10*time.Millisecond)
-	require.Equal(t, lt.sent.Sum(nil), ap.finalDigest(id), "the application read exactly what the client sent")
-	require.Equal(t, lt.want.Sum(nil), lt.echo.Sum(nil), "the client read exactly the echo")
+	lt.finish(t, ap)
 	require.Equal(t, []string{"m0", taker, to}, ap.servedBy(id))
 	for _, err := range ap.errors() {
 		require.ErrorIs(t, err, ErrSessionLost, "only the crashed member's application fails")

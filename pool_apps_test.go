@@ -148,18 +148,7 @@ func (ap *appPool) run(node string, c *Conn) {
 		}
 	}
 	state := func() []byte { return binary.BigEndian.AppendUint64(nil, uint64(consumed)) }
-	ap.mu.Lock()
-	ap.served[id] = append(ap.served[id], node)
-	ap.conns[id] = c
-	ap.mu.Unlock()
-	end := func(err error) {
-		ap.mu.Lock()
-		ap.ends[id] = append(ap.ends[id], runEnd{node, err})
-		ap.mu.Unlock()
-		if err != nil && !errors.Is(err, ErrMigrated) {
-			ap.fail(fmt.Errorf("%s: session %s: %w", node, id, err))
-		}
-	}
+	end := ap.begin(node, c)
 	o := ap.opts
 	if o.unmovable != nil && o.unmovable(id) {
 		o.noCheckpoint = true
@@ -207,9 +196,7 @@ func (ap *appPool) run(node string, c *Conn) {
 			}
 		}
 		if err == io.EOF {
-			ap.mu.Lock()
-			ap.final[id] = h.Sum(nil)
-			ap.mu.Unlock()
+			ap.setFinal(id, h.Sum(nil))
 			// Close at once, with no CloseWrite first: a FIN followed by a
 			// CLOSE may leave the CLOSE unsent or unacknowledged (see
 			// TestCloseAfterAcknowledgedCloseWrite). Close delivers the
@@ -222,6 +209,32 @@ func (ap *appPool) run(node string, c *Conn) {
 			return
 		}
 	}
+}
+
+// begin records that the application runs session c on node, and returns
+// end, which records how that run ended (nil: at the end of its input); an
+// error other than ErrMigrated is kept among the application's errors.
+func (ap *appPool) begin(node string, c *Conn) (end func(error)) {
+	id := c.SessionID()
+	ap.mu.Lock()
+	ap.served[id] = append(ap.served[id], node)
+	ap.conns[id] = c
+	ap.mu.Unlock()
+	return func(err error) {
+		ap.mu.Lock()
+		ap.ends[id] = append(ap.ends[id], runEnd{node, err})
+		ap.mu.Unlock()
+		if err != nil && !errors.Is(err, ErrMigrated) {
+			ap.fail(fmt.Errorf("%s: session %s: %w", node, id, err))
+		}
+	}
+}
+
+// setFinal records d, the digest of session id's whole input.
+func (ap *appPool) setFinal(id string, d []byte) {
+	ap.mu.Lock()
+	ap.final[id] = d
+	ap.mu.Unlock()
 }
 
 func (ap *appPool) fail(err error) {
