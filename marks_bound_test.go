@@ -105,6 +105,16 @@ func newLoudTraffic(c *Conn, seed uint64) *loudTraffic {
 	return &loudTraffic{c: c, src: newPattern(1<<62, seed), sent: sha256.New(), echo: sha256.New(), want: sha256.New()}
 }
 
+// openLoud opens a session on m0 of ap, whose links count the frames they
+// carry, and returns a loudTraffic on it after a first loud round of 4 KiB.
+func openLoud(t testing.TB, ap *appPool, seed uint64) (*loudTraffic, *frameCounter) {
+	t.Helper()
+	fc := newFrameCounter()
+	lt := newLoudTraffic(ap.dial(t, &Dialer{Logger: testLogger(t), DialFunc: fc.dial}, "m0"), seed)
+	lt.loud(t, 4096)
+	return lt, fc
+}
+
 // finish ends the session: CloseWrite, the server's EOF with nothing
 // before it; then it checks that the application read exactly what was
 // sent and the client exactly the echo.
@@ -174,13 +184,9 @@ func TestCheckpointsWithoutOutputKeepOneMark(t *testing.T) {
 		},
 	})
 	defer ap.close()
-	fc := newFrameCounter()
-	mc := ap.dial(t, &Dialer{Logger: testLogger(t), DialFunc: fc.dial}, "m0")
-	c := net.Conn(mc)
-	defer c.Close() // if the test fails
-	id := mc.SessionID()
-	lt := newLoudTraffic(mc, 11)
-	lt.loud(t, 4096)
+	lt, fc := openLoud(t, ap, 11)
+	defer lt.c.Close() // if the test fails
+	mc, id := lt.c, lt.c.SessionID()
 	var consumed int64
 	for consumed < 4096 {
 		select {

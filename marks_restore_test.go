@@ -59,13 +59,9 @@ func TestMarksAfterARestoreAtAnOlderCheckpoint(t *testing.T) {
 		checkpoint: func(int64, int64) bool { return !skip.Load() },
 	})
 	defer ap.close()
-	fc := newFrameCounter()
-	mc := ap.dial(t, &Dialer{Logger: testLogger(t), DialFunc: fc.dial}, "m0")
-	c := net.Conn(mc)
-	defer c.Close() // if the test fails
-	id := mc.SessionID()
-	lt := newLoudTraffic(mc, 21)
-	lt.loud(t, 4096)
+	lt, fc := openLoud(t, ap, 21)
+	defer lt.c.Close() // if the test fails
+	mc, id := lt.c, lt.c.SessionID()
 	sc := serverEnd(ap.member("m0"), id)
 	waitCheckpointsDurable(t, sc)
 	sc.mu.Lock()
