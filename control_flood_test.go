@@ -1,56 +1,38 @@
 package mtcp
 
 import (
-	"bufio"
 	"context"
 	crand "crypto/rand"
 	"encoding/binary"
 	"fmt"
-	"io"
-	"math/rand/v2"
-	"net"
-	"os"
-	"os/exec"
 	"slices"
-	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/migratory/mtcp/transport"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+
+	"github.com/migratory/mtcp/internal/ctlflood"
+	"github.com/migratory/mtcp/transport"
 )
 
-// ctlFlood holds n connections to a member's control port that never
-// finish their handshake: silent ones, part of a hello, a whole hello
+// ctlFloodEnv names the environment variable that makes the test binary a
+// flooding process (ctlflood.Child).
+const ctlFloodEnv = "MTCP_TEST_CTL_FLOOD"
+
+// ctlFloodConfig floods a member's control port with connections that
+// never finish their handshake: silent ones, part of a hello, a whole hello
 // without its proof, a hello and half a proof. They are opened over the
-// first fifth of reconnect, and one the member drops is reopened after a
-// pause (a mean of reconnect): new ones keep coming at about n/reconnect a
-// second.
-type ctlFlood struct {
-	addr      string
-	ctx       context.Context
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
-	reconnect time.Duration
-	opened    atomic.Int64
-	dropped   atomic.Int64
-}
-
-func startCtlFlood(addr string, n int, reconnect time.Duration) *ctlFlood {
-	ctx, cancel := context.WithCancel(context.Background())
-	f := &ctlFlood{addr: addr, ctx: ctx, cancel: cancel, reconnect: reconnect}
-	for i := range n {
-		f.wg.Go(func() { f.hold(i % 4) })
+// first fifth of the reconnect pause, and one the member drops is reopened
+// after a pause (a mean of reconnect): new ones keep coming at about
+// n/reconnect a second.
+func ctlFloodConfig(n int, reconnect time.Duration) ctlflood.Config {
+	return ctlflood.Config{
+		Conns: n, Reconnect: reconnect, Stagger: true, DialTimeout: 5 * time.Second,
+		Kinds: []ctlflood.Kind{ctlflood.Silent, ctlflood.PartHello, ctlflood.Hello, ctlflood.HalfProof},
+		Hello: ctlHello, HalfProof: 16,
 	}
-	return f
-}
-
-func (f *ctlFlood) stop() {
-	f.cancel()
-	f.wg.Wait()
 }
 
 // ctlHello is a well-formed transport hello (see transport's package doc)
@@ -62,151 +44,6 @@ func ctlHello() []byte {
 	h = append(h, nonceAndPub[:]...)
 	h = binary.BigEndian.AppendUint32(h, 1<<20)
 	return append(h, 4, 'e', 'v', 'i', 'l')
-}
-
-func (f *ctlFlood) hold(kind int) {
-	d := net.Dialer{Timeout: 5 * time.Second}
-	buf := make([]byte, 512)
-	f.pause(rand.N(f.reconnect / 5))
-	for f.ctx.Err() == nil {
-		nc, err := d.DialContext(f.ctx, "tcp", f.addr)
-		if err != nil {
-			f.pause(50 * time.Millisecond)
-			continue
-		}
-		f.opened.Add(1)
-		stop := context.AfterFunc(f.ctx, func() { _ = nc.Close() })
-		hello := ctlHello()
-		switch kind {
-		case 1:
-			_, err = nc.Write(hello[:20])
-		case 2:
-			_, err = nc.Write(hello)
-		case 3:
-			_, err = nc.Write(append(hello, make([]byte, 16)...))
-		}
-		for err == nil {
-			_, err = nc.Read(buf)
-		}
-		stop()
-		_ = nc.Close()
-		if f.ctx.Err() == nil {
-			f.dropped.Add(1)
-		}
-		f.pause(f.reconnect/2 + rand.N(f.reconnect))
-	}
-}
-
-func (f *ctlFlood) pause(d time.Duration) {
-	select {
-	case <-time.After(d):
-	case <-f.ctx.Done():
-	}
-}
-
-// ctlFloodEnv names the environment variable that makes the test binary a
-// flooding process: it holds "addr,addr,... n reconnect".
-const ctlFloodEnv = "MTCP_TEST_CTL_FLOOD"
-
-// ctlFloodProcess floods control ports from a process of its own (the test
-// binary, run again): another host as far as the members can tell, whose
-// goroutines do not take turns with theirs.
-type ctlFloodProcess struct {
-	cmd     *exec.Cmd
-	stdin   io.WriteCloser
-	done    chan struct{}
-	mu      sync.Mutex
-	opened  []int64 // per address
-	dropped []int64
-}
-
-// startCtlFloodProcess floods each of addrs with n connections (ctlFlood).
-func startCtlFloodProcess(t *testing.T, addrs []string, n int, reconnect time.Duration) *ctlFloodProcess {
-	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^"+t.Name()+"$", "-test.count=1")
-	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %d %d", ctlFloodEnv, strings.Join(addrs, ","), n, reconnect))
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	require.NoError(t, err)
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	p := &ctlFloodProcess{cmd: cmd, stdin: stdin, done: make(chan struct{}),
-		opened: make([]int64, len(addrs)), dropped: make([]int64, len(addrs))}
-	go func() {
-		defer close(p.done)
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			var i int
-			var opened, dropped int64
-			if _, err := fmt.Sscanf(sc.Text(), "flood %d %d %d", &i, &opened, &dropped); err == nil && i < len(addrs) {
-				p.mu.Lock()
-				p.opened[i], p.dropped[i] = opened, dropped
-				p.mu.Unlock()
-			}
-		}
-	}()
-	t.Cleanup(p.stop)
-	return p
-}
-
-// counts returns the connections opened to addrs[i] in all, and those the
-// member dropped.
-func (p *ctlFloodProcess) counts(i int) (opened, dropped int64) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.opened[i], p.dropped[i]
-}
-
-// stop ends the flood and waits for its process.
-func (p *ctlFloodProcess) stop() {
-	_ = p.stdin.Close()
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
-	_ = p.cmd.Wait()
-}
-
-// runCtlFlood, in a flooding process, floods as spec says until standard
-// input closes, and reports its counts on standard output as it goes.
-func runCtlFlood(t *testing.T, spec string) {
-	var addrs string
-	var n int
-	var reconnect time.Duration
-	_, err := fmt.Sscanf(spec, "%s %d %d", &addrs, &n, &reconnect)
-	require.NoError(t, err)
-	var floods []*ctlFlood
-	for _, a := range strings.Split(addrs, ",") {
-		floods = append(floods, startCtlFlood(a, n, reconnect))
-	}
-	report := func() {
-		for i, f := range floods {
-			fmt.Printf("flood %d %d %d\n", i, f.opened.Load(), f.dropped.Load())
-		}
-	}
-	eof := make(chan struct{})
-	go func() {
-		_, _ = io.Copy(io.Discard, os.Stdin)
-		close(eof)
-	}()
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		report()
-		select {
-		case <-tick.C:
-			continue
-		case <-eof:
-		}
-		break
-	}
-	for _, f := range floods {
-		f.stop()
-	}
-	report()
 }
 
 // replicatedNewest reports whether a member other than the one holding
@@ -240,8 +77,7 @@ func replicatedNewest(members []*Listener, holder string, sc *Conn) bool {
 // clients' Migrate and by their servers'. Every move succeeds, every
 // checkpoint reaches a replica, and every stream is intact byte for byte.
 func TestControlPlaneFlood(t *testing.T) {
-	if spec := os.Getenv(ctlFloodEnv); spec != "" {
-		runCtlFlood(t, spec)
+	if ctlflood.Child(t, ctlFloodEnv, ctlFloodConfig(0, 0)) {
 		return
 	}
 	opt := goleak.IgnoreCurrent()
@@ -263,7 +99,7 @@ func TestControlPlaneFlood(t *testing.T) {
 	for _, ln := range ap.members {
 		addrs = append(addrs, ln.node.ControlAddr())
 	}
-	flood := startCtlFloodProcess(t, addrs, floodConns, 10*time.Second)
+	flood := ctlflood.StartProcess(t, ctlFloodEnv, addrs, ctlFloodConfig(floodConns, 10*time.Second))
 	// The sessions start once every member has had 10×MaxConns and turned
 	// away all but MaxHandshakes of them: they meet members that hold a
 	// full house of handshakes, with new ones coming. (A member that cannot
@@ -272,7 +108,7 @@ func TestControlPlaneFlood(t *testing.T) {
 	for ready := false; !ready && time.Since(floodStart) < 30*time.Second; time.Sleep(10 * time.Millisecond) {
 		ready = true
 		for i := range addrs {
-			opened, dropped := flood.counts(i)
+			opened, dropped := flood.Counts(i)
 			ready = ready && opened >= floodConns && dropped >= floodConns-transport.DefaultMaxHandshakes
 		}
 	}
@@ -356,9 +192,9 @@ func TestControlPlaneFlood(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	flood.stop()
+	flood.Stop()
 	for i := range addrs {
-		opened, dropped := flood.counts(i)
+		opened, dropped := flood.Counts(i)
 		t.Logf("m%d: %d flood connections opened, %d dropped", i, opened, dropped)
 	}
 	for _, o := range results {

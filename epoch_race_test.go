@@ -2,6 +2,7 @@ package mtcp
 
 import (
 	"context"
+	"net"
 	"testing"
 	"time"
 
@@ -55,17 +56,15 @@ func TestNoStaleEpochAfterFailoverClaim(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	ap := startAppPool(t, 2, func(c *Config) { c.Replicas = 1 }, appOptions{})
 	defer ap.close()
-	c, err := (&Dialer{Logger: testLogger(t), HandshakeTimeout: 800 * time.Millisecond}).Dial("tcp", ap.addr("m0"))
-	require.NoError(t, err)
-	mc := c.(*Conn)
+	mc := ap.dial(t, &Dialer{Logger: testLogger(t), HandshakeTimeout: 800 * time.Millisecond}, "m0")
+	c := net.Conn(mc)
 	id := mc.SessionID()
-	waitMembers(t, c, 2)
 	es := newEchoSession(c, 21)
 	require.NoError(t, es.round(64<<10, 10*time.Second))
 	require.Eventually(t, func() bool { return serverEnd(ap.member("m0"), id).Status().CrashSafe }, 5*time.Second, 10*time.Millisecond)
 
 	stallHandovers(t, ap.member("m0"), 1500*time.Millisecond)
-	err = mc.Migrate(context.Background(), ap.addr("m1"))
+	err := mc.Migrate(context.Background(), ap.addr("m1"))
 	require.Error(t, err, "the move times out")
 	time.Sleep(2500 * time.Millisecond) // the target's takeover and the stalled answer are over
 
@@ -93,10 +92,8 @@ func TestAbandonedMoveDoesNotTakeEffect(t *testing.T) {
 	// checkpoint that fits the positions it carries.
 	ap := startAppPool(t, 2, nil, appOptions{checkpoint: func(consumed, _ int64) bool { return consumed <= 64<<10 }})
 	defer ap.close()
-	c, err := (&Dialer{Logger: testLogger(t), HandshakeTimeout: 800 * time.Millisecond}).Dial("tcp", ap.addr("m0"))
-	require.NoError(t, err)
-	mc := c.(*Conn)
-	waitMembers(t, c, 2)
+	mc := ap.dial(t, &Dialer{Logger: testLogger(t), HandshakeTimeout: 800 * time.Millisecond}, "m0")
+	c := net.Conn(mc)
 	es := newEchoSession(c, 22)
 	require.NoError(t, es.round(64<<10, 10*time.Second))
 

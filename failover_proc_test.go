@@ -2,7 +2,7 @@ package mtcp
 
 import (
 	"encoding/hex"
-	"fmt"
+	"net"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,28 +15,15 @@ import (
 // replaced by a new process). Every byte and the application's state
 // arrive intact.
 func TestFailoverSIGKILL(t *testing.T) {
-	args := []string{"-profile", "local", "-replicas", "1"}
-	var members []*memberProc
-	defer func() {
-		for _, m := range members {
-			m.kill()
-		}
-	}()
-	first := startMember(t, "p0", nil, args)
-	members = append(members, first)
-	for i := 1; i < 3; i++ {
-		members = append(members, startMember(t, fmt.Sprintf("p%d", i), []string{first.gossip}, args))
-	}
-	c, err := (&Dialer{Logger: testLogger(t)}).Dial("tcp", first.addr)
-	require.NoError(t, err)
-	mc := c.(*Conn)
-	waitMembers(t, c, 3)
+	pp := startProcPool(t, 3, []string{"-profile", "local", "-replicas", "1"})
+	defer pp.kill()
+	mc := pp.dial(t)
+	c := net.Conn(mc)
 
 	const n = 12 << 20
 	var kills atomic.Int32
 	var killedAt time.Time
 	var pauses []time.Duration
-	next := 3
 	res := echoTransfer(c, n, 41, func(got int64) {
 		if !killedAt.IsZero() {
 			pauses = append(pauses, time.Since(killedAt))
@@ -48,25 +35,21 @@ func TestFailoverSIGKILL(t *testing.T) {
 		}
 		kills.Add(1)
 		serving := mc.MemberName()
-		for i, m := range members {
-			if m.name == serving {
-				m.kill()
-				killedAt = time.Now()
-				members[i] = startMember(t, fmt.Sprintf("p%d", next), []string{members[(i+1)%3].gossip}, args)
-				next++
-				return
-			}
+		if i := pp.killMember(serving); i >= 0 {
+			killedAt = time.Now()
+			pp.restart(i)
+			return
 		}
 		t.Errorf("no member named %q", serving)
 	})
 	if res.readErr != nil {
-		t.Fatalf("reading: %v\nmembers:\n%s", res.readErr, memberLogs(members))
+		t.Fatalf("reading: %v\nmembers:\n%s", res.readErr, pp.logs())
 	}
 	require.NoError(t, res.writeErr)
 	require.NoError(t, c.Close())
 	waitSessionEnd(t, c)
 	want := hex.EncodeToString(digestOf(n, 41))
-	final := waitFinal(t, members, mc.SessionID())
+	final := waitFinal(t, pp.members, mc.SessionID())
 	require.Equal(t, want, final, "the application's digest covers exactly the input")
 	finalBytes, _ := hex.DecodeString(final)
 	requireTransferOK(t, res, n, 41, finalBytes)

@@ -2,6 +2,7 @@ package mtcp
 
 import (
 	"errors"
+	"net"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,10 +18,8 @@ func TestFailoverAfterCrash(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	tp := startPool(t, 3, func(c *Config) { c.Replicas = 1 })
 	defer tp.close()
-	c, err := (&Dialer{Logger: testLogger(t)}).Dial("tcp", tp.members[0].Addr().String())
-	require.NoError(t, err)
-	mc := c.(*Conn)
-	waitMembers(t, c, 3)
+	mc := tp.dial(t, nil, "m0")
+	c := net.Conn(mc)
 
 	const n = 12 << 20
 	var crashed atomic.Bool
@@ -31,10 +30,7 @@ func TestFailoverAfterCrash(t *testing.T) {
 			tp.member("m0").crash()
 		}
 	})
-	require.NoError(t, c.Close())
-	waitSessionEnd(t, c)
-	require.Eventually(t, func() bool { return tp.apps.finalDigest(mc.SessionID()) != nil }, 5*time.Second, 10*time.Millisecond)
-	requireTransferOK(t, res, n, 31, tp.apps.finalDigest(mc.SessionID()))
+	requireTransferOK(t, res, n, 31, tp.closeSession(t, c))
 	require.NotEqual(t, "m0", mc.MemberName())
 	served := tp.apps.servedBy(mc.SessionID())
 	require.Equal(t, "m0", served[0])

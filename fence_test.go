@@ -95,18 +95,14 @@ func testFencing(t *testing.T, backAfterEnd bool) {
 	ns := newNetns(t)
 	hostArgs := []string{"-profile", "local", "-replicas", "1", "-debug",
 		"-listen", ns.hostIP + ":0", "-gossip", ns.hostIP + ":0"}
-	var members []*memberProc
-	defer func() {
-		for _, m := range members {
-			m.kill()
-		}
-	}()
+	pp := &procPool{t: t}
+	defer pp.kill()
 	f1 := startMember(t, "f1", nil, hostArgs)
-	members = append(members, f1)
-	members = append(members, startMember(t, "f2", []string{f1.gossip}, hostArgs))
+	pp.members = append(pp.members, f1)
+	pp.members = append(pp.members, startMember(t, "f2", []string{f1.gossip}, hostArgs))
 	f0 := startMember(t, "f0", []string{f1.gossip}, []string{"-profile", "local", "-replicas", "1", "-debug",
 		"-listen", ns.insideIP + ":0", "-gossip", ns.insideIP + ":0"}, "ip", "netns", "exec", ns.name)
-	members = append(members, f0)
+	pp.members = append(pp.members, f0)
 
 	d := &Dialer{Logger: testLogger(t), KeepAlive: 100 * time.Millisecond, KeepAliveTimeout: 600 * time.Millisecond,
 		HandshakeTimeout: 500 * time.Millisecond}
@@ -127,13 +123,13 @@ func testFencing(t *testing.T, backAfterEnd bool) {
 		}
 	})
 	if res.readErr != nil {
-		t.Fatalf("reading: %v\n%s", res.readErr, memberLogs(members))
+		t.Fatalf("reading: %v\n%s", res.readErr, pp.logs())
 	}
 	require.NoError(t, c.Close())
 	waitSessionEnd(t, c)
 	require.NotEqual(t, "f0", mc.MemberName(), "the session left the cut-off member")
 	want := hex.EncodeToString(digestOf(n, 51))
-	final := waitFinal(t, members, mc.SessionID())
+	final := waitFinal(t, pp.members, mc.SessionID())
 	require.Equal(t, want, final)
 	got, _ := hex.DecodeString(final)
 	requireTransferOK(t, res, n, 51, got)
@@ -147,7 +143,7 @@ func testFencing(t *testing.T, backAfterEnd bool) {
 	// a replica refuses its checkpoints, and the session ends there.
 	if !assert.Eventually(t, func() bool { return f0.sessionFailed(mc.SessionID(), "moved") }, 15*time.Second, 50*time.Millisecond,
 		"the cut-off member's session is fenced") {
-		t.Fatalf("members' logs:\n%s", memberLogs(members))
+		t.Fatalf("members' logs:\n%s", pp.logs())
 	}
 	require.Contains(t, f0.logs(), "session fenced")
 }

@@ -12,10 +12,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/migratory/mtcp/internal/auth"
-	"github.com/migratory/mtcp/internal/wire"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+
+	"github.com/migratory/mtcp/internal/auth"
+	"github.com/migratory/mtcp/internal/wire"
 )
 
 // floodKind is what a flooding connection sends before it stalls.
@@ -170,17 +171,15 @@ func TestHonestSessionsThroughAHandshakeFlood(t *testing.T) {
 		size   = 128 << 10
 		buffer = 64 << 10
 	)
-	ln, err := Listen("tcp", "127.0.0.1:0", &Config{
+	srv := listenEcho(t, &Config{
 		Logger: testLogger(t), MaxHandshakes: slots, Window: buffer, Retention: buffer,
 	})
-	require.NoError(t, err)
-	srv := startEchoServer(t, ln)
+	ln := srv.ln
 	defer srv.stop()
-	addr := ln.Addr().String()
+	addr := srv.addr()
 	paths := &resetter{conns: map[net.Conn]bool{}}
 
-	own, err := (&Dialer{Logger: testLogger(t)}).Dial("tcp", addr)
-	require.NoError(t, err)
+	own := dialHonest(t, addr)
 	defer func() { _ = own.Close() }()
 	runtime.GC()
 	var base runtime.MemStats

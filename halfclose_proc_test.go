@@ -5,11 +5,13 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net"
 	"strconv"
 	"testing"
 
-	"github.com/migratory/mtcp/internal/testapp"
 	"github.com/stretchr/testify/require"
+
+	"github.com/migratory/mtcp/internal/testapp"
 )
 
 // TestHalfClosedFailoverSIGKILL: member processes serve the upload
@@ -31,21 +33,10 @@ func TestHalfClosedFailoverSIGKILL(t *testing.T) {
 			if lazy {
 				args = append(args, "-no-read-checkpoints")
 			}
-			var members []*memberProc
-			defer func() {
-				for _, m := range members {
-					m.kill()
-				}
-			}()
-			first := startMember(t, "p0", nil, args)
-			members = append(members, first)
-			for i := 1; i < 3; i++ {
-				members = append(members, startMember(t, fmt.Sprintf("p%d", i), []string{first.gossip}, args))
-			}
-			c, err := (&Dialer{Logger: testLogger(t)}).Dial("tcp", first.addr)
-			require.NoError(t, err)
-			mc := c.(*Conn)
-			waitMembers(t, c, 3)
+			pp := startProcPool(t, 3, args)
+			defer pp.kill()
+			mc := pp.dial(t)
+			c := net.Conn(mc)
 
 			got := sha256.New()
 			k, err := io.Copy(got, c)
@@ -59,19 +50,16 @@ func TestHalfClosedFailoverSIGKILL(t *testing.T) {
 			require.NoError(t, err)
 
 			killed := mc.MemberName()
-			for i, m := range members {
-				if m.name == killed {
-					m.kill()
-					members[i] = startMember(t, "p3", []string{members[(i+1)%3].gossip}, args)
-				}
+			if i := pp.killMember(killed); i >= 0 {
+				pp.restart(i)
 			}
 			_, err = io.CopyN(c, src, upload/2)
-			require.NoError(t, err, "members:\n%s", memberLogs(members))
+			require.NoError(t, err, "members:\n%s", pp.logs())
 			require.NoError(t, mc.CloseWrite())
 			waitSessionEnd(t, c)
-			require.NoError(t, mc.Err(), "members:\n%s", memberLogs(members))
+			require.NoError(t, mc.Err(), "members:\n%s", pp.logs())
 			require.NotEqual(t, killed, mc.MemberName())
-			final := waitFinal(t, members, mc.SessionID())
+			final := waitFinal(t, pp.members, mc.SessionID())
 			require.Equal(t, hex.EncodeToString(sent.Sum(nil)), final, "the application read exactly the upload")
 		})
 	}

@@ -8,39 +8,28 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/migratory/mtcp/internal/testapp"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+
+	"github.com/migratory/mtcp/internal/testapp"
 )
 
 // uploadApp runs the upload application (testapp.Upload) on the members of
 // an appPool, with the pool's bookkeeping.
 func uploadApp(cfg testapp.UploadConfig) func(ap *appPool, node string, c *Conn) {
 	return func(ap *appPool, node string, c *Conn) {
-		id := c.SessionID()
-		ap.mu.Lock()
-		ap.served[id] = append(ap.served[id], node)
-		ap.conns[id] = c
-		ap.mu.Unlock()
+		end := ap.begin(node, c)
 		var failed error
 		testapp.Upload(c, cfg, testapp.Events{
-			Final: func(id string, d []byte) {
-				ap.mu.Lock()
-				ap.final[id] = d
-				ap.mu.Unlock()
-			},
+			Final:  ap.setFinal,
 			Failed: func(_ string, err error) { failed = err },
 		})
-		ap.mu.Lock()
-		ap.ends[id] = append(ap.ends[id], runEnd{node, failed})
-		ap.mu.Unlock()
-		if failed != nil && !errors.Is(failed, ErrMigrated) {
-			ap.fail(fmt.Errorf("%s: session %s: %w", node, id, failed))
-		}
+		end(failed)
 	}
 }
 
@@ -158,11 +147,9 @@ func TestHalfClosedSessionMoves(t *testing.T) {
 				})
 				defer ap.close()
 				defer g.release() // before the pool closes, if the test fails
-				c, err := (&Dialer{Logger: testLogger(t)}).Dial("tcp", ap.addr("m0"))
-				require.NoError(t, err)
-				mc := c.(*Conn)
+				mc := ap.dial(t, nil, "m0")
+				c := net.Conn(mc)
 				id := mc.SessionID()
-				waitMembers(t, c, 3)
 
 				got := sha256.New()
 				k, err := io.Copy(got, c)
@@ -240,11 +227,9 @@ func TestHalfClosedRegeneratedEndDiverges(t *testing.T) {
 				app: uploadApp(testapp.UploadConfig{Banner: 256 << 10, Chunk: 64 << 10, NoReadCheckpoints: tc.lazy, EndShift: tc.shift}),
 			})
 			defer ap.close()
-			c, err := (&Dialer{Logger: testLogger(t)}).Dial("tcp", ap.addr("m0"))
-			require.NoError(t, err)
-			mc := c.(*Conn)
+			mc := ap.dial(t, nil, "m0")
+			c := net.Conn(mc)
 			id := mc.SessionID()
-			waitMembers(t, c, 2)
 			k, err := io.Copy(io.Discard, c)
 			require.NoError(t, err)
 			require.Equal(t, int64(256<<10), k)
@@ -276,25 +261,14 @@ func replyApp(n int64) func(ap *appPool, node string, c *Conn) {
 	return func(ap *appPool, node string, c *Conn) {
 		defer c.Close()
 		id := c.SessionID()
-		ap.mu.Lock()
-		ap.served[id] = append(ap.served[id], node)
-		ap.conns[id] = c
-		ap.mu.Unlock()
-		fail := func(err error) {
-			ap.mu.Lock()
-			ap.ends[id] = append(ap.ends[id], runEnd{node, err})
-			ap.mu.Unlock()
-			if !errors.Is(err, ErrMigrated) {
-				ap.fail(fmt.Errorf("%s: session %s: %w", node, id, err))
-			}
-		}
+		end := ap.begin(node, c)
 		h := sha256.New()
 		var ended bool
 		var written int64
 		if st := c.State(); st != nil {
 			ended, written = st[0] == 1, int64(binary.BigEndian.Uint64(st[1:]))
 			if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(st[9:]); err != nil {
-				fail(err)
+				end(err)
 				return
 			}
 		}
@@ -307,7 +281,7 @@ func replyApp(n int64) func(ap *appPool, node string, c *Conn) {
 			return c.Checkpoint(append(st, mustState(h)...))
 		}
 		if err := checkpoint(); err != nil {
-			fail(err)
+			end(err)
 			return
 		}
 		buf := make([]byte, 16<<10)
@@ -316,15 +290,13 @@ func replyApp(n int64) func(ap *appPool, node string, c *Conn) {
 			h.Write(buf[:k])
 			if errors.Is(err, io.EOF) {
 				ended = true
-				ap.mu.Lock()
-				ap.final[id] = h.Sum(nil)
-				ap.mu.Unlock()
+				ap.setFinal(id, h.Sum(nil))
 			} else if err != nil {
-				fail(err)
+				end(err)
 				return
 			}
 			if err := checkpoint(); err != nil {
-				fail(err)
+				end(err)
 				return
 			}
 		}
@@ -332,18 +304,16 @@ func replyApp(n int64) func(ap *appPool, node string, c *Conn) {
 			p := buf[:min(int64(len(buf)), n-written)]
 			testapp.BannerAt(written, p)
 			if _, err := c.Write(p); err != nil {
-				fail(err)
+				end(err)
 				return
 			}
 			written += int64(len(p))
 			if err := checkpoint(); err != nil {
-				fail(err)
+				end(err)
 				return
 			}
 		}
-		ap.mu.Lock()
-		ap.ends[id] = append(ap.ends[id], runEnd{node, nil})
-		ap.mu.Unlock()
+		end(nil)
 	}
 }
 
@@ -360,14 +330,12 @@ func TestClientHalfClosedSessionMoves(t *testing.T) {
 		t.Run(fmt.Sprintf("failover %v", failover), func(t *testing.T) {
 			ap := startAppPool(t, 3, func(c *Config) { c.Replicas = 1 }, appOptions{app: replyApp(reply)})
 			defer ap.close()
-			c, err := (&Dialer{Logger: testLogger(t)}).Dial("tcp", ap.addr("m0"))
-			require.NoError(t, err)
+			mc := ap.dial(t, nil, "m0")
+			c := net.Conn(mc)
 			defer c.Close() // if the test fails
-			mc := c.(*Conn)
 			id := mc.SessionID()
-			waitMembers(t, c, 3)
 			sent := sha256.New()
-			_, err = io.Copy(c, io.TeeReader(newPattern(request, 7), sent))
+			_, err := io.Copy(c, io.TeeReader(newPattern(request, 7), sent))
 			require.NoError(t, err)
 			require.NoError(t, mc.CloseWrite())
 

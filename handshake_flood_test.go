@@ -4,10 +4,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/migratory/mtcp/internal/faultproxy"
-	"github.com/migratory/mtcp/internal/wire"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+
+	"github.com/migratory/mtcp/internal/wire"
 )
 
 // TestHandshakeChecksTypeBeforeBody sends, where the listener expects a
@@ -17,14 +17,10 @@ import (
 // for it until the handshake timeout.
 func TestHandshakeChecksTypeBeforeBody(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	ln, err := Listen("tcp", "127.0.0.1:0", &Config{Logger: testLogger(t), HandshakeTimeout: 30 * time.Second})
-	require.NoError(t, err)
-	srv := startEchoServer(t, ln)
+	srv, own := listenEchoHonest(t, &Config{Logger: testLogger(t), HandshakeTimeout: 30 * time.Second})
 	defer srv.stop()
-	addr := ln.Addr().String()
-	own, err := (&Dialer{Logger: testLogger(t)}).Dial("tcp", addr)
-	require.NoError(t, err)
 	defer closeHonest(t, own)
+	addr := srv.addr()
 	id := own.(*Conn).id
 
 	const proofMax = wire.MACLen + 40 + 2 + 8*wire.MaxKnown
@@ -62,14 +58,10 @@ func TestHandshakeChecksTypeBeforeBody(t *testing.T) {
 // timeout (9 s).
 func TestResumeProofHasItsOwnDeadline(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	ln, err := Listen("tcp", "127.0.0.1:0", &Config{Logger: testLogger(t), HandshakeTimeout: 9 * time.Second})
-	require.NoError(t, err)
-	srv := startEchoServer(t, ln)
+	srv, own := listenEchoHonest(t, &Config{Logger: testLogger(t), HandshakeTimeout: 9 * time.Second})
 	defer srv.stop()
-	addr := ln.Addr().String()
-	own, err := (&Dialer{Logger: testLogger(t)}).Dial("tcp", addr)
-	require.NoError(t, err)
 	defer closeHonest(t, own)
+	addr := srv.addr()
 
 	p := dialRaw(t, addr)
 	defer p.Close()
@@ -88,16 +80,13 @@ func TestResumeProofHasItsOwnDeadline(t *testing.T) {
 func TestResumeHelloFloodDoesNotLockOut(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	const slots = 4
-	ln, err := Listen("tcp", "127.0.0.1:0", &Config{
+	srv := listenEcho(t, &Config{
 		Logger: testLogger(t), MaxHandshakes: slots, HandshakeTimeout: 20 * time.Second,
 	})
-	require.NoError(t, err)
-	srv := startEchoServer(t, ln)
 	defer srv.stop()
-	px, err := faultproxy.New(ln.Addr().String())
-	require.NoError(t, err)
+	px := newProxy(t, srv.addr())
 	defer px.Close()
-	addr := ln.Addr().String()
+	addr := srv.addr()
 
 	d := &Dialer{Logger: testLogger(t), HandshakeTimeout: time.Second}
 	resumer, err := d.Dial("tcp", px.Addr())

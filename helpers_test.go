@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/migratory/mtcp/internal/faultproxy"
 )
 
 // echoServer accepts sessions on ln and echoes each one, hashing what it
@@ -229,4 +231,60 @@ func waitSessionEnd(t testing.TB, c net.Conn) {
 	case <-time.After(10 * time.Second):
 		t.Fatalf("session %s did not end: %s", c.(*Conn).SessionID(), c.(*Conn).debugState())
 	}
+}
+
+// listenEcho listens on loopback with cfg (nil: the defaults) and serves
+// the echo server there.
+func listenEcho(t *testing.T, cfg *Config) *echoServer {
+	t.Helper()
+	ln, err := Listen("tcp", "127.0.0.1:0", cfg)
+	require.NoError(t, err)
+	return startEchoServer(t, ln)
+}
+
+// addr is the address the echo server's listener accepts on.
+func (s *echoServer) addr() string { return s.ln.Addr().String() }
+
+// newProxy starts a fault proxy in front of target.
+func newProxy(t testing.TB, target string) *faultproxy.Proxy {
+	t.Helper()
+	px, err := faultproxy.New(target)
+	require.NoError(t, err)
+	return px
+}
+
+// dialHonest opens a session to addr as an honest client does.
+func dialHonest(t testing.TB, addr string) net.Conn {
+	t.Helper()
+	c, err := (&Dialer{Logger: testLogger(t)}).Dial("tcp", addr)
+	require.NoError(t, err)
+	return c
+}
+
+// listenBehindProxy listens on loopback with cfg (nil: the defaults) and
+// starts a fault proxy in front of the listener.
+func listenBehindProxy(t testing.TB, cfg *Config) (*Listener, *faultproxy.Proxy) {
+	t.Helper()
+	ln, err := Listen("tcp", "127.0.0.1:0", cfg)
+	require.NoError(t, err)
+	return ln, newProxy(t, ln.Addr().String())
+}
+
+// acceptDialed opens a session to addr with d and returns its client end
+// and the server end that ln accepted.
+func acceptDialed(t testing.TB, ln *Listener, d *Dialer, addr string) (c, sc net.Conn) {
+	t.Helper()
+	c, err := d.Dial("tcp", addr)
+	require.NoError(t, err)
+	sc, err = ln.Accept()
+	require.NoError(t, err)
+	return c, sc
+}
+
+// listenEchoHonest is listenEcho with an honest session open on the echo
+// server.
+func listenEchoHonest(t *testing.T, cfg *Config) (*echoServer, net.Conn) {
+	t.Helper()
+	srv := listenEcho(t, cfg)
+	return srv, dialHonest(t, srv.addr())
 }

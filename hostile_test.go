@@ -8,14 +8,14 @@ import (
 	"net"
 	"os"
 	"runtime"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/migratory/mtcp/internal/auth"
-	"github.com/migratory/mtcp/internal/wire"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+
+	"github.com/migratory/mtcp/internal/auth"
+	"github.com/migratory/mtcp/internal/wire"
 )
 
 // echoOnce sends msg on c and reads it back.
@@ -53,15 +53,11 @@ func helloFrame(h wire.Hello, edit func(body []byte)) []byte {
 // must not notice.
 func TestHostileHandshakes(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	ln, err := Listen("tcp", "127.0.0.1:0", &Config{Logger: testLogger(t), HandshakeTimeout: 2 * time.Second})
-	require.NoError(t, err)
-	srv := startEchoServer(t, ln)
+	srv, honest := listenEchoHonest(t, &Config{Logger: testLogger(t), HandshakeTimeout: 2 * time.Second})
+	ln := srv.ln
 	defer srv.stop()
-	addr := ln.Addr().String()
-
-	honest, err := (&Dialer{Logger: testLogger(t)}).Dial("tcp", addr)
-	require.NoError(t, err)
 	defer closeHonest(t, honest)
+	addr := srv.addr()
 	echoOnce(t, honest, "before")
 
 	zeroKey := rawHello()
@@ -202,36 +198,15 @@ func hostileFrames(window int) []struct {
 // before it closes, as spec.md (sections 3 and 7) asks.
 func runHostileFrames(t *testing.T, wantAbort bool) {
 	const window = 16 << 10
-	ln, err := Listen("tcp", "127.0.0.1:0", &Config{Logger: testLogger(t), Window: window})
-	require.NoError(t, err)
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			accepted <- c
-		}
-	}()
-	defer wg.Wait()
-	defer ln.Close()
+	ln, accepted, stop := hsListener(t, Config{Window: window})
+	defer stop()
 
 	for _, tc := range hostileFrames(window) {
 		t.Run(tc.name, func(t *testing.T) {
 			p := dialRaw(t, ln.Addr().String())
 			defer p.Close()
 			p.open()
-			var sc net.Conn
-			select {
-			case sc = <-accepted:
-			case <-time.After(5 * time.Second):
-				t.Fatal("the session was not accepted")
-			}
+			sc := acceptWithin(t, accepted, 5*time.Second, "the session")
 			defer sc.Close()
 			readErr := make(chan error, 1)
 			go func() {
@@ -285,11 +260,9 @@ func TestProtocolErrorIsAnnouncedWithAbort(t *testing.T) {
 // goes on.
 func TestExtensionFramesAreSkipped(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	ln, err := Listen("tcp", "127.0.0.1:0", &Config{Logger: testLogger(t)})
-	require.NoError(t, err)
-	srv := startEchoServer(t, ln)
+	srv := listenEcho(t, &Config{Logger: testLogger(t)})
 	defer srv.stop()
-	p := dialRaw(t, ln.Addr().String())
+	p := dialRaw(t, srv.addr())
 	defer p.Close()
 	p.open()
 	p.send(
@@ -307,15 +280,12 @@ func TestExtensionFramesAreSkipped(t *testing.T) {
 // and leave the session working for its real client.
 func TestResumeProofs(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	ln, err := Listen("tcp", "127.0.0.1:0", &Config{Logger: testLogger(t), HandshakeTimeout: 2 * time.Second})
-	require.NoError(t, err)
-	srv := startEchoServer(t, ln)
+	srv := listenEcho(t, &Config{Logger: testLogger(t), HandshakeTimeout: 2 * time.Second})
 	defer srv.stop()
-	addr := ln.Addr().String()
+	addr := srv.addr()
 
 	t.Run("wrong MAC for a live session", func(t *testing.T) {
-		honest, err := (&Dialer{Logger: testLogger(t)}).Dial("tcp", addr)
-		require.NoError(t, err)
+		honest := dialHonest(t, addr)
 		defer closeHonest(t, honest)
 		echoOnce(t, honest, "before")
 		id := honest.(*Conn).id
@@ -339,8 +309,7 @@ func TestResumeProofs(t *testing.T) {
 	})
 
 	t.Run("proof computed for another server nonce", func(t *testing.T) {
-		honest, err := (&Dialer{Logger: testLogger(t)}).Dial("tcp", addr)
-		require.NoError(t, err)
+		honest := dialHonest(t, addr)
 		defer closeHonest(t, honest)
 		hc := honest.(*Conn)
 		echoOnce(t, honest, "before")
@@ -356,15 +325,8 @@ func TestResumeProofs(t *testing.T) {
 		p1.Close()
 
 		// ...which is no good for the next one, even with the same client nonce.
-		p2 := dialRaw(t, addr)
+		p2, ch := replayResumeHello(t, addr, hc.id, cn)
 		defer p2.Close()
-		h := rawHello()
-		h.Resume, h.Session, h.Nonce, h.Attempt = true, hc.id, cn, rawAttempt(cn)
-		p2.send(wire.Preface[:], frame(h))
-		f, err := p2.readFrame(5 * time.Second)
-		require.NoError(t, err)
-		ch, ok := f.(wire.Challenge)
-		require.True(t, ok, "got %v instead of CHALLENGE", f.Type())
 		require.NotEqual(t, sn1, ch.Nonce, "every CHALLENGE has a fresh nonce")
 		p2.send(proof)
 		p2.expectRefused(wire.CodeBadProof)
@@ -393,15 +355,8 @@ func TestResumeProofs(t *testing.T) {
 		p.expectClosed(5 * time.Second)
 
 		// Someone who recorded that exchange sends it again, byte for byte.
-		p3 := dialRaw(t, addr)
+		p3, _ := replayResumeHello(t, addr, s.id, cn)
 		defer p3.Close()
-		h := rawHello()
-		h.Resume, h.Session, h.Nonce, h.Attempt = true, s.id, cn, rawAttempt(cn)
-		p3.send(wire.Preface[:], frame(h))
-		f, err := p3.readFrame(5 * time.Second)
-		require.NoError(t, err)
-		_, ok = f.(wire.Challenge)
-		require.True(t, ok, "got %v instead of CHALLENGE", f.Type())
 		p3.send(proof)
 		p3.expectRefused(wire.CodeBadProof)
 
@@ -409,6 +364,47 @@ func TestResumeProofs(t *testing.T) {
 		p2.send(frame(wire.Data{Seq: 3, Payload: []byte("def")}))
 		require.Equal(t, "def", string(p2.readData(3, 3)))
 	})
+}
+
+// replayResumeHello sends, on a new connection to addr, a resume HELLO for
+// session id with the client nonce cn of an earlier attempt, as one who
+// recorded that attempt would, and returns the connection and the
+// CHALLENGE the listener answers with.
+func replayResumeHello(t *testing.T, addr string, id [wire.SessionIDLen]byte, cn [wire.NonceLen]byte) (*rawPeer, wire.Challenge) {
+	t.Helper()
+	p := dialRaw(t, addr)
+	h := rawHello()
+	h.Resume, h.Session, h.Nonce, h.Attempt = true, id, cn, rawAttempt(cn)
+	p.send(wire.Preface[:], frame(h))
+	f, err := p.readFrame(5 * time.Second)
+	require.NoError(t, err)
+	ch, ok := f.(wire.Challenge)
+	require.True(t, ok, "got %v instead of CHALLENGE", f.Type())
+	return p, ch
+}
+
+// hsDialRaw starts an hsListener with cfg and opens a connection to it by
+// hand. It returns the connection, what the listener accepts, and a
+// function that closes the connection and stops the listener.
+func hsDialRaw(t *testing.T, cfg Config) (*rawPeer, <-chan net.Conn, func()) {
+	t.Helper()
+	ln, accepted, stop := hsListener(t, cfg)
+	p := dialRaw(t, ln.Addr().String())
+	return p, accepted, func() {
+		p.Close()
+		stop()
+	}
+}
+
+// expectSilentClose checks that the listener closes the connection within
+// bound without sending anything to who (the kind of client).
+func (p *rawPeer) expectSilentClose(bound time.Duration, who string) {
+	p.t.Helper()
+	_ = p.nc.SetReadDeadline(time.Now().Add(bound))
+	n, err := p.br.Read(make([]byte, 1))
+	require.Equal(p.t, 0, n, "nothing is sent to %s", who)
+	require.Error(p.t, err)
+	require.False(p.t, errors.Is(err, os.ErrDeadlineExceeded), "closed within %v", bound)
 }
 
 // hsListener starts a listener with short sniffing and handshake timeouts
@@ -445,6 +441,31 @@ func hsListener(t *testing.T, cfg Config) (*Listener, <-chan net.Conn, func()) {
 	}
 }
 
+// acceptWithin returns the next connection from accepted, failing the test
+// if none comes within d (what names the connection awaited).
+func acceptWithin(t *testing.T, accepted <-chan net.Conn, d time.Duration, what string) net.Conn {
+	t.Helper()
+	select {
+	case c := <-accepted:
+		return c
+	case <-time.After(d):
+		t.Fatalf("%s was not accepted", what)
+		return nil
+	}
+}
+
+// requireNotAccepted fails the test if a connection (what) has reached
+// Accept.
+func requireNotAccepted(t *testing.T, accepted <-chan net.Conn, what string) {
+	t.Helper()
+	select {
+	case c := <-accepted:
+		c.Close()
+		t.Fatalf("%s reached Accept", what)
+	default:
+	}
+}
+
 // TestSilentAndStalledClients covers connections that say nothing, stop
 // in the middle of the preface, or stop after it. Each one is served as a
 // plain connection or closed, within a bounded time, as the configuration
@@ -456,17 +477,10 @@ func TestSilentAndStalledClients(t *testing.T) {
 	const bound = 3 * time.Second // generous: the machine is noisy
 
 	t.Run("silent client is served as plain", func(t *testing.T) {
-		ln, accepted, stop := hsListener(t, Config{FirstByteTimeout: firstByte, HandshakeTimeout: handshake})
-		defer stop()
 		start := time.Now()
-		p := dialRaw(t, ln.Addr().String())
-		defer p.Close()
-		var sc net.Conn
-		select {
-		case sc = <-accepted:
-		case <-time.After(bound):
-			t.Fatal("the silent connection was not served")
-		}
+		p, accepted, stop := hsDialRaw(t, Config{FirstByteTimeout: firstByte, HandshakeTimeout: handshake})
+		defer stop()
+		sc := acceptWithin(t, accepted, bound, "the silent connection")
 		defer sc.Close()
 		require.GreaterOrEqual(t, time.Since(start), firstByte/2, "served after the first-byte timeout")
 		_, isSession := sc.(*Conn)
@@ -482,17 +496,10 @@ func TestSilentAndStalledClients(t *testing.T) {
 	})
 
 	t.Run("partial preface is served as plain with its bytes", func(t *testing.T) {
-		ln, accepted, stop := hsListener(t, Config{FirstByteTimeout: firstByte, HandshakeTimeout: handshake})
+		p, accepted, stop := hsDialRaw(t, Config{FirstByteTimeout: firstByte, HandshakeTimeout: handshake})
 		defer stop()
-		p := dialRaw(t, ln.Addr().String())
-		defer p.Close()
 		p.send(wire.Preface[:3])
-		var sc net.Conn
-		select {
-		case sc = <-accepted:
-		case <-time.After(bound):
-			t.Fatal("the stalled connection was not served")
-		}
+		sc := acceptWithin(t, accepted, bound, "the stalled connection")
 		defer sc.Close()
 		_, isSession := sc.(*Conn)
 		require.False(t, isSession)
@@ -513,35 +520,22 @@ func TestSilentAndStalledClients(t *testing.T) {
 		{"plain bytes are closed with RejectPlain", []byte("GET / HTTP/1.0\r\n\r\n")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ln, accepted, stop := hsListener(t, Config{FirstByteTimeout: firstByte, HandshakeTimeout: handshake, RejectPlain: true})
-			defer stop()
 			start := time.Now()
-			p := dialRaw(t, ln.Addr().String())
-			defer p.Close()
+			p, accepted, stop := hsDialRaw(t, Config{FirstByteTimeout: firstByte, HandshakeTimeout: handshake, RejectPlain: true})
+			defer stop()
 			if tc.send != nil {
 				p.send(tc.send)
 			}
-			_ = p.nc.SetReadDeadline(time.Now().Add(bound))
-			n, err := p.br.Read(make([]byte, 1))
-			require.Equal(t, 0, n, "nothing is sent to a rejected client")
-			require.Error(t, err)
-			require.False(t, errors.Is(err, os.ErrDeadlineExceeded), "closed within %v", bound)
+			p.expectSilentClose(bound, "a rejected client")
 			t.Logf("closed after %v", time.Since(start).Round(time.Millisecond))
-			select {
-			case c := <-accepted:
-				c.Close()
-				t.Fatal("a rejected connection reached Accept")
-			default:
-			}
+			requireNotAccepted(t, accepted, "a rejected connection")
 		})
 	}
 
 	t.Run("silence after the preface is refused at the handshake timeout", func(t *testing.T) {
-		ln, _, stop := hsListener(t, Config{FirstByteTimeout: firstByte, HandshakeTimeout: handshake})
-		defer stop()
 		start := time.Now()
-		p := dialRaw(t, ln.Addr().String())
-		defer p.Close()
+		p, _, stop := hsDialRaw(t, Config{FirstByteTimeout: firstByte, HandshakeTimeout: handshake})
+		defer stop()
 		p.send(wire.Preface[:])
 		p.expectRefused(wire.CodeProtocol)
 		el := time.Since(start)
@@ -550,11 +544,9 @@ func TestSilentAndStalledClients(t *testing.T) {
 	})
 
 	t.Run("trickled HELLO is cut at the handshake timeout", func(t *testing.T) {
-		ln, _, stop := hsListener(t, Config{FirstByteTimeout: firstByte, HandshakeTimeout: handshake})
-		defer stop()
 		start := time.Now()
-		p := dialRaw(t, ln.Addr().String())
-		defer p.Close()
+		p, _, stop := hsDialRaw(t, Config{FirstByteTimeout: firstByte, HandshakeTimeout: handshake})
+		defer stop()
 		p.send(wire.Preface[:])
 		// One byte every 20 ms: the whole HELLO would take over a second, and
 		// every read makes progress, so only an overall deadline stops it.
@@ -581,22 +573,12 @@ func TestSilentAndStalledClients(t *testing.T) {
 
 	t.Run("silent client on a TLS listener is closed at the handshake timeout", func(t *testing.T) {
 		serverTLS, _, _ := tlsConfigs(t)
-		ln, accepted, stop := hsListener(t, Config{TLS: serverTLS, FirstByteTimeout: firstByte, HandshakeTimeout: handshake})
-		defer stop()
 		start := time.Now()
-		p := dialRaw(t, ln.Addr().String())
-		defer p.Close()
-		_ = p.nc.SetReadDeadline(time.Now().Add(bound))
-		_, err := p.br.Read(make([]byte, 1))
-		require.Error(t, err)
-		require.False(t, errors.Is(err, os.ErrDeadlineExceeded), "closed within %v", bound)
+		p, accepted, stop := hsDialRaw(t, Config{TLS: serverTLS, FirstByteTimeout: firstByte, HandshakeTimeout: handshake})
+		defer stop()
+		p.expectSilentClose(bound, "a client that never finished TLS")
 		require.GreaterOrEqual(t, time.Since(start), handshake/2)
-		select {
-		case c := <-accepted:
-			c.Close()
-			t.Fatal("a connection that never finished TLS reached Accept")
-		default:
-		}
+		requireNotAccepted(t, accepted, "a connection that never finished TLS")
 	})
 
 	t.Run("TLS client silent after the handshake is served as plain", func(t *testing.T) {
@@ -606,12 +588,7 @@ func TestSilentAndStalledClients(t *testing.T) {
 		tc, err := tls.Dial("tcp", ln.Addr().String(), clientTLS)
 		require.NoError(t, err)
 		defer tc.Close()
-		var sc net.Conn
-		select {
-		case sc = <-accepted:
-		case <-time.After(bound):
-			t.Fatal("the silent TLS connection was not served")
-		}
+		sc := acceptWithin(t, accepted, bound, "the silent TLS connection")
 		defer sc.Close()
 		_, isSession := sc.(*Conn)
 		require.False(t, isSession)
@@ -649,13 +626,12 @@ func TestHandshakeFloodIsBounded(t *testing.T) {
 	const slots = 16
 	const handshake = 500 * time.Millisecond
 	base := runtime.NumGoroutine()
-	ln, err := Listen("tcp", "127.0.0.1:0", &Config{
+	srv := listenEcho(t, &Config{
 		Logger: testLogger(t), MaxHandshakes: slots, HandshakeTimeout: handshake, FirstByteTimeout: 200 * time.Millisecond,
 	})
-	require.NoError(t, err)
-	srv := startEchoServer(t, ln)
+	ln := srv.ln
 	defer srv.stop()
-	addr := ln.Addr().String()
+	addr := srv.addr()
 	idle := runtime.NumGoroutine()
 	idleSet := goleak.IgnoreCurrent()
 
@@ -714,13 +690,11 @@ func TestHandshakeFloodIsBounded(t *testing.T) {
 func TestHandshakeFloodSparesHonestClients(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	const flood = 500
-	ln, err := Listen("tcp", "127.0.0.1:0", &Config{
+	srv := listenEcho(t, &Config{
 		Logger: testLogger(t), MaxHandshakes: 16, HandshakeTimeout: 500 * time.Millisecond,
 	})
-	require.NoError(t, err)
-	srv := startEchoServer(t, ln)
 	defer srv.stop()
-	addr := ln.Addr().String()
+	addr := srv.addr()
 	peers := stallFlood(t, addr, flood)
 	defer func() {
 		for _, p := range peers {
@@ -741,18 +715,16 @@ func TestHandshakeFloodSparesHonestClients(t *testing.T) {
 // holds are unharmed.
 func TestSessionLimitRefusesWithBusy(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	ln, err := Listen("tcp", "127.0.0.1:0", &Config{Logger: testLogger(t), MaxSessions: 2})
-	require.NoError(t, err)
-	srv := startEchoServer(t, ln)
+	srv := listenEcho(t, &Config{Logger: testLogger(t), MaxSessions: 2})
 	defer srv.stop()
 	d := &Dialer{Logger: testLogger(t)}
 	var held []net.Conn
 	for i := 0; i < 2; i++ {
-		c, err := d.Dial("tcp", ln.Addr().String())
+		c, err := d.Dial("tcp", srv.addr())
 		require.NoError(t, err)
 		held = append(held, c)
 	}
-	_, err = d.Dial("tcp", ln.Addr().String())
+	_, err := d.Dial("tcp", srv.addr())
 	require.ErrorIs(t, err, ErrBusy)
 	var pe *PeerError
 	require.ErrorAs(t, err, &pe)
@@ -760,7 +732,7 @@ func TestSessionLimitRefusesWithBusy(t *testing.T) {
 	require.Equal(t, CodeBusy, pe.Code, "the refusal carries its exported code")
 	require.Equal(t, "server busy", pe.Code.String())
 
-	p := dialRaw(t, ln.Addr().String())
+	p := dialRaw(t, srv.addr())
 	defer p.Close()
 	kp, err := auth.NewKeyPair()
 	require.NoError(t, err)

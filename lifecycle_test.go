@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/migratory/mtcp/internal/faultproxy"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 )
@@ -20,22 +19,16 @@ import (
 // Read and Write fail after the resume timeout with a typed error.
 func TestResumeTimeoutLosesSession(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	ln, err := Listen("tcp", "127.0.0.1:0", nil)
-	require.NoError(t, err)
-	px, err := faultproxy.New(ln.Addr().String())
-	require.NoError(t, err)
+	ln, px := listenBehindProxy(t, nil)
 	defer px.Close()
 	d := &Dialer{ResumeTimeout: 500 * time.Millisecond, HandshakeTimeout: 200 * time.Millisecond}
-	c, err := d.Dial("tcp", px.Addr())
-	require.NoError(t, err)
-	sc, err := ln.Accept()
-	require.NoError(t, err)
+	c, sc := acceptDialed(t, ln, d, px.Addr())
 	defer sc.Close()
 
 	px.Blackhole() // the server is unreachable from now on
 	px.ResetAll()
 	start := time.Now()
-	_, err = c.Read(make([]byte, 10))
+	_, err := c.Read(make([]byte, 10))
 	elapsed := time.Since(start)
 	require.ErrorIs(t, err, ErrSessionLost)
 	require.ErrorIs(t, err, ErrResumeTimeout)
@@ -54,22 +47,16 @@ func TestResumeTimeoutLosesSession(t *testing.T) {
 // does not come back, and the application's Read says why.
 func TestDetachTimeoutFreesSession(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	ln, err := Listen("tcp", "127.0.0.1:0", &Config{DetachTimeout: 300 * time.Millisecond})
-	require.NoError(t, err)
+	ln, px := listenBehindProxy(t, &Config{DetachTimeout: 300 * time.Millisecond})
 	defer ln.Close()
-	px, err := faultproxy.New(ln.Addr().String())
-	require.NoError(t, err)
 	defer px.Close()
 	d := &Dialer{ResumeTimeout: 200 * time.Millisecond, HandshakeTimeout: 100 * time.Millisecond}
-	c, err := d.Dial("tcp", px.Addr())
-	require.NoError(t, err)
-	sc, err := ln.Accept()
-	require.NoError(t, err)
+	c, sc := acceptDialed(t, ln, d, px.Addr())
 	require.Equal(t, 1, ln.Sessions())
 
 	px.Blackhole()
 	px.ResetAll()
-	_, err = sc.Read(make([]byte, 10))
+	_, err := sc.Read(make([]byte, 10))
 	require.ErrorIs(t, err, ErrSessionLost)
 	require.ErrorIs(t, err, ErrDetachTimeout)
 	require.Equal(t, 0, ln.Sessions(), "the session is freed")
@@ -83,10 +70,7 @@ func TestDetachTimeoutFreesSession(t *testing.T) {
 // TestResumeIsNotAccepted: resumes never surface from Accept.
 func TestResumeIsNotAccepted(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	ln, err := Listen("tcp", "127.0.0.1:0", nil)
-	require.NoError(t, err)
-	px, err := faultproxy.New(ln.Addr().String())
-	require.NoError(t, err)
+	ln, px := listenBehindProxy(t, nil)
 	defer px.Close()
 	c, err := (&Dialer{}).Dial("tcp", px.Addr())
 	require.NoError(t, err)
@@ -138,9 +122,8 @@ func TestResumeIsNotAccepted(t *testing.T) {
 // the server's view of it follows.
 func TestClientRoams(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	ln, err := Listen("tcp", "127.0.0.1:0", nil)
-	require.NoError(t, err)
-	srv := startEchoServer(t, ln)
+	srv := listenEcho(t, nil)
+	ln := srv.ln
 	defer srv.stop()
 	var next atomic.Int32
 	var links []net.Conn
@@ -157,7 +140,7 @@ func TestClientRoams(t *testing.T) {
 		}
 		return nc, err
 	}}
-	c, err := d.Dial("tcp", ln.Addr().String())
+	c, err := d.Dial("tcp", srv.addr())
 	require.NoError(t, err)
 	id := c.(*Conn).SessionID()
 	// seen lists the client addresses the server end reported, one per link.
@@ -253,18 +236,12 @@ func TestCloseSemantics(t *testing.T) {
 // failures still ends the peer's reading at the right byte.
 func TestHalfCloseSurvivesResets(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	ln, err := Listen("tcp", "127.0.0.1:0", nil)
-	require.NoError(t, err)
+	ln, px := listenBehindProxy(t, nil)
 	defer ln.Close()
-	px, err := faultproxy.New(ln.Addr().String())
-	require.NoError(t, err)
 	defer px.Close()
-	c, err := Dial("tcp", px.Addr())
-	require.NoError(t, err)
-	sc, err := ln.Accept()
-	require.NoError(t, err)
+	c, sc := acceptDialed(t, ln, &Dialer{}, px.Addr())
 
-	_, err = c.Write([]byte("request"))
+	_, err := c.Write([]byte("request"))
 	require.NoError(t, err)
 	require.NoError(t, c.(*Conn).CloseWrite())
 	firstLink := sc.RemoteAddr().String()
@@ -314,4 +291,91 @@ func TestDialErrors(t *testing.T) {
 	_, err = Dial("tcp", addr)
 	require.Error(t, err)
 	require.True(t, errors.As(err, &oe))
+}
+
+// TestCloseDuringReadEndsPromptly: Close while a Read waits on the link.
+// The Read returns at once; the session must then end as soon as the
+// server acknowledges the close, its acknowledgements read in the
+// background, not at the link's next keepalive tick (half a minute away
+// here).
+func TestCloseDuringReadEndsPromptly(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	ln, err := Listen("tcp", "127.0.0.1:0", &Config{Logger: testLogger(t)})
+	require.NoError(t, err)
+	defer ln.Close()
+	served := make(chan error, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			served <- err
+			return
+		}
+		defer c.Close()
+		_, err = io.Copy(io.Discard, c) // until the client's close
+		served <- err
+	}()
+
+	d := &Dialer{Logger: testLogger(t), KeepAlive: 50 * time.Second, KeepAliveTimeout: 60 * time.Second}
+	c, err := d.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	_, err = c.Write([]byte("hello"))
+	require.NoError(t, err)
+	read := make(chan error, 1)
+	go func() {
+		_, err := c.Read(make([]byte, 1))
+		read <- err
+	}()
+	time.Sleep(100 * time.Millisecond) // the Read waits on the link
+	require.NoError(t, c.Close())
+	require.True(t, errors.Is(<-read, net.ErrClosed))
+	select {
+	case <-c.(*Conn).doneCh:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the closed session did not end: %s", c.(*Conn).debugState())
+	}
+	require.NoError(t, c.(*Conn).Err(), "it finished cleanly")
+	require.NoError(t, <-served)
+}
+
+// TestCloseAfterAcknowledgedCloseWrite: a client half-closes, its FIN is
+// acknowledged, and later it closes. The server must acknowledge the CLOSE
+// too, so that the client's session ends at once, cleanly, instead of
+// waiting out its linger time and ending with ErrLingerTimeout.
+func TestCloseAfterAcknowledgedCloseWrite(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	ln, err := Listen("tcp", "127.0.0.1:0", &Config{Logger: testLogger(t)})
+	require.NoError(t, err)
+	defer ln.Close()
+	d := &Dialer{Logger: testLogger(t), ResumeTimeout: 5 * time.Second}
+	c, err := d.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	sc, err := ln.Accept()
+	require.NoError(t, err)
+	defer sc.Close()
+
+	_, err = c.Write([]byte("hello"))
+	require.NoError(t, err)
+	require.NoError(t, c.(*Conn).CloseWrite())
+	got, err := io.ReadAll(sc)
+	require.NoError(t, err)
+	require.Equal(t, "hello", string(got))
+	mc := c.(*Conn)
+	require.Eventually(t, func() bool {
+		mc.mu.Lock()
+		defer mc.mu.Unlock()
+		return mc.st.OutputDone()
+	}, 5*time.Second, time.Millisecond, "the FIN is acknowledged")
+
+	// The server keeps its end open; the client closes.
+	start := time.Now()
+	require.NoError(t, c.Close())
+	select {
+	case <-mc.doneCh:
+	case <-time.After(3 * time.Second):
+		t.Fatalf("the client's Close is not acknowledged after %v:\nclient: %s\nserver: %s",
+			time.Since(start), mc.debugState(), sc.(*Conn).debugState())
+	}
+	require.NoError(t, mc.Err(), "the session ended cleanly")
+	_, err = sc.Write([]byte("x"))
+	require.ErrorIs(t, err, ErrPeerClosed)
 }

@@ -13,9 +13,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/migratory/mtcp/internal/wire"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+
+	"github.com/migratory/mtcp/internal/wire"
 )
 
 // frameCounter dials a client's links and counts the frames the client
@@ -104,6 +105,32 @@ func newLoudTraffic(c *Conn, seed uint64) *loudTraffic {
 	return &loudTraffic{c: c, src: newPattern(1<<62, seed), sent: sha256.New(), echo: sha256.New(), want: sha256.New()}
 }
 
+// openLoud opens a session on m0 of ap, whose links count the frames they
+// carry, and returns a loudTraffic on it after a first loud round of 4 KiB.
+func openLoud(t testing.TB, ap *appPool, seed uint64) (*loudTraffic, *frameCounter) {
+	t.Helper()
+	fc := newFrameCounter()
+	lt := newLoudTraffic(ap.dial(t, &Dialer{Logger: testLogger(t), DialFunc: fc.dial}, "m0"), seed)
+	lt.loud(t, 4096)
+	return lt, fc
+}
+
+// finish ends the session: CloseWrite, the server's EOF with nothing
+// before it; then it checks that the application read exactly what was
+// sent and the client exactly the echo.
+func (lt *loudTraffic) finish(t testing.TB, ap *appPool) {
+	t.Helper()
+	require.NoError(t, lt.c.CloseWrite())
+	k, err := io.Copy(io.Discard, lt.c)
+	require.NoError(t, err)
+	require.Zero(t, k)
+	ap.waitEnded(t, lt.c)
+	id := lt.c.SessionID()
+	require.Eventually(t, func() bool { return ap.finalDigest(id) != nil }, 5*time.Second, 10*time.Millisecond)
+	require.Equal(t, lt.sent.Sum(nil), ap.finalDigest(id), "the application read exactly what the client sent")
+	require.Equal(t, lt.want.Sum(nil), lt.echo.Sum(nil), "the client read exactly the echo")
+}
+
 // loud writes n nonzero bytes and reads them back.
 func (lt *loudTraffic) loud(t testing.TB, n int) {
 	t.Helper()
@@ -157,15 +184,9 @@ func TestCheckpointsWithoutOutputKeepOneMark(t *testing.T) {
 		},
 	})
 	defer ap.close()
-	fc := newFrameCounter()
-	c, err := (&Dialer{Logger: testLogger(t), DialFunc: fc.dial}).Dial("tcp", ap.addr("m0"))
-	require.NoError(t, err)
-	defer c.Close() // if the test fails
-	mc := c.(*Conn)
-	id := mc.SessionID()
-	waitMembers(t, c, 3)
-	lt := newLoudTraffic(mc, 11)
-	lt.loud(t, 4096)
+	lt, fc := openLoud(t, ap, 11)
+	defer lt.c.Close() // if the test fails
+	mc, id := lt.c, lt.c.SessionID()
 	var consumed int64
 	for consumed < 4096 {
 		select {
@@ -222,14 +243,7 @@ func TestCheckpointsWithoutOutputKeepOneMark(t *testing.T) {
 		}
 		lt.loud(t, 64<<10)
 	}
-	require.NoError(t, mc.CloseWrite())
-	k, err := io.Copy(io.Discard, c)
-	require.NoError(t, err)
-	require.Zero(t, k)
-	ap.waitEnded(t, c)
-	require.Eventually(t, func() bool { return ap.finalDigest(id) != nil }, 5*time.Second, 10*time.Millisecond)
-	require.Equal(t, lt.sent.Sum(nil), ap.finalDigest(id), "the application read exactly what the client sent")
-	require.Equal(t, lt.want.Sum(nil), lt.echo.Sum(nil), "the client read exactly the echo")
+	lt.finish(t, ap)
 	require.Equal(t, []string{"m0", "m1", "m2"}, ap.servedBy(id))
 	require.Empty(t, ap.errors())
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"io"
+	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -58,15 +59,9 @@ func TestMarksAfterARestoreAtAnOlderCheckpoint(t *testing.T) {
 		checkpoint: func(int64, int64) bool { return !skip.Load() },
 	})
 	defer ap.close()
-	fc := newFrameCounter()
-	c, err := (&Dialer{Logger: testLogger(t), DialFunc: fc.dial}).Dial("tcp", ap.addr("m0"))
-	require.NoError(t, err)
-	defer c.Close() // if the test fails
-	mc := c.(*Conn)
-	id := mc.SessionID()
-	waitMembers(t, c, 5)
-	lt := newLoudTraffic(mc, 21)
-	lt.loud(t, 4096)
+	lt, fc := openLoud(t, ap, 21)
+	defer lt.c.Close() // if the test fails
+	mc, id := lt.c, lt.c.SessionID()
 	sc := serverEnd(ap.member("m0"), id)
 	waitCheckpointsDurable(t, sc)
 	sc.mu.Lock()
@@ -132,14 +127,7 @@ func TestMarksAfterARestoreAtAnOlderCheckpoint(t *testing.T) {
 	require.NoError(t, retryUnknownMember(func() error { return mc.Migrate(ctx, ap.addr(to)) }),
 		"the client knows %s", mc.marksForLog())
 	lt.loud(t, 64<<10)
-	require.NoError(t, mc.CloseWrite())
-	k, err := io.Copy(io.Discard, c)
-	require.NoError(t, err)
-	require.Zero(t, k)
-	ap.waitEnded(t, c)
-	require.Eventually(t, func() bool { return ap.finalDigest(id) != nil }, 5*time.Second, 10*time.Millisecond)
-	require.Equal(t, lt.sent.Sum(nil), ap.finalDigest(id), "the application read exactly what the client sent")
-	require.Equal(t, lt.want.Sum(nil), lt.echo.Sum(nil), "the client read exactly the echo")
+	lt.finish(t, ap)
 	require.Equal(t, []string{"m0", taker, to}, ap.servedBy(id))
 	for _, err := range ap.errors() {
 		require.ErrorIs(t, err, ErrSessionLost, "only the crashed member's application fails")
@@ -161,14 +149,12 @@ func TestDownloadFailsOverFromAnOlderCheckpoint(t *testing.T) {
 	ap := startAppPool(t, 5, func(c *Config) { c.Replicas, c.Retention = 1, 256<<10 }, appOptions{app: replyApp(reply)})
 	defer ap.close()
 	// A small window: most of the reply is still to come when m0 crashes.
-	c, err := (&Dialer{Logger: testLogger(t), Window: 256 << 10}).Dial("tcp", ap.addr("m0"))
-	require.NoError(t, err)
+	mc := ap.dial(t, &Dialer{Logger: testLogger(t), Window: 256 << 10}, "m0")
+	c := net.Conn(mc)
 	defer c.Close() // if the test fails
-	mc := c.(*Conn)
 	id := mc.SessionID()
-	waitMembers(t, c, 5)
 	sent := sha256.New()
-	_, err = io.Copy(c, io.TeeReader(newPattern(request, 9), sent))
+	_, err := io.Copy(c, io.TeeReader(newPattern(request, 9), sent))
 	require.NoError(t, err)
 	require.NoError(t, mc.CloseWrite())
 

@@ -49,13 +49,8 @@ func TestMigrateRefusedTargets(t *testing.T) {
 	defer tp.close()
 	m0, m1, m2 := tp.member("m0"), tp.member("m1"), tp.member("m2")
 
-	d := &Dialer{Logger: testLogger(t)}
-	c, err := d.Dial("tcp", m0.Addr().String())
-	require.NoError(t, err)
-	mc := c.(*Conn)
-	id := mc.SessionID()
-	waitMembers(t, c, 3)
-	es := newEchoSession(c, 11)
+	es := tp.openEcho(t, nil, "m0", 11, 0)
+	mc, id := es.c, es.c.SessionID()
 	stays := func(what string) {
 		t.Helper()
 		require.Equal(t, "m0", mc.MemberName(), what)
@@ -71,7 +66,7 @@ func TestMigrateRefusedTargets(t *testing.T) {
 
 	// No member at that address (a gossip address is not a client address).
 	for _, to := range []string{"127.0.0.1:1", m1.GossipAddr(), "m1"} {
-		err = mc.Migrate(ctxTimeout(t, 10*time.Second), to)
+		err := mc.Migrate(ctxTimeout(t, 10*time.Second), to)
 		require.ErrorIs(t, err, ErrUnknownMember, "client, to %q", to)
 		err = sc.Migrate(ctxTimeout(t, 10*time.Second), to)
 		require.ErrorIs(t, err, ErrUnknownMember, "server, to %q", to)
@@ -86,7 +81,7 @@ func TestMigrateRefusedTargets(t *testing.T) {
 	// m1 drains.
 	require.NoError(t, m1.node.Membership().SetDraining(true))
 	waitDraining(t, mc, "m1", true)
-	err = mc.Migrate(ctxTimeout(t, 10*time.Second), m1.Addr().String())
+	err := mc.Migrate(ctxTimeout(t, 10*time.Second), m1.Addr().String())
 	require.ErrorIs(t, err, ErrMemberDraining)
 	require.NotErrorIs(t, err, ErrMoveFailed, "refused before anything moved")
 	require.ErrorIs(t, sc.Migrate(ctxTimeout(t, 10*time.Second), m1.Addr().String()), ErrMemberDraining)
@@ -128,16 +123,9 @@ func TestMigrateToDrainingMemberStaleView(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	tp := startAppPool(t, 3, nil, appOptions{})
 	defer tp.close()
-	m0, m1 := tp.member("m0"), tp.member("m1")
-
-	d := &Dialer{Logger: testLogger(t)}
-	c, err := d.Dial("tcp", m0.Addr().String())
-	require.NoError(t, err)
-	mc := c.(*Conn)
-	id := mc.SessionID()
-	waitMembers(t, c, 3)
-	es := newEchoSession(c, 12)
-	require.NoError(t, es.round(64<<10, 10*time.Second))
+	m1 := tp.member("m1")
+	es := tp.openEcho(t, nil, "m0", 12, 64<<10)
+	mc, id := es.c, es.c.SessionID()
 
 	require.NoError(t, m1.node.Membership().SetDraining(true))
 	waitDraining(t, mc, "m1", true)
@@ -148,7 +136,7 @@ func TestMigrateToDrainingMemberStaleView(t *testing.T) {
 		mc.client.members[i].Draining = false
 	}
 	mc.mu.Unlock()
-	err = mc.Migrate(ctxTimeout(t, 10*time.Second), m1.Addr().String())
+	err := mc.Migrate(ctxTimeout(t, 10*time.Second), m1.Addr().String())
 	t.Logf("migrate to the draining m1: %v", err)
 	if err != nil {
 		require.ErrorIs(t, err, ErrMemberDraining, "the move failed because m1 drains")
@@ -184,21 +172,15 @@ func TestMigrateWithoutCheckpoints(t *testing.T) {
 			ap := startAppPool(t, 3, nil, tc.opts)
 			defer ap.close()
 			const retention = 256 << 10
-			d := &Dialer{Logger: testLogger(t), Retention: retention}
-			c, err := d.Dial("tcp", ap.addr("m0"))
-			require.NoError(t, err)
-			mc := c.(*Conn)
-			id := mc.SessionID()
-			waitMembers(t, c, 3)
-			es := newEchoSession(c, 13)
-			// More than the retention, so that a first checkpoint no longer
-			// covers what the client holds.
-			require.NoError(t, es.round(4*retention, 10*time.Second))
+			// A first round of more than the retention, so that a first
+			// checkpoint no longer covers what the client holds.
+			es := ap.openEcho(t, &Dialer{Logger: testLogger(t), Retention: retention}, "m0", 13, 4*retention)
+			mc, id := es.c, es.c.SessionID()
 			sc := ap.serverConn(id)
 			require.False(t, sc.Movable())
 
 			for _, to := range []string{ap.addr("m1"), ""} {
-				err = mc.Migrate(ctxTimeout(t, 10*time.Second), to)
+				err := mc.Migrate(ctxTimeout(t, 10*time.Second), to)
 				require.ErrorIs(t, err, ErrMoveFailed, "to %q", to)
 				require.ErrorIs(t, err, ErrNotMovable, "to %q", to)
 				require.Equal(t, "m0", mc.MemberName())
@@ -235,7 +217,6 @@ func TestWriteOnlyWithoutCheckpoints(t *testing.T) {
 	d := &Dialer{Logger: testLogger(t), Retention: 64 << 10}
 	c, err := d.Dial("tcp", ap.addr("m0"))
 	require.NoError(t, err)
-	id := c.(*Conn).SessionID()
 	const n = 16 << 20
 	require.NoError(t, c.SetWriteDeadline(time.Now().Add(60*time.Second)))
 	k, err := io.Copy(c, newPattern(n, 14))
@@ -246,10 +227,7 @@ func TestWriteOnlyWithoutCheckpoints(t *testing.T) {
 	k, err = io.Copy(io.Discard, c)
 	require.NoError(t, err)
 	require.Zero(t, k)
-	require.NoError(t, c.Close())
-	waitSessionEnd(t, c)
-	require.Eventually(t, func() bool { return ap.finalDigest(id) != nil }, 5*time.Second, 10*time.Millisecond)
-	require.Equal(t, digestOf(n, 14), ap.finalDigest(id))
+	require.Equal(t, digestOf(n, 14), ap.closeSession(t, c))
 	require.Empty(t, ap.errors())
 }
 
@@ -279,20 +257,13 @@ func TestServerMigrate(t *testing.T) {
 	defer ap.close()
 	origin.Store(ap.addr("m0"))
 
-	d := &Dialer{Logger: testLogger(t)}
-	c, err := d.Dial("tcp", ap.addr("m0"))
-	require.NoError(t, err)
-	mc := c.(*Conn)
+	mc := ap.dial(t, nil, "m0")
 	id := mc.SessionID()
-	waitMembers(t, c, 3)
 	const n = 8 << 20
-	res := echoTransfer(c, n, 15, nil)
+	res := echoTransfer(mc, n, 15, nil)
 	require.NoError(t, <-moves, "the move the application waited for")
 	require.NoError(t, <-moves, "the move the application did not wait for")
-	require.NoError(t, c.Close())
-	waitSessionEnd(t, c)
-	require.Eventually(t, func() bool { return ap.finalDigest(id) != nil }, 5*time.Second, 10*time.Millisecond)
-	requireTransferOK(t, res, n, 15, ap.finalDigest(id))
+	requireTransferOK(t, res, n, 15, ap.closeSession(t, mc))
 	require.Empty(t, ap.errors())
 	served := ap.servedBy(id)
 	require.Len(t, served, 3, "served by %v", served)
@@ -347,16 +318,10 @@ func TestDivergentRestoreFails(t *testing.T) {
 				output:     divergent(kind),
 			})
 			defer ap.close()
-			d := &Dialer{Logger: testLogger(t)}
-			c, err := d.Dial("tcp", ap.addr("m0"))
-			require.NoError(t, err)
-			mc := c.(*Conn)
-			id := mc.SessionID()
-			waitMembers(t, c, 2)
-			es := newEchoSession(c, 16)
-			require.NoError(t, es.round(150_000, 10*time.Second))
+			es := ap.openEcho(t, nil, "m0", 16, 150_000)
+			c, mc, id := net.Conn(es.c), es.c, es.c.SessionID()
 
-			err = mc.Migrate(ctxTimeout(t, 10*time.Second), ap.addr("m1"))
+			err := mc.Migrate(ctxTimeout(t, 10*time.Second), ap.addr("m1"))
 			t.Logf("migrate: %v", err)
 			if err != nil {
 				require.ErrorIs(t, err, ErrDiverged)
@@ -403,12 +368,9 @@ func TestDivergentRestoreFailsMidStream(t *testing.T) {
 	})
 	defer ap.close()
 	// The client retains all its input: the checkpoint stays usable.
-	d := &Dialer{Logger: testLogger(t), Retention: 16 << 20}
-	c, err := d.Dial("tcp", ap.addr("m0"))
-	require.NoError(t, err)
-	mc := c.(*Conn)
+	mc := ap.dial(t, &Dialer{Logger: testLogger(t), Retention: 16 << 20}, "m0")
 	id := mc.SessionID()
-	waitMembers(t, c, 2)
+	c := net.Conn(mc)
 	const n = 4 << 20
 	var moveErr error
 	moved := false
@@ -453,11 +415,8 @@ func TestAbortReasonReachesClient(t *testing.T) {
 	})
 	defer ap.close()
 	for i := 0; i < 20; i++ {
-		d := &Dialer{Logger: testLogger(t), Retention: 32 << 20}
-		c, err := d.Dial("tcp", ap.addr("m0"))
-		require.NoError(t, err)
-		mc := c.(*Conn)
-		waitMembers(t, c, 2)
+		mc := ap.dial(t, &Dialer{Logger: testLogger(t), Retention: 32 << 20}, "m0")
+		c := net.Conn(mc)
 		var moved atomic.Bool
 		res := echoTransfer(c, 32<<20, 18, func(got int64) {
 			if got >= 200_000 && moved.CompareAndSwap(false, true) {
@@ -494,15 +453,10 @@ func TestLateHandoverRequest(t *testing.T) {
 	})
 
 	d := &Dialer{Logger: testLogger(t), HandshakeTimeout: 4 * hs, ResumeTimeout: 5 * time.Second}
-	c, err := d.Dial("tcp", m0.Addr().String())
-	require.NoError(t, err)
-	mc := c.(*Conn)
-	id := mc.SessionID()
-	waitMembers(t, c, 2)
-	es := newEchoSession(c, 19)
-	require.NoError(t, es.round(64<<10, 10*time.Second))
+	es := tp.openEcho(t, d, "m0", 19, 64<<10)
+	mc, id := es.c, es.c.SessionID()
 
-	err = mc.Migrate(ctxTimeout(t, 10*time.Second), tp.member("m1").Addr().String())
+	err := mc.Migrate(ctxTimeout(t, 10*time.Second), tp.member("m1").Addr().String())
 	t.Logf("migrate: %v", err)
 	require.ErrorIs(t, err, ErrMoveFailed, "m1 gave up waiting for m0")
 	time.Sleep(3 * hs) // the late request is handled meanwhile
@@ -544,10 +498,7 @@ func TestUploadWhileResponseUnread(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, response, len(got))
 	require.True(t, bytes.Equal(bytes.Repeat([]byte{'r'}, response), got), "the response arrives intact")
-	require.NoError(t, c.Close())
-	waitSessionEnd(t, c)
-	require.Eventually(t, func() bool { return ap.finalDigest(id) != nil }, 5*time.Second, 10*time.Millisecond)
-	require.Equal(t, digestOf(upload, 20), ap.finalDigest(id))
+	require.Equal(t, digestOf(upload, 20), ap.closeSession(t, c))
 	require.Empty(t, ap.errors())
 }
 
@@ -559,11 +510,7 @@ func TestHandoverOfMovedSessionRedirects(t *testing.T) {
 	tp := startAppPool(t, 3, nil, appOptions{})
 	defer tp.close()
 	m0, m1 := tp.member("m0"), tp.member("m1")
-	d := &Dialer{Logger: testLogger(t)}
-	c, err := d.Dial("tcp", m0.Addr().String())
-	require.NoError(t, err)
-	mc := c.(*Conn)
-	waitMembers(t, c, 3)
+	mc := tp.dial(t, nil, "m0")
 	require.NoError(t, mc.Migrate(ctxTimeout(t, 10*time.Second), m1.Addr().String()))
 	require.Equal(t, "m1", mc.MemberName())
 
@@ -586,8 +533,7 @@ func TestHandoverOfMovedSessionRedirects(t *testing.T) {
 	require.Equal(t, pool.CodeMoved, re.Code)
 	require.Equal(t, "m1 "+m1.Addr().String(), re.Message)
 
-	require.NoError(t, c.Close())
-	waitSessionEnd(t, c)
+	closeHonest(t, mc)
 }
 
 // delayConn delays its second Write (a resume's PROOF) by d.
@@ -637,16 +583,11 @@ func TestResumeRacingHandover(t *testing.T) {
 			}
 			return nc, err
 		}}
-	c, err := d.Dial("tcp", m0.Addr().String())
-	require.NoError(t, err)
-	mc := c.(*Conn)
-	id := mc.SessionID()
-	waitMembers(t, c, 2)
-	es := newEchoSession(c, 28)
-	require.NoError(t, es.round(64<<10, 10*time.Second))
+	es := ap.openEcho(t, d, "m0", 28, 64<<10)
+	mc, id := es.c, es.c.SessionID()
 
 	armed.Store(true)
-	err = mc.Migrate(ctxTimeout(t, 10*time.Second), ap.addr("m1"))
+	err := mc.Migrate(ctxTimeout(t, 10*time.Second), ap.addr("m1"))
 	t.Logf("migrate: %v", err)
 	require.NoError(t, es.round(64<<10, 10*time.Second), "the session goes on wherever it is")
 	t.Logf("served by %v, now on %s", ap.servedBy(id), mc.MemberName())
@@ -666,13 +607,8 @@ func TestShortRegenerationFails(t *testing.T) {
 		output:     divergent("missing"),
 	})
 	defer ap.close()
-	d := &Dialer{Logger: testLogger(t)}
-	c, err := d.Dial("tcp", ap.addr("m0"))
-	require.NoError(t, err)
-	mc := c.(*Conn)
-	waitMembers(t, c, 2)
-	es := newEchoSession(c, 29)
-	require.NoError(t, es.round(150_000, 10*time.Second))
+	mc := ap.openEcho(t, nil, "m0", 29, 150_000).c
+	c := net.Conn(mc)
 	require.NoError(t, mc.Migrate(ctxTimeout(t, 10*time.Second), ap.addr("m1")))
 	require.NoError(t, c.SetReadDeadline(time.Now().Add(5*time.Second)))
 	k, err := c.Read(make([]byte, 1024))
@@ -710,19 +646,13 @@ func TestServerMigrateAgainAfterDeclined(t *testing.T) {
 	ap := startAppPool(t, 2, nil, appOptions{})
 	defer ap.close()
 	policy := &declineFirstMove{}
-	d := &Dialer{Logger: testLogger(t), Policy: policy}
-	c, err := d.Dial("tcp", ap.addr("m0"))
-	require.NoError(t, err)
-	mc := c.(*Conn)
-	id := mc.SessionID()
-	waitMembers(t, c, 2)
-	es := newEchoSession(c, 41)
-	require.NoError(t, es.round(64<<10, 10*time.Second))
+	es := ap.openEcho(t, &Dialer{Logger: testLogger(t), Policy: policy}, "m0", 41, 64<<10)
+	mc, id := es.c, es.c.SessionID()
 	sc := serverEnd(ap.member("m0"), id)
 	require.NotNil(t, sc)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
-	err = sc.Migrate(ctx, ap.addr("m1"))
+	err := sc.Migrate(ctx, ap.addr("m1"))
 	cancel()
 	require.ErrorIs(t, err, context.DeadlineExceeded, "the client declined")
 	require.Equal(t, int32(1), policy.asked.Load())

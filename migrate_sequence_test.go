@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -35,14 +36,8 @@ func TestMoveAgainWhileRegenerating(t *testing.T) {
 		},
 	})
 	defer ap.close()
-	d := &Dialer{Logger: testLogger(t)}
-	c, err := d.Dial("tcp", ap.addr("m0"))
-	require.NoError(t, err)
-	mc := c.(*Conn)
-	id := mc.SessionID()
-	waitMembers(t, c, 3)
-	es := newEchoSession(c, 21)
-	require.NoError(t, es.round(150_000, 10*time.Second))
+	es := ap.openEcho(t, nil, "m0", 21, 150_000)
+	mc, id := es.c, es.c.SessionID()
 
 	require.NoError(t, mc.Migrate(ctxTimeout(t, 10*time.Second), ap.addr("m1")))
 	sc := serverEnd(ap.member("m1"), id)
@@ -70,16 +65,12 @@ func TestMoveHalfClosedSession(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	tp := startAppPool(t, 2, nil, appOptions{})
 	defer tp.close()
-	d := &Dialer{Logger: testLogger(t)}
-	c, err := d.Dial("tcp", tp.member("m0").Addr().String())
-	require.NoError(t, err)
-	mc := c.(*Conn)
-	id := mc.SessionID()
-	waitMembers(t, c, 2)
+	mc := tp.dial(t, nil, "m0")
+	c := net.Conn(mc)
 	const n = 4 << 20
 	// Everything is written and the end sent before the client reads a
 	// byte; it moves after reading a quarter of the echo.
-	_, err = io.Copy(c, newPattern(n, 22))
+	_, err := io.Copy(c, newPattern(n, 22))
 	require.NoError(t, err)
 	require.NoError(t, mc.CloseWrite())
 	var moveErr error
@@ -109,10 +100,7 @@ func TestMoveHalfClosedSession(t *testing.T) {
 	require.Equal(t, "m1", mc.MemberName())
 	require.EqualValues(t, n, got)
 	require.Equal(t, digestOf(n, 22), h.Sum(nil))
-	require.NoError(t, c.Close())
-	waitSessionEnd(t, c)
-	require.Eventually(t, func() bool { return tp.finalDigest(id) != nil }, 5*time.Second, 10*time.Millisecond)
-	require.Equal(t, digestOf(n, 22), tp.finalDigest(id))
+	require.Equal(t, digestOf(n, 22), tp.closeSession(t, c))
 	require.Empty(t, tp.errors())
 }
 
@@ -124,14 +112,8 @@ func TestConcurrentMigrateCalls(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	tp := startAppPool(t, 3, nil, appOptions{})
 	defer tp.close()
-	d := &Dialer{Logger: testLogger(t)}
-	c, err := d.Dial("tcp", tp.member("m0").Addr().String())
-	require.NoError(t, err)
-	mc := c.(*Conn)
-	id := mc.SessionID()
-	waitMembers(t, c, 3)
-	es := newEchoSession(c, 23)
-	require.NoError(t, es.round(64<<10, 10*time.Second))
+	es := tp.openEcho(t, nil, "m0", 23, 64<<10)
+	mc, id := es.c, es.c.SessionID()
 
 	for round := 0; round < 5; round++ {
 		from := mc.MemberName()
@@ -208,16 +190,8 @@ func TestDrainWithUnmovableSession(t *testing.T) {
 	defer ap.close()
 	m0 := ap.member("m0")
 	d := &Dialer{Logger: testLogger(t)}
-	dial := func(seed uint64) *echoSession {
-		c, err := d.Dial("tcp", m0.Addr().String())
-		require.NoError(t, err)
-		es := newEchoSession(c, seed)
-		require.NoError(t, es.round(64<<10, 10*time.Second))
-		waitMembers(t, c, 2)
-		return es
-	}
-	stuck := dial(24) // the first session: it never checkpoints
-	moving := dial(25)
+	stuck := ap.openEcho(t, d, "m0", 24, 64<<10) // the first session: it never checkpoints
+	moving := ap.openEcho(t, d, "m0", 25, 64<<10)
 	require.False(t, ap.serverConn(stuck.c.SessionID()).Movable())
 	require.Equal(t, 2, m0.Sessions())
 
@@ -269,15 +243,12 @@ func TestMoveWithUnreadOutput(t *testing.T) {
 		},
 	})
 	defer ap.close()
-	d := &Dialer{Logger: testLogger(t)}
-	c, err := d.Dial("tcp", ap.addr("m0"))
-	require.NoError(t, err)
-	mc := c.(*Conn)
+	mc := ap.dial(t, nil, "m0")
 	id := mc.SessionID()
-	waitMembers(t, c, 2)
+	c := net.Conn(mc)
 	// 1 MiB written, echoed into the client's window, not read.
 	const n = 1 << 20
-	_, err = io.Copy(c, newPattern(n, 27))
+	_, err := io.Copy(c, newPattern(n, 27))
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
 		mc.mu.Lock()
@@ -293,10 +264,7 @@ func TestMoveWithUnreadOutput(t *testing.T) {
 	require.NoError(t, err)
 	require.EqualValues(t, n, k)
 	require.Equal(t, digestOf(n, 27), h.Sum(nil))
-	require.NoError(t, c.Close())
-	waitSessionEnd(t, c)
-	require.Eventually(t, func() bool { return ap.finalDigest(id) != nil }, 5*time.Second, 10*time.Millisecond)
-	require.Equal(t, digestOf(n, 27), ap.finalDigest(id))
+	require.Equal(t, digestOf(n, 27), ap.closeSession(t, c))
 	require.Equal(t, []string{"m0", "m1"}, ap.servedBy(id))
 	require.Empty(t, ap.errors())
 }
@@ -323,12 +291,8 @@ func TestMovesIntoBusyAcceptBacklog(t *testing.T) {
 	d := &Dialer{Logger: testLogger(t)}
 	es := make([]*echoSession, sessions)
 	for i := range es {
-		c, err := d.Dial("tcp", ap.addr("m0"))
-		require.NoError(t, err)
-		defer c.Close()
-		es[i] = newEchoSession(c, uint64(40+i))
-		require.NoError(t, es[i].round(16<<10, 10*time.Second))
-		waitMembers(t, c, 2)
+		es[i] = ap.openEcho(t, d, "m0", uint64(40+i), 16<<10)
+		defer es[i].c.Close()
 	}
 	var wg sync.WaitGroup
 	moveErrs := make([]error, sessions)

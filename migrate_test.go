@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/migratory/mtcp/internal/faultproxy"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 )
@@ -22,11 +22,8 @@ func TestSessionMovesThreeTimes(t *testing.T) {
 	tp := startPool(t, 3, nil)
 	defer tp.close()
 
-	d := &Dialer{Logger: testLogger(t)}
-	c, err := d.Dial("tcp", tp.members[0].Addr().String())
-	require.NoError(t, err)
-	mc := c.(*Conn)
-	waitMembers(t, c, 3)
+	mc := tp.dial(t, nil, "m0")
+	c := net.Conn(mc)
 	require.Equal(t, "m0", mc.MemberName())
 
 	const n = 16 << 20
@@ -53,10 +50,7 @@ func TestSessionMovesThreeTimes(t *testing.T) {
 	for _, err := range moveErrs {
 		require.NoError(t, err)
 	}
-	require.NoError(t, c.Close())
-	waitSessionEnd(t, c)
-	require.Eventually(t, func() bool { return tp.apps.finalDigest(mc.SessionID()) != nil }, 5*time.Second, 10*time.Millisecond)
-	requireTransferOK(t, res, n, 7, tp.apps.finalDigest(mc.SessionID()))
+	requireTransferOK(t, res, n, 7, tp.closeSession(t, c))
 	require.Empty(t, tp.apps.errors())
 	served := tp.apps.servedBy(mc.SessionID())
 	require.Len(t, served, 4, "served by: %v", served)
@@ -73,26 +67,17 @@ func TestMoveOnPathFailure(t *testing.T) {
 	tp := startPool(t, 3, nil)
 	defer tp.close()
 	m0 := tp.members[0].Addr().String()
-	px, err := faultproxy.New(m0)
-	require.NoError(t, err)
+	px := newProxy(t, m0)
 	defer px.Close()
 
 	// The client reaches m0 only through the proxy; the others directly.
 	d := &Dialer{
 		Logger: testLogger(t), KeepAlive: 50 * time.Millisecond, KeepAliveTimeout: 300 * time.Millisecond,
 		HandshakeTimeout: 200 * time.Millisecond,
-		DialFunc: func(ctx context.Context, network, address string) (net.Conn, error) {
-			if address == m0 {
-				address = px.Addr()
-			}
-			var nd net.Dialer
-			return nd.DialContext(ctx, network, address)
-		},
+		DialFunc:         dialVia(m0, px.Addr()),
 	}
-	c, err := d.Dial("tcp", m0)
-	require.NoError(t, err)
-	mc := c.(*Conn)
-	waitMembers(t, c, 3)
+	mc := tp.dial(t, d, "m0")
+	c := net.Conn(mc)
 
 	const n = 8 << 20
 	var cut atomic.Bool
@@ -102,14 +87,23 @@ func TestMoveOnPathFailure(t *testing.T) {
 		}
 	})
 	px.Heal()
-	require.NoError(t, c.Close())
-	waitSessionEnd(t, c)
-	require.Eventually(t, func() bool { return tp.apps.finalDigest(mc.SessionID()) != nil }, 5*time.Second, 10*time.Millisecond)
-	requireTransferOK(t, res, n, 11, tp.apps.finalDigest(mc.SessionID()))
+	requireTransferOK(t, res, n, 11, tp.closeSession(t, c))
 	served := tp.apps.servedBy(mc.SessionID())
 	require.Len(t, served, 2, "served by %v", served)
 	require.Equal(t, "m0", served[0])
 	require.NotEqual(t, "m0", mc.MemberName(), "the session left the member it could not reach")
+}
+
+// dialVia returns a Dialer's DialFunc that reaches addr through via, and
+// every other address directly.
+func dialVia(addr, via string) func(ctx context.Context, network, address string) (net.Conn, error) {
+	return func(ctx context.Context, network, address string) (net.Conn, error) {
+		if address == addr {
+			address = via
+		}
+		var nd net.Dialer
+		return nd.DialContext(ctx, network, address)
+	}
 }
 
 // pacedReader yields n pattern bytes at about rate bytes per second.
@@ -132,50 +126,40 @@ func (p *pacedReader) Read(b []byte) (int, error) {
 	return p.r.Read(b)
 }
 
-// policyPool starts a pool and a client whose path to m0 goes through a
-// toxiproxy, with a policy that reacts within a few seconds.
-func policyPool(t *testing.T) (*testPool, *toxicProxy, *Dialer) {
-	tp := startPool(t, 3, nil)
+// policyPool starts a pool and a session on m0 whose client reaches m0
+// through a toxiproxy, with a policy that reacts within a few seconds;
+// stop closes the proxy and the pool.
+func policyPool(t *testing.T) (tp *testPool, px *toxicProxy, mc *Conn, stop func()) {
+	tp = startPool(t, 3, nil)
 	m0 := tp.members[0].Addr().String()
-	px := newToxicProxy(t, m0)
+	px = newToxicProxy(t, m0)
 	d := &Dialer{
-		Logger: testLogger(t),
-		Policy: &DefaultPolicy{Settle: 500 * time.Millisecond, DropFor: 2, StallAfter: 1500 * time.Millisecond},
-		DialFunc: func(ctx context.Context, network, address string) (net.Conn, error) {
-			if address == m0 {
-				address = px.Addr()
-			}
-			var nd net.Dialer
-			return nd.DialContext(ctx, network, address)
-		},
+		Logger:   testLogger(t),
+		Policy:   &DefaultPolicy{Settle: 500 * time.Millisecond, DropFor: 2, StallAfter: 1500 * time.Millisecond},
+		DialFunc: dialVia(m0, px.Addr()),
 	}
-	return tp, px, d
+	return tp, px, tp.dial(t, d, "m0"), func() {
+		px.Close()
+		tp.close()
+	}
 }
 
 // TestPolicyMovesOnThroughputDrop: the path to the session's member slows
 // to a crawl; the default policy moves the session to a less loaded member.
 func TestPolicyMovesOnThroughputDrop(t *testing.T) {
 	defer goleak.VerifyNone(t, ignoreToxiproxy()...)
-	tp, px, d := policyPool(t)
-	defer tp.close()
-	defer px.Close()
-	c, err := d.Dial("tcp", tp.members[0].Addr().String())
-	require.NoError(t, err)
-	mc := c.(*Conn)
-	waitMembers(t, c, 3)
+	tp, px, mc, stop := policyPool(t)
+	defer stop()
 
 	const n = 32 << 20
 	const rate = 8 << 20 // bytes per second
 	var slowed atomic.Bool
-	res := echoPaced(c, n, 21, rate, func(got int64) {
+	res := echoPaced(mc, n, 21, rate, func(got int64) {
 		if got >= 2*rate && !slowed.Swap(true) {
 			px.limit(64) // KB/s: a fraction of the session's level
 		}
 	})
-	require.NoError(t, c.Close())
-	waitSessionEnd(t, c)
-	require.Eventually(t, func() bool { return tp.apps.finalDigest(mc.SessionID()) != nil }, 5*time.Second, 10*time.Millisecond)
-	requireTransferOK(t, res, n, 21, tp.apps.finalDigest(mc.SessionID()))
+	requireTransferOK(t, res, n, 21, tp.closeSession(t, mc))
 	require.NotEqual(t, "m0", mc.MemberName(), "the policy moved the session off the slow path")
 	require.Equal(t, "m0", tp.apps.servedBy(mc.SessionID())[0])
 }
@@ -184,18 +168,13 @@ func TestPolicyMovesOnThroughputDrop(t *testing.T) {
 // (overloaded) while it still answers pings; the policy moves the session.
 func TestPolicyMovesOnStall(t *testing.T) {
 	defer goleak.VerifyNone(t, ignoreToxiproxy()...)
-	tp, px, d := policyPool(t)
-	defer tp.close()
-	defer px.Close()
-	c, err := d.Dial("tcp", tp.members[0].Addr().String())
-	require.NoError(t, err)
-	mc := c.(*Conn)
-	waitMembers(t, c, 3)
+	tp, _, mc, stop := policyPool(t)
+	defer stop()
 
 	const n = 16 << 20
 	const rate = 8 << 20
 	var resume func()
-	res := echoPaced(c, n, 22, rate, func(got int64) {
+	res := echoPaced(mc, n, 22, rate, func(got int64) {
 		if got >= rate && resume == nil {
 			resume = tp.apps.pause("m0")
 		}
@@ -203,10 +182,7 @@ func TestPolicyMovesOnStall(t *testing.T) {
 	if resume != nil {
 		resume()
 	}
-	require.NoError(t, c.Close())
-	waitSessionEnd(t, c)
-	require.Eventually(t, func() bool { return tp.apps.finalDigest(mc.SessionID()) != nil }, 5*time.Second, 10*time.Millisecond)
-	requireTransferOK(t, res, n, 22, tp.apps.finalDigest(mc.SessionID()))
+	requireTransferOK(t, res, n, 22, tp.closeSession(t, mc))
 	require.NotEqual(t, "m0", mc.MemberName(), "the policy moved the session off the stalled member")
 }
 
@@ -252,4 +228,47 @@ func TestBalanceSpreadsSessions(t *testing.T) {
 		waitSessionEnd(t, c)
 	}
 	t.Logf("sessions: m0 %d, m1 %d, m2 %d (ended)", tp.members[0].Sessions(), tp.members[1].Sessions(), tp.members[2].Sessions())
+}
+
+// TestPolicySharedBySessions: one DefaultPolicy serves every session of a
+// Dialer, whose checks run concurrently; under -race, state kept in the
+// policy is a data race.
+func TestPolicySharedBySessions(t *testing.T) {
+	ap := startAppPool(t, 2, nil, appOptions{})
+	defer ap.close()
+	d := &Dialer{Logger: testLogger(t), Policy: &DefaultPolicy{Settle: time.Millisecond}}
+	const sessions = 4
+	var wg sync.WaitGroup
+	errs := make(chan error, sessions)
+	for i := range sessions {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := d.Dial("tcp", ap.addr("m0"))
+			if err != nil {
+				errs <- err
+				return
+			}
+			es := newEchoSession(c, uint64(i))
+			// Busy, then quiet: the policy's checks see both.
+			for deadline := time.Now().Add(1500 * time.Millisecond); time.Now().Before(deadline); {
+				if err := es.round(32<<10, 10*time.Second); err != nil {
+					errs <- err
+					return
+				}
+			}
+			time.Sleep(1500 * time.Millisecond)
+			if err := es.round(32<<10, 10*time.Second); err != nil {
+				errs <- err
+				return
+			}
+			ap.finishSession(t, es)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	require.Empty(t, ap.errors())
 }

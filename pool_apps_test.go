@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/migratory/mtcp/pool"
 	"github.com/stretchr/testify/require"
 )
 
@@ -69,43 +68,11 @@ type runEnd struct {
 func startAppPool(t testing.TB, n int, tweak func(*Config), opts appOptions) *appPool {
 	ap := &appPool{t: t, opts: opts, final: map[string][]byte{}, served: map[string][]string{},
 		conns: map[string]*Conn{}, ends: map[string][]runEnd{}}
-	var join []string
-	for i := 0; i < n; i++ {
-		cfg := &Config{
-			NodeName: fmt.Sprintf("m%d", i), Gossip: "127.0.0.1:0", Join: join, PoolKey: testPoolKey,
-			PoolProfile: pool.ProfileLocal, Logger: testLogger(t),
-		}
-		if tweak != nil {
-			tweak(cfg)
-		}
-		ln, err := Listen("tcp", "127.0.0.1:0", cfg)
-		require.NoError(t, err)
-		if i == 0 {
-			join = []string{ln.GossipAddr()}
-		}
-		ap.members = append(ap.members, ln)
-		ap.serve(ln)
-	}
-	require.Eventually(t, func() bool {
-		for _, ln := range ap.members {
-			if len(ln.Members()) != n {
-				return false
-			}
-		}
-		return true
-	}, 10*time.Second, 10*time.Millisecond, "members see each other")
+	ap.members = startMembers(t, n, tweak, ap.serve)
 	return ap
 }
 
-func (ap *appPool) member(name string) *Listener {
-	for _, ln := range ap.members {
-		if ln.NodeName() == name {
-			return ln
-		}
-	}
-	ap.t.Fatalf("no member %s", name)
-	return nil
-}
+func (ap *appPool) member(name string) *Listener { return memberNamed(ap.t, ap.members, name) }
 
 func (ap *appPool) addr(name string) string { return ap.member(name).Addr().String() }
 
@@ -181,18 +148,7 @@ func (ap *appPool) run(node string, c *Conn) {
 		}
 	}
 	state := func() []byte { return binary.BigEndian.AppendUint64(nil, uint64(consumed)) }
-	ap.mu.Lock()
-	ap.served[id] = append(ap.served[id], node)
-	ap.conns[id] = c
-	ap.mu.Unlock()
-	end := func(err error) {
-		ap.mu.Lock()
-		ap.ends[id] = append(ap.ends[id], runEnd{node, err})
-		ap.mu.Unlock()
-		if err != nil && !errors.Is(err, ErrMigrated) {
-			ap.fail(fmt.Errorf("%s: session %s: %w", node, id, err))
-		}
-	}
+	end := ap.begin(node, c)
 	o := ap.opts
 	if o.unmovable != nil && o.unmovable(id) {
 		o.noCheckpoint = true
@@ -240,9 +196,7 @@ func (ap *appPool) run(node string, c *Conn) {
 			}
 		}
 		if err == io.EOF {
-			ap.mu.Lock()
-			ap.final[id] = h.Sum(nil)
-			ap.mu.Unlock()
+			ap.setFinal(id, h.Sum(nil))
 			// Close at once, with no CloseWrite first: a FIN followed by a
 			// CLOSE may leave the CLOSE unsent or unacknowledged (see
 			// TestCloseAfterAcknowledgedCloseWrite). Close delivers the
@@ -255,6 +209,32 @@ func (ap *appPool) run(node string, c *Conn) {
 			return
 		}
 	}
+}
+
+// begin records that the application runs session c on node, and returns
+// end, which records how that run ended (nil: at the end of its input); an
+// error other than ErrMigrated is kept among the application's errors.
+func (ap *appPool) begin(node string, c *Conn) (end func(error)) {
+	id := c.SessionID()
+	ap.mu.Lock()
+	ap.served[id] = append(ap.served[id], node)
+	ap.conns[id] = c
+	ap.mu.Unlock()
+	return func(err error) {
+		ap.mu.Lock()
+		ap.ends[id] = append(ap.ends[id], runEnd{node, err})
+		ap.mu.Unlock()
+		if err != nil && !errors.Is(err, ErrMigrated) {
+			ap.fail(fmt.Errorf("%s: session %s: %w", node, id, err))
+		}
+	}
+}
+
+// setFinal records d, the digest of session id's whole input.
+func (ap *appPool) setFinal(id string, d []byte) {
+	ap.mu.Lock()
+	ap.final[id] = d
+	ap.mu.Unlock()
 }
 
 func (ap *appPool) fail(err error) {
@@ -316,6 +296,59 @@ func (ap *appPool) serverConn(id string) *Conn {
 		return c != nil
 	}, 5*time.Second, 5*time.Millisecond)
 	return c
+}
+
+// dial opens a session on member name with d (nil: a Dialer with the
+// test's logger) and waits until its client knows every member.
+func (ap *appPool) dial(t testing.TB, d *Dialer, name string) *Conn {
+	t.Helper()
+	return dialPool(t, d, ap.addr(name), len(ap.members))
+}
+
+// dialPool opens a session on the member at addr with d (nil: a Dialer
+// with the test's logger) and waits until its client knows the n members
+// of the pool.
+func dialPool(t testing.TB, d *Dialer, addr string, n int) *Conn {
+	t.Helper()
+	if d == nil {
+		d = &Dialer{Logger: testLogger(t)}
+	}
+	c, err := d.Dial("tcp", addr)
+	require.NoError(t, err)
+	waitMembers(t, c, n)
+	return c.(*Conn)
+}
+
+// openEcho dials member name (see dial) and returns an echoSession on the
+// new session, after a first round of n bytes (none if n is 0).
+func (ap *appPool) openEcho(t testing.TB, d *Dialer, name string, seed uint64, n int) *echoSession {
+	t.Helper()
+	es := newEchoSession(ap.dial(t, d, name), seed)
+	if n > 0 {
+		require.NoError(t, es.round(n, 10*time.Second))
+	}
+	return es
+}
+
+// closeSession closes the client end c, waits until the session has ended
+// and its application has read the input to its end, and returns the
+// digest of that input.
+func (ap *appPool) closeSession(t testing.TB, c net.Conn) []byte {
+	t.Helper()
+	return closeAndDigest(t, c, ap.finalDigest)
+}
+
+// closeAndDigest closes the client end c, waits until the session has
+// ended, then until final (an application's digest of a session's whole
+// input, nil before its end) has the session's digest, and returns it.
+func closeAndDigest(t testing.TB, c net.Conn, final func(id string) []byte) []byte {
+	t.Helper()
+	require.NoError(t, c.Close())
+	waitSessionEnd(t, c)
+	id := c.(*Conn).SessionID()
+	require.Eventually(t, func() bool { return final(id) != nil }, 5*time.Second, 10*time.Millisecond,
+		"the application reads session %s to its end", id)
+	return final(id)
 }
 
 // serverEnd returns the server end of session id held by ln (nil if none).

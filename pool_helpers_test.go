@@ -8,9 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/migratory/mtcp/internal/testapp"
 	"github.com/migratory/mtcp/pool"
-	"github.com/stretchr/testify/require"
 )
 
 var testPoolKey = []byte("0123456789abcdef0123456789abcdef")
@@ -25,12 +26,27 @@ type testPool struct {
 // startPool starts n members that serve the stateful echo application.
 func startPool(t testing.TB, n int, tweak func(*Config)) *testPool {
 	tp := &testPool{t: t, apps: newStatefulApps()}
+	tp.members = startMembers(t, n, tweak, tp.apps.serve)
+	return tp
+}
+
+// memberConfig is the configuration of member name of a test pool that
+// joins through join (none for the first member).
+func memberConfig(t testing.TB, name string, join []string) *Config {
+	return &Config{
+		NodeName: name, Gossip: "127.0.0.1:0", Join: join, PoolKey: testPoolKey,
+		PoolProfile: pool.ProfileLocal, Logger: testLogger(t),
+	}
+}
+
+// startMembers starts n members (m0, m1, ...) of one pool on loopback,
+// each configured by tweak (if set) and handed to serve, and waits until
+// every member sees all of them.
+func startMembers(t testing.TB, n int, tweak func(*Config), serve func(*Listener)) []*Listener {
+	var members []*Listener
 	var join []string
 	for i := 0; i < n; i++ {
-		cfg := &Config{
-			NodeName: fmt.Sprintf("m%d", i), Gossip: "127.0.0.1:0", Join: join, PoolKey: testPoolKey,
-			PoolProfile: pool.ProfileLocal, Logger: testLogger(t),
-		}
+		cfg := memberConfig(t, fmt.Sprintf("m%d", i), join)
 		if tweak != nil {
 			tweak(cfg)
 		}
@@ -39,28 +55,48 @@ func startPool(t testing.TB, n int, tweak func(*Config)) *testPool {
 		if i == 0 {
 			join = []string{ln.GossipAddr()}
 		}
-		tp.members = append(tp.members, ln)
-		tp.apps.serve(ln)
+		members = append(members, ln)
+		serve(ln)
 	}
 	require.Eventually(t, func() bool {
-		for _, ln := range tp.members {
+		for _, ln := range members {
 			if len(ln.Members()) != n {
 				return false
 			}
 		}
 		return true
 	}, 10*time.Second, 10*time.Millisecond, "members see each other")
-	return tp
+	return members
 }
 
-func (tp *testPool) member(name string) *Listener {
-	for _, ln := range tp.members {
+// memberNamed returns the member called name, failing the test if there is
+// none.
+func memberNamed(t testing.TB, members []*Listener, name string) *Listener {
+	t.Helper()
+	for _, ln := range members {
 		if ln.NodeName() == name {
 			return ln
 		}
 	}
-	tp.t.Fatalf("no member %s", name)
+	t.Fatalf("no member %s", name)
 	return nil
+}
+
+func (tp *testPool) member(name string) *Listener { return memberNamed(tp.t, tp.members, name) }
+
+// dial opens a session on member name with d (nil: a Dialer with the
+// test's logger) and waits until its client knows every member.
+func (tp *testPool) dial(t testing.TB, d *Dialer, name string) *Conn {
+	t.Helper()
+	return dialPool(t, d, tp.member(name).Addr().String(), len(tp.members))
+}
+
+// closeSession closes the client end c, waits until the session has ended
+// and its application has read the input to its end, and returns the
+// digest of that input.
+func (tp *testPool) closeSession(t testing.TB, c net.Conn) []byte {
+	t.Helper()
+	return closeAndDigest(t, c, tp.apps.finalDigest)
 }
 
 func (tp *testPool) close() {

@@ -189,3 +189,63 @@ func (m *memberProc) sessionFailed(session, text string) bool {
 	}
 	return false
 }
+
+// procPool is a pool of member processes, the first of which the others
+// joined.
+type procPool struct {
+	t       testing.TB
+	args    []string
+	members []*memberProc
+	next    int // the number in the name of the next member started
+}
+
+// startProcPool starts n member processes (p0, p1, ...) with args.
+func startProcPool(t testing.TB, n int, args []string) *procPool {
+	pp := &procPool{t: t, args: args}
+	for i := 0; i < n; i++ {
+		var join []string
+		if i > 0 {
+			join = []string{pp.members[0].gossip}
+		}
+		pp.members = append(pp.members, startMember(t, fmt.Sprintf("p%d", i), join, args))
+	}
+	pp.next = n
+	return pp
+}
+
+// dial opens a session on the first member and waits until its client
+// knows every member.
+func (pp *procPool) dial(t testing.TB) *Conn {
+	t.Helper()
+	return dialPool(t, nil, pp.members[0].addr, len(pp.members))
+}
+
+// killMember kills the member called name with SIGKILL and returns its
+// place in the pool (-1 if there is none).
+func (pp *procPool) killMember(name string) int {
+	for i, m := range pp.members {
+		if m.name == name {
+			m.kill()
+			return i
+		}
+	}
+	return -1
+}
+
+// restart starts a new member in place i (that of a member killed), which
+// joins through the next member.
+func (pp *procPool) restart(i int) {
+	name := fmt.Sprintf("p%d", pp.next)
+	pp.next++
+	pp.members[i] = startMember(pp.t, name, []string{pp.members[(i+1)%len(pp.members)].gossip}, pp.args)
+}
+
+// kill kills every member process.
+func (pp *procPool) kill() {
+	for _, m := range pp.members {
+		m.kill()
+	}
+}
+
+// logs returns what every member logged, for failure messages.
+func (pp *procPool) logs() string { return memberLogs(pp.members) }

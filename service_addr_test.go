@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/migratory/mtcp/internal/faultproxy"
-	"github.com/migratory/mtcp/pool"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 )
@@ -55,10 +53,7 @@ func (o *offlineNet) goDown() {
 // addMember starts one more member of the pool and waits until every live
 // member sees it.
 func (tp *testPool) addMember(name string, tweak func(*Config)) *Listener {
-	cfg := &Config{
-		NodeName: name, Gossip: "127.0.0.1:0", Join: []string{tp.members[0].GossipAddr()},
-		PoolKey: testPoolKey, PoolProfile: pool.ProfileLocal, Logger: testLogger(tp.t),
-	}
+	cfg := memberConfig(tp.t, name, []string{tp.members[0].GossipAddr()})
 	if tweak != nil {
 		tweak(cfg)
 	}
@@ -107,8 +102,7 @@ func TestResumeThroughServiceAddress(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	tp := startPool(t, 2, func(c *Config) { c.Replicas = 1 })
 	defer tp.close()
-	svc, err := faultproxy.New(tp.member("m0").Addr().String())
-	require.NoError(t, err)
+	svc := newProxy(t, tp.member("m0").Addr().String())
 	defer svc.Close()
 
 	var cnet offlineNet
@@ -144,10 +138,7 @@ func TestResumeThroughServiceAddress(t *testing.T) {
 		cnet.down.Store(false)
 	})
 	require.NoError(t, res.readErr, "the session resumes")
-	require.NoError(t, c.Close())
-	waitSessionEnd(t, c)
-	require.Eventually(t, func() bool { return tp.apps.finalDigest(mc.SessionID()) != nil }, 5*time.Second, 10*time.Millisecond)
-	requireTransferOK(t, res, n, 41, tp.apps.finalDigest(mc.SessionID()))
+	requireTransferOK(t, res, n, 41, tp.closeSession(t, c))
 	require.Equal(t, "m2", mc.MemberName())
 	require.Equal(t, []string{"m0", "m1", "m2"}, tp.apps.servedBy(mc.SessionID()))
 }

@@ -7,11 +7,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/migratory/mtcp/internal/auth"
-	"github.com/migratory/mtcp/internal/faultproxy"
-	"github.com/migratory/mtcp/internal/wire"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+
+	"github.com/migratory/mtcp/internal/auth"
+	"github.com/migratory/mtcp/internal/wire"
 )
 
 // junkProof is a PROOF whose MAC no secret produced.
@@ -31,10 +31,8 @@ func TestRedirectNeedsProof(t *testing.T) {
 	tp := startAppPool(t, 3, nil, appOptions{})
 	defer tp.close()
 	m1 := tp.member("m1")
-	c, err := (&Dialer{Logger: testLogger(t)}).Dial("tcp", tp.addr("m0"))
-	require.NoError(t, err)
-	mc := c.(*Conn)
-	waitMembers(t, c, 3)
+	mc := tp.dial(t, nil, "m0")
+	c := net.Conn(mc)
 	require.NoError(t, mc.Migrate(ctxTimeout(t, 10*time.Second), m1.Addr().String()))
 	require.Equal(t, "m1", mc.MemberName())
 
@@ -123,8 +121,7 @@ func TestResumeMACCoversEpochAndOrigin(t *testing.T) {
 	tp := startAppPool(t, 1, nil, appOptions{})
 	defer tp.close()
 	m0 := tp.member("m0")
-	px, err := faultproxy.New(m0.Addr().String())
-	require.NoError(t, err)
+	px := newProxy(t, m0.Addr().String())
 	defer px.Close()
 	var dials atomic.Int32
 	d := &Dialer{Logger: testLogger(t), ResumeTimeout: 5 * time.Second,

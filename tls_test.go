@@ -11,11 +11,9 @@ import (
 	"math/big"
 	"net"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/migratory/mtcp/internal/faultproxy"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 	"golang.org/x/net/nettest"
@@ -89,12 +87,9 @@ func tlsConfigs(t testing.TB) (server, client *tls.Config, certPEM []byte) {
 func TestTLSEchoSurvivesResets(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	serverTLS, clientTLS, _ := tlsConfigs(t)
-	ln, err := Listen("tcp", "127.0.0.1:0", &Config{TLS: serverTLS, Logger: testLogger(t)})
-	require.NoError(t, err)
-	srv := startEchoServer(t, ln)
+	srv := listenEcho(t, &Config{TLS: serverTLS, Logger: testLogger(t)})
 	defer srv.stop()
-	px, err := faultproxy.New(ln.Addr().String())
-	require.NoError(t, err)
+	px := newProxy(t, srv.addr())
 	defer px.Close()
 
 	// The certificate names 127.0.0.1, the host of the proxy's address, so
@@ -108,32 +103,16 @@ func TestTLSEchoSurvivesResets(t *testing.T) {
 	}
 	c, err := d.Dial("tcp", px.Addr())
 	require.NoError(t, err)
-	const n = 4 << 20
-	const every = 512 << 10
-	var nextCut atomic.Int64
-	nextCut.Store(every)
-	var cuts atomic.Int32
-	res := echoTransfer(c, n, 7, func(got int64) {
-		// Cut only when there is a connection to cut: right after a reset the
-		// client may still be reading bytes buffered before it.
-		if got >= nextCut.Load() && px.ResetAll() > 0 {
-			nextCut.Add(every)
-			cuts.Add(1)
-		}
-	})
+	const n, every = 4 << 20, 512 << 10
+	cut, cuts := resetEvery(px, every)
+	res := echoTransfer(c, n, 7, cut)
 	// Both ends have ended their output (the echo server closes once it has
 	// echoed everything), so the session ends by itself. Close after that:
 	// a Close that races the acknowledgement of the server's CLOSE makes the
 	// session linger (TestCloseAfterPeerCloseEnds).
 	waitSessionEnd(t, c)
 	require.NoError(t, c.Close())
-	var digest []byte
-	select {
-	case digest = <-srv.digests:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the server did not finish the echo")
-	}
-	requireTransferOK(t, res, n, 7, digest)
+	requireTransferOK(t, res, n, 7, srv.digest(t))
 	require.GreaterOrEqual(t, cuts.Load(), int32(n/every-1), "the path was cut after every 512 KiB")
 	t.Logf("%d cuts, %d connections reset", cuts.Load(), px.Resets())
 }

@@ -17,22 +17,20 @@ import (
 	"time"
 
 	"github.com/migratory/mtcp"
+	"github.com/migratory/mtcp/internal/localpool"
 	"github.com/migratory/mtcp/internal/memnet"
-	"github.com/migratory/mtcp/pool"
 )
 
 // Pool is an in-process pool of members serving one handler.
 type Pool struct {
-	t       testing.TB
-	handler func(*mtcp.Conn)
-	key     []byte
-	tweak   func(*mtcp.Config)
+	t     testing.TB
+	local localpool.Pool
 
 	mu      sync.Mutex
 	members []*Member
-	byAddr  map[string]*memnet.Listener
+	byAddr  map[string]*memnet.Listener // client address -> the member's in-memory listener
+	byName  map[string]*memnet.Listener // member name -> the same
 	next    int
-	wg      sync.WaitGroup
 }
 
 // Member is one member of a Pool.
@@ -54,11 +52,22 @@ func WithConfig(f func(*mtcp.Config)) Option { return f }
 // test ends.
 func NewPool(t testing.TB, n int, handler func(*mtcp.Conn), opts ...Option) *Pool {
 	t.Helper()
-	p := &Pool{t: t, handler: handler, key: []byte("mtcptest pool key, 32 bytes!!!!!"), byAddr: map[string]*memnet.Listener{}}
-	p.tweak = func(c *mtcp.Config) {
-		for _, o := range opts {
-			o(c)
-		}
+	p := &Pool{t: t, byAddr: map[string]*memnet.Listener{}, byName: map[string]*memnet.Listener{}}
+	p.local = localpool.Pool{
+		Key: []byte("mtcptest pool key, 32 bytes!!!!!"),
+		Tweak: func(c *mtcp.Config) {
+			for _, o := range opts {
+				o(c)
+			}
+		},
+		Listen: func(name string) (net.Listener, error) {
+			mem := memnet.Listen(name + ".mtcptest:7000") // a host:port, as pools publish
+			p.mu.Lock()
+			p.byName[name] = mem
+			p.mu.Unlock()
+			return mem, nil
+		},
+		App: func(_ string, c *mtcp.Conn) { handler(c) },
 	}
 	for i := 0; i < n; i++ {
 		if _, err := p.AddMember(); err != nil {
@@ -86,56 +95,30 @@ func (p *Pool) AddMember() (*Member, error) {
 		}
 	}
 	p.mu.Unlock()
-	cfg := mtcp.NewPoolConfig(name, "127.0.0.1:0", p.key, join...)
-	cfg.PoolProfile = pool.ProfileLocal
-	p.tweak(cfg)
-	mem := memnet.Listen(name + ".mtcptest:7000") // a host:port, as pools publish
-	ln, err := mtcp.NewListener(mem, cfg)
+	ln, err := p.local.Start(name, join)
 	if err != nil {
-		mem.Close()
 		return nil, err
 	}
-	m := &Member{Name: name, Listener: ln, mem: mem}
 	p.mu.Lock()
+	m := &Member{Name: name, Listener: ln, mem: p.byName[name]}
 	p.members = append(p.members, m)
-	p.byAddr[ln.Addr().String()] = mem
+	p.byAddr[ln.Addr().String()] = m.mem
 	p.mu.Unlock()
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mc, ok := c.(*mtcp.Conn)
-			if !ok {
-				c.Close()
-				continue
-			}
-			p.wg.Add(1)
-			go func() {
-				defer p.wg.Done()
-				p.handler(mc)
-			}()
-		}
-	}()
 	return m, nil
 }
 
+// waitMembers waits until every live member sees n members.
 func (p *Pool) waitMembers(n int) error {
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		ok := true
-		for _, m := range p.Members() {
-			if len(m.Listener.Members()) < n {
-				ok = false
-			}
-		}
-		if ok {
-			return nil
-		}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var lns []*mtcp.Listener
+	for _, m := range p.Members() {
+		lns = append(lns, m.Listener)
 	}
-	return fmt.Errorf("mtcptest: the %d members did not find each other", n)
+	if err := localpool.Wait(ctx, lns, n); err != nil {
+		return fmt.Errorf("mtcptest: %w", err)
+	}
+	return nil
 }
 
 // Members returns the live members.
@@ -230,5 +213,5 @@ func (p *Pool) Close() {
 		m.mem.Close()
 	}
 	p.mu.Unlock()
-	p.wg.Wait()
+	p.local.WaitApps(0)
 }

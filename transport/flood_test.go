@@ -1,15 +1,9 @@
 package transport
 
 import (
-	"bufio"
 	"context"
-	crand "crypto/rand"
 	"fmt"
-	"io"
-	"math/rand/v2"
 	"net"
-	"os"
-	"os/exec"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -17,178 +11,23 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/migratory/mtcp/internal/ctlflood"
 )
-
-// Kinds of unauthenticated connections in a flood.
-const (
-	floodSilent    = iota // connects and says nothing
-	floodPartHello        // part of a hello, then nothing
-	floodHello            // a whole hello, never a proof
-	floodHalfProof        // a whole hello and half a proof
-	floodTrickle          // a hello, one byte at a time
-	floodKinds
-)
-
-// flood holds n unauthenticated connections to addr, of every kind in
-// turn, each reopened shortly after the server drops it: silent
-// connections, half-finished handshakes and a reconnect storm at once.
-type flood struct {
-	addr      string
-	ctx       context.Context
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
-	n         int
-	reconnect time.Duration // the mean pause before a dropped connection is reopened
-	opened    atomic.Int64  // connections opened in all
-	dropped   atomic.Int64  // connections the server closed
-}
-
-func startFlood(t *testing.T, addr string, n int, reconnect time.Duration) *flood {
-	ctx, cancel := context.WithCancel(context.Background())
-	f := &flood{addr: addr, ctx: ctx, cancel: cancel, n: n, reconnect: reconnect}
-	for i := range n {
-		f.wg.Go(func() { f.hold(i % floodKinds) })
-	}
-	t.Cleanup(f.stop)
-	return f
-}
-
-// stop closes every connection of the flood and waits for its goroutines.
-func (f *flood) stop() {
-	f.cancel()
-	f.wg.Wait()
-}
-
-// hold keeps one connection of the given kind open until the flood stops.
-func (f *flood) hold(kind int) {
-	d := net.Dialer{Timeout: time.Second}
-	buf := make([]byte, 512)
-	for f.ctx.Err() == nil {
-		nc, err := d.DialContext(f.ctx, "tcp", f.addr)
-		if err != nil {
-			f.pause(50 * time.Millisecond)
-			continue
-		}
-		f.opened.Add(1)
-		stop := context.AfterFunc(f.ctx, func() { _ = nc.Close() })
-		hello := testHello(MinMessage)
-		switch kind {
-		case floodPartHello:
-			_, err = nc.Write(hello[:20])
-		case floodHello:
-			_, err = nc.Write(hello)
-		case floodHalfProof:
-			var p [macLen / 2]byte
-			_, _ = crand.Read(p[:])
-			_, err = nc.Write(append(hello, p[:]...))
-		case floodTrickle:
-			for i := 0; i < len(hello) && err == nil && f.ctx.Err() == nil; i++ {
-				_, err = nc.Write(hello[i : i+1])
-				f.pause(100 * time.Millisecond)
-			}
-		}
-		for err == nil {
-			_, err = nc.Read(buf)
-		}
-		stop()
-		_ = nc.Close()
-		if f.ctx.Err() == nil {
-			f.dropped.Add(1)
-		}
-		f.pause(f.reconnect/2 + rand.N(f.reconnect))
-	}
-}
-
-func (f *flood) pause(d time.Duration) {
-	select {
-	case <-time.After(d):
-	case <-f.ctx.Done():
-	}
-}
 
 // floodEnv names the environment variable that makes the test binary a
-// flooding process: it holds "addr n reconnect".
+// flooding process (ctlflood.Child).
 const floodEnv = "TRANSPORT_TEST_FLOOD"
 
-// floodProcess is a flood run by the test binary in a process of its own:
-// another host as far as the server can tell, whose goroutines do not take
-// turns with the server's and whose costs do not count as the server's.
-type floodProcess struct {
-	cmd     *exec.Cmd
-	stdin   io.WriteCloser
-	done    chan struct{}
-	n       int
-	opened  atomic.Int64
-	dropped atomic.Int64
-}
-
-// startFloodProcess runs test again, in a new process that floods addr
-// (runFlood).
-func startFloodProcess(t *testing.T, test, addr string, n int, reconnect time.Duration) *floodProcess {
-	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$", "-test.count=1")
-	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %d %d", floodEnv, addr, n, reconnect))
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	require.NoError(t, err)
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	p := &floodProcess{cmd: cmd, stdin: stdin, done: make(chan struct{}), n: n}
-	go func() {
-		defer close(p.done)
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			var opened, dropped int64
-			if _, err := fmt.Sscanf(sc.Text(), "flood %d %d", &opened, &dropped); err == nil {
-				p.opened.Store(opened)
-				p.dropped.Store(dropped)
-			}
-		}
-	}()
-	t.Cleanup(p.stop)
-	return p
-}
-
-// stop ends the flood and waits for its process.
-func (p *floodProcess) stop() {
-	_ = p.stdin.Close()
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
+// floodConfig holds n unauthenticated connections, of every kind in turn,
+// each reopened shortly after the server drops it: silent connections,
+// half-finished handshakes and a reconnect storm at once.
+func floodConfig(n int, reconnect time.Duration) ctlflood.Config {
+	return ctlflood.Config{
+		Conns: n, Reconnect: reconnect,
+		Kinds: []ctlflood.Kind{ctlflood.Silent, ctlflood.PartHello, ctlflood.Hello, ctlflood.HalfProof, ctlflood.Trickle},
+		Hello: func() []byte { return testHello(MinMessage) }, HalfProof: macLen / 2,
 	}
-	_ = p.cmd.Wait()
-}
-
-// runFlood, in a flooding process, floods as spec says until standard
-// input closes, and reports its counts on standard output as it goes.
-func runFlood(t *testing.T, spec string) {
-	var addr string
-	var n int
-	var reconnect time.Duration
-	_, err := fmt.Sscanf(spec, "%s %d %d", &addr, &n, &reconnect)
-	require.NoError(t, err)
-	f := startFlood(t, addr, n, reconnect)
-	eof := make(chan struct{})
-	go func() {
-		_, _ = io.Copy(io.Discard, os.Stdin)
-		close(eof)
-	}()
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		fmt.Printf("flood %d %d\n", f.opened.Load(), f.dropped.Load())
-		select {
-		case <-tick.C:
-			continue
-		case <-eof:
-		}
-		break
-	}
-	f.stop()
-	fmt.Printf("flood %d %d\n", f.opened.Load(), f.dropped.Load())
 }
 
 // callStats gathers the outcome of honest calls.
@@ -218,8 +57,7 @@ func (s *callStats) add(took time.Duration, err error) {
 // normal call timeout, and the server's goroutines and memory stay
 // bounded.
 func TestUnauthenticatedFlood(t *testing.T) {
-	if spec := os.Getenv(floodEnv); spec != "" {
-		runFlood(t, spec)
+	if ctlflood.Child(t, floodEnv, floodConfig(0, 0)) {
 		return
 	}
 	leakCheck(t)
@@ -247,11 +85,12 @@ func TestUnauthenticatedFlood(t *testing.T) {
 	runtime.ReadMemStats(&before)
 	baseG := runtime.NumGoroutine()
 
-	f := startFloodProcess(t, "TestUnauthenticatedFlood", addr, 10*DefaultMaxConns, 2*time.Second)
+	const floodConns = 10 * DefaultMaxConns
+	f := ctlflood.StartProcess(t, floodEnv, []string{addr}, floodConfig(floodConns, 2*time.Second))
 	// Honest calls start once the server has taken in the flood's first
 	// 10×MaxConns connections (or after a while: a server that cannot is
 	// the failure the calls show).
-	for end := time.Now().Add(15 * time.Second); ln.n.Load() <= int64(f.n) && time.Now().Before(end); {
+	for end := time.Now().Add(15 * time.Second); ln.n.Load() <= floodConns && time.Now().Before(end); {
 		time.Sleep(10 * time.Millisecond)
 	}
 	var stats callStats
@@ -308,8 +147,8 @@ func TestUnauthenticatedFlood(t *testing.T) {
 	}
 	close(done)
 	wg.Wait()
-	f.stop()
-	opened, dropped := f.opened.Load(), f.dropped.Load()
+	f.Stop()
+	opened, dropped := f.Counts(0)
 
 	t.Logf("flood: %d connections opened, %d dropped by the server; honest calls: %d, the slowest %v; "+
 		"goroutines: %d before, peak %d; heap+stacks: %d MiB before, peak %d MiB",

@@ -15,47 +15,24 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/hex"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
-	"os/signal"
-	"strings"
-	"syscall"
-	"time"
 
 	"github.com/migratory/mtcp"
 	"github.com/migratory/mtcp/examples/chat/room"
+	"github.com/migratory/mtcp/examples/internal/cli"
 )
 
 func main() {
-	if len(os.Args) < 2 {
-		usage()
-	}
-	var err error
-	switch os.Args[1] {
-	case "hub":
-		err = hub(os.Args[2:])
-	case "serve":
-		err = serve(os.Args[2:])
-	case "join":
-		err = join(os.Args[2:])
-	default:
-		usage()
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "chat:", err)
-		os.Exit(1)
-	}
-}
-
-func usage() {
-	fmt.Fprintln(os.Stderr, "usage: chat hub [flags] | chat serve [flags] | chat join [flags]")
-	os.Exit(2)
+	cli.Main("chat", "chat hub [flags] | chat serve [flags] | chat join [flags]", map[string]func([]string) error{
+		"hub":   hub,
+		"serve": serve,
+		"join":  join,
+	})
 }
 
 func hub(args []string) error {
@@ -72,57 +49,18 @@ func hub(args []string) error {
 
 func serve(args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ExitOnError)
-	name := fs.String("name", "", "member name")
-	listen := fs.String("listen", ":7301", "address for clients")
-	gossip := fs.String("gossip", "", "gossip address ip:port; empty runs a standalone server")
-	join := fs.String("join", "", "comma-separated gossip addresses of members")
-	key := fs.String("key", os.Getenv("MTCP_POOL_KEY"), "pool key, hex (default $MTCP_POOL_KEY)")
+	mf := cli.AddMemberFlags(fs, ":7301")
 	hubAddr := fs.String("hub", "127.0.0.1:7300", "the chat hub's address")
 	_ = fs.Parse(args)
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	cfg := &mtcp.Config{Logger: log}
-	if *gossip != "" {
-		k, err := hex.DecodeString(*key)
-		if err != nil || len(k) < 16 {
-			return errors.New("a pool needs -key (or $MTCP_POOL_KEY): at least 16 bytes, hex")
-		}
-		var j []string
-		if *join != "" {
-			j = strings.Split(*join, ",")
-		}
-		cfg = mtcp.NewPoolConfig(*name, *gossip, k, j...)
-		cfg.Logger = log
-	}
-	ln, err := mtcp.Listen("tcp", *listen, cfg)
+	ln, err := mf.Listen(log)
 	if err != nil {
 		return err
 	}
 	log.Info("serving chat", "addr", ln.Addr().String(), "member", ln.NodeName())
-	stop := make(chan os.Signal, 1)
-	signal.Notify(stop, syscall.SIGINT, syscall.SIGTERM)
-	go func() {
-		<-stop
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_ = ln.Drain(ctx)
-	}()
+	cli.DrainOnSignal(ln, log)
 	h := &room.RemoteHub{Addr: *hubAddr}
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return nil
-			}
-			return err
-		}
-		mc, ok := c.(*mtcp.Conn)
-		if !ok {
-			_, _ = fmt.Fprintln(c, "ERR use chat join")
-			c.Close()
-			continue
-		}
-		go func() { _ = room.Serve(mc, h) }()
-	}
+	return cli.Serve(ln, "ERR use chat join", func(mc *mtcp.Conn) { _ = room.Serve(mc, h) })
 }
 
 func join(args []string) error {

@@ -13,12 +13,14 @@ import (
 
 	"github.com/migratory/mtcp"
 	"github.com/migratory/mtcp/examples/fileserver/files"
-	"github.com/migratory/mtcp/pool"
+	"github.com/migratory/mtcp/internal/localpool"
 )
 
-// demoPool is three members in this process.
+// demoPool is three members in this process, serving generated files.
 type demoPool struct {
+	local   localpool.Pool
 	members []*member
+	named   sync.Map   // name -> *member, for the members' applications
 	events  chan event // what the client's log says about moves
 	verbose bool
 }
@@ -27,61 +29,55 @@ type member struct {
 	name       string
 	ln         *mtcp.Listener
 	overloaded atomic.Bool
-	wg         sync.WaitGroup
 }
 
 func startPool(verbose bool) (*demoPool, error) {
 	p := &demoPool{events: make(chan event, 64), verbose: verbose}
-	key := []byte("demo pool key, 32 bytes long!!!!")
-	var join []string
+	p.local = localpool.Pool{
+		Key: []byte("demo pool key, 32 bytes long!!!!"),
+		Tweak: func(cfg *mtcp.Config) {
+			if verbose {
+				cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})).With("member", cfg.NodeName)
+			}
+		},
+		// The file server; an overloaded member serves slowly.
+		App: func(name string, c *mtcp.Conn) {
+			m, _ := p.named.Load(name)
+			_ = files.Serve(c, slowSource{files.Generated{}, m.(*member)})
+		},
+	}
 	for i := 0; i < 3; i++ {
-		m := &member{name: fmt.Sprintf("m%d", i+1)}
-		cfg := mtcp.NewPoolConfig(m.name, "127.0.0.1:0", key, join...)
-		cfg.PoolProfile = pool.ProfileLocal
-		if verbose {
-			cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})).With("member", m.name)
-		}
-		ln, err := mtcp.Listen("tcp", "127.0.0.1:0", cfg)
-		if err != nil {
+		if err := p.start(); err != nil {
 			p.close()
 			return nil, err
 		}
-		m.ln = ln
-		join = []string{ln.GossipAddr()}
-		p.members = append(p.members, m)
-		m.wg.Add(1)
-		go m.serve()
 	}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if len(p.members[0].ln.Members()) == 3 && len(p.members[2].ln.Members()) == 3 {
-			return p, nil
-		}
-		if time.Now().After(deadline) {
-			p.close()
-			return nil, fmt.Errorf("the members did not find each other")
-		}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := localpool.Wait(ctx, p.local.Members(), 3); err != nil {
+		p.close()
+		return nil, err
 	}
+	return p, nil
 }
 
-// serve runs the file server; an overloaded member serves slowly.
-func (m *member) serve() {
-	defer m.wg.Done()
-	for {
-		c, err := m.ln.Accept()
-		if err != nil {
-			return
+// start starts one more member (m1, m2, ...), joined to the live ones.
+func (p *demoPool) start() error {
+	m := &member{name: fmt.Sprintf("m%d", len(p.members)+1)}
+	var join []string
+	for _, o := range p.members {
+		if g := o.ln.GossipAddr(); g != "" {
+			join = append(join, g)
 		}
-		mc, ok := c.(*mtcp.Conn)
-		if !ok {
-			c.Close()
-			continue
-		}
-		m.wg.Add(1)
-		go func() {
-			defer m.wg.Done()
-			_ = files.Serve(mc, slowSource{files.Generated{}, m})
-		}()
 	}
+	p.named.Store(m.name, m) // before it serves: its application looks it up
+	ln, err := p.local.Start(m.name, join)
+	if err != nil {
+		return err
+	}
+	m.ln = ln
+	p.members = append(p.members, m)
+	return nil
 }
 
 // slowSource makes reads slow while its member is overloaded.
@@ -149,32 +145,11 @@ func (p *demoPool) dial(ctx context.Context) (*mtcp.Conn, error) {
 	return mc, nil
 }
 
-func (p *demoPool) close() {
-	for _, m := range p.members {
-		m.ln.Close()
-		m.wg.Wait()
-	}
-}
+func (p *demoPool) close() { p.local.Close(0) }
 
 // replace starts a new member, keeping three live members.
 func (p *demoPool) replace() {
-	key := []byte("demo pool key, 32 bytes long!!!!")
-	m := &member{name: fmt.Sprintf("m%d", len(p.members)+1)}
-	var join []string
-	for _, o := range p.members {
-		if g := o.ln.GossipAddr(); g != "" {
-			join = append(join, g)
-		}
-	}
-	cfg := mtcp.NewPoolConfig(m.name, "127.0.0.1:0", key, join...)
-	cfg.PoolProfile = pool.ProfileLocal
-	ln, err := mtcp.Listen("tcp", "127.0.0.1:0", cfg)
-	if err != nil {
+	if err := p.start(); err != nil {
 		fmt.Println("starting a member:", err)
-		return
 	}
-	m.ln = ln
-	p.members = append(p.members, m)
-	m.wg.Add(1)
-	go m.serve()
 }

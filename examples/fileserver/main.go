@@ -15,109 +15,46 @@ package main
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/migratory/mtcp"
 	"github.com/migratory/mtcp/examples/fileserver/files"
+	"github.com/migratory/mtcp/examples/internal/cli"
 )
 
 func main() {
-	if len(os.Args) < 2 {
-		usage()
-	}
-	var err error
-	switch os.Args[1] {
-	case "serve":
-		err = serve(os.Args[2:])
-	case "get":
-		err = get(os.Args[2:])
-	default:
-		usage()
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "fileserver:", err)
-		os.Exit(1)
-	}
-}
-
-func usage() {
-	fmt.Fprintln(os.Stderr, "usage: fileserver serve [flags] | fileserver get [flags] <name>")
-	os.Exit(2)
+	cli.Main("fileserver", "fileserver serve [flags] | fileserver get [flags] <name>", map[string]func([]string) error{
+		"serve": serve,
+		"get":   get,
+	})
 }
 
 func serve(args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ExitOnError)
-	name := fs.String("name", "", "member name (default: host:port)")
-	listen := fs.String("listen", ":7000", "address for clients")
-	advertise := fs.String("advertise", "", "address clients are told to reach this member at (default: -listen)")
-	gossip := fs.String("gossip", "", "gossip address ip:port; empty runs a standalone server")
-	join := fs.String("join", "", "comma-separated gossip addresses of members")
-	key := fs.String("key", os.Getenv("MTCP_POOL_KEY"), "pool key, hex (default $MTCP_POOL_KEY)")
-	replicas := fs.Int("replicas", mtcp.DefaultReplicas, "checkpoint copies on other members")
+	mf := cli.AddMemberFlags(fs, ":7000")
 	dir := fs.String("dir", "", "directory of files to serve (generated files are always served)")
 	_ = fs.Parse(args)
 
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	cfg := &mtcp.Config{Logger: log}
-	if *gossip != "" {
-		k, err := hex.DecodeString(*key)
-		if err != nil || len(k) < 16 {
-			return errors.New("a pool needs -key (or $MTCP_POOL_KEY): at least 16 bytes, hex")
-		}
-		cfg = mtcp.NewPoolConfig(*name, *gossip, k)
-		cfg.Logger, cfg.Replicas, cfg.Advertise = log, *replicas, *advertise
-		if *join != "" {
-			cfg.Join = strings.Split(*join, ",")
-		}
-	}
-	ln, err := mtcp.Listen("tcp", *listen, cfg)
+	ln, err := mf.Listen(log)
 	if err != nil {
 		return err
 	}
 	log.Info("serving files", "addr", ln.Addr().String(), "member", ln.NodeName(), "dir", *dir)
-	stop := make(chan os.Signal, 1)
-	signal.Notify(stop, syscall.SIGINT, syscall.SIGTERM)
-	go func() {
-		<-stop
-		log.Info("draining: moving every download to other members")
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := ln.Drain(ctx); err != nil {
-			log.Warn("drain", "err", err)
-		}
-	}()
+	cli.DrainOnSignal(ln, log)
 	src := files.Multi{Dir: files.Dir(*dir)}
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return nil
-			}
-			return err
+	return cli.Serve(ln, "ERR this server speaks mtcp: use fileserver get", func(mc *mtcp.Conn) {
+		if err := files.Serve(mc, src); err != nil && !errors.Is(err, mtcp.ErrMigrated) {
+			log.Info("download ended", "session", mc.SessionID(), "err", err)
 		}
-		mc, ok := c.(*mtcp.Conn)
-		if !ok {
-			_, _ = fmt.Fprintln(c, "ERR this server speaks mtcp: use fileserver get")
-			c.Close()
-			continue
-		}
-		go func() {
-			if err := files.Serve(mc, src); err != nil && !errors.Is(err, mtcp.ErrMigrated) {
-				log.Info("download ended", "session", mc.SessionID(), "err", err)
-			}
-		}()
-	}
+	})
 }
 
 func get(args []string) error {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/migratory/mtcp"
+	"github.com/migratory/mtcp/internal/localpool"
 	"github.com/migratory/mtcp/pool"
 )
 
@@ -17,9 +18,8 @@ var poolKey = []byte("mtcp-scale pool key, 32 bytes!!!")
 // testPool is a pool of members in this process, on loopback, each
 // session served by app in a goroutine of its own.
 type testPool struct {
+	local   localpool.Pool
 	members []*mtcp.Listener
-	wg      sync.WaitGroup
-	running sync.Map // *mtcp.Conn -> member name, while its application runs
 
 	closeOnce sync.Once
 	stuck     []string
@@ -28,16 +28,21 @@ type testPool struct {
 // startPool starts n members m0, m1, ... and waits until each sees all.
 func startPool(ctx context.Context, o *options, n int, tweak func(*mtcp.Config), app func(node string, c *mtcp.Conn)) (*testPool, error) {
 	p := &testPool{}
+	p.local = localpool.Pool{
+		Key: poolKey,
+		Tweak: func(cfg *mtcp.Config) {
+			cfg.PoolProfile = o.profile
+			cfg.Logger = o.logger
+			cfg.HandshakeTimeout = o.poolHandshake
+			if tweak != nil {
+				tweak(cfg)
+			}
+		},
+		App: app,
+	}
 	var join []string
 	for i := range n {
-		cfg := mtcp.NewPoolConfig(fmt.Sprintf("m%d", i), "127.0.0.1:0", poolKey, join...)
-		cfg.PoolProfile = o.profile
-		cfg.Logger = o.logger
-		cfg.HandshakeTimeout = o.poolHandshake
-		if tweak != nil {
-			tweak(cfg)
-		}
-		ln, err := mtcp.Listen("tcp", "127.0.0.1:0", cfg)
+		ln, err := p.local.Start(fmt.Sprintf("m%d", i), join)
 		if err != nil {
 			p.close()
 			return nil, fmt.Errorf("starting member m%d: %w", i, err)
@@ -46,46 +51,12 @@ func startPool(ctx context.Context, o *options, n int, tweak func(*mtcp.Config),
 			join = []string{ln.GossipAddr()}
 		}
 		p.members = append(p.members, ln)
-		p.wg.Add(1)
-		go func() {
-			defer p.wg.Done()
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				mc, ok := c.(*mtcp.Conn)
-				if !ok {
-					_ = c.Close()
-					continue
-				}
-				p.wg.Add(1)
-				p.running.Store(mc, ln.NodeName())
-				go func() {
-					defer p.wg.Done()
-					defer p.running.Delete(mc)
-					app(ln.NodeName(), mc)
-				}()
-			}
-		}()
 	}
-	for {
-		all := true
-		for _, ln := range p.members {
-			if len(ln.Members()) < n {
-				all = false
-			}
-		}
-		if all {
-			return p, nil
-		}
-		select {
-		case <-ctx.Done():
-			p.close()
-			return nil, fmt.Errorf("the %d members did not see each other: %w", n, ctx.Err())
-		case <-time.After(10 * time.Millisecond):
-		}
+	if err := localpool.Wait(ctx, p.members, n); err != nil {
+		p.close()
+		return nil, err
 	}
+	return p, nil
 }
 
 // addrs returns the members' client addresses.
@@ -114,26 +85,11 @@ const appWait = 15 * time.Second
 // applications to return; it describes those that did not.
 func (p *testPool) close() []string {
 	p.closeOnce.Do(func() {
-		for _, ln := range p.members {
-			_ = ln.Close()
-		}
-		done := make(chan struct{})
-		go func() {
-			p.wg.Wait()
-			close(done)
-		}()
-		select {
-		case <-done:
-			return
-		case <-time.After(appWait):
-		}
-		p.running.Range(func(k, v any) bool {
-			c := k.(*mtcp.Conn)
+		for c, member := range p.local.Close(appWait) {
 			st := c.Status()
 			p.stuck = append(p.stuck, fmt.Sprintf("%s session %s (attached %v, epoch %d, received %d, consumed %d, written %d, retained %d, err %v)",
-				v, c.SessionID(), st.Attached, st.Epoch, st.Received, st.Consumed, st.Written, st.Retained, c.Err()))
-			return true
-		})
+				member, c.SessionID(), st.Attached, st.Epoch, st.Received, st.Consumed, st.Written, st.Retained, c.Err()))
+		}
 	})
 	return p.stuck
 }

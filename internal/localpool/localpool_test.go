@@ -1,0 +1,55 @@
+package localpool
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/migratory/mtcp"
+)
+
+// TestPoolServesAndCloses: three members find each other, a session on one
+// is served by the application, and Close waits for it; an application
+// that does not return is reported after the wait.
+func TestPoolServesAndCloses(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	release := make(chan struct{})
+	p := &Pool{Key: []byte("localpool test key, 32 bytes!!!!"), App: func(member string, c *mtcp.Conn) {
+		defer c.Close()
+		if _, err := fmt.Fprintf(c, "%s\n", member); err != nil {
+			return
+		}
+		<-release
+	}}
+	var join []string
+	for i := range 3 {
+		ln, err := p.Start(fmt.Sprintf("m%d", i), join)
+		require.NoError(t, err)
+		join = []string{ln.GossipAddr()}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, Wait(ctx, p.Members(), 3))
+
+	c, err := mtcp.Dial("tcp", p.Members()[1].Addr().String())
+	require.NoError(t, err)
+	got := make([]byte, 3)
+	_, err = io.ReadFull(c, got)
+	require.NoError(t, err)
+	require.Equal(t, "m1\n", string(got))
+
+	stuck := p.Close(200 * time.Millisecond)
+	require.Len(t, stuck, 1, "the application still waits")
+	for sc, member := range stuck {
+		require.Equal(t, "m1", member)
+		require.Equal(t, c.(*mtcp.Conn).SessionID(), sc.SessionID())
+	}
+	close(release)
+	require.Empty(t, p.WaitApps(0))
+	require.NoError(t, c.Close())
+}
