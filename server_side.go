@@ -29,6 +29,7 @@ type serverSide struct {
 	durable    *snapshot.Record   // newest checkpoint the client can resume from
 	nextSeq    uint64
 	state      []byte // restored state (State)
+	restored   bool   // restored here from a checkpoint (Restored)
 	membersVer uint64 // version of the member list the client has
 
 	moveTo   *wire.Move // asked of the client (Migrate, Drain)
