@@ -76,6 +76,9 @@ func (c *Conn) Checkpoint(state []byte) error {
 	c.keepMarksLocked()
 	c.replicateLocked()
 	c.advanceDurableLocked()
+	if s.settle.waiting && !s.settle.held && s.atBoundaryLocked(c) {
+		s.holdLocked(c) // a move waits for this boundary
+	}
 	if c.link != nil {
 		c.link.kickNow() // the mark goes out with the output before it
 	}

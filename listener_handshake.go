@@ -274,6 +274,7 @@ func (ln *Listener) serveResume(h *hsConn, hello wire.Hello) error {
 	}
 	s := c.server
 	s.reattached()
+	s.resumedHereLocked(c)
 	if err := c.st.Resume(proof.Positions); err != nil {
 		err = localError(err)
 		c.failLocked(err)
