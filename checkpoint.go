@@ -65,6 +65,9 @@ func (c *Conn) Checkpoint(state []byte) error {
 	c.keepMarksLocked()
 	c.replicateLocked()
 	c.advanceDurableLocked()
+	if s.settle.waiting && !s.settle.held && s.atBoundaryLocked(c) {
+		s.holdLocked(c) // a move waits for this boundary
+	}
 	if c.link != nil {
 		c.link.kickNow() // the mark goes out with the output before it
 	}
@@ -72,13 +75,30 @@ func (c *Conn) Checkpoint(state []byte) error {
 }
 
 // State returns the application state restored from a checkpoint when this
-// session moved here from another member; nil for a new session. The bytes
-// are the caller's: changing them changes no checkpoint.
+// session moved here from another member; nil for a new session, and nil
+// too for a restored session whose application checkpointed nil state (use
+// Restored to tell them apart). The bytes are the caller's: changing them
+// changes no checkpoint.
 func (c *Conn) State() []byte {
 	if c.server == nil {
 		return nil
 	}
 	return c.server.state
+}
+
+// Restored reports whether this member restored the session from a
+// checkpoint made on another member: the session moved here (its client
+// moved, or was asked to by a drain, balancing or Migrate) or failed over
+// here after its member was lost. Read then returns the input that followed
+// the checkpoint, and State its state. An application whose checkpoints
+// carry no state (a request/response server that checkpoints nil between
+// requests) learns from Restored, not from State, that the connection it
+// accepted is not a new one: its client may be in the middle of a
+// conversation, and any greeting or banner was sent before. Restored is
+// false for a session that began on this member, and on a client; it does
+// not change during the session's life here.
+func (c *Conn) Restored() bool {
+	return c.server != nil && c.server.restored
 }
 
 // Movable reports whether the session could move to another member now.

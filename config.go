@@ -25,6 +25,7 @@ const (
 	DefaultMaxSessions        = 100_000
 	DefaultMaxHandshakes      = 256
 	DefaultAcceptBacklog      = 128
+	DefaultSettleTimeout      = 2 * time.Second
 )
 
 // Bounds the server puts on what a client asks for.
@@ -154,6 +155,17 @@ type Config struct {
 	// Balance, if set, makes the member ask clients to move when it holds
 	// more than its share of the pool's sessions.
 	Balance *Balance
+	// SettleTimeout bounds how long a move that nobody is forced to make
+	// now (Drain, Balance, a server's Migrate) waits for the session to
+	// sit at a checkpoint boundary (its newest checkpoint covers all its
+	// application read and wrote) before it asks the client to go: the
+	// application is held there while the client moves, and the successor
+	// restores that checkpoint with nothing to regenerate and no input
+	// read twice. Past it, the client is asked to go as things are, and the
+	// successor regenerates the output after the checkpoint it restores.
+	// Zero means DefaultSettleTimeout; a negative value does not wait.
+	// Moves forced by failure never wait.
+	SettleTimeout time.Duration
 	// ReplicaMemory bounds the application state this member keeps in
 	// copies of other members' checkpoints (default 1 GiB); beyond it,
 	// copies are refused and the sessions concerned wait for other replicas.
@@ -198,6 +210,9 @@ func (c *Config) withDefaults() Config {
 	setDefault(&out.AcceptBacklog, DefaultAcceptBacklog)
 	setDefault(&out.ReplicaMemory, 1<<30)
 	setDefault(&out.IdleProbe, DefaultIdleProbe)
+	if out.SettleTimeout == 0 {
+		out.SettleTimeout = DefaultSettleTimeout
+	}
 	out.Window = clamp(out.Window, minBufferSize, maxBufferSize)
 	out.Retention = clamp(out.Retention, minBufferSize, maxBufferSize)
 	return out

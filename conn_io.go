@@ -39,7 +39,18 @@ func (c *Conn) Read(p []byte) (int, error) {
 			return 0, c.opError("read", os.ErrDeadlineExceeded)
 		}
 		c.mu.Lock()
-		if c.st.Readable() {
+		if len(p) > 0 && c.heldLocked() {
+			// Held at a checkpoint while the session moves (settle.go).
+			c.whileHeldLocked()
+			c.mu.Unlock()
+			select {
+			case <-c.readable:
+			case <-dl:
+			case <-c.closedCh:
+			}
+			continue
+		}
+		if c.st.Readable() && !c.movedAwayLocked() {
 			n, err := c.st.Read(p)
 			if n > 0 {
 				if c.st.PeerEnd() != stream.Open {
@@ -94,6 +105,15 @@ func (c *Conn) Write(p []byte) (int, error) {
 		if err := c.writeErrLocked(); err != nil {
 			c.mu.Unlock()
 			return n, c.opError("write", err)
+		}
+		if c.heldLocked() && len(p) > 0 {
+			c.mu.Unlock() // held at a checkpoint while the session moves (settle.go)
+			select {
+			case <-c.writable:
+			case <-dl:
+			case <-c.closedCh:
+			}
+			continue
 		}
 		k, err := c.st.Write(p[n:])
 		var memWait <-chan struct{}

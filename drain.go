@@ -10,9 +10,11 @@ import (
 
 // Drain moves every session to other members of the pool, then closes the
 // listener. The member announces that it is draining, so it gets no new
-// sessions: new clients are redirected to another member. Sessions that
-// cannot move (their application never checkpointed) are waited for until
-// they end. The member then waits for the members that took sessions to
+// sessions: new clients are redirected to another member. Each session's
+// client is asked to go once the session sits at a checkpoint boundary, so
+// that nothing is regenerated, or after Config.SettleTimeout as it is.
+// Sessions that cannot move (their application never checkpointed) are
+// waited for until they end. The member then waits for the members that took sessions to
 // confirm them. If ctx ends first, Drain closes the listener anyway and
 // returns an error wrapping ErrDrainIncomplete that says how many sessions
 // remained. On a standalone listener Drain stops accepting and waits for
@@ -64,9 +66,15 @@ func (c *Conn) requestMove(m wire.Move) bool {
 }
 
 // askMoveLocked asks the client to move: one MOVE goes out, on the current
-// link or the next one.
+// link or the next one, once the session sits at a checkpoint boundary or
+// the settle timeout passed (settle.go). Asked again before its MOVE went
+// out, the move keeps its wait, with the new target.
 func (s *serverSide) askMoveLocked(c *Conn, m wire.Move) {
+	fresh := s.moveTo == nil || s.moveSent
 	s.moveTo, s.moveSent = &m, false
+	if fresh {
+		s.startSettleLocked(c)
+	}
 	if c.link != nil {
 		c.link.kickNow()
 	}

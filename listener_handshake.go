@@ -275,6 +275,7 @@ func (ln *Listener) serveResume(h *hsConn, hello wire.Hello) error {
 	}
 	s := c.server
 	s.reattached()
+	s.resumedHereLocked(c)
 	if err := c.st.Resume(proof.Positions); err != nil {
 		err = localError(err)
 		c.failLocked(err)

@@ -30,8 +30,10 @@ type move struct {
 // address is to ("" lets the pool choose the least loaded member). On a
 // client it returns once the session runs on the new member, or with an
 // error after which the session goes on where it was. On a server it asks the
-// client to move and returns once the session has left this member. The
-// context bounds the wait, not the move.
+// client to move and returns once the session has left this member; the
+// client is asked once the session sits at a checkpoint boundary, or after
+// Config.SettleTimeout (see SettleTimeout). The context bounds the wait, not
+// the move.
 func (c *Conn) Migrate(ctx context.Context, to string) error {
 	if c.role == roleServer {
 		return c.server.migrate(ctx, c, to, MoveRequested)

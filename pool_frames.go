@@ -138,9 +138,10 @@ func (l *link) poolFramesLocked() {
 			s.membersVer = v
 			l.bufs = append(l.bufs, b)
 		}
-		if s.moveTo != nil && !s.moveSent {
+		if s.moveTo != nil && !s.moveSent && s.moveDueLocked(c) {
 			s.moveSent = true
 			l.bufs = append(l.bufs, wire.AppendFrame(nil, *s.moveTo))
+			s.moveSentLocked(c)
 		}
 	}
 	if cs := c.client; cs != nil && cs.verify != nil {

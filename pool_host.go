@@ -124,8 +124,11 @@ func (s poolSession) HandOver(ctx context.Context, req *pool.HandoverRequest, su
 	}
 	epoch := ss.epoch + 1
 	commit(rec, epoch)
+	// Settled: the checkpoint covers all the application read and wrote
+	// (a move that waited for a boundary), so nothing is regenerated.
+	settled := rec.InPos == c.st.Consumed() && rec.OutPos == c.st.Written()
 	c.log.Info("mtcp: session handed over", "to", successor, "epoch", epoch,
-		"checkpoint", rec.Seq, "in", rec.InPos, "out", rec.OutPos)
+		"checkpoint", rec.Seq, "in", rec.InPos, "out", rec.OutPos, "settled", settled)
 	c.terminateLocked(&SessionMovedError{SessionID: c.idStr, To: successor})
 	return nil
 }

@@ -29,10 +29,12 @@ type serverSide struct {
 	durable    *snapshot.Record   // newest checkpoint the client can resume from
 	nextSeq    uint64
 	state      []byte // restored state (State)
+	restored   bool   // restored here from a checkpoint (Restored)
 	membersVer uint64 // version of the member list the client has
 
-	moveTo   *wire.Move // asked of the client (Migrate, Drain)
-	moveSent bool       // the MOVE for moveTo went out
+	moveTo   *wire.Move  // asked of the client (Migrate, Drain)
+	moveSent bool        // the MOVE for moveTo went out
+	settle   settleState // the MOVE's wait for a checkpoint boundary (settle.go)
 
 	explicit bool         // the application checkpoints (it called Checkpoint)
 	copies   *pool.Copies // copies the checkpoints on other members (nil: none)
@@ -120,6 +122,7 @@ func (s *serverSide) reattached() {
 // terminated (c.mu held) forgets an ended session.
 func (s *serverSide) terminated(c *Conn) {
 	s.reattached()
+	s.settle.stop()
 	if s.atRisk {
 		s.atRisk = false
 		s.ln.atRisk.Add(-1)

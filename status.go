@@ -27,7 +27,11 @@ type SessionStatus struct {
 	// last placed (server side, in a pool with Replicas; empty until the
 	// first copy is placed).
 	Replicas []string
-	Movable  bool   // it could move to another member now
+	Movable  bool // it could move to another member now
+	// Settling: a move asked by this member (Drain, Balance, Migrate)
+	// waits for the session to sit at a checkpoint boundary, or for its
+	// client to go once it does (Config.SettleTimeout).
+	Settling bool
 	Received uint64 // input bytes received
 	Consumed uint64 // input bytes the application read
 	Written  uint64 // output bytes the application wrote
@@ -59,6 +63,7 @@ func (c *Conn) Status() SessionStatus {
 	switch {
 	case c.server != nil:
 		s.Epoch, s.Movable = c.server.epoch, c.server.movableLocked(c)
+		s.Settling = c.server.settle.waiting || c.server.settle.held
 		s.CrashSafe, s.AtRisk = c.server.crashSafeLocked(c), c.server.atRisk
 		if c.server.node != nil {
 			s.Member = c.server.node.Name()

@@ -100,6 +100,7 @@ func (ln *Listener) restore(rec *snapshot.Record, epoch uint64, client wire.Posi
 		ckpts: []*snapshot.Record{rec}, durable: rec, nextSeq: rec.Seq, state: slices.Clone(rec.State),
 		copied:   copyState{done: map[uint64]bool{rec.Seq: true}},
 		resumed:  true,        // its client came back to this member
+		restored: true,        // Restored
 		explicit: rec.Seq > 0, // restored from its application's checkpoint, not the implicit one
 		attempt:  attempt,     // the resume that brought it here
 	}

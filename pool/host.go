@@ -45,7 +45,8 @@ type Session interface {
 	Fence(epoch uint64, by string)
 	// AskMove asks the session's client to move as m says; it reports
 	// false if the session cannot move now (its application does not
-	// checkpoint, or it ended).
+	// checkpoint, or it ended). The session tells its client when it sits
+	// at a checkpoint boundary, or after a bounded wait.
 	AskMove(m wire.Move) bool
 	// MembersChanged tells the session that the member list its client is
 	// to be sent changed (news), or that the members that may hold its

@@ -1,0 +1,302 @@
+package mtcphttp
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/migratory/mtcp"
+	"github.com/migratory/mtcp/mtcptest"
+	"github.com/migratory/mtcp/pool"
+)
+
+var testKey = []byte("mtcphttp tests: a 32-byte key...")
+
+// testPool is a pool of members on loopback, each serving HTTP through a
+// Server; members can be added, drained and crashed.
+type testPool struct {
+	t       testing.TB
+	handler func(node string) http.Handler
+	hook    func(node string, c net.Conn, s http.ConnState) // also the servers' ConnState (nil: none)
+	server  func(*http.Server)                              // adjusts each member's http.Server (nil: none)
+	tweak   func(*mtcp.Config)
+
+	mu      sync.Mutex
+	members []*member
+	next    int
+	wg      sync.WaitGroup
+}
+
+// member is one member of a testPool.
+type member struct {
+	name   string
+	ln     *mtcp.Listener
+	srv    *Server
+	gone   bool       // drained or crashed
+	served chan error // what Serve returned
+}
+
+// startPool starts n members (m0, m1, ...) and waits until they see each
+// other; they stop when the test ends.
+func startPool(t testing.TB, n int, handler func(node string) http.Handler, tweak func(*mtcp.Config)) *testPool {
+	p := &testPool{t: t, handler: handler, tweak: tweak}
+	t.Cleanup(p.close)
+	for i := 0; i < n; i++ {
+		p.add()
+	}
+	return p
+}
+
+// add starts one more member, joined to the live ones, and waits until
+// every live member sees the others.
+func (p *testPool) add() *member {
+	p.mu.Lock()
+	name := fmt.Sprintf("m%d", p.next)
+	p.next++
+	var join []string
+	for _, m := range p.members {
+		if !m.gone {
+			join = append(join, m.ln.GossipAddr())
+		}
+	}
+	p.mu.Unlock()
+	cfg := mtcp.NewPoolConfig(name, "127.0.0.1:0", testKey, join...)
+	cfg.PoolProfile = pool.ProfileLocal
+	if os.Getenv("MTCP_TEST_LOG") != "" {
+		cfg.Logger = testLogger(p.t)
+	}
+	if p.tweak != nil {
+		p.tweak(cfg)
+	}
+	ln, err := mtcp.Listen("tcp", "127.0.0.1:0", cfg)
+	require.NoError(p.t, err)
+	hs := &http.Server{
+		Handler:           p.handler(name),
+		ErrorLog:          log.New(io.Discard, "", 0),
+		ReadHeaderTimeout: 30 * time.Second,
+	}
+	if p.hook != nil {
+		hs.ConnState = func(c net.Conn, s http.ConnState) { p.hook(name, c, s) }
+	}
+	if p.server != nil {
+		p.server(hs)
+	}
+	m := &member{name: name, ln: ln, srv: New(hs, ln), served: make(chan error, 1)}
+	p.mu.Lock()
+	p.members = append(p.members, m)
+	p.mu.Unlock()
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		m.served <- m.srv.Serve()
+	}()
+	p.waitMembers()
+	return m
+}
+
+// live returns the members not drained or crashed.
+func (p *testPool) live() []*member {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []*member
+	for _, m := range p.members {
+		if !m.gone {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func (p *testPool) waitMembers() {
+	live := p.live()
+	require.Eventually(p.t, func() bool {
+		for _, m := range live {
+			if len(m.ln.Members()) != len(live) {
+				return false
+			}
+		}
+		return true
+	}, 20*time.Second, 10*time.Millisecond, "members see each other")
+}
+
+func (p *testPool) member(name string) *member {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, m := range p.members {
+		if m.name == name {
+			return m
+		}
+	}
+	p.t.Fatalf("no member %s", name)
+	return nil
+}
+
+// shutdown drains m with Server.Shutdown.
+func (p *testPool) shutdown(m *member, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	err := m.srv.Shutdown(ctx)
+	p.mu.Lock()
+	m.gone = true
+	p.mu.Unlock()
+	return err
+}
+
+// crash stops m as a killed process stops.
+func (p *testPool) crash(m *member) {
+	p.mu.Lock()
+	m.gone = true
+	p.mu.Unlock()
+	mtcptest.Crash(m.ln)
+	_ = m.srv.Close()
+}
+
+func (p *testPool) close() {
+	p.mu.Lock()
+	members := append([]*member(nil), p.members...)
+	p.mu.Unlock()
+	for _, m := range members {
+		_ = m.srv.Close()
+		_ = m.ln.Close()
+	}
+	p.wg.Wait()
+}
+
+// dialer dials mtcp sessions for an http.Transport and counts them.
+type dialer struct {
+	d     mtcp.Dialer
+	dials atomic.Int32
+	mu    sync.Mutex
+	last  *mtcp.Conn
+}
+
+func (d *dialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	d.dials.Add(1)
+	c, err := d.d.DialContext(ctx, network, addr)
+	if err == nil {
+		d.mu.Lock()
+		d.last = c.(*mtcp.Conn)
+		d.mu.Unlock()
+	}
+	return c, err
+}
+
+func (d *dialer) session() *mtcp.Conn {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.last
+}
+
+// pattern writes n bytes determined by seed.
+func pattern(w io.Writer, n int64, seed uint64) error {
+	x := seed*0x9e3779b97f4a7c15 | 1
+	buf := make([]byte, 4096)
+	for n > 0 {
+		k := min(n, int64(len(buf)))
+		for i := range buf[:k] {
+			x ^= x << 13
+			x ^= x >> 7
+			x ^= x << 17
+			buf[i] = byte(x)
+		}
+		if _, err := w.Write(buf[:k]); err != nil {
+			return err
+		}
+		n -= k
+	}
+	return nil
+}
+
+func patternDigest(n int64, seed uint64) []byte {
+	h := sha256.New()
+	_ = pattern(h, n, seed)
+	return h.Sum(nil)
+}
+
+// bodyHandler answers GET /r?id=I&n=N with N bytes of pattern I and counts
+// the requests by id. Its answers are the same on every member, with no
+// Date header, so that a member that restores a session from an older
+// checkpoint (after a crash) writes again exactly what the client had.
+type bodyHandler struct {
+	mu    sync.Mutex
+	calls map[uint64]int
+}
+
+func newBodyHandler() *bodyHandler { return &bodyHandler{calls: map[uint64]int{}} }
+
+func (h *bodyHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	id, err1 := strconv.ParseUint(r.URL.Query().Get("id"), 10, 64)
+	n, err2 := strconv.ParseInt(r.URL.Query().Get("n"), 10, 64)
+	if err1 != nil || err2 != nil || n < 0 {
+		http.Error(w, "bad request", http.StatusBadRequest)
+		return
+	}
+	h.mu.Lock()
+	h.calls[id]++
+	h.mu.Unlock()
+	w.Header()["Date"] = nil
+	w.Header().Set("Content-Length", strconv.FormatInt(n, 10))
+	_ = pattern(w, n, id)
+}
+
+func (h *bodyHandler) invocations(id uint64) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.calls[id]
+}
+
+// fetch gets request id of n bytes and checks its body by SHA-256.
+func fetch(client *http.Client, base string, id uint64, n int64) (*http.Response, error) {
+	resp, err := client.Get(fmt.Sprintf("%s/r?id=%d&n=%d", base, id, n))
+	if err != nil {
+		return nil, fmt.Errorf("request %d: %w", id, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("request %d: %s", id, resp.Status)
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, resp.Body); err != nil {
+		return nil, fmt.Errorf("request %d: body: %w", id, err)
+	}
+	if string(h.Sum(nil)) != string(patternDigest(n, id)) {
+		return nil, fmt.Errorf("request %d: the body differs", id)
+	}
+	return resp, nil
+}
+
+// testLogger logs to the file MTCP_TEST_LOG names.
+func testLogger(t testing.TB) *slog.Logger {
+	f, err := os.OpenFile(os.Getenv("MTCP_TEST_LOG"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = f.Close() })
+	return slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug})).With("test", t.Name())
+}
+
+// closeClient closes a client session and waits until no member holds a
+// session any more, so that the client's end is done before the pool
+// closes (a pool closed under a lingering client leaves it reconnecting).
+func (p *testPool) closeClient(c net.Conn) {
+	_ = c.Close()
+	require.Eventually(p.t, func() bool {
+		for _, m := range p.live() {
+			if m.ln.Sessions() > 0 {
+				return false
+			}
+		}
+		return true
+	}, 20*time.Second, 5*time.Millisecond, "the session ends")
+}
