@@ -209,6 +209,7 @@ func (c *Conn) updateReleaseLocked() {
 		if err := c.st.SetRelease(target); err != nil {
 			c.log.Error("mtcp: release", "err", err)
 		}
+		c.noteAckLocked() // the client learns it soon, even on a quiet link
 	}
 	c.noteRiskLocked()
 }

@@ -216,14 +216,28 @@ func TestCheckpointsWithoutOutputKeepOneMark(t *testing.T) {
 	// perhaps the mark of the new output).
 	lt.loud(t, 16)
 	announced := fc.count(wire.TypeMark) - marksBefore
-	mc.mu.Lock()
-	remembered := len(mc.client.marks)
-	mc.mu.Unlock()
+	// The client forgets a mark once the server's acknowledgement frees the
+	// input its checkpoint needs; that acknowledgement follows the copies
+	// of the newest checkpoint, so it may come after the echo.
+	remembered := 0
+	require.Eventually(t, func() bool {
+		mc.mu.Lock()
+		defer mc.mu.Unlock()
+		remembered = len(mc.client.marks)
+		return remembered <= 2
+	}, 5*time.Second, 5*time.Millisecond, "marks the client remembers")
 	t.Logf("after %d checkpoints without output: %d marks held by the server; then %d MARK frames, %d marks held by the client",
 		rounds, held, announced, remembered)
 	require.LessOrEqual(t, announced, 2, "MARK frames during the rounds (and for the new output)")
 	require.LessOrEqual(t, held, 1, "marks the server holds")
-	require.LessOrEqual(t, remembered, 2, "marks the client remembers")
+
+	// Once the echo's checkpoint is durable (its copies made, its output
+	// acknowledged), the server keeps one checkpoint and its mark.
+	require.Eventually(t, func() bool {
+		sc.mu.Lock()
+		defer sc.mu.Unlock()
+		return sc.st.Marks() <= 1
+	}, 5*time.Second, 5*time.Millisecond, "marks the server holds once the echo's checkpoint is durable")
 
 	// The link breaks; the client resumes at m0, which announces its marks again.
 	marksBefore = fc.count(wire.TypeMark)
@@ -231,7 +245,11 @@ func TestCheckpointsWithoutOutputKeepOneMark(t *testing.T) {
 	lt.loud(t, 4096)
 	resent := fc.count(wire.TypeMark) - marksBefore
 	t.Logf("after a resume: %d MARK frames", resent)
-	require.LessOrEqual(t, resent, 2, "MARK frames after the resume (the mark again, and one for the new output)")
+	// The mark again, and one for each checkpoint of the new output: the
+	// application checkpoints after each read, and 4 KiB may take a few
+	// reads. Not one per checkpoint ever made (2,000 before marks were
+	// bounded).
+	require.LessOrEqual(t, resent, 4, "MARK frames after the resume")
 	require.Equal(t, "m0", mc.MemberName())
 
 	for _, to := range []string{"m1", "m2"} {
