@@ -53,6 +53,15 @@
 // where the client saw it, fails the session with ErrDiverged instead of
 // corrupting the stream.
 //
+// Conn.Restored tells an application that its session was restored on this
+// member (moved or failed over here) rather than opened, also when its
+// checkpoints carry no state. A move that nothing forces now (Listener.Drain,
+// Config.Balance, a server's Conn.Migrate) waits up to Config.SettleTimeout
+// for the session to sit at a checkpoint boundary, so that nothing is
+// regenerated: request/response protocols that checkpoint between requests
+// (package mtcphttp does it for net/http) then move without running a
+// request twice.
+//
 // A new session starts from an implicit checkpoint: no state, nothing read or
 // written. An application that never calls Checkpoint works in a pool with
 // standalone continuity: its sessions cannot move (Conn.Movable reports
