@@ -1,11 +1,16 @@
 package mtcp
 
-import "time"
+import (
+	"time"
+
+	"github.com/migratory/mtcp/internal/stream"
+)
 
 // Liveness. A link is busy while it awaits the peer: bytes or an end of
 // stream it sent are not yet acknowledged, bytes wait for the peer's window
-// to open, or a PING it sent is not yet answered by anything. A busy link pings after KeepAlive without hearing
-// from the peer and is dead after KeepAliveTimeout without hearing from it
+// to open, the application closed the session and waits for the peer's
+// end, or a PING it sent is not yet answered by anything. A busy link pings
+// after KeepAlive without hearing from the peer and is dead after KeepAliveTimeout without hearing from it
 // (counted from when it began to await, if later). An idle link sends a
 // PING only after IdleProbe of quiet: that PING makes it busy, so a path
 // that died while the session was idle is found dead within IdleProbe +
@@ -15,7 +20,9 @@ import "time"
 
 // busyLocked (c.mu held) reports whether the link awaits the peer.
 func (l *link) busyLocked() bool {
-	return l.c.st.AwaitsPeer() || l.lastPing > time.Duration(l.lastRecv.Load())
+	c := l.c
+	return c.st.AwaitsPeer() || (c.closed && c.st.PeerEnd() == stream.Open) ||
+		l.lastPing > time.Duration(l.lastRecv.Load())
 }
 
 // checkSoon (c.mu held) makes the link's check run within half a keepalive

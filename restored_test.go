@@ -65,11 +65,16 @@ func TestRestoredAfterNilCheckpoint(t *testing.T) {
 		}
 	}
 
+	// A client's move is not settled: it restores the newest checkpoint the
+	// client can resume from, which names m0 only once it is durable.
+	srv := p.member("m0").sessionList()
+	require.Len(t, srv, 1)
+	waitDurableAtEnd(t, srv[0])
 	require.NoError(t, mc.Migrate(context.Background(), p.member("m1").Addr().String()))
 	require.Equal(t, "m1 restored=true state=false\n", ask(), "moved by its client")
 
 	// A server's move: the member asks the client to go.
-	srv := p.member("m1").sessionList()
+	srv = p.member("m1").sessionList()
 	require.Len(t, srv, 1)
 	require.True(t, srv[0].Restored())
 	require.NoError(t, srv[0].Migrate(context.Background(), p.member("m2").Addr().String()))
