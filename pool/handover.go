@@ -78,6 +78,7 @@ func (n *Node) handleHandover(ctx context.Context, from string, decode func(any)
 	if err != nil {
 		return nil, err
 	}
+	n.noteMoved()
 	return reply, nil
 }
 

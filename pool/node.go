@@ -40,6 +40,9 @@ type NodeConfig struct {
 	// Balance, if set, makes the member shed sessions when it holds more
 	// than its share.
 	Balance *Balance
+	// DrainWindow bounds the sessions a drain asks to move at once
+	// (0: DefaultDrainWindow).
+	DrainWindow int
 }
 
 // Node is a listener's part in a pool: its membership (gossip), the
@@ -63,6 +66,7 @@ type Node struct {
 	version atomic.Uint64 // bumped when the MEMBERS frame changes
 	started atomic.Bool   // members is set
 	traffic atomic.Uint64 // bytes its sessions received and wrote, in all
+	moved   chan struct{} // a session was handed over or its handover settled; capacity 1
 
 	mu         sync.Mutex
 	membersVer uint64 // the version of frame
@@ -85,7 +89,8 @@ func StartNode(cfg NodeConfig, host Host) (*Node, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	n := &Node{cfg: cfg, host: host, log: cfg.Logger, name: cfg.Name, replicas: cfg.Replicas,
-		store: snapshot.NewStore(cfg.ReplicaKeep, cfg.ReplicaMemory), stop: make(chan struct{})}
+		store: snapshot.NewStore(cfg.ReplicaKeep, cfg.ReplicaMemory), stop: make(chan struct{}),
+		moved: make(chan struct{}, 1)}
 	n.tombs.init(2 * cfg.HandshakeTimeout)
 	n.version.Store(1)
 	control := cfg.Control
@@ -288,6 +293,15 @@ func (n *Node) MembersFrame() ([]byte, uint64) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.frame, n.membersVer
+}
+
+// noteMoved wakes a drain: a session was handed over, or a handover
+// settled.
+func (n *Node) noteMoved() {
+	select {
+	case n.moved <- struct{}{}:
+	default:
+	}
 }
 
 // namesOf looks members up by name.
