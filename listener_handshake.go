@@ -124,11 +124,12 @@ func (ln *Listener) refuse(nc net.Conn, remote net.Addr, err error) {
 type refusal struct{ f wire.Refused }
 
 // drainingRefusal is a draining member's answer: it takes no sessions, and
-// suggests the least loaded member that does.
+// suggests a member that does, chosen by spare capacity (pool.Pick), so
+// that its clients spread.
 func (ln *Listener) drainingRefusal() *refusal {
 	r := wire.Refused{Code: wire.CodeDraining, Reason: "the server is draining"}
 	if n := ln.node; n != nil {
-		if m, ok := n.Membership().LeastLoaded(n.Name()); ok {
+		if m, ok := n.Membership().Pick(n.Name()); ok {
 			r.RedirectName, r.RedirectAddr = m.Name, m.ClientAddr
 		}
 	}

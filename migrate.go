@@ -27,7 +27,7 @@ type move struct {
 }
 
 // Migrate moves this session's server end to the pool member whose client
-// address is to ("" lets the pool choose the least loaded member). On a
+// address is to ("" chooses one by spare capacity, see ChooseMember). On a
 // client it returns once the session runs on the new member, or with an
 // error after which the session goes on where it was. On a server it asks the
 // client to move and returns once the session has left this member. The
@@ -70,7 +70,7 @@ func (c *Conn) MemberName() string {
 // chooseTargetLocked resolves a Migrate target against the member list.
 func (cs *clientSide) chooseTargetLocked(to string) (Member, error) {
 	if to == "" {
-		if m, ok := leastLoaded(cs.members, cs.node); ok {
+		if m, ok := ChooseMember(cs.members, cs.node); ok {
 			return m, nil
 		}
 		return Member{}, ErrNoMember
