@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/migratory/mtcp/internal/wire"
@@ -154,6 +155,18 @@ func (cs *clientSide) runMove(c *Conn, m *move) {
 		}
 	}()
 	err := cs.resumeAt(ctx, c, m.to.Addr)
+	// A target that is busy (its takeovers, or a draining member's
+	// handover, did not fit in time) refused before the session left:
+	// the move waits for it, within its time, rather than falling back.
+	for wait := initialBackoff; errors.Is(err, ErrBusy) && ctx.Err() == nil; wait = min(2*wait, maxBackoff/4) {
+		t := time.NewTimer(wait/2 + time.Duration(rand.Int64N(int64(wait))))
+		select {
+		case <-t.C:
+			err = cs.resumeAt(ctx, c, m.to.Addr)
+		case <-ctx.Done():
+			t.Stop()
+		}
+	}
 	c.mu.Lock()
 	cs.moving = nil
 	if err == nil {

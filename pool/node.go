@@ -68,6 +68,9 @@ type Node struct {
 	traffic atomic.Uint64 // bytes its sessions received and wrote, in all
 	moved   chan struct{} // a session was handed over or its handover settled; capacity 1
 
+	fledMu sync.Mutex
+	fled   map[string]time.Time // members whose sessions came here, and when last
+
 	mu         sync.Mutex
 	membersVer uint64 // the version of frame
 	frame      []byte // the MEMBERS frame the clients are sent

@@ -69,6 +69,7 @@ func (n *Node) Obtain(req HandoverRequest) (Obtained, error) {
 				return Obtained{}, refused(wire.CodeProtocol, "checkpoint from %s: %v", origin.Name, err)
 			}
 			n.confirmHandover(origin, req.Session, rep.Epoch)
+			n.noteFled(origin.Name)
 			n.claimAsync(req.Session, rep.Epoch)
 			return Obtained{Record: rec, Epoch: rep.Epoch, From: origin.Name}, nil
 		case errors.As(err, &re) && re.Code != CodeUnknown:
