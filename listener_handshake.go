@@ -97,6 +97,9 @@ func (ln *Listener) handshake(nc net.Conn, since time.Time) {
 		return
 	}
 	if hello.Resume {
+		if ln.admitIncoming(h, hello) {
+			defer ln.incomingDone()
+		}
 		err = ln.serveResume(h, hello)
 	} else {
 		h.proven() // a new session waits for nothing more from its client
