@@ -338,6 +338,12 @@ func (h *hsConn) challenge() (*wire.Challenge, wire.Proof, error) {
 	h.waiting(0)
 	_ = h.nc.SetReadDeadline(h.deadline)
 	if err != nil {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			// A client slow to answer (or a loaded machine) is no protocol
+			// error: told so, it tries again instead of losing its session.
+			return nil, wire.Proof{}, &refusal{wire.Refused{Code: wire.CodeBusy, Reason: "the PROOF did not come in time"}}
+		}
 		return nil, wire.Proof{}, fmt.Errorf("%w: reading PROOF: %v", ErrProtocol, err)
 	}
 	return ch, f.(wire.Proof), nil
