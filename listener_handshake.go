@@ -279,6 +279,13 @@ func (ln *Listener) serveResume(h *hsConn, hello wire.Hello) error {
 	}
 	s := c.server
 	s.reattached()
+	if s.moveTo != nil && s.moveSent && s.moveSends < maxMoveSends {
+		// The client came back here instead of moving (its move failed,
+		// or the link it was sent the MOVE on broke first): it is asked
+		// again on this link.
+		s.moveSent = false
+		s.moveSends++
+	}
 	if err := c.st.Resume(proof.Positions); err != nil {
 		err = localError(err)
 		c.failLocked(err)
@@ -317,6 +324,11 @@ func (ln *Listener) serveResume(h *hsConn, hello wire.Hello) error {
 	ln.cfg.Metrics.Resumed(time.Since(s.detachedAt))
 	return nil
 }
+
+// maxMoveSends bounds the MOVEs sent again to a client that keeps coming
+// back instead of moving: a target that always refuses does not make it
+// go back and forth for ever.
+const maxMoveSends = 3
 
 // proofWait is the share of the handshake timeout a client has to answer
 // a CHALLENGE with its PROOF: a resume is one round trip, a third of the

@@ -34,6 +34,8 @@ type serverSide struct {
 	moveTo   *wire.Move // asked of the client (Migrate, Drain)
 	moveSent bool       // the MOVE for moveTo went out
 
+	moveSends int // MOVEs sent again to a client that came back instead (listener_handshake.go)
+
 	explicit bool         // the application checkpoints (it called Checkpoint)
 	copies   *pool.Copies // copies the checkpoints on other members (nil: none)
 	copied   copyState    // what the copies of the checkpoints are

@@ -9,7 +9,7 @@ import (
 
 // DefaultDrainWindow is how many of a draining member's sessions are asked
 // to move at once, by default (NodeConfig.DrainWindow).
-const DefaultDrainWindow = 128
+const DefaultDrainWindow = 64
 
 const (
 	// drainPoll is how often a drain looks at the moves under way when no

@@ -108,7 +108,10 @@ func StartNode(cfg NodeConfig, host Host) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pool: control plane: %w", err)
 	}
-	tcfg := transport.Config{NodeName: cfg.Name, Key: cfg.Key, Logger: cfg.Logger}
+	// Idle connections to each member are kept for a drain's window of
+	// concurrent handovers: waves of moves reuse them instead of opening
+	// (and authenticating) a connection per call.
+	tcfg := transport.Config{NodeName: cfg.Name, Key: cfg.Key, Logger: cfg.Logger, MaxIdlePerAddr: DefaultDrainWindow}
 	if n.ctl, err = transport.NewServer(ctlLn, tcfg); err != nil {
 		ctlLn.Close()
 		return nil, fmt.Errorf("pool: control plane: %w", err)
