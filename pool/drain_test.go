@@ -17,17 +17,20 @@ import (
 // fakeHost is a listener whose sessions move when a mover says so.
 type fakeHost struct {
 	mu       sync.Mutex
-	sessions map[sessionID]*fakeSession
+	sessions map[sessionID]Session
 	draining bool
 }
 
-func newFakeHost() *fakeHost { return &fakeHost{sessions: map[sessionID]*fakeSession{}} }
+func newFakeHost() *fakeHost { return &fakeHost{sessions: map[sessionID]Session{}} }
 
-func (h *fakeHost) add(s *fakeSession) {
+func (h *fakeHost) add(s *fakeSession) { h.addAs(s, s) }
+
+// addAs adds s, the fakeSession within as.
+func (h *fakeHost) addAs(s *fakeSession, as Session) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	s.host = h
-	h.sessions[s.id] = s
+	h.sessions[s.id] = as
 }
 
 func (h *fakeHost) remove(id sessionID) {

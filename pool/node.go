@@ -68,6 +68,8 @@ type Node struct {
 	traffic atomic.Uint64 // bytes its sessions received and wrote, in all
 	moved   chan struct{} // a session was handed over or its handover settled; capacity 1
 
+	batches handoverBatches // handover requests to other members, gathered per member
+
 	fledMu sync.Mutex
 	fled   map[string]time.Time // members whose sessions came here, and when last
 
@@ -178,18 +180,19 @@ func (n *Node) StoredEpoch(id [wire.SessionIDLen]byte) uint64 { return n.store.E
 func (n *Node) AddTraffic(k int) { n.traffic.Add(uint64(k)) }
 
 // background runs f in a goroutine that Close waits for, unless the node
-// is closing.
-func (n *Node) background(f func()) {
+// is closing; it reports whether it did.
+func (n *Node) background(f func()) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closing {
-		return
+		return false
 	}
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
 		f()
 	}()
+	return true
 }
 
 // Close leaves the pool and stops the control plane.

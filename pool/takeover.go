@@ -58,8 +58,7 @@ func (n *Node) Obtain(req HandoverRequest) (Obtained, error) {
 			wait = min(handoverProbe, wait)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), wait)
-		var rep handoverReply
-		err := n.rpc.Call(ctx, origin.ControlAddr, KindHandover, req, &rep)
+		rep, err := n.callHandover(ctx, origin, req)
 		cancel()
 		var re *transport.RemoteError
 		switch {
