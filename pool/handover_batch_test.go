@@ -25,7 +25,7 @@ type handingSession struct {
 func (s *handingSession) Secret() auth.Secret { return s.secret }
 
 func (s *handingSession) HandOver(_ context.Context, _ *HandoverRequest, _ string, commit func(*snapshot.Record, uint64)) error {
-	commit(&snapshot.Record{Session: s.id, Epoch: 1, Seq: 1, Secret: s.secret}, 2)
+	commit(&snapshot.Record{Session: s.id, Epoch: 1, Seq: 1, Secret: snapshot.Secret(s.secret)}, 2)
 	s.host.remove(s.id)
 	return nil
 }
