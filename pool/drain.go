@@ -25,8 +25,9 @@ const (
 // It announces that the member drains (it gets no new sessions), spreads
 // the sessions over the members that take them by their spare capacity
 // (drainPlan), and asks them to move a window at a time: at most
-// DrainWindow moves are under way at once, and the next session is asked
-// when one of them is done. A session is asked once; only one still here
+// DrainWindow moves are under way at once (a session whose client has not
+// been sent its MOVE yet, being away, does not count: see MovePending),
+// and the next session is asked when one of them is done. A session is asked once; only one still here
 // after its move's time ran out (its move failed: the session stayed) is
 // asked again. Drain returns once no session is left and every handover
 // was confirmed by its successor (until then a lost answer can be asked
@@ -58,6 +59,19 @@ func (n *Node) Drain(ctx context.Context) (remaining int, err error) {
 }
 
 type sessionID = [wire.SessionIDLen]byte
+
+// MovePending is what a Session may also implement: it reports whether a
+// MOVE asked of its client has not gone out yet (the client is away, or
+// the session waits to ask it). A drain's window counts only the moves
+// under way: a session whose client is away does not hold back the rest.
+type MovePending interface {
+	MovePending() bool
+}
+
+func movePending(s Session) bool {
+	p, ok := s.(MovePending)
+	return ok && p.MovePending()
+}
 
 // drain is a drain in progress.
 type drain struct {
@@ -98,6 +112,7 @@ func newDrain(n *Node) *drain {
 // the window.
 func (d *drain) step(now time.Time) {
 	n := d.n
+	moving := 0 // asked sessions whose client was sent the MOVE
 	for id, f := range d.flight {
 		s, ok := n.host.Session(id)
 		switch {
@@ -109,6 +124,8 @@ func (d *drain) step(now time.Time) {
 			delete(d.flight, id)
 			d.enqueue(id)
 			d.again++
+		case !movePending(s):
+			moving++
 		}
 	}
 	if len(d.queue) == 0 && now.Sub(d.scanned) > drainRescan || d.scanned.IsZero() {
@@ -121,7 +138,7 @@ func (d *drain) step(now time.Time) {
 			}
 		}
 	}
-	if len(d.queue) == 0 || len(d.flight) >= d.window {
+	if len(d.queue) == 0 || moving >= d.window {
 		return
 	}
 	if d.plan == nil || n.members.Topology() != d.topo {
@@ -129,7 +146,7 @@ func (d *drain) step(now time.Time) {
 		d.topo = n.members.Topology()
 		d.plan = planDrain(n.members.Members(), n.name, len(d.queue)+len(d.flight))
 	}
-	for len(d.flight) < d.window && len(d.queue) > 0 {
+	for moving < d.window && len(d.queue) > 0 {
 		id := d.queue[0]
 		d.queue = d.queue[1:]
 		delete(d.queued, id)
@@ -147,6 +164,7 @@ func (d *drain) step(now time.Time) {
 		}
 		d.flight[id] = inFlight{to: to, at: now}
 		d.asked++
+		moving++
 	}
 }
 
