@@ -23,19 +23,27 @@ func (n *Node) handleHandovers(ctx context.Context, from string, decode func(any
 	if len(req.List) > maxHandoverBatch {
 		return nil, fmt.Errorf("%d handovers in one call, at most %d", len(req.List), maxHandoverBatch)
 	}
+	// Each session is handed over on its own, at once: one whose lock is
+	// held a while does not hold up the others.
 	out := handoversReply{List: make([]handoverAnswer, len(req.List))}
+	var wg sync.WaitGroup
 	for i, r := range req.List {
-		rep, err := n.handOver(ctx, from, r)
-		var ce *ControlError
-		switch {
-		case err == nil:
-			out.List[i].Reply = rep
-		case errors.As(err, &ce):
-			out.List[i].Code, out.List[i].Message = ce.Code, ce.Message
-		default:
-			out.List[i].Code, out.List[i].Message = "internal", err.Error()
-		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rep, err := n.handOver(ctx, from, r)
+			var ce *ControlError
+			switch {
+			case err == nil:
+				out.List[i].Reply = rep
+			case errors.As(err, &ce):
+				out.List[i].Code, out.List[i].Message = ce.Code, ce.Message
+			default:
+				out.List[i].Code, out.List[i].Message = "internal", err.Error()
+			}
+		}()
 	}
+	wg.Wait()
 	return out, nil
 }
 
