@@ -45,6 +45,8 @@ type Listener struct {
 	sessions  map[[wire.SessionIDLen]byte]*Conn
 	inFlight  map[net.Conn]*handshakeWait // connections still to prove who they are
 	takeovers chan struct{}               // takeovers whose proof is checked elsewhere (MaxHandshakes)
+	incoming  chan struct{}               // resumes of sessions a draining member moves here (MaxHandshakes; incoming.go)
+	inTakes   chan struct{}               // their takeovers (MaxHandshakes)
 	evicted   int                         // handshakes closed to make room
 	reserved  int                         // sessions being taken over, counted against MaxSessions
 	acceptErr error
@@ -84,11 +86,13 @@ func NewListener(inner net.Listener, cfg *Config) (*Listener, error) {
 		log:       c.Logger.With("listener", inner.Addr().String()),
 		accepted:  make(chan net.Conn, c.AcceptBacklog),
 		closed:    make(chan struct{}),
-		hsSlots:   make(chan struct{}, 2*c.MaxHandshakes),
+		hsSlots:   make(chan struct{}, 3*c.MaxHandshakes), // 2× for handshakes, 1× for incoming moves
 		room:      make(chan struct{}, 1),
 		sessions:  make(map[[wire.SessionIDLen]byte]*Conn),
 		inFlight:  make(map[net.Conn]*handshakeWait),
 		takeovers: make(chan struct{}, c.MaxHandshakes),
+		incoming:  make(chan struct{}, c.MaxHandshakes),
+		inTakes:   make(chan struct{}, c.MaxHandshakes),
 		mem:       newMemBudget(c.SessionMemory),
 		timers:    newTimerSet(),
 	}

@@ -97,6 +97,9 @@ func (ln *Listener) handshake(nc net.Conn, since time.Time) {
 		return
 	}
 	if hello.Resume {
+		if ln.admitIncoming(h, hello) {
+			defer ln.incomingDone()
+		}
 		err = ln.serveResume(h, hello)
 	} else {
 		h.proven() // a new session waits for nothing more from its client
@@ -124,11 +127,12 @@ func (ln *Listener) refuse(nc net.Conn, remote net.Addr, err error) {
 type refusal struct{ f wire.Refused }
 
 // drainingRefusal is a draining member's answer: it takes no sessions, and
-// suggests the least loaded member that does.
+// suggests a member that does, chosen by spare capacity (pool.Pick), so
+// that its clients spread.
 func (ln *Listener) drainingRefusal() *refusal {
 	r := wire.Refused{Code: wire.CodeDraining, Reason: "the server is draining"}
 	if n := ln.node; n != nil {
-		if m, ok := n.Membership().LeastLoaded(n.Name()); ok {
+		if m, ok := n.Membership().Pick(n.Name()); ok {
 			r.RedirectName, r.RedirectAddr = m.Name, m.ClientAddr
 		}
 	}
@@ -276,6 +280,13 @@ func (ln *Listener) serveResume(h *hsConn, hello wire.Hello) error {
 	s := c.server
 	s.reattached()
 	s.resumedHereLocked(c)
+	if s.moveTo != nil && s.moveSent && s.moveSends < maxMoveSends {
+		// The client came back here instead of moving (its move failed,
+		// or the link it was sent the MOVE on broke first): it is asked
+		// again on this link, settled again.
+		s.moveSends++
+		s.askMoveLocked(c, *s.moveTo)
+	}
 	if err := c.st.Resume(proof.Positions); err != nil {
 		err = localError(err)
 		c.failLocked(err)
@@ -315,6 +326,11 @@ func (ln *Listener) serveResume(h *hsConn, hello wire.Hello) error {
 	return nil
 }
 
+// maxMoveSends bounds the MOVEs sent again to a client that keeps coming
+// back instead of moving: a target that always refuses does not make it
+// go back and forth for ever.
+const maxMoveSends = 3
+
 // proofWait is the share of the handshake timeout a client has to answer
 // a CHALLENGE with its PROOF: a resume is one round trip, a third of the
 // time a whole handshake may take.
@@ -335,6 +351,12 @@ func (h *hsConn) challenge() (*wire.Challenge, wire.Proof, error) {
 	h.waiting(0)
 	_ = h.nc.SetReadDeadline(h.deadline)
 	if err != nil {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			// A client slow to answer (or a loaded machine) is no protocol
+			// error: told so, it tries again instead of losing its session.
+			return nil, wire.Proof{}, &refusal{wire.Refused{Code: wire.CodeBusy, Reason: "the PROOF did not come in time"}}
+		}
 		return nil, wire.Proof{}, fmt.Errorf("%w: reading PROOF: %v", ErrProtocol, err)
 	}
 	return ch, f.(wire.Proof), nil

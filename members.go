@@ -55,12 +55,12 @@ func (ln *Listener) GossipAddr() string {
 }
 
 // moveTarget resolves where a server asks a session to move: the member
-// with client address to, or the least loaded other member when to is
-// empty.
+// with client address to, or, when to is empty, another member chosen by
+// spare capacity (pool.Pick).
 func moveTarget(n *pool.Node, to string) (pool.Member, error) {
 	members := n.Membership()
 	if to == "" {
-		m, ok := members.LeastLoaded(n.Name())
+		m, ok := members.Pick(n.Name())
 		if !ok {
 			return m, ErrNoMember
 		}

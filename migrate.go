@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/migratory/mtcp/internal/wire"
@@ -27,7 +28,7 @@ type move struct {
 }
 
 // Migrate moves this session's server end to the pool member whose client
-// address is to ("" lets the pool choose the least loaded member). On a
+// address is to ("" chooses one by spare capacity, see ChooseMember). On a
 // client it returns once the session runs on the new member, or with an
 // error after which the session goes on where it was. On a server it asks the
 // client to move and returns once the session has left this member; the
@@ -72,7 +73,7 @@ func (c *Conn) MemberName() string {
 // chooseTargetLocked resolves a Migrate target against the member list.
 func (cs *clientSide) chooseTargetLocked(to string) (Member, error) {
 	if to == "" {
-		if m, ok := leastLoaded(cs.members, cs.node); ok {
+		if m, ok := ChooseMember(cs.members, cs.node); ok {
 			return m, nil
 		}
 		return Member{}, ErrNoMember
@@ -156,6 +157,18 @@ func (cs *clientSide) runMove(c *Conn, m *move) {
 		}
 	}()
 	err := cs.resumeAt(ctx, c, m.to.Addr)
+	// A target that is busy (its takeovers, or a draining member's
+	// handover, did not fit in time) refused before the session left:
+	// the move waits for it, within its time, rather than falling back.
+	for wait := initialBackoff; errors.Is(err, ErrBusy) && ctx.Err() == nil; wait = min(2*wait, maxBackoff/4) {
+		t := time.NewTimer(wait/2 + time.Duration(rand.Int64N(int64(wait))))
+		select {
+		case <-t.C:
+			err = cs.resumeAt(ctx, c, m.to.Addr)
+		case <-ctx.Done():
+			t.Stop()
+		}
+	}
 	c.mu.Lock()
 	cs.moving = nil
 	if err == nil {

@@ -2,8 +2,11 @@ package mtcp
 
 import (
 	"context"
+	"math/rand/v2"
 	"slices"
 	"time"
+
+	"github.com/migratory/mtcp/pool"
 )
 
 // MigrationPolicy decides when a client moves its session, and where to.
@@ -38,10 +41,14 @@ type PolicyStats struct {
 const RecentChecks = 16
 
 // DefaultPolicy is the migration policy of a Dialer without one, after
-// M-TCP: obey the server's requests, and move to the least loaded other
-// member when the server stalls or when the session's traffic, while it flows, stays well
-// below its recent level while another member carries fewer sessions. (A
-// server that cannot be reached at all is left by the reconnect logic.)
+// M-TCP: obey the server's requests, and move when the server stalls or
+// when the session's traffic, while it flows, stays well below its recent
+// level while another member carries fewer sessions. It moves to another
+// member chosen at random, weighted by its spare capacity (ChooseMember):
+// the many clients of a member that slows, judging alike from the same
+// view, spread over the pool instead of all moving to the least loaded
+// member. (A server that cannot be reached at all is left by the reconnect
+// logic.)
 type DefaultPolicy struct {
 	StallAfter time.Duration // move after written bytes waited this long (default 5 s)
 	DropRatio  float64       // "well below": under this fraction of the baseline (default 0.3)
@@ -73,15 +80,24 @@ func (p *DefaultPolicy) Check(s PolicyStats) string {
 	if s.Attached < settle {
 		return ""
 	}
-	best, ok := leastLoaded(s.Members, s.Server.Name)
-	if !ok {
+	if s.Stalled >= stall {
+		if m, ok := ChooseMember(s.Members, s.Server.Name); ok {
+			return m.Addr
+		}
 		return ""
 	}
-	if s.Stalled >= stall {
-		return best.Addr
+	if lowFor(s, ratio) < drop {
+		return ""
 	}
-	if lowFor(s, ratio) >= drop && best.Sessions < s.Server.Sessions {
-		return best.Addr
+	// Only to members that carry fewer sessions than this one.
+	var fewer []Member
+	for _, m := range s.Members {
+		if m.Sessions < s.Server.Sessions {
+			fewer = append(fewer, m)
+		}
+	}
+	if m, ok := ChooseMember(fewer, s.Server.Name); ok {
+		return m.Addr
 	}
 	return ""
 }
@@ -100,18 +116,53 @@ func lowFor(s PolicyStats, ratio float64) int {
 	return k
 }
 
-func leastLoaded(members []Member, except string) (Member, bool) {
-	var best Member
-	found := false
+// ChooseMember chooses a member to move a session to among members, other
+// than the one called except and those draining: at random, weighted by
+// spare capacity, so that many clients choosing from the same view at once
+// spread over the members in proportion to what each lacks of an even
+// share instead of all choosing the least loaded one. It reports false if
+// no member qualifies.
+func ChooseMember(members []Member, except string) (Member, bool) {
+	return chooseMember(members, except, randomFloat)
+}
+
+// randomFloat is a uniform draw in [0, 1), safe for concurrent use.
+func randomFloat() float64 { return rand.Float64() }
+
+// chooseMember is ChooseMember with its source of randomness.
+func chooseMember(members []Member, except string, random func() float64) (Member, bool) {
+	var c []Member
+	loads := make([]float64, 0, len(members))
+	total := 0.0
 	for _, m := range members {
+		total += float64(m.Sessions)
 		if m.Name == except || m.Draining {
 			continue
 		}
-		if !found || m.Sessions < best.Sessions {
-			best, found = m, true
-		}
+		c = append(c, m)
+		loads = append(loads, float64(m.Sessions))
 	}
-	return best, found
+	if len(c) == 0 {
+		return Member{}, false
+	}
+	// As many sessions as the pool holds per candidate may come (the
+	// sessions of a member that all its clients leave): each candidate's
+	// spare capacity is what it lacks of the level that brings them to,
+	// and one more, so that every candidate stays possible.
+	w := pool.Spare(loads, max(1, total/float64(len(c))))
+	sum := 0.0
+	for i := range w {
+		w[i]++
+		sum += w[i]
+	}
+	x := random() * sum
+	for i := range w {
+		if x < w[i] {
+			return c[i], true
+		}
+		x -= w[i]
+	}
+	return c[len(c)-1], true
 }
 
 func (d *Dialer) policy() MigrationPolicy {

@@ -36,6 +36,8 @@ type serverSide struct {
 	moveSent bool        // the MOVE for moveTo went out
 	settle   settleState // the MOVE's wait for a checkpoint boundary (settle.go)
 
+	moveSends int // MOVEs sent again to a client that came back instead (listener_handshake.go)
+
 	explicit bool         // the application checkpoints (it called Checkpoint)
 	copies   *pool.Copies // copies the checkpoints on other members (nil: none)
 	copied   copyState    // what the copies of the checkpoints are

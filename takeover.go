@@ -48,8 +48,14 @@ func (ln *Listener) takeOver(h *hsConn, hello wire.Hello) error {
 	// is under way would find it broken, and the handover done in vain),
 	// but takeovers in flight are bounded apart: beyond MaxHandshakes of
 	// them, a client is told busy at once and tries again.
+	// Sessions a draining member moves here have takeovers of their own
+	// (incoming.go).
+	slots := ln.takeovers
+	if ln.movedHere(hello) {
+		slots = ln.inTakes
+	}
 	select {
-	case ln.takeovers <- struct{}{}:
+	case slots <- struct{}{}:
 	default:
 		ln.unreserveSession()
 		return &refusal{wire.Refused{Code: wire.CodeBusy, Reason: "too many takeovers at once"}}
@@ -57,7 +63,7 @@ func (ln *Listener) takeOver(h *hsConn, hello wire.Hello) error {
 	h.proven()
 	start := time.Now()
 	got, err := n.Obtain(req)
-	<-ln.takeovers
+	<-slots
 	if err != nil {
 		ln.unreserveSession()
 		return poolRefusal(err)

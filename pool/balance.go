@@ -13,8 +13,9 @@ type Balance struct {
 	// Interval is how often the member compares its load with the pool's
 	// (default 5 s; shorter than about 2 s acts on stale load figures).
 	Interval time.Duration
-	// Slack is how far above the pool's average session count the member
-	// may be before it sheds sessions (default 0.25: 25% above).
+	// Slack is how far above the pool's average load the member may be
+	// before it sheds sessions (default 0.25: 25% above). Load is sessions
+	// weighed by how the member serves them (see Loads).
 	Slack float64
 	// MaxMoves bounds the sessions asked to move per interval (default 16).
 	MaxMoves int
@@ -48,66 +49,86 @@ func (n *Node) balance(b Balance) {
 	}
 }
 
-// balanceOnce asks some movable sessions to move to the least loaded
-// members when this member holds more than its share.
+// fledHold is how long a member sends no session back to a member its
+// sessions came from (at least; four balance intervals if longer).
+const fledHold = 30 * time.Second
+
+// balanceOnce asks some movable sessions to move when this member holds
+// more than its share. Members are judged by how they serve, not only by
+// how many sessions they hold (Loads): a member whose sessions get a tenth
+// of the pool's pace counts ten times its sessions. Above its share by
+// more than Slack, the member sheds the sessions that bring it back to
+// the pool's average (not lower: hysteresis), at most MaxMoves, to the
+// members below the average in proportion to what each lacks of it
+// (Spare), never to a member whose sessions just came here.
 func (n *Node) balanceOnce(b Balance) {
 	if n.host.Draining() {
 		return
 	}
-	members := n.members.Members()
 	local := n.host.SessionCount()
-	total, count := 0, 0
-	for _, m := range members {
-		if m.Draining {
-			continue
-		}
-		count++
+	var members []Member
+	for _, m := range n.members.Members() {
 		if m.Name == n.name {
-			total += local
-		} else {
-			total += m.Sessions
+			m.Sessions = local
+		}
+		if !m.Draining {
+			members = append(members, m)
 		}
 	}
-	if count < 2 {
+	if len(members) < 2 || local == 0 {
 		return
 	}
-	avg := float64(total) / float64(count)
-	if float64(local) <= avg*(1+b.Slack) {
-		return
-	}
-	excess := min(b.MaxMoves, local-int(math.Ceil(avg)))
-	// Hand the excess to the members below average, least loaded first.
-	load := map[string]int{}
-	for _, m := range members {
-		if !m.Draining && m.Name != n.name {
-			load[m.Name] = m.Sessions
+	loads := Loads(members)
+	paces := pace(members)
+	total, self := 0.0, -1
+	for i, m := range members {
+		total += loads[i]
+		if m.Name == n.name {
+			self = i
 		}
 	}
-	moved := 0
+	if self < 0 {
+		return
+	}
+	avg := total / float64(len(members))
+	if loads[self] <= avg*(1+b.Slack) || loads[self]-avg < 1 {
+		return
+	}
+	// Each session here weighs 1/pace: shed the sessions whose weight is the
+	// excess.
+	excess := min(b.MaxMoves, local, int(math.Ceil((loads[self]-avg)*paces[self])))
+	fled := n.fledFrom(max(fledHold, 4*b.Interval))
+	var targets []Member
+	var deficit []float64
+	for i, m := range members {
+		if i != self && loads[i] < avg && !fled[m.Name] {
+			targets = append(targets, m)
+			deficit = append(deficit, avg-loads[i])
+		}
+	}
+	if len(targets) == 0 || excess <= 0 {
+		return
+	}
+	// Where the sessions go: in proportion to each target's deficit, in
+	// turn (as a drain spreads them).
+	plan := &drainPlan{targets: targets, weight: deficit, credit: make([]float64, len(targets))}
+	for _, w := range deficit {
+		plan.total += w
+	}
+	moved := map[string]int{}
+	asked := 0
 	for _, c := range n.host.Sessions() {
-		if moved >= excess {
+		if asked >= excess {
 			break
 		}
-		name, best := "", math.MaxInt
-		for m, l := range load {
-			if l < best || (l == best && m < name) {
-				name, best = m, l
-			}
-		}
-		if name == "" || float64(best) >= avg {
-			break
-		}
-		target, ok := n.members.Member(name)
-		if !ok {
-			delete(load, name)
-			continue
-		}
-		if c.AskMove(wire.Move{Reason: wire.MoveBalance, Name: target.Name, Addr: target.ClientAddr}) {
-			load[name]++
-			moved++
+		to, _ := plan.next()
+		if c.AskMove(wire.Move{Reason: wire.MoveBalance, Name: to.Name, Addr: to.ClientAddr}) {
+			moved[to.Name]++
+			asked++
 		}
 	}
-	if moved > 0 {
-		n.log.Info("mtcp: balancing load", "asked", moved, "sessions", local, "pool average", avg)
+	if asked > 0 {
+		n.log.Info("mtcp: balancing load", "asked", asked, "to", moved, "sessions", local,
+			"load", loads[self], "pool average", avg)
 	}
 }

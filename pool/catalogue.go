@@ -35,6 +35,12 @@ const (
 	// -> epochReply); asked by a member whose client is away, and before a
 	// resume is answered.
 	KindEpoch = "epoch"
+	// KindHandovers: KindHandover for several sessions of the member asked
+	// at once (handoversRequest -> handoversReply, answers in the order of
+	// the requests): the handovers a member needs of another while a drain
+	// moves sessions to it go in one call instead of one each. A member
+	// that does not know it is asked one session at a time.
+	KindHandovers = "handovers"
 )
 
 // Error codes of the control plane (transport.RemoteError.Code, and
@@ -104,6 +110,24 @@ func (r *HandoverRequest) Positions() wire.Positions {
 type handoverReply struct {
 	Record []byte `msgpack:"rec"`
 	Epoch  uint64 `msgpack:"e"`
+}
+
+// handoversRequest asks for several sessions (KindHandovers), at most
+// maxHandoverBatch.
+type handoversRequest struct {
+	List []HandoverRequest `msgpack:"l"`
+}
+
+// handoversReply answers each request of a handoversRequest: its
+// handoverReply, or its error's code and message.
+type handoversReply struct {
+	List []handoverAnswer `msgpack:"l"`
+}
+
+type handoverAnswer struct {
+	Reply   handoverReply `msgpack:"r"`
+	Code    string        `msgpack:"c"`
+	Message string        `msgpack:"m"`
 }
 
 // settleRequest confirms that the successor restored a session handed over

@@ -8,9 +8,11 @@
 // member publishes its client and control addresses, its load and whether it
 // is draining as versioned msgpack metadata; members that publish metadata
 // this package cannot read are logged and left out of the view. On top of the
-// view it offers the two placement choices the rest of mtcp needs: Replicas
-// (rendezvous hashing, for the copies of a session's checkpoints) and
-// LeastLoaded (for moves).
+// view it offers the placement choices the rest of mtcp needs: Replicas
+// (rendezvous hashing, for the copies of a session's checkpoints) and, for
+// moves, Pick (at random, weighted by spare capacity, so that many choosing
+// at once spread) over Loads (sessions weighed by how each member serves
+// them), which a drain's plan and the balancer use too.
 //
 // A Node adds the control plane (package transport) and what travels on it:
 // takeovers, made by a handover from the member that serves a session or by a

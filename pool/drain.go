@@ -7,54 +7,171 @@ import (
 	"github.com/migratory/mtcp/internal/wire"
 )
 
-// drainRetry is how long a session asked to move may take before it is
-// asked again (to another member).
-const drainRetry = 2 * time.Second
+// DefaultDrainWindow is how many of a draining member's sessions are asked
+// to move at once, by default (NodeConfig.DrainWindow).
+const DefaultDrainWindow = 64
 
-// Drain moves the member's sessions away: it announces that the member
-// drains (it gets no new sessions), asks every session to move to the
-// members that take sessions, in turn, and asks again a session that has
-// not moved after drainRetry, until no session is left and every handover
+const (
+	// drainPoll is how often a drain looks at the moves under way when no
+	// handover tells it first.
+	drainPoll = 20 * time.Millisecond
+	// drainRescan is how often a drain looks for sessions it does not
+	// track: sessions that could not move yet (their application has not
+	// checkpointed), and sessions that came back.
+	drainRescan = 250 * time.Millisecond
+)
+
+// Drain moves the member's sessions away, as a planned, paced operation.
+// It announces that the member drains (it gets no new sessions), spreads
+// the sessions over the members that take them by their spare capacity
+// (drainPlan), and asks them to move a window at a time: at most
+// DrainWindow moves are under way at once (a session whose client has not
+// been sent its MOVE yet, being away, does not count: see MovePending),
+// and the next session is asked when one of them is done. A session is asked once; only one still here
+// after its move's time ran out (its move failed: the session stayed) is
+// asked again. Drain returns once no session is left and every handover
 // was confirmed by its successor (until then a lost answer can be asked
-// for again, so the member stays). Sessions that cannot move (their
-// application never checkpointed) are waited for until they end. If ctx
-// ends first, it returns ctx's error with the sessions that remain.
+// for again, so the member stays; a successor that never confirms is
+// waited for at most twice the handshake timeout). Sessions that cannot
+// move (their application never checkpointed) are waited for until they
+// end. If ctx ends first, it returns ctx's error with the sessions that
+// remain.
 func (n *Node) Drain(ctx context.Context) (remaining int, err error) {
 	if err := n.members.SetDraining(true); err != nil {
 		n.log.Warn("mtcp: announcing drain", "err", err)
 	}
-	tick := time.NewTicker(50 * time.Millisecond)
+	d := newDrain(n)
+	tick := time.NewTicker(drainPoll)
 	defer tick.Stop()
-	asked := make(map[[wire.SessionIDLen]byte]time.Time)
-	next := 0
 	for {
-		sessions := n.host.Sessions()
-		if len(sessions) == 0 && n.Unsettled() == 0 {
+		d.step(time.Now())
+		if len(d.flight) == 0 && n.host.SessionCount() == 0 && n.Unsettled() == 0 {
+			n.log.Info("mtcp: drain done", "asked", d.asked, "asked again", d.again, "took", time.Since(d.start))
 			return 0, nil
-		}
-		targets := n.members.Eligible(n.name)
-		live := make(map[[wire.SessionIDLen]byte]bool, len(sessions))
-		for _, s := range sessions {
-			id := s.ID()
-			live[id] = true
-			if at, ok := asked[id]; (ok && time.Since(at) < drainRetry) || len(targets) == 0 {
-				continue
-			}
-			t := targets[next%len(targets)]
-			if s.AskMove(wire.Move{Reason: wire.MoveDrain, Name: t.Name, Addr: t.ClientAddr}) {
-				asked[id] = time.Now()
-				next++
-			}
-		}
-		for id := range asked {
-			if !live[id] {
-				delete(asked, id)
-			}
 		}
 		select {
 		case <-tick.C:
+		case <-n.moved:
 		case <-ctx.Done():
 			return n.host.SessionCount(), ctx.Err()
 		}
 	}
+}
+
+type sessionID = [wire.SessionIDLen]byte
+
+// MovePending is what a Session may also implement: it reports whether a
+// MOVE asked of its client has not gone out yet (the client is away, or
+// the session waits to ask it). A drain's window counts only the moves
+// under way: a session whose client is away does not hold back the rest.
+type MovePending interface {
+	MovePending() bool
+}
+
+func movePending(s Session) bool {
+	p, ok := s.(MovePending)
+	return ok && p.MovePending()
+}
+
+// drain is a drain in progress.
+type drain struct {
+	n      *Node
+	start  time.Time
+	window int
+	retry  time.Duration // how long a move may take before it counts as failed
+
+	plan    *drainPlan
+	topo    uint64                 // the pool's Topology the plan was made at
+	queue   []sessionID            // sessions to ask, in order
+	queued  map[sessionID]bool     // in queue
+	flight  map[sessionID]inFlight // asked, not gone yet
+	scanned time.Time              // when the sessions were last listed
+
+	asked, again int // sessions asked, and asked again after a failed move
+}
+
+// inFlight is a session asked to move.
+type inFlight struct {
+	to Member
+	at time.Time
+}
+
+func newDrain(n *Node) *drain {
+	d := &drain{
+		n: n, start: time.Now(), window: n.cfg.DrainWindow,
+		retry:  max(2*n.cfg.HandshakeTimeout, time.Second),
+		queued: make(map[sessionID]bool), flight: make(map[sessionID]inFlight),
+	}
+	if d.window <= 0 {
+		d.window = DefaultDrainWindow
+	}
+	return d
+}
+
+// step looks at the moves under way and asks more sessions to move, up to
+// the window.
+func (d *drain) step(now time.Time) {
+	n := d.n
+	moving := 0 // asked sessions whose client was sent the MOVE
+	for id, f := range d.flight {
+		s, ok := n.host.Session(id)
+		switch {
+		case !ok || s.Ended():
+			delete(d.flight, id) // moved (or ended)
+		case now.Sub(f.at) > d.retry:
+			// Its move failed and the session stayed: it goes to the end
+			// of the queue, to be asked again.
+			delete(d.flight, id)
+			d.enqueue(id)
+			d.again++
+		case !movePending(s):
+			moving++
+		}
+	}
+	if len(d.queue) == 0 && now.Sub(d.scanned) > drainRescan || d.scanned.IsZero() {
+		d.scanned = now
+		for _, s := range n.host.Sessions() {
+			if id := s.ID(); !d.queued[id] {
+				if _, ok := d.flight[id]; !ok {
+					d.enqueue(id)
+				}
+			}
+		}
+	}
+	if len(d.queue) == 0 || moving >= d.window {
+		return
+	}
+	if d.plan == nil || n.members.Topology() != d.topo {
+		// Planned for the sessions left, over the members there are now.
+		d.topo = n.members.Topology()
+		d.plan = planDrain(n.members.Members(), n.name, len(d.queue)+len(d.flight))
+	}
+	for moving < d.window && len(d.queue) > 0 {
+		id := d.queue[0]
+		d.queue = d.queue[1:]
+		delete(d.queued, id)
+		s, ok := n.host.Session(id)
+		if !ok || s.Ended() {
+			continue
+		}
+		to, ok := d.plan.next()
+		if !ok {
+			d.enqueue(id) // no member takes sessions: wait for one
+			break
+		}
+		if !s.AskMove(wire.Move{Reason: wire.MoveDrain, Name: to.Name, Addr: to.ClientAddr}) {
+			continue // it cannot move yet: asked again after a later scan
+		}
+		d.flight[id] = inFlight{to: to, at: now}
+		d.asked++
+		moving++
+	}
+}
+
+func (d *drain) enqueue(id sessionID) {
+	if d.queued[id] {
+		return
+	}
+	d.queued[id] = true
+	d.queue = append(d.queue, id)
 }

@@ -13,6 +13,7 @@ import (
 func (n *Node) registerHandlers() {
 	for kind, h := range map[string]transport.Handler{
 		KindHandover:  n.handleHandover,
+		KindHandovers: n.handleHandovers,
 		KindSettle:    n.handleSettle,
 		KindReplicate: n.handleReplicate,
 		KindFetch:     n.handleFetch,
@@ -35,26 +36,31 @@ func (n *Node) handleHandover(ctx context.Context, from string, decode func(any)
 	if err := decode(&req); err != nil {
 		return nil, err
 	}
+	return n.handOver(ctx, from, req)
+}
+
+// handOver answers one handover request of the member called from.
+func (n *Node) handOver(ctx context.Context, from string, req HandoverRequest) (handoverReply, error) {
 	successor, ok := n.members.Member(from)
 	if !ok {
-		return nil, &ControlError{CodeUnknown, "the asking member " + from + " is not in the pool"}
+		return handoverReply{}, &ControlError{CodeUnknown, "the asking member " + from + " is not in the pool"}
 	}
 	s, ok := n.host.Session(req.Session)
 	if !ok {
 		if t, ok := n.MovedTo(req.Session); ok {
 			if !req.Signed(t.Secret) { // where it went is for its client only
-				return nil, &ControlError{CodeBadProof, "the client's proof does not check out"}
+				return handoverReply{}, &ControlError{CodeBadProof, "the client's proof does not check out"}
 			}
 			if t.Member == from && t.reply != nil {
 				return n.handOverAgain(t, req)
 			}
-			return nil, &ControlError{CodeMoved, t.Member + " " + t.Addr}
+			return handoverReply{}, &ControlError{CodeMoved, t.Member + " " + t.Addr}
 		}
-		return nil, &ControlError{CodeUnknown, "no such session"}
+		return handoverReply{}, &ControlError{CodeUnknown, "no such session"}
 	}
 	if !req.Signed(s.Secret()) {
 		n.log.Warn("mtcp: handover with a bad client proof refused", "session", fmt.Sprintf("%x", req.Session), "from", from)
-		return nil, &ControlError{CodeBadProof, "the client's proof does not check out"}
+		return handoverReply{}, &ControlError{CodeBadProof, "the client's proof does not check out"}
 	}
 	var reply handoverReply
 	err := s.HandOver(ctx, &req, successor.Name, func(rec *snapshot.Record, epoch uint64) {
@@ -76,16 +82,17 @@ func (n *Node) handleHandover(ctx context.Context, from string, decode func(any)
 		}
 	})
 	if err != nil {
-		return nil, err
+		return handoverReply{}, err
 	}
+	n.noteMoved()
 	return reply, nil
 }
 
 // handOverAgain answers a successor that asks again for a session this
 // member handed it: the first answer was lost on the way.
-func (n *Node) handOverAgain(t Tombstone, req HandoverRequest) (any, error) {
+func (n *Node) handOverAgain(t Tombstone, req HandoverRequest) (handoverReply, error) {
 	if snapshot.Choose([]*snapshot.Record{t.rec}, req.Received, req.Retained, req.Knows) == nil {
-		return nil, &ControlError{CodeNotMovable, fmt.Sprintf(
+		return handoverReply{}, &ControlError{CodeNotMovable, fmt.Sprintf(
 			"the handed-over checkpoint does not fit the client (received %d, retains input from %d)", req.Received, req.Retained)}
 	}
 	n.log.Info("mtcp: handover answered again", "session", fmt.Sprintf("%x", req.Session), "to", t.Member, "epoch", t.Epoch)

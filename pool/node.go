@@ -40,6 +40,9 @@ type NodeConfig struct {
 	// Balance, if set, makes the member shed sessions when it holds more
 	// than its share.
 	Balance *Balance
+	// DrainWindow bounds the sessions a drain asks to move at once
+	// (0: DefaultDrainWindow).
+	DrainWindow int
 }
 
 // Node is a listener's part in a pool: its membership (gossip), the
@@ -63,6 +66,12 @@ type Node struct {
 	version atomic.Uint64 // bumped when the MEMBERS frame changes
 	started atomic.Bool   // members is set
 	traffic atomic.Uint64 // bytes its sessions received and wrote, in all
+	moved   chan struct{} // a session was handed over or its handover settled; capacity 1
+
+	batches handoverBatches // handover requests to other members, gathered per member
+
+	fledMu sync.Mutex
+	fled   map[string]time.Time // members whose sessions came here, and when last
 
 	mu         sync.Mutex
 	membersVer uint64 // the version of frame
@@ -85,7 +94,8 @@ func StartNode(cfg NodeConfig, host Host) (*Node, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	n := &Node{cfg: cfg, host: host, log: cfg.Logger, name: cfg.Name, replicas: cfg.Replicas,
-		store: snapshot.NewStore(cfg.ReplicaKeep, cfg.ReplicaMemory), stop: make(chan struct{})}
+		store: snapshot.NewStore(cfg.ReplicaKeep, cfg.ReplicaMemory), stop: make(chan struct{}),
+		moved: make(chan struct{}, 1)}
 	n.tombs.init(2 * cfg.HandshakeTimeout)
 	n.version.Store(1)
 	control := cfg.Control
@@ -100,7 +110,10 @@ func StartNode(cfg NodeConfig, host Host) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pool: control plane: %w", err)
 	}
-	tcfg := transport.Config{NodeName: cfg.Name, Key: cfg.Key, Logger: cfg.Logger}
+	// Idle connections to each member are kept for a drain's window of
+	// concurrent handovers: waves of moves reuse them instead of opening
+	// (and authenticating) a connection per call.
+	tcfg := transport.Config{NodeName: cfg.Name, Key: cfg.Key, Logger: cfg.Logger, MaxIdlePerAddr: DefaultDrainWindow}
 	if n.ctl, err = transport.NewServer(ctlLn, tcfg); err != nil {
 		ctlLn.Close()
 		return nil, fmt.Errorf("pool: control plane: %w", err)
@@ -167,18 +180,19 @@ func (n *Node) StoredEpoch(id [wire.SessionIDLen]byte) uint64 { return n.store.E
 func (n *Node) AddTraffic(k int) { n.traffic.Add(uint64(k)) }
 
 // background runs f in a goroutine that Close waits for, unless the node
-// is closing.
-func (n *Node) background(f func()) {
+// is closing; it reports whether it did.
+func (n *Node) background(f func()) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closing {
-		return
+		return false
 	}
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
 		f()
 	}()
+	return true
 }
 
 // Close leaves the pool and stops the control plane.
@@ -288,6 +302,15 @@ func (n *Node) MembersFrame() ([]byte, uint64) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.frame, n.membersVer
+}
+
+// noteMoved wakes a drain: a session was handed over, or a handover
+// settled.
+func (n *Node) noteMoved() {
+	select {
+	case n.moved <- struct{}{}:
+	default:
+	}
 }
 
 // namesOf looks members up by name.

@@ -77,6 +77,9 @@ func (n *Node) handleClaim(_ context.Context, from string, decode func(any) erro
 	if s, ok := n.host.Session(req.Session); ok {
 		s.Fence(req.Epoch, from)
 	}
+	if n.tombs.superseded(req.Session, req.Epoch) {
+		n.noteMoved()
+	}
 	return struct{}{}, nil
 }
 

@@ -47,12 +47,18 @@ func (n *Node) Obtain(req HandoverRequest) (Obtained, error) {
 	origin, known := n.members.Member(originName)
 	if known && originName != n.name {
 		wait := n.cfg.HandshakeTimeout
-		if n.replicas > 0 {
+		switch {
+		case origin.Draining:
+			// It drains and hands its sessions over: its handover is to win,
+			// even slow, not a takeover from its replicas that would fence
+			// it while it answers. The client, whose own handshake has about
+			// as long, is answered before it gives up.
+			wait /= 2
+		case n.replicas > 0:
 			wait = min(handoverProbe, wait)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), wait)
-		var rep handoverReply
-		err := n.rpc.Call(ctx, origin.ControlAddr, KindHandover, req, &rep)
+		rep, err := n.callHandover(ctx, origin, req)
 		cancel()
 		var re *transport.RemoteError
 		switch {
@@ -62,10 +68,17 @@ func (n *Node) Obtain(req HandoverRequest) (Obtained, error) {
 				return Obtained{}, refused(wire.CodeProtocol, "checkpoint from %s: %v", origin.Name, err)
 			}
 			n.confirmHandover(origin, req.Session, rep.Epoch)
+			n.noteFled(origin.Name)
 			n.claimAsync(req.Session, rep.Epoch)
 			return Obtained{Record: rec, Epoch: rep.Epoch, From: origin.Name}, nil
 		case errors.As(err, &re) && re.Code != CodeUnknown:
 			return Obtained{}, &Refused{remoteRefusal(err)} // it answered: no failover
+		case origin.Draining && re == nil:
+			// Alive and draining, only slow: the client is to try again (at
+			// its member, which still has the session or says where it
+			// went), not to take the session from under a handover.
+			return Obtained{}, refused(wire.CodeBusy,
+				"the session's member %s drains and did not hand the session over in time (%v)", originName, err)
 		case n.replicas == 0 && re == nil:
 			// It may be only slow: the client is to try again.
 			return Obtained{}, refused(wire.CodeBusy,

@@ -95,6 +95,20 @@ func (ts *tombstones) settled(id [wire.SessionIDLen]byte, epoch uint64) {
 	}
 }
 
+// superseded forgets the answer of a handover once a member claimed the
+// session at a newer epoch: a successor restoring it from that answer
+// would be fenced at once, so nobody is to ask for it again. It reports
+// whether an answer was forgotten.
+func (ts *tombstones) superseded(id [wire.SessionIDLen]byte, epoch uint64) bool {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if t, ok := ts.moved[id]; ok && t.reply != nil && t.Epoch < epoch {
+		t.rec, t.reply = nil, nil
+		return true
+	}
+	return false
+}
+
 // Unsettled counts the handovers not confirmed yet whose successor may
 // still ask again: a member that leaves waits for them.
 func (n *Node) Unsettled() int {
@@ -116,6 +130,7 @@ func (n *Node) handleSettle(_ context.Context, _ string, decode func(any) error)
 		return nil, err
 	}
 	n.tombs.settled(req.Session, req.Epoch)
+	n.noteMoved()
 	return nil, nil
 }
 

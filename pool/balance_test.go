@@ -1,0 +1,89 @@
+package pool
+
+import (
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/migratory/mtcp/internal/wire"
+)
+
+// TestBalanceLeavesASlowMember: three members hold 100 sessions each, but
+// one serves its sessions at a twentieth of the others' pace. Judged by
+// session counts the pool is even; judged by how it serves, the slow
+// member is far above its share: it sheds the sessions its excess weighs,
+// spread over the others, none to a member whose sessions just came to it,
+// and the members that serve well shed none.
+func TestBalanceLeavesASlowMember(t *testing.T) {
+	checkLeaks(t)
+	nodes, hosts := startFakeNodes(t, NodeConfig{HandshakeTimeout: 5 * time.Second}, "a", "b", "c")
+	var mu sync.Mutex
+	to := map[string]int{}
+	for h, host := range hosts {
+		for i := range 100 {
+			host.add(&fakeSession{id: sessionID{byte(h), byte(i)}, asked: func(_ *fakeSession, m wire.Move) {
+				mu.Lock()
+				defer mu.Unlock()
+				to[m.Name]++
+			}})
+		}
+	}
+	stop := make(chan struct{})
+	var traffic sync.WaitGroup
+	traffic.Add(1)
+	go func() { // b and c serve 1,000 B/s per session, a 50
+		defer traffic.Done()
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				nodes[0].AddTraffic(100 * 50 / 20)
+				nodes[1].AddTraffic(100 * 1000 / 20)
+				nodes[2].AddTraffic(100 * 1000 / 20)
+			}
+		}
+	}()
+	defer func() { close(stop); traffic.Wait() }()
+	eventually(t, func() bool {
+		ms := nodes[0].Membership().Members()
+		if len(ms) != 3 {
+			return false
+		}
+		for _, m := range ms {
+			if m.Sessions != 100 || m.BytesPerSec == 0 {
+				return false
+			}
+		}
+		return Loads(ms)[0] > 1000
+	}, "a sees the pool's load: %v", func() any { return nodes[0].Membership().Members() })
+
+	b := Balance{MaxMoves: 1000}.withDefaults()
+	nodes[1].balanceOnce(b)
+	nodes[2].balanceOnce(b)
+	mu.Lock()
+	require.Empty(t, to, "members that serve well and hold their share shed nothing")
+	mu.Unlock()
+
+	nodes[0].balanceOnce(b)
+	mu.Lock()
+	// a counts 100/(50/683) ≈ 1,366, the pool's average is ≈ 522: its
+	// excess weighs ≈ 62 of its sessions.
+	t.Logf("a asked sessions to move: %v", to)
+	require.InDelta(t, 62, to["b"]+to["c"], 8)
+	require.InDelta(t, to["b"], to["c"], 2)
+	clear(to)
+	mu.Unlock()
+
+	// Sessions of b just came to a: none goes back to b.
+	nodes[0].noteFled("b")
+	nodes[0].balanceOnce(b)
+	mu.Lock()
+	defer mu.Unlock()
+	require.Zero(t, to["b"])
+	require.NotZero(t, to["c"])
+}

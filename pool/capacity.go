@@ -1,0 +1,158 @@
+package pool
+
+import (
+	"math/rand/v2"
+	"slices"
+)
+
+// How members are judged when sessions are sent to them: by the sessions
+// they hold, weighed by how well they serve them. A member whose sessions
+// get a small part of the pace the pool's sessions get on average (its
+// bytes per second per session, as published) serves slowly: it counts as
+// holding as many sessions as it would at the pool's pace. Sessions whose
+// pace varies for their own reasons (demand) must not make a member look
+// slow, so only a pace well below the pool's counts.
+const (
+	// slowPace: a member whose sessions get less than this share of the
+	// pool's pace per session serves slowly.
+	slowPace = 0.5
+	// minPace bounds how slow a member is judged: a member whose sessions
+	// went nearly still counts as holding this many times its sessions.
+	minPace = 0.05
+)
+
+// pace is how well each member serves its sessions: 1 for a member whose
+// sessions get the pool's pace per session or near it (or that has no
+// sessions, or when no traffic is published), less for a member whose
+// sessions get much less.
+func pace(members []Member) []float64 {
+	var sessions, rate float64
+	for _, m := range members {
+		sessions += float64(m.Sessions)
+		rate += float64(m.BytesPerSec)
+	}
+	out := make([]float64, len(members))
+	for i, m := range members {
+		out[i] = 1
+		if m.Sessions == 0 || sessions == 0 || rate == 0 {
+			continue
+		}
+		if p := (float64(m.BytesPerSec) / float64(m.Sessions)) / (rate / sessions); p < slowPace {
+			out[i] = max(p, minPace)
+		}
+	}
+	return out
+}
+
+// Loads are the members' loads in sessions, weighed by how they serve
+// them (see pace): the sessions of a member that serves them at a tenth of
+// the pool's pace weigh ten times. The pace is judged among all of
+// members, which should include the local member.
+func Loads(members []Member) []float64 {
+	p := pace(members)
+	out := make([]float64, len(members))
+	for i, m := range members {
+		out[i] = float64(m.Sessions) / p[i]
+	}
+	return out
+}
+
+// Spare gives each of loads the share of adding sessions that brings the
+// loads closest to level (water filling): every load below the level that
+// adding sessions to the lowest ones reaches gets the difference. The
+// shares are weights (they sum to adding, or are all equal if adding is
+// 0): where no member is loaded, they are equal.
+func Spare(loads []float64, adding float64) []float64 {
+	out := make([]float64, len(loads))
+	if len(loads) == 0 {
+		return out
+	}
+	if adding <= 0 {
+		adding = 1
+	}
+	// Find the level L with sum(max(0, L-load)) = adding.
+	lo, hi := 0.0, adding
+	for _, l := range loads {
+		hi = max(hi, l+adding)
+	}
+	for range 64 {
+		mid := (lo + hi) / 2
+		sum := 0.0
+		for _, l := range loads {
+			sum += max(0, mid-l)
+		}
+		if sum < adding {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	for i, l := range loads {
+		out[i] = max(0, hi-l)
+	}
+	return out
+}
+
+// weightedPick returns an index of weights chosen at random with
+// probability proportional to its weight (uniform if all are zero), or -1
+// for none.
+func weightedPick(weights []float64, r *rand.Rand) int {
+	total := 0.0
+	for _, w := range weights {
+		total += w
+	}
+	if len(weights) == 0 {
+		return -1
+	}
+	if total <= 0 {
+		return r.IntN(len(weights))
+	}
+	x := r.Float64() * total
+	for i, w := range weights {
+		if x < w {
+			return i
+		}
+		x -= w
+	}
+	return len(weights) - 1
+}
+
+// Pick returns an alive, non-draining member other than those named in
+// exclude, chosen at random weighted by its spare capacity: members that
+// hold fewer sessions, or serve theirs better, are likelier. Many members
+// (or clients) choosing from the same view at once spread their sessions
+// instead of all sending them to the one least loaded.
+func (p *Pool) Pick(exclude ...string) (Member, bool) {
+	all := p.Members()
+	loads := Loads(all)
+	var c []Member
+	var cl []float64
+	for i, m := range all {
+		if m.eligible() && !slices.Contains(exclude, m.Name) {
+			c = append(c, m)
+			cl = append(cl, loads[i])
+		}
+	}
+	if len(c) == 0 {
+		return Member{}, false
+	}
+	// As many sessions as the pool holds per candidate come: spare capacity
+	// is what the candidates lack of an even share.
+	total := 0.0
+	for _, l := range loads {
+		total += l
+	}
+	w := Spare(cl, max(1, total/float64(len(c))))
+	for i := range w {
+		w[i]++ // every candidate stays possible
+	}
+	return c[weightedPick(w, random)], true
+}
+
+// random draws from the runtime's generator, which is safe for concurrent
+// use: a Rand over it has no state of its own.
+var random = rand.New(runtimeSource{})
+
+type runtimeSource struct{}
+
+func (runtimeSource) Uint64() uint64 { return rand.Uint64() }

@@ -1,0 +1,223 @@
+package pool
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/migratory/mtcp/internal/auth"
+	"github.com/migratory/mtcp/internal/wire"
+	"github.com/migratory/mtcp/snapshot"
+)
+
+// fakeHost is a listener whose sessions move when a mover says so.
+type fakeHost struct {
+	mu       sync.Mutex
+	sessions map[sessionID]Session
+	draining bool
+}
+
+func newFakeHost() *fakeHost { return &fakeHost{sessions: map[sessionID]Session{}} }
+
+func (h *fakeHost) add(s *fakeSession) { h.addAs(s, s) }
+
+// addAs adds s, the fakeSession within as.
+func (h *fakeHost) addAs(s *fakeSession, as Session) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s.host = h
+	h.sessions[s.id] = as
+}
+
+func (h *fakeHost) remove(id sessionID) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.sessions, id)
+}
+
+func (h *fakeHost) Session(id sessionID) (Session, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s, ok := h.sessions[id]
+	return s, ok
+}
+
+func (h *fakeHost) Sessions() []Session {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]Session, 0, len(h.sessions))
+	for _, s := range h.sessions {
+		out = append(out, s)
+	}
+	return out
+}
+
+func (h *fakeHost) SessionCount() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.sessions)
+}
+
+func (h *fakeHost) Draining() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.draining
+}
+
+// fakeSession is a session whose AskMove tells asked.
+type fakeSession struct {
+	id    sessionID
+	host  *fakeHost
+	asked func(s *fakeSession, m wire.Move)
+}
+
+func (s *fakeSession) ID() sessionID             { return s.id }
+func (s *fakeSession) Secret() auth.Secret       { return auth.Secret{} }
+func (s *fakeSession) Epoch() uint64             { return 1 }
+func (s *fakeSession) Fence(uint64, string)      {}
+func (s *fakeSession) MembersChanged(bool, bool) {}
+func (s *fakeSession) Ended() bool               { _, ok := s.host.Session(s.id); return !ok }
+func (s *fakeSession) AskMove(m wire.Move) bool  { s.asked(s, m); return true }
+func (s *fakeSession) HandOver(context.Context, *HandoverRequest, string, func(*snapshot.Record, uint64)) error {
+	return &ControlError{CodeNotMovable, "a fake session"}
+}
+
+// startFakeNodes starts a pool of Nodes called names over fake hosts.
+func startFakeNodes(t *testing.T, cfg NodeConfig, names ...string) ([]*Node, []*fakeHost) {
+	t.Helper()
+	var nodes []*Node
+	var hosts []*fakeHost
+	for i, name := range names {
+		c := cfg
+		c.Name, c.Key, c.Gossip, c.Profile = name, testKey, "127.0.0.1:0", ProfileLocal
+		c.ClientAddr = fmt.Sprintf("127.0.0.1:%d", 21000+i)
+		if i > 0 {
+			c.Join = []string{nodes[0].Membership().GossipAddr()}
+		}
+		h := newFakeHost()
+		n, err := StartNode(c, h)
+		require.NoError(t, err)
+		t.Cleanup(n.Close)
+		nodes, hosts = append(nodes, n), append(hosts, h)
+	}
+	for _, n := range nodes {
+		eventually(t, func() bool { return len(n.Membership().Members()) == len(names) }, "%s sees the pool", n.Name())
+	}
+	return nodes, hosts
+}
+
+// TestDrainIsPacedAndAsksOnce: a member drains 600 sessions into a pool
+// where one member already holds 300 and the other none. At most the
+// drain window of moves is under way at any time, every session is asked
+// to move exactly once (even those whose move takes longer than a drain
+// used to wait before asking again), and the sessions are shared by spare
+// capacity: the empty member gets three times as many as the loaded one,
+// which the two end up holding alike.
+func TestDrainIsPacedAndAsksOnce(t *testing.T) {
+	checkLeaks(t)
+	const (
+		moving = 600
+		loaded = 300
+		window = 16
+	)
+	nodes, hosts := startFakeNodes(t, NodeConfig{HandshakeTimeout: 5 * time.Second, DrainWindow: window}, "a", "b", "c")
+	byName := map[string]*fakeHost{"a": hosts[0], "b": hosts[1], "c": hosts[2]}
+	for i := range loaded {
+		hosts[1].add(&fakeSession{id: sessionID{1, byte(i >> 8), byte(i)}})
+	}
+	eventually(t, func() bool { m, _ := nodes[0].Membership().Member("b"); return m.Sessions == loaded },
+		"a sees b's %d sessions", loaded)
+
+	var mu sync.Mutex
+	asks := map[sessionID]int{}
+	to := map[string]int{}
+	inFlight, maxInFlight := 0, 0
+	var moves sync.WaitGroup
+	asked := func(s *fakeSession, m wire.Move) {
+		mu.Lock()
+		defer mu.Unlock()
+		asks[s.id]++
+		if asks[s.id] > 1 {
+			return // a second ask: the test fails below
+		}
+		to[m.Name]++
+		inFlight++
+		maxInFlight = max(maxInFlight, inFlight)
+		// Some moves take longer than a drain used to wait before asking
+		// again (2 s).
+		took := time.Millisecond
+		if s.id[2]%100 == 0 {
+			took = 2500 * time.Millisecond
+		}
+		moves.Add(1)
+		time.AfterFunc(took, func() {
+			defer moves.Done()
+			mu.Lock()
+			inFlight--
+			mu.Unlock()
+			s.host.remove(s.id)
+			byName[m.Name].add(&fakeSession{id: s.id})
+		})
+	}
+	for i := range moving {
+		hosts[0].add(&fakeSession{id: sessionID{2, byte(i >> 8), byte(i)}, asked: asked})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	left, err := nodes[0].Drain(ctx)
+	require.NoError(t, err)
+	require.Zero(t, left)
+	moves.Wait()
+
+	mu.Lock()
+	defer mu.Unlock()
+	require.Len(t, asks, moving)
+	for id, k := range asks {
+		require.Equal(t, 1, k, "session %x asked to move %d times", id, k)
+	}
+	require.LessOrEqual(t, maxInFlight, window, "moves under way at once")
+	t.Logf("sessions sent: %v; at most %d moves at once", to, maxInFlight)
+	require.Zero(t, to["a"])
+	// The level is (300 + 600) / 2 = 450 each: b takes about 150, c about
+	// 450 (a plan made again when the pool changes during the drain sees
+	// loads up to a second old).
+	require.Less(t, to["b"], to["c"]/2)
+	require.InDelta(t, loaded+to["b"], to["c"], 60, "b and c end up holding alike")
+}
+
+// TestDrainAsksAgainAfterAFailedMove: a session whose client does not move
+// (its move failed, and it stayed) is asked again once its move's time ran
+// out, and the drain ends when it moves.
+func TestDrainAsksAgainAfterAFailedMove(t *testing.T) {
+	checkLeaks(t)
+	nodes, hosts := startFakeNodes(t, NodeConfig{HandshakeTimeout: 200 * time.Millisecond}, "a", "b")
+	var mu sync.Mutex
+	asks := 0
+	var moves sync.WaitGroup
+	moves.Add(1)
+	hosts[0].add(&fakeSession{id: sessionID{3}, asked: func(s *fakeSession, m wire.Move) {
+		mu.Lock()
+		defer mu.Unlock()
+		asks++
+		if asks == 2 { // the first move failed
+			go func() {
+				defer moves.Done()
+				s.host.remove(s.id)
+				hosts[1].add(&fakeSession{id: s.id})
+			}()
+		}
+	}})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err := nodes[0].Drain(ctx)
+	require.NoError(t, err)
+	moves.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	require.Equal(t, 2, asks)
+	require.Equal(t, 1, hosts[1].SessionCount())
+}

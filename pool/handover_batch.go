@@ -1,0 +1,192 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/migratory/mtcp/transport"
+)
+
+// maxHandoverBatch bounds the sessions of one KindHandovers call.
+const maxHandoverBatch = 64
+
+// handleHandovers answers several handover requests of one member, each as
+// handleHandover would.
+func (n *Node) handleHandovers(ctx context.Context, from string, decode func(any) error) (any, error) {
+	var req handoversRequest
+	if err := decode(&req); err != nil {
+		return nil, err
+	}
+	if len(req.List) > maxHandoverBatch {
+		return nil, fmt.Errorf("%d handovers in one call, at most %d", len(req.List), maxHandoverBatch)
+	}
+	// Each session is handed over on its own, at once: one whose lock is
+	// held a while does not hold up the others.
+	out := handoversReply{List: make([]handoverAnswer, len(req.List))}
+	var wg sync.WaitGroup
+	for i, r := range req.List {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rep, err := n.handOver(ctx, from, r)
+			var ce *ControlError
+			switch {
+			case err == nil:
+				out.List[i].Reply = rep
+			case errors.As(err, &ce):
+				out.List[i].Code, out.List[i].Message = ce.Code, ce.Message
+			default:
+				out.List[i].Code, out.List[i].Message = "internal", err.Error()
+			}
+		}()
+	}
+	wg.Wait()
+	return out, nil
+}
+
+// handoverBatches gathers the handover requests this member makes of each
+// other member: while a call to a member is under way, the requests that
+// come meanwhile wait and go together in the next call (KindHandovers; a
+// request that comes alone goes as KindHandover).
+type handoverBatches struct {
+	mu     sync.Mutex
+	queues map[string]*handoverQueue // by the member's control address
+}
+
+type handoverQueue struct {
+	waiting []*pendingHandover
+	busy    bool // a call is under way
+}
+
+type pendingHandover struct {
+	ctx  context.Context
+	req  HandoverRequest
+	done chan handoverResult // capacity 1
+}
+
+type handoverResult struct {
+	rep handoverReply
+	err error
+}
+
+// callHandover asks origin for a session, as one call of KindHandover
+// would, in a batch with the other requests this member has for it. Its
+// errors are those of transport.Client.Call.
+func (n *Node) callHandover(ctx context.Context, origin Member, req HandoverRequest) (handoverReply, error) {
+	p := &pendingHandover{ctx: ctx, req: req, done: make(chan handoverResult, 1)}
+	b := &n.batches
+	b.mu.Lock()
+	if b.queues == nil {
+		b.queues = make(map[string]*handoverQueue)
+	}
+	q := b.queues[origin.ControlAddr]
+	if q == nil {
+		q = &handoverQueue{}
+		b.queues[origin.ControlAddr] = q
+	}
+	q.waiting = append(q.waiting, p)
+	start := !q.busy
+	q.busy = true
+	b.mu.Unlock()
+	if start && !n.background(func() { n.sendHandovers(origin, q) }) {
+		// The node closes: this request goes alone.
+		b.mu.Lock()
+		q.busy = false
+		b.mu.Unlock()
+		var rep handoverReply
+		err := n.rpc.Call(ctx, origin.ControlAddr, KindHandover, req, &rep)
+		return rep, err
+	}
+	select {
+	case r := <-p.done:
+		return r.rep, r.err
+	case <-ctx.Done():
+		return handoverReply{}, fmt.Errorf("transport: call %q to %s: %w", KindHandovers, origin.ControlAddr, ctx.Err())
+	}
+}
+
+// sendHandovers sends the requests waiting for origin, a batch at a time,
+// until none waits.
+func (n *Node) sendHandovers(origin Member, q *handoverQueue) {
+	b := &n.batches
+	for {
+		b.mu.Lock()
+		var batch []*pendingHandover
+		for len(q.waiting) > 0 && len(batch) < maxHandoverBatch {
+			p := q.waiting[0]
+			q.waiting = q.waiting[1:]
+			if p.ctx.Err() == nil { // its caller gave up: not asked for
+				batch = append(batch, p)
+			}
+		}
+		if len(batch) == 0 {
+			q.busy = false
+			b.mu.Unlock()
+			return
+		}
+		b.mu.Unlock()
+		n.sendHandoverBatch(origin, batch)
+	}
+}
+
+// sendHandoverBatch makes one call for batch and gives each request its
+// answer. The call lasts as long as the most patient request may wait: a
+// request whose caller gave up before its session was handed over is
+// answered again when asked again (the tombstone keeps the answer).
+func (n *Node) sendHandoverBatch(origin Member, batch []*pendingHandover) {
+	if len(batch) == 1 { // alone: as it was asked
+		p := batch[0]
+		var r handoverResult
+		r.err = n.rpc.Call(p.ctx, origin.ControlAddr, KindHandover, p.req, &r.rep)
+		p.done <- r
+		return
+	}
+	var deadline time.Time
+	req := handoversRequest{List: make([]HandoverRequest, len(batch))}
+	for i, p := range batch {
+		req.List[i] = p.req
+		if d, ok := p.ctx.Deadline(); ok && d.After(deadline) {
+			deadline = d
+		}
+	}
+	if deadline.IsZero() {
+		deadline = time.Now().Add(n.cfg.HandshakeTimeout)
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	var rep handoversReply
+	err := n.rpc.Call(ctx, origin.ControlAddr, KindHandovers, req, &rep)
+	if errors.Is(err, transport.ErrUnknownKind) {
+		// A member that does not batch: one call each, at once.
+		var wg sync.WaitGroup
+		for _, p := range batch {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var r handoverResult
+				r.err = n.rpc.Call(p.ctx, origin.ControlAddr, KindHandover, p.req, &r.rep)
+				p.done <- r
+			}()
+		}
+		wg.Wait()
+		return
+	}
+	if err == nil && len(rep.List) != len(batch) {
+		err = fmt.Errorf("transport: %q to %s: %d answers to %d requests", KindHandovers, origin.ControlAddr, len(rep.List), len(batch))
+	}
+	for i, p := range batch {
+		var r handoverResult
+		switch {
+		case err != nil:
+			r.err = err
+		case rep.List[i].Code != "":
+			r.err = &transport.RemoteError{Code: rep.List[i].Code, Message: rep.List[i].Message}
+		default:
+			r.rep = rep.List[i].Reply
+		}
+		p.done <- r
+	}
+}

@@ -1,0 +1,109 @@
+package pool
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/migratory/mtcp/internal/auth"
+	"github.com/migratory/mtcp/internal/poolhook"
+	"github.com/migratory/mtcp/internal/wire"
+	"github.com/migratory/mtcp/snapshot"
+	"github.com/migratory/mtcp/transport"
+)
+
+// handingSession is a fake session that hands itself over.
+type handingSession struct {
+	fakeSession
+	secret auth.Secret
+}
+
+func (s *handingSession) Secret() auth.Secret { return s.secret }
+
+func (s *handingSession) HandOver(_ context.Context, _ *HandoverRequest, _ string, commit func(*snapshot.Record, uint64)) error {
+	commit(&snapshot.Record{Session: s.id, Epoch: 1, Seq: 1, Secret: snapshot.Secret(s.secret)}, 2)
+	s.host.remove(s.id)
+	return nil
+}
+
+// signedRequest is the handover request of session id's client.
+func signedRequest(id sessionID, secret auth.Secret, origin string) HandoverRequest {
+	req := HandoverRequest{Session: id, Origin: origin, Attempt: 1, Epoch: 1}
+	rs := auth.Resume{Session: req.Session, ClientNonce: req.ClientNonce, ServerNonce: req.ServerNonce,
+		Epoch: req.Epoch, Attempt: req.Attempt, Origin: req.Origin}
+	req.MAC = rs.ClientMAC(secret, (&wire.Proof{Positions: req.Positions(), Known: req.Known}).Fields())
+	return req
+}
+
+// TestHandoversGoTogether: while a handover call to a member is under
+// way, the handover requests for that member that come meanwhile wait and
+// go together in one call; each gets its own answer.
+func TestHandoversGoTogether(t *testing.T) {
+	checkLeaks(t)
+	nodes, hosts := startFakeNodes(t, NodeConfig{HandshakeTimeout: 5 * time.Second}, "a", "b")
+	const sessions = 20
+	reqs := make([]HandoverRequest, sessions)
+	for i := range sessions {
+		s := &handingSession{fakeSession: fakeSession{id: sessionID{4, byte(i)}}, secret: auth.Secret{byte(i), 9}}
+		hosts[0].addAs(&s.fakeSession, s)
+		reqs[i] = signedRequest(s.id, s.secret, "a")
+	}
+	// The first call is held until every other request waits.
+	var singles, batches atomic.Int64
+	release := make(chan struct{})
+	defer poolhook.Set(nodes[0], KindHandover, func(h transport.Handler) transport.Handler {
+		return func(ctx context.Context, from string, decode func(any) error) (any, error) {
+			if singles.Add(1) == 1 {
+				<-release
+			}
+			return h(ctx, from, decode)
+		}
+	})()
+	defer poolhook.Set(nodes[0], KindHandovers, func(h transport.Handler) transport.Handler {
+		return func(ctx context.Context, from string, decode func(any) error) (any, error) {
+			batches.Add(1)
+			return h(ctx, from, decode)
+		}
+	})()
+	a, _ := nodes[1].Membership().Member("a")
+	var wg sync.WaitGroup
+	errs := make([]error, sessions)
+	replies := make([]handoverReply, sessions)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		replies[0], errs[0] = nodes[1].callHandover(context.Background(), a, reqs[0])
+	}()
+	eventually(t, func() bool { return singles.Load() == 1 }, "the first call reaches a")
+	for i := 1; i < sessions; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			replies[i], errs[i] = nodes[1].callHandover(ctx, a, reqs[i])
+		}()
+	}
+	eventually(t, func() bool {
+		b := &nodes[1].batches
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return len(b.queues[a.ControlAddr].waiting) == sessions-1
+	}, "the other requests wait")
+	close(release)
+	wg.Wait()
+	for i := range sessions {
+		require.NoError(t, errs[i], "session %d", i)
+		rec, err := snapshot.Unmarshal(replies[i].Record, 0)
+		require.NoError(t, err)
+		require.Equal(t, reqs[i].Session, rec.Session)
+		require.Equal(t, uint64(2), replies[i].Epoch)
+	}
+	require.Equal(t, int64(1), singles.Load())
+	require.Equal(t, int64(1), batches.Load())
+	require.Zero(t, hosts[0].SessionCount())
+}
