@@ -67,7 +67,7 @@ func TestResumeProofHasItsOwnDeadline(t *testing.T) {
 	defer p.Close()
 	start := time.Now()
 	p.resumeHello(own.(*Conn).id)
-	r := p.expectRefused(wire.CodeProtocol)
+	r := p.expectRefused(wire.CodeBusy)
 	t.Logf("refused after %v: %s", time.Since(start).Round(time.Millisecond), r.Reason)
 	echoOnce(t, own, "unharmed")
 }

@@ -458,7 +458,12 @@ func TestLateHandoverRequest(t *testing.T) {
 
 	err := mc.Migrate(ctxTimeout(t, 10*time.Second), tp.member("m1").Addr().String())
 	t.Logf("migrate: %v", err)
-	require.ErrorIs(t, err, ErrMoveFailed, "m1 gave up waiting for m0")
+	// m1 gives up waiting for m0: the move fails and the session stays, or
+	// the client's next try within the move's time gets m0's answer, kept
+	// until settled, and the move succeeds. Either way nothing is lost.
+	if err != nil {
+		require.ErrorIs(t, err, ErrMoveFailed, "m1 gave up waiting for m0")
+	}
 	time.Sleep(3 * hs) // the late request is handled meanwhile
 	require.NoError(t, es.round(64<<10, 10*time.Second), "the session goes on")
 	t.Logf("served by %v, now on %s", tp.servedBy(id), mc.MemberName())
