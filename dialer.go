@@ -59,7 +59,7 @@ type Dialer struct {
 
 	// Policy decides when the session moves to another pool member (nil:
 	// a DefaultPolicy).
-	Policy MigrationPolicy
+	Policy MovePolicy
 
 	// Window is the bytes of input buffered for the application; Retention
 	// the bytes of output kept until the server has them (Write blocks when

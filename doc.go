@@ -29,7 +29,7 @@
 // Each is a member, known by its name (Config.NodeName). A client learns the
 // members from the member serving it, and a session can move: its server end
 // goes to another member while the client's stream goes on. A move is asked
-// for by the client (Conn.Migrate, or its MigrationPolicy when its member
+// for by the client (Conn.Migrate, or its MovePolicy when its member
 // stalls or slows down), by the server (Conn.Migrate, Listener.Drain before a
 // deploy, Config.Balance), or forced by a failure. The member that takes the
 // session over gets its latest checkpoint either from the member that served

@@ -36,7 +36,7 @@ func (l *link) flushFromWrite() {
 		// A deadline set or a Close after this point finds the direct send
 		// (interruptWrite); one set before it is seen here.
 		if !c.wrDeadline.isSet() && !isClosed(c.closedCh) {
-			l.flushLocked()
+			l.flushHoldingWriter()
 		} else {
 			l.kickNow()
 		}
@@ -66,12 +66,12 @@ func (l *link) interruptWrite(t time.Time) {
 
 func (l *link) flush() {
 	l.wmu.Lock()
-	l.flushLocked()
+	l.flushHoldingWriter()
 	l.wmu.Unlock()
 }
 
-// flushLocked (wmu held) sends batches of frames until nothing is left.
-func (l *link) flushLocked() {
+// flushHoldingWriter (wmu held) sends batches of frames until nothing is left.
+func (l *link) flushHoldingWriter() {
 	l.takeBatch()
 	defer l.putBatch()
 	c := l.c

@@ -9,12 +9,12 @@ import (
 	"github.com/migratory/mtcp/pool"
 )
 
-// MigrationPolicy decides when a client moves its session, and where to.
+// MovePolicy decides when a client moves its session, and where to.
 // One policy serves every session of a Dialer, and its methods are called
 // from the sessions' own goroutines, concurrently: a policy must be safe for
 // concurrent use. It needs no state of its own per session: PolicyStats
 // carries the session's recent history.
-type MigrationPolicy interface {
+type MovePolicy interface {
 	// MoveRequested is called when the server asks the session to move to
 	// the member at addr; it returns the address to move to ("" to stay).
 	MoveRequested(addr string, reason MoveReason) string
@@ -23,9 +23,9 @@ type MigrationPolicy interface {
 	Check(s PolicyStats) string
 }
 
-// PolicyStats is what a MigrationPolicy sees of a session.
+// PolicyStats is what a MovePolicy sees of a session.
 type PolicyStats struct {
-	Server   Member        // the member serving the session
+	Current  Member        // the member serving the session
 	Members  []Member      // the pool as last told
 	Rate     float64       // bytes per second through the session in the last second (both ways)
 	Baseline float64       // the session's recent rate while it was busy (moving average)
@@ -81,7 +81,7 @@ func (p *DefaultPolicy) Check(s PolicyStats) string {
 		return ""
 	}
 	if s.Stalled >= stall {
-		if m, ok := ChooseMember(s.Members, s.Server.Name); ok {
+		if m, ok := ChooseMember(s.Members, s.Current.Name); ok {
 			return m.Addr
 		}
 		return ""
@@ -92,11 +92,11 @@ func (p *DefaultPolicy) Check(s PolicyStats) string {
 	// Only to members that carry fewer sessions than this one.
 	var fewer []Member
 	for _, m := range s.Members {
-		if m.Sessions < s.Server.Sessions {
+		if m.Sessions < s.Current.Sessions {
 			fewer = append(fewer, m)
 		}
 	}
-	if m, ok := ChooseMember(fewer, s.Server.Name); ok {
+	if m, ok := ChooseMember(fewer, s.Current.Name); ok {
 		return m.Addr
 	}
 	return ""
@@ -165,7 +165,7 @@ func chooseMember(members []Member, except string, random func() float64) (Membe
 	return c[len(c)-1], true
 }
 
-func (d *Dialer) policy() MigrationPolicy {
+func (d *Dialer) policy() MovePolicy {
 	if d.Policy != nil {
 		return d.Policy
 	}
@@ -174,7 +174,7 @@ func (d *Dialer) policy() MigrationPolicy {
 
 // policyState tracks a client session's figures for its policy.
 type policyState struct {
-	policy      MigrationPolicy
+	policy      MovePolicy
 	timer       *time.Timer
 	bytes       uint64    // bytes received and acknowledged, all time
 	lastBytes   uint64    // at the previous check
@@ -244,7 +244,7 @@ func (c *Conn) policyCheck() {
 	ps.note(rate)
 	server, _ := cs.memberLocked(cs.node)
 	stats := PolicyStats{
-		Server: server, Members: append([]Member(nil), cs.members...),
+		Current: server, Members: append([]Member(nil), cs.members...),
 		Rate: rate, Baseline: ps.baseline, Stalled: stalled, Attached: now.Sub(ps.attachedAt),
 		Recent: slices.Clone(ps.recent),
 	}

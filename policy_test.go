@@ -11,9 +11,9 @@ import (
 func TestDefaultPolicyJudgesEachSessionAlone(t *testing.T) {
 	p := &DefaultPolicy{Settle: time.Millisecond}
 	members := []Member{{Name: "m0", Addr: "a0", Sessions: 10}, {Name: "m1", Addr: "a1", Sessions: 1}}
-	slow := PolicyStats{Server: members[0], Members: members, Attached: time.Minute,
+	slow := PolicyStats{Current: members[0], Members: members, Attached: time.Minute,
 		Baseline: 1000, Rate: 100, Recent: []float64{1000, 100, 100, 100}}
-	busy := PolicyStats{Server: members[0], Members: members, Attached: time.Minute,
+	busy := PolicyStats{Current: members[0], Members: members, Attached: time.Minute,
 		Baseline: 1000, Rate: 1000, Recent: []float64{100, 100, 1000}}
 	var wg sync.WaitGroup
 	for range 8 {
@@ -36,7 +36,7 @@ func TestDefaultPolicyJudgesEachSessionAlone(t *testing.T) {
 
 func TestDefaultPolicyRules(t *testing.T) {
 	members := []Member{{Name: "m0", Addr: "a0", Sessions: 10}, {Name: "m1", Addr: "a1", Sessions: 1}}
-	base := PolicyStats{Server: members[0], Members: members, Attached: time.Minute, Baseline: 1000}
+	base := PolicyStats{Current: members[0], Members: members, Attached: time.Minute, Baseline: 1000}
 	with := func(f func(*PolicyStats)) PolicyStats { s := base; f(&s); return s }
 	for _, tc := range []struct {
 		name string
@@ -51,7 +51,7 @@ func TestDefaultPolicyRules(t *testing.T) {
 		{"low but no lighter member", with(func(s *PolicyStats) {
 			s.Recent = []float64{100, 100, 100}
 			s.Members = []Member{{Name: "m0", Addr: "a0", Sessions: 1}, {Name: "m1", Addr: "a1", Sessions: 1}}
-			s.Server = s.Members[0]
+			s.Current = s.Members[0]
 		}), ""},
 		{"no baseline yet", with(func(s *PolicyStats) { s.Baseline = 0; s.Recent = []float64{0, 0, 0} }), ""},
 		{"quiet, not slow", with(func(s *PolicyStats) { s.Recent = []float64{0, 0, 0, 0} }), ""},

@@ -67,7 +67,7 @@ func (n *Node) Obtain(req HandoverRequest) (Obtained, error) {
 			if err != nil {
 				return Obtained{}, refused(wire.CodeProtocol, "checkpoint from %s: %v", origin.Name, err)
 			}
-			n.confirmHandover(origin, req.Session, rep.Epoch)
+			n.settleHandover(origin, req.Session, rep.Epoch)
 			n.noteFled(origin.Name)
 			n.claimAsync(req.Session, rep.Epoch)
 			return Obtained{Record: rec, Epoch: rep.Epoch, From: origin.Name}, nil

@@ -134,9 +134,9 @@ func (n *Node) handleSettle(_ context.Context, _ string, decode func(any) error)
 	return nil, nil
 }
 
-// confirmHandover tells the member that handed a session over that it can
+// settleHandover tells the member that handed a session over that it can
 // forget it (in the background: the session does not wait for it).
-func (n *Node) confirmHandover(origin Member, session [wire.SessionIDLen]byte, epoch uint64) {
+func (n *Node) settleHandover(origin Member, session [wire.SessionIDLen]byte, epoch uint64) {
 	n.background(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.HandshakeTimeout)
 		defer cancel()

@@ -39,7 +39,7 @@ func (obeyPolicy) Check(mtcp.PolicyStats) string                       { return 
 
 // dialCounted opens an mtcp session whose moves are counted; a nil policy
 // is the Dialer's default.
-func dialCounted(ctx context.Context, addr string, policy mtcp.MigrationPolicy) (*mtcp.Conn, *sessionMetrics, error) {
+func dialCounted(ctx context.Context, addr string, policy mtcp.MovePolicy) (*mtcp.Conn, *sessionMetrics, error) {
 	m := &sessionMetrics{}
 	d := &mtcp.Dialer{Metrics: m, Policy: policy}
 	c, err := d.DialContext(ctx, "tcp", addr)
@@ -68,7 +68,7 @@ type echoClient struct {
 // errEchoDiffers: an echo came back other than it was sent.
 var errEchoDiffers = errors.New("the echo differs from what was sent")
 
-func dialEcho(ctx context.Context, addr string, seed uint64, policy mtcp.MigrationPolicy) (*echoClient, error) {
+func dialEcho(ctx context.Context, addr string, seed uint64, policy mtcp.MovePolicy) (*echoClient, error) {
 	c, m, err := dialCounted(ctx, addr, policy)
 	if err != nil {
 		return nil, err
