@@ -22,16 +22,25 @@ func (ln *Listener) crash() {
 	// A crashed process stops listening before its clients see their
 	// connections reset: one that came back at once must not find the
 	// member still answering, without its sessions.
+	ln.crashing.Store(true)
 	_ = ln.inner.Close()
 	for _, c := range ln.sessionList() {
-		c.mu.Lock()
-		if l := c.link; l != nil {
-			if tc, ok := l.nc.(*net.TCPConn); ok {
-				_ = tc.SetLinger(0) // the peer sees a reset, as after a crash
-			}
-		}
-		c.terminateLocked(&SessionLostError{SessionID: c.idStr, Reason: ErrCrashed})
-		c.mu.Unlock()
+		crashSession(c)
 	}
-	_ = ln.Close()
+	_ = ln.Close() // sessions whose handshake ended meanwhile are crashed too
+	for _, c := range ln.sessionList() {
+		crashSession(c)
+	}
+}
+
+// crashSession resets a session's connection and ends it, saying nothing.
+func crashSession(c *Conn) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if l := c.link; l != nil {
+		if tc, ok := l.nc.(*net.TCPConn); ok {
+			_ = tc.SetLinger(0) // the peer sees a reset, as after a crash
+		}
+	}
+	c.terminateLocked(&SessionLostError{SessionID: c.idStr, Reason: ErrCrashed})
 }

@@ -41,6 +41,8 @@ type Listener struct {
 	atRisk    atomic.Int64 // sessions that a crash of this member would lose (crashsafe.go)
 	riskWarn  logLimit     // sessions at risk are reported once per interval
 
+	crashing atomic.Bool // mtcptest.Crash: sessions end without a word (crash.go)
+
 	mu        sync.Mutex
 	sessions  map[[wire.SessionIDLen]byte]*Conn
 	inFlight  map[net.Conn]*handshakeWait // connections still to prove who they are
@@ -152,7 +154,11 @@ func (ln *Listener) Close() error {
 		for {
 			select {
 			case c := <-ln.accepted:
-				_ = c.Close()
+				if mc, ok := c.(*Conn); ok && ln.crashing.Load() {
+					crashSession(mc) // a crash says nothing, not even CLOSE
+				} else {
+					_ = c.Close()
+				}
 				continue
 			default:
 			}
