@@ -10,8 +10,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
-
-	"github.com/migratory/mtcp/internal/faultproxy"
 )
 
 // idleSessions opens n sessions on a standalone TCP listener whose
@@ -120,12 +118,9 @@ func heapAndStacks() uint64 {
 // ways. An idle session meanwhile keeps its link without chatter.
 func TestBlackholeWithDataOutstandingResumes(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	ln, err := Listen("tcp", "127.0.0.1:0", &Config{Logger: testLogger(t), IdleProbe: time.Hour})
-	require.NoError(t, err)
-	srv := startEchoServer(t, ln)
+	srv := listenEcho(t, &Config{Logger: testLogger(t), IdleProbe: time.Hour})
 	defer srv.stop()
-	px, err := faultproxy.New(ln.Addr().String())
-	require.NoError(t, err)
+	px := newProxy(t, srv.addr())
 	defer px.Close()
 	m := &resumeCounter{}
 	d := &Dialer{
@@ -200,12 +195,9 @@ func TestBlackholeWithDataOutstandingResumes(t *testing.T) {
 // session resumes.
 func TestIdleProbeFindsDeadPath(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	ln, err := Listen("tcp", "127.0.0.1:0", &Config{Logger: testLogger(t)})
-	require.NoError(t, err)
-	srv := startEchoServer(t, ln)
+	srv := listenEcho(t, &Config{Logger: testLogger(t)})
 	defer srv.stop()
-	px, err := faultproxy.New(ln.Addr().String())
-	require.NoError(t, err)
+	px := newProxy(t, srv.addr())
 	defer px.Close()
 	m := &resumeCounter{}
 	d := &Dialer{
@@ -240,11 +232,8 @@ func resumingNow(c net.Conn) bool {
 // resumes with every byte delivered once.
 func TestBlackholeWhileWindowClosedResumes(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	ln, err := Listen("tcp", "127.0.0.1:0", &Config{Logger: testLogger(t), IdleProbe: time.Hour, Window: 4 << 10})
-	require.NoError(t, err)
+	ln, px := listenBehindProxy(t, &Config{Logger: testLogger(t), IdleProbe: time.Hour, Window: 4 << 10})
 	defer ln.Close()
-	px, err := faultproxy.New(ln.Addr().String())
-	require.NoError(t, err)
 	defer px.Close()
 	read := make(chan struct{})
 	digest := make(chan []byte, 1)
