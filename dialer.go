@@ -179,6 +179,10 @@ func (d *Dialer) hello() wire.Hello {
 	}
 }
 
+// clientKeys hands out the ephemeral keys of new sessions' HELLOs: one set
+// for the process, since a Dialer is a plain value that may be copied.
+var clientKeys auth.Keys
+
 // maxRedirects bounds how many times a new session follows a draining
 // server's redirect.
 const maxRedirects = 3
@@ -211,7 +215,7 @@ func (d *Dialer) open(ctx context.Context, network, address string) (*Conn, erro
 // the session was first dialed at (address, unless a server redirected it).
 func (d *Dialer) openOn(ctx context.Context, nc net.Conn, network, address, service string) (*Conn, error) {
 	stop := withConnDeadline(ctx, nc)
-	kp, err := auth.NewKeyPair()
+	kp, err := clientKeys.Get()
 	if err != nil {
 		stop()
 		return nil, err

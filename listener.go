@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/migratory/mtcp/internal/auth"
 	"github.com/migratory/mtcp/internal/wire"
 	"github.com/migratory/mtcp/pool"
 )
@@ -35,6 +36,7 @@ type Listener struct {
 
 	mem       *memBudget   // the sessions' buffers (memory.go)
 	timers    *timerSet    // the keepalive checks of the sessions' links
+	keys      auth.Keys    // the ephemeral X25519 keys of new sessions
 	shedIDs   shedRecord   // sessions dropped for memory, for their clients
 	shedTotal atomic.Int64 // sessions dropped for memory, in all
 	shedWarn  logLimit

@@ -163,7 +163,7 @@ func (ln *Listener) serveNew(h *hsConn, hello wire.Hello) error {
 	if hello.Window < minBufferSize || hello.Retention < minBufferSize {
 		return fmt.Errorf("%w: window %d and retention %d below %d", ErrProtocol, hello.Window, hello.Retention, minBufferSize)
 	}
-	kp, err := auth.NewKeyPair()
+	kp, err := ln.keys.Get()
 	if err != nil {
 		return err
 	}

@@ -22,6 +22,7 @@ type Secret [32]byte
 type KeyPair struct {
 	priv *ecdh.PrivateKey
 	Pub  [wire.KeyLen]byte
+	sharedCache
 }
 
 // NewKeyPair returns a fresh ephemeral key pair.
@@ -40,13 +41,9 @@ func NewKeyPair() (*KeyPair, error) {
 func (kp *KeyPair) DeriveSecret(peer [wire.KeyLen]byte, session [wire.SessionIDLen]byte,
 	clientPub, serverPub [wire.KeyLen]byte) (Secret, error) {
 	var s Secret
-	pk, err := ecdh.X25519().NewPublicKey(peer[:])
+	shared, err := kp.exchange(peer)
 	if err != nil {
-		return s, fmt.Errorf("peer public key: %w", err)
-	}
-	shared, err := kp.priv.ECDH(pk)
-	if err != nil {
-		return s, fmt.Errorf("X25519: %w", err)
+		return s, err
 	}
 	info := make([]byte, 0, 22+2*wire.KeyLen)
 	info = append(info, "mtcp v1 session secret"...)
@@ -58,6 +55,24 @@ func (kp *KeyPair) DeriveSecret(peer [wire.KeyLen]byte, session [wire.SessionIDL
 	}
 	copy(s[:], key)
 	return s, nil
+}
+
+// exchange returns X25519(own private key, peer), remembered if the pair
+// keeps a cache.
+func (kp *KeyPair) exchange(peer [wire.KeyLen]byte) ([]byte, error) {
+	if z, ok := kp.lookup(peer); ok {
+		return z, nil
+	}
+	pk, err := ecdh.X25519().NewPublicKey(peer[:])
+	if err != nil {
+		return nil, fmt.Errorf("peer public key: %w", err)
+	}
+	z, err := kp.priv.ECDH(pk)
+	if err != nil {
+		return nil, fmt.Errorf("X25519: %w", err)
+	}
+	kp.remember(peer, z)
+	return z, nil
 }
 
 // Nonce returns 32 fresh random bytes.
