@@ -321,6 +321,13 @@ func (ln *Listener) makeRoom() bool {
 		if oldest != nil {
 			wait = time.Until(due)
 		}
+		if oldest != nil && wait <= 0 && hasUnread(oldest) {
+			// Its peer has spoken; its handshake has yet to read it (a
+			// busy machine): charge it from now, not for the delay.
+			ln.inFlight[oldest].since = time.Now()
+			ln.mu.Unlock()
+			continue
+		}
 		if oldest != nil && wait <= 0 {
 			delete(ln.inFlight, oldest)
 			ln.evicted++
