@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
 	"github.com/migratory/mtcp/internal/ctlflood"
 	"github.com/migratory/mtcp/transport"
@@ -80,8 +79,6 @@ func TestControlPlaneFlood(t *testing.T) {
 	if ctlflood.Child(t, ctlFloodEnv, ctlFloodConfig(0, 0)) {
 		return
 	}
-	opt := goleak.IgnoreCurrent()
-	t.Cleanup(func() { goleak.VerifyNone(t, opt) }) // after the flood's process ends
 	const (
 		sessions   = 6
 		moves      = 4 // per session, every other one by the server

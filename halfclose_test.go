@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
 	"github.com/migratory/mtcp/internal/testapp"
 )
@@ -106,7 +105,6 @@ func waitCheckpointsDurable(t testing.TB, c *Conn) {
 // or after writing the banner's last chunk again, from one taken before).
 // Both directions arrive intact.
 func TestHalfClosedSessionMoves(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	const (
 		banner = 256 << 10
 		chunk  = 64 << 10
@@ -213,7 +211,6 @@ func TestHalfClosedSessionMoves(t *testing.T) {
 // bytes, or before the bytes the client received) fails the session on
 // both ends with ErrDiverged; the client never reads a byte past the end.
 func TestHalfClosedRegeneratedEndDiverges(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	for _, tc := range []struct {
 		name  string
 		shift int64
@@ -324,7 +321,6 @@ func replyApp(n int64) func(ap *appPool, node string, c *Conn) {
 // client, which sends its FIN again, and the reply goes on. Both
 // directions arrive intact.
 func TestClientHalfClosedSessionMoves(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	const request, reply = 300 << 10, 4 << 20
 	for _, failover := range []bool{false, true} {
 		t.Run(fmt.Sprintf("failover %v", failover), func(t *testing.T) {

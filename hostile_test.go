@@ -52,7 +52,6 @@ func helloFrame(h wire.Hello, edit func(body []byte)) []byte {
 // right code and be closed at once, and an honest session opened before
 // must not notice.
 func TestHostileHandshakes(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	srv, honest := listenEchoHonest(t, &Config{Logger: testLogger(t), HandshakeTimeout: 2 * time.Second})
 	ln := srv.ln
 	defer srv.stop()
@@ -119,7 +118,6 @@ func TestHostileHandshakes(t *testing.T) {
 // TestHostileHandshakeTruncated sends the preface and part of a HELLO,
 // then half-closes: the listener must refuse it as soon as the bytes end.
 func TestHostileHandshakeTruncated(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	ln, err := Listen("tcp", "127.0.0.1:0", &Config{Logger: testLogger(t)})
 	require.NoError(t, err)
 	defer ln.Close()
@@ -136,7 +134,6 @@ func TestHostileHandshakeTruncated(t *testing.T) {
 // huge bodies; the listener must refuse them from the header alone, without
 // allocating anything near what they claim.
 func TestOversizedFramesCostLittleMemory(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	ln, err := Listen("tcp", "127.0.0.1:0", &Config{Logger: testLogger(t)})
 	require.NoError(t, err)
 	defer ln.Close()
@@ -241,7 +238,6 @@ func runHostileFrames(t *testing.T, wantAbort bool) {
 // TestHostileFramesOnEstablishedLink breaks the protocol on established
 // links: each session fails at once with ErrProtocol and is freed.
 func TestHostileFramesOnEstablishedLink(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	runHostileFrames(t, false)
 }
 
@@ -251,7 +247,6 @@ func TestHostileFramesOnEstablishedLink(t *testing.T) {
 // "unknown session" instead of the protocol error; and a server whose client
 // aborted keeps the dead session for the whole detach timeout.
 func TestProtocolErrorIsAnnouncedWithAbort(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	runHostileFrames(t, true)
 }
 
@@ -259,7 +254,6 @@ func TestProtocolErrorIsAnnouncedWithAbort(t *testing.T) {
 // an unknown extension frame within 64 KiB is read, dropped, and the session
 // goes on.
 func TestExtensionFramesAreSkipped(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	srv := listenEcho(t, &Config{Logger: testLogger(t)})
 	defer srv.stop()
 	p := dialRaw(t, srv.addr())
@@ -279,7 +273,6 @@ func TestExtensionFramesAreSkipped(t *testing.T) {
 // server's fresh nonce makes it worthless). Both must be refused with code 4
 // and leave the session working for its real client.
 func TestResumeProofs(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	srv := listenEcho(t, &Config{Logger: testLogger(t), HandshakeTimeout: 2 * time.Second})
 	defer srv.stop()
 	addr := srv.addr()
@@ -471,7 +464,6 @@ func requireNotAccepted(t *testing.T, accepted <-chan net.Conn, what string) {
 // plain connection or closed, within a bounded time, as the configuration
 // says.
 func TestSilentAndStalledClients(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	const firstByte = 150 * time.Millisecond
 	const handshake = 400 * time.Millisecond
 	const bound = 3 * time.Second // generous: the machine is noisy
@@ -621,7 +613,6 @@ func stallFlood(t *testing.T, addr string, n int) []*rawPeer {
 // timeout, serve an honest client once the flood is gone, and come back to
 // its baseline.
 func TestHandshakeFloodIsBounded(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	const flood = 500
 	const slots = 16
 	const handshake = 500 * time.Millisecond
@@ -688,7 +679,6 @@ func TestHandshakeFloodIsBounded(t *testing.T) {
 // flood of cheap connections locks everyone out. A listener that sheds the
 // oldest stalled handshake when it is full would serve it at once.
 func TestHandshakeFloodSparesHonestClients(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	const flood = 500
 	srv := listenEcho(t, &Config{
 		Logger: testLogger(t), MaxHandshakes: 16, HandshakeTimeout: 500 * time.Millisecond,
@@ -714,7 +704,6 @@ func TestHandshakeFloodSparesHonestClients(t *testing.T) {
 // next client is refused with ErrBusy (REFUSED code 5), and the sessions it
 // holds are unharmed.
 func TestSessionLimitRefusesWithBusy(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	srv := listenEcho(t, &Config{Logger: testLogger(t), MaxSessions: 2})
 	defer srv.stop()
 	d := &Dialer{Logger: testLogger(t)}
@@ -805,7 +794,6 @@ var malformedAnswers = []struct {
 // and no goroutine left behind. Garbage and oversized frames:
 // TestDialerMalformedAnswerIsProtocolError.
 func TestDialerAgainstHostileServers(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	welcome := func(edit func(w *wire.Welcome)) []byte {
 		kp, err := auth.NewKeyPair()
 		require.NoError(t, err)
@@ -844,7 +832,6 @@ func TestDialerAgainstHostileServers(t *testing.T) {
 // WELCOME: %w", ...): OpError.Timeout() only asks its direct Err, which has
 // no Timeout method, and says false, most of the time.
 func TestDialTimeoutIsNetTimeout(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	for i := 0; i < 10; i++ {
 		err := dialHostileServer(t, nil, 100*time.Millisecond)
 		var ne net.Error
@@ -860,7 +847,6 @@ func TestDialTimeoutIsNetTimeout(t *testing.T) {
 // resume that gets such an answer is not taken as fatal
 // (fatalResumeError) and is retried until the resume timeout.
 func TestDialerMalformedAnswerIsProtocolError(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	for _, tc := range malformedAnswers {
 		t.Run(tc.name, func(t *testing.T) {
 			require.ErrorIs(t, dialHostileServer(t, tc.answer, 500*time.Millisecond), ErrProtocol)

@@ -21,7 +21,6 @@ import (
 
 	"github.com/migratory/mtcp/internal/testenv"
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 )
 
 type connKindKey struct{}
@@ -177,7 +176,6 @@ func checkCurl(t *testing.T, base string, extra ...string) {
 // clients at once: an http.Client dialing mtcp sessions, a plain
 // http.Client, and curl.
 func TestHTTPOverListener(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	ln, err := Listen("tcp", "127.0.0.1:0", &Config{Logger: testLogger(t)})
 	require.NoError(t, err)
 	stop := startHTTPServer(t, ln)
@@ -204,7 +202,6 @@ func TestHTTPOverListener(t *testing.T) {
 // TestHTTPSOverListener does the same over TLS: the listener runs TLS
 // (Config.TLS) and finds mtcp sessions and plain HTTPS clients inside it.
 func TestHTTPSOverListener(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	serverTLS, clientTLS, certPEM := tlsConfigs(t)
 	ln, err := Listen("tcp", "127.0.0.1:0", &Config{TLS: serverTLS, Logger: testLogger(t)})
 	require.NoError(t, err)
@@ -253,7 +250,6 @@ func TestHTTPSOverListener(t *testing.T) {
 // the server answers HTTP/1.1 to a client speaking HTTP/2, and every request
 // fails.
 func TestHTTPSWithH2InTLSConfig(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	serverTLS, clientTLS, _ := tlsConfigs(t)
 	serverTLS = serverTLS.Clone()
 	serverTLS.NextProtos = []string{"h2", "http/1.1"}

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 )
 
 // idleSessions opens n sessions on a standalone TCP listener whose
@@ -69,7 +68,6 @@ func settledGoroutines(limit int) int {
 // each end (the background reader, blocked reading its link); its send
 // loops end once they have sent what there was.
 func TestIdleSessionGoroutines(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	const n = 200
 	base := runtime.NumGoroutine()
 	clients, _, closeAll := idleSessions(t, n)
@@ -89,7 +87,6 @@ func TestIdleSessionGoroutines(t *testing.T) {
 // buffers, write scratch and batches are taken while bytes move and given
 // back): heap and goroutine stacks of both ends stay well under 16 KiB.
 func TestIdleSessionMemory(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	const n = 300
 	before := heapAndStacks()
 	base := runtime.NumGoroutine()
@@ -117,7 +114,6 @@ func heapAndStacks() uint64 {
 // bytes await acknowledgement, and resumes; every byte arrives once, both
 // ways. An idle session meanwhile keeps its link without chatter.
 func TestBlackholeWithDataOutstandingResumes(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	srv := listenEcho(t, &Config{Logger: testLogger(t), IdleProbe: time.Hour})
 	defer srv.stop()
 	px := newProxy(t, srv.addr())
@@ -194,7 +190,6 @@ func TestBlackholeWithDataOutstandingResumes(t *testing.T) {
 // idle is found dead by the idle probe (its PING awaits an answer) and the
 // session resumes.
 func TestIdleProbeFindsDeadPath(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	srv := listenEcho(t, &Config{Logger: testLogger(t)})
 	defer srv.stop()
 	px := newProxy(t, srv.addr())
@@ -231,7 +226,6 @@ func resumingNow(c net.Conn) bool {
 // keepalive timeout, not the idle probe (an hour here), and the session
 // resumes with every byte delivered once.
 func TestBlackholeWhileWindowClosedResumes(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	ln, px := listenBehindProxy(t, &Config{Logger: testLogger(t), IdleProbe: time.Hour, Window: 4 << 10})
 	defer ln.Close()
 	defer px.Close()

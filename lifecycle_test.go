@@ -12,13 +12,11 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 )
 
 // TestResumeTimeoutLosesSession: with the server gone for good, a client's
 // Read and Write fail after the resume timeout with a typed error.
 func TestResumeTimeoutLosesSession(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	ln, px := listenBehindProxy(t, nil)
 	defer px.Close()
 	d := &Dialer{ResumeTimeout: 500 * time.Millisecond, HandshakeTimeout: 200 * time.Millisecond}
@@ -46,7 +44,6 @@ func TestResumeTimeoutLosesSession(t *testing.T) {
 // TestDetachTimeoutFreesSession: a server frees a session whose client
 // does not come back, and the application's Read says why.
 func TestDetachTimeoutFreesSession(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	ln, px := listenBehindProxy(t, &Config{DetachTimeout: 300 * time.Millisecond})
 	defer ln.Close()
 	defer px.Close()
@@ -69,7 +66,6 @@ func TestDetachTimeoutFreesSession(t *testing.T) {
 
 // TestResumeIsNotAccepted: resumes never surface from Accept.
 func TestResumeIsNotAccepted(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	ln, px := listenBehindProxy(t, nil)
 	defer px.Close()
 	c, err := (&Dialer{}).Dial("tcp", px.Addr())
@@ -121,7 +117,6 @@ func TestResumeIsNotAccepted(t *testing.T) {
 // TestClientRoams: the client comes back from a new address each time and
 // the server's view of it follows.
 func TestClientRoams(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	srv := listenEcho(t, nil)
 	ln := srv.ln
 	defer srv.stop()
@@ -201,7 +196,6 @@ func TestClientRoams(t *testing.T) {
 // TestCloseSemantics: the peer reads the bytes written before Close and then
 // io.EOF, its writes fail with ErrPeerClosed, and a second Close fails.
 func TestCloseSemantics(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	ln, err := Listen("tcp", "127.0.0.1:0", nil)
 	require.NoError(t, err)
 	defer ln.Close()
@@ -235,7 +229,6 @@ func TestCloseSemantics(t *testing.T) {
 // TestHalfCloseSurvivesResets: a CloseWrite made before and during link
 // failures still ends the peer's reading at the right byte.
 func TestHalfCloseSurvivesResets(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	ln, px := listenBehindProxy(t, nil)
 	defer ln.Close()
 	defer px.Close()
@@ -271,7 +264,6 @@ func TestHalfCloseSurvivesResets(t *testing.T) {
 // TestDialErrors: dialing nothing fails with a net.OpError; a server that
 // is not mtcp fails the handshake.
 func TestDialErrors(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	raw, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	addr := raw.Addr().String()
@@ -299,7 +291,6 @@ func TestDialErrors(t *testing.T) {
 // background, not at the link's next keepalive tick (half a minute away
 // here).
 func TestCloseDuringReadEndsPromptly(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	ln, err := Listen("tcp", "127.0.0.1:0", &Config{Logger: testLogger(t)})
 	require.NoError(t, err)
 	defer ln.Close()
@@ -342,7 +333,6 @@ func TestCloseDuringReadEndsPromptly(t *testing.T) {
 // too, so that the client's session ends at once, cleanly, instead of
 // waiting out its linger time and ending with ErrLingerTimeout.
 func TestCloseAfterAcknowledgedCloseWrite(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	ln, err := Listen("tcp", "127.0.0.1:0", &Config{Logger: testLogger(t)})
 	require.NoError(t, err)
 	defer ln.Close()

@@ -12,7 +12,6 @@ import (
 	"github.com/migratory/mtcp/internal/memnet"
 	"github.com/migratory/mtcp/internal/wire"
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 )
 
 // These tests script one side of a session by hand to reach, every time, a
@@ -28,7 +27,6 @@ const resumeWakeBug = "a resume frees retained output (Stream.Resume discards to
 
 // TestResumeReleaseWakesClientWrite plays the server.
 func TestResumeReleaseWakesClientWrite(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	inner, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	defer inner.Close()
@@ -109,7 +107,6 @@ func TestResumeReleaseWakesClientWrite(t *testing.T) {
 
 // TestResumeReleaseWakesServerWrite plays the client.
 func TestResumeReleaseWakesServerWrite(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	const retention = 16 << 10
 	ln, err := Listen("tcp", "127.0.0.1:0", &Config{Logger: testLogger(t), Retention: retention, DetachTimeout: time.Second})
 	require.NoError(t, err)
@@ -164,7 +161,6 @@ func TestResumeReleaseWakesServerWrite(t *testing.T) {
 // link was set up, and its check scheduled, by the goroutine that attached
 // it (once, a watchdog re-armed itself before its assignment was ordered).
 func TestKeepaliveWatchdogStartsWithoutRace(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	mem := memnet.Listen("mem")
 	ln, err := NewListener(mem, &Config{Logger: testLogger(t)})
 	require.NoError(t, err)
@@ -197,7 +193,6 @@ func TestKeepaliveWatchdogStartsWithoutRace(t *testing.T) {
 // for "session did not end" from time to time, when a resume near the end
 // delays the acknowledgement of the server's CLOSE.
 func TestCloseAfterPeerCloseEnds(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	mem := memnet.Listen("mem")
 	defer mem.Close()
 	d := &Dialer{
@@ -268,7 +263,6 @@ func TestCloseAfterPeerCloseEnds(t *testing.T) {
 // the client's ResumeTimeout runs out (30 s by default). net.Conn
 // conformance runs (nettest) leave such sessions behind after every subtest.
 func TestServerCloseWithClientBytesInFlight(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	const window = 16 << 10
 	ln, err := Listen("tcp", "127.0.0.1:0", &Config{Logger: testLogger(t), Window: window})
 	require.NoError(t, err)

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
 	"github.com/migratory/mtcp/internal/wire"
 )
@@ -170,7 +169,6 @@ func (lt *loudTraffic) quiet(t testing.TB) {
 // one mark, the client heard of it once and remembers one, and a resume
 // announces it once again. Moves still carry the session byte for byte.
 func TestCheckpointsWithoutOutputKeepOneMark(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	reads := make(chan int64, 16)
 	ap := startAppPool(t, 3, func(c *Config) { c.Replicas = 1 }, appOptions{
 		output: quietEcho,
@@ -273,7 +271,6 @@ func TestCheckpointsWithoutOutputKeepOneMark(t *testing.T) {
 // maxCheckpoints of them (and the durable one), and the marks of the
 // dropped checkpoints go with them.
 func TestMarksCappedLikeCheckpoints(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	ap := startAppPool(t, 2, func(c *Config) { c.Replicas = 1 }, appOptions{})
 	defer ap.close()
 	c, err := (&Dialer{Logger: testLogger(t), Window: minBufferSize}).Dial("tcp", ap.addr("m0"))

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
 	"github.com/migratory/mtcp/internal/testapp"
 	"github.com/migratory/mtcp/pool"
@@ -52,7 +51,6 @@ func refuseReplicationFrom(t testing.TB, members []*Listener, from string) {
 // client frees its input before them, they are the only ones it can
 // resume from, and a move must find them checkable.
 func TestMarksAfterARestoreAtAnOlderCheckpoint(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	var skip atomic.Bool
 	ap := startAppPool(t, 5, func(c *Config) { c.Replicas = 1 }, appOptions{
 		output:     quietEcho,
@@ -142,7 +140,6 @@ func TestMarksAfterARestoreAtAnOlderCheckpoint(t *testing.T) {
 // the client must still be able to check it (it keeps every checkpoint it
 // may be restored from, not only the newest), and the download completes.
 func TestDownloadFailsOverFromAnOlderCheckpoint(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	const request, reply = 1000, 4 << 20
 	// The application writes at most 256 KiB ahead of what the client
 	// acknowledged: no copy made before m0's stop is far ahead.

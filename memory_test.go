@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"go.uber.org/goleak"
 	"io"
 	"net"
 	"os"
@@ -255,7 +254,6 @@ func (g *gate) open() {
 // TestEvictedSessionTellsItsClient: a session dropped for memory while its
 // client was away is lost for its client with ErrEvicted when it comes back.
 func TestEvictedSessionTellsItsClient(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	ln, err := Listen("tcp", "127.0.0.1:0", &Config{Logger: testLogger(t), SessionMemory: 256 << 10, Retention: 1 << 20})
 	require.NoError(t, err)
 	wg := owingServer(ln, 1<<20)
@@ -299,7 +297,6 @@ func TestEvictedSessionTellsItsClient(t *testing.T) {
 // dropped after FirstDetachTimeout; one that resumed once waits for its
 // client up to DetachTimeout.
 func TestFirstDetachTimeout(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	ln, err := Listen("tcp", "127.0.0.1:0", &Config{Logger: testLogger(t),
 		FirstDetachTimeout: 200 * time.Millisecond, DetachTimeout: 10 * time.Second})
 	require.NoError(t, err)

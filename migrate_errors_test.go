@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
 	"github.com/migratory/mtcp/internal/auth"
 	"github.com/migratory/mtcp/internal/wire"
@@ -44,7 +43,6 @@ func ctxTimeout(t testing.TB, d time.Duration) context.Context {
 // with every other member draining fails with the error that says so, on
 // the client and on the server, and the session goes on where it was.
 func TestMigrateRefusedTargets(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	tp := startAppPool(t, 3, nil, appOptions{})
 	defer tp.close()
 	m0, m1, m2 := tp.member("m0"), tp.member("m1"), tp.member("m2")
@@ -120,7 +118,6 @@ func TestMigrateRefusedTargets(t *testing.T) {
 // member's redirect to a member that is not draining), and the session goes
 // on.
 func TestMigrateToDrainingMemberStaleView(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	tp := startAppPool(t, 3, nil, appOptions{})
 	defer tp.close()
 	m1 := tp.member("m1")
@@ -168,7 +165,6 @@ func TestMigrateWithoutCheckpoints(t *testing.T) {
 		{"once", appOptions{checkpoint: func(int64, int64) bool { return false }}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 			ap := startAppPool(t, 3, nil, tc.opts)
 			defer ap.close()
 			const retention = 256 << 10
@@ -210,7 +206,6 @@ func TestMigrateWithoutCheckpoints(t *testing.T) {
 // application that only reads and never checkpoints, is never held back by
 // its retention.
 func TestWriteOnlyWithoutCheckpoints(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	ap := startAppPool(t, 2, nil, appOptions{noCheckpoint: true,
 		output: func(string, bool, []byte) []byte { return nil }})
 	defer ap.close()
@@ -236,7 +231,6 @@ func TestWriteOnlyWithoutCheckpoints(t *testing.T) {
 // the session leaves (back to the member it started on). Every byte
 // arrives once, in order, both ways.
 func TestServerMigrate(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	var step atomic.Int32
 	moves := make(chan error, 2)
 	var origin atomic.Value
@@ -310,7 +304,6 @@ func divergent(kind string) func(string, bool, []byte) []byte {
 func TestDivergentRestoreFails(t *testing.T) {
 	for _, kind := range []string{"xor", "extra", "missing"} {
 		t.Run(kind, func(t *testing.T) {
-			defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 			ap := startAppPool(t, 2, nil, appOptions{
 				// One checkpoint after about 100 KB, so that a restore
 				// regenerates what followed it.
@@ -361,7 +354,6 @@ func TestDivergentRestoreFails(t *testing.T) {
 // application XORs its output; every byte the client read is right, and
 // the session then fails with ErrDiverged.
 func TestDivergentRestoreFailsMidStream(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	ap := startAppPool(t, 2, nil, appOptions{
 		checkpoint: func(consumed, since int64) bool { return consumed >= 300_001 && consumed-since < 300_001 },
 		output:     divergent("xor"),
@@ -400,7 +392,6 @@ func TestDivergentRestoreFailsMidStream(t *testing.T) {
 // regenerated output diverged) while its client keeps writing, the client
 // must learn why (ErrDiverged), not find later that the session is unknown.
 func TestAbortReasonReachesClient(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	xor := divergent("xor")
 	// Large buffers: the client's writes never wait for the server, so
 	// they are on their way when the server aborts.
@@ -436,7 +427,6 @@ func TestAbortReasonReachesClient(t *testing.T) {
 // not take the session away: the move failed, the client resumed where it
 // was, and the session must go on working.
 func TestLateHandoverRequest(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	const hs = 500 * time.Millisecond
 	tp := startAppPool(t, 2, func(cfg *Config) { cfg.HandshakeTimeout = hs }, appOptions{})
 	defer tp.close()
@@ -479,7 +469,6 @@ func TestLateHandoverRequest(t *testing.T) {
 // upload goes through, and a Write never blocks forever because of
 // checkpoints.
 func TestUploadWhileResponseUnread(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	const window, response, upload = 64 << 10, 1 << 20, 4 << 20
 	ap := startAppPool(t, 2, nil, appOptions{
 		start:  bytes.Repeat([]byte{'r'}, response),
@@ -511,7 +500,6 @@ func TestUploadWhileResponseUnread(t *testing.T) {
 // already left it answers where the session went, and the asking member
 // turns that into a redirect its client can follow.
 func TestHandoverOfMovedSessionRedirects(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	tp := startAppPool(t, 3, nil, appOptions{})
 	defer tp.close()
 	m0, m1 := tp.member("m0"), tp.member("m1")
@@ -562,7 +550,6 @@ func (c *delayConn) Write(p []byte) (int, error) {
 // client must be sent to the successor, which holds the session, rather
 // than told that the session is unknown.
 func TestResumeRacingHandover(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	const timeout = 600 * time.Millisecond // the client's handshake timeout
 	ap := startAppPool(t, 2, nil, appOptions{})
 	defer ap.close()
@@ -606,7 +593,6 @@ func TestResumeRacingHandover(t *testing.T) {
 // from is replayed, so the output can never catch up: the session must fail
 // with ErrDiverged rather than hang.
 func TestShortRegenerationFails(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	ap := startAppPool(t, 2, nil, appOptions{
 		checkpoint: checkpointOnceAt(100_000),
 		output:     divergent("missing"),
@@ -647,7 +633,6 @@ func (p *declineFirstMove) MoveRequested(addr string, r MoveReason) string {
 // server's first request to move; the server's next request must reach the
 // client again (a new MOVE), and the session moves.
 func TestServerMigrateAgainAfterDeclined(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	ap := startAppPool(t, 2, nil, appOptions{})
 	defer ap.close()
 	policy := &declineFirstMove{}

@@ -15,7 +15,6 @@ import (
 
 	"github.com/migratory/mtcp/pool"
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 )
 
 // gatedEchoTransfer is echoTransfer whose writer stops after pauseAt bytes
@@ -48,11 +47,6 @@ func loadedPool(cfg *Config) {
 
 const loadedHandshake = 40 * time.Second
 
-// probeNode is memberlist's probe of a member; memberlist's Shutdown does
-// not wait for one in progress, which with LAN timings may last a second
-// after the pool closed.
-var probeNode = goleak.IgnoreTopFunction("github.com/hashicorp/memberlist.(*Memberlist).probeNode")
-
 // waitGroupWithin waits for wg, failing the test after d.
 func waitGroupWithin(t testing.TB, wg *sync.WaitGroup, d time.Duration, what string) {
 	t.Helper()
@@ -73,7 +67,6 @@ func waitGroupWithin(t testing.TB, wg *sync.WaitGroup, d time.Duration, what str
 // half to each other member. Every session's bytes arrive once, in order,
 // both ways, and its application state follows it.
 func TestMigrateHundredSessionsAtOnce(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent(), probeNode)
 	tp := startAppPool(t, 3, loadedPool, appOptions{})
 	defer tp.close()
 	m0 := tp.member("m0")
@@ -210,7 +203,6 @@ func forEach(n, workers int, f func(i int) error) error {
 // quarter of them echo; every session ends up on another member, with every
 // byte delivered once, in order, both ways, and its application state.
 func TestDrainThousandSessions(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent(), probeNode)
 	const sessions = 1000
 	raiseFileLimit(t, 8*sessions)
 	tp := startAppPool(t, 3, loadedPool, appOptions{})

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 )
 
 // checkpointOnceAt checkpoints once, after the input passes pos.
@@ -24,7 +23,6 @@ func checkpointOnceAt(pos int64) func(consumed, since int64) bool {
 // has. m2 restores the same checkpoint and regenerates it again; the
 // session goes on, every byte once, in order.
 func TestMoveAgainWhileRegenerating(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	var slow atomic.Bool
 	ap := startAppPool(t, 3, nil, appOptions{
 		checkpoint: checkpointOnceAt(100_000),
@@ -62,7 +60,6 @@ func TestMoveAgainWhileRegenerating(t *testing.T) {
 // while the server still writes: the new member's application reads the
 // same end of input, the client reads the whole output, then EOF.
 func TestMoveHalfClosedSession(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	tp := startAppPool(t, 2, nil, appOptions{})
 	defer tp.close()
 	mc := tp.dial(t, nil, "m0")
@@ -109,7 +106,6 @@ func TestMoveHalfClosedSession(t *testing.T) {
 // session already where it asked); a client and a server asking at once
 // leave the session on one member, working.
 func TestConcurrentMigrateCalls(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	tp := startAppPool(t, 3, nil, appOptions{})
 	defer tp.close()
 	es := tp.openEcho(t, nil, "m0", 23, 64<<10)
@@ -180,7 +176,6 @@ func TestConcurrentMigrateCalls(t *testing.T) {
 // goes on where it is, and Drain gives up when its context ends, saying
 // how many sessions remained.
 func TestDrainWithUnmovableSession(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	var first sync.Once
 	var stuckID string
 	ap := startAppPool(t, 2, nil, appOptions{unmovable: func(id string) bool {
@@ -232,7 +227,6 @@ func TestDrainWithUnmovableSession(t *testing.T) {
 // slowly. The client reads its buffered output meanwhile (its ACKs carry
 // the release of everything it had received); the session goes on.
 func TestMoveWithUnreadOutput(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	ap := startAppPool(t, 2, nil, appOptions{
 		checkpoint: checkpointOnceAt(100_000),
 		output: func(node string, restored bool, p []byte) []byte {
@@ -275,7 +269,6 @@ func TestMoveWithUnreadOutput(t *testing.T) {
 // backlog: either it waits for Accept, or the move is refused before the
 // handover and it stays where it was.
 func TestMovesIntoBusyAcceptBacklog(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	const sessions, backlog = 8, 2
 	gate := make(chan struct{})
 	ap := startAppPool(t, 2, func(cfg *Config) {

@@ -11,14 +11,12 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 )
 
 // TestSessionMovesThreeTimes echoes 16 MiB through a stateful application
 // while the client moves the session to another member twice and then its
 // member drains.
 func TestSessionMovesThreeTimes(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	tp := startPool(t, 3, nil)
 	defer tp.close()
 
@@ -63,7 +61,6 @@ func TestSessionMovesThreeTimes(t *testing.T) {
 // silent while the member itself is fine; the client resumes through another
 // member, which takes the session over from the first.
 func TestMoveOnPathFailure(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	tp := startPool(t, 3, nil)
 	defer tp.close()
 	m0 := tp.members[0].Addr().String()
@@ -147,7 +144,6 @@ func policyPool(t *testing.T) (tp *testPool, px *toxicProxy, mc *Conn, stop func
 // TestPolicyMovesOnThroughputDrop: the path to the session's member slows
 // to a crawl; the default policy moves the session to a less loaded member.
 func TestPolicyMovesOnThroughputDrop(t *testing.T) {
-	defer goleak.VerifyNone(t, ignoreToxiproxy()...)
 	tp, px, mc, stop := policyPool(t)
 	defer stop()
 
@@ -167,7 +163,6 @@ func TestPolicyMovesOnThroughputDrop(t *testing.T) {
 // TestPolicyMovesOnStall: the session's member stops taking its bytes
 // (overloaded) while it still answers pings; the policy moves the session.
 func TestPolicyMovesOnStall(t *testing.T) {
-	defer goleak.VerifyNone(t, ignoreToxiproxy()...)
 	tp, _, mc, stop := policyPool(t)
 	defer stop()
 
@@ -194,7 +189,6 @@ func echoPaced(c net.Conn, n int64, seed uint64, rate float64, onProgress func(i
 // TestBalanceSpreadsSessions: 30 sessions open on one member of a pool
 // whose members balance load; they spread over the members.
 func TestBalanceSpreadsSessions(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	tp := startPool(t, 3, func(c *Config) { c.Balance = &Balance{Interval: 1500 * time.Millisecond} })
 	defer tp.close()
 	var conns []net.Conn

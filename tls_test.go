@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 	"golang.org/x/net/nettest"
 )
 
@@ -85,7 +84,6 @@ func tlsConfigs(t testing.TB) (server, client *tls.Config, certPEM []byte) {
 // that resets the connection after every 512 KiB echoed: every resume runs a
 // new TLS handshake, and the bytes still arrive once and in order.
 func TestTLSEchoSurvivesResets(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	serverTLS, clientTLS, _ := tlsConfigs(t)
 	srv := listenEcho(t, &Config{TLS: serverTLS, Logger: testLogger(t)})
 	defer srv.stop()
@@ -120,7 +118,6 @@ func TestTLSEchoSurvivesResets(t *testing.T) {
 // TestNettestTLS runs the net.Conn conformance suite over sessions whose
 // links are TLS connections, then checks that every session ended.
 func TestNettestTLS(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	serverTLS, clientTLS, _ := tlsConfigs(t)
 	// Sessions closed with bytes still in flight stay until the client's
 	// resume timeout or the server's detach timeout has passed

@@ -6,8 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"go.uber.org/goleak"
-
 	toxiproxy "github.com/Shopify/toxiproxy/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
@@ -43,16 +41,4 @@ func (tp *toxicProxy) limit(kbps int) {
 func (tp *toxicProxy) Close() {
 	tp.p.Toxics.ResetToxics(context.Background())
 	tp.p.Stop()
-}
-
-// ignoreToxiproxy lets leak checks pass over toxiproxy's own goroutines: a
-// toxic's pipe stays blocked after its connection is gone (a toxiproxy
-// limitation), which is no goroutine of ours.
-func ignoreToxiproxy() []goleak.Option {
-	return []goleak.Option{
-		goleak.IgnoreCurrent(),
-		goleak.IgnoreAnyFunction("github.com/Shopify/toxiproxy/v2/toxics.(*BandwidthToxic).Pipe"),
-		goleak.IgnoreAnyFunction("github.com/Shopify/toxiproxy/v2/toxics.(*NoopToxic).Pipe"),
-		goleak.IgnoreAnyFunction("github.com/Shopify/toxiproxy/v2/stream.(*ChanWriter).Write"),
-	}
 }

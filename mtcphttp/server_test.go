@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 )
 
 // namedHandler adds the member's name to bodyHandler's answers.
@@ -23,8 +22,6 @@ func namedHandler(h *bodyHandler) func(node string) http.Handler {
 // connection moves it to another member instead of closing it; Serve
 // returns http.ErrServerClosed.
 func TestShutdownMovesConnections(t *testing.T) {
-	leaks := goleak.IgnoreCurrent()
-	t.Cleanup(func() { goleak.VerifyNone(t, leaks) })
 	h := newBodyHandler()
 	p := startPool(t, 3, namedHandler(h), nil)
 	d := &dialer{}

@@ -8,7 +8,6 @@ import (
 
 	"github.com/migratory/mtcp"
 	"github.com/migratory/mtcp/mtcptest"
-	"go.uber.org/goleak"
 )
 
 // counter is an application under test: it reads lines and answers each
@@ -39,9 +38,6 @@ func counter(c *mtcp.Conn) {
 // TestCounterSurvivesMovesAndCrashes is how an application tests its
 // checkpoints: the session is moved and its member crashed between lines.
 func TestCounterSurvivesMovesAndCrashes(t *testing.T) {
-	// Registered first, the check runs after the pool's cleanup.
-	leaks := goleak.IgnoreCurrent()
-	t.Cleanup(func() { goleak.VerifyNone(t, leaks) })
 	p := mtcptest.NewPool(t, 3, counter)
 	c := p.Dial()
 	defer c.Close()

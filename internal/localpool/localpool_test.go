@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
 	"github.com/migratory/mtcp"
 )
@@ -17,7 +16,6 @@ import (
 // is served by the application, and Close waits for it; an application
 // that does not return is reported after the wait.
 func TestPoolServesAndCloses(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	release := make(chan struct{})
 	p := &Pool{Key: []byte("localpool test key, 32 bytes!!!!"), App: func(member string, c *mtcp.Conn) {
 		defer c.Close()

@@ -10,16 +10,12 @@ import (
 	"github.com/migratory/mtcp"
 	"github.com/migratory/mtcp/mtcptest"
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 )
 
 // TestNoMessageLostOrRepeated: two clients chat in a room while the member
 // serving one of them is drained and then the next one crashes; each
 // client sees every message exactly once, in order.
 func TestNoMessageLostOrRepeated(t *testing.T) {
-	// Registered first, the check runs after the pool's cleanup.
-	leaks := goleak.IgnoreCurrent()
-	t.Cleanup(func() { goleak.VerifyNone(t, leaks) })
 	hub := NewMemHub()
 	p := mtcptest.NewPool(t, 3, func(c *mtcp.Conn) { _ = Serve(c, hub) })
 	alice, bob := p.Dial(), p.Dial()

