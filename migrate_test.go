@@ -55,6 +55,12 @@ func TestSessionMovesThreeTimes(t *testing.T) {
 	require.Equal(t, []string{"m0", "m1", "m2"}, served[:3])
 	require.Contains(t, []string{"m0", "m1"}, served[3], "the drain moved it to a member still in the pool")
 	require.Equal(t, served[3], mc.MemberName())
+	// Each successor settled its handover with the member that handed the
+	// session over: none of their answers is kept to be asked for again.
+	for _, name := range []string{"m0", "m1"} {
+		require.Eventually(t, func() bool { return tp.member(name).node.Unsettled() == 0 },
+			10*time.Second, 20*time.Millisecond, "%s's handover settled", name)
+	}
 }
 
 // TestMoveOnPathFailure: the path from the client to its member goes

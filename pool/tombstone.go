@@ -86,13 +86,19 @@ func (n *Node) MovedTo(id [wire.SessionIDLen]byte) (Tombstone, bool) {
 	return *t, true
 }
 
-// settled forgets the answer of a handover its successor confirmed.
-func (ts *tombstones) settled(id [wire.SessionIDLen]byte, epoch uint64) {
+// settled forgets the answer of a handover its successor confirmed. Only
+// the successor, the member named by the tombstone, settles it: a settle
+// from any other member (one confused about who has the session) changes
+// nothing, and settled reports false.
+func (ts *tombstones) settled(id [wire.SessionIDLen]byte, epoch uint64, from string) bool {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
-	if t, ok := ts.moved[id]; ok && t.Epoch == epoch {
-		t.rec, t.reply = nil, nil
+	t, ok := ts.moved[id]
+	if !ok || t.Epoch != epoch || t.Member != from {
+		return false
 	}
+	t.rec, t.reply = nil, nil
+	return true
 }
 
 // superseded forgets the answer of a handover once a member claimed the
@@ -124,12 +130,15 @@ func (n *Node) Unsettled() int {
 	return k
 }
 
-func (n *Node) handleSettle(_ context.Context, _ string, decode func(any) error) (any, error) {
+func (n *Node) handleSettle(_ context.Context, from string, decode func(any) error) (any, error) {
 	var req settleRequest
 	if err := decode(&req); err != nil {
 		return nil, err
 	}
-	n.tombs.settled(req.Session, req.Epoch)
+	if !n.tombs.settled(req.Session, req.Epoch, from) {
+		n.log.Debug("mtcp: a settle that matches no handover to its sender ignored", "member", from, "epoch", req.Epoch)
+		return nil, nil
+	}
 	n.noteMoved()
 	return nil, nil
 }
