@@ -65,7 +65,7 @@ func (a *pipelineApp) handler(node string) http.Handler {
 func TestPipelinedRequestsAreNotSkipped(t *testing.T) {
 	app := &pipelineApp{t: t, moved: make(chan error, 1), calls: map[string]int{}}
 	idle := make(chan string, 16) // the member whose connection went idle
-	p := &testPool{t: t, handler: app.handler}
+	p := newTestPool(t, app.handler, nil)
 	p.hook = func(node string, c net.Conn, s http.ConnState) {
 		if s == http.StateIdle {
 			idle <- node
@@ -76,7 +76,6 @@ func TestPipelinedRequestsAreNotSkipped(t *testing.T) {
 			return context.WithValue(ctx, connKey{}, c)
 		}
 	}
-	t.Cleanup(p.close)
 	m0 := p.add()
 	app.target = p.add().ln.Addr().String()
 

@@ -19,8 +19,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/migratory/mtcp"
+	"github.com/migratory/mtcp/internal/localpool"
 	"github.com/migratory/mtcp/mtcptest"
-	"github.com/migratory/mtcp/pool"
 )
 
 var testKey = []byte("mtcphttp tests: a 32-byte key...")
@@ -32,12 +32,11 @@ type testPool struct {
 	handler func(node string) http.Handler
 	hook    func(node string, c net.Conn, s http.ConnState) // also the servers' ConnState (nil: none)
 	server  func(*http.Server)                              // adjusts each member's http.Server (nil: none)
-	tweak   func(*mtcp.Config)
+	local   localpool.Pool
 
 	mu      sync.Mutex
 	members []*member
 	next    int
-	wg      sync.WaitGroup
 }
 
 // member is one member of a testPool.
@@ -52,37 +51,35 @@ type member struct {
 // startPool starts n members (m0, m1, ...) and waits until they see each
 // other; they stop when the test ends.
 func startPool(t testing.TB, n int, handler func(node string) http.Handler, tweak func(*mtcp.Config)) *testPool {
-	p := &testPool{t: t, handler: handler, tweak: tweak}
-	t.Cleanup(p.close)
+	p := newTestPool(t, handler, tweak)
 	for i := 0; i < n; i++ {
 		p.add()
 	}
 	return p
 }
 
-// add starts one more member, joined to the live ones, and waits until
-// every live member sees the others.
-func (p *testPool) add() *member {
-	p.mu.Lock()
-	name := fmt.Sprintf("m%d", p.next)
-	p.next++
-	var join []string
-	for _, m := range p.members {
-		if !m.gone {
-			join = append(join, m.ln.GossipAddr())
-		}
+// newTestPool returns a pool with no member yet (add starts them), so that
+// its hooks can be set first; it stops when the test ends.
+func newTestPool(t testing.TB, handler func(node string) http.Handler, tweak func(*mtcp.Config)) *testPool {
+	p := &testPool{t: t, handler: handler}
+	p.local = localpool.Pool{
+		Key: testKey,
+		Tweak: func(cfg *mtcp.Config) {
+			if os.Getenv("MTCP_TEST_LOG") != "" {
+				cfg.Logger = testLogger(t)
+			}
+			if tweak != nil {
+				tweak(cfg)
+			}
+		},
+		Serve: p.serve,
 	}
-	p.mu.Unlock()
-	cfg := mtcp.NewPoolConfig(name, "127.0.0.1:0", testKey, join...)
-	cfg.PoolProfile = pool.ProfileLocal
-	if os.Getenv("MTCP_TEST_LOG") != "" {
-		cfg.Logger = testLogger(p.t)
-	}
-	if p.tweak != nil {
-		p.tweak(cfg)
-	}
-	ln, err := mtcp.Listen("tcp", "127.0.0.1:0", cfg)
-	require.NoError(p.t, err)
+	t.Cleanup(p.close)
+	return p
+}
+
+// serve runs a member's HTTP server over its listener until it stops.
+func (p *testPool) serve(name string, ln *mtcp.Listener) {
 	hs := &http.Server{
 		Handler:           p.handler(name),
 		ErrorLog:          log.New(io.Discard, "", 0),
@@ -98,11 +95,35 @@ func (p *testPool) add() *member {
 	p.mu.Lock()
 	p.members = append(p.members, m)
 	p.mu.Unlock()
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		m.served <- m.srv.Serve()
-	}()
+	m.served <- m.srv.Serve()
+}
+
+// add starts one more member, joined to the live ones, and waits until
+// every live member sees the others.
+func (p *testPool) add() *member {
+	p.mu.Lock()
+	name := fmt.Sprintf("m%d", p.next)
+	p.next++
+	var join []string
+	for _, m := range p.members {
+		if !m.gone {
+			join = append(join, m.ln.GossipAddr())
+		}
+	}
+	p.mu.Unlock()
+	_, err := p.local.Start(name, join)
+	require.NoError(p.t, err)
+	var m *member
+	require.Eventually(p.t, func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		for _, x := range p.members {
+			if x.name == name {
+				m = x
+			}
+		}
+		return m != nil
+	}, 10*time.Second, time.Millisecond, "member %s serves", name)
 	p.waitMembers()
 	return m
 }
@@ -120,6 +141,7 @@ func (p *testPool) live() []*member {
 	return out
 }
 
+// waitMembers waits until every live member sees exactly the live members.
 func (p *testPool) waitMembers() {
 	live := p.live()
 	require.Eventually(p.t, func() bool {
@@ -170,9 +192,8 @@ func (p *testPool) close() {
 	p.mu.Unlock()
 	for _, m := range members {
 		_ = m.srv.Close()
-		_ = m.ln.Close()
 	}
-	p.wg.Wait()
+	p.local.Close(0)
 }
 
 // dialer dials mtcp sessions for an http.Transport and counts them.

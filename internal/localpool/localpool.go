@@ -1,6 +1,7 @@
 // Package localpool runs members of one mtcp pool in this process, each
-// session served by an application in a goroutine of its own: the harness
-// under mtcptest, the demo and mtcp-scale.
+// session served by an application in a goroutine of its own (or each
+// member by a server of its own): the harness under mtcptest, mtcphttp's
+// tests, the demo and mtcp-scale.
 package localpool
 
 import (
@@ -27,6 +28,10 @@ type Pool struct {
 	Listen func(name string) (net.Listener, error)
 	// App serves one session on the member called member.
 	App func(member string, c *mtcp.Conn)
+	// Serve, if set, serves a member's listener in place of the accept
+	// loop that runs App (an HTTP server, say); it returns when the
+	// listener closes, and WaitApps waits for it.
+	Serve func(member string, ln *mtcp.Listener)
 
 	mu      sync.Mutex
 	members []*mtcp.Listener
@@ -59,6 +64,13 @@ func (p *Pool) Start(name string, join []string) (*mtcp.Listener, error) {
 	p.members = append(p.members, ln)
 	p.mu.Unlock()
 	p.wg.Add(1)
+	if p.Serve != nil {
+		go func() {
+			defer p.wg.Done()
+			p.Serve(name, ln)
+		}()
+		return ln, nil
+	}
 	go p.serve(ln)
 	return ln, nil
 }
