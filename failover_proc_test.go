@@ -42,10 +42,10 @@ func TestFailoverSIGKILL(t *testing.T) {
 		}
 		t.Errorf("no member named %q", serving)
 	})
-	if res.readErr != nil {
-		t.Fatalf("reading: %v\nmembers:\n%s", res.readErr, pp.logs())
+	if res.ReadErr != nil {
+		t.Fatalf("reading: %v\nmembers:\n%s", res.ReadErr, pp.logs())
 	}
-	require.NoError(t, res.writeErr)
+	require.NoError(t, res.WriteErr)
 	require.NoError(t, c.Close())
 	waitSessionEnd(t, c)
 	want := hex.EncodeToString(digestOf(n, 41))

@@ -122,8 +122,8 @@ func testFencing(t *testing.T, backAfterEnd bool) {
 			ns.heal() // f0 is back while the session runs on its successor
 		}
 	})
-	if res.readErr != nil {
-		t.Fatalf("reading: %v\n%s", res.readErr, pp.logs())
+	if res.ReadErr != nil {
+		t.Fatalf("reading: %v\n%s", res.ReadErr, pp.logs())
 	}
 	require.NoError(t, c.Close())
 	waitSessionEnd(t, c)

@@ -307,13 +307,13 @@ func TestHonestSessionsThroughAHandshakeFlood(t *testing.T) {
 	}
 	var want, got [][]byte
 	for i, res := range results {
-		require.NoError(t, res.writeErr, "session %d", i)
-		require.NoError(t, res.readErr, "session %d", i)
-		require.Equal(t, int64(size), res.sentN)
-		require.Equal(t, int64(size), res.receivedN)
+		require.NoError(t, res.WriteErr, "session %d", i)
+		require.NoError(t, res.ReadErr, "session %d", i)
+		require.Equal(t, int64(size), res.SentN)
+		require.Equal(t, int64(size), res.ReceivedN)
 		w := digestOf(size, uint64(i+1))
-		require.Equal(t, w, res.sent, "session %d sent its pattern", i)
-		require.Equal(t, w, res.received, "session %d read back exactly what it sent", i)
+		require.Equal(t, w, res.Sent, "session %d sent its pattern", i)
+		require.Equal(t, w, res.Received, "session %d read back exactly what it sent", i)
 		want = append(want, w)
 		got = append(got, srv.digest(t))
 	}

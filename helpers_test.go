@@ -2,9 +2,7 @@ package mtcp
 
 import (
 	"crypto/sha256"
-	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"log/slog"
 	"net"
@@ -18,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/migratory/mtcp/internal/faultproxy"
+	"github.com/migratory/mtcp/internal/transfer"
 )
 
 // echoServer accepts sessions on ln and echoes each one, hashing what it
@@ -77,60 +76,21 @@ func (s *echoServer) stop() {
 	s.wg.Wait()
 }
 
-// patternReader yields n deterministic pseudo-random bytes.
-type patternReader struct {
-	n, off int64
-	x      uint64
-}
+func newPattern(n int64, seed uint64) *transfer.Pattern { return transfer.NewPattern(n, seed) }
 
-func newPattern(n int64, seed uint64) *patternReader { return &patternReader{n: n, x: seed | 1} }
+// transferResult is what an echo transfer sent and read back.
+type transferResult = transfer.Result
 
-func (r *patternReader) Read(p []byte) (int, error) {
-	if r.off >= r.n {
-		return 0, io.EOF
-	}
-	if int64(len(p)) > r.n-r.off {
-		p = p[:r.n-r.off]
-	}
-	for i := range p {
-		r.x ^= r.x << 13
-		r.x ^= r.x >> 7
-		r.x ^= r.x << 17
-		p[i] = byte(r.x)
-	}
-	r.off += int64(len(p))
-	return len(p), nil
-}
-
-// transfer writes n pattern bytes to c while reading everything c returns,
-// and returns the digests of both directions. onProgress is called with
-// the number of bytes read back so far.
-type transferResult struct {
-	sent, received    []byte
-	sentN, receivedN  int64
-	writeErr, readErr error
-}
-
+// echoTransfer writes n pattern bytes to c while reading everything c
+// returns, and returns the digests of both directions. onProgress is
+// called with the number of bytes read back so far.
 func echoTransfer(c net.Conn, n int64, seed uint64, onProgress func(int64)) transferResult {
 	return echoTransferFrom(c, newPattern(n, seed), onProgress)
 }
 
-// echoTransferFrom is echoTransfer with the bytes to send read from src.
+// echoTransferFrom is echoTransfer with the bytes to send read from src;
+// a transfer stuck for 30 s prints the state of the sessions involved.
 func echoTransferFrom(c net.Conn, src io.Reader, onProgress func(int64)) transferResult {
-	var res transferResult
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		h := sha256.New()
-		res.sentN, res.writeErr = io.CopyBuffer(c, io.TeeReader(src, h), make([]byte, 64<<10))
-		res.sent = h.Sum(nil)
-		if res.writeErr == nil {
-			res.writeErr = c.(*Conn).CloseWrite()
-		}
-	}()
-	h := sha256.New()
-	buf := make([]byte, 64<<10)
 	stuck := time.AfterFunc(30*time.Second, func() {
 		fmt.Println("TRANSFER STUCK: client:", c.(*Conn).debugState())
 		debugConns.Range(func(k, _ any) bool {
@@ -141,32 +101,10 @@ func echoTransferFrom(c net.Conn, src io.Reader, onProgress func(int64)) transfe
 		})
 	})
 	defer stuck.Stop()
-	for {
-		k, err := c.Read(buf)
-		h.Write(buf[:k])
-		res.receivedN += int64(k)
-		if onProgress != nil && k > 0 {
-			onProgress(res.receivedN)
-		}
-		if err != nil {
-			if !errors.Is(err, io.EOF) {
-				res.readErr = err
-			}
-			break
-		}
-	}
-	res.received = h.Sum(nil)
-	wg.Wait()
-	return res
+	return transfer.Echo(c.(*Conn), src, onProgress)
 }
 
-func digestOf(n int64, seed uint64) []byte {
-	h := sha256.New()
-	_, _ = io.Copy(h, newPattern(n, seed))
-	return h.Sum(nil)
-}
-
-var _ hash.Hash = sha256.New()
+func digestOf(n int64, seed uint64) []byte { return transfer.Digest(n, seed) }
 
 // debugConns holds the server ends of test sessions, to describe them when
 // a transfer is stuck.
@@ -174,14 +112,14 @@ var debugConns sync.Map
 
 func requireTransferOK(t *testing.T, res transferResult, n int64, seed uint64, serverDigest []byte) {
 	t.Helper()
-	require.NoError(t, res.writeErr)
-	require.NoError(t, res.readErr)
+	require.NoError(t, res.WriteErr)
+	require.NoError(t, res.ReadErr)
 	want := digestOf(n, seed)
-	require.Equal(t, n, res.sentN)
-	require.Equal(t, n, res.receivedN)
-	require.Equal(t, want, res.sent, "client sent the pattern")
+	require.Equal(t, n, res.SentN)
+	require.Equal(t, n, res.ReceivedN)
+	require.Equal(t, want, res.Sent, "client sent the pattern")
 	require.Equal(t, want, serverDigest, "server read exactly what the client sent")
-	require.Equal(t, want, res.received, "client read back exactly what the server echoed")
+	require.Equal(t, want, res.Received, "client read back exactly what the server echoed")
 }
 
 // testLogger returns a logger that writes to the test's log when -v and

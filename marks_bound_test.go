@@ -15,6 +15,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/migratory/mtcp/internal/transfer"
 	"github.com/migratory/mtcp/internal/wire"
 )
 
@@ -95,7 +96,7 @@ func quietEcho(_ string, _ bool, p []byte) []byte {
 // is zero), quiet ones are not; it keeps the digests of both directions.
 type loudTraffic struct {
 	c          *Conn
-	src        *patternReader
+	src        *transfer.Pattern
 	sent, echo hash.Hash // all input; the echoed part
 	want       hash.Hash // what the echo must be
 }

@@ -373,14 +373,14 @@ func TestDivergentRestoreFailsMidStream(t *testing.T) {
 		}
 	})
 	require.True(t, moved)
-	t.Logf("migrate: %v; read %d bytes, then %v", moveErr, res.receivedN, res.readErr)
+	t.Logf("migrate: %v; read %d bytes, then %v", moveErr, res.ReceivedN, res.ReadErr)
 	if moveErr != nil {
 		require.ErrorIs(t, moveErr, ErrDiverged)
 	}
-	require.ErrorIs(t, res.readErr, ErrSessionLost)
-	require.ErrorIs(t, res.readErr, ErrDiverged)
-	require.Less(t, res.receivedN, int64(n))
-	require.Equal(t, digestOf(res.receivedN, 17), res.received, "every byte read is what the echo sent")
+	require.ErrorIs(t, res.ReadErr, ErrSessionLost)
+	require.ErrorIs(t, res.ReadErr, ErrDiverged)
+	require.Less(t, res.ReceivedN, int64(n))
+	require.Equal(t, digestOf(res.ReceivedN, 17), res.Received, "every byte read is what the echo sent")
 	require.NoError(t, c.Close())
 	waitSessionEnd(t, c)
 	require.Equal(t, []string{"m0", "m1"}, ap.servedBy(id))
@@ -414,9 +414,9 @@ func TestAbortReasonReachesClient(t *testing.T) {
 				require.NoError(t, mc.Migrate(ctxTimeout(t, 10*time.Second), ap.addr("m1")))
 			}
 		})
-		require.Equal(t, digestOf(res.receivedN, 18), res.received)
-		require.ErrorIs(t, res.readErr, ErrSessionLost)
-		require.ErrorIs(t, res.readErr, ErrDiverged, "run %d", i)
+		require.Equal(t, digestOf(res.ReceivedN, 18), res.Received)
+		require.ErrorIs(t, res.ReadErr, ErrSessionLost)
+		require.ErrorIs(t, res.ReadErr, ErrDiverged, "run %d", i)
 		require.NoError(t, c.Close())
 		waitSessionEnd(t, c)
 	}

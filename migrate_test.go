@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/migratory/mtcp/internal/transfer"
 )
 
 // TestSessionMovesThreeTimes echoes 16 MiB through a stateful application
@@ -111,7 +113,7 @@ func dialVia(addr, via string) func(ctx context.Context, network, address string
 
 // pacedReader yields n pattern bytes at about rate bytes per second.
 type pacedReader struct {
-	r     *patternReader
+	r     *transfer.Pattern
 	rate  float64
 	start time.Time
 }
@@ -123,7 +125,7 @@ func (p *pacedReader) Read(b []byte) (int, error) {
 	if len(b) > 32<<10 {
 		b = b[:32<<10]
 	}
-	if ahead := time.Duration(float64(p.r.off)/p.rate*float64(time.Second)) - time.Since(p.start); ahead > 0 {
+	if ahead := time.Duration(float64(p.r.Offset())/p.rate*float64(time.Second)) - time.Since(p.start); ahead > 0 {
 		time.Sleep(ahead)
 	}
 	return p.r.Read(b)

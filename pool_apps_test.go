@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/migratory/mtcp/internal/transfer"
 )
 
 // appOptions shape the echo application of an appPool.
@@ -365,7 +367,7 @@ func serverEnd(ln *Listener, id string) *Conn {
 // a deterministic pattern while reading them back, and checks the echo.
 type echoSession struct {
 	c          *Conn
-	src        *patternReader
+	src        *transfer.Pattern
 	sent, recv hash.Hash
 	n          int64
 }

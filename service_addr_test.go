@@ -135,7 +135,7 @@ func TestResumeThroughServiceAddress(t *testing.T) {
 		require.False(t, hasMember(mc.Members(), "m2"), "the client has not heard of m2")
 		cnet.down.Store(false)
 	})
-	require.NoError(t, res.readErr, "the session resumes")
+	require.NoError(t, res.ReadErr, "the session resumes")
 	requireTransferOK(t, res, n, 41, tp.closeSession(t, c))
 	require.Equal(t, "m2", mc.MemberName())
 	require.Equal(t, []string{"m0", "m1", "m2"}, tp.apps.servedBy(mc.SessionID()))
