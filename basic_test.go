@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -40,4 +41,48 @@ func TestBasicEcho(t *testing.T) {
 	require.NoError(t, c.Close())
 	waitSessionEnd(t, c)
 	_ = net.ErrClosed
+}
+
+// TestDoneSaysWhenTheSessionEnded: Done closes once a closed session's
+// last bytes are delivered, with Err nil; a session lost (its server
+// crashed, its client found no one to resume with) closes it too, with Err
+// saying why.
+func TestDoneSaysWhenTheSessionEnded(t *testing.T) {
+	ln, err := Listen("tcp", "127.0.0.1:0", nil)
+	require.NoError(t, err)
+	defer ln.Close()
+	d := &Dialer{ResumeTimeout: time.Second}
+	c, sc := acceptDialed(t, ln, d, ln.Addr().String())
+	select {
+	case <-c.(*Conn).Done():
+		t.Fatal("Done closed while the session runs")
+	default:
+	}
+	_, err = c.Write([]byte("last words"))
+	require.NoError(t, err)
+	require.NoError(t, c.Close())
+	got, err := io.ReadAll(sc)
+	require.NoError(t, err)
+	require.Equal(t, "last words", string(got))
+	require.NoError(t, sc.Close())
+	for _, end := range []net.Conn{c, sc} {
+		select {
+		case <-end.(*Conn).Done():
+		case <-time.After(10 * time.Second):
+			t.Fatal("Done not closed after both ends closed")
+		}
+		require.NoError(t, end.(*Conn).Err(), "the session finished cleanly")
+	}
+
+	c, sc = acceptDialed(t, ln, d, ln.Addr().String())
+	ln.crash()
+	for _, end := range []net.Conn{sc, c} {
+		select {
+		case <-end.(*Conn).Done():
+		case <-time.After(10 * time.Second):
+			t.Fatal("Done not closed after the session was lost")
+		}
+		var lost *SessionLostError
+		require.ErrorAs(t, end.(*Conn).Err(), &lost)
+	}
 }

@@ -165,7 +165,7 @@ func (w *testWriter) Write(p []byte) (int, error) {
 func waitSessionEnd(t testing.TB, c net.Conn) {
 	t.Helper()
 	select {
-	case <-c.(*Conn).doneCh:
+	case <-c.(*Conn).Done():
 	case <-time.After(10 * time.Second):
 		t.Fatalf("session %s did not end: %s", c.(*Conn).SessionID(), c.(*Conn).debugState())
 	}

@@ -222,6 +222,12 @@ func (s *serverSide) migrate(ctx context.Context, c *Conn, to string, reason Mov
 	}
 }
 
+// Done returns a channel that is closed when the session has ended: it
+// finished (both ends closed and every byte delivered), moved to another
+// member, or was lost; Err then says which. After Close, the session ends
+// once its last bytes are delivered, in the background.
+func (c *Conn) Done() <-chan struct{} { return c.doneCh }
+
 // Err returns why the session ended: nil while it runs or if it finished
 // cleanly, a *SessionMovedError if it moved to another member, a
 // *SessionLostError if it was lost.
