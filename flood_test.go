@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/migratory/mtcp/internal/auth"
+	"github.com/migratory/mtcp/internal/transfer"
 	"github.com/migratory/mtcp/internal/wire"
 )
 
@@ -280,7 +281,7 @@ func TestHonestSessionsThroughAHandshakeFlood(t *testing.T) {
 				return
 			}
 			<-allOpen // the transfers all run through the resets
-			src := &pacedReader{r: newPattern(size, uint64(i+1)), rate: size / 4}
+			src := transfer.NewPaced(newPattern(size, uint64(i+1)), size/4)
 			results[i] = echoTransferFrom(c, src, nil)
 			_ = c.Close()
 			waitSessionEnd(t, c)

@@ -111,26 +111,6 @@ func dialVia(addr, via string) func(ctx context.Context, network, address string
 	}
 }
 
-// pacedReader yields n pattern bytes at about rate bytes per second.
-type pacedReader struct {
-	r     *transfer.Pattern
-	rate  float64
-	start time.Time
-}
-
-func (p *pacedReader) Read(b []byte) (int, error) {
-	if p.start.IsZero() {
-		p.start = time.Now()
-	}
-	if len(b) > 32<<10 {
-		b = b[:32<<10]
-	}
-	if ahead := time.Duration(float64(p.r.Offset())/p.rate*float64(time.Second)) - time.Since(p.start); ahead > 0 {
-		time.Sleep(ahead)
-	}
-	return p.r.Read(b)
-}
-
 // policyPool starts a pool and a session on m0 whose client reaches m0
 // through a toxiproxy, with a policy that reacts within a few seconds;
 // stop closes the proxy and the pool.
@@ -191,7 +171,7 @@ func TestPolicyMovesOnStall(t *testing.T) {
 
 // echoPaced is echoTransfer with the client writing at about rate bytes/s.
 func echoPaced(c net.Conn, n int64, seed uint64, rate float64, onProgress func(int64)) transferResult {
-	return echoTransferFrom(c, &pacedReader{r: newPattern(n, seed), rate: rate}, onProgress)
+	return echoTransferFrom(c, transfer.NewPaced(newPattern(n, seed), rate), onProgress)
 }
 
 // TestBalanceSpreadsSessions: 30 sessions open on one member of a pool

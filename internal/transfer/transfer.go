@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"time"
 )
 
 // Pattern yields n deterministic pseudo-random bytes (xorshift64), the same
@@ -98,4 +99,29 @@ func Echo(c Conn, src io.Reader, onProgress func(int64)) Result {
 	res.Received = h.Sum(nil)
 	wg.Wait()
 	return res
+}
+
+// Paced yields the bytes of p at about rate bytes per second, at most
+// 32 KiB a read.
+type Paced struct {
+	p     *Pattern
+	rate  float64
+	start time.Time
+}
+
+// NewPaced returns p paced at rate bytes per second.
+func NewPaced(p *Pattern, rate float64) *Paced { return &Paced{p: p, rate: rate} }
+
+// Read waits until the pace allows the bytes read so far, then reads.
+func (r *Paced) Read(b []byte) (int, error) {
+	if r.start.IsZero() {
+		r.start = time.Now()
+	}
+	if len(b) > 32<<10 {
+		b = b[:32<<10]
+	}
+	if ahead := time.Duration(float64(r.p.Offset())/r.rate*float64(time.Second)) - time.Since(r.start); ahead > 0 {
+		time.Sleep(ahead)
+	}
+	return r.p.Read(b)
 }

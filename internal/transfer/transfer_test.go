@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -49,4 +50,13 @@ func TestEchoDigestsBothDirections(t *testing.T) {
 	require.Equal(t, int64(1<<20), seen)
 	require.Equal(t, Digest(1<<20, 3), res.Sent)
 	require.False(t, bytes.Equal(res.Sent, res.Received), "the changed byte shows in the digests")
+}
+
+func TestPacedKeepsItsPace(t *testing.T) {
+	start := time.Now()
+	got, err := io.ReadAll(NewPaced(NewPattern(64<<10, 5), 256<<10)) // a quarter of a second's worth
+	require.NoError(t, err)
+	want, _ := io.ReadAll(NewPattern(64<<10, 5))
+	require.Equal(t, want, got)
+	require.GreaterOrEqual(t, time.Since(start), 100*time.Millisecond, "the last 32 KiB waited for their time")
 }

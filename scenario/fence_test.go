@@ -1,8 +1,9 @@
-package mtcp
+package scenario
 
 import (
 	"encoding/hex"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"strings"
@@ -10,9 +11,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/migratory/mtcp/internal/testenv"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/migratory/mtcp"
+	"github.com/migratory/mtcp/internal/testenv"
 )
 
 // netns is a network namespace joined to the host by a veth pair.
@@ -104,12 +107,10 @@ func testFencing(t *testing.T, backAfterEnd bool) {
 		"-listen", ns.insideIP + ":0", "-gossip", ns.insideIP + ":0"}, "ip", "netns", "exec", ns.name)
 	pp.members = append(pp.members, f0)
 
-	d := &Dialer{Logger: testLogger(t), KeepAlive: 100 * time.Millisecond, KeepAliveTimeout: 600 * time.Millisecond,
+	d := &mtcp.Dialer{Logger: testLogger(t), KeepAlive: 100 * time.Millisecond, KeepAliveTimeout: 600 * time.Millisecond,
 		HandshakeTimeout: 500 * time.Millisecond}
-	c, err := d.Dial("tcp", f0.addr)
-	require.NoError(t, err)
-	mc := c.(*Conn)
-	waitMembers(t, c, 3)
+	mc := dialPool(t, d, f0.addr, 3)
+	c := net.Conn(mc)
 	require.Equal(t, "f0", mc.MemberName())
 
 	const n = 16 << 20

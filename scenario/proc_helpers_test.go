@@ -1,4 +1,4 @@
-package mtcp
+package scenario
 
 import (
 	"bufio"
@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/migratory/mtcp"
 )
 
 var (
@@ -33,7 +35,7 @@ func memberBinary(t testing.TB) string {
 			return
 		}
 		memberBin = filepath.Join(dir, "mtcp-member")
-		out, err := exec.Command("go", "build", "-o", memberBin, "./internal/cmd/mtcp-member").CombinedOutput()
+		out, err := exec.Command("go", "build", "-o", memberBin, "github.com/migratory/mtcp/internal/cmd/mtcp-member").CombinedOutput()
 		if err != nil {
 			memberBinErr = fmt.Errorf("building mtcp-member: %v\n%s", err, out)
 		}
@@ -215,7 +217,7 @@ func startProcPool(t testing.TB, n int, args []string) *procPool {
 
 // dial opens a session on the first member and waits until its client
 // knows every member.
-func (pp *procPool) dial(t testing.TB) *Conn {
+func (pp *procPool) dial(t testing.TB) *mtcp.Conn {
 	t.Helper()
 	return dialPool(t, nil, pp.members[0].addr, len(pp.members))
 }

@@ -1,4 +1,4 @@
-package mtcp
+package scenario
 
 import (
 	"os"
@@ -40,7 +40,7 @@ func TestChaos(t *testing.T) {
 	const killEvery = 1500 * time.Millisecond
 	minCrashes := max(3, int(duration/(2*killEvery)))
 	bin := filepath.Join(t.TempDir(), "mtcp-chaos")
-	if out, err := exec.Command("go", "build", "-o", bin, "./internal/cmd/mtcp-chaos").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/migratory/mtcp/internal/cmd/mtcp-chaos").CombinedOutput(); err != nil {
 		t.Fatalf("building mtcp-chaos: %v\n%s", err, out)
 	}
 	args := []string{"-duration", duration.String(), "-member", memberBinary(t), "-clients", "16",

@@ -1,4 +1,4 @@
-package mtcp
+package scenario
 
 import (
 	"crypto/sha256"

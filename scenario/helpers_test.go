@@ -1,0 +1,98 @@
+package scenario
+
+import (
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/migratory/mtcp"
+	"github.com/migratory/mtcp/internal/transfer"
+)
+
+// testPoolKey is the pool key of the member processes.
+var testPoolKey = []byte("0123456789abcdef0123456789abcdef")
+
+func newPattern(n int64, seed uint64) *transfer.Pattern { return transfer.NewPattern(n, seed) }
+
+func digestOf(n int64, seed uint64) []byte { return transfer.Digest(n, seed) }
+
+// echoTransfer writes n pattern bytes to c while reading everything c
+// returns, and returns the digests of both directions.
+func echoTransfer(c net.Conn, n int64, seed uint64, onProgress func(int64)) transfer.Result {
+	return transfer.Echo(c.(*mtcp.Conn), newPattern(n, seed), onProgress)
+}
+
+// echoPaced is echoTransfer with the client writing at about rate bytes/s.
+func echoPaced(c net.Conn, n int64, seed uint64, rate float64, onProgress func(int64)) transfer.Result {
+	return transfer.Echo(c.(*mtcp.Conn), transfer.NewPaced(newPattern(n, seed), rate), onProgress)
+}
+
+// requireTransferOK checks both directions of an echo transfer of the
+// pattern (n, seed) and the digest of what the server read.
+func requireTransferOK(t *testing.T, res transfer.Result, n int64, seed uint64, serverDigest []byte) {
+	t.Helper()
+	require.NoError(t, res.WriteErr)
+	require.NoError(t, res.ReadErr)
+	want := digestOf(n, seed)
+	require.Equal(t, n, res.SentN)
+	require.Equal(t, n, res.ReceivedN)
+	require.Equal(t, want, res.Sent, "client sent the pattern")
+	require.Equal(t, want, serverDigest, "server read exactly what the client sent")
+	require.Equal(t, want, res.Received, "client read back exactly what the server echoed")
+}
+
+// waitSessionEnd waits until a session has ended (after Close, once its
+// last bytes are delivered).
+func waitSessionEnd(t testing.TB, c net.Conn) {
+	t.Helper()
+	select {
+	case <-c.(*mtcp.Conn).Done():
+	case <-time.After(10 * time.Second):
+		t.Fatalf("session %s did not end: %+v", c.(*mtcp.Conn).SessionID(), c.(*mtcp.Conn).Status())
+	}
+}
+
+// dialPool opens a session at addr with d (nil: a default Dialer) and
+// waits until its client knows the n members of the pool.
+func dialPool(t testing.TB, d *mtcp.Dialer, addr string, n int) *mtcp.Conn {
+	t.Helper()
+	if d == nil {
+		d = &mtcp.Dialer{Logger: testLogger(t)}
+	}
+	c, err := d.Dial("tcp", addr)
+	require.NoError(t, err)
+	mc := c.(*mtcp.Conn)
+	require.Eventually(t, func() bool { return len(mc.Members()) == n }, 5*time.Second, 5*time.Millisecond)
+	return mc
+}
+
+// testLogger returns a logger that writes to the test's log when
+// MTCP_TEST_LOG=1 is given, and is silent otherwise.
+func testLogger(t testing.TB) *slog.Logger {
+	dest := os.Getenv("MTCP_TEST_LOG")
+	if dest == "" {
+		return nil
+	}
+	w := &testWriter{t: t}
+	t.Cleanup(func() { w.done.Store(true) })
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// testWriter writes log lines to the test's output until the test ends.
+type testWriter struct {
+	t    testing.TB
+	done atomic.Bool
+}
+
+func (w *testWriter) Write(p []byte) (int, error) {
+	if !w.done.Load() {
+		w.t.Log(strings.TrimRight(string(p), "\n"))
+	}
+	return len(p), nil
+}
