@@ -6,16 +6,14 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
-	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/migratory/mtcp/internal/faultproxy"
+	"github.com/migratory/mtcp/internal/testenv"
 	"github.com/migratory/mtcp/internal/transfer"
 )
 
@@ -122,43 +120,8 @@ func requireTransferOK(t *testing.T, res transferResult, n int64, seed uint64, s
 	require.Equal(t, want, res.Received, "client read back exactly what the server echoed")
 }
 
-// testLogger returns a logger that writes to the test's log when -v and
-// MTCP_TEST_LOG=1 are given, and is silent otherwise.
-func testLogger(t testing.TB) *slog.Logger {
-	dest := os.Getenv("MTCP_TEST_LOG")
-	if dest == "" {
-		return nil
-	}
-	opts := &slog.HandlerOptions{Level: slog.LevelDebug}
-	if strings.HasPrefix(dest, "/") { // a file, for logs too long for the test's output
-		f, err := os.OpenFile(dest, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-		if err != nil {
-			t.Fatalf("MTCP_TEST_LOG: %v", err)
-		}
-		return slog.New(slog.NewTextHandler(f, opts)).With("test", t.Name())
-	}
-	return slog.New(slog.NewTextHandler(newTestWriter(t), opts))
-}
-
-func newTestWriter(t testing.TB) *testWriter {
-	w := &testWriter{t: t}
-	t.Cleanup(func() { w.done.Store(true) })
-	return w
-}
-
-// testWriter writes log lines to the test's output until the test ends
-// (background goroutines may log later; testing panics on that).
-type testWriter struct {
-	t    testing.TB
-	done atomic.Bool
-}
-
-func (w *testWriter) Write(p []byte) (int, error) {
-	if !w.done.Load() {
-		w.t.Log(strings.TrimRight(string(p), "\n"))
-	}
-	return len(p), nil
-}
+// testLogger is the logger tests give mtcp (see testenv.Logger).
+func testLogger(t testing.TB) *slog.Logger { return testenv.Logger(t) }
 
 // waitSessionEnd waits until a session has ended in the background (after
 // Close, its last bytes delivered), so leak checks see no goroutines.

@@ -19,8 +19,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/migratory/mtcp/internal/testenv"
 	"github.com/stretchr/testify/require"
+
+	"github.com/migratory/mtcp/internal/testenv"
 )
 
 type connKindKey struct{}
@@ -69,7 +70,7 @@ func startHTTPServer(t *testing.T, ln *Listener) (stop func()) {
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			return context.WithValue(ctx, connKindKey{}, connKind(c))
 		},
-		ErrorLog:          log.New(newTestWriter(t), "http: ", 0),
+		ErrorLog:          log.New(testenv.Writer(t), "http: ", 0),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	served := make(chan error, 1)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/migratory/mtcp/internal/testenv"
 	"github.com/migratory/mtcp/pool"
 )
 
@@ -57,7 +58,7 @@ func startHTTPPool(t testing.TB, n int, tweak func(*Config)) *httpPool {
 		}
 		srv := &http.Server{
 			Handler:  p.handler(ln.NodeName()),
-			ErrorLog: log.New(newTestWriter(t), "http: ", 0),
+			ErrorLog: log.New(testenv.Writer(t), "http: ", 0),
 			ConnState: func(c net.Conn, s http.ConnState) {
 				if mc, ok := c.(*Conn); ok && s == http.StateIdle {
 					// The clients of these tests send their next request

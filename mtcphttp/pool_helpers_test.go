@@ -20,6 +20,7 @@ import (
 
 	"github.com/migratory/mtcp"
 	"github.com/migratory/mtcp/internal/localpool"
+	"github.com/migratory/mtcp/internal/testenv"
 	"github.com/migratory/mtcp/mtcptest"
 )
 
@@ -299,13 +300,8 @@ func fetch(client *http.Client, base string, id uint64, n int64) (*http.Response
 	return resp, nil
 }
 
-// testLogger logs to the file MTCP_TEST_LOG names.
-func testLogger(t testing.TB) *slog.Logger {
-	f, err := os.OpenFile(os.Getenv("MTCP_TEST_LOG"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = f.Close() })
-	return slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug})).With("test", t.Name())
-}
+// testLogger is the logger tests give mtcp (see testenv.Logger).
+func testLogger(t testing.TB) *slog.Logger { return testenv.Logger(t) }
 
 // closeClient closes a client session and waits until no member holds a
 // session any more, so that the client's end is done before the pool

@@ -3,15 +3,13 @@ package scenario
 import (
 	"log/slog"
 	"net"
-	"os"
-	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/migratory/mtcp"
+	"github.com/migratory/mtcp/internal/testenv"
 	"github.com/migratory/mtcp/internal/transfer"
 )
 
@@ -72,27 +70,5 @@ func dialPool(t testing.TB, d *mtcp.Dialer, addr string, n int) *mtcp.Conn {
 	return mc
 }
 
-// testLogger returns a logger that writes to the test's log when
-// MTCP_TEST_LOG=1 is given, and is silent otherwise.
-func testLogger(t testing.TB) *slog.Logger {
-	dest := os.Getenv("MTCP_TEST_LOG")
-	if dest == "" {
-		return nil
-	}
-	w := &testWriter{t: t}
-	t.Cleanup(func() { w.done.Store(true) })
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-// testWriter writes log lines to the test's output until the test ends.
-type testWriter struct {
-	t    testing.TB
-	done atomic.Bool
-}
-
-func (w *testWriter) Write(p []byte) (int, error) {
-	if !w.done.Load() {
-		w.t.Log(strings.TrimRight(string(p), "\n"))
-	}
-	return len(p), nil
-}
+// testLogger is the logger tests give mtcp (see testenv.Logger).
+func testLogger(t testing.TB) *slog.Logger { return testenv.Logger(t) }
