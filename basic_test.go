@@ -2,6 +2,7 @@ package mtcp
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net"
 	"testing"
@@ -85,4 +86,17 @@ func TestDoneSaysWhenTheSessionEnded(t *testing.T) {
 		var lost *SessionLostError
 		require.ErrorAs(t, end.(*Conn).Err(), &lost)
 	}
+}
+
+// TestMigrateAfterCloseIsErrClosed: a closed session's Migrate fails as
+// its Read and Write do, with net.ErrClosed.
+func TestMigrateAfterCloseIsErrClosed(t *testing.T) {
+	srv := listenEcho(t, nil)
+	defer srv.stop()
+	c := dialHonest(t, srv.addr())
+	require.NoError(t, c.Close())
+	err := c.(*Conn).Migrate(context.Background(), "")
+	require.ErrorIs(t, err, net.ErrClosed)
+	_, err = c.Write([]byte("x"))
+	require.ErrorIs(t, err, net.ErrClosed)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"time"
 
 	"github.com/migratory/mtcp/internal/wire"
@@ -94,7 +95,7 @@ func (cs *clientSide) migrate(ctx context.Context, c *Conn, to string) error {
 	switch {
 	case c.closed:
 		c.mu.Unlock()
-		return c.opError("migrate", errors.New("use of closed session"))
+		return c.opError("migrate", net.ErrClosed)
 	case c.terminated:
 		err := c.sessionErrLocked()
 		c.mu.Unlock()
