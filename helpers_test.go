@@ -1,7 +1,6 @@
 package mtcp
 
 import (
-	"crypto/sha256"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,62 +16,38 @@ import (
 	"github.com/migratory/mtcp/internal/transfer"
 )
 
-// echoServer accepts sessions on ln and echoes each one, hashing what it
-// reads; the digests of finished sessions arrive on the returned channel.
+// echoServer echoes the sessions ln accepts (transfer.Server), keeping
+// each in debugConns while it runs.
 type echoServer struct {
-	ln      *Listener
-	digests chan []byte
-	wg      sync.WaitGroup
+	*transfer.Server
+	ln *Listener
 }
 
 func startEchoServer(t *testing.T, ln *Listener) *echoServer {
-	s := &echoServer{ln: ln, digests: make(chan []byte, 100)}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s.wg.Add(1)
+	track := func(c net.Conn, open bool) {
+		if open {
 			debugConns.Store(c, true)
-			go func() {
-				defer s.wg.Done()
-				defer debugConns.Delete(c)
-				defer c.Close()
-				h := sha256.New()
-				_, err := io.Copy(c, io.TeeReader(c, h))
-				if err != nil {
-					t.Logf("echo server: %v", err)
-					return
-				}
-				_ = c.(*Conn).CloseWrite()
-				// Wait for the client's close so that our output is delivered.
-				_, _ = io.Copy(io.Discard, c)
-				s.digests <- h.Sum(nil)
-			}()
+		} else {
+			debugConns.Delete(c)
 		}
-	}()
-	return s
+	}
+	return &echoServer{Server: transfer.Serve(ln, t.Logf, track), ln: ln}
 }
 
 // digest waits for the digest of the next session the server finished.
 func (s *echoServer) digest(t testing.TB) []byte {
 	t.Helper()
-	select {
-	case d := <-s.digests:
-		return d
-	case <-time.After(10 * time.Second):
+	d, ok := s.Digest()
+	if !ok {
 		t.Fatal("the server did not finish the echo")
-		return nil
 	}
+	return d
 }
 
-func (s *echoServer) stop() {
-	s.ln.Close()
-	s.wg.Wait()
-}
+func (s *echoServer) stop() { s.Stop() }
+
+// addr is the address the echo server's listener accepts on.
+func (s *echoServer) addr() string { return s.Addr() }
 
 func newPattern(n int64, seed uint64) *transfer.Pattern { return transfer.NewPattern(n, seed) }
 
@@ -142,9 +117,6 @@ func listenEcho(t *testing.T, cfg *Config) *echoServer {
 	require.NoError(t, err)
 	return startEchoServer(t, ln)
 }
-
-// addr is the address the echo server's listener accepts on.
-func (s *echoServer) addr() string { return s.ln.Addr().String() }
 
 // newProxy starts a fault proxy in front of target.
 func newProxy(t testing.TB, target string) *faultproxy.Proxy {

@@ -60,3 +60,21 @@ func TestPacedKeepsItsPace(t *testing.T) {
 	require.Equal(t, want, got)
 	require.GreaterOrEqual(t, time.Since(start), 100*time.Millisecond, "the last 32 KiB waited for their time")
 }
+
+func TestServerEchoesAndDigestsEachConnection(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	srv := Serve(ln, t.Logf, nil)
+	defer srv.Stop()
+	for seed := uint64(1); seed <= 2; seed++ {
+		c, err := net.Dial("tcp", srv.Addr())
+		require.NoError(t, err)
+		res := Echo(c.(*net.TCPConn), NewPattern(256<<10, seed), nil)
+		require.NoError(t, c.Close())
+		require.NoError(t, res.ReadErr)
+		require.Equal(t, Digest(256<<10, seed), res.Received)
+		d, ok := srv.Digest()
+		require.True(t, ok)
+		require.Equal(t, Digest(256<<10, seed), d)
+	}
+}
