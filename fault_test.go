@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-
-	"github.com/migratory/mtcp/internal/faultproxy"
 )
 
 // TestEchoSurvivesResets echoes 24 MiB both ways through a proxy that resets
@@ -25,30 +23,13 @@ func TestEchoSurvivesResets(t *testing.T) {
 	c, err := d.Dial("tcp", px.Addr())
 	require.NoError(t, err)
 	const n = 24 << 20
-	cut, _ := resetEvery(px, 768<<10)
+	cut, _ := px.ResetEvery(768 << 10)
 	res := echoTransfer(c, n, 1, cut)
 	require.NoError(t, c.Close())
 	requireTransferOK(t, res, n, 1, srv.digest(t))
 	waitSessionEnd(t, c)
 	require.GreaterOrEqual(t, px.Resets(), int64(20), "the path was cut at least 20 times")
 	t.Logf("%d connections reset during the transfer", px.Resets())
-}
-
-// resetEvery returns an echoTransfer progress function that resets the
-// connections through px each time step more bytes have been read back,
-// and the number of resets it made. While no connection is up (the client
-// is reconnecting, or reads bytes buffered before the last reset) it waits
-// for the next read to cut.
-func resetEvery(px *faultproxy.Proxy, step int64) (onProgress func(got int64), cuts *atomic.Int32) {
-	var next atomic.Int64
-	next.Store(step)
-	cuts = new(atomic.Int32)
-	return func(got int64) {
-		if got >= next.Load() && px.ResetAll() > 0 {
-			next.Add(step)
-			cuts.Add(1)
-		}
-	}, cuts
 }
 
 // TestEchoSurvivesBlackholes stalls the path silently (no reset, no close)

@@ -1,6 +1,7 @@
 package mtcp
 
 import (
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/migratory/mtcp/internal/faultproxy"
+	"github.com/migratory/mtcp/internal/testcert"
 	"github.com/migratory/mtcp/internal/testenv"
 	"github.com/migratory/mtcp/internal/transfer"
 )
@@ -160,4 +162,10 @@ func listenEchoHonest(t *testing.T, cfg *Config) (*echoServer, net.Conn) {
 	t.Helper()
 	srv := listenEcho(t, cfg)
 	return srv, dialHonest(t, srv.addr())
+}
+
+// tlsConfigs returns the tests' server and client TLS configurations (see
+// testcert.Configs).
+func tlsConfigs(t testing.TB) (server, client *tls.Config, certPEM []byte) {
+	return testcert.Configs(t)
 }

@@ -1,6 +1,7 @@
 package scenario
 
 import (
+	"crypto/tls"
 	"log/slog"
 	"net"
 	"testing"
@@ -9,6 +10,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/migratory/mtcp"
+	"github.com/migratory/mtcp/internal/faultproxy"
+	"github.com/migratory/mtcp/internal/testcert"
 	"github.com/migratory/mtcp/internal/testenv"
 	"github.com/migratory/mtcp/internal/transfer"
 )
@@ -72,3 +75,42 @@ func dialPool(t testing.TB, d *mtcp.Dialer, addr string, n int) *mtcp.Conn {
 
 // testLogger is the logger tests give mtcp (see testenv.Logger).
 func testLogger(t testing.TB) *slog.Logger { return testenv.Logger(t) }
+
+// tlsConfigs returns the tests' server and client TLS configurations (see
+// testcert.Configs).
+func tlsConfigs(t testing.TB) (server, client *tls.Config, certPEM []byte) {
+	return testcert.Configs(t)
+}
+
+// echoServer echoes the sessions its listener accepts (transfer.Server).
+type echoServer struct{ *transfer.Server }
+
+// listenEcho listens on loopback with cfg (nil: the defaults) and serves
+// the echo server there.
+func listenEcho(t *testing.T, cfg *mtcp.Config) *echoServer {
+	t.Helper()
+	ln, err := mtcp.Listen("tcp", "127.0.0.1:0", cfg)
+	require.NoError(t, err)
+	return &echoServer{transfer.Serve(ln, t.Logf, nil)}
+}
+
+// digest waits for the digest of the next session the server finished.
+func (s *echoServer) digest(t testing.TB) []byte {
+	t.Helper()
+	d, ok := s.Digest()
+	if !ok {
+		t.Fatal("the server did not finish the echo")
+	}
+	return d
+}
+
+func (s *echoServer) stop()        { s.Stop() }
+func (s *echoServer) addr() string { return s.Addr() }
+
+// newProxy starts a fault proxy in front of target.
+func newProxy(t testing.TB, target string) *faultproxy.Proxy {
+	t.Helper()
+	px, err := faultproxy.New(target)
+	require.NoError(t, err)
+	return px
+}

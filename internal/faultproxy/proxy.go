@@ -214,3 +214,18 @@ func (p *Proxy) pump(dst, src net.Conn) {
 	abort(dst)
 	abort(src)
 }
+
+// ResetEvery returns a progress callback (for transfer.Echo) that resets
+// every connection through the proxy each time another step bytes came
+// back, and the count of those cuts.
+func (p *Proxy) ResetEvery(step int64) (onProgress func(got int64), cuts *atomic.Int32) {
+	var next atomic.Int64
+	next.Store(step)
+	cuts = new(atomic.Int32)
+	return func(got int64) {
+		if got >= next.Load() && p.ResetAll() > 0 {
+			next.Add(step)
+			cuts.Add(1)
+		}
+	}, cuts
+}

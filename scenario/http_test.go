@@ -1,4 +1,4 @@
-package mtcp
+package scenario
 
 import (
 	"context"
@@ -21,6 +21,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/migratory/mtcp"
 	"github.com/migratory/mtcp/internal/testenv"
 )
 
@@ -29,7 +30,7 @@ type connKindKey struct{}
 // connKind names what the listener handed to the HTTP server: an mtcp
 // session or a plain connection.
 func connKind(c net.Conn) string {
-	if _, ok := c.(*Conn); ok {
+	if _, ok := c.(*mtcp.Conn); ok {
 		return "session"
 	}
 	return "plain"
@@ -40,7 +41,7 @@ func connKind(c net.Conn) string {
 //	GET  /hello           "hello over <session|plain>\n"
 //	GET  /data?n=N&seed=S  N pattern bytes
 //	POST /sum             "<hex SHA-256 of the body> <length>"
-func startHTTPServer(t *testing.T, ln *Listener) (stop func()) {
+func startHTTPServer(t *testing.T, ln *mtcp.Listener) (stop func()) {
 	t.Helper()
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /hello", func(w http.ResponseWriter, r *http.Request) {
@@ -84,7 +85,7 @@ func startHTTPServer(t *testing.T, ln *Listener) (stop func()) {
 // sessionDialer records the sessions an http.Transport opens, so that a
 // test can wait for each to end after closing them.
 type sessionDialer struct {
-	d     *Dialer
+	d     *mtcp.Dialer
 	mu    sync.Mutex
 	conns []net.Conn
 }
@@ -177,14 +178,14 @@ func checkCurl(t *testing.T, base string, extra ...string) {
 // clients at once: an http.Client dialing mtcp sessions, a plain
 // http.Client, and curl.
 func TestHTTPOverListener(t *testing.T) {
-	ln, err := Listen("tcp", "127.0.0.1:0", &Config{Logger: testLogger(t)})
+	ln, err := mtcp.Listen("tcp", "127.0.0.1:0", &mtcp.Config{Logger: testLogger(t)})
 	require.NoError(t, err)
 	stop := startHTTPServer(t, ln)
 	defer stop()
 	base := "http://" + ln.Addr().String()
 
 	t.Run("mtcp client", func(t *testing.T) {
-		sd := &sessionDialer{d: &Dialer{Logger: testLogger(t)}}
+		sd := &sessionDialer{d: &mtcp.Dialer{Logger: testLogger(t)}}
 		tr := &http.Transport{DialContext: sd.DialContext}
 		checkHTTP(t, &http.Client{Transport: tr, Timeout: 20 * time.Second}, base, "session")
 		sd.closeAll(t, tr)
@@ -204,15 +205,15 @@ func TestHTTPOverListener(t *testing.T) {
 // (Config.TLS) and finds mtcp sessions and plain HTTPS clients inside it.
 func TestHTTPSOverListener(t *testing.T) {
 	serverTLS, clientTLS, certPEM := tlsConfigs(t)
-	ln, err := Listen("tcp", "127.0.0.1:0", &Config{TLS: serverTLS, Logger: testLogger(t)})
+	ln, err := mtcp.Listen("tcp", "127.0.0.1:0", &mtcp.Config{TLS: serverTLS, Logger: testLogger(t)})
 	require.NoError(t, err)
 	stop := startHTTPServer(t, ln)
 	defer stop()
 	base := "https://" + ln.Addr().String()
 
 	t.Run("mtcp client", func(t *testing.T) {
-		// The Dialer runs TLS itself, so it dials the https:// URLs.
-		sd := &sessionDialer{d: &Dialer{TLS: clientTLS, Logger: testLogger(t)}}
+		// The mtcp.Dialer runs TLS itself, so it dials the https:// URLs.
+		sd := &sessionDialer{d: &mtcp.Dialer{TLS: clientTLS, Logger: testLogger(t)}}
 		tr := &http.Transport{DialTLSContext: sd.DialContext}
 		checkHTTP(t, &http.Client{Transport: tr, Timeout: 20 * time.Second}, base, "session")
 		sd.closeAll(t, tr)
@@ -254,7 +255,7 @@ func TestHTTPSWithH2InTLSConfig(t *testing.T) {
 	serverTLS, clientTLS, _ := tlsConfigs(t)
 	serverTLS = serverTLS.Clone()
 	serverTLS.NextProtos = []string{"h2", "http/1.1"}
-	ln, err := Listen("tcp", "127.0.0.1:0", &Config{TLS: serverTLS, Logger: testLogger(t)})
+	ln, err := mtcp.Listen("tcp", "127.0.0.1:0", &mtcp.Config{TLS: serverTLS, Logger: testLogger(t)})
 	require.NoError(t, err)
 	stop := startHTTPServer(t, ln)
 	defer stop()

@@ -1,4 +1,4 @@
-package mtcp
+package scenario
 
 import (
 	"context"
@@ -7,15 +7,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/migratory/mtcp/internal/memnet"
 	"golang.org/x/net/nettest"
+
+	"github.com/migratory/mtcp"
+	"github.com/migratory/mtcp/internal/memnet"
 )
 
 // pipeMaker returns a nettest.MakePipe that opens sessions through ln with
 // d, and a function that waits until every session it opened has ended
 // (after both Closes, a link a test broke resumed first), to call while
 // the listener is still open.
-func pipeMaker(t *testing.T, ln *Listener, d *Dialer, addr string) (nettest.MakePipe, func()) {
+func pipeMaker(t *testing.T, ln *mtcp.Listener, d *mtcp.Dialer, addr string) (nettest.MakePipe, func()) {
 	var mu sync.Mutex
 	var opened []net.Conn
 	ended := func() {
@@ -52,24 +54,24 @@ func pipeMaker(t *testing.T, ln *Listener, d *Dialer, addr string) (nettest.Make
 const nettestDetach = 2 * time.Second
 
 func TestNettestTCP(t *testing.T) {
-	ln, err := Listen("tcp", "127.0.0.1:0", &Config{DetachTimeout: nettestDetach})
+	ln, err := mtcp.Listen("tcp", "127.0.0.1:0", &mtcp.Config{DetachTimeout: nettestDetach})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	makePipe, ended := pipeMaker(t, ln, &Dialer{}, ln.Addr().String())
+	makePipe, ended := pipeMaker(t, ln, &mtcp.Dialer{}, ln.Addr().String())
 	nettest.TestConn(t, makePipe)
 	ended()
 }
 
 func TestNettestPipe(t *testing.T) {
 	mem := memnet.Listen("mem")
-	ln, err := NewListener(mem, &Config{DetachTimeout: nettestDetach, Logger: testLogger(t)})
+	ln, err := mtcp.NewListener(mem, &mtcp.Config{DetachTimeout: nettestDetach, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	makePipe, ended := pipeMaker(t, ln, &Dialer{DialFunc: mem.Dial, Logger: testLogger(t)}, "mem")
+	makePipe, ended := pipeMaker(t, ln, &mtcp.Dialer{DialFunc: mem.Dial, Logger: testLogger(t)}, "mem")
 	nettest.TestConn(t, makePipe)
 	ended()
 }
