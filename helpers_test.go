@@ -85,16 +85,10 @@ func digestOf(n int64, seed uint64) []byte { return transfer.Digest(n, seed) }
 // a transfer is stuck.
 var debugConns sync.Map
 
-func requireTransferOK(t *testing.T, res transferResult, n int64, seed uint64, serverDigest []byte) {
+// requireTransferOK checks an echo transfer (transfer.RequireEcho).
+func requireTransferOK(t *testing.T, res transfer.Result, n int64, seed uint64, serverDigest []byte) {
 	t.Helper()
-	require.NoError(t, res.WriteErr)
-	require.NoError(t, res.ReadErr)
-	want := digestOf(n, seed)
-	require.Equal(t, n, res.SentN)
-	require.Equal(t, n, res.ReceivedN)
-	require.Equal(t, want, res.Sent, "client sent the pattern")
-	require.Equal(t, want, serverDigest, "server read exactly what the client sent")
-	require.Equal(t, want, res.Received, "client read back exactly what the server echoed")
+	transfer.RequireEcho(t, res, n, seed, serverDigest)
 }
 
 // testLogger is the logger tests give mtcp (see testenv.Logger).

@@ -34,18 +34,10 @@ func echoPaced(c net.Conn, n int64, seed uint64, rate float64, onProgress func(i
 	return transfer.Echo(c.(*mtcp.Conn), transfer.NewPaced(newPattern(n, seed), rate), onProgress)
 }
 
-// requireTransferOK checks both directions of an echo transfer of the
-// pattern (n, seed) and the digest of what the server read.
+// requireTransferOK checks an echo transfer (transfer.RequireEcho).
 func requireTransferOK(t *testing.T, res transfer.Result, n int64, seed uint64, serverDigest []byte) {
 	t.Helper()
-	require.NoError(t, res.WriteErr)
-	require.NoError(t, res.ReadErr)
-	want := digestOf(n, seed)
-	require.Equal(t, n, res.SentN)
-	require.Equal(t, n, res.ReceivedN)
-	require.Equal(t, want, res.Sent, "client sent the pattern")
-	require.Equal(t, want, serverDigest, "server read exactly what the client sent")
-	require.Equal(t, want, res.Received, "client read back exactly what the server echoed")
+	transfer.RequireEcho(t, res, n, seed, serverDigest)
 }
 
 // waitSessionEnd waits until a session has ended (after Close, once its
