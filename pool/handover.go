@@ -11,6 +11,7 @@ import (
 
 // registerHandlers answers every kind of the catalogue.
 func (n *Node) registerHandlers() {
+	n.handlers = make(map[string]transport.Handler)
 	for kind, h := range map[string]transport.Handler{
 		KindHandover:  n.handleHandover,
 		KindHandovers: n.handleHandovers,
@@ -20,8 +21,13 @@ func (n *Node) registerHandlers() {
 		KindClaim:     n.handleClaim,
 		KindForget:    n.handleForget,
 		KindEpoch:     n.handleEpoch,
+		KindBatch:     n.handleBatch,
 	} {
-		n.ctl.Handle(kind, poolhook.Handler(n, kind, h))
+		n.handlers[kind] = poolhook.Handler(n, kind, h)
+	}
+	// Served once all are known: a batch's requests find their handlers.
+	for kind, h := range n.handlers {
+		n.ctl.Handle(kind, h)
 	}
 }
 

@@ -68,7 +68,9 @@ type Node struct {
 	traffic atomic.Uint64 // bytes its sessions received and wrote, in all
 	moved   chan struct{} // a session was handed over or its handover settled; capacity 1
 
-	batches handoverBatches // handover requests to other members, gathered per member
+	batches  handoverBatches              // handover requests to other members, gathered per member
+	calls    callBatches                  // other requests to other members, gathered per member
+	handlers map[string]transport.Handler // by kind, as the control plane runs them (set before it serves)
 
 	fledMu sync.Mutex
 	fled   map[string]time.Time // members whose sessions came here, and when last

@@ -129,7 +129,7 @@ func (n *Node) ProbeEpoch(s Session) {
 	id := s.ID()
 	for _, m := range n.members.Replicas(hex.EncodeToString(id[:]), n.replicas) {
 		var rep epochReply
-		if err := n.rpc.Call(ctx, m.ControlAddr, KindEpoch, epochQuery{Session: id}, &rep); err != nil {
+		if err := n.call(ctx, m.ControlAddr, KindEpoch, epochQuery{Session: id}, &rep); err != nil {
 			n.log.Debug("mtcp: asking a replica for the session's epoch", "to", m.Name, "err", err)
 			continue
 		}
@@ -165,7 +165,7 @@ func (n *Node) ConfirmEpoch(s Session) error {
 	for _, m := range targets {
 		go func() {
 			var rep epochReply
-			err := n.rpc.Call(ctx, m.ControlAddr, KindEpoch, epochQuery{Session: id}, &rep)
+			err := n.call(ctx, m.ControlAddr, KindEpoch, epochQuery{Session: id}, &rep)
 			answers <- answer{m.Name, rep.Epoch, err}
 		}()
 	}

@@ -128,7 +128,7 @@ func (n *Node) failover(originName string, req HandoverRequest) (*snapshot.Recor
 		go func() {
 			defer wg.Done()
 			answers[i].m = m
-			answers[i].err = n.rpc.Call(ctx, m.ControlAddr, KindFetch, req, &answers[i].rep)
+			answers[i].err = n.call(ctx, m.ControlAddr, KindFetch, req, &answers[i].rep)
 		}()
 	}
 	wg.Wait()
@@ -202,7 +202,7 @@ func (n *Node) claim(session [wire.SessionIDLen]byte, epoch uint64, holders []Me
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = n.rpc.Call(ctx, m.ControlAddr, KindClaim, claimRequest{Session: session, Epoch: epoch}, nil)
+			errs[i] = n.call(ctx, m.ControlAddr, KindClaim, claimRequest{Session: session, Epoch: epoch}, nil)
 		}()
 	}
 	wg.Wait()
