@@ -138,7 +138,10 @@ func (n *Node) ProbeEpoch(s Session) {
 }
 
 // confirmEpochTimeout bounds how long a resume waits for the session's
-// replicas to confirm its epoch.
+// replicas to confirm its epoch, at least: half the handshake timeout if
+// longer. A loaded pool answers late; a resume refused busy for it costs
+// the client another handshake, and after two it tries other members,
+// which take the session over from here.
 const confirmEpochTimeout = time.Second
 
 // ConfirmEpoch asks the replicas of session s, before a resume is
@@ -154,7 +157,7 @@ func (n *Node) ConfirmEpoch(s Session) error {
 		return nil
 	}
 	ours := s.Epoch()
-	ctx, cancel := context.WithTimeout(context.Background(), confirmEpochTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), max(confirmEpochTimeout, n.cfg.HandshakeTimeout/2))
 	defer cancel()
 	type answer struct {
 		name  string
