@@ -59,6 +59,7 @@ const (
 	CodeBadProof   = "bad_proof"   // the client's proof does not check out
 	CodeNotMovable = "not_movable" // no checkpoint the client can resume from
 	CodeStale      = "stale_epoch" // a newer epoch of the session (or a newer resume attempt) is known
+	CodeNotMember  = "not_member"  // the asking member is not in the pool as the member asked sees it (yet)
 )
 
 // HandoverRequest asks for a session on behalf of its client (KindHandover,

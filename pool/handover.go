@@ -49,7 +49,10 @@ func (n *Node) handleHandover(ctx context.Context, from string, decode func(any)
 func (n *Node) handOver(ctx context.Context, from string, req HandoverRequest) (handoverReply, error) {
 	successor, ok := n.members.Member(from)
 	if !ok {
-		return handoverReply{}, &ControlError{CodeUnknown, "the asking member " + from + " is not in the pool"}
+		// Not seen yet, or seen gone for a moment (gossip under load): the
+		// successor is to try again, not to take the session from the
+		// replicas while this member serves it.
+		return handoverReply{}, &ControlError{CodeNotMember, "the asking member " + from + " is not in the pool"}
 	}
 	s, ok := n.host.Session(req.Session)
 	if !ok {

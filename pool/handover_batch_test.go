@@ -107,3 +107,19 @@ func TestHandoversGoTogether(t *testing.T) {
 	require.Equal(t, int64(1), batches.Load())
 	require.Zero(t, hosts[0].SessionCount())
 }
+
+// TestHandoverToStranger: a member asked for a session by a member it does
+// not see in the pool (not yet, or gone from its view for a moment) answers
+// not_member and keeps the session: the successor refuses its client busy,
+// it does not take the session from the replicas while it is served.
+func TestHandoverToStranger(t *testing.T) {
+	checkLeaks(t)
+	nodes, hosts := startFakeNodes(t, NodeConfig{HandshakeTimeout: 5 * time.Second}, "a")
+	s := &handingSession{fakeSession: fakeSession{id: sessionID{5, 1}}, secret: auth.Secret{5, 9}}
+	hosts[0].addAs(&s.fakeSession, s)
+	_, err := nodes[0].handOver(context.Background(), "stranger", signedRequest(s.id, s.secret, "a"))
+	var ce *ControlError
+	require.ErrorAs(t, err, &ce)
+	require.Equal(t, CodeNotMember, ce.Code)
+	require.Equal(t, 1, hosts[0].SessionCount(), "the session stays")
+}

@@ -71,6 +71,10 @@ func (n *Node) Obtain(req HandoverRequest) (Obtained, error) {
 			n.noteFled(origin.Name)
 			n.claimAsync(req.Session, rep.Epoch)
 			return Obtained{Record: rec, Epoch: rep.Epoch, From: origin.Name}, nil
+		case errors.As(err, &re) && re.Code == CodeNotMember:
+			// It serves the session but does not know this member yet (or
+			// for a moment): the client is to try again.
+			return Obtained{}, refused(wire.CodeBusy, "the session's member %s: %s", originName, re.Message)
 		case errors.As(err, &re) && re.Code != CodeUnknown:
 			return Obtained{}, &Refused{remoteRefusal(err)} // it answered: no failover
 		case origin.Draining && re == nil:
