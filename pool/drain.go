@@ -19,6 +19,11 @@ const (
 	// track: sessions that could not move yet (their application has not
 	// checkpointed), and sessions that came back.
 	drainRescan = 250 * time.Millisecond
+	// drainPendingWindows bounds the sessions asked and not gone yet, in
+	// windows: those whose MOVE waits (for a checkpoint boundary, or for
+	// their client to come back) do not count towards the window, but once
+	// their MOVEs go they are moves under way all at once.
+	drainPendingWindows = 4
 )
 
 // Drain moves the member's sessions away, as a planned, paced operation.
@@ -26,7 +31,8 @@ const (
 // the sessions over the members that take them by their spare capacity
 // (drainPlan), and asks them to move a window at a time: at most
 // DrainWindow moves are under way at once (a session whose client has not
-// been sent its MOVE yet, being away, does not count: see MovePending),
+// been sent its MOVE yet, being away, does not count: see MovePending, but
+// at most four windows of sessions are asked and not gone at once),
 // and the next session is asked when one of them is done. A session is asked once; only one still here
 // after its move's time ran out (its move failed: the session stayed) is
 // asked again. Drain returns once no session is left and every handover
@@ -138,7 +144,7 @@ func (d *drain) step(now time.Time) {
 			}
 		}
 	}
-	if len(d.queue) == 0 || moving >= d.window {
+	if len(d.queue) == 0 || moving >= d.window || len(d.flight) >= drainPendingWindows*d.window {
 		return
 	}
 	if d.plan == nil || n.members.Topology() != d.topo {
@@ -146,7 +152,7 @@ func (d *drain) step(now time.Time) {
 		d.topo = n.members.Topology()
 		d.plan = planDrain(n.members.Members(), n.name, len(d.queue)+len(d.flight))
 	}
-	for moving < d.window && len(d.queue) > 0 {
+	for moving < d.window && len(d.flight) < drainPendingWindows*d.window && len(d.queue) > 0 {
 		id := d.queue[0]
 		d.queue = d.queue[1:]
 		delete(d.queued, id)
