@@ -40,8 +40,9 @@ type NodeConfig struct {
 	// Balance, if set, makes the member shed sessions when it holds more
 	// than its share.
 	Balance *Balance
-	// DrainWindow bounds the sessions a drain asks to move at once
-	// (0: DefaultDrainWindow).
+	// DrainWindow bounds the moves a drain has under way at once (0:
+	// DefaultDrainWindow); within it the window adapts to how long the
+	// moves take.
 	DrainWindow int
 }
 
@@ -115,7 +116,7 @@ func StartNode(cfg NodeConfig, host Host) (*Node, error) {
 	// Idle connections to each member are kept for a drain's window of
 	// concurrent handovers: waves of moves reuse them instead of opening
 	// (and authenticating) a connection per call.
-	tcfg := transport.Config{NodeName: cfg.Name, Key: cfg.Key, Logger: cfg.Logger, MaxIdlePerAddr: DefaultDrainWindow}
+	tcfg := transport.Config{NodeName: cfg.Name, Key: cfg.Key, Logger: cfg.Logger, MaxIdlePerAddr: firstDrainWindow}
 	if n.ctl, err = transport.NewServer(ctlLn, tcfg); err != nil {
 		ctlLn.Close()
 		return nil, fmt.Errorf("pool: control plane: %w", err)
