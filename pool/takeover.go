@@ -69,7 +69,7 @@ func (n *Node) Obtain(req HandoverRequest) (Obtained, error) {
 			}
 			n.settleHandover(origin, req.Session, rep.Epoch)
 			n.noteFled(origin.Name)
-			n.claimAsync(req.Session, rep.Epoch)
+			n.claimAsync(req.Session, rep.Epoch, origin.Name)
 			return Obtained{Record: rec, Epoch: rep.Epoch, From: origin.Name}, nil
 		case errors.As(err, &re) && re.Code == CodeNotMember:
 			// It serves the session but does not know this member yet (or
@@ -220,15 +220,16 @@ func (n *Node) claim(session [wire.SessionIDLen]byte, epoch uint64, holders []Me
 }
 
 // claimAsync fences older epochs on the session's replicas after a live
-// handover (the old member froze the session already).
-func (n *Node) claimAsync(session [wire.SessionIDLen]byte, epoch uint64) {
+// handover by origin, which froze the session and knows the new epoch
+// already (it claimed it when it answered): the others are told.
+func (n *Node) claimAsync(session [wire.SessionIDLen]byte, epoch uint64, origin string) {
 	if n.replicas == 0 {
 		return
 	}
 	_ = n.store.Claim(session, epoch, n.name)
 	var others []Member
 	for _, m := range n.members.Members() {
-		if m.Name != n.name {
+		if m.Name != n.name && m.Name != origin {
 			others = append(others, m)
 		}
 	}
