@@ -45,6 +45,13 @@ const handoverProbe = time.Second
 func (n *Node) Obtain(req HandoverRequest) (Obtained, error) {
 	originName := req.Origin
 	origin, known := n.members.Member(originName)
+	if m, ok := n.members.Gone(originName, 2*n.cfg.HandshakeTimeout); !known && ok && m.Draining {
+		// A draining member that left this member's view a moment ago
+		// (under load gossip declares members dead for a while) still
+		// hands its sessions over: it is asked, not failed over while it
+		// serves them. Gone for longer, it is taken for dead.
+		origin, known = m, true
+	}
 	if known && originName != n.name {
 		wait := n.cfg.HandshakeTimeout
 		switch {
