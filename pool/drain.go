@@ -15,8 +15,8 @@ const DefaultDrainWindow = 256
 // firstDrainWindow (or DrainWindow, if smaller), grows by one for each move
 // done within the target (a quarter of the handshake timeout, which bounds
 // a move: the client's handshake with the member it moves to), and shrinks
-// by a quarter when a move took longer, at most once per target, and by
-// half when one failed; never below leastDrainWindow.
+// by a quarter when a move took longer and by half when one failed, at
+// most once per target; never below leastDrainWindow.
 const (
 	firstDrainWindow = 64
 	leastDrainWindow = 8
@@ -149,8 +149,7 @@ func (d *drain) step(now time.Time) {
 			delete(d.flight, id)
 			d.enqueue(id)
 			d.again++
-			d.window = max(min(leastDrainWindow, d.most), d.window/2)
-			d.cut = now
+			d.failed(now)
 		case !movePending(s):
 			if f.sent.IsZero() {
 				f.sent = now
@@ -212,6 +211,15 @@ func (d *drain) done(now time.Time, f inFlight) {
 		d.window = min(d.most, d.window+1)
 	case now.Sub(d.cut) > d.target:
 		d.window = max(min(leastDrainWindow, d.most), d.window*3/4)
+		d.cut = now
+	}
+}
+
+// failed halves the window for a move whose time ran out, at most once per
+// target: moves asked together fail together.
+func (d *drain) failed(now time.Time) {
+	if now.Sub(d.cut) > d.target {
+		d.window = max(min(leastDrainWindow, d.most), d.window/2)
 		d.cut = now
 	}
 }

@@ -242,4 +242,13 @@ func TestDrainWindowAdapts(t *testing.T) {
 		d.done(now.Add(time.Duration(i+2)*2*time.Second), slow)
 	}
 	require.Equal(t, leastDrainWindow, d.window)
+
+	// Moves that failed together halve it once.
+	d = &drain{window: 200, most: 256, target: time.Second}
+	for range 50 {
+		d.failed(now)
+	}
+	require.Equal(t, 100, d.window, "50 moves failed at once halve it once")
+	d.failed(now.Add(2 * time.Second))
+	require.Equal(t, 50, d.window)
 }
