@@ -41,6 +41,14 @@ const (
 	// moves sessions to it go in one call instead of one each. A member
 	// that does not know it is asked one session at a time.
 	KindHandovers = "handovers"
+	// KindBatch: requests of the kinds settle, replicate, fetch, claim,
+	// forget and epoch for the member asked, several at once (batchRequest
+	// -> batchReply, answers in the order of the requests), each answered
+	// as a call of its own kind would be, within its own time: the requests
+	// a member has for another while other calls to it are under way go
+	// together, one round trip for many (at most 256). A member that does
+	// not know it is asked one request at a time.
+	KindBatch = "batch"
 )
 
 // Error codes of the control plane (transport.RemoteError.Code, and
@@ -51,6 +59,7 @@ const (
 	CodeBadProof   = "bad_proof"   // the client's proof does not check out
 	CodeNotMovable = "not_movable" // no checkpoint the client can resume from
 	CodeStale      = "stale_epoch" // a newer epoch of the session (or a newer resume attempt) is known
+	CodeNotMember  = "not_member"  // the asking member is not in the pool as the member asked sees it (yet)
 )
 
 // HandoverRequest asks for a session on behalf of its client (KindHandover,
@@ -128,6 +137,33 @@ type handoverAnswer struct {
 	Reply   handoverReply `msgpack:"r"`
 	Code    string        `msgpack:"c"`
 	Message string        `msgpack:"m"`
+}
+
+// batchRequest carries several requests for one member (KindBatch), at
+// most maxBatch.
+type batchRequest struct {
+	List []batchItem `msgpack:"l"`
+}
+
+// batchItem is one request of a batch: its kind, its body as a call of
+// that kind carries it, and how long its caller waits for the answer
+// (milliseconds from when the batch was sent; 0: as long as the batch).
+type batchItem struct {
+	Kind      string `msgpack:"k"`
+	Body      []byte `msgpack:"b"`
+	TimeoutMS uint32 `msgpack:"t"`
+}
+
+// batchReply answers each request of a batchRequest: its answer's body as
+// a call of its kind would carry it, or its error's code and message.
+type batchReply struct {
+	List []batchAnswer `msgpack:"l"`
+}
+
+type batchAnswer struct {
+	Body    []byte `msgpack:"b"`
+	Code    string `msgpack:"c"`
+	Message string `msgpack:"m"`
 }
 
 // settleRequest confirms that the successor restored a session handed over

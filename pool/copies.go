@@ -168,7 +168,7 @@ func (c *Copies) Stop(forget bool, epoch uint64) {
 		ctx, cancel := context.WithTimeout(context.Background(), replicateTimeout)
 		defer cancel()
 		for _, t := range holders {
-			_ = n.rpc.Call(ctx, t.ControlAddr, KindForget, req, nil)
+			_ = n.call(ctx, t.ControlAddr, KindForget, req, nil)
 		}
 	})
 }
@@ -304,7 +304,7 @@ func (n *Node) copyTo(targets []Member, req replicateRequest) (acks int, took []
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := n.rpc.Call(ctx, t.ControlAddr, KindReplicate, req, nil)
+			err := n.call(ctx, t.ControlAddr, KindReplicate, req, nil)
 			mu.Lock()
 			defer mu.Unlock()
 			var re *transport.RemoteError

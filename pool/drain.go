@@ -7,9 +7,20 @@ import (
 	"github.com/migratory/mtcp/internal/wire"
 )
 
-// DefaultDrainWindow is how many of a draining member's sessions are asked
-// to move at once, by default (NodeConfig.DrainWindow).
-const DefaultDrainWindow = 64
+// DefaultDrainWindow is how many of a draining member's moves may be under
+// way at once, at most, by default (NodeConfig.DrainWindow).
+const DefaultDrainWindow = 256
+
+// A drain's window adapts to how long its moves take: it starts at
+// firstDrainWindow (or DrainWindow, if smaller), grows by one for each move
+// done within the target (a quarter of the handshake timeout, which bounds
+// a move: the client's handshake with the member it moves to), and shrinks
+// by a quarter when a move took longer and by half when one failed, at
+// most once per target; never below leastDrainWindow.
+const (
+	firstDrainWindow = 64
+	leastDrainWindow = 8
+)
 
 const (
 	// drainPoll is how often a drain looks at the moves under way when no
@@ -19,14 +30,21 @@ const (
 	// track: sessions that could not move yet (their application has not
 	// checkpointed), and sessions that came back.
 	drainRescan = 250 * time.Millisecond
+	// drainPendingWindows bounds the sessions asked and not gone yet, in
+	// windows: those whose MOVE waits (for a checkpoint boundary, or for
+	// their client to come back) do not count towards the window, but once
+	// their MOVEs go they are moves under way all at once.
+	drainPendingWindows = 4
 )
 
 // Drain moves the member's sessions away, as a planned, paced operation.
 // It announces that the member drains (it gets no new sessions), spreads
 // the sessions over the members that take them by their spare capacity
-// (drainPlan), and asks them to move a window at a time: at most
-// DrainWindow moves are under way at once (a session whose client has not
-// been sent its MOVE yet, being away, does not count: see MovePending),
+// (drainPlan), and asks them to move a window at a time, the window
+// adapting to how long the moves take: at most DrainWindow moves are
+// under way at once (a session whose client has not
+// been sent its MOVE yet, being away, does not count: see MovePending, but
+// at most four windows of sessions are asked and not gone at once),
 // and the next session is asked when one of them is done. A session is asked once; only one still here
 // after its move's time ran out (its move failed: the session stayed) is
 // asked again. Drain returns once no session is left and every handover
@@ -46,7 +64,7 @@ func (n *Node) Drain(ctx context.Context) (remaining int, err error) {
 	for {
 		d.step(time.Now())
 		if len(d.flight) == 0 && n.host.SessionCount() == 0 && n.Unsettled() == 0 {
-			n.log.Info("mtcp: drain done", "asked", d.asked, "asked again", d.again, "took", time.Since(d.start))
+			n.log.Info("mtcp: drain done", "asked", d.asked, "asked again", d.again, "window", d.window, "took", time.Since(d.start))
 			return 0, nil
 		}
 		select {
@@ -77,7 +95,10 @@ func movePending(s Session) bool {
 type drain struct {
 	n      *Node
 	start  time.Time
-	window int
+	window int           // moves under way at once, now
+	most   int           // DrainWindow: the window at its largest
+	target time.Duration // how long a move should take, at most
+	cut    time.Time     // when the window last shrank
 	retry  time.Duration // how long a move may take before it counts as failed
 
 	plan    *drainPlan
@@ -92,19 +113,22 @@ type drain struct {
 
 // inFlight is a session asked to move.
 type inFlight struct {
-	to Member
-	at time.Time
+	to   Member
+	at   time.Time // asked
+	sent time.Time // first seen with its MOVE gone out (zero: not yet)
 }
 
 func newDrain(n *Node) *drain {
 	d := &drain{
-		n: n, start: time.Now(), window: n.cfg.DrainWindow,
+		n: n, start: time.Now(), most: n.cfg.DrainWindow,
+		target: max(n.cfg.HandshakeTimeout/4, 100*time.Millisecond),
 		retry:  max(2*n.cfg.HandshakeTimeout, time.Second),
 		queued: make(map[sessionID]bool), flight: make(map[sessionID]inFlight),
 	}
-	if d.window <= 0 {
-		d.window = DefaultDrainWindow
+	if d.most <= 0 {
+		d.most = DefaultDrainWindow
 	}
+	d.window = min(firstDrainWindow, d.most)
 	return d
 }
 
@@ -118,13 +142,19 @@ func (d *drain) step(now time.Time) {
 		switch {
 		case !ok || s.Ended():
 			delete(d.flight, id) // moved (or ended)
+			d.done(now, f)
 		case now.Sub(f.at) > d.retry:
 			// Its move failed and the session stayed: it goes to the end
 			// of the queue, to be asked again.
 			delete(d.flight, id)
 			d.enqueue(id)
 			d.again++
+			d.failed(now)
 		case !movePending(s):
+			if f.sent.IsZero() {
+				f.sent = now
+				d.flight[id] = f
+			}
 			moving++
 		}
 	}
@@ -138,7 +168,7 @@ func (d *drain) step(now time.Time) {
 			}
 		}
 	}
-	if len(d.queue) == 0 || moving >= d.window {
+	if len(d.queue) == 0 || moving >= d.window || len(d.flight) >= drainPendingWindows*d.window {
 		return
 	}
 	if d.plan == nil || n.members.Topology() != d.topo {
@@ -146,7 +176,7 @@ func (d *drain) step(now time.Time) {
 		d.topo = n.members.Topology()
 		d.plan = planDrain(n.members.Members(), n.name, len(d.queue)+len(d.flight))
 	}
-	for moving < d.window && len(d.queue) > 0 {
+	for moving < d.window && len(d.flight) < drainPendingWindows*d.window && len(d.queue) > 0 {
 		id := d.queue[0]
 		d.queue = d.queue[1:]
 		delete(d.queued, id)
@@ -165,6 +195,32 @@ func (d *drain) step(now time.Time) {
 		d.flight[id] = inFlight{to: to, at: now}
 		d.asked++
 		moving++
+	}
+}
+
+// done adapts the window to a move that ended: grown if it took less than
+// the target, from when its MOVE went out, else cut (at most once per
+// target).
+func (d *drain) done(now time.Time, f inFlight) {
+	since := f.sent
+	if since.IsZero() {
+		since = f.at
+	}
+	switch {
+	case now.Sub(since) <= d.target:
+		d.window = min(d.most, d.window+1)
+	case now.Sub(d.cut) > d.target:
+		d.window = max(min(leastDrainWindow, d.most), d.window*3/4)
+		d.cut = now
+	}
+}
+
+// failed halves the window for a move whose time ran out, at most once per
+// target: moves asked together fail together.
+func (d *drain) failed(now time.Time) {
+	if now.Sub(d.cut) > d.target {
+		d.window = max(min(leastDrainWindow, d.most), d.window/2)
+		d.cut = now
 	}
 }
 

@@ -221,3 +221,34 @@ func TestDrainAsksAgainAfterAFailedMove(t *testing.T) {
 	require.Equal(t, 2, asks)
 	require.Equal(t, 1, hosts[1].SessionCount())
 }
+
+// TestDrainWindowAdapts: a drain's window grows by one per move done
+// within the target, up to DrainWindow; a move that took longer cuts it by
+// a quarter, at most once per target; it never falls below
+// leastDrainWindow.
+func TestDrainWindowAdapts(t *testing.T) {
+	d := &drain{window: firstDrainWindow, most: 100, target: time.Second}
+	now := time.Now()
+	for range 100 {
+		d.done(now, inFlight{at: now.Add(-time.Hour), sent: now.Add(-100 * time.Millisecond)})
+	}
+	require.Equal(t, 100, d.window, "fast moves grow it up to DrainWindow")
+	slow := inFlight{at: now.Add(-3 * time.Second)} // never seen sent: timed from when asked
+	d.done(now, slow)
+	require.Equal(t, 75, d.window)
+	d.done(now.Add(500*time.Millisecond), slow)
+	require.Equal(t, 75, d.window, "cut at most once per target")
+	for i := range 40 {
+		d.done(now.Add(time.Duration(i+2)*2*time.Second), slow)
+	}
+	require.Equal(t, leastDrainWindow, d.window)
+
+	// Moves that failed together halve it once.
+	d = &drain{window: 200, most: 256, target: time.Second}
+	for range 50 {
+		d.failed(now)
+	}
+	require.Equal(t, 100, d.window, "50 moves failed at once halve it once")
+	d.failed(now.Add(2 * time.Second))
+	require.Equal(t, 50, d.window)
+}

@@ -11,6 +11,7 @@ import (
 
 // registerHandlers answers every kind of the catalogue.
 func (n *Node) registerHandlers() {
+	n.handlers = make(map[string]transport.Handler)
 	for kind, h := range map[string]transport.Handler{
 		KindHandover:  n.handleHandover,
 		KindHandovers: n.handleHandovers,
@@ -20,8 +21,13 @@ func (n *Node) registerHandlers() {
 		KindClaim:     n.handleClaim,
 		KindForget:    n.handleForget,
 		KindEpoch:     n.handleEpoch,
+		KindBatch:     n.handleBatch,
 	} {
-		n.ctl.Handle(kind, poolhook.Handler(n, kind, h))
+		n.handlers[kind] = poolhook.Handler(n, kind, h)
+	}
+	// Served once all are known: a batch's requests find their handlers.
+	for kind, h := range n.handlers {
+		n.ctl.Handle(kind, h)
 	}
 }
 
@@ -43,7 +49,10 @@ func (n *Node) handleHandover(ctx context.Context, from string, decode func(any)
 func (n *Node) handOver(ctx context.Context, from string, req HandoverRequest) (handoverReply, error) {
 	successor, ok := n.members.Member(from)
 	if !ok {
-		return handoverReply{}, &ControlError{CodeUnknown, "the asking member " + from + " is not in the pool"}
+		// Not seen yet, or seen gone for a moment (gossip under load): the
+		// successor is to try again, not to take the session from the
+		// replicas while this member serves it.
+		return handoverReply{}, &ControlError{CodeNotMember, "the asking member " + from + " is not in the pool"}
 	}
 	s, ok := n.host.Session(req.Session)
 	if !ok {

@@ -48,17 +48,17 @@ func (n *Node) handleHandovers(ctx context.Context, from string, decode func(any
 }
 
 // handoverBatches gathers the handover requests this member makes of each
-// other member: while a call to a member is under way, the requests that
-// come meanwhile wait and go together in the next call (KindHandovers; a
-// request that comes alone goes as KindHandover).
+// other member: while maxBatchesInFlight calls to a member are under way,
+// the requests that come meanwhile wait and go together in the next call
+// (KindHandovers; a request that comes alone goes as KindHandover).
 type handoverBatches struct {
 	mu     sync.Mutex
 	queues map[string]*handoverQueue // by the member's control address
 }
 
 type handoverQueue struct {
-	waiting []*pendingHandover
-	busy    bool // a call is under way
+	waiting  []*pendingHandover
+	inFlight int // calls under way
 }
 
 type pendingHandover struct {
@@ -88,13 +88,15 @@ func (n *Node) callHandover(ctx context.Context, origin Member, req HandoverRequ
 		b.queues[origin.ControlAddr] = q
 	}
 	q.waiting = append(q.waiting, p)
-	start := !q.busy
-	q.busy = true
+	start := q.inFlight < maxBatchesInFlight
+	if start {
+		q.inFlight++
+	}
 	b.mu.Unlock()
 	if start && !n.background(func() { n.sendHandovers(origin, q) }) {
 		// The node closes: this request goes alone.
 		b.mu.Lock()
-		q.busy = false
+		q.inFlight--
 		b.mu.Unlock()
 		var rep handoverReply
 		err := n.rpc.Call(ctx, origin.ControlAddr, KindHandover, req, &rep)
@@ -123,7 +125,7 @@ func (n *Node) sendHandovers(origin Member, q *handoverQueue) {
 			}
 		}
 		if len(batch) == 0 {
-			q.busy = false
+			q.inFlight--
 			b.mu.Unlock()
 			return
 		}

@@ -39,9 +39,9 @@ func signedRequest(id sessionID, secret auth.Secret, origin string) HandoverRequ
 	return req
 }
 
-// TestHandoversGoTogether: while a handover call to a member is under
-// way, the handover requests for that member that come meanwhile wait and
-// go together in one call; each gets its own answer.
+// TestHandoversGoTogether: while maxBatchesInFlight handover calls to a
+// member are under way, the handover requests for that member that come
+// meanwhile wait and go together in one call; each gets its own answer.
 func TestHandoversGoTogether(t *testing.T) {
 	checkLeaks(t)
 	nodes, hosts := startFakeNodes(t, NodeConfig{HandshakeTimeout: 5 * time.Second}, "a", "b")
@@ -52,17 +52,10 @@ func TestHandoversGoTogether(t *testing.T) {
 		hosts[0].addAs(&s.fakeSession, s)
 		reqs[i] = signedRequest(s.id, s.secret, "a")
 	}
-	// The first call is held until every other request waits.
+	// The first calls are held until every other request waits.
 	var singles, batches atomic.Int64
-	release := make(chan struct{})
-	defer poolhook.Set(nodes[0], KindHandover, func(h transport.Handler) transport.Handler {
-		return func(ctx context.Context, from string, decode func(any) error) (any, error) {
-			if singles.Add(1) == 1 {
-				<-release
-			}
-			return h(ctx, from, decode)
-		}
-	})()
+	release, free := releaser(t)
+	defer holdCalls(nodes[0], KindHandover, &singles, release)()
 	defer poolhook.Set(nodes[0], KindHandovers, func(h transport.Handler) transport.Handler {
 		return func(ctx context.Context, from string, decode func(any) error) (any, error) {
 			batches.Add(1)
@@ -73,13 +66,11 @@ func TestHandoversGoTogether(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make([]error, sessions)
 	replies := make([]handoverReply, sessions)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		replies[0], errs[0] = nodes[1].callHandover(context.Background(), a, reqs[0])
-	}()
-	eventually(t, func() bool { return singles.Load() == 1 }, "the first call reaches a")
-	for i := 1; i < sessions; i++ {
+	for i := range maxBatchesInFlight {
+		wg.Go(func() { replies[i], errs[i] = nodes[1].callHandover(context.Background(), a, reqs[i]) })
+		eventually(t, func() bool { return singles.Load() == int64(i+1) }, "call %d reaches a", i)
+	}
+	for i := maxBatchesInFlight; i < sessions; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -92,9 +83,9 @@ func TestHandoversGoTogether(t *testing.T) {
 		b := &nodes[1].batches
 		b.mu.Lock()
 		defer b.mu.Unlock()
-		return len(b.queues[a.ControlAddr].waiting) == sessions-1
+		return len(b.queues[a.ControlAddr].waiting) == sessions-maxBatchesInFlight
 	}, "the other requests wait")
-	close(release)
+	free()
 	wg.Wait()
 	for i := range sessions {
 		require.NoError(t, errs[i], "session %d", i)
@@ -103,7 +94,23 @@ func TestHandoversGoTogether(t *testing.T) {
 		require.Equal(t, reqs[i].Session, rec.Session)
 		require.Equal(t, uint64(2), replies[i].Epoch)
 	}
-	require.Equal(t, int64(1), singles.Load())
-	require.Equal(t, int64(1), batches.Load())
+	require.EqualValues(t, maxBatchesInFlight, singles.Load())
+	require.EqualValues(t, 1, batches.Load())
 	require.Zero(t, hosts[0].SessionCount())
+}
+
+// TestHandoverToStranger: a member asked for a session by a member it does
+// not see in the pool (not yet, or gone from its view for a moment) answers
+// not_member and keeps the session: the successor refuses its client busy,
+// it does not take the session from the replicas while it is served.
+func TestHandoverToStranger(t *testing.T) {
+	checkLeaks(t)
+	nodes, hosts := startFakeNodes(t, NodeConfig{HandshakeTimeout: 5 * time.Second}, "a")
+	s := &handingSession{fakeSession: fakeSession{id: sessionID{5, 1}}, secret: auth.Secret{5, 9}}
+	hosts[0].addAs(&s.fakeSession, s)
+	_, err := nodes[0].handOver(context.Background(), "stranger", signedRequest(s.id, s.secret, "a"))
+	var ce *ControlError
+	require.ErrorAs(t, err, &ce)
+	require.Equal(t, CodeNotMember, ce.Code)
+	require.Equal(t, 1, hosts[0].SessionCount(), "the session stays")
 }

@@ -40,8 +40,9 @@ type NodeConfig struct {
 	// Balance, if set, makes the member shed sessions when it holds more
 	// than its share.
 	Balance *Balance
-	// DrainWindow bounds the sessions a drain asks to move at once
-	// (0: DefaultDrainWindow).
+	// DrainWindow bounds the moves a drain has under way at once (0:
+	// DefaultDrainWindow); within it the window adapts to how long the
+	// moves take.
 	DrainWindow int
 }
 
@@ -68,7 +69,9 @@ type Node struct {
 	traffic atomic.Uint64 // bytes its sessions received and wrote, in all
 	moved   chan struct{} // a session was handed over or its handover settled; capacity 1
 
-	batches handoverBatches // handover requests to other members, gathered per member
+	batches  handoverBatches              // handover requests to other members, gathered per member
+	calls    callBatches                  // other requests to other members, gathered per member
+	handlers map[string]transport.Handler // by kind, as the control plane runs them (set before it serves)
 
 	fledMu sync.Mutex
 	fled   map[string]time.Time // members whose sessions came here, and when last
@@ -113,7 +116,7 @@ func StartNode(cfg NodeConfig, host Host) (*Node, error) {
 	// Idle connections to each member are kept for a drain's window of
 	// concurrent handovers: waves of moves reuse them instead of opening
 	// (and authenticating) a connection per call.
-	tcfg := transport.Config{NodeName: cfg.Name, Key: cfg.Key, Logger: cfg.Logger, MaxIdlePerAddr: DefaultDrainWindow}
+	tcfg := transport.Config{NodeName: cfg.Name, Key: cfg.Key, Logger: cfg.Logger, MaxIdlePerAddr: firstDrainWindow}
 	if n.ctl, err = transport.NewServer(ctlLn, tcfg); err != nil {
 		ctlLn.Close()
 		return nil, fmt.Errorf("pool: control plane: %w", err)

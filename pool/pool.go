@@ -27,6 +27,7 @@ type Pool struct {
 	local  Member                  // what this member publishes
 	remote map[string]Member       // alive remote members with readable metadata
 	failed map[string]failedMember // members declared dead, to reconnect to
+	gone   map[string]goneMember   // members that left the view, as they were last seen
 
 	updateMu sync.Mutex // serialises memberlist.UpdateNode calls
 	lifeMu   sync.Mutex // serialises Leave and Shutdown
@@ -58,6 +59,7 @@ func New(cfg Config) (*Pool, error) {
 			ControlAddr: cfg.ControlAddr,
 		},
 		remote:    make(map[string]Member),
+		gone:      make(map[string]goneMember),
 		failed:    make(map[string]failedMember),
 		changed:   make(chan struct{}, 1),
 		loadDirty: make(chan struct{}, 1),

@@ -306,3 +306,24 @@ func TestOnChangeMayUseThePool(t *testing.T) {
 	waitMember(t, b, "a", func(m Member) bool { return m.Sessions == 2 })
 	require.NotEmpty(t, seen)
 }
+
+// TestGoneRemembersDraining: a member that leaves the view (declared dead)
+// is remembered as it was last seen, draining flag included, for a while:
+// a takeover of its sessions still asks it for them rather than failing
+// them over at once.
+func TestGoneRemembersDraining(t *testing.T) {
+	checkLeaks(t)
+	nodes := startPool(t, "a", "b")
+	require.NoError(t, nodes[1].SetDraining(true))
+	waitMember(t, nodes[0], "b", func(m Member) bool { return m.Draining })
+	_, ok := nodes[0].Gone("b", time.Minute)
+	require.False(t, ok, "b is in the view")
+	require.NoError(t, nodes[1].Shutdown()) // no leave: declared dead
+	waitMembers(t, nodes[0], "a")
+	m, ok := nodes[0].Gone("b", time.Minute)
+	require.True(t, ok)
+	require.True(t, m.Draining)
+	require.NotEmpty(t, m.ControlAddr)
+	_, ok = nodes[0].Gone("b", 0)
+	require.False(t, ok, "gone for longer than asked")
+}

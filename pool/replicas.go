@@ -129,7 +129,7 @@ func (n *Node) ProbeEpoch(s Session) {
 	id := s.ID()
 	for _, m := range n.members.Replicas(hex.EncodeToString(id[:]), n.replicas) {
 		var rep epochReply
-		if err := n.rpc.Call(ctx, m.ControlAddr, KindEpoch, epochQuery{Session: id}, &rep); err != nil {
+		if err := n.call(ctx, m.ControlAddr, KindEpoch, epochQuery{Session: id}, &rep); err != nil {
 			n.log.Debug("mtcp: asking a replica for the session's epoch", "to", m.Name, "err", err)
 			continue
 		}
@@ -138,7 +138,10 @@ func (n *Node) ProbeEpoch(s Session) {
 }
 
 // confirmEpochTimeout bounds how long a resume waits for the session's
-// replicas to confirm its epoch.
+// replicas to confirm its epoch, at least: half the handshake timeout if
+// longer. A loaded pool answers late; a resume refused busy for it costs
+// the client another handshake, and after two it tries other members,
+// which take the session over from here.
 const confirmEpochTimeout = time.Second
 
 // ConfirmEpoch asks the replicas of session s, before a resume is
@@ -154,7 +157,7 @@ func (n *Node) ConfirmEpoch(s Session) error {
 		return nil
 	}
 	ours := s.Epoch()
-	ctx, cancel := context.WithTimeout(context.Background(), confirmEpochTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), max(confirmEpochTimeout, n.cfg.HandshakeTimeout/2))
 	defer cancel()
 	type answer struct {
 		name  string
@@ -165,7 +168,7 @@ func (n *Node) ConfirmEpoch(s Session) error {
 	for _, m := range targets {
 		go func() {
 			var rep epochReply
-			err := n.rpc.Call(ctx, m.ControlAddr, KindEpoch, epochQuery{Session: id}, &rep)
+			err := n.call(ctx, m.ControlAddr, KindEpoch, epochQuery{Session: id}, &rep)
 			answers <- answer{m.Name, rep.Epoch, err}
 		}()
 	}

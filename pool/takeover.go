@@ -45,6 +45,13 @@ const handoverProbe = time.Second
 func (n *Node) Obtain(req HandoverRequest) (Obtained, error) {
 	originName := req.Origin
 	origin, known := n.members.Member(originName)
+	if m, ok := n.members.Gone(originName, 2*n.cfg.HandshakeTimeout); !known && ok && m.Draining {
+		// A draining member that left this member's view a moment ago
+		// (under load gossip declares members dead for a while) still
+		// hands its sessions over: it is asked, not failed over while it
+		// serves them. Gone for longer, it is taken for dead.
+		origin, known = m, true
+	}
 	if known && originName != n.name {
 		wait := n.cfg.HandshakeTimeout
 		switch {
@@ -69,8 +76,12 @@ func (n *Node) Obtain(req HandoverRequest) (Obtained, error) {
 			}
 			n.settleHandover(origin, req.Session, rep.Epoch)
 			n.noteFled(origin.Name)
-			n.claimAsync(req.Session, rep.Epoch)
+			n.claimAsync(req.Session, rep.Epoch, origin.Name)
 			return Obtained{Record: rec, Epoch: rep.Epoch, From: origin.Name}, nil
+		case errors.As(err, &re) && re.Code == CodeNotMember:
+			// It serves the session but does not know this member yet (or
+			// for a moment): the client is to try again.
+			return Obtained{}, refused(wire.CodeBusy, "the session's member %s: %s", originName, re.Message)
 		case errors.As(err, &re) && re.Code != CodeUnknown:
 			return Obtained{}, &Refused{remoteRefusal(err)} // it answered: no failover
 		case origin.Draining && re == nil:
@@ -128,7 +139,7 @@ func (n *Node) failover(originName string, req HandoverRequest) (*snapshot.Recor
 		go func() {
 			defer wg.Done()
 			answers[i].m = m
-			answers[i].err = n.rpc.Call(ctx, m.ControlAddr, KindFetch, req, &answers[i].rep)
+			answers[i].err = n.call(ctx, m.ControlAddr, KindFetch, req, &answers[i].rep)
 		}()
 	}
 	wg.Wait()
@@ -202,7 +213,7 @@ func (n *Node) claim(session [wire.SessionIDLen]byte, epoch uint64, holders []Me
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = n.rpc.Call(ctx, m.ControlAddr, KindClaim, claimRequest{Session: session, Epoch: epoch}, nil)
+			errs[i] = n.call(ctx, m.ControlAddr, KindClaim, claimRequest{Session: session, Epoch: epoch}, nil)
 		}()
 	}
 	wg.Wait()
@@ -216,15 +227,16 @@ func (n *Node) claim(session [wire.SessionIDLen]byte, epoch uint64, holders []Me
 }
 
 // claimAsync fences older epochs on the session's replicas after a live
-// handover (the old member froze the session already).
-func (n *Node) claimAsync(session [wire.SessionIDLen]byte, epoch uint64) {
+// handover by origin, which froze the session and knows the new epoch
+// already (it claimed it when it answered): the others are told.
+func (n *Node) claimAsync(session [wire.SessionIDLen]byte, epoch uint64, origin string) {
 	if n.replicas == 0 {
 		return
 	}
 	_ = n.store.Claim(session, epoch, n.name)
 	var others []Member
 	for _, m := range n.members.Members() {
-		if m.Name != n.name {
+		if m.Name != n.name && m.Name != origin {
 			others = append(others, m)
 		}
 	}

@@ -149,7 +149,7 @@ func (n *Node) settleHandover(origin Member, session [wire.SessionIDLen]byte, ep
 	n.background(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.HandshakeTimeout)
 		defer cancel()
-		err := n.rpc.Call(ctx, origin.ControlAddr, KindSettle, settleRequest{Session: session, Epoch: epoch}, nil)
+		err := n.call(ctx, origin.ControlAddr, KindSettle, settleRequest{Session: session, Epoch: epoch}, nil)
 		if err != nil {
 			n.log.Debug("mtcp: confirming a handover", "member", origin.Name, "err", err)
 		}

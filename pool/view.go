@@ -1,6 +1,10 @@
 package pool
 
-import "github.com/hashicorp/memberlist"
+import (
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
 
 // upsert records an alive remote member from its gossiped node. A member
 // whose metadata cannot be read is logged and left out of the view.
@@ -33,14 +37,55 @@ func (p *Pool) upsert(n *memberlist.Node) {
 	}
 }
 
+// goneMember is a member that left the view, as it was last seen.
+type goneMember struct {
+	m  Member
+	at time.Time
+}
+
+// maxGone bounds the members remembered gone.
+const maxGone = 64
+
+// noteGoneLocked remembers m, which left the view (p.mu held).
+func (p *Pool) noteGoneLocked(m Member) {
+	if len(p.gone) >= maxGone {
+		oldest := ""
+		for name, g := range p.gone {
+			if oldest == "" || g.at.Before(p.gone[oldest].at) {
+				oldest = name
+			}
+		}
+		delete(p.gone, oldest)
+	}
+	p.gone[m.Name] = goneMember{m, time.Now()}
+}
+
+// Gone returns the member called name as it was last seen in the view, if
+// it left the view within the last while (and is not back).
+func (p *Pool) Gone(name string, within time.Duration) (Member, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, back := p.remote[name]; back {
+		return Member{}, false
+	}
+	g, ok := p.gone[name]
+	if !ok || time.Since(g.at) > within {
+		return Member{}, false
+	}
+	return g.m, true
+}
+
 // remove drops a remote member from the view.
 func (p *Pool) remove(name string) {
 	if p.closed.Load() || name == p.name {
 		return
 	}
 	p.mu.Lock()
-	_, had := p.remote[name]
+	m, had := p.remote[name]
 	delete(p.remote, name)
+	if had {
+		p.noteGoneLocked(m)
+	}
 	p.mu.Unlock()
 	if had {
 		p.topology.Add(1)

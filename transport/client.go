@@ -16,7 +16,8 @@ import (
 )
 
 // Client calls other members. It keeps a few idle authenticated
-// connections per address and is safe for concurrent use.
+// connections per address, has at most MaxConnsPerAddr calls under way to
+// each, and is safe for concurrent use.
 type Client struct {
 	cfg     Config
 	log     *slog.Logger
@@ -26,6 +27,7 @@ type Client struct {
 	closed bool
 	idle   map[string][]*clientConn // per address, oldest first
 	open   map[*clientConn]struct{} // every connection, idle or busy
+	calls  map[string]chan struct{} // per address, a token per call under way
 }
 
 // NewClient returns a Client. It fails with ErrNoKey when cfg.Key is too short.
@@ -40,6 +42,7 @@ func NewClient(cfg Config) (*Client, error) {
 		authKey: authKey(cfg.Key),
 		idle:    make(map[string][]*clientConn),
 		open:    make(map[*clientConn]struct{}),
+		calls:   make(map[string]chan struct{}),
 	}, nil
 }
 
@@ -60,7 +63,8 @@ func NewClient(cfg Config) (*Client, error) {
 // handshake that the server cuts short and a busy answer are retried
 // on a new connection after a short pause (5 to 100 ms, growing), until
 // ctx ends: under a flood a member gets through, and a member over its
-// MaxConns serves the call once a connection ends.
+// MaxConns serves the call once a connection ends. A call that finds
+// MaxConnsPerAddr others under way to addr waits for one of them to end.
 func (c *Client) Call(ctx context.Context, addr, kind string, req, resp any) error {
 	if kind == "" || len(kind) > MaxKindLen {
 		return fmt.Errorf("transport: kind must be 1 to %d bytes, got %d", MaxKindLen, len(kind))
@@ -81,6 +85,10 @@ func (c *Client) Call(ctx context.Context, addr, kind string, req, resp any) err
 	if len(msg) > c.cfg.MaxMessage {
 		return fmt.Errorf("%w: %q request of %d bytes exceeds MaxMessage %d", ErrTooLarge, kind, len(msg), c.cfg.MaxMessage)
 	}
+	if err := c.enter(ctx, addr); err != nil {
+		return c.callError(ctx, kind, addr, err)
+	}
+	defer c.leave(addr)
 	var wait time.Duration
 	resent := false
 	for {
@@ -129,6 +137,36 @@ func (c *Client) Call(ctx context.Context, addr, kind string, req, resp any) err
 		}
 		return nil
 	}
+}
+
+// enter takes a place among the calls under way to addr, waiting for one
+// within ctx.
+func (c *Client) enter(ctx context.Context, addr string) error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	places := c.calls[addr]
+	if places == nil {
+		places = make(chan struct{}, c.cfg.MaxConnsPerAddr)
+		c.calls[addr] = places
+	}
+	c.mu.Unlock()
+	select {
+	case places <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for one of the %d calls under way to end: %w", c.cfg.MaxConnsPerAddr, ctx.Err())
+	}
+}
+
+// leave gives back a place taken by enter.
+func (c *Client) leave(addr string) {
+	c.mu.Lock()
+	places := c.calls[addr]
+	c.mu.Unlock()
+	<-places
 }
 
 // Pauses between the attempts of a call that the server turned away.

@@ -28,6 +28,7 @@ const (
 	DefaultMaxHandshakes    = 256
 	DefaultIdleTimeout      = 60 * time.Second
 	DefaultMaxIdlePerAddr   = 4
+	DefaultMaxConnsPerAddr  = 64
 )
 
 // Config configures a Server or a Client. The zero value of every field but
@@ -85,6 +86,13 @@ type Config struct {
 	// MaxIdlePerAddr is the number of idle connections a Client keeps per
 	// address (default 4).
 	MaxIdlePerAddr int
+	// MaxConnsPerAddr is the number of calls a Client has under way to one
+	// address at once, each on a connection of its own (default 64). A call
+	// that finds them all under way waits, within its context, for one to
+	// end and takes its connection, instead of opening (and authenticating)
+	// another: a burst of calls reuses a bounded set of connections, and a
+	// member's bursts do not flood another's handshakes or MaxConns.
+	MaxConnsPerAddr int
 	// Dial, if set, replaces the Client's TCP dial (for tests, proxies or
 	// in-memory networks). It must honour ctx.
 	Dial func(ctx context.Context, addr string) (net.Conn, error)
@@ -134,8 +142,11 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.MaxIdlePerAddr == 0 {
 		cfg.MaxIdlePerAddr = DefaultMaxIdlePerAddr
 	}
-	if cfg.MaxConns < 0 || cfg.MaxHandshakes < 0 || cfg.MaxIdlePerAddr < 0 {
-		return cfg, fmt.Errorf("transport: negative MaxConns, MaxHandshakes or MaxIdlePerAddr")
+	if cfg.MaxConnsPerAddr == 0 {
+		cfg.MaxConnsPerAddr = DefaultMaxConnsPerAddr
+	}
+	if cfg.MaxConns < 0 || cfg.MaxHandshakes < 0 || cfg.MaxIdlePerAddr < 0 || cfg.MaxConnsPerAddr < 0 {
+		return cfg, fmt.Errorf("transport: negative MaxConns, MaxHandshakes, MaxIdlePerAddr or MaxConnsPerAddr")
 	}
 	return cfg, nil
 }

@@ -127,7 +127,9 @@
 // ends closes its connection. A Server closes an inbound connection idle
 // for IdleTimeout. A Client keeps up to MaxIdlePerAddr idle connections
 // per address for IdleTimeout/2, and checks before reuse that the peer has
-// not closed one. A connection that fails before the request is written
+// not closed one. It has at most MaxConnsPerAddr calls under way to one
+// address, each on its own connection: a call beyond them waits, within
+// its deadline, for one to end and takes its connection. A connection that fails before the request is written
 // whole is replaced and the request sent again; a request written whole
 // is never resent, since its handler may have run, unless the server
 // answered busy. A handshake the server cut short (the connection closed

@@ -47,6 +47,51 @@ func TestPoolReuse(t *testing.T) {
 		"the connections the pool did not keep are closed")
 }
 
+// TestPoolBoundedCalls: calls beyond MaxConnsPerAddr wait for one under way
+// to end and take its connection, instead of opening more; one whose
+// context ends while it waits fails with the context's error.
+func TestPoolBoundedCalls(t *testing.T) {
+	leakCheck(t)
+	s, ln := startServer(t, nil)
+	var running, most atomic.Int32
+	gate := make(chan struct{})
+	s.Handle("gate", func(ctx context.Context, from string, decode func(any) error) (any, error) {
+		k := running.Add(1)
+		defer running.Add(-1)
+		for {
+			m := most.Load()
+			if k <= m || most.CompareAndSwap(m, k) {
+				break
+			}
+		}
+		<-gate
+		return nil, nil
+	})
+	c := newClient(t, func(cfg *Config) { cfg.MaxConnsPerAddr = 2 })
+	addr := s.Addr().String()
+	ctx := ctxTimeout(t, 10*time.Second)
+
+	var wg sync.WaitGroup
+	errs := make([]error, 20)
+	for i := range errs {
+		wg.Go(func() { errs[i] = c.Call(ctx, addr, "gate", nil, nil) })
+	}
+	require.Eventually(t, func() bool { return running.Load() == 2 }, 5*time.Second, 5*time.Millisecond)
+	// One more, whose caller gives up while it waits.
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	err := c.Call(short, addr, "gate", nil, nil)
+	cancel()
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.ErrorContains(t, err, "waiting for one of the 2 calls under way to end")
+	close(gate)
+	wg.Wait()
+	for _, err := range errs {
+		require.NoError(t, err)
+	}
+	require.EqualValues(t, 2, most.Load(), "at most MaxConnsPerAddr calls under way at once")
+	require.EqualValues(t, 2, ln.n.Load(), "the waiting calls took the connections of those that ended")
+}
+
 // TestPoolStaleConnection: a pooled connection that the server closed
 // (idle timeout, restart) is noticed before use and replaced.
 func TestPoolStaleConnection(t *testing.T) {

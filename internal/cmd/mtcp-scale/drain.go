@@ -73,10 +73,23 @@ func runDrain(ctx context.Context, o *options) ([]*table, error) {
 			}
 		}
 	}()
+	var clientsBefore, clientsAfter ProcStats
+	if cl.remote {
+		if err := cl.call(ctx, "Stats", false, &clientsBefore); err != nil {
+			return nil, err
+		}
+	}
+	cpuBefore := cpuTime()
 	dctx, cancel := context.WithTimeout(ctx, o.drainTimeout)
 	derr := m0.Drain(dctx)
 	cancel()
 	took := time.Since(start)
+	cpuDrain := cpuTime() - cpuBefore
+	if cl.remote {
+		if err := cl.call(ctx, "Stats", false, &clientsAfter); err != nil {
+			return nil, err
+		}
+	}
 	emptyAt.CompareAndSwap(0, -1)
 	<-watchDone
 
@@ -140,6 +153,12 @@ func runDrain(ctx context.Context, o *options) ([]*table, error) {
 		default:
 			intact++
 		}
+	}
+	if cl.remote {
+		t.add("CPU used while Drain ran: servers, clients", fmt.Sprintf("%v, %v", cpuDrain.Round(time.Millisecond),
+			(clientsAfter.CPU-clientsBefore.CPU).Round(time.Millisecond)))
+	} else {
+		t.add("CPU used while Drain ran (servers and clients)", cpuDrain.Round(time.Millisecond).String())
 	}
 	t.add("sessions lost", fmt.Sprintf("%d of %d", lost, n))
 	t.add("epoch raises per session (moves to another member): sessions", histogram(epochs))

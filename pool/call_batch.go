@@ -1,0 +1,304 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/migratory/mtcp/transport"
+)
+
+// Calls gathered per member. A member's calls of the kinds that go in
+// batches (batchable) are queued per member called: up to
+// maxBatchesInFlight calls to it are under way at once, and the requests
+// that come while they are go together in the next (KindBatch), each with
+// its own deadline. Alone, a request goes as a call of its own kind. A
+// member makes thousands of these calls a second while it drains or
+// replicates busy sessions: one round trip then carries many of them
+// instead of each waiting for a connection of its own.
+
+const (
+	// maxBatch bounds the requests of one KindBatch call.
+	maxBatch = 256
+	// maxBatchBytes bounds the encoded requests of one KindBatch call; a
+	// request of more than half of it goes alone.
+	maxBatchBytes = 4 << 20
+	// maxBatchesInFlight bounds the calls of one queue under way to one
+	// member.
+	maxBatchesInFlight = 4
+)
+
+// bulk reports whether requests of kind are copies, which a member sends
+// by the thousand while its sessions checkpoint: they queue apart from the
+// requests a client's resume or a takeover waits for, which do not wait
+// behind them.
+func bulk(kind string) bool { return kind == KindReplicate || kind == KindForget }
+
+// batchable reports whether requests of kind may go in a KindBatch call.
+func batchable(kind string) bool {
+	switch kind {
+	case KindSettle, KindReplicate, KindFetch, KindClaim, KindForget, KindEpoch:
+		return true
+	}
+	return false
+}
+
+// callBatches are the queues of requests to other members.
+type callBatches struct {
+	mu     sync.Mutex
+	queues map[queueKey]*callQueue
+}
+
+// queueKey names a queue: the member's control address, and whether it
+// holds bulk requests.
+type queueKey struct {
+	addr string
+	bulk bool
+}
+
+type callQueue struct {
+	waiting  []*pendingCall
+	inFlight int // calls under way
+}
+
+type pendingCall struct {
+	ctx  context.Context
+	kind string
+	body []byte // the request, msgpack-encoded
+	done chan callResult
+}
+
+type callResult struct {
+	body []byte
+	err  error
+}
+
+// call makes a control-plane call to the member whose control address is
+// addr, as transport.Client.Call would, in a batch with the other requests
+// this member has for it if kind is batchable. Its errors are those of
+// transport.Client.Call.
+func (n *Node) call(ctx context.Context, addr, kind string, req, resp any) error {
+	if !batchable(kind) {
+		return n.rpc.Call(ctx, addr, kind, req, resp)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("transport: call %q to %s: %w", kind, addr, err)
+	}
+	body, err := msgpack.Marshal(req)
+	if err != nil {
+		return fmt.Errorf("transport: encoding %q request: %w", kind, err)
+	}
+	if len(body) > maxBatchBytes/2 {
+		return n.rpc.Call(ctx, addr, kind, msgpack.RawMessage(body), resp)
+	}
+	p := &pendingCall{ctx: ctx, kind: kind, body: body, done: make(chan callResult, 1)}
+	b := &n.calls
+	b.mu.Lock()
+	if b.queues == nil {
+		b.queues = make(map[queueKey]*callQueue)
+	}
+	k := queueKey{addr, bulk(kind)}
+	q := b.queues[k]
+	if q == nil {
+		q = &callQueue{}
+		b.queues[k] = q
+	}
+	q.waiting = append(q.waiting, p)
+	start := q.inFlight < maxBatchesInFlight
+	if start {
+		q.inFlight++
+	}
+	b.mu.Unlock()
+	if start && !n.background(func() { n.sendCalls(addr, q) }) {
+		// The node closes: this request goes alone.
+		b.mu.Lock()
+		q.inFlight--
+		b.mu.Unlock()
+		return n.rpc.Call(ctx, addr, kind, msgpack.RawMessage(body), resp)
+	}
+	select {
+	case r := <-p.done:
+		if r.err != nil {
+			return r.err
+		}
+		if resp != nil {
+			if err := msgpack.Unmarshal(r.body, resp); err != nil {
+				return fmt.Errorf("transport: decoding %q response from %s: %w", kind, addr, err)
+			}
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("transport: call %q to %s: %w", kind, addr, ctx.Err())
+	}
+}
+
+// sendCalls sends the requests waiting for addr, a batch at a time, until
+// none waits.
+func (n *Node) sendCalls(addr string, q *callQueue) {
+	b := &n.calls
+	for {
+		b.mu.Lock()
+		var batch []*pendingCall
+		size := 0
+		for len(q.waiting) > 0 && len(batch) < maxBatch && size+len(q.waiting[0].body) <= maxBatchBytes {
+			p := q.waiting[0]
+			q.waiting[0] = nil
+			q.waiting = q.waiting[1:]
+			if p.ctx.Err() == nil { // its caller gave up: not sent
+				batch = append(batch, p)
+				size += len(p.body)
+			}
+		}
+		if len(batch) == 0 && len(q.waiting) == 0 {
+			q.inFlight--
+			b.mu.Unlock()
+			return
+		}
+		b.mu.Unlock()
+		if len(batch) > 0 {
+			n.sendCallBatch(addr, batch)
+		}
+	}
+}
+
+// sendCallBatch makes one call for batch and gives each request its
+// answer. The call lasts as long as the most patient request may wait;
+// each request is given its own time on the member called.
+func (n *Node) sendCallBatch(addr string, batch []*pendingCall) {
+	if len(batch) == 1 { // alone: as it was asked
+		n.sendCallAlone(addr, batch[0])
+		return
+	}
+	now := time.Now()
+	var deadline time.Time
+	req := batchRequest{List: make([]batchItem, len(batch))}
+	for i, p := range batch {
+		req.List[i] = batchItem{Kind: p.kind, Body: p.body}
+		if d, ok := p.ctx.Deadline(); ok {
+			req.List[i].TimeoutMS = uint32(max(d.Sub(now).Milliseconds(), 1))
+			if d.After(deadline) {
+				deadline = d
+			}
+		}
+	}
+	if deadline.IsZero() {
+		deadline = now.Add(n.cfg.HandshakeTimeout)
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	var rep batchReply
+	err := n.rpc.Call(ctx, addr, KindBatch, req, &rep)
+	if errors.Is(err, transport.ErrUnknownKind) {
+		// A member that does not batch: one call each, at once.
+		var wg sync.WaitGroup
+		for _, p := range batch {
+			wg.Go(func() { n.sendCallAlone(addr, p) })
+		}
+		wg.Wait()
+		return
+	}
+	if err == nil && len(rep.List) != len(batch) {
+		err = fmt.Errorf("transport: %q to %s: %d answers to %d requests", KindBatch, addr, len(rep.List), len(batch))
+	}
+	for i, p := range batch {
+		var r callResult
+		switch {
+		case err != nil:
+			r.err = err
+		case rep.List[i].Code != "":
+			r.err = &transport.RemoteError{Code: rep.List[i].Code, Message: rep.List[i].Message}
+		default:
+			r.body = rep.List[i].Body
+		}
+		p.done <- r
+	}
+}
+
+// sendCallAlone makes the call of one request of its own kind.
+func (n *Node) sendCallAlone(addr string, p *pendingCall) {
+	var body msgpack.RawMessage
+	err := n.rpc.Call(p.ctx, addr, p.kind, msgpack.RawMessage(p.body), &body)
+	p.done <- callResult{body: body, err: err}
+}
+
+// handleBatch answers the requests of a KindBatch call, each as the
+// handler of its kind would, at once, each within its own time.
+func (n *Node) handleBatch(ctx context.Context, from string, decode func(any) error) (any, error) {
+	var req batchRequest
+	if err := decode(&req); err != nil {
+		return nil, err
+	}
+	if len(req.List) > maxBatch {
+		return nil, fmt.Errorf("%d requests in one call, at most %d", len(req.List), maxBatch)
+	}
+	out := batchReply{List: make([]batchAnswer, len(req.List))}
+	var wg sync.WaitGroup
+	for i, it := range req.List {
+		h := n.handlers[it.Kind]
+		if h == nil || !batchable(it.Kind) {
+			out.List[i].Code, out.List[i].Message = transport.CodeUnknownKind, fmt.Sprintf("no handler for kind %q in a batch", it.Kind)
+			continue
+		}
+		wg.Go(func() {
+			ictx, cancel := ctx, context.CancelFunc(func() {})
+			if it.TimeoutMS > 0 {
+				ictx, cancel = context.WithTimeout(ctx, time.Duration(it.TimeoutMS)*time.Millisecond)
+			}
+			defer cancel()
+			out.List[i] = runBatched(ictx, h, from, it)
+		})
+	}
+	wg.Wait()
+	return out, nil
+}
+
+// runBatched runs the handler of one request of a batch and encodes its
+// answer, or its error's code and message as the transport would send them.
+func runBatched(ctx context.Context, h transport.Handler, from string, it batchItem) (a batchAnswer) {
+	defer func() {
+		if p := recover(); p != nil {
+			a = batchAnswer{Code: transport.CodeInternal, Message: fmt.Sprintf("handler for %q panicked: %v", it.Kind, p)}
+		}
+	}()
+	decode := func(v any) error {
+		if err := msgpack.Unmarshal(it.Body, v); err != nil {
+			return &transport.RemoteError{Code: transport.CodeBadRequest, Message: fmt.Sprintf("decoding %q request: %v", it.Kind, err)}
+		}
+		return nil
+	}
+	v, err := h(ctx, from, decode)
+	if err != nil {
+		msg := err.Error()
+		if re := (*transport.RemoteError)(nil); errors.As(err, &re) {
+			msg = re.Message
+		}
+		return batchAnswer{Code: errorCode(err), Message: msg}
+	}
+	body, err := msgpack.Marshal(v)
+	if err != nil {
+		return batchAnswer{Code: transport.CodeInternal, Message: fmt.Sprintf("encoding %q response: %v", it.Kind, err)}
+	}
+	return batchAnswer{Body: body}
+}
+
+// errorCode is the code the transport gives a handler's error (see
+// transport.Handler).
+func errorCode(err error) string {
+	var re *transport.RemoteError
+	var coded interface{ TransportCode() string }
+	switch {
+	case errors.As(err, &re):
+		return re.Code
+	case errors.As(err, &coded):
+		return coded.TransportCode()
+	case errors.Is(err, context.DeadlineExceeded):
+		return transport.CodeDeadlineExceeded
+	case errors.Is(err, context.Canceled):
+		return transport.CodeCanceled
+	}
+	return transport.CodeError
+}

@@ -1,0 +1,229 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/migratory/mtcp/internal/poolhook"
+	"github.com/migratory/mtcp/transport"
+)
+
+// holdCalls holds node's requests of kind (and counts them), alone or in a
+// batch, until release is closed.
+func holdCalls(node *Node, kind string, count *atomic.Int64, release chan struct{}) (undo func()) {
+	return poolhook.Set(node, kind, func(h transport.Handler) transport.Handler {
+		return func(ctx context.Context, from string, decode func(any) error) (any, error) {
+			count.Add(1)
+			<-release
+			return h(ctx, from, decode)
+		}
+	})
+}
+
+// releaser closes release once, at the latest when the test ends: held
+// handlers never outlive it.
+func releaser(t *testing.T) (release chan struct{}, free func()) {
+	release = make(chan struct{})
+	var once sync.Once
+	free = func() { once.Do(func() { close(release) }) }
+	t.Cleanup(free)
+	return release, free
+}
+
+// countCalls counts node's requests of kind.
+func countCalls(node *Node, kind string, count *atomic.Int64) (undo func()) {
+	return poolhook.Set(node, kind, func(h transport.Handler) transport.Handler {
+		return func(ctx context.Context, from string, decode func(any) error) (any, error) {
+			count.Add(1)
+			return h(ctx, from, decode)
+		}
+	})
+}
+
+// waitingCalls is how many requests other than copies n has waiting for
+// the member at addr.
+func waitingCalls(n *Node, addr string) int {
+	b := &n.calls
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if q := b.queues[queueKey{addr: addr}]; q != nil {
+		return len(q.waiting)
+	}
+	return 0
+}
+
+// TestEpochQueriesGoTogether: while maxBatchesInFlight calls to a member
+// are under way, the epoch queries for it that come meanwhile wait and go
+// together in one call; each gets the epoch of its own session, and a
+// claim in the same call that the member refuses fails alone, with its
+// code.
+func TestEpochQueriesGoTogether(t *testing.T) {
+	checkLeaks(t)
+	nodes, _ := startFakeNodes(t, NodeConfig{HandshakeTimeout: 5 * time.Second}, "a", "b")
+	a, _ := nodes[1].Membership().Member("a")
+	const sessions = 100
+	for i := range sessions {
+		require.NoError(t, nodes[0].store.Claim(sessionID{7, byte(i)}, uint64(10+i), "x"))
+	}
+	var singles, batches atomic.Int64
+	release, free := releaser(t)
+	defer holdCalls(nodes[0], KindEpoch, &singles, release)()
+	defer countCalls(nodes[0], KindBatch, &batches)()
+
+	var wg sync.WaitGroup
+	errs := make([]error, sessions)
+	epochs := make([]uint64, sessions)
+	query := func(i int) {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			var rep epochReply
+			errs[i] = nodes[1].call(ctx, a.ControlAddr, KindEpoch, epochQuery{Session: sessionID{7, byte(i)}}, &rep)
+			epochs[i] = rep.Epoch
+		})
+	}
+	// The first ones go alone, each in a call of its own, and are held.
+	for i := range maxBatchesInFlight {
+		query(i)
+		eventually(t, func() bool { return singles.Load() == int64(i+1) }, "query %d reaches a", i)
+	}
+	for i := maxBatchesInFlight; i < sessions; i++ {
+		query(i)
+	}
+	// A stale claim waits with them.
+	var claimErr error
+	wg.Go(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		claimErr = nodes[1].call(ctx, a.ControlAddr, KindClaim, claimRequest{Session: sessionID{7, 0}, Epoch: 3}, nil)
+	})
+	eventually(t, func() bool { return waitingCalls(nodes[1], a.ControlAddr) == sessions-maxBatchesInFlight+1 },
+		"the other requests wait")
+	free()
+	wg.Wait()
+	for i := range sessions {
+		require.NoError(t, errs[i], "session %d", i)
+		require.Equal(t, uint64(10+i), epochs[i], "session %d", i)
+	}
+	require.EqualValues(t, sessions, singles.Load(), "each query was answered once (a batch's requests run through their kind's handler)")
+	require.EqualValues(t, 1, batches.Load(), "the requests that waited went in one call")
+	var re *transport.RemoteError
+	require.ErrorAs(t, claimErr, &re)
+	require.Equal(t, CodeStale, re.Code)
+}
+
+// TestBatchToMemberThatDoesNotBatch: a member that answers a batch with
+// unknown_kind (an older version) is asked one request at a time, and
+// every request is answered.
+func TestBatchToMemberThatDoesNotBatch(t *testing.T) {
+	checkLeaks(t)
+	nodes, _ := startFakeNodes(t, NodeConfig{HandshakeTimeout: 5 * time.Second}, "a", "b")
+	a, _ := nodes[1].Membership().Member("a")
+	const sessions = 40
+	for i := range sessions {
+		require.NoError(t, nodes[0].store.Claim(sessionID{8, byte(i)}, uint64(20+i), "x"))
+	}
+	var batches atomic.Int64
+	defer poolhook.Set(nodes[0], KindBatch, func(transport.Handler) transport.Handler {
+		return func(context.Context, string, func(any) error) (any, error) {
+			batches.Add(1)
+			return nil, &transport.RemoteError{Code: transport.CodeUnknownKind, Message: "no handler for kind \"batch\""}
+		}
+	})()
+	var singles atomic.Int64
+	release, free := releaser(t)
+	defer holdCalls(nodes[0], KindEpoch, &singles, release)()
+	var wg sync.WaitGroup
+	errs := make([]error, sessions)
+	epochs := make([]uint64, sessions)
+	query := func(i int) {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			var rep epochReply
+			errs[i] = nodes[1].call(ctx, a.ControlAddr, KindEpoch, epochQuery{Session: sessionID{8, byte(i)}}, &rep)
+			epochs[i] = rep.Epoch
+		})
+	}
+	for i := range maxBatchesInFlight {
+		query(i)
+		eventually(t, func() bool { return singles.Load() == int64(i+1) }, "query %d reaches a", i)
+	}
+	for i := maxBatchesInFlight; i < sessions; i++ {
+		query(i)
+	}
+	eventually(t, func() bool { return waitingCalls(nodes[1], a.ControlAddr) == sessions-maxBatchesInFlight },
+		"the other requests wait")
+	free()
+	wg.Wait()
+	for i := range sessions {
+		require.NoError(t, errs[i], "session %d", i)
+		require.Equal(t, uint64(20+i), epochs[i], "session %d", i)
+	}
+	require.EqualValues(t, 1, batches.Load())
+	require.EqualValues(t, sessions, singles.Load(), "each request was asked alone")
+}
+
+// TestBatchedRequestGivenUp: a request whose caller gave up while it
+// waited is not sent; one whose batch call fails gets the error, and
+// asked again, its answer.
+func TestBatchedRequestGivenUp(t *testing.T) {
+	checkLeaks(t)
+	nodes, _ := startFakeNodes(t, NodeConfig{HandshakeTimeout: 5 * time.Second}, "a", "b")
+	a, _ := nodes[1].Membership().Member("a")
+	require.NoError(t, nodes[0].store.Claim(sessionID{9, 1}, 42, "x"))
+	var singles atomic.Int64
+	release, free := releaser(t)
+	defer holdCalls(nodes[0], KindEpoch, &singles, release)()
+	var fail atomic.Bool
+	fail.Store(true)
+	var batches atomic.Int64
+	defer poolhook.Set(nodes[0], KindBatch, func(h transport.Handler) transport.Handler {
+		return func(ctx context.Context, from string, decode func(any) error) (any, error) {
+			batches.Add(1)
+			if fail.Load() {
+				return nil, errors.New("lost on the way")
+			}
+			return h(ctx, from, decode)
+		}
+	})()
+	ask := func(ctx context.Context) (uint64, error) {
+		var rep epochReply
+		err := nodes[1].call(ctx, a.ControlAddr, KindEpoch, epochQuery{Session: sessionID{9, 1}}, &rep)
+		return rep.Epoch, err
+	}
+	var wg sync.WaitGroup
+	for i := range maxBatchesInFlight { // held, alone
+		wg.Go(func() { _, _ = ask(context.Background()) })
+		eventually(t, func() bool { return singles.Load() == int64(i+1) }, "call %d reaches a", i)
+	}
+	// One gives up while it waits; two others wait with it.
+	gaveUp, cancel := context.WithCancel(context.Background())
+	var gaveUpErr error
+	wg.Go(func() { _, gaveUpErr = ask(gaveUp) })
+	errs := make([]error, 2)
+	for i := range errs {
+		wg.Go(func() { _, errs[i] = ask(context.Background()) })
+	}
+	eventually(t, func() bool { return waitingCalls(nodes[1], a.ControlAddr) == 3 }, "three requests wait")
+	cancel()
+	free()
+	wg.Wait()
+	require.ErrorIs(t, gaveUpErr, context.Canceled)
+	require.EqualValues(t, 1, batches.Load(), "the two left went together")
+	for _, err := range errs {
+		var re *transport.RemoteError
+		require.ErrorAs(t, err, &re, "the batch's failure is each request's")
+	}
+	// Asked again, answered.
+	fail.Store(false)
+	epoch, err := ask(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, uint64(42), epoch)
+}
