@@ -64,7 +64,6 @@ func waitingCalls(n *Node, addr string) int {
 // claim in the same call that the member refuses fails alone, with its
 // code.
 func TestEpochQueriesGoTogether(t *testing.T) {
-	checkLeaks(t)
 	nodes, _ := startFakeNodes(t, NodeConfig{HandshakeTimeout: 5 * time.Second}, "a", "b")
 	a, _ := nodes[1].Membership().Member("a")
 	const sessions = 100
@@ -122,7 +121,6 @@ func TestEpochQueriesGoTogether(t *testing.T) {
 // unknown_kind (an older version) is asked one request at a time, and
 // every request is answered.
 func TestBatchToMemberThatDoesNotBatch(t *testing.T) {
-	checkLeaks(t)
 	nodes, _ := startFakeNodes(t, NodeConfig{HandshakeTimeout: 5 * time.Second}, "a", "b")
 	a, _ := nodes[1].Membership().Member("a")
 	const sessions = 40
@@ -174,7 +172,6 @@ func TestBatchToMemberThatDoesNotBatch(t *testing.T) {
 // waited is not sent; one whose batch call fails gets the error, and
 // asked again, its answer.
 func TestBatchedRequestGivenUp(t *testing.T) {
-	checkLeaks(t)
 	nodes, _ := startFakeNodes(t, NodeConfig{HandshakeTimeout: 5 * time.Second}, "a", "b")
 	a, _ := nodes[1].Membership().Member("a")
 	require.NoError(t, nodes[0].store.Claim(sessionID{9, 1}, 42, "x"))

@@ -10,7 +10,6 @@ import (
 )
 
 func TestReplicas(t *testing.T) {
-	checkLeaks(t)
 	nodes := startPool(t, "a", "b", "c", "d", "e")
 	a, b, d, e := nodes[0], nodes[1], nodes[3], nodes[4]
 	keys := make([]string, 300)
@@ -68,7 +67,6 @@ func TestReplicas(t *testing.T) {
 }
 
 func TestLeastLoaded(t *testing.T) {
-	checkLeaks(t)
 	nodes := startPool(t, "a", "b", "c")
 	a, b, c := nodes[0], nodes[1], nodes[2]
 	a.SetLoad(5, 0)

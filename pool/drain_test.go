@@ -118,7 +118,6 @@ func startFakeNodes(t *testing.T, cfg NodeConfig, names ...string) ([]*Node, []*
 // capacity: the empty member gets three times as many as the loaded one,
 // which the two end up holding alike.
 func TestDrainIsPacedAndAsksOnce(t *testing.T) {
-	checkLeaks(t)
 	const (
 		moving = 600
 		loaded = 300
@@ -193,7 +192,6 @@ func TestDrainIsPacedAndAsksOnce(t *testing.T) {
 // (its move failed, and it stayed) is asked again once its move's time ran
 // out, and the drain ends when it moves.
 func TestDrainAsksAgainAfterAFailedMove(t *testing.T) {
-	checkLeaks(t)
 	nodes, hosts := startFakeNodes(t, NodeConfig{HandshakeTimeout: 200 * time.Millisecond}, "a", "b")
 	var mu sync.Mutex
 	asks := 0

