@@ -190,12 +190,13 @@ func (c *Conn) updateReleaseLocked() {
 		newest := s.ckpts[len(s.ckpts)-1]
 		pending := (newest.InPos > target && newest.OutPos <= c.st.PeerLimit() && !s.copiesFailing()) || s.verifyPending
 		switch {
-		case c.st.PeerEnd() != stream.Open && c.st.Consumed() == recv && c.st.OutputDone() && !pending:
-			// Both ends ended their output, the client has all of this
-			// side's, and the application read all of the client's, with no
-			// checkpoint of it on its way: nothing is left to restore, and
-			// the client's last bytes are released, for it waits for that
-			// to finish.
+		case c.st.PeerEnd() != stream.Open && c.st.Consumed() == recv && (c.st.OutputDone() || c.st.PeerEnd() == stream.Closed) && !pending:
+			// The client ended its output, the application read all of it,
+			// no checkpoint of it is on its way, and the client has all of
+			// this side's output or, having closed, takes no more: nothing
+			// is left to restore, and the client's last bytes are released,
+			// for it waits for that to finish (even where no checkpoint can
+			// become durable: no member is left to hold its copies).
 			target = recv
 			if target > c.st.Release() && c.link != nil {
 				defer c.link.kickNow() // at once, not at the next tick

@@ -80,7 +80,6 @@ func Example_checkpointWhenIdle() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer c.Close()
 	r := bufio.NewReader(c)
 	answer := func() {
 		line, err := r.ReadString('\n')
@@ -99,6 +98,8 @@ func Example_checkpointWhenIdle() {
 	}
 	fmt.Fprint(c, "three\n")
 	answer()
+	c.Close()
+	<-c.(*mtcp.Conn).Done() // the session ends once both ends closed
 	// Output:
 	// a: ONE
 	// a: TWO

@@ -192,7 +192,6 @@ func ExampleListener_Drain() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer c.Close()
 	mc := c.(*mtcp.Conn)
 	for len(mc.Members()) < 2 {
 		time.Sleep(10 * time.Millisecond)
@@ -210,6 +209,8 @@ func ExampleListener_Drain() {
 	fmt.Fprint(c, "pong")
 	_, _ = io.ReadFull(c, buf)
 	fmt.Println(mc.MemberName(), string(buf))
+	c.Close()
+	<-mc.Done() // the session ends once both ends closed
 	// Output:
 	// a ping
 	// b pong
