@@ -183,12 +183,7 @@ func (c *Conn) updateReleaseLocked() {
 		}
 		target = max(base, c.st.Release())
 		retention := uint64(s.params.ClientRetention)
-		// A newer checkpoint is on its way to durability only if its copies
-		// are being made and the output it covers can reach the client:
-		// output beyond the client's window waits for its application to
-		// read, which may wait for this upload to go through.
-		newest := s.ckpts[len(s.ckpts)-1]
-		pending := (newest.InPos > target && newest.OutPos <= c.st.PeerLimit() && !s.copiesFailing()) || s.verifyPending
+		pending := s.verifyPending || s.durablePendingLocked(c, target)
 		switch {
 		case c.st.PeerEnd() != stream.Open && c.st.Consumed() == recv && c.st.OutputDone() && !pending:
 			// Both ends ended their output, the client has all of this
@@ -212,6 +207,32 @@ func (c *Conn) updateReleaseLocked() {
 		c.noteAckLocked() // the client learns it soon, even on a quiet link
 	}
 	c.noteRiskLocked()
+}
+
+// durablePendingLocked reports whether a checkpoint that would let the
+// client free input beyond target is on its way to durability: its copies
+// are made, being made or next to be made (the newest), and the output it
+// covers can reach the client. Output beyond the client's window waits for
+// its application to read, which may wait for its upload to go through; but
+// an older checkpoint within the window becomes durable all the same, and
+// until it does the client keeps the input a move restores from.
+func (s *serverSide) durablePendingLocked(c *Conn, target uint64) bool {
+	if s.copiesFailing() {
+		return false
+	}
+	limit := c.st.PeerLimit()
+	newest := len(s.ckpts) - 1
+	for i := newest; i >= 0; i-- {
+		r := s.ckpts[i]
+		if r.InPos <= target {
+			break // older ones free no more
+		}
+		copying := s.copies == nil || i == newest || s.copied.sending[r.Seq] || s.copied.done[r.Seq]
+		if r.OutPos <= limit && copying {
+			return true
+		}
+	}
+	return false
 }
 
 // keepMarksLocked drops the marks of the checkpoints no longer kept: the
