@@ -147,3 +147,83 @@ func TestReleaseWaitsForCheckpointInWindow(t *testing.T) {
 	require.Equal(t, []string{"m0", "m1"}, ap.servedBy(id))
 	require.Empty(t, ap.errors())
 }
+
+// TestMigrateWaitsForResumableCheckpoint: the client writes without
+// reading until its retention fills up with no checkpoint on its way (its
+// window is full): the member lets it free input beyond every checkpoint
+// it was told of. A Migrate then waits, on the link it has, until the
+// client hears of a checkpoint that covers the input it keeps, which comes
+// once it reads; then it moves. (It used to leave at once and be refused,
+// "no checkpoint fits the client".)
+func TestMigrateWaitsForResumableCheckpoint(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	ap := startAppPool(t, 2, func(c *Config) { c.Replicas = 1 }, appOptions{})
+	defer ap.close()
+	const (
+		window    = 16 << 10
+		retention = 64 << 10
+		piece     = 4 << 10
+		total     = 72 << 10
+	)
+	c := ap.dial(t, &Dialer{Logger: testLogger(t), Window: window, Retention: retention}, "m0")
+	defer c.Close() // if the test fails
+	id := c.SessionID()
+	src := newPattern(total, 7)
+	sent := sha256.New()
+	for wrote := piece; wrote <= total; wrote += piece {
+		p := make([]byte, piece)
+		_, _ = io.ReadFull(src, p)
+		sent.Write(p)
+		_, err := c.Write(p)
+		require.NoError(t, err)
+		sc := ap.serverConn(id)
+		require.Eventually(t, func() bool {
+			sc.mu.Lock()
+			defer sc.mu.Unlock()
+			return sc.st.Consumed() == uint64(wrote)
+		}, 10*time.Second, 100*time.Microsecond)
+	}
+	// The checkpoints within the window become durable; the retention is
+	// full past them: the client may free input beyond them.
+	require.Eventually(t, func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return !c.client.resumableLocked(c)
+	}, 10*time.Second, time.Millisecond, "the client frees input beyond every checkpoint it knows")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	moved := make(chan error, 1)
+	go func() { moved <- c.Migrate(ctx, ap.addr("m1")) }()
+	waiting := func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.client.markCh != nil
+	}
+	for !waiting() {
+		select {
+		case err := <-moved:
+			t.Fatalf("Migrate returned before the client read: %v", err)
+		case <-time.After(time.Millisecond):
+		}
+	}
+
+	// The client reads: the output beyond its window comes, with the marks
+	// of newer checkpoints.
+	got := sha256.New()
+	_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	_, err := io.CopyN(got, c, total/2)
+	require.NoError(t, err)
+	require.NoError(t, <-moved)
+	require.Equal(t, "m1", c.MemberName())
+
+	require.NoError(t, c.CloseWrite())
+	k, err := io.Copy(got, c)
+	require.NoError(t, err)
+	require.Equal(t, int64(total-total/2), k)
+	require.Equal(t, sent.Sum(nil), got.Sum(nil))
+	ap.waitEnded(t, c)
+	require.Equal(t, sent.Sum(nil), ap.finalDigest(id))
+	require.Equal(t, []string{"m0", "m1"}, ap.servedBy(id))
+	require.Empty(t, ap.errors())
+}
