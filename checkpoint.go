@@ -58,7 +58,7 @@ func (c *Conn) Checkpoint(state []byte) error {
 		Params: s.params, Origin: s.node.Name(),
 	}
 	if len(s.ckpts) >= maxCheckpoints {
-		c.dropCheckpointLocked()
+		c.dropCheckpointLocked(rec.OutPos)
 	}
 	s.ckpts = append(s.ckpts, rec)
 	c.st.AddMark(rec.Seq, rec.InPos)
@@ -274,26 +274,36 @@ func (c *Conn) checkRegeneratedLocked() {
 	}
 }
 
-// dropCheckpointLocked makes room for a checkpoint. It keeps the durable
-// one and those being copied or copied to the replicas (the next to become
-// durable), and, as long as it can, those whose mark the client may have
-// heard: the client may know no other position to check a restore from. So
-// it drops the newest checkpoint whose output has not gone out yet, else the
-// oldest of the others, else the newest pending one.
-func (c *Conn) dropCheckpointLocked() {
+// dropCheckpointLocked makes room for a checkpoint at output position
+// next. It keeps the durable one and those being copied now. Of the others
+// (those copied already included: a newer one becomes durable as well) it
+// drops the one
+// whose neighbours lie closest together in the output, the newer ones
+// first: those kept stay spread evenly between the oldest and the newest,
+// so that wherever the client's output stands when it moves, a checkpoint
+// lies a short way before it, and the successor regenerates little. (Drop
+// the newest unsent ones, and the checkpoints of a stream whose output
+// waits beyond the client's window bunch up at its start: a move that
+// comes once the client read past them regenerates megabytes.) Else it
+// drops the newest pending one.
+func (c *Conn) dropCheckpointLocked(next uint64) {
 	s := c.server
 	droppable := func(r *snapshot.Record) bool {
-		return r != s.durable && !s.copied.sending[r.Seq] && !s.copied.done[r.Seq]
+		return r != s.durable && !s.copied.sending[r.Seq]
 	}
 	drop := -1
-	for i := len(s.ckpts) - 1; i >= 1 && drop < 0; i-- {
-		if r := s.ckpts[i]; droppable(r) && !c.st.MarkMayBeKnown(r.OutPos) {
-			drop = i
+	var narrowest uint64
+	for i := len(s.ckpts) - 1; i >= 1; i-- {
+		r := s.ckpts[i]
+		if !droppable(r) {
+			continue
 		}
-	}
-	for i := 1; i < len(s.ckpts) && drop < 0; i++ {
-		if droppable(s.ckpts[i]) {
-			drop = i
+		after := next
+		if i+1 < len(s.ckpts) {
+			after = s.ckpts[i+1].OutPos
+		}
+		if span := after - s.ckpts[i-1].OutPos; drop < 0 || span < narrowest {
+			drop, narrowest = i, span
 		}
 	}
 	if drop < 0 {
