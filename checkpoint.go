@@ -275,21 +275,23 @@ func (c *Conn) checkRegeneratedLocked() {
 }
 
 // dropCheckpointLocked makes room for a checkpoint at output position
-// next. It keeps the durable one and those being copied now. Of the others
-// (those copied already included: a newer one becomes durable as well) it
-// drops the one
-// whose neighbours lie closest together in the output, the newer ones
-// first: those kept stay spread evenly between the oldest and the newest,
-// so that wherever the client's output stands when it moves, a checkpoint
-// lies a short way before it, and the successor regenerates little. (Drop
-// the newest unsent ones, and the checkpoints of a stream whose output
-// waits beyond the client's window bunch up at its start: a move that
-// comes once the client read past them regenerates megabytes.) Else it
-// drops the newest pending one.
+// next. It keeps the durable one, those being copied now, and those copied
+// whose output can reach the client (the next to become durable). Of the
+// others (those copied beyond the client's window too: they wait for its
+// application to read, and a newer one becomes durable as well) it drops
+// the one whose neighbours lie closest together in the output, the newer
+// ones first: those kept stay spread evenly between the oldest and the
+// newest, so that wherever the client's output stands when it moves, a
+// checkpoint lies a short way before it, and the successor regenerates
+// little. (Drop the newest unsent ones first, and the checkpoints of a
+// stream whose output waits beyond the client's window bunch up at its
+// start: a move once the client read past them regenerates megabytes.)
+// Else it drops the newest pending one.
 func (c *Conn) dropCheckpointLocked(next uint64) {
 	s := c.server
+	limit := c.st.PeerLimit()
 	droppable := func(r *snapshot.Record) bool {
-		return r != s.durable && !s.copied.sending[r.Seq]
+		return r != s.durable && !s.copied.sending[r.Seq] && !(s.copied.done[r.Seq] && r.OutPos <= limit)
 	}
 	drop := -1
 	var narrowest uint64
