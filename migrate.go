@@ -31,11 +31,13 @@ type move struct {
 // Migrate moves this session's server end to the pool member whose client
 // address is to ("" chooses one by spare capacity, see ChooseMember). On a
 // client it returns once the session runs on the new member, or with an
-// error after which the session goes on where it was. On a server it asks the
-// client to move and returns once the session has left this member; the
-// client is asked once the session sits at a checkpoint boundary, or after
-// Config.SettleTimeout (see SettleTimeout). The context bounds the wait, not
-// the move.
+// error after which the session goes on where it was; a client whose member
+// let it free the input after every checkpoint it knows first waits on its
+// link, within the handshake timeout, to hear of one it can resume from. On
+// a server it asks the client to move and returns once the session has left
+// this member; the client is asked once the session sits at a checkpoint
+// boundary, or after Config.SettleTimeout (see SettleTimeout). The context
+// bounds the wait, not the move.
 func (c *Conn) Migrate(ctx context.Context, to string) error {
 	if c.role == roleServer {
 		return c.server.migrate(ctx, c, to, MoveRequested)
