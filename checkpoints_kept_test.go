@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 )
 
 // TestCheckpointsKeptSpreadOut: the client reads nothing while an echo
@@ -20,7 +19,6 @@ import (
 // little. (The server used to keep the oldest ones and the newest: the move
 // regenerated nearly all the output the client had read.)
 func TestCheckpointsKeptSpreadOut(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	ap := startAppPool(t, 2, func(c *Config) { c.Replicas = 1 }, appOptions{})
 	defer ap.close()
 	const (

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 )
 
 // heldReads is a DialFunc whose links can stop handing what they read to
@@ -72,7 +71,6 @@ func (hc *heldConn) Read(p []byte) (int, error) {
 // whose output the client had covered: the move was refused, "no
 // checkpoint fits the client".)
 func TestReleaseWaitsForCheckpointInWindow(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	ap := startAppPool(t, 2, func(c *Config) { c.Replicas = 1 }, appOptions{})
 	defer ap.close()
 	const (
@@ -156,7 +154,6 @@ func TestReleaseWaitsForCheckpointInWindow(t *testing.T) {
 // once it reads; then it moves. (It used to leave at once and be refused,
 // "no checkpoint fits the client".)
 func TestMigrateWaitsForResumableCheckpoint(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	ap := startAppPool(t, 2, func(c *Config) { c.Replicas = 1 }, appOptions{})
 	defer ap.close()
 	const (
