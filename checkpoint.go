@@ -275,8 +275,9 @@ func (c *Conn) checkRegeneratedLocked() {
 }
 
 // dropCheckpointLocked makes room for a checkpoint at output position
-// next. It keeps the durable one, those being copied now, and those copied
-// whose output can reach the client (the next to become durable). Of the
+// next. It keeps the durable one, the oldest that covers the input the
+// client keeps, those being copied now, and those copied whose output can
+// reach the client (the next to become durable). Of the
 // others (those copied beyond the client's window too: they wait for its
 // application to read, and a newer one becomes durable as well) it drops
 // the one whose neighbours lie closest together in the output, the newer
@@ -290,8 +291,18 @@ func (c *Conn) checkRegeneratedLocked() {
 func (c *Conn) dropCheckpointLocked(next uint64) {
 	s := c.server
 	limit := c.st.PeerLimit()
+	// The oldest checkpoint that covers the input the client keeps: the
+	// first whose mark it hears of, which a live move restores when the
+	// client freed the input before the durable one's (a full retention).
+	var first *snapshot.Record
+	for _, r := range s.ckpts {
+		if r.InPos >= c.st.Release() {
+			first = r
+			break
+		}
+	}
 	droppable := func(r *snapshot.Record) bool {
-		return r != s.durable && !s.copied.sending[r.Seq] && !(s.copied.done[r.Seq] && r.OutPos <= limit)
+		return r != s.durable && r != first && !s.copied.sending[r.Seq] && !(s.copied.done[r.Seq] && r.OutPos <= limit)
 	}
 	drop := -1
 	var narrowest uint64
