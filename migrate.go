@@ -195,7 +195,7 @@ func (cs *clientSide) awaitResumableLocked(ctx context.Context, c *Conn) error {
 		case err != nil:
 			return err
 		case c.closed:
-			return errors.New("use of closed session")
+			return net.ErrClosed
 		case c.terminated:
 			return c.sessionErrLocked()
 		case cs.moving != nil || c.link == nil:
