@@ -58,7 +58,7 @@ func (c *Conn) Checkpoint(state []byte) error {
 		Params: s.params, Origin: s.node.Name(),
 	}
 	if len(s.ckpts) >= maxCheckpoints {
-		c.dropCheckpointLocked()
+		c.dropCheckpointLocked(rec.OutPos)
 	}
 	s.ckpts = append(s.ckpts, rec)
 	c.st.AddMark(rec.Seq, rec.InPos)
@@ -183,12 +183,7 @@ func (c *Conn) updateReleaseLocked() {
 		}
 		target = max(base, c.st.Release())
 		retention := uint64(s.params.ClientRetention)
-		// A newer checkpoint is on its way to durability only if its copies
-		// are being made and the output it covers can reach the client:
-		// output beyond the client's window waits for its application to
-		// read, which may wait for this upload to go through.
-		newest := s.ckpts[len(s.ckpts)-1]
-		pending := (newest.InPos > target && newest.OutPos <= c.st.PeerLimit() && !s.copiesFailing()) || s.verifyPending
+		pending := s.verifyPending || s.durablePendingLocked(c, target)
 		switch {
 		case c.st.PeerEnd() != stream.Open && c.st.Consumed() == recv && (c.st.OutputDone() || c.st.PeerEnd() == stream.Closed) && !pending:
 			// The client ended its output, the application read all of it,
@@ -213,6 +208,32 @@ func (c *Conn) updateReleaseLocked() {
 		c.noteAckLocked() // the client learns it soon, even on a quiet link
 	}
 	c.noteRiskLocked()
+}
+
+// durablePendingLocked reports whether a checkpoint that would let the
+// client free input beyond target is on its way to durability: its copies
+// are made, being made or next to be made (the newest), and the output it
+// covers can reach the client. Output beyond the client's window waits for
+// its application to read, which may wait for its upload to go through; but
+// an older checkpoint within the window becomes durable all the same, and
+// until it does the client keeps the input a move restores from.
+func (s *serverSide) durablePendingLocked(c *Conn, target uint64) bool {
+	if s.copiesFailing() {
+		return false
+	}
+	limit := c.st.PeerLimit()
+	newest := len(s.ckpts) - 1
+	for i := newest; i >= 0; i-- {
+		r := s.ckpts[i]
+		if r.InPos <= target {
+			break // older ones free no more
+		}
+		copying := s.copies == nil || i == newest || s.copied.sending[r.Seq] || s.copied.done[r.Seq]
+		if r.OutPos <= limit && copying {
+			return true
+		}
+	}
+	return false
 }
 
 // keepMarksLocked drops the marks of the checkpoints no longer kept: the
@@ -254,26 +275,49 @@ func (c *Conn) checkRegeneratedLocked() {
 	}
 }
 
-// dropCheckpointLocked makes room for a checkpoint. It keeps the durable
-// one and those being copied or copied to the replicas (the next to become
-// durable), and, as long as it can, those whose mark the client may have
-// heard: the client may know no other position to check a restore from. So
-// it drops the newest checkpoint whose output has not gone out yet, else the
-// oldest of the others, else the newest pending one.
-func (c *Conn) dropCheckpointLocked() {
+// dropCheckpointLocked makes room for a checkpoint at output position
+// next. It keeps the durable one, the oldest that covers the input the
+// client keeps, those being copied now, and those copied whose output can
+// reach the client (the next to become durable). Of the
+// others (those copied beyond the client's window too: they wait for its
+// application to read, and a newer one becomes durable as well) it drops
+// the one whose neighbours lie closest together in the output, the newer
+// ones first: those kept stay spread evenly between the oldest and the
+// newest, so that wherever the client's output stands when it moves, a
+// checkpoint lies a short way before it, and the successor regenerates
+// little. (Drop the newest unsent ones first, and the checkpoints of a
+// stream whose output waits beyond the client's window bunch up at its
+// start: a move once the client read past them regenerates megabytes.)
+// Else it drops the newest pending one.
+func (c *Conn) dropCheckpointLocked(next uint64) {
 	s := c.server
-	droppable := func(r *snapshot.Record) bool {
-		return r != s.durable && !s.copied.sending[r.Seq] && !s.copied.done[r.Seq]
-	}
-	drop := -1
-	for i := len(s.ckpts) - 1; i >= 1 && drop < 0; i-- {
-		if r := s.ckpts[i]; droppable(r) && !c.st.MarkMayBeKnown(r.OutPos) {
-			drop = i
+	limit := c.st.PeerLimit()
+	// The oldest checkpoint that covers the input the client keeps: the
+	// first whose mark it hears of, which a live move restores when the
+	// client freed the input before the durable one's (a full retention).
+	var first *snapshot.Record
+	for _, r := range s.ckpts {
+		if r.InPos >= c.st.Release() {
+			first = r
+			break
 		}
 	}
-	for i := 1; i < len(s.ckpts) && drop < 0; i++ {
-		if droppable(s.ckpts[i]) {
-			drop = i
+	droppable := func(r *snapshot.Record) bool {
+		return r != s.durable && r != first && !s.copied.sending[r.Seq] && !(s.copied.done[r.Seq] && r.OutPos <= limit)
+	}
+	drop := -1
+	var narrowest uint64
+	for i := len(s.ckpts) - 1; i >= 1; i-- {
+		r := s.ckpts[i]
+		if !droppable(r) {
+			continue
+		}
+		after := next
+		if i+1 < len(s.ckpts) {
+			after = s.ckpts[i+1].OutPos
+		}
+		if span := after - s.ckpts[i-1].OutPos; drop < 0 || span < narrowest {
+			drop, narrowest = i, span
 		}
 	}
 	if drop < 0 {

@@ -40,11 +40,12 @@ type clientSide struct {
 	epoch    uint64   // the session's epoch as last told
 	members  []Member // the pool as last told
 	digest   digest.Running
-	marks    []markDigest // checkpoints the server announced, oldest first
-	verify   *wire.Verify // to send first on the new link
-	moving   *move        // a migration in progress
-	restored bool         // the last resume restored the session from a checkpoint
-	ps       *policyState // the migration policy's figures
+	marks    []markDigest  // checkpoints the server announced, oldest first
+	markCh   chan struct{} // closed at the next mark (a Migrate waits for one)
+	verify   *wire.Verify  // to send first on the new link
+	moving   *move         // a migration in progress
+	restored bool          // the last resume restored the session from a checkpoint
+	ps       *policyState  // the migration policy's figures
 }
 
 // markDigest is the client's digest of its received output at a checkpoint

@@ -73,8 +73,12 @@ func (cs copySource) CopyRound(everything bool) (recs []*snapshot.Record, keep [
 	if everything && s.durable != nil && s.durable != newest {
 		recs = append(recs, s.durable)
 	}
-	if !cp.done[newest.Seq] || everything {
-		recs = append(recs, newest)
+	pick := newest
+	if !everything {
+		pick = s.nextToCopyLocked(c)
+	}
+	if !cp.done[pick.Seq] || everything {
+		recs = append(recs, pick)
 	}
 	if len(recs) == 0 {
 		return nil, nil, nil
@@ -116,4 +120,35 @@ func (cs copySource) CopyDone(copied []uint64, failed bool, staleBy string) {
 		s.copied.done[seq] = true
 	}
 	c.advanceDurableLocked()
+	if !failed && !c.terminated && !s.copied.done[s.ckpts[len(s.ckpts)-1].Seq] {
+		// The round copied an older checkpoint (nextToCopyLocked), or a
+		// newer one came meanwhile: the newest goes next.
+		c.replicateLocked()
+	}
+}
+
+// nextToCopyLocked picks the checkpoint a round copies: the newest, unless
+// its output lies beyond the client's window and a newer one than the
+// durable within it has no copies yet. Output beyond the window waits for
+// the client's application to read, and so does that checkpoint's
+// durability; the one within it becomes durable as soon as the client has
+// its output, and lets the client free the input before it (see
+// durablePendingLocked).
+func (s *serverSide) nextToCopyLocked(c *Conn) *snapshot.Record {
+	newest := s.ckpts[len(s.ckpts)-1]
+	limit := c.st.PeerLimit()
+	if newest.OutPos <= limit {
+		return newest
+	}
+	for i := len(s.ckpts) - 2; i >= 0; i-- {
+		r := s.ckpts[i]
+		if r.OutPos > limit {
+			continue
+		}
+		if r == s.durable || s.copied.done[r.Seq] || (s.durable != nil && r.Seq < s.durable.Seq) {
+			break
+		}
+		return r
+	}
+	return newest
 }

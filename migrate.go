@@ -31,11 +31,13 @@ type move struct {
 // Migrate moves this session's server end to the pool member whose client
 // address is to ("" chooses one by spare capacity, see ChooseMember). On a
 // client it returns once the session runs on the new member, or with an
-// error after which the session goes on where it was. On a server it asks the
-// client to move and returns once the session has left this member; the
-// client is asked once the session sits at a checkpoint boundary, or after
-// Config.SettleTimeout (see SettleTimeout). The context bounds the wait, not
-// the move.
+// error after which the session goes on where it was; a client whose member
+// let it free the input after every checkpoint it knows first waits on its
+// link, within the handshake timeout, to hear of one it can resume from. On
+// a server it asks the client to move and returns once the session has left
+// this member; the client is asked once the session sits at a checkpoint
+// boundary, or after Config.SettleTimeout (see SettleTimeout). The context
+// bounds the wait, not the move.
 func (c *Conn) Migrate(ctx context.Context, to string) error {
 	if c.role == roleServer {
 		return c.server.migrate(ctx, c, to, MoveRequested)
@@ -107,6 +109,10 @@ func (cs *clientSide) migrate(ctx context.Context, c *Conn, to string) error {
 		c.mu.Unlock()
 		return c.opError("migrate", ErrMoveInProgress)
 	}
+	if err := cs.awaitResumableLocked(ctx, c); err != nil {
+		c.mu.Unlock()
+		return c.opError("migrate", err)
+	}
 	target, err := cs.chooseTargetLocked(to)
 	if err != nil {
 		c.mu.Unlock()
@@ -134,6 +140,69 @@ func (cs *clientSide) migrate(ctx context.Context, c *Conn, to string) error {
 	case <-ctx.Done():
 		return c.opError("migrate", ctx.Err())
 	}
+}
+
+// resumableLocked reports whether the client holds what a live move needs:
+// a checkpoint it was told of (a mark) whose input it still keeps, so that
+// the member it leaves can hand that checkpoint over and the client replay
+// the input after it. A client told of no checkpoint yet has nothing to
+// wait for: either it keeps all its input, or the application does not
+// checkpoint and the member says so.
+func (cs *clientSide) resumableLocked(c *Conn) bool {
+	retained, _ := c.st.Retained()
+	if retained == 0 || len(cs.marks) == 0 {
+		return true
+	}
+	for _, m := range cs.marks {
+		if m.in >= retained {
+			return true
+		}
+	}
+	return false
+}
+
+// awaitResumableLocked (c.mu held, and held again on return) waits, on the
+// link the session has, until the client holds a checkpoint a live move can
+// restore (resumableLocked): its member let it free input beyond every
+// checkpoint it knows, its retention being full while its own application
+// was slow to read, and the next checkpoint it hears of covers it again.
+// Leaving before would only be refused by the member. The wait is bounded
+// by ctx and the handshake timeout; after that the move is tried as it is.
+func (cs *clientSide) awaitResumableLocked(ctx context.Context, c *Conn) error {
+	if cs.resumableLocked(c) {
+		return nil
+	}
+	t := time.NewTimer(cs.d.HandshakeTimeout)
+	defer t.Stop()
+	for !cs.resumableLocked(c) {
+		if cs.markCh == nil {
+			cs.markCh = make(chan struct{})
+		}
+		ch := cs.markCh
+		c.mu.Unlock()
+		var err error
+		select {
+		case <-ch:
+		case <-c.doneCh:
+		case <-t.C:
+			c.mu.Lock()
+			return nil
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+		c.mu.Lock()
+		switch {
+		case err != nil:
+			return err
+		case c.closed:
+			return net.ErrClosed
+		case c.terminated:
+			return c.sessionErrLocked()
+		case cs.moving != nil || c.link == nil:
+			return ErrMoveInProgress
+		}
+	}
+	return nil
 }
 
 func (cs *clientSide) memberLocked(name string) (Member, bool) {

@@ -64,6 +64,10 @@ func (c *Conn) handlePoolFrameLocked(l *link, h wire.Header, b []byte) error {
 		}
 		cs.noteMark(f)
 		c.pruneMarksLocked()
+		if cs.markCh != nil {
+			close(cs.markCh) // a Migrate waits for a checkpoint it can resume from
+			cs.markCh = nil
+		}
 		l.kickNow() // acknowledge the output before the mark at once: it makes the checkpoint durable
 	case wire.Move:
 		c.log.Info("mtcp: server asks the session to move", "to", f.Name, "addr", f.Addr, "reason", f.Reason)

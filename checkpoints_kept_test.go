@@ -1,0 +1,85 @@
+package mtcp
+
+import (
+	"context"
+	"crypto/sha256"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestCheckpointsKeptSpreadOut: the client reads nothing while an echo
+// that checkpoints after every read answers hundreds of pieces, so its
+// output piles up beyond the client's window, past the checkpoints the
+// server keeps. Those kept stay spread over the whole output; once the
+// client has read half of it and moves, the successor restores a
+// checkpoint a short way before what the client received and regenerates
+// little. (The server used to keep the oldest ones and the newest: the move
+// regenerated nearly all the output the client had read.)
+func TestCheckpointsKeptSpreadOut(t *testing.T) {
+	ap := startAppPool(t, 2, func(c *Config) { c.Replicas = 1 }, appOptions{})
+	defer ap.close()
+	const (
+		window = 16 << 10
+		piece  = 4 << 10
+		total  = 200 * piece
+	)
+	c := ap.dial(t, &Dialer{Logger: testLogger(t), Window: window}, "m0")
+	defer c.Close() // if the test fails
+	id := c.SessionID()
+	src := newPattern(total, 9)
+	sent := sha256.New()
+	sc := ap.serverConn(id)
+	for wrote := piece; wrote <= total; wrote += piece {
+		p := make([]byte, piece)
+		_, _ = io.ReadFull(src, p)
+		sent.Write(p)
+		_, err := c.Write(p)
+		require.NoError(t, err)
+		require.Eventually(t, func() bool { // one read, echo and checkpoint per piece
+			sc.mu.Lock()
+			defer sc.mu.Unlock()
+			return sc.st.Consumed() == uint64(wrote)
+		}, 10*time.Second, 100*time.Microsecond)
+	}
+	sc.mu.Lock()
+	var outs []uint64
+	for _, r := range sc.server.ckpts {
+		outs = append(outs, r.OutPos)
+	}
+	sc.mu.Unlock()
+	widest := uint64(0)
+	for i := 1; i < len(outs); i++ {
+		widest = max(widest, outs[i]-outs[i-1])
+	}
+	spacing := uint64(total) / (maxCheckpoints - 1) // were they evenly spread
+	t.Logf("checkpoints kept at output positions %v: widest gap %d", outs, widest)
+	require.LessOrEqual(t, widest, 2*spacing+piece, "the checkpoints kept spread over the output")
+
+	// The client reads half the echo and moves.
+	got := sha256.New()
+	_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	_, err := io.CopyN(got, c, total/2)
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, c.Migrate(ctx, ap.addr("m1")))
+	moved := ap.serverConn(id)
+	moved.mu.Lock()
+	from, to, _, _ := moved.st.RegeneratedDigest()
+	moved.mu.Unlock()
+	t.Logf("the successor regenerates output %d to %d", from, to)
+	require.LessOrEqual(t, to-from, 2*spacing+piece, "output regenerated after the move")
+
+	require.NoError(t, c.CloseWrite())
+	k, err := io.Copy(got, c)
+	require.NoError(t, err)
+	require.Equal(t, int64(total-total/2), k)
+	require.Equal(t, sent.Sum(nil), got.Sum(nil))
+	ap.waitEnded(t, c)
+	require.Equal(t, sent.Sum(nil), ap.finalDigest(id))
+	require.Equal(t, []string{"m0", "m1"}, ap.servedBy(id))
+	require.Empty(t, ap.errors())
+}

@@ -1,0 +1,226 @@
+package mtcp
+
+import (
+	"context"
+	"crypto/sha256"
+	"io"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// heldReads is a DialFunc whose links can stop handing what they read to
+// the client: bytes read off the socket while held wait until let go.
+type heldReads struct {
+	mu   sync.Mutex
+	gate chan struct{} // nil: reads pass
+}
+
+func (h *heldReads) dial(ctx context.Context, network, address string) (net.Conn, error) {
+	nc, err := (&net.Dialer{}).DialContext(ctx, network, address)
+	if err != nil {
+		return nil, err
+	}
+	return &heldConn{Conn: nc, h: h}, nil
+}
+
+func (h *heldReads) hold() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.gate == nil {
+		h.gate = make(chan struct{})
+	}
+}
+
+func (h *heldReads) letGo() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.gate != nil {
+		close(h.gate)
+		h.gate = nil
+	}
+}
+
+type heldConn struct {
+	net.Conn
+	h *heldReads
+}
+
+func (hc *heldConn) Read(p []byte) (int, error) {
+	n, err := hc.Conn.Read(p)
+	hc.h.mu.Lock()
+	gate := hc.h.gate
+	hc.h.mu.Unlock()
+	if gate != nil {
+		<-gate
+	}
+	return n, err
+}
+
+// TestReleaseWaitsForCheckpointInWindow: the client reads nothing, so the
+// output of an echo that checkpoints after every read soon lies beyond the
+// client's window, while checkpoints within the window wait for the client
+// to acknowledge their output (its link is slow to deliver it). As the
+// client's retention fills, those checkpoints are on their way to
+// durability: the client keeps the input from them on, and the session can
+// still move live. (The server used to look at its newest checkpoint only,
+// and seeing it beyond the window let the client free input no checkpoint
+// whose output the client had covered: the move was refused, "no
+// checkpoint fits the client".)
+func TestReleaseWaitsForCheckpointInWindow(t *testing.T) {
+	ap := startAppPool(t, 2, func(c *Config) { c.Replicas = 1 }, appOptions{})
+	defer ap.close()
+	const (
+		window    = 16 << 10 // the client's: its output beyond waits
+		retention = 64 << 10 // the client's: full past 3/4 of it without a checkpoint on its way
+		piece     = 4 << 10
+		total     = 60 << 10
+	)
+	hr := &heldReads{}
+	c := ap.dial(t, &Dialer{Logger: testLogger(t), Window: window, Retention: retention, DialFunc: hr.dial}, "m0")
+	defer c.Close() // if the test fails
+	id := c.SessionID()
+	src := newPattern(total, 5)
+	sent := sha256.New()
+	var wrote int
+	write := func(upTo int) {
+		t.Helper()
+		for wrote < upTo {
+			p := make([]byte, piece)
+			_, _ = io.ReadFull(src, p)
+			sent.Write(p)
+			_, err := c.Write(p)
+			require.NoError(t, err)
+			wrote += piece
+			// One read, echo and checkpoint per piece.
+			sc := ap.serverConn(id)
+			require.Eventually(t, func() bool {
+				sc.mu.Lock()
+				defer sc.mu.Unlock()
+				return sc.st.Consumed() == uint64(wrote)
+			}, 10*time.Second, 100*time.Microsecond)
+		}
+	}
+
+	// Two pieces, echoed within the window: their checkpoint becomes
+	// durable, and the client frees the input before it.
+	write(2 * piece)
+	sc := ap.serverConn(id)
+	require.Eventually(t, func() bool {
+		sc.mu.Lock()
+		defer sc.mu.Unlock()
+		return sc.server.durable != nil && sc.server.durable.InPos == 2*piece
+	}, 10*time.Second, time.Millisecond, "the first checkpoints are durable")
+
+	// From now on the client's link holds back what it reads: no output
+	// reaches the client, which acknowledges none.
+	hr.hold()
+	defer hr.letGo() // if the test fails
+	write(total)
+	sc.mu.Lock()
+	release, recv := sc.st.Release(), sc.st.Received()
+	sc.mu.Unlock()
+	t.Logf("received %d bytes of input, the client may free those before %d", recv, release)
+	require.LessOrEqual(t, release, uint64(window),
+		"the client keeps the input after the checkpoints within its window")
+
+	hr.letGo()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, c.Migrate(ctx, ap.addr("m1")))
+	require.Equal(t, "m1", c.MemberName())
+
+	got := sha256.New()
+	require.NoError(t, c.CloseWrite())
+	_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	k, err := io.Copy(got, c)
+	require.NoError(t, err)
+	require.Equal(t, int64(total), k)
+	require.Equal(t, sent.Sum(nil), got.Sum(nil))
+	ap.waitEnded(t, c)
+	require.Equal(t, sent.Sum(nil), ap.finalDigest(id))
+	require.Equal(t, []string{"m0", "m1"}, ap.servedBy(id))
+	require.Empty(t, ap.errors())
+}
+
+// TestMigrateWaitsForResumableCheckpoint: the client writes without
+// reading until its retention fills up with no checkpoint on its way (its
+// window is full): the member lets it free input beyond every checkpoint
+// it was told of. A Migrate then waits, on the link it has, until the
+// client hears of a checkpoint that covers the input it keeps, which comes
+// once it reads; then it moves. (It used to leave at once and be refused,
+// "no checkpoint fits the client".)
+func TestMigrateWaitsForResumableCheckpoint(t *testing.T) {
+	ap := startAppPool(t, 2, func(c *Config) { c.Replicas = 1 }, appOptions{})
+	defer ap.close()
+	const (
+		window    = 16 << 10
+		retention = 64 << 10
+		piece     = 4 << 10
+		total     = 72 << 10
+	)
+	c := ap.dial(t, &Dialer{Logger: testLogger(t), Window: window, Retention: retention}, "m0")
+	defer c.Close() // if the test fails
+	id := c.SessionID()
+	src := newPattern(total, 7)
+	sent := sha256.New()
+	for wrote := piece; wrote <= total; wrote += piece {
+		p := make([]byte, piece)
+		_, _ = io.ReadFull(src, p)
+		sent.Write(p)
+		_, err := c.Write(p)
+		require.NoError(t, err)
+		sc := ap.serverConn(id)
+		require.Eventually(t, func() bool {
+			sc.mu.Lock()
+			defer sc.mu.Unlock()
+			return sc.st.Consumed() == uint64(wrote)
+		}, 10*time.Second, 100*time.Microsecond)
+	}
+	// The checkpoints within the window become durable; the retention is
+	// full past them: the client may free input beyond them.
+	require.Eventually(t, func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return !c.client.resumableLocked(c)
+	}, 10*time.Second, time.Millisecond, "the client frees input beyond every checkpoint it knows")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	moved := make(chan error, 1)
+	go func() { moved <- c.Migrate(ctx, ap.addr("m1")) }()
+	waiting := func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.client.markCh != nil
+	}
+	for !waiting() {
+		select {
+		case err := <-moved:
+			t.Fatalf("Migrate returned before the client read: %v", err)
+		case <-time.After(time.Millisecond):
+		}
+	}
+
+	// The client reads: the output beyond its window comes, with the marks
+	// of newer checkpoints.
+	got := sha256.New()
+	_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	_, err := io.CopyN(got, c, total/2)
+	require.NoError(t, err)
+	require.NoError(t, <-moved)
+	require.Equal(t, "m1", c.MemberName())
+
+	require.NoError(t, c.CloseWrite())
+	k, err := io.Copy(got, c)
+	require.NoError(t, err)
+	require.Equal(t, int64(total-total/2), k)
+	require.Equal(t, sent.Sum(nil), got.Sum(nil))
+	ap.waitEnded(t, c)
+	require.Equal(t, sent.Sum(nil), ap.finalDigest(id))
+	require.Equal(t, []string{"m0", "m1"}, ap.servedBy(id))
+	require.Empty(t, ap.errors())
+}
