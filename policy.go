@@ -35,6 +35,9 @@ type PolicyStats struct {
 	// oldest first, since the session attached to this server or the
 	// policy last asked it to move; Rate is the last of them.
 	Recent []float64
+	// Checks counts the checks since the session attached to this server
+	// or the policy last asked it to move: Recent holds the latest of them.
+	Checks int
 }
 
 // RecentChecks is how many of a session's latest rates PolicyStats.Recent holds.
@@ -43,18 +46,42 @@ const RecentChecks = 16
 // DefaultPolicy is the migration policy of a Dialer without one, after
 // M-TCP: obey the server's requests, and move when the server stalls or
 // when the session's traffic, while it flows, stays well below its recent
-// level while another member carries fewer sessions. It moves to another
-// member chosen at random, weighted by its spare capacity (ChooseMember):
-// the many clients of a member that slows, judging alike from the same
-// view, spread over the pool instead of all moving to the least loaded
-// member. (A server that cannot be reached at all is left by the reconnect
-// logic.)
+// level while the member holds more than its share of the pool's sessions
+// for the pace it serves them at.
+//
+// The pace is the session's own: its rate over the checks it has been
+// slow, against its baseline. A member that serves its sessions at a tenth
+// of their pace has a tenth of the share of a member that serves them at
+// full pace (the others are taken to serve at full pace: their clients
+// judge them). Its clients, judging alike from the same view at once, each
+// move with the probability that moves the member's excess in all, and
+// not again for DropFor checks, so that the view can show the moves: the
+// member keeps about its share rather than losing all its sessions. Each
+// moves to another member chosen at random, weighted by its spare capacity
+// (ChooseMember), among those that hold fewer sessions than a member at
+// full pace should: the sessions spread over the pool instead of all
+// moving to the least loaded member. (A server that cannot be reached at
+// all is left by the reconnect logic.)
 type DefaultPolicy struct {
 	StallAfter time.Duration // move after written bytes waited this long (default 5 s)
 	DropRatio  float64       // "well below": under this fraction of the baseline (default 0.3)
-	DropFor    int           // for this many checks in a row (default 3)
-	Settle     time.Duration // stay at least this long after a move (default 10 s)
+	// DropFor is how many checks in a row well below the baseline make the
+	// session slow (default 3); a slow session is judged then, and again
+	// every DropFor checks while it stays slow. Checks with no traffic at
+	// all count among them (a slow pace shows as a few bytes now and then),
+	// but DropFor of them in a row make the session quiet, not slow.
+	DropFor int
+	Settle  time.Duration // stay at least this long after a move (default 10 s)
+	// Slack is how far above its share by pace a member may hold sessions
+	// before its slow sessions leave (default 0.2: 20% above).
+	Slack float64
+
+	random func() float64 // a uniform draw in [0, 1) (nil: randomFloat)
 }
+
+// minPolicyPace bounds how slow a member is judged: sessions that went
+// nearly still count its pace as this (pool.Loads does alike).
+const minPolicyPace = 0.05
 
 // MoveRequested obeys the server.
 func (p *DefaultPolicy) MoveRequested(addr string, _ MoveReason) string { return addr }
@@ -77,6 +104,14 @@ func (p *DefaultPolicy) Check(s PolicyStats) string {
 	if drop == 0 {
 		drop = 3
 	}
+	slack := p.Slack
+	if slack == 0 {
+		slack = 0.2
+	}
+	random := p.random
+	if random == nil {
+		random = randomFloat
+	}
 	if s.Attached < settle {
 		return ""
 	}
@@ -86,34 +121,78 @@ func (p *DefaultPolicy) Check(s PolicyStats) string {
 		}
 		return ""
 	}
-	if lowFor(s, ratio) < drop {
+	run, mean := slowRun(s, ratio, drop)
+	if run < drop {
 		return ""
 	}
-	// Only to members that carry fewer sessions than this one.
-	var fewer []Member
+	// Judged when it becomes slow and every drop checks after: the moves
+	// of the others judging alike show in the view meanwhile.
+	if run == len(s.Recent) {
+		run = max(run, s.Checks) // slow since before the oldest rate kept
+	}
+	if (run-drop)%drop != 0 {
+		return ""
+	}
+	pace := min(max(mean/s.Baseline, minPolicyPace), 1)
+	share, level := sharesByPace(s.Members, s.Current.Name, pace)
+	held := float64(s.Current.Sessions)
+	if held <= share*(1+slack) {
+		return ""
+	}
+	// Each of the member's clients moves with the probability that moves
+	// its excess in all.
+	if random() >= (held-share)/held {
+		return ""
+	}
+	var lighter []Member
 	for _, m := range s.Members {
-		if m.Sessions < s.Current.Sessions {
-			fewer = append(fewer, m)
+		if m.Name != s.Current.Name && !m.Draining && float64(m.Sessions) < level {
+			lighter = append(lighter, m)
 		}
 	}
-	if m, ok := ChooseMember(fewer, s.Current.Name); ok {
+	if m, ok := chooseMember(lighter, s.Current.Name, random); ok {
 		return m.Addr
 	}
 	return ""
 }
 
-// lowFor counts the latest checks in a row whose rate was under ratio times
-// the baseline but not nil: a session with no traffic at all is quiet, not
+// slowRun returns how many of the latest checks in a row were well below
+// the baseline (under ratio times it), and their mean rate; 0 unless some
+// of them had traffic and the session has not been quiet (no traffic at
+// all) for the last drop of them: a session with no traffic is quiet, not
 // slow (the stall rule covers written bytes that do not get through).
-func lowFor(s PolicyStats, ratio float64) int {
+func slowRun(s PolicyStats, ratio float64, drop int) (int, float64) {
 	if s.Baseline <= 0 {
-		return 0
+		return 0, 0
 	}
-	k := 0
-	for i := len(s.Recent) - 1; i >= 0 && s.Recent[i] > 0 && s.Recent[i] < ratio*s.Baseline; i-- {
+	k, quiet, sum := 0, 0, 0.0
+	for i := len(s.Recent) - 1; i >= 0 && s.Recent[i] < ratio*s.Baseline; i-- {
+		if s.Recent[i] <= 0 && quiet == k {
+			quiet++
+		}
+		sum += s.Recent[i]
 		k++
 	}
-	return k
+	if sum <= 0 || quiet >= drop {
+		return 0, 0
+	}
+	return k, sum / float64(k)
+}
+
+// sharesByPace returns the sessions of members the member called current
+// should hold, serving them at pace, and those a member that serves at
+// full pace should hold: the pool's sessions in proportion to the pace of
+// the members that take sessions (the others at full pace; the draining
+// ones take none).
+func sharesByPace(members []Member, current string, pace float64) (share, level float64) {
+	total, capacity := 0.0, pace
+	for _, m := range members {
+		total += float64(m.Sessions)
+		if m.Name != current && !m.Draining {
+			capacity++
+		}
+	}
+	return total * pace / capacity, total / capacity
 }
 
 // ChooseMember chooses a member to move a session to among members, other
@@ -183,12 +262,13 @@ type policyState struct {
 	progressAt  time.Time // when output last made progress
 	attachedAt  time.Time
 	recent      []float64 // the latest rates, oldest first (PolicyStats.Recent)
+	checks      int       // checks since attached or asked to move (PolicyStats.Checks)
 }
 
 // attached restarts the figures that are per server.
 func (ps *policyState) attached() {
 	ps.attachedAt = time.Now()
-	ps.recent = ps.recent[:0]
+	ps.recent, ps.checks = ps.recent[:0], 0
 }
 
 // note adds a check's rate to the recent ones.
@@ -197,6 +277,7 @@ func (ps *policyState) note(rate float64) {
 		ps.recent = append(ps.recent[:0], ps.recent[1:]...)
 	}
 	ps.recent = append(ps.recent, rate)
+	ps.checks++
 }
 
 const policyInterval = time.Second
@@ -246,12 +327,12 @@ func (c *Conn) policyCheck() {
 	stats := PolicyStats{
 		Current: server, Members: append([]Member(nil), cs.members...),
 		Rate: rate, Baseline: ps.baseline, Stalled: stalled, Attached: now.Sub(ps.attachedAt),
-		Recent: slices.Clone(ps.recent),
+		Recent: slices.Clone(ps.recent), Checks: ps.checks,
 	}
 	c.mu.Unlock()
 	if to := ps.policy.Check(stats); to != "" {
 		c.mu.Lock()
-		ps.recent = ps.recent[:0] // judged anew after the move (or its failure)
+		ps.recent, ps.checks = ps.recent[:0], 0 // judged anew after the move (or its failure)
 		c.mu.Unlock()
 		go func() {
 			if err := c.Migrate(context.Background(), to); err == nil {

@@ -1,20 +1,25 @@
 package mtcp
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"sync"
 	"testing"
 	"time"
 )
 
+// always draws 0: every random draw that may move does.
+func always() float64 { return 0 }
+
 // TestDefaultPolicyJudgesEachSessionAlone: sessions that share a policy
 // are judged on their own histories, however their checks interleave.
 func TestDefaultPolicyJudgesEachSessionAlone(t *testing.T) {
-	p := &DefaultPolicy{Settle: time.Millisecond}
+	p := &DefaultPolicy{Settle: time.Millisecond, random: always}
 	members := []Member{{Name: "m0", Addr: "a0", Sessions: 10}, {Name: "m1", Addr: "a1", Sessions: 1}}
 	slow := PolicyStats{Current: members[0], Members: members, Attached: time.Minute,
-		Baseline: 1000, Rate: 100, Recent: []float64{1000, 100, 100, 100}}
+		Baseline: 1000, Rate: 100, Recent: []float64{1000, 100, 100, 100}, Checks: 4}
 	busy := PolicyStats{Current: members[0], Members: members, Attached: time.Minute,
-		Baseline: 1000, Rate: 1000, Recent: []float64{100, 100, 1000}}
+		Baseline: 1000, Rate: 1000, Recent: []float64{100, 100, 1000}, Checks: 3}
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Add(2)
@@ -37,7 +42,21 @@ func TestDefaultPolicyJudgesEachSessionAlone(t *testing.T) {
 func TestDefaultPolicyRules(t *testing.T) {
 	members := []Member{{Name: "m0", Addr: "a0", Sessions: 10}, {Name: "m1", Addr: "a1", Sessions: 1}}
 	base := PolicyStats{Current: members[0], Members: members, Attached: time.Minute, Baseline: 1000}
-	with := func(f func(*PolicyStats)) PolicyStats { s := base; f(&s); return s }
+	with := func(f func(*PolicyStats)) PolicyStats {
+		s := base
+		f(&s)
+		if s.Checks == 0 {
+			s.Checks = len(s.Recent)
+		}
+		return s
+	}
+	low := func(n int) []float64 {
+		r := make([]float64, n)
+		for i := range r {
+			r[i] = 100
+		}
+		return r
+	}
 	for _, tc := range []struct {
 		name string
 		s    PolicyStats
@@ -45,20 +64,130 @@ func TestDefaultPolicyRules(t *testing.T) {
 	}{
 		{"settling", with(func(s *PolicyStats) { s.Attached = time.Second; s.Stalled = time.Minute }), ""},
 		{"stalled", with(func(s *PolicyStats) { s.Stalled = 5 * time.Second }), "a1"},
-		{"low twice", with(func(s *PolicyStats) { s.Recent = []float64{100, 100} }), ""},
-		{"low three times", with(func(s *PolicyStats) { s.Recent = []float64{100, 100, 100} }), "a1"},
+		{"low twice", with(func(s *PolicyStats) { s.Recent = low(2) }), ""},
+		{"low three times", with(func(s *PolicyStats) { s.Recent = low(3) }), "a1"},
+		{"low four times: judged at three", with(func(s *PolicyStats) { s.Recent = low(4) }), ""},
+		{"low six times: judged again", with(func(s *PolicyStats) { s.Recent = low(6) }), "a1"},
+		{"low longer than Recent holds, judged", with(func(s *PolicyStats) { s.Recent = low(RecentChecks); s.Checks = 18 }), "a1"},
+		{"low longer than Recent holds, not judged", with(func(s *PolicyStats) { s.Recent = low(RecentChecks); s.Checks = 17 }), ""},
 		{"low, then busy", with(func(s *PolicyStats) { s.Recent = []float64{100, 100, 100, 900} }), ""},
-		{"low but no lighter member", with(func(s *PolicyStats) {
-			s.Recent = []float64{100, 100, 100}
-			s.Members = []Member{{Name: "m0", Addr: "a0", Sessions: 1}, {Name: "m1", Addr: "a1", Sessions: 1}}
-			s.Current = s.Members[0]
-		}), ""},
+		{"a slow pace: a chunk now and then", with(func(s *PolicyStats) { s.Recent = []float64{0, 100, 0} }), "a1"},
+		{"a slow pace, no chunk lately", with(func(s *PolicyStats) { s.Recent = []float64{900, 100, 0, 0} }), "a1"},
+		{"slow, then quiet", with(func(s *PolicyStats) { s.Recent = []float64{100, 100, 100, 0, 0, 0} }), ""},
 		{"no baseline yet", with(func(s *PolicyStats) { s.Baseline = 0; s.Recent = []float64{0, 0, 0} }), ""},
 		{"quiet, not slow", with(func(s *PolicyStats) { s.Recent = []float64{0, 0, 0, 0} }), ""},
-		{"slow, then quiet", with(func(s *PolicyStats) { s.Recent = []float64{100, 100, 100, 0} }), ""},
+		{"low but within its share by pace", with(func(s *PolicyStats) {
+			s.Recent = low(3) // a tenth of the pace: a tenth of the sessions of m1
+			s.Members = []Member{{Name: "m0", Addr: "a0", Sessions: 11}, {Name: "m1", Addr: "a1", Sessions: 100}}
+			s.Current = s.Members[0]
+		}), ""},
+		{"low, and one session on a member by pace much fuller", with(func(s *PolicyStats) {
+			s.Recent = low(3)
+			s.Members = []Member{{Name: "m0", Addr: "a0", Sessions: 1}, {Name: "m1", Addr: "a1", Sessions: 1}}
+			s.Current = s.Members[0]
+		}), "a1"},
+		{"low, the others draining", with(func(s *PolicyStats) {
+			s.Recent = low(3)
+			s.Members = []Member{{Name: "m0", Addr: "a0", Sessions: 10}, {Name: "m1", Addr: "a1", Sessions: 0, Draining: true}}
+			s.Current = s.Members[0]
+		}), ""},
 	} {
-		if got := (&DefaultPolicy{}).Check(tc.s); got != tc.want {
+		if got := (&DefaultPolicy{random: always}).Check(tc.s); got != tc.want {
 			t.Errorf("%s: Check = %q, want %q", tc.name, got, tc.want)
 		}
 	}
+}
+
+// TestDefaultPolicyMovesTheExcess: each client of a member that serves at
+// a tenth of the pace moves with the probability that leaves the member
+// its share by pace (1000 sessions, 4 members: 1000 × 0.1/3.1 ≈ 32).
+func TestDefaultPolicyMovesTheExcess(t *testing.T) {
+	members := []Member{{Name: "m0", Addr: "a0", Sessions: 1000}, {Name: "m1", Addr: "a1"}, {Name: "m2", Addr: "a2"}, {Name: "m3", Addr: "a3"}}
+	s := PolicyStats{Current: members[0], Members: members, Attached: time.Minute, Baseline: 1000,
+		Recent: []float64{100, 100, 100}, Checks: 3}
+	const excess = 1 - 0.1/3.1 // of the sessions
+	for _, tc := range []struct {
+		draw float64
+		move bool
+	}{{0, true}, {excess - 0.001, true}, {excess + 0.001, false}, {0.999, false}} {
+		p := &DefaultPolicy{random: func() float64 { return tc.draw }}
+		if got := p.Check(s); (got != "") != tc.move {
+			t.Errorf("draw %.3f: Check = %q, want a move: %t", tc.draw, got, tc.move)
+		}
+	}
+}
+
+// TestDefaultPolicySpreadsBySharePace plays 1,000 clients of a member that
+// slows to a tenth of its pace (one 4 KiB write every 2.5 s instead of
+// four a second, at a phase of its own) through the checks of 10 s, the
+// view showing the moves two checks later: the member keeps its
+// share by pace within 20%, the others theirs, and no session moves twice.
+func TestDefaultPolicySpreadsBySharePace(t *testing.T) {
+	const n, k, chunk, every = 1000, 4, 4096.0, 2.5 // every: seconds between writes when slow
+	r := rand.New(rand.NewPCG(1, 2))
+	p := &DefaultPolicy{Settle: time.Second, random: r.Float64}
+	where := make([]int, n) // member index
+	moves := make([]int, n) // moves per session
+	phase := make([]float64, n)
+	recent := make([][]float64, n)
+	for i := range phase {
+		phase[i] = r.Float64() * every
+	}
+	view := func() []Member {
+		m := make([]Member, k)
+		for i := range m {
+			m[i] = Member{Name: fmt.Sprintf("m%d", i), Addr: fmt.Sprintf("a%d", i)}
+		}
+		for _, w := range where {
+			m[w].Sessions++
+		}
+		return m
+	}
+	// chunks counts the slow member's writes to session i in second [t-1, t).
+	chunks := func(i, t int) float64 {
+		c := 0.0
+		for x := phase[i]; x < float64(t); x += every {
+			if x >= float64(t-1) {
+				c++
+			}
+		}
+		return c
+	}
+	views := [][]Member{view(), view()}
+	for sec := 1; sec <= 10; sec++ {
+		members := views[len(views)-2] // as last published: moves show two checks later
+		for i := range where {
+			if where[i] != 0 {
+				recent[i] = append(recent[i], 4*chunk) // full pace
+				continue
+			}
+			recent[i] = append(recent[i], chunks(i, sec)*chunk)
+			s := PolicyStats{Current: members[0], Members: members, Attached: time.Minute, Baseline: 4 * chunk,
+				Recent: recent[i], Checks: len(recent[i])}
+			if to := p.Check(s); to != "" {
+				var j int
+				fmt.Sscanf(to, "a%d", &j)
+				where[i], recent[i] = j, nil
+				moves[i]++
+			}
+		}
+		views = append(views, view())
+	}
+	final := view()
+	shareSlow, shareFull := n*0.1/(0.1+k-1), n/(0.1+k-1)
+	for i, m := range final {
+		share := shareFull
+		if i == 0 {
+			share = shareSlow
+		}
+		if got := float64(m.Sessions); got < 0.8*share || got > 1.2*share {
+			t.Errorf("%s holds %d sessions, its share by pace is %.0f", m.Name, m.Sessions, share)
+		}
+	}
+	for i, m := range moves {
+		if m > 1 {
+			t.Fatalf("session %d moved %d times", i, m)
+		}
+	}
+	t.Logf("sessions per member after 10 s: %v", final)
 }
