@@ -65,11 +65,12 @@ const RecentChecks = 16
 type DefaultPolicy struct {
 	StallAfter time.Duration // move after written bytes waited this long (default 5 s)
 	DropRatio  float64       // "well below": under this fraction of the baseline (default 0.3)
-	// DropFor is how many checks in a row well below the baseline make the
-	// session slow (default 3); a slow session is judged then, and again
-	// every DropFor checks while it stays slow. Checks with no traffic at
-	// all count among them (a slow pace shows as a few bytes now and then),
-	// but DropFor of them in a row make the session quiet, not slow.
+	// DropFor is how many checks in a row below the baseline, at a rate
+	// well below it over them, make the session slow (default 3); a slow
+	// session is judged then, and again every DropFor checks while it
+	// stays slow. Checks with no traffic at all count among them (a slow
+	// pace shows as a write now and then), but twice DropFor of them in a
+	// row make the session quiet, not slow.
 	DropFor int
 	Settle  time.Duration // stay at least this long after a move (default 10 s)
 	// Slack is how far above its share by pace a member may hold sessions
@@ -140,8 +141,9 @@ func (p *DefaultPolicy) Check(s PolicyStats) string {
 		return ""
 	}
 	// Each of the member's clients moves with the probability that moves
-	// its excess in all.
-	if random() >= (held-share)/held {
+	// its excess in all: down to halfway into the slack, as a pace judged
+	// over a few writes may be judged low.
+	if random() >= (held-share*(1+slack/2))/held {
 		return ""
 	}
 	var lighter []Member
@@ -156,24 +158,27 @@ func (p *DefaultPolicy) Check(s PolicyStats) string {
 	return ""
 }
 
-// slowRun returns how many of the latest checks in a row were well below
-// the baseline (under ratio times it), and their mean rate; 0 unless some
-// of them had traffic and the session has not been quiet (no traffic at
-// all) for the last drop of them: a session with no traffic is quiet, not
-// slow (the stall rule covers written bytes that do not get through).
+// slowRun returns how many of the latest checks in a row were under the
+// baseline by more than halfway to ratio times it, and their mean rate,
+// if that mean is under ratio times the baseline: the session is slow
+// over them. A slow pace shows as a write now and then between checks with
+// none, so each check is not judged alone. It returns 0 unless some of
+// them had traffic and the last 2×drop had some: a session with no
+// traffic is quiet, not slow (the stall rule covers written bytes that do
+// not get through).
 func slowRun(s PolicyStats, ratio float64, drop int) (int, float64) {
 	if s.Baseline <= 0 {
 		return 0, 0
 	}
 	k, quiet, sum := 0, 0, 0.0
-	for i := len(s.Recent) - 1; i >= 0 && s.Recent[i] < ratio*s.Baseline; i-- {
+	for i := len(s.Recent) - 1; i >= 0 && s.Recent[i] < (1+ratio)/2*s.Baseline; i-- {
 		if s.Recent[i] <= 0 && quiet == k {
 			quiet++
 		}
 		sum += s.Recent[i]
 		k++
 	}
-	if sum <= 0 || quiet >= drop {
+	if k == 0 || sum <= 0 || quiet >= 2*drop || sum/float64(k) >= ratio*s.Baseline {
 		return 0, 0
 	}
 	return k, sum / float64(k)

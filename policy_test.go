@@ -73,7 +73,10 @@ func TestDefaultPolicyRules(t *testing.T) {
 		{"low, then busy", with(func(s *PolicyStats) { s.Recent = []float64{100, 100, 100, 900} }), ""},
 		{"a slow pace: a chunk now and then", with(func(s *PolicyStats) { s.Recent = []float64{0, 100, 0} }), "a1"},
 		{"a slow pace, no chunk lately", with(func(s *PolicyStats) { s.Recent = []float64{900, 100, 0, 0} }), "a1"},
-		{"slow, then quiet", with(func(s *PolicyStats) { s.Recent = []float64{100, 100, 100, 0, 0, 0} }), ""},
+		{"slow, then quiet", with(func(s *PolicyStats) { s.Recent = []float64{100, 100, 100, 0, 0, 0, 0, 0, 0} }), ""},
+		{"a write a check at half the pace", with(func(s *PolicyStats) { s.Recent = []float64{500, 500, 500} }), ""},
+		{"a write every five checks at half the pace", with(func(s *PolicyStats) { s.Recent = []float64{1000, 0, 0, 0, 0, 500, 0} }), "a1"},
+		{"low, then a busy check among quiet ones", with(func(s *PolicyStats) { s.Recent = []float64{100, 100, 100, 0, 700, 0} }), ""},
 		{"no baseline yet", with(func(s *PolicyStats) { s.Baseline = 0; s.Recent = []float64{0, 0, 0} }), ""},
 		{"quiet, not slow", with(func(s *PolicyStats) { s.Recent = []float64{0, 0, 0, 0} }), ""},
 		{"low but within its share by pace", with(func(s *PolicyStats) {
@@ -100,12 +103,13 @@ func TestDefaultPolicyRules(t *testing.T) {
 
 // TestDefaultPolicyMovesTheExcess: each client of a member that serves at
 // a tenth of the pace moves with the probability that leaves the member
-// its share by pace (1000 sessions, 4 members: 1000 × 0.1/3.1 ≈ 32).
+// its share by pace and half the slack (1000 sessions, 4 members:
+// 1000 × 0.1/3.1 ≈ 32, and 10%).
 func TestDefaultPolicyMovesTheExcess(t *testing.T) {
 	members := []Member{{Name: "m0", Addr: "a0", Sessions: 1000}, {Name: "m1", Addr: "a1"}, {Name: "m2", Addr: "a2"}, {Name: "m3", Addr: "a3"}}
 	s := PolicyStats{Current: members[0], Members: members, Attached: time.Minute, Baseline: 1000,
 		Recent: []float64{100, 100, 100}, Checks: 3}
-	const excess = 1 - 0.1/3.1 // of the sessions
+	const excess = 1 - 1.1*0.1/3.1 // of the sessions: down to 10% above the share
 	for _, tc := range []struct {
 		draw float64
 		move bool
@@ -123,9 +127,10 @@ func TestDefaultPolicyMovesTheExcess(t *testing.T) {
 // view showing the moves two checks later: the member keeps its
 // share by pace within 20%, the others theirs, and no session moves twice.
 func TestDefaultPolicySpreadsBySharePace(t *testing.T) {
-	const n, k, chunk, every = 1000, 4, 4096.0, 2.5 // every: seconds between writes when slow
+	const n, k, chunk, perSec = 1000, 4, 4096.0, 4
+	const every = 10.0 / perSec // seconds between writes when slow
 	r := rand.New(rand.NewPCG(1, 2))
-	p := &DefaultPolicy{Settle: time.Second, random: r.Float64}
+	p := &DefaultPolicy{Settle: time.Second, random: rand.New(rand.NewPCG(3, 4)).Float64}
 	where := make([]int, n) // member index
 	moves := make([]int, n) // moves per session
 	phase := make([]float64, n)
@@ -158,13 +163,14 @@ func TestDefaultPolicySpreadsBySharePace(t *testing.T) {
 		members := views[len(views)-2] // as last published: moves show two checks later
 		for i := range where {
 			if where[i] != 0 {
-				recent[i] = append(recent[i], 4*chunk) // full pace
+				recent[i] = append(recent[i], perSec*chunk) // full pace
 				continue
 			}
 			recent[i] = append(recent[i], chunks(i, sec)*chunk)
-			s := PolicyStats{Current: members[0], Members: members, Attached: time.Minute, Baseline: 4 * chunk,
+			s := PolicyStats{Current: members[0], Members: members, Attached: time.Minute, Baseline: perSec * chunk,
 				Recent: recent[i], Checks: len(recent[i])}
-			if to := p.Check(s); to != "" {
+			to := p.Check(s)
+			if to != "" {
 				var j int
 				fmt.Sscanf(to, "a%d", &j)
 				where[i], recent[i] = j, nil
