@@ -20,6 +20,8 @@ type MovePolicy interface {
 	MoveRequested(addr string, reason MoveReason) string
 	// Check is called about once a second while the session is attached to
 	// a pool member; it returns the address of a member to move to, or "".
+	// The session moves at a moment drawn within the next second: the
+	// clients of a member, judging alike at once, do not all move at once.
 	Check(s PolicyStats) string
 }
 
@@ -55,9 +57,9 @@ const RecentChecks = 16
 // full pace (the others are taken to serve at full pace: their clients
 // judge them). Its clients, judging alike from the same view at once, each
 // move with the probability that moves the member's excess in all, and
-// not again for DropFor checks, so that the view can show the moves: the
-// member keeps about its share rather than losing all its sessions. Each
-// moves to another member chosen at random, weighted by its spare capacity
+// judge again only 2×DropFor checks later, when the view shows the moves:
+// the member keeps about its share rather than losing all its sessions.
+// Each moves to another member chosen at random, weighted by its spare capacity
 // (ChooseMember), among those that hold fewer sessions than a member at
 // full pace should: the sessions spread over the pool instead of all
 // moving to the least loaded member. (A server that cannot be reached at
@@ -67,7 +69,7 @@ type DefaultPolicy struct {
 	DropRatio  float64       // "well below": under this fraction of the baseline (default 0.3)
 	// DropFor is how many checks in a row below the baseline, at a rate
 	// well below it over them, make the session slow (default 3); a slow
-	// session is judged then, and again every DropFor checks while it
+	// session is judged then, and again every 2×DropFor checks while it
 	// stays slow. Checks with no traffic at all count among them (a slow
 	// pace shows as a write now and then), but twice DropFor of them in a
 	// row make the session quiet, not slow.
@@ -122,16 +124,18 @@ func (p *DefaultPolicy) Check(s PolicyStats) string {
 		}
 		return ""
 	}
-	run, mean := slowRun(s, ratio, drop)
+	run, first, mean := slowRun(s, ratio, drop)
 	if run < drop {
 		return ""
 	}
-	// Judged when it becomes slow and every drop checks after: the moves
-	// of the others judging alike show in the view meanwhile.
-	if run == len(s.Recent) {
-		run = max(run, s.Checks) // slow since before the oldest rate kept
+	// Judged once slow for drop checks with traffic seen, and every 2×drop
+	// checks after: the moves of the others judging alike, spread over a
+	// check and taking a while each, show in the view meanwhile.
+	from := max(drop, first)
+	if run == len(s.Recent) && s.Checks > run {
+		run, from = s.Checks, drop // slow since before the oldest rate kept
 	}
-	if (run-drop)%drop != 0 {
+	if run < from || (run-from)%(2*drop) != 0 {
 		return ""
 	}
 	pace := min(max(mean/s.Baseline, minPolicyPace), 1)
@@ -159,16 +163,17 @@ func (p *DefaultPolicy) Check(s PolicyStats) string {
 }
 
 // slowRun returns how many of the latest checks in a row were under the
-// baseline by more than halfway to ratio times it, and their mean rate,
-// if that mean is under ratio times the baseline: the session is slow
-// over them. A slow pace shows as a write now and then between checks with
-// none, so each check is not judged alone. It returns 0 unless some of
-// them had traffic and the last 2×drop had some: a session with no
-// traffic is quiet, not slow (the stall rule covers written bytes that do
-// not get through).
-func slowRun(s PolicyStats, ratio float64, drop int) (int, float64) {
+// baseline by more than halfway to ratio times it, how many of them had
+// passed when the first with traffic came, and their mean rate, if that
+// mean is under ratio times the baseline: the session is slow over them.
+// A slow pace shows as a write now and then between checks with none, so
+// each check is not judged alone. It returns 0 unless some of them had
+// traffic and the last 2×drop had some: a session with no traffic is
+// quiet, not slow (the stall rule covers written bytes that do not get
+// through).
+func slowRun(s PolicyStats, ratio float64, drop int) (run, first int, mean float64) {
 	if s.Baseline <= 0 {
-		return 0, 0
+		return 0, 0, 0
 	}
 	k, quiet, sum := 0, 0, 0.0
 	for i := len(s.Recent) - 1; i >= 0 && s.Recent[i] < (1+ratio)/2*s.Baseline; i-- {
@@ -179,9 +184,13 @@ func slowRun(s PolicyStats, ratio float64, drop int) (int, float64) {
 		k++
 	}
 	if k == 0 || sum <= 0 || quiet >= 2*drop || sum/float64(k) >= ratio*s.Baseline {
-		return 0, 0
+		return 0, 0, 0
 	}
-	return k, sum / float64(k)
+	first = 1
+	for i := len(s.Recent) - k; s.Recent[i] <= 0; i++ {
+		first++
+	}
+	return k, first, sum / float64(k)
 }
 
 // sharesByPace returns the sessions of members the member called current
@@ -340,6 +349,10 @@ func (c *Conn) policyCheck() {
 		ps.recent, ps.checks = ps.recent[:0], 0 // judged anew after the move (or its failure)
 		c.mu.Unlock()
 		go func() {
+			// Clients that judge alike from the same view move at moments
+			// spread over a check, not all at once: members take a herd's
+			// handshakes and handovers a few at a time.
+			time.Sleep(time.Duration(randomFloat() * float64(policyInterval)))
 			if err := c.Migrate(context.Background(), to); err == nil {
 				c.log.Info("mtcp: policy moved the session", "to", to, "rate", rate, "baseline", stats.Baseline, "stalled", stalled)
 			}
