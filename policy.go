@@ -124,18 +124,24 @@ func (p *DefaultPolicy) Check(s PolicyStats) string {
 		}
 		return ""
 	}
-	run, first, mean := slowRun(s, ratio, drop)
+	run, mean := slowRun(s.Recent, s.Baseline, ratio, drop)
 	if run < drop {
 		return ""
 	}
-	// Judged once slow for drop checks with traffic seen, and every 2×drop
+	// Judged at the first check that finds it slow, and every 2×drop
 	// checks after: the moves of the others judging alike, spread over a
 	// check and taking a while each, show in the view meanwhile.
-	from := max(drop, first)
+	from := run // how far into the run the first check found it slow
+	for j := drop; j < run; j++ {
+		if k, _ := slowRun(s.Recent[:len(s.Recent)-run+j], s.Baseline, ratio, drop); k >= drop {
+			from = j
+			break
+		}
+	}
 	if run == len(s.Recent) && s.Checks > run {
 		run, from = s.Checks, drop // slow since before the oldest rate kept
 	}
-	if run < from || (run-from)%(2*drop) != 0 {
+	if (run-from)%(2*drop) != 0 {
 		return ""
 	}
 	pace := min(max(mean/s.Baseline, minPolicyPace), 1)
@@ -162,35 +168,35 @@ func (p *DefaultPolicy) Check(s PolicyStats) string {
 	return ""
 }
 
-// slowRun returns how many of the latest checks in a row were under the
-// baseline by more than halfway to ratio times it, how many of them had
-// passed when the first with traffic came, and their mean rate, if that
-// mean is under ratio times the baseline: the session is slow over them.
-// A slow pace shows as a write now and then between checks with none, so
-// each check is not judged alone. It returns 0 unless some of them had
-// traffic and the last 2×drop had some: a session with no traffic is
-// quiet, not slow (the stall rule covers written bytes that do not get
-// through).
-func slowRun(s PolicyStats, ratio float64, drop int) (run, first int, mean float64) {
-	if s.Baseline <= 0 {
-		return 0, 0, 0
+// slowRun returns how many of the latest rates in recent were in a row
+// under baseline by more than halfway to ratio times it, and the mean of
+// them but the oldest (which straddles the change), if that mean is under
+// ratio times the baseline: the session is slow over them. A slow pace
+// shows as a write now and then between checks with none, so each check
+// is not judged alone. It returns 0 unless some of them had traffic and
+// the last 2×drop had some: a session with no traffic is quiet, not slow
+// (the stall rule covers written bytes that do not get through).
+func slowRun(recent []float64, baseline, ratio float64, drop int) (int, float64) {
+	if baseline <= 0 {
+		return 0, 0
 	}
-	k, quiet, sum := 0, 0, 0.0
-	for i := len(s.Recent) - 1; i >= 0 && s.Recent[i] < (1+ratio)/2*s.Baseline; i-- {
-		if s.Recent[i] <= 0 && quiet == k {
+	k, quiet, sum, oldest := 0, 0, 0.0, 0.0
+	for i := len(recent) - 1; i >= 0 && recent[i] < (1+ratio)/2*baseline; i-- {
+		if recent[i] <= 0 && quiet == k {
 			quiet++
 		}
-		sum += s.Recent[i]
+		sum += recent[i]
+		oldest = recent[i]
 		k++
 	}
-	if k == 0 || sum <= 0 || quiet >= 2*drop || sum/float64(k) >= ratio*s.Baseline {
-		return 0, 0, 0
+	if k < 2 {
+		return 0, 0
 	}
-	first = 1
-	for i := len(s.Recent) - k; s.Recent[i] <= 0; i++ {
-		first++
+	sum -= oldest
+	if sum <= 0 || quiet >= 2*drop || sum/float64(k-1) >= ratio*baseline {
+		return 0, 0
 	}
-	return k, first, sum / float64(k)
+	return k, sum / float64(k-1)
 }
 
 // sharesByPace returns the sessions of members the member called current

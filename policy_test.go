@@ -73,7 +73,7 @@ func TestDefaultPolicyRules(t *testing.T) {
 		{"low longer than Recent holds, not judged", with(func(s *PolicyStats) { s.Recent = low(RecentChecks); s.Checks = 18 }), ""},
 		{"low, then busy", with(func(s *PolicyStats) { s.Recent = []float64{100, 100, 100, 900} }), ""},
 		{"a slow pace: a chunk now and then", with(func(s *PolicyStats) { s.Recent = []float64{0, 100, 0} }), "a1"},
-		{"a slow pace, no chunk lately", with(func(s *PolicyStats) { s.Recent = []float64{900, 100, 0, 0} }), "a1"},
+		{"a slow pace, no chunk lately", with(func(s *PolicyStats) { s.Recent = []float64{900, 0, 100, 0} }), "a1"},
 		{"slow, then quiet", with(func(s *PolicyStats) { s.Recent = []float64{100, 100, 100, 0, 0, 0, 0, 0, 0} }), ""},
 		{"a write a check at half the pace", with(func(s *PolicyStats) { s.Recent = []float64{500, 500, 500} }), ""},
 		{"no write yet", with(func(s *PolicyStats) { s.Recent = []float64{1000, 0, 0, 0} }), ""},
@@ -126,21 +126,23 @@ func TestDefaultPolicyMovesTheExcess(t *testing.T) {
 }
 
 // TestDefaultPolicySpreadsBySharePace plays 1,000 clients of a member that
-// slows to a tenth of its pace (one 4 KiB write every 2.5 s instead of
-// four a second, at a phase of its own) through the checks of 10 s, the
-// view showing the moves two checks later: the member keeps its
-// share by pace within 20%, the others theirs, and no session moves twice.
+// slows to a tenth of its pace (a 4 KiB write every 2.5 s after the last
+// at full pace, four a second), each checked at a phase of its own,
+// through the checks of 10 s, the view showing the moves two checks later:
+// the member keeps its share by pace within 20%, the others theirs, and no
+// session moves twice.
 func TestDefaultPolicySpreadsBySharePace(t *testing.T) {
 	const n, k, chunk, perSec = 1000, 4, 4096.0, 4
 	const every = 10.0 / perSec // seconds between writes when slow
 	r := rand.New(rand.NewPCG(1, 2))
 	p := &DefaultPolicy{Settle: time.Second, random: rand.New(rand.NewPCG(3, 4)).Float64}
-	where := make([]int, n) // member index
-	moves := make([]int, n) // moves per session
-	phase := make([]float64, n)
+	where := make([]int, n)     // member index
+	moves := make([]int, n)     // moves per session
+	last := make([]float64, n)  // the last write at full pace, before the slowdown at 0
+	check := make([]float64, n) // checks come at c - check[i] for whole c
 	recent := make([][]float64, n)
-	for i := range phase {
-		phase[i] = r.Float64() * every
+	for i := range last {
+		last[i], check[i] = -r.Float64()/perSec, r.Float64()
 	}
 	view := func() []Member {
 		m := make([]Member, k)
@@ -152,29 +154,36 @@ func TestDefaultPolicySpreadsBySharePace(t *testing.T) {
 		}
 		return m
 	}
-	// chunks counts the slow member's writes to session i in second [t-1, t).
-	chunks := func(i, t int) float64 {
-		c := 0.0
-		for x := phase[i]; x < float64(t); x += every {
-			if x >= float64(t-1) {
-				c++
+	// rate is what session i received on the slow member in the check
+	// ending at c - check[i].
+	rate := func(i, c int) float64 {
+		to := float64(c) - check[i]
+		from := to - 1
+		writes := 0.0
+		for x := last[i]; x >= from; x -= 1.0 / perSec {
+			if x < to {
+				writes++
 			}
 		}
-		return c
+		for x := last[i] + every; x < to; x += every {
+			if x >= from {
+				writes++
+			}
+		}
+		return writes * chunk
 	}
 	views := [][]Member{view(), view()}
-	for sec := 1; sec <= 10; sec++ {
+	for c := -2; c <= 10; c++ {
 		members := views[len(views)-2] // as last published: moves show two checks later
 		for i := range where {
 			if where[i] != 0 {
 				recent[i] = append(recent[i], perSec*chunk) // full pace
 				continue
 			}
-			recent[i] = append(recent[i], chunks(i, sec)*chunk)
+			recent[i] = append(recent[i], rate(i, c))
 			s := PolicyStats{Current: members[0], Members: members, Attached: time.Minute, Baseline: perSec * chunk,
 				Recent: recent[i], Checks: len(recent[i])}
-			to := p.Check(s)
-			if to != "" {
+			if to := p.Check(s); to != "" {
 				var j int
 				fmt.Sscanf(to, "a%d", &j)
 				where[i], recent[i] = j, nil
