@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -305,7 +304,7 @@ func (n *Node) copyTo(targets []Member, req replicateRequest) (acks int, took []
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := n.copyCall(ctx, t, req)
+			err := n.rpc.Call(ctx, t.ControlAddr, KindReplicate, req, nil)
 			mu.Lock()
 			defer mu.Unlock()
 			var re *transport.RemoteError
@@ -322,40 +321,4 @@ func (n *Node) copyTo(targets []Member, req replicateRequest) (acks int, took []
 	}
 	wg.Wait()
 	return acks, took, staleBy
-}
-
-// copyCallsPerMember bounds the copy calls to one member at once: as many
-// as the idle connections kept to it, so that calls reuse them instead of
-// opening (and authenticating) one each, or being refused over the
-// member's MaxConns, when many sessions checkpoint at once. Checkpoints
-// taken while a session's round waits are coalesced into its next round.
-const copyCallsPerMember = DefaultDrainWindow
-
-// copyCall sends a copy to t once fewer than copyCallsPerMember are on
-// their way to it, or fails when ctx ends first.
-func (n *Node) copyCall(ctx context.Context, t Member, req replicateRequest) error {
-	slots := n.copySlots(t.Name)
-	select {
-	case slots <- struct{}{}:
-	case <-ctx.Done():
-		return fmt.Errorf("pool: waiting to copy to %s: %w", t.Name, ctx.Err())
-	}
-	defer func() { <-slots }()
-	return n.rpc.Call(ctx, t.ControlAddr, KindReplicate, req, nil)
-}
-
-// copySlots returns the semaphore of the copy calls to the member called
-// name.
-func (n *Node) copySlots(name string) chan struct{} {
-	n.copyMu.Lock()
-	defer n.copyMu.Unlock()
-	if n.copying == nil {
-		n.copying = make(map[string]chan struct{})
-	}
-	s, ok := n.copying[name]
-	if !ok {
-		s = make(chan struct{}, copyCallsPerMember)
-		n.copying[name] = s
-	}
-	return s
 }

@@ -70,9 +70,6 @@ type Node struct {
 
 	batches handoverBatches // handover requests to other members, gathered per member
 
-	copyMu  sync.Mutex
-	copying map[string]chan struct{} // per member: copy calls on their way (copyCall)
-
 	fledMu sync.Mutex
 	fled   map[string]time.Time // members whose sessions came here, and when last
 
