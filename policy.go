@@ -60,8 +60,8 @@ const RecentChecks = 16
 // judge again only 2×DropFor checks later, when the view shows the moves:
 // the member keeps about its share rather than losing all its sessions.
 // Each moves to another member chosen at random, weighted by its spare capacity
-// (ChooseMember), among those that hold fewer sessions than a member at
-// full pace should: the sessions spread over the pool instead of all
+// (ChooseMember), among those that hold fewer sessions than it and than a
+// member at full pace should: the sessions spread over the pool instead of all
 // moving to the least loaded member. (A server that cannot be reached at
 // all is left by the reconnect logic.)
 type DefaultPolicy struct {
@@ -151,14 +151,16 @@ func (p *DefaultPolicy) Check(s PolicyStats) string {
 		return ""
 	}
 	// Each of the member's clients moves with the probability that moves
-	// its excess in all: down to halfway into the slack, as a pace judged
-	// over a few writes may be judged low.
-	if random() >= (held-share*(1+slack/2))/held {
+	// its excess in all.
+	if random() >= (held-share)/held {
 		return ""
 	}
+	// Only to members that hold fewer sessions than this one: a pace that
+	// drops for all (a loaded client, a loaded pool) must not send
+	// sessions back and forth between members alike.
 	var lighter []Member
 	for _, m := range s.Members {
-		if m.Name != s.Current.Name && !m.Draining && float64(m.Sessions) < level {
+		if m.Name != s.Current.Name && !m.Draining && float64(m.Sessions) < level && m.Sessions < s.Current.Sessions {
 			lighter = append(lighter, m)
 		}
 	}

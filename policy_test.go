@@ -88,11 +88,16 @@ func TestDefaultPolicyRules(t *testing.T) {
 			s.Members = []Member{{Name: "m0", Addr: "a0", Sessions: 11}, {Name: "m1", Addr: "a1", Sessions: 100}}
 			s.Current = s.Members[0]
 		}), ""},
-		{"low, and one session on a member by pace much fuller", with(func(s *PolicyStats) {
+		{"low but no lighter member", with(func(s *PolicyStats) {
 			s.Recent = low(3)
 			s.Members = []Member{{Name: "m0", Addr: "a0", Sessions: 1}, {Name: "m1", Addr: "a1", Sessions: 1}}
 			s.Current = s.Members[0]
-		}), "a1"},
+		}), ""},
+		{"low, above its share by pace, but the others hold more sessions", with(func(s *PolicyStats) {
+			s.Recent = low(3) // a pace that drops for all must not send sessions back and forth
+			s.Members = []Member{{Name: "m0", Addr: "a0", Sessions: 400}, {Name: "m1", Addr: "a1", Sessions: 420}}
+			s.Current = s.Members[0]
+		}), ""},
 		{"low, the others draining", with(func(s *PolicyStats) {
 			s.Recent = low(3)
 			s.Members = []Member{{Name: "m0", Addr: "a0", Sessions: 10}, {Name: "m1", Addr: "a1", Sessions: 0, Draining: true}}
@@ -107,13 +112,12 @@ func TestDefaultPolicyRules(t *testing.T) {
 
 // TestDefaultPolicyMovesTheExcess: each client of a member that serves at
 // a tenth of the pace moves with the probability that leaves the member
-// its share by pace and half the slack (1000 sessions, 4 members:
-// 1000 × 0.1/3.1 ≈ 32, and 10%).
+// its share by pace (1000 sessions, 4 members: 1000 × 0.1/3.1 ≈ 32).
 func TestDefaultPolicyMovesTheExcess(t *testing.T) {
 	members := []Member{{Name: "m0", Addr: "a0", Sessions: 1000}, {Name: "m1", Addr: "a1"}, {Name: "m2", Addr: "a2"}, {Name: "m3", Addr: "a3"}}
 	s := PolicyStats{Current: members[0], Members: members, Attached: time.Minute, Baseline: 1000,
 		Recent: []float64{100, 100, 100}, Checks: 3}
-	const excess = 1 - 1.1*0.1/3.1 // of the sessions: down to 10% above the share
+	const excess = 1 - 0.1/3.1 // of the sessions
 	for _, tc := range []struct {
 		draw float64
 		move bool
@@ -129,8 +133,8 @@ func TestDefaultPolicyMovesTheExcess(t *testing.T) {
 // slows to a tenth of its pace (a 4 KiB write every 2.5 s after the last
 // at full pace, four a second), each checked at a phase of its own,
 // through the checks of 10 s, the view showing the moves two checks later:
-// the member keeps its share by pace within 20%, the others theirs, and no
-// session moves twice.
+// the others hold their shares by pace within 20%, the slow member its
+// own within 50% above, and no session moves twice.
 func TestDefaultPolicySpreadsBySharePace(t *testing.T) {
 	const n, k, chunk, perSec = 1000, 4, 4096.0, 4
 	const every = 10.0 / perSec // seconds between writes when slow
@@ -199,7 +203,15 @@ func TestDefaultPolicySpreadsBySharePace(t *testing.T) {
 		if i == 0 {
 			share = shareSlow
 		}
-		if got := float64(m.Sessions); got < 0.8*share || got > 1.2*share {
+		// The slow member's clients judge their pace from a write or two
+		// when they first find it slow (an estimate biased high: they judge
+		// when a write comes); they do not move later to members that hold
+		// more sessions, so what they left stays.
+		low, high := 0.8*share, 1.2*share
+		if i == 0 {
+			high = 1.5 * share
+		}
+		if got := float64(m.Sessions); got < low || got > high {
 			t.Errorf("%s holds %d sessions, its share by pace is %.0f", m.Name, m.Sessions, share)
 		}
 	}
