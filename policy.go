@@ -158,7 +158,10 @@ func (p *DefaultPolicy) Check(s PolicyStats) string {
 	// Only to members that hold fewer sessions than this one: a pace that
 	// drops for all (a loaded client, a loaded pool) must not send
 	// sessions back and forth between members alike.
-	var lighter []Member
+	// The current member stays in the list, not to be chosen (except) but
+	// to count its sessions among those that may come: the spare capacity
+	// of each is what it lacks of the level they bring the others to.
+	lighter := []Member{s.Current}
 	for _, m := range s.Members {
 		if m.Name != s.Current.Name && !m.Draining && float64(m.Sessions) < level && m.Sessions < s.Current.Sessions {
 			lighter = append(lighter, m)

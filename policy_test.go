@@ -129,6 +129,32 @@ func TestDefaultPolicyMovesTheExcess(t *testing.T) {
 	}
 }
 
+// TestDefaultPolicySpreadsTheSlowMembersSessions: the clients of a slow
+// member choose where to go weighted by what each member lacks of the
+// level the slow member's sessions bring them to, not of the level of the
+// few they hold now: members of 20, 19 and 15 sessions take about as many
+// of 1,000.
+func TestDefaultPolicySpreadsTheSlowMembersSessions(t *testing.T) {
+	members := []Member{{Name: "m0", Addr: "a0", Sessions: 1000}, {Name: "m1", Addr: "a1", Sessions: 20},
+		{Name: "m2", Addr: "a2", Sessions: 19}, {Name: "m3", Addr: "a3", Sessions: 15}}
+	s := PolicyStats{Current: members[0], Members: members, Attached: time.Minute, Baseline: 1000,
+		Recent: []float64{100, 100, 100}, Checks: 3}
+	p := &DefaultPolicy{random: rand.New(rand.NewPCG(5, 6)).Float64}
+	to := map[string]int{}
+	moved := 0
+	for range 3000 {
+		if a := p.Check(s); a != "" {
+			to[a]++
+			moved++
+		}
+	}
+	for _, a := range []string{"a1", "a2", "a3"} {
+		if got, even := float64(to[a]), float64(moved)/3; got < 0.9*even || got > 1.1*even {
+			t.Errorf("%s: %d of %d moves, want about a third", a, to[a], moved)
+		}
+	}
+}
+
 // TestDefaultPolicySpreadsBySharePace plays 1,000 clients of a member that
 // slows to a tenth of its pace (a 4 KiB write every 2.5 s after the last
 // at full pace, four a second), each checked at a phase of its own,
