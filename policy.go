@@ -59,11 +59,11 @@ const RecentChecks = 16
 // move with the probability that moves the member's excess in all, and
 // judge again only 2×DropFor checks later, when the view shows the moves:
 // the member keeps about its share rather than losing all its sessions.
-// Each moves to another member chosen at random, weighted by its spare capacity
-// (ChooseMember), among those that hold fewer sessions than it and than a
-// member at full pace should: the sessions spread over the pool instead of all
-// moving to the least loaded member. (A server that cannot be reached at
-// all is left by the reconnect logic.)
+// Each moves to another member chosen at random, weighted by its spare
+// capacity (ChooseMember), among those that hold fewer sessions than it
+// and than a member at full pace should: the sessions spread over the
+// pool instead of all moving to the least loaded member. (A server that
+// cannot be reached at all is left by the reconnect logic.)
 type DefaultPolicy struct {
 	StallAfter time.Duration // move after written bytes waited this long (default 5 s)
 	DropRatio  float64       // "well below": under this fraction of the baseline (default 0.3)
@@ -157,10 +157,10 @@ func (p *DefaultPolicy) Check(s PolicyStats) string {
 	}
 	// Only to members that hold fewer sessions than this one: a pace that
 	// drops for all (a loaded client, a loaded pool) must not send
-	// sessions back and forth between members alike.
-	// The current member stays in the list, not to be chosen (except) but
-	// to count its sessions among those that may come: the spare capacity
-	// of each is what it lacks of the level they bring the others to.
+	// sessions back and forth between members alike. The current member
+	// stays in the list, not to be chosen (except) but to count its
+	// sessions among those that may come: the spare capacity of each is
+	// what it lacks of the level they bring the others to.
 	lighter := []Member{s.Current}
 	for _, m := range s.Members {
 		if m.Name != s.Current.Name && !m.Draining && float64(m.Sessions) < level && m.Sessions < s.Current.Sessions {
