@@ -61,7 +61,7 @@ const RecentChecks = 16
 // the member keeps about its share rather than losing all its sessions.
 // Each moves to another member chosen at random, weighted by its spare
 // capacity (ChooseMember), among those that hold fewer sessions than it
-// and than a member at full pace should: the sessions spread over the
+// (by more than Slack) and than a member at full pace should: the sessions spread over the
 // pool instead of all moving to the least loaded member. (A server that
 // cannot be reached at all is left by the reconnect logic.)
 type DefaultPolicy struct {
@@ -155,15 +155,15 @@ func (p *DefaultPolicy) Check(s PolicyStats) string {
 	if random() >= (held-share)/held {
 		return ""
 	}
-	// Only to members that hold fewer sessions than this one: a pace that
-	// drops for all (a loaded client, a loaded pool) must not send
-	// sessions back and forth between members alike. The current member
+	// Only to members that hold fewer sessions than this one, by more than
+	// the slack: a pace that drops for all (a loaded client, a loaded
+	// pool) must not send sessions back and forth between members alike. The current member
 	// stays in the list, not to be chosen (except) but to count its
 	// sessions among those that may come: the spare capacity of each is
 	// what it lacks of the level they bring the others to.
 	lighter := []Member{s.Current}
 	for _, m := range s.Members {
-		if m.Name != s.Current.Name && !m.Draining && float64(m.Sessions) < level && m.Sessions < s.Current.Sessions {
+		if m.Name != s.Current.Name && !m.Draining && float64(m.Sessions) < level && float64(m.Sessions)*(1+slack) < held {
 			lighter = append(lighter, m)
 		}
 	}

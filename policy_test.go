@@ -98,6 +98,12 @@ func TestDefaultPolicyRules(t *testing.T) {
 			s.Members = []Member{{Name: "m0", Addr: "a0", Sessions: 400}, {Name: "m1", Addr: "a1", Sessions: 420}}
 			s.Current = s.Members[0]
 		}), ""},
+		{"low, another member holds a few sessions fewer", with(func(s *PolicyStats) {
+			s.Recent = low(3) // as when every session slows with the pool
+			s.Members = []Member{{Name: "m0", Addr: "a0", Sessions: 499}, {Name: "m1", Addr: "a1", Sessions: 495},
+				{Name: "m2", Addr: "a2", Draining: true}}
+			s.Current = s.Members[0]
+		}), ""},
 		{"low, the others draining", with(func(s *PolicyStats) {
 			s.Recent = low(3)
 			s.Members = []Member{{Name: "m0", Addr: "a0", Sessions: 10}, {Name: "m1", Addr: "a1", Sessions: 0, Draining: true}}
