@@ -20,6 +20,8 @@ type MovePolicy interface {
 	MoveRequested(addr string, reason MoveReason) string
 	// Check is called about once a second while the session is attached to
 	// a pool member; it returns the address of a member to move to, or "".
+	// The session moves at a moment drawn within the next second: the
+	// clients of a member, judging alike at once, do not all move at once.
 	Check(s PolicyStats) string
 }
 
@@ -35,6 +37,9 @@ type PolicyStats struct {
 	// oldest first, since the session attached to this server or the
 	// policy last asked it to move; Rate is the last of them.
 	Recent []float64
+	// Checks counts the checks since the session attached to this server
+	// or the policy last asked it to move: Recent holds the latest of them.
+	Checks int
 }
 
 // RecentChecks is how many of a session's latest rates PolicyStats.Recent holds.
@@ -43,18 +48,43 @@ const RecentChecks = 16
 // DefaultPolicy is the migration policy of a Dialer without one, after
 // M-TCP: obey the server's requests, and move when the server stalls or
 // when the session's traffic, while it flows, stays well below its recent
-// level while another member carries fewer sessions. It moves to another
-// member chosen at random, weighted by its spare capacity (ChooseMember):
-// the many clients of a member that slows, judging alike from the same
-// view, spread over the pool instead of all moving to the least loaded
-// member. (A server that cannot be reached at all is left by the reconnect
-// logic.)
+// level while the member holds more than its share of the pool's sessions
+// for the pace it serves them at.
+//
+// The pace is the session's own: its rate over the checks it has been
+// slow, against its baseline. A member that serves its sessions at a tenth
+// of their pace has a tenth of the share of a member that serves them at
+// full pace (the others are taken to serve at full pace: their clients
+// judge them). Its clients, judging alike from the same view at once, each
+// move with the probability that moves the member's excess in all, and
+// judge again only 2×DropFor checks later, when the view shows the moves:
+// the member keeps about its share rather than losing all its sessions.
+// Each moves to another member chosen at random, weighted by its spare
+// capacity (ChooseMember), among those that hold fewer sessions than it
+// (by more than Slack) and than a member at full pace should: the sessions spread over the
+// pool instead of all moving to the least loaded member. (A server that
+// cannot be reached at all is left by the reconnect logic.)
 type DefaultPolicy struct {
 	StallAfter time.Duration // move after written bytes waited this long (default 5 s)
 	DropRatio  float64       // "well below": under this fraction of the baseline (default 0.3)
-	DropFor    int           // for this many checks in a row (default 3)
-	Settle     time.Duration // stay at least this long after a move (default 10 s)
+	// DropFor is how many checks in a row below the baseline, at a rate
+	// well below it over them, make the session slow (default 3); a slow
+	// session is judged then, and again every 2×DropFor checks while it
+	// stays slow. Checks with no traffic at all count among them (a slow
+	// pace shows as a write now and then), but twice DropFor of them in a
+	// row make the session quiet, not slow.
+	DropFor int
+	Settle  time.Duration // stay at least this long after a move (default 10 s)
+	// Slack is how far above its share by pace a member may hold sessions
+	// before its slow sessions leave (default 0.2: 20% above).
+	Slack float64
+
+	random func() float64 // a uniform draw in [0, 1) (nil: randomFloat)
 }
+
+// minPolicyPace bounds how slow a member is judged: sessions that went
+// nearly still count its pace as this (pool.Loads does alike).
+const minPolicyPace = 0.05
 
 // MoveRequested obeys the server.
 func (p *DefaultPolicy) MoveRequested(addr string, _ MoveReason) string { return addr }
@@ -77,6 +107,14 @@ func (p *DefaultPolicy) Check(s PolicyStats) string {
 	if drop == 0 {
 		drop = 3
 	}
+	slack := p.Slack
+	if slack == 0 {
+		slack = 0.2
+	}
+	random := p.random
+	if random == nil {
+		random = randomFloat
+	}
 	if s.Attached < settle {
 		return ""
 	}
@@ -86,34 +124,100 @@ func (p *DefaultPolicy) Check(s PolicyStats) string {
 		}
 		return ""
 	}
-	if lowFor(s, ratio) < drop {
+	run, mean := slowRun(s.Recent, s.Baseline, ratio, drop)
+	if run < drop {
 		return ""
 	}
-	// Only to members that carry fewer sessions than this one.
-	var fewer []Member
-	for _, m := range s.Members {
-		if m.Sessions < s.Current.Sessions {
-			fewer = append(fewer, m)
+	// Judged at the first check that finds it slow, and every 2×drop
+	// checks after: the moves of the others judging alike, spread over a
+	// check and taking a while each, show in the view meanwhile.
+	from := run // how far into the run the first check found it slow
+	for j := drop; j < run; j++ {
+		if k, _ := slowRun(s.Recent[:len(s.Recent)-run+j], s.Baseline, ratio, drop); k >= drop {
+			from = j
+			break
 		}
 	}
-	if m, ok := ChooseMember(fewer, s.Current.Name); ok {
+	if run == len(s.Recent) && s.Checks > run {
+		run, from = s.Checks, drop // slow since before the oldest rate kept
+	}
+	if (run-from)%(2*drop) != 0 {
+		return ""
+	}
+	pace := min(max(mean/s.Baseline, minPolicyPace), 1)
+	share, level := sharesByPace(s.Members, s.Current.Name, pace)
+	held := float64(s.Current.Sessions)
+	if held <= share*(1+slack) {
+		return ""
+	}
+	// Each of the member's clients moves with the probability that moves
+	// its excess in all.
+	if random() >= (held-share)/held {
+		return ""
+	}
+	// Only to members that hold fewer sessions than this one, by more than
+	// the slack: a pace that drops for all (a loaded client, a loaded
+	// pool) must not send sessions back and forth between members alike. The current member
+	// stays in the list, not to be chosen (except) but to count its
+	// sessions among those that may come: the spare capacity of each is
+	// what it lacks of the level they bring the others to.
+	lighter := []Member{s.Current}
+	for _, m := range s.Members {
+		if m.Name != s.Current.Name && !m.Draining && float64(m.Sessions) < level && float64(m.Sessions)*(1+slack) < held {
+			lighter = append(lighter, m)
+		}
+	}
+	if m, ok := chooseMember(lighter, s.Current.Name, random); ok {
 		return m.Addr
 	}
 	return ""
 }
 
-// lowFor counts the latest checks in a row whose rate was under ratio times
-// the baseline but not nil: a session with no traffic at all is quiet, not
-// slow (the stall rule covers written bytes that do not get through).
-func lowFor(s PolicyStats, ratio float64) int {
-	if s.Baseline <= 0 {
-		return 0
+// slowRun returns how many of the latest rates in recent were in a row
+// under baseline by more than halfway to ratio times it, and the mean of
+// them but the oldest (which straddles the change), if that mean is under
+// ratio times the baseline: the session is slow over them. A slow pace
+// shows as a write now and then between checks with none, so each check
+// is not judged alone. It returns 0 unless some of them had traffic and
+// the last 2×drop had some: a session with no traffic is quiet, not slow
+// (the stall rule covers written bytes that do not get through).
+func slowRun(recent []float64, baseline, ratio float64, drop int) (int, float64) {
+	if baseline <= 0 {
+		return 0, 0
 	}
-	k := 0
-	for i := len(s.Recent) - 1; i >= 0 && s.Recent[i] > 0 && s.Recent[i] < ratio*s.Baseline; i-- {
+	k, quiet, sum, oldest := 0, 0, 0.0, 0.0
+	for i := len(recent) - 1; i >= 0 && recent[i] < (1+ratio)/2*baseline; i-- {
+		if recent[i] <= 0 && quiet == k {
+			quiet++
+		}
+		sum += recent[i]
+		oldest = recent[i]
 		k++
 	}
-	return k
+	if k < 2 {
+		return 0, 0
+	}
+	sum -= oldest
+	if sum <= 0 || quiet >= 2*drop || sum/float64(k-1) >= ratio*baseline {
+		return 0, 0
+	}
+	return k, sum / float64(k-1)
+}
+
+// sharesByPace returns the sessions of members the member called current
+// should hold, serving them at pace, and those a member that serves at
+// full pace should hold: the pool's sessions in proportion to the pace of
+// the members that take sessions (the others at full pace; the draining
+// ones take none).
+func sharesByPace(members []Member, current string, pace float64) (share, level float64) {
+	total, capacity := 0.0, pace
+	for _, m := range members {
+		total += float64(m.Sessions)
+		if m.Name != current && !m.Draining {
+			capacity++
+		}
+	}
+	return total * pace / capacity, total / capacity
 }
 
 // ChooseMember chooses a member to move a session to among members, other
@@ -183,12 +287,13 @@ type policyState struct {
 	progressAt  time.Time // when output last made progress
 	attachedAt  time.Time
 	recent      []float64 // the latest rates, oldest first (PolicyStats.Recent)
+	checks      int       // checks since attached or asked to move (PolicyStats.Checks)
 }
 
 // attached restarts the figures that are per server.
 func (ps *policyState) attached() {
 	ps.attachedAt = time.Now()
-	ps.recent = ps.recent[:0]
+	ps.recent, ps.checks = ps.recent[:0], 0
 }
 
 // note adds a check's rate to the recent ones.
@@ -197,6 +302,7 @@ func (ps *policyState) note(rate float64) {
 		ps.recent = append(ps.recent[:0], ps.recent[1:]...)
 	}
 	ps.recent = append(ps.recent, rate)
+	ps.checks++
 }
 
 const policyInterval = time.Second
@@ -246,14 +352,18 @@ func (c *Conn) policyCheck() {
 	stats := PolicyStats{
 		Current: server, Members: append([]Member(nil), cs.members...),
 		Rate: rate, Baseline: ps.baseline, Stalled: stalled, Attached: now.Sub(ps.attachedAt),
-		Recent: slices.Clone(ps.recent),
+		Recent: slices.Clone(ps.recent), Checks: ps.checks,
 	}
 	c.mu.Unlock()
 	if to := ps.policy.Check(stats); to != "" {
 		c.mu.Lock()
-		ps.recent = ps.recent[:0] // judged anew after the move (or its failure)
+		ps.recent, ps.checks = ps.recent[:0], 0 // judged anew after the move (or its failure)
 		c.mu.Unlock()
 		go func() {
+			// Clients that judge alike from the same view move at moments
+			// spread over a check, not all at once: members take a herd's
+			// handshakes and handovers a few at a time.
+			time.Sleep(time.Duration(randomFloat() * float64(policyInterval)))
 			if err := c.Migrate(context.Background(), to); err == nil {
 				c.log.Info("mtcp: policy moved the session", "to", to, "rate", rate, "baseline", stats.Baseline, "stalled", stalled)
 			}

@@ -1,20 +1,25 @@
 package mtcp
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"sync"
 	"testing"
 	"time"
 )
 
+// always draws 0: every random draw that may move does.
+func always() float64 { return 0 }
+
 // TestDefaultPolicyJudgesEachSessionAlone: sessions that share a policy
 // are judged on their own histories, however their checks interleave.
 func TestDefaultPolicyJudgesEachSessionAlone(t *testing.T) {
-	p := &DefaultPolicy{Settle: time.Millisecond}
+	p := &DefaultPolicy{Settle: time.Millisecond, random: always}
 	members := []Member{{Name: "m0", Addr: "a0", Sessions: 10}, {Name: "m1", Addr: "a1", Sessions: 1}}
 	slow := PolicyStats{Current: members[0], Members: members, Attached: time.Minute,
-		Baseline: 1000, Rate: 100, Recent: []float64{1000, 100, 100, 100}}
+		Baseline: 1000, Rate: 100, Recent: []float64{1000, 100, 100, 100}, Checks: 4}
 	busy := PolicyStats{Current: members[0], Members: members, Attached: time.Minute,
-		Baseline: 1000, Rate: 1000, Recent: []float64{100, 100, 1000}}
+		Baseline: 1000, Rate: 1000, Recent: []float64{100, 100, 1000}, Checks: 3}
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Add(2)
@@ -37,7 +42,21 @@ func TestDefaultPolicyJudgesEachSessionAlone(t *testing.T) {
 func TestDefaultPolicyRules(t *testing.T) {
 	members := []Member{{Name: "m0", Addr: "a0", Sessions: 10}, {Name: "m1", Addr: "a1", Sessions: 1}}
 	base := PolicyStats{Current: members[0], Members: members, Attached: time.Minute, Baseline: 1000}
-	with := func(f func(*PolicyStats)) PolicyStats { s := base; f(&s); return s }
+	with := func(f func(*PolicyStats)) PolicyStats {
+		s := base
+		f(&s)
+		if s.Checks == 0 {
+			s.Checks = len(s.Recent)
+		}
+		return s
+	}
+	low := func(n int) []float64 {
+		r := make([]float64, n)
+		for i := range r {
+			r[i] = 100
+		}
+		return r
+	}
 	for _, tc := range []struct {
 		name string
 		s    PolicyStats
@@ -45,20 +64,193 @@ func TestDefaultPolicyRules(t *testing.T) {
 	}{
 		{"settling", with(func(s *PolicyStats) { s.Attached = time.Second; s.Stalled = time.Minute }), ""},
 		{"stalled", with(func(s *PolicyStats) { s.Stalled = 5 * time.Second }), "a1"},
-		{"low twice", with(func(s *PolicyStats) { s.Recent = []float64{100, 100} }), ""},
-		{"low three times", with(func(s *PolicyStats) { s.Recent = []float64{100, 100, 100} }), "a1"},
+		{"low twice", with(func(s *PolicyStats) { s.Recent = low(2) }), ""},
+		{"low three times", with(func(s *PolicyStats) { s.Recent = low(3) }), "a1"},
+		{"low four times: judged at three", with(func(s *PolicyStats) { s.Recent = low(4) }), ""},
+		{"low six times: not judged", with(func(s *PolicyStats) { s.Recent = low(6) }), ""},
+		{"low nine times: judged again", with(func(s *PolicyStats) { s.Recent = low(9) }), "a1"},
+		{"low longer than Recent holds, judged", with(func(s *PolicyStats) { s.Recent = low(RecentChecks); s.Checks = 21 }), "a1"},
+		{"low longer than Recent holds, not judged", with(func(s *PolicyStats) { s.Recent = low(RecentChecks); s.Checks = 18 }), ""},
 		{"low, then busy", with(func(s *PolicyStats) { s.Recent = []float64{100, 100, 100, 900} }), ""},
+		{"a slow pace: a chunk now and then", with(func(s *PolicyStats) { s.Recent = []float64{0, 100, 0} }), "a1"},
+		{"a slow pace, no chunk lately", with(func(s *PolicyStats) { s.Recent = []float64{900, 0, 100, 0} }), "a1"},
+		{"slow, then quiet", with(func(s *PolicyStats) { s.Recent = []float64{100, 100, 100, 0, 0, 0, 0, 0, 0} }), ""},
+		{"a write a check at half the pace", with(func(s *PolicyStats) { s.Recent = []float64{500, 500, 500} }), ""},
+		{"no write yet", with(func(s *PolicyStats) { s.Recent = []float64{1000, 0, 0, 0} }), ""},
+		{"a write every five checks at half the pace: judged at the first", with(func(s *PolicyStats) { s.Recent = []float64{1000, 0, 0, 0, 0, 500} }), "a1"},
+		{"a write every five checks, judged again", with(func(s *PolicyStats) { s.Recent = []float64{1000, 0, 0, 0, 0, 500, 0, 0, 0, 0, 500, 0} }), "a1"},
+		{"a write every five checks, not judged", with(func(s *PolicyStats) { s.Recent = []float64{1000, 0, 0, 0, 0, 500, 0, 0, 0, 0} }), ""},
+		{"low, then a busy check among quiet ones", with(func(s *PolicyStats) { s.Recent = []float64{100, 100, 100, 0, 700, 0} }), ""},
+		{"no baseline yet", with(func(s *PolicyStats) { s.Baseline = 0; s.Recent = []float64{0, 0, 0} }), ""},
+		{"quiet, not slow", with(func(s *PolicyStats) { s.Recent = []float64{0, 0, 0, 0} }), ""},
+		{"low but within its share by pace", with(func(s *PolicyStats) {
+			s.Recent = low(3) // a tenth of the pace: a tenth of the sessions of m1
+			s.Members = []Member{{Name: "m0", Addr: "a0", Sessions: 11}, {Name: "m1", Addr: "a1", Sessions: 100}}
+			s.Current = s.Members[0]
+		}), ""},
 		{"low but no lighter member", with(func(s *PolicyStats) {
-			s.Recent = []float64{100, 100, 100}
+			s.Recent = low(3)
 			s.Members = []Member{{Name: "m0", Addr: "a0", Sessions: 1}, {Name: "m1", Addr: "a1", Sessions: 1}}
 			s.Current = s.Members[0]
 		}), ""},
-		{"no baseline yet", with(func(s *PolicyStats) { s.Baseline = 0; s.Recent = []float64{0, 0, 0} }), ""},
-		{"quiet, not slow", with(func(s *PolicyStats) { s.Recent = []float64{0, 0, 0, 0} }), ""},
-		{"slow, then quiet", with(func(s *PolicyStats) { s.Recent = []float64{100, 100, 100, 0} }), ""},
+		{"low, above its share by pace, but the others hold more sessions", with(func(s *PolicyStats) {
+			s.Recent = low(3) // a pace that drops for all must not send sessions back and forth
+			s.Members = []Member{{Name: "m0", Addr: "a0", Sessions: 400}, {Name: "m1", Addr: "a1", Sessions: 420}}
+			s.Current = s.Members[0]
+		}), ""},
+		{"low, another member holds a few sessions fewer", with(func(s *PolicyStats) {
+			s.Recent = low(3) // as when every session slows with the pool
+			s.Members = []Member{{Name: "m0", Addr: "a0", Sessions: 499}, {Name: "m1", Addr: "a1", Sessions: 495},
+				{Name: "m2", Addr: "a2", Draining: true}}
+			s.Current = s.Members[0]
+		}), ""},
+		{"low, the others draining", with(func(s *PolicyStats) {
+			s.Recent = low(3)
+			s.Members = []Member{{Name: "m0", Addr: "a0", Sessions: 10}, {Name: "m1", Addr: "a1", Sessions: 0, Draining: true}}
+			s.Current = s.Members[0]
+		}), ""},
 	} {
-		if got := (&DefaultPolicy{}).Check(tc.s); got != tc.want {
+		if got := (&DefaultPolicy{random: always}).Check(tc.s); got != tc.want {
 			t.Errorf("%s: Check = %q, want %q", tc.name, got, tc.want)
 		}
 	}
+}
+
+// TestDefaultPolicyMovesTheExcess: each client of a member that serves at
+// a tenth of the pace moves with the probability that leaves the member
+// its share by pace (1000 sessions, 4 members: 1000 × 0.1/3.1 ≈ 32).
+func TestDefaultPolicyMovesTheExcess(t *testing.T) {
+	members := []Member{{Name: "m0", Addr: "a0", Sessions: 1000}, {Name: "m1", Addr: "a1"}, {Name: "m2", Addr: "a2"}, {Name: "m3", Addr: "a3"}}
+	s := PolicyStats{Current: members[0], Members: members, Attached: time.Minute, Baseline: 1000,
+		Recent: []float64{100, 100, 100}, Checks: 3}
+	const excess = 1 - 0.1/3.1 // of the sessions
+	for _, tc := range []struct {
+		draw float64
+		move bool
+	}{{0, true}, {excess - 0.001, true}, {excess + 0.001, false}, {0.999, false}} {
+		p := &DefaultPolicy{random: func() float64 { return tc.draw }}
+		if got := p.Check(s); (got != "") != tc.move {
+			t.Errorf("draw %.3f: Check = %q, want a move: %t", tc.draw, got, tc.move)
+		}
+	}
+}
+
+// TestDefaultPolicySpreadsTheSlowMembersSessions: the clients of a slow
+// member choose where to go weighted by what each member lacks of the
+// level the slow member's sessions bring them to, not of the level of the
+// few they hold now: members of 20, 19 and 15 sessions take about as many
+// of 1,000.
+func TestDefaultPolicySpreadsTheSlowMembersSessions(t *testing.T) {
+	members := []Member{{Name: "m0", Addr: "a0", Sessions: 1000}, {Name: "m1", Addr: "a1", Sessions: 20},
+		{Name: "m2", Addr: "a2", Sessions: 19}, {Name: "m3", Addr: "a3", Sessions: 15}}
+	s := PolicyStats{Current: members[0], Members: members, Attached: time.Minute, Baseline: 1000,
+		Recent: []float64{100, 100, 100}, Checks: 3}
+	p := &DefaultPolicy{random: rand.New(rand.NewPCG(5, 6)).Float64}
+	to := map[string]int{}
+	moved := 0
+	for range 3000 {
+		if a := p.Check(s); a != "" {
+			to[a]++
+			moved++
+		}
+	}
+	for _, a := range []string{"a1", "a2", "a3"} {
+		if got, even := float64(to[a]), float64(moved)/3; got < 0.9*even || got > 1.1*even {
+			t.Errorf("%s: %d of %d moves, want about a third", a, to[a], moved)
+		}
+	}
+}
+
+// TestDefaultPolicySpreadsBySharePace plays 1,000 clients of a member that
+// slows to a tenth of its pace (a 4 KiB write every 2.5 s after the last
+// at full pace, four a second), each checked at a phase of its own,
+// through the checks of 10 s, the view showing the moves two checks later:
+// the others hold their shares by pace within 20%, the slow member its
+// own within 50% above, and no session moves twice.
+func TestDefaultPolicySpreadsBySharePace(t *testing.T) {
+	const n, k, chunk, perSec = 1000, 4, 4096.0, 4
+	const every = 10.0 / perSec // seconds between writes when slow
+	r := rand.New(rand.NewPCG(1, 2))
+	p := &DefaultPolicy{Settle: time.Second, random: rand.New(rand.NewPCG(3, 4)).Float64}
+	where := make([]int, n)     // member index
+	moves := make([]int, n)     // moves per session
+	last := make([]float64, n)  // the last write at full pace, before the slowdown at 0
+	check := make([]float64, n) // checks come at c - check[i] for whole c
+	recent := make([][]float64, n)
+	for i := range last {
+		last[i], check[i] = -r.Float64()/perSec, r.Float64()
+	}
+	view := func() []Member {
+		m := make([]Member, k)
+		for i := range m {
+			m[i] = Member{Name: fmt.Sprintf("m%d", i), Addr: fmt.Sprintf("a%d", i)}
+		}
+		for _, w := range where {
+			m[w].Sessions++
+		}
+		return m
+	}
+	// rate is what session i received on the slow member in the check
+	// ending at c - check[i].
+	rate := func(i, c int) float64 {
+		to := float64(c) - check[i]
+		from := to - 1
+		writes := 0.0
+		for x := last[i]; x >= from; x -= 1.0 / perSec {
+			if x < to {
+				writes++
+			}
+		}
+		for x := last[i] + every; x < to; x += every {
+			if x >= from {
+				writes++
+			}
+		}
+		return writes * chunk
+	}
+	views := [][]Member{view(), view()}
+	for c := -2; c <= 10; c++ {
+		members := views[len(views)-2] // as last published: moves show two checks later
+		for i := range where {
+			if where[i] != 0 {
+				recent[i] = append(recent[i], perSec*chunk) // full pace
+				continue
+			}
+			recent[i] = append(recent[i], rate(i, c))
+			s := PolicyStats{Current: members[0], Members: members, Attached: time.Minute, Baseline: perSec * chunk,
+				Recent: recent[i], Checks: len(recent[i])}
+			if to := p.Check(s); to != "" {
+				var j int
+				fmt.Sscanf(to, "a%d", &j)
+				where[i], recent[i] = j, nil
+				moves[i]++
+			}
+		}
+		views = append(views, view())
+	}
+	final := view()
+	shareSlow, shareFull := n*0.1/(0.1+k-1), n/(0.1+k-1)
+	for i, m := range final {
+		share := shareFull
+		if i == 0 {
+			share = shareSlow
+		}
+		// The slow member's clients judge their pace from a write or two
+		// when they first find it slow (an estimate biased high: they judge
+		// when a write comes); they do not move later to members that hold
+		// more sessions, so what they left stays.
+		low, high := 0.8*share, 1.2*share
+		if i == 0 {
+			high = 1.5 * share
+		}
+		if got := float64(m.Sessions); got < low || got > high {
+			t.Errorf("%s holds %d sessions, its share by pace is %.0f", m.Name, m.Sessions, share)
+		}
+	}
+	for i, m := range moves {
+		if m > 1 {
+			t.Fatalf("session %d moved %d times", i, m)
+		}
+	}
+	t.Logf("sessions per member after 10 s: %v", final)
 }
