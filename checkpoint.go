@@ -36,12 +36,12 @@ func (c *Conn) Checkpoint(state []byte) error {
 		return ErrNotServer
 	}
 	s := c.server
-	if s.node == nil {
+	if s.member == nil {
 		return nil
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.terminated {
+	if c.ended {
 		return c.opError("checkpoint", c.sessionErrLocked())
 	}
 	if s.verifyPending {
@@ -55,7 +55,7 @@ func (c *Conn) Checkpoint(state []byte) error {
 		Session: c.id, Epoch: s.epoch, Seq: s.nextSeq, Secret: snapshot.Secret(c.secret),
 		InPos: c.st.Consumed(), OutPos: c.st.Written(),
 		State:  append([]byte(nil), state...),
-		Params: s.params, Origin: s.node.Name(),
+		Params: s.params, Origin: s.member.Name(),
 	}
 	if len(s.ckpts) >= maxCheckpoints {
 		c.dropCheckpointLocked(rec.OutPos)
@@ -63,7 +63,7 @@ func (c *Conn) Checkpoint(state []byte) error {
 	s.ckpts = append(s.ckpts, rec)
 	c.st.AddMark(rec.Seq, rec.InPos)
 	c.keepMarksLocked()
-	c.replicateLocked()
+	c.copyLocked()
 	c.advanceDurableLocked()
 	if s.settle.waiting && !s.settle.held && s.atBoundaryLocked(c) {
 		s.holdLocked(c) // a move waits for this boundary
@@ -106,7 +106,7 @@ func (c *Conn) Movable() bool {
 	if c.server == nil {
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		return c.client.pool && !c.terminated
+		return c.client.pool && !c.ended
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -123,7 +123,7 @@ func (s *serverSide) checkpointed() bool { return len(s.ckpts) > 0 }
 // needs no more: the member hands its checkpoints over itself; a failover
 // needs a durable one (replicated), which the replicas choose from.
 func (s *serverSide) movableLocked(c *Conn) bool {
-	if s.node == nil || c.terminated || !s.explicit {
+	if s.member == nil || c.ended || !s.explicit {
 		return false
 	}
 	for _, r := range s.ckpts {
@@ -139,13 +139,13 @@ func (s *serverSide) movableLocked(c *Conn) bool {
 // input before it.
 func (c *Conn) advanceDurableLocked() {
 	s := c.server
-	if s == nil || s.node == nil {
+	if s == nil || s.member == nil {
 		return
 	}
 	acked, _ := c.st.Retained() // the client has every output byte before this
 	for i := len(s.ckpts) - 1; i >= 0; i-- {
 		r := s.ckpts[i]
-		if r.OutPos <= acked && s.replicatedLocked(r) && (s.durable == nil || r.Seq > s.durable.Seq) {
+		if r.OutPos <= acked && s.copiedLocked(r) && (s.durable == nil || r.Seq > s.durable.Seq) {
 			s.durable = r
 			s.ckpts = s.ckpts[i:]
 			c.keepMarksLocked()
@@ -171,7 +171,7 @@ func (c *Conn) advanceDurableLocked() {
 // member, until the next durable checkpoint (see noteRiskLocked).
 func (c *Conn) updateReleaseLocked() {
 	s := c.server
-	if s == nil || s.node == nil {
+	if s == nil || s.member == nil {
 		return
 	}
 	recv := c.st.Received()

@@ -20,7 +20,7 @@ const (
 )
 
 var (
-	errTerminated  = errors.New("mtcp: session already ended")
+	errEnded       = errors.New("mtcp: session already ended")
 	errServerProof = errors.New("mtcp: server failed to prove the session secret")
 )
 
@@ -36,7 +36,7 @@ type clientSide struct {
 
 	// Pool state, guarded by Conn.mu.
 	pool     bool     // the server is a pool member
-	node     string   // the member serving the session
+	member   string   // the member serving the session
 	epoch    uint64   // the session's epoch as last told
 	members  []Member // the pool as last told
 	digest   digest.Running
@@ -88,7 +88,7 @@ func (cs *clientSide) reconnect(c *Conn, cause error) {
 			t := time.NewTimer(wait)
 			select {
 			case <-t.C:
-			case <-c.doneCh:
+			case <-c.endedCh:
 				t.Stop()
 				return
 			}
@@ -107,7 +107,7 @@ func (cs *clientSide) reconnect(c *Conn, cause error) {
 		ctx, cancel := context.WithDeadline(context.Background(), minTime(giveUp, time.Now().Add(cs.d.HandshakeTimeout)))
 		go func() {
 			select {
-			case <-c.doneCh:
+			case <-c.endedCh:
 				cancel()
 			case <-ctx.Done():
 			}
@@ -135,7 +135,7 @@ func (cs *clientSide) reconnect(c *Conn, cause error) {
 			}
 			return
 		}
-		if errors.Is(err, errTerminated) {
+		if errors.Is(err, errEnded) {
 			return
 		}
 		// A member that drains only suggests another: the session is still
@@ -190,7 +190,7 @@ func (cs *clientSide) attemptAddrLocked(n int) string {
 	}
 	others := make([]Member, 0, len(cs.members))
 	for _, m := range cs.members {
-		if m.Addr != own && m.Name != cs.node && !m.Draining {
+		if m.Addr != own && m.Name != cs.member && !m.Draining {
 			others = append(others, m)
 		}
 	}
@@ -213,7 +213,7 @@ func (cs *clientSide) attemptAddrLocked(n int) string {
 func (cs *clientSide) memberAddrLocked() string {
 	if cs.address == cs.service {
 		for _, m := range cs.members {
-			if m.Name == cs.node && m.Addr != "" {
+			if m.Name == cs.member && m.Addr != "" {
 				return m.Addr
 			}
 		}
@@ -234,7 +234,7 @@ func (cs *clientSide) ownMemberLocked(addr string) bool {
 		return true
 	}
 	for _, m := range cs.members {
-		if m.Name == cs.node && m.Addr == addr {
+		if m.Name == cs.member && m.Addr == addr {
 			return true
 		}
 	}
@@ -302,7 +302,7 @@ func (cs *clientSide) resumeOn(ctx context.Context, c *Conn, nc net.Conn, addr s
 	hello.Resume, hello.Session, hello.Nonce = true, c.id, auth.Nonce()
 	c.mu.Lock()
 	cs.attempts++
-	hello.Epoch, hello.Attempt, hello.Origin = cs.epoch, cs.attempts, cs.node
+	hello.Epoch, hello.Attempt, hello.Origin = cs.epoch, cs.attempts, cs.member
 	c.mu.Unlock()
 	if _, err := nc.Write(wire.AppendFrame(wire.Preface[:], hello)); err != nil {
 		return &handshakeError{"sending HELLO", err}
@@ -322,9 +322,9 @@ func (cs *clientSide) resumeOn(ctx context.Context, c *Conn, nc net.Conn, addr s
 		return fmt.Errorf("%w: %v in answer to a resume HELLO", ErrProtocol, f.Type())
 	}
 	c.mu.Lock()
-	if c.terminated {
+	if c.ended {
 		c.mu.Unlock()
-		return errTerminated
+		return errEnded
 	}
 	pos := c.st.Positions()
 	known := cs.knownLocked()
@@ -357,8 +357,8 @@ func (cs *clientSide) resumeOn(ctx context.Context, c *Conn, nc net.Conn, addr s
 	_ = nc.SetDeadline(time.Time{})
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.terminated {
-		return errTerminated
+	if c.ended {
+		return errEnded
 	}
 	if err := c.st.Resume(r.Positions); err != nil {
 		err = localError(err)
@@ -374,7 +374,7 @@ func (cs *clientSide) resumeOn(ctx context.Context, c *Conn, nc net.Conn, addr s
 		}
 	}
 	if r.Node != "" {
-		cs.node = r.Node
+		cs.member = r.Node
 	}
 	cs.epoch, cs.address = r.Epoch, addr
 	cs.reconnecting = false

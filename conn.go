@@ -58,7 +58,7 @@ type sessionParams struct {
 //  5. Listener.mu: the listener's sessions and handshakes, taken under
 //     Conn.mu when a session ends.
 //  6. Leaves, under any of the above and taking nothing: deadline.mu,
-//     memBudget.mu, shedRecord.mu, timerSet.mu (the set runs its
+//     memBudget.mu, evictedRecord.mu, timerSet.mu (the set runs its
 //     callbacks with it released).
 //
 // The pool runtime (package pool) calls sessions through pool.Session,
@@ -81,8 +81,8 @@ type Conn struct {
 	rdMu, wrMu             sync.Mutex // serialise Reads and Writes
 	rdDeadline, wrDeadline *deadline
 	readable, writable     chan struct{} // capacity 1: "look again"
-	closedCh               chan struct{} // closed by Close
-	doneCh                 chan struct{} // closed when the session ends
+	closeCalled            chan struct{} // closed by Close
+	endedCh                chan struct{} // closed when the session ends
 
 	addrs atomic.Pointer[addrPair]
 
@@ -91,7 +91,7 @@ type Conn struct {
 	link       *link       // current link; nil while detached
 	lastWriter *sync.Mutex // the newest link's writer lock, even once it is gone
 	closed     bool        // Close was called
-	terminated bool        // the session ended (err says why, nil if finished cleanly)
+	ended      bool        // the session ended (err says why, nil if finished cleanly)
 	err        error
 	linger     *time.Timer
 
@@ -110,18 +110,18 @@ type addrPair struct{ local, remote net.Addr }
 
 func newConn(r role, id [wire.SessionIDLen]byte, secret auth.Secret, st *stream.Stream, p sessionParams) *Conn {
 	c := &Conn{
-		role:       r,
-		id:         id,
-		idStr:      hex.EncodeToString(id[:]),
-		secret:     secret,
-		params:     p,
-		st:         st,
-		rdDeadline: newDeadline(),
-		wrDeadline: newDeadline(),
-		readable:   make(chan struct{}, 1),
-		writable:   make(chan struct{}, 1),
-		closedCh:   make(chan struct{}),
-		doneCh:     make(chan struct{}),
+		role:        r,
+		id:          id,
+		idStr:       hex.EncodeToString(id[:]),
+		secret:      secret,
+		params:      p,
+		st:          st,
+		rdDeadline:  newDeadline(),
+		wrDeadline:  newDeadline(),
+		readable:    make(chan struct{}, 1),
+		writable:    make(chan struct{}, 1),
+		closeCalled: make(chan struct{}),
+		endedCh:     make(chan struct{}),
 	}
 	c.log = p.log.With("session", c.idStr, "side", r.String())
 	return c
@@ -162,7 +162,7 @@ func (c *Conn) attachLocked(nc net.Conn, br *bufio.Reader) *link {
 // exchanged nothing yet, so that its first link has nothing to send.
 func (c *Conn) quietBirthLocked() bool {
 	st := c.st
-	if c.server != nil && c.server.node != nil || c.client != nil && (c.client.pool || c.client.verify != nil) {
+	if c.server != nil && c.server.member != nil || c.client != nil && (c.client.pool || c.client.verify != nil) {
 		return false
 	}
 	_, dirty := st.AckDue()
@@ -173,7 +173,7 @@ func (c *Conn) quietBirthLocked() bool {
 func (c *Conn) linkDown(l *link, cause error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.link != l || c.terminated {
+	if c.link != l || c.ended {
 		return
 	}
 	c.link = nil
@@ -216,7 +216,7 @@ func (c *Conn) maybeFinishLocked() { c.finishLocked(false) }
 // be written; holdsWriter says the caller holds the link's writer lock
 // (a flush that has written everything).
 func (c *Conn) finishLocked(holdsWriter bool) {
-	if c.role != roleClient || c.terminated || !c.finishedLocked() {
+	if c.role != roleClient || c.ended || !c.finishedLocked() {
 		return
 	}
 	l := c.link
@@ -238,7 +238,7 @@ func (c *Conn) finishLocked(holdsWriter bool) {
 
 // failLocked ends the session with an error that says why.
 func (c *Conn) failLocked(reason error) {
-	if c.terminated {
+	if c.ended {
 		return
 	}
 	err := &SessionLostError{SessionID: c.idStr, Reason: reason}
@@ -264,10 +264,10 @@ func (c *Conn) abortLocked(reason error) {
 
 // terminateLocked ends the session: err nil means it finished cleanly.
 func (c *Conn) terminateLocked(err error) {
-	if c.terminated {
+	if c.ended {
 		return
 	}
-	c.terminated, c.err = true, err
+	c.ended, c.err = true, err
 	c.discardOutputLocked()
 	if err == nil {
 		c.log.Debug("mtcp: session finished")
@@ -281,12 +281,12 @@ func (c *Conn) terminateLocked(err error) {
 		c.linger.Stop()
 	}
 	if c.server != nil {
-		c.server.terminated(c)
+		c.server.forgetEnded(c)
 	}
 	if c.client != nil && c.client.ps != nil {
 		c.client.ps.timer.Stop()
 	}
-	close(c.doneCh)
+	close(c.endedCh)
 	signal(c.readable)
 	signal(c.writable)
 }

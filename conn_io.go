@@ -31,7 +31,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 	c.rdMu.Lock()
 	defer c.rdMu.Unlock()
 	for {
-		if isClosed(c.closedCh) {
+		if isClosed(c.closeCalled) {
 			return 0, c.opError("read", net.ErrClosed)
 		}
 		dl := c.rdDeadline.wait()
@@ -46,7 +46,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 			select {
 			case <-c.readable:
 			case <-dl:
-			case <-c.closedCh:
+			case <-c.closeCalled:
 			}
 			continue
 		}
@@ -61,7 +61,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 			c.mu.Unlock()
 			return n, err // err is nil or io.EOF, which must not be wrapped
 		}
-		if c.terminated {
+		if c.ended {
 			err := c.sessionErrLocked()
 			c.mu.Unlock()
 			return 0, c.opError("read", err)
@@ -81,7 +81,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 		select {
 		case <-c.readable:
 		case <-dl:
-		case <-c.closedCh:
+		case <-c.closeCalled:
 		}
 	}
 }
@@ -94,7 +94,7 @@ func (c *Conn) Write(p []byte) (int, error) {
 	defer c.wrMu.Unlock()
 	n := 0
 	for {
-		if isClosed(c.closedCh) {
+		if isClosed(c.closeCalled) {
 			return n, c.opError("write", net.ErrClosed)
 		}
 		dl := c.wrDeadline.wait()
@@ -111,7 +111,7 @@ func (c *Conn) Write(p []byte) (int, error) {
 			select {
 			case <-c.writable:
 			case <-dl:
-			case <-c.closedCh:
+			case <-c.closeCalled:
 			}
 			continue
 		}
@@ -160,7 +160,7 @@ func (c *Conn) Write(p []byte) (int, error) {
 		case <-c.writable:
 		case <-memWait:
 		case <-dl:
-		case <-c.closedCh:
+		case <-c.closeCalled:
 		}
 		c.mu.Lock()
 		c.wantsAcks = false
@@ -174,7 +174,7 @@ func (c *Conn) writeErrLocked() error {
 		return ErrPeerClosed
 	case c.st.OutputEnd() != stream.Open:
 		return ErrWriteClosed
-	case c.terminated:
+	case c.ended:
 		return c.sessionErrLocked()
 	}
 	return nil
@@ -191,7 +191,7 @@ func (c *Conn) CloseWrite() error {
 	if c.closed {
 		return c.opError("close", net.ErrClosed)
 	}
-	if c.terminated {
+	if c.ended {
 		return nil
 	}
 	if err := c.st.EndOutput(stream.HalfClosed); err != nil {
@@ -218,12 +218,12 @@ func (c *Conn) Close() error {
 		return c.opError("close", net.ErrClosed)
 	}
 	c.closed = true
-	close(c.closedCh)
+	close(c.closeCalled)
 	c.interruptAppReaderLocked(pastDeadline)
 	if c.link != nil {
 		c.link.interruptWrite(pastDeadline)
 	}
-	if c.terminated {
+	if c.ended {
 		return nil
 	}
 	c.wakeReaderLocked()

@@ -45,9 +45,9 @@ func ctlHello() []byte {
 	return append(h, 4, 'e', 'v', 'i', 'l')
 }
 
-// replicatedNewest reports whether a member other than the one holding
+// copiedNewest reports whether a member other than the one holding
 // the server end sc keeps a copy of sc's newest checkpoint.
-func replicatedNewest(members []*Listener, holder string, sc *Conn) bool {
+func copiedNewest(members []*Listener, holder string, sc *Conn) bool {
 	sc.mu.Lock()
 	var newest uint64
 	if k := len(sc.server.ckpts); k > 0 {
@@ -58,7 +58,7 @@ func replicatedNewest(members []*Listener, holder string, sc *Conn) bool {
 		if ln.NodeName() == holder {
 			continue
 		}
-		for _, r := range ln.node.StoredCheckpoints(sc.id) {
+		for _, r := range ln.member.StoredCheckpoints(sc.id) {
 			if r.Seq >= newest {
 				return true
 			}
@@ -94,7 +94,7 @@ func TestControlPlaneFlood(t *testing.T) {
 
 	var addrs []string
 	for _, ln := range ap.members {
-		addrs = append(addrs, ln.node.ControlAddr())
+		addrs = append(addrs, ln.member.ControlAddr())
 	}
 	flood := ctlflood.StartProcess(t, ctlFloodEnv, addrs, ctlFloodConfig(floodConns, 10*time.Second))
 	// The sessions start once every member has had 10×MaxConns and turned
@@ -148,7 +148,7 @@ func TestControlPlaneFlood(t *testing.T) {
 						return fmt.Errorf("round %d: %s holds no server end", m, holder)
 					}
 					deadline := time.Now().Add(timeout)
-					for !replicatedNewest(ap.members, holder, sc) {
+					for !copiedNewest(ap.members, holder, sc) {
 						if time.Now().After(deadline) {
 							return fmt.Errorf("round %d: the newest checkpoint on %s has no copy", m, holder)
 						}

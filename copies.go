@@ -29,9 +29,9 @@ func (c *Conn) copyStart(deadline time.Time) {
 	c.mu.Lock()
 	s.ckpts = []*snapshot.Record{{
 		Session: c.id, Epoch: s.epoch, Seq: 0, Secret: snapshot.Secret(c.secret),
-		Params: s.params, Origin: s.node.Name(),
+		Params: s.params, Origin: s.member.Name(),
 	}}
-	c.replicateLocked()
+	c.copyLocked()
 	c.mu.Unlock()
 	s.copies.WaitRound(deadline)
 }
@@ -40,17 +40,17 @@ func (c *Conn) copyStart(deadline time.Time) {
 // copy it asked for.
 func (s *serverSide) copiesFailing() bool { return s.copies != nil && s.copies.Failing() }
 
-// replicatedLocked reports whether a checkpoint has the copies failover
+// copiedLocked reports whether a checkpoint has the copies failover
 // needs: all Config.Replicas of them, confirmed.
-func (s *serverSide) replicatedLocked(r *snapshot.Record) bool {
+func (s *serverSide) copiedLocked(r *snapshot.Record) bool {
 	return s.copies == nil || s.copied.done[r.Seq]
 }
 
-// replicateLocked asks for the newest checkpoint (and, after a change of
+// copyLocked asks for the newest checkpoint (and, after a change of
 // members, the durable one) to be copied to the session's replicas.
-func (c *Conn) replicateLocked() {
+func (c *Conn) copyLocked() {
 	s := c.server
-	if s == nil || s.copies == nil || c.terminated || len(s.ckpts) == 0 {
+	if s == nil || s.copies == nil || c.ended || len(s.ckpts) == 0 {
 		return
 	}
 	s.copies.Kick()
@@ -65,7 +65,7 @@ func (cs copySource) CopyRound(everything bool) (recs []*snapshot.Record, keep [
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s := c.server
-	if c.terminated || len(s.ckpts) == 0 {
+	if c.ended || len(s.ckpts) == 0 {
 		return nil, nil, nil
 	}
 	cp := &s.copied
@@ -110,7 +110,7 @@ func (cs copySource) CopyDone(copied []uint64, failed bool, staleBy string) {
 	s := c.server
 	clear(s.copied.sending)
 	if staleBy != "" {
-		if !c.terminated {
+		if !c.ended {
 			c.log.Warn("mtcp: session fenced: a replica knows a newer epoch", "replica", staleBy, "epoch", s.epoch)
 			c.terminateLocked(&SessionMovedError{SessionID: c.idStr, To: "another member"})
 		}
@@ -120,10 +120,10 @@ func (cs copySource) CopyDone(copied []uint64, failed bool, staleBy string) {
 		s.copied.done[seq] = true
 	}
 	c.advanceDurableLocked()
-	if !failed && !c.terminated && !s.copied.done[s.ckpts[len(s.ckpts)-1].Seq] {
+	if !failed && !c.ended && !s.copied.done[s.ckpts[len(s.ckpts)-1].Seq] {
 		// The round copied an older checkpoint (nextToCopyLocked), or a
 		// newer one came meanwhile: the newest goes next.
-		c.replicateLocked()
+		c.copyLocked()
 	}
 }
 

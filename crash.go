@@ -16,7 +16,7 @@ func init() {
 // with ErrCrashed). Clients of a pool resume elsewhere from replicated
 // checkpoints, as after a real crash. mtcptest.Crash calls it.
 func (ln *Listener) crash() {
-	if n := ln.node; n != nil {
+	if n := ln.member; n != nil {
 		n.Crash() // no goodbyes: no leaving, no forgetting checkpoints
 	}
 	// A crashed process stops listening before its clients see their

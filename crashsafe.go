@@ -18,14 +18,14 @@ import (
 // crashSafeLocked reports whether a crash of the member would lose nothing
 // of the session.
 func (s *serverSide) crashSafeLocked(c *Conn) bool {
-	return s.node != nil && s.node.Replicas() > 0 && s.durable != nil && c.st.Release() <= s.durable.InPos
+	return s.member != nil && s.member.Replicas() > 0 && s.durable != nil && c.st.Release() <= s.durable.InPos
 }
 
 // atRiskLocked reports whether a session that checkpoints is not crash-safe
 // for a reason other than its youth: its copies cannot be had, or its
 // client freed input no durable checkpoint covers.
 func (s *serverSide) atRiskLocked(c *Conn) bool {
-	if s.node == nil || s.node.Replicas() == 0 || !s.explicit || c.terminated {
+	if s.member == nil || s.member.Replicas() == 0 || !s.explicit || c.ended {
 		return false
 	}
 	if s.crashSafeLocked(c) {
@@ -39,7 +39,7 @@ func (s *serverSide) atRiskLocked(c *Conn) bool {
 // becomes at risk, or safe again.
 func (c *Conn) noteRiskLocked() {
 	s := c.server
-	if s == nil || s.node == nil {
+	if s == nil || s.member == nil {
 		return
 	}
 	risk := s.atRiskLocked(c)
@@ -60,7 +60,7 @@ func (c *Conn) noteRiskLocked() {
 	}
 	if ln.riskWarn.allow() {
 		c.log.Warn("mtcp: session is not crash-safe: a crash of this member would lose it",
-			"why", why, "replicas", s.node.Replicas(), "sessions at risk", k)
+			"why", why, "replicas", s.member.Replicas(), "sessions at risk", k)
 	} else {
 		c.log.Debug("mtcp: session is not crash-safe", "why", why)
 	}

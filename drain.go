@@ -24,7 +24,7 @@ func (ln *Listener) Drain(ctx context.Context) error {
 	ln.draining.Store(true)
 	ln.log.Info("mtcp: draining", "sessions", ln.Sessions())
 	var err error
-	if n := ln.node; n != nil {
+	if n := ln.member; n != nil {
 		_, err = n.Drain(ctx)
 	} else {
 		err = ln.waitSessionsEnd(ctx)
@@ -58,7 +58,7 @@ func (c *Conn) requestMove(m wire.Move) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s := c.server
-	if c.terminated || !s.movableLocked(c) {
+	if c.ended || !s.movableLocked(c) {
 		return false
 	}
 	s.askMoveLocked(c, m)
@@ -80,8 +80,8 @@ func (s *serverSide) askMoveLocked(c *Conn, m wire.Move) {
 	}
 }
 
-func (c *Conn) isTerminated() bool {
+func (c *Conn) isEnded() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.terminated
+	return c.ended
 }

@@ -226,16 +226,16 @@ func TestSessionWithoutCopiesFinishes(t *testing.T) {
 	require.NoError(t, err, "the server's end arrives")
 	require.NoError(t, c.Close())
 	select {
-	case <-c.(*Conn).doneCh:
+	case <-c.(*Conn).endedCh:
 	case <-time.After(5 * time.Second):
 		t.Fatalf("the client's session did not finish: %s", c.(*Conn).debugState())
 	}
 	require.NoError(t, c.(*Conn).Err())
 }
 
-// holdReplication makes every member of the pool hold the checkpoint
+// holdCopies makes every member of the pool hold the checkpoint
 // copies it is sent until the returned function is called.
-func holdReplication(t testing.TB, members []*Listener) (release func()) {
+func holdCopies(t testing.TB, members []*Listener) (release func()) {
 	gate := make(chan struct{})
 	for _, ln := range members {
 		hookControl(t, ln, pool.KindReplicate, func(h transport.Handler) transport.Handler {
@@ -263,7 +263,7 @@ func TestInputKeptFromTheFirstCheckpoint(t *testing.T) {
 		checkpoint: func(int64, int64) bool { return false },
 	})
 	defer ap.close()
-	release := holdReplication(t, ap.members)
+	release := holdCopies(t, ap.members)
 	defer release()
 	mc := ap.dial(t, nil, "m0")
 	c := net.Conn(mc)

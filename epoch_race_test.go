@@ -32,7 +32,7 @@ func epochsOf(members []*Listener, id string) (live map[string]uint64, attached 
 		c := serverEnd(ln, id)
 		if c != nil {
 			c.mu.Lock()
-			if !c.terminated {
+			if !c.ended {
 				live[ln.NodeName()] = c.server.epoch
 				newest = max(newest, c.server.epoch)
 				if c.link != nil {
@@ -40,7 +40,7 @@ func epochsOf(members []*Listener, id string) (live map[string]uint64, attached 
 				}
 			}
 			c.mu.Unlock()
-			newest = max(newest, ln.node.StoredEpoch(c.id))
+			newest = max(newest, ln.member.StoredEpoch(c.id))
 		}
 	}
 	return live, attached, newest

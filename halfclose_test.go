@@ -171,7 +171,7 @@ func TestHalfClosedSessionMoves(t *testing.T) {
 				to := moves[name](t, ap, mc)
 				require.Eventually(t, func() bool {
 					s := mc.MemberName()
-					return s != "m0" && (to == "" || s == to) && !mc.isTerminated()
+					return s != "m0" && (to == "" || s == to) && !mc.isEnded()
 				}, 15*time.Second, time.Millisecond, "the session leaves m0 (client error: %v)", mc.Err())
 				now := ap.member(mc.MemberName())
 
@@ -180,9 +180,9 @@ func TestHalfClosedSessionMoves(t *testing.T) {
 				// all, the acknowledgement was applied before the application ran.
 				send(upload / 4)
 				require.Eventually(t, func() bool {
-					return mc.isTerminated() || received(now, id) == 3*upload/4
+					return mc.isEnded() || received(now, id) == 3*upload/4
 				}, 10*time.Second, time.Millisecond)
-				require.False(t, mc.isTerminated(), "the session ended: %v", mc.Err())
+				require.False(t, mc.isEnded(), "the session ended: %v", mc.Err())
 				g.release()
 
 				send(upload / 4)
@@ -238,7 +238,7 @@ func TestHalfClosedRegeneratedEndDiverges(t *testing.T) {
 			defer cancel()
 			_ = retryUnknownMember(func() error { return mc.Migrate(ctx, ap.addr("m1")) })
 			select {
-			case <-mc.doneCh:
+			case <-mc.endedCh:
 			case <-time.After(10 * time.Second):
 				t.Fatalf("the session did not fail: %s", mc.debugState())
 			}

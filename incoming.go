@@ -15,7 +15,7 @@ import "github.com/migratory/mtcp/internal/wire"
 // movedHere reports whether hello resumes a session whose member, another
 // one, is draining: a session being moved here.
 func (ln *Listener) movedHere(hello wire.Hello) bool {
-	n := ln.node
+	n := ln.member
 	if n == nil || !hello.Resume || hello.Origin == "" || hello.Origin == n.Name() || ln.draining.Load() {
 		return false
 	}

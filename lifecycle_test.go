@@ -320,7 +320,7 @@ func TestCloseDuringReadEndsPromptly(t *testing.T) {
 	require.NoError(t, c.Close())
 	require.True(t, errors.Is(<-read, net.ErrClosed))
 	select {
-	case <-c.(*Conn).doneCh:
+	case <-c.(*Conn).endedCh:
 	case <-time.After(10 * time.Second):
 		t.Fatalf("the closed session did not end: %s", c.(*Conn).debugState())
 	}
@@ -360,7 +360,7 @@ func TestCloseAfterAcknowledgedCloseWrite(t *testing.T) {
 	start := time.Now()
 	require.NoError(t, c.Close())
 	select {
-	case <-mc.doneCh:
+	case <-mc.endedCh:
 	case <-time.After(3 * time.Second):
 		t.Fatalf("the client's Close is not acknowledged after %v:\nclient: %s\nserver: %s",
 			time.Since(start), mc.debugState(), sc.(*Conn).debugState())

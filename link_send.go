@@ -35,7 +35,7 @@ func (l *link) flushFromWrite() {
 		l.dmu.Unlock()
 		// A deadline set or a Close after this point finds the direct send
 		// (interruptWrite); one set before it is seen here.
-		if !c.wrDeadline.isSet() && !isClosed(c.closedCh) {
+		if !c.wrDeadline.isSet() && !isClosed(c.closeCalled) {
 			l.flushHoldingWriter()
 		} else {
 			l.kickNow()

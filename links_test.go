@@ -247,7 +247,7 @@ func TestCloseAfterPeerCloseEnds(t *testing.T) {
 	}
 	require.True(t, sawAck, "the client acknowledged the server's CLOSE")
 	select {
-	case <-c.(*Conn).doneCh:
+	case <-c.(*Conn).endedCh:
 	case <-time.After(3 * time.Second):
 		t.Fatal("the client session did not end")
 	}
@@ -288,7 +288,7 @@ func TestServerCloseWithClientBytesInFlight(t *testing.T) {
 	require.NoError(t, c.Close())
 	start := time.Now()
 	select {
-	case <-c.(*Conn).doneCh:
+	case <-c.(*Conn).endedCh:
 	case <-time.After(2 * time.Second):
 		t.Error("the client session did not end after both ends closed")
 		waitSessionEnd(t, c) // up to the ResumeTimeout

@@ -31,17 +31,17 @@ type Listener struct {
 	room      chan struct{} // a handshake left inFlight
 	wg        sync.WaitGroup
 
-	node     *pool.Node  // pool membership; nil when standalone
-	draining atomic.Bool // Drain was called: no new sessions
+	member   *pool.Runtime // pool membership; nil when standalone
+	draining atomic.Bool   // Drain was called: no new sessions
 
-	mem       *memBudget   // the sessions' buffers (memory.go)
-	timers    *timerSet    // the keepalive checks of the sessions' links
-	keys      auth.Keys    // the ephemeral X25519 keys of new sessions
-	shedIDs   shedRecord   // sessions dropped for memory, for their clients
-	shedTotal atomic.Int64 // sessions dropped for memory, in all
-	shedWarn  logLimit
-	atRisk    atomic.Int64 // sessions that a crash of this member would lose (crashsafe.go)
-	riskWarn  logLimit     // sessions at risk are reported once per interval
+	mem          *memBudget    // the sessions' buffers (memory.go)
+	timers       *timerSet     // the keepalive checks of the sessions' links
+	keys         auth.Keys     // the ephemeral X25519 keys of new sessions
+	evictedIDs   evictedRecord // sessions dropped for memory, for their clients
+	evictedTotal atomic.Int64  // sessions dropped for memory, in all
+	evictWarn    logLimit
+	atRisk       atomic.Int64 // sessions that a crash of this member would lose (crashsafe.go)
+	riskWarn     logLimit     // sessions at risk are reported once per interval
 
 	crashing atomic.Bool // mtcptest.Crash: sessions end without a word (crash.go)
 
@@ -51,7 +51,7 @@ type Listener struct {
 	takeovers chan struct{}               // takeovers whose proof is checked elsewhere (MaxHandshakes)
 	incoming  chan struct{}               // resumes of sessions a draining member moves here (MaxHandshakes; incoming.go)
 	inTakes   chan struct{}               // their takeovers (MaxHandshakes)
-	evicted   int                         // handshakes closed to make room
+	madeRoom  int                         // handshakes closed to make room
 	reserved  int                         // sessions being taken over, counted against MaxSessions
 	acceptErr error
 }
@@ -100,18 +100,18 @@ func NewListener(inner net.Listener, cfg *Config) (*Listener, error) {
 		mem:       newMemBudget(c.SessionMemory),
 		timers:    newTimerSet(),
 	}
-	ln.shedWarn.every = 10 * time.Second
+	ln.evictWarn.every = 10 * time.Second
 	ln.riskWarn.every = 10 * time.Second
 	if c.inPool() {
 		n, err := startNode(ln, &c)
 		if err != nil {
 			return nil, err
 		}
-		ln.node = n
+		ln.member = n
 	}
 	ln.wg.Add(2)
 	go ln.acceptLoop()
-	go ln.shedLoop()
+	go ln.evictLoop()
 	return ln, nil
 }
 
@@ -173,8 +173,8 @@ func (ln *Listener) Close() error {
 			}
 			c.mu.Unlock()
 		}
-		if ln.node != nil {
-			ln.node.Close()
+		if ln.member != nil {
+			ln.member.Close()
 		}
 	})
 	return err
@@ -330,9 +330,9 @@ func (ln *Listener) makeRoom() bool {
 		}
 		if oldest != nil && wait <= 0 {
 			delete(ln.inFlight, oldest)
-			ln.evicted++
-			if ln.evicted == 1 || ln.evicted%1000 == 0 {
-				ln.log.Warn("mtcp: too many handshakes at once, closing the one that waited longest", "evicted", ln.evicted, "max", ln.cfg.MaxHandshakes)
+			ln.madeRoom++
+			if ln.madeRoom == 1 || ln.madeRoom%1000 == 0 {
+				ln.log.Warn("mtcp: too many handshakes at once, closing the one that waited longest", "closed", ln.madeRoom, "max", ln.cfg.MaxHandshakes)
 			}
 			ln.mu.Unlock()
 			_ = oldest.Close()
@@ -411,7 +411,7 @@ func (ln *Listener) deliverMoved(c *Conn) bool {
 	case ln.accepted <- c:
 		return true
 	case <-ln.closed:
-	case <-c.doneCh:
+	case <-c.endedCh:
 	}
 	return false
 }

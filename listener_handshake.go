@@ -131,7 +131,7 @@ type refusal struct{ f wire.Refused }
 // that its clients spread.
 func (ln *Listener) drainingRefusal() *refusal {
 	r := wire.Refused{Code: wire.CodeDraining, Reason: "the server is draining"}
-	if n := ln.node; n != nil {
+	if n := ln.member; n != nil {
 		if m, ok := n.Membership().Pick(n.Name()); ok {
 			r.RedirectName, r.RedirectAddr = m.Name, m.ClientAddr
 		}
@@ -175,14 +175,14 @@ func (ln *Listener) serveNew(h *hsConn, hello wire.Hello) error {
 	interval, timeout := clientKeepAlive(hello)
 	st := stream.New(stream.Config{
 		Window: cfg.Window, Retention: cfg.Retention, PeerRetention: int(hello.Retention),
-		ManualRelease: ln.node != nil, Memory: ln.mem,
+		ManualRelease: ln.member != nil, Memory: ln.mem,
 	}, uint64(hello.Window))
 	c := newConn(roleServer, id, secret, st, sessionParams{
 		keepAlive: interval, keepAliveTimeout: timeout, idleProbe: max(cfg.IdleProbe, interval), timers: ln.timers,
 		linger: cfg.DetachTimeout, log: cfg.Logger,
 		metrics: cfg.Metrics, mem: ln.mem,
 	})
-	c.server = &serverSide{ln: ln, node: ln.node, epoch: 1, copied: copyState{done: map[uint64]bool{}}, params: snapshot.Params{
+	c.server = &serverSide{ln: ln, member: ln.member, epoch: 1, copied: copyState{done: map[uint64]bool{}}, params: snapshot.Params{
 		ClientWindow: hello.Window, ClientRetention: hello.Retention,
 		KeepAliveMillis: uint16(interval / time.Millisecond), KeepAliveTimeoutMillis: uint16(timeout / time.Millisecond),
 	}}
@@ -193,7 +193,7 @@ func (ln *Listener) serveNew(h *hsConn, hello wire.Hello) error {
 	}
 	ln.sessions[id] = c
 	ln.mu.Unlock()
-	if n := ln.node; n != nil && n.Replicas() > 0 {
+	if n := ln.member; n != nil && n.Replicas() > 0 {
 		c.server.copies = n.NewCopies(id, copySource{c})
 		c.copyStart(h.deadline)
 	}
@@ -204,8 +204,8 @@ func (ln *Listener) serveNew(h *hsConn, hello wire.Hello) error {
 		KeepAliveTimeoutMillis: uint16(timeout / time.Millisecond),
 		Epoch:                  1,
 	}
-	if ln.node != nil {
-		w.Flags, w.Node = wire.WelcomePool, ln.node.Name()
+	if ln.member != nil {
+		w.Flags, w.Node = wire.WelcomePool, ln.member.Name()
 	}
 	if _, err := nc.Write(wire.AppendFrame(nil, w)); err != nil {
 		c.fail(fmt.Errorf("sending WELCOME: %w", err))
@@ -227,13 +227,13 @@ func (ln *Listener) serveNew(h *hsConn, hello wire.Hello) error {
 func (ln *Listener) serveResume(h *hsConn, hello wire.Hello) error {
 	c := ln.session(hello.Session)
 	if c == nil {
-		if ln.node != nil && ln.node.Replicas() > 0 {
+		if ln.member != nil && ln.member.Replicas() > 0 {
 			return ln.takeOver(h, hello) // an evicted session too: its copies remain
 		}
-		if ln.wasShed(hello.Session) {
+		if ln.wasEvicted(hello.Session) {
 			return fmt.Errorf("%w while its client was away", ErrEvicted)
 		}
-		if ln.node != nil {
+		if ln.member != nil {
 			return ln.takeOver(h, hello)
 		}
 		return ErrUnknownSession
@@ -252,21 +252,21 @@ func (ln *Listener) serveResume(h *hsConn, hello wire.Hello) error {
 	if !c.server.newAttempt(c, hello.Attempt) {
 		return &refusal{wire.Refused{Code: wire.CodeStaleEpoch, Reason: "a newer resume of the session came first"}}
 	}
-	if s := c.server; s.node != nil && hello.Epoch > s.epoch {
+	if s := c.server; s.member != nil && hello.Epoch > s.epoch {
 		// The client knows a newer epoch: another member took the session
 		// over while this one was cut off. It is not this member's anymore.
 		c.fenced(hello.Epoch, "a member at epoch "+strconv.FormatUint(hello.Epoch, 10))
 		return &refusal{wire.Refused{Code: wire.CodeStaleEpoch, Reason: "another member holds the session"}}
 	}
-	if n := ln.node; n != nil && n.Replicas() > 0 {
+	if n := ln.member; n != nil && n.Replicas() > 0 {
 		if err := n.ConfirmEpoch(poolSession{c}); err != nil {
 			return poolRefusal(err)
 		}
 	}
 	c.mu.Lock()
-	if c.terminated {
+	if c.ended {
 		c.mu.Unlock()
-		if n := ln.node; n != nil {
+		if n := ln.member; n != nil {
 			if t, ok := n.MovedTo(c.id); ok { // handed over during this handshake
 				return &refusal{t.Redirect()}
 			}
@@ -297,8 +297,8 @@ func (ln *Listener) serveResume(h *hsConn, hello wire.Hello) error {
 	s.resumeGen++
 	gen := s.resumeGen
 	r := wire.Resumed{Epoch: s.epoch}
-	if s.node != nil {
-		r.Node = s.node.Name()
+	if s.member != nil {
+		r.Node = s.member.Name()
 	}
 	if s.verifyPending { // the client's digest of regenerated output is still due
 		from, _, _, _ := c.st.RegeneratedDigest()
@@ -311,9 +311,9 @@ func (ln *Listener) serveResume(h *hsConn, hello wire.Hello) error {
 	_, err = nc.Write(wire.AppendFrame(nil, r))
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if err != nil || s.resumeGen != gen || c.terminated || c.link != nil {
+	if err != nil || s.resumeGen != gen || c.ended || c.link != nil {
 		_ = nc.Close()
-		if c.link == nil && !c.terminated && s.resumeGen == gen {
+		if c.link == nil && !c.ended && s.resumeGen == gen {
 			s.detached(c, errors.Join(errors.New("sending RESUMED"), err))
 		}
 		return nil

@@ -19,10 +19,10 @@ import (
 	"github.com/migratory/mtcp/transport"
 )
 
-// refuseReplicationFrom makes every member hold the checkpoint copies
+// refuseCopiesFrom makes every member hold the checkpoint copies
 // that member from sends them, and then fail them unstored: from's
 // checkpoints stop becoming durable. Others replicate as usual.
-func refuseReplicationFrom(t testing.TB, members []*Listener, from string) {
+func refuseCopiesFrom(t testing.TB, members []*Listener, from string) {
 	stop := make(chan struct{})
 	var once sync.Once
 	t.Cleanup(func() { once.Do(func() { close(stop) }) })
@@ -67,7 +67,7 @@ func TestMarksAfterARestoreAtAnOlderCheckpoint(t *testing.T) {
 	sc.mu.Unlock()
 
 	// m0's newer checkpoints get no copies: the replicas keep the durable one.
-	refuseReplicationFrom(t, ap.members, "m0")
+	refuseCopiesFrom(t, ap.members, "m0")
 	for i := 0; i < 20; i++ {
 		lt.quiet(t) // checkpoints without output
 	}
@@ -179,7 +179,7 @@ func TestDownloadFailsOverFromAnOlderCheckpoint(t *testing.T) {
 		}
 		require.Less(t, read, int64(reply/2), "a checkpoint of the reply becomes durable")
 	}
-	refuseReplicationFrom(t, ap.members, "m0")
+	refuseCopiesFrom(t, ap.members, "m0")
 	// Copies already made may still make checkpoints ahead durable: the
 	// client reads on until it heard of several newer than the durable one.
 	var durable *snapshot.Record

@@ -26,10 +26,10 @@ func (m Member) String() string {
 // Members returns the pool's members as this listener sees them (nil for a
 // standalone listener).
 func (ln *Listener) Members() []Member {
-	if ln.node == nil {
+	if ln.member == nil {
 		return nil
 	}
-	list := ln.node.Membership().Members()
+	list := ln.member.Membership().Members()
 	out := make([]Member, 0, len(list))
 	for _, m := range list {
 		out = append(out, Member{Name: m.Name, Addr: m.ClientAddr, Sessions: m.Sessions, Draining: m.Draining})
@@ -39,25 +39,25 @@ func (ln *Listener) Members() []Member {
 
 // NodeName returns the listener's name in its pool ("" when standalone).
 func (ln *Listener) NodeName() string {
-	if ln.node == nil {
+	if ln.member == nil {
 		return ""
 	}
-	return ln.node.Name()
+	return ln.member.Name()
 }
 
 // GossipAddr returns the address the pool's gossip is bound to ("" when
 // standalone): what other members list in Config.Join.
 func (ln *Listener) GossipAddr() string {
-	if ln.node == nil {
+	if ln.member == nil {
 		return ""
 	}
-	return ln.node.Membership().GossipAddr()
+	return ln.member.Membership().GossipAddr()
 }
 
 // moveTarget resolves where a server asks a session to move: the member
 // with client address to, or, when to is empty, another member chosen by
 // spare capacity (pool.Pick).
-func moveTarget(n *pool.Node, to string) (pool.Member, error) {
+func moveTarget(n *pool.Runtime, to string) (pool.Member, error) {
 	members := n.Membership()
 	if to == "" {
 		m, ok := members.Pick(n.Name())

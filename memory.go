@@ -15,12 +15,12 @@ import (
 // memBudget is a listener's budget for its sessions' buffers
 // (Config.SessionMemory): the chunks of input and retained output they hold.
 // Output that would pass it waits (the application's Write blocks) while the
-// listener sheds detached sessions to make room, the largest first.
+// listener evicts detached sessions to make room, the largest first.
 type memBudget struct {
 	limit int64 // < 0: none
 	used  atomic.Int64
 
-	pressure chan struct{} // capacity 1: the shedder should look
+	pressure chan struct{} // capacity 1: the evictor should look
 
 	mu      sync.Mutex
 	waiting chan struct{} // closed when memory is given back; nil without waiters
@@ -77,30 +77,30 @@ func (b *memBudget) wait() <-chan struct{} {
 }
 
 // over reports whether the budget is spent, with a margin of a sixteenth so
-// that shedding frees room for more than one chunk.
+// that evicting frees room for more than one chunk.
 func (b *memBudget) over() bool {
 	return b.limit >= 0 && b.used.Load() > b.limit-b.limit/16
 }
 
 var _ stream.Memory = (*memBudget)(nil)
 
-// shedLoop sheds detached sessions when the budget is under pressure.
-func (ln *Listener) shedLoop() {
+// evictLoop evicts detached sessions when the budget is under pressure.
+func (ln *Listener) evictLoop() {
 	defer ln.wg.Done()
 	for {
 		select {
 		case <-ln.closed:
 			return
 		case <-ln.mem.pressure:
-			ln.shed()
+			ln.evict()
 		}
 	}
 }
 
-// shed ends detached sessions, those holding the most memory first (then
+// evict ends detached sessions, those holding the most memory first (then
 // those detached the longest), until the budget has room again. Attached
-// sessions are never shed: their writers wait instead.
-func (ln *Listener) shed() {
+// sessions are never evicted: their writers wait instead.
+func (ln *Listener) evict() {
 	if !ln.mem.over() {
 		return
 	}
@@ -112,7 +112,7 @@ func (ln *Listener) shed() {
 	var vs []victim
 	for _, c := range ln.sessionList() {
 		c.mu.Lock()
-		if c.link == nil && !c.terminated {
+		if c.link == nil && !c.ended {
 			vs = append(vs, victim{c, c.st.Held(), c.server.detachedAt})
 		}
 		c.mu.Unlock()
@@ -120,51 +120,51 @@ func (ln *Listener) shed() {
 	slices.SortFunc(vs, func(a, b victim) int {
 		return cmp.Or(cmp.Compare(b.held, a.held), a.since.Compare(b.since))
 	})
-	shed := 0
+	evicted := 0
 	for _, v := range vs {
 		if !ln.mem.over() {
 			break
 		}
 		c := v.c
 		c.mu.Lock()
-		if c.link == nil && !c.terminated {
-			ln.noteShed(c.id)
+		if c.link == nil && !c.ended {
+			ln.noteEvicted(c.id)
 			c.failLocked(fmt.Errorf("%w (%d bytes of buffers, the listener's SessionMemory of %d bytes is spent)",
 				ErrEvicted, v.held, ln.mem.limit))
-			shed++
+			evicted++
 		}
 		c.mu.Unlock()
 	}
-	if shed > 0 {
-		total := ln.shedTotal.Add(int64(shed))
-		if ln.shedWarn.allow() {
+	if evicted > 0 {
+		total := ln.evictedTotal.Add(int64(evicted))
+		if ln.evictWarn.allow() {
 			ln.log.Warn("mtcp: detached sessions dropped to stay within SessionMemory",
-				"dropped", shed, "in all", total, "limit", ln.mem.limit)
+				"dropped", evicted, "in all", total, "limit", ln.mem.limit)
 		}
 	}
 }
 
-// shedMemory bounds how many dropped sessions a listener remembers, to tell
+// evictedRemembered bounds how many dropped sessions a listener remembers, to tell
 // their clients why the session is gone.
-const shedMemory = 1 << 16
+const evictedRemembered = 1 << 16
 
-// shedRecord remembers the sessions the listener dropped for memory, for a
+// evictedRecord remembers the sessions the listener dropped for memory, for a
 // while, so that a client that comes back learns why (ErrEvicted) rather
 // than that its session is unknown.
-type shedRecord struct {
+type evictedRecord struct {
 	mu    sync.Mutex
 	ids   map[[wire.SessionIDLen]byte]time.Time
 	order [][wire.SessionIDLen]byte // oldest first
 }
 
-func (ln *Listener) noteShed(id [wire.SessionIDLen]byte) {
-	r := &ln.shedIDs
+func (ln *Listener) noteEvicted(id [wire.SessionIDLen]byte) {
+	r := &ln.evictedIDs
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.ids == nil {
 		r.ids = make(map[[wire.SessionIDLen]byte]time.Time)
 	}
-	if len(r.order) >= shedMemory {
+	if len(r.order) >= evictedRemembered {
 		delete(r.ids, r.order[0])
 		r.order = r.order[1:]
 	}
@@ -172,10 +172,10 @@ func (ln *Listener) noteShed(id [wire.SessionIDLen]byte) {
 	r.order = append(r.order, id)
 }
 
-// wasShed reports whether the listener dropped the session for memory
+// wasEvicted reports whether the listener dropped the session for memory
 // within the detach timeout.
-func (ln *Listener) wasShed(id [wire.SessionIDLen]byte) bool {
-	r := &ln.shedIDs
+func (ln *Listener) wasEvicted(id [wire.SessionIDLen]byte) bool {
+	r := &ln.evictedIDs
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	at, ok := r.ids[id]

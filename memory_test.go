@@ -207,9 +207,9 @@ func TestVanishedClientsStayWithinSessionMemory(t *testing.T) {
 	close(stop)
 	<-sampled
 	t.Logf("%d vanished clients owed %d MiB each: heap grew by %d MiB at most (budget %d MiB); %d sessions dropped",
-		clients, owed>>20, peak.Load()>>20, budget>>20, ln.shedTotal.Load())
+		clients, owed>>20, peak.Load()>>20, budget>>20, ln.evictedTotal.Load())
 	require.Less(t, peak.Load(), int64(budget+64<<20), "heap growth within the budget and 64 MiB")
-	require.NotZero(t, ln.shedTotal.Load(), "sessions were dropped")
+	require.NotZero(t, ln.evictedTotal.Load(), "sessions were dropped")
 }
 
 // gate is a Dialer.DialFunc whose links can be cut, and whose dials can be
@@ -284,7 +284,7 @@ func TestEvictedSessionTellsItsClient(t *testing.T) {
 	require.NoError(t, err)
 	_, err = io.ReadFull(other, make([]byte, 512<<10))
 	require.NoError(t, err, "the other session gets the memory")
-	require.EqualValues(t, 1, ln.shedTotal.Load())
+	require.EqualValues(t, 1, ln.evictedTotal.Load())
 
 	g.open()
 	_ = away.SetReadDeadline(time.Now().Add(10 * time.Second))

@@ -53,7 +53,7 @@ func (c *Conn) Members() []Member {
 	if c.client != nil {
 		return append([]Member(nil), c.client.members...)
 	}
-	if c.server.node != nil {
+	if c.server.member != nil {
 		return c.server.ln.Members()
 	}
 	return nil
@@ -65,10 +65,10 @@ func (c *Conn) MemberName() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.client != nil {
-		return c.client.node
+		return c.client.member
 	}
-	if c.server.node != nil {
-		return c.server.node.Name()
+	if c.server.member != nil {
+		return c.server.member.Name()
 	}
 	return ""
 }
@@ -76,7 +76,7 @@ func (c *Conn) MemberName() string {
 // chooseTargetLocked resolves a Migrate target against the member list.
 func (cs *clientSide) chooseTargetLocked(to string) (Member, error) {
 	if to == "" {
-		if m, ok := ChooseMember(cs.members, cs.node); ok {
+		if m, ok := ChooseMember(cs.members, cs.member); ok {
 			return m, nil
 		}
 		return Member{}, ErrNoMember
@@ -98,7 +98,7 @@ func (cs *clientSide) migrate(ctx context.Context, c *Conn, to string) error {
 	case c.closed:
 		c.mu.Unlock()
 		return c.opError("migrate", net.ErrClosed)
-	case c.terminated:
+	case c.ended:
 		err := c.sessionErrLocked()
 		c.mu.Unlock()
 		return c.opError("migrate", err)
@@ -118,18 +118,18 @@ func (cs *clientSide) migrate(ctx context.Context, c *Conn, to string) error {
 		c.mu.Unlock()
 		return c.opError("migrate", err)
 	}
-	if target.Name == cs.node {
+	if target.Name == cs.member {
 		c.mu.Unlock()
 		return nil
 	}
-	from, _ := cs.memberLocked(cs.node)
+	from, _ := cs.memberLocked(cs.member)
 	m := &move{from: from, to: target, start: time.Now(), done: make(chan error, 1)}
 	cs.moving = m
 	l := c.link
 	c.link = nil
 	l.shutdown()
 	c.mu.Unlock()
-	c.log.Info("mtcp: moving session", "from", cs.node, "to", target.Name, "addr", target.Addr)
+	c.log.Info("mtcp: moving session", "from", cs.member, "to", target.Name, "addr", target.Addr)
 	go cs.runMove(c, m)
 	select {
 	case err := <-m.done:
@@ -183,7 +183,7 @@ func (cs *clientSide) awaitResumableLocked(ctx context.Context, c *Conn) error {
 		var err error
 		select {
 		case <-ch:
-		case <-c.doneCh:
+		case <-c.endedCh:
 		case <-t.C:
 			c.mu.Lock()
 			return nil
@@ -196,7 +196,7 @@ func (cs *clientSide) awaitResumableLocked(ctx context.Context, c *Conn) error {
 			return err
 		case c.closed:
 			return net.ErrClosed
-		case c.terminated:
+		case c.ended:
 			return c.sessionErrLocked()
 		case cs.moving != nil || c.link == nil:
 			return ErrMoveInProgress
@@ -221,7 +221,7 @@ func (cs *clientSide) runMove(c *Conn, m *move) {
 	defer cancel()
 	go func() {
 		select {
-		case <-c.doneCh:
+		case <-c.endedCh:
 			cancel()
 		case <-ctx.Done():
 		}
@@ -248,7 +248,7 @@ func (cs *clientSide) runMove(c *Conn, m *move) {
 		m.done <- nil
 		return
 	}
-	if !c.terminated && c.link == nil {
+	if !c.ended && c.link == nil {
 		cs.startReconnect(c, err)
 	}
 	c.mu.Unlock()
@@ -259,15 +259,15 @@ func (cs *clientSide) runMove(c *Conn, m *move) {
 // migrate (server side) asks the client to move and waits for the session
 // to leave.
 func (s *serverSide) migrate(ctx context.Context, c *Conn, to string, reason MoveReason) error {
-	if s.node == nil {
+	if s.member == nil {
 		return c.opError("migrate", ErrNotPool)
 	}
-	target, err := moveTarget(s.node, to)
+	target, err := moveTarget(s.member, to)
 	if err != nil {
 		return c.opError("migrate", err)
 	}
 	c.mu.Lock()
-	if c.terminated {
+	if c.ended {
 		err := c.sessionErrLocked()
 		c.mu.Unlock()
 		if errors.Is(err, ErrMigrated) {
@@ -282,7 +282,7 @@ func (s *serverSide) migrate(ctx context.Context, c *Conn, to string, reason Mov
 	s.askMoveLocked(c, wire.Move{Reason: reason, Name: target.Name, Addr: target.ClientAddr})
 	c.mu.Unlock()
 	select {
-	case <-c.doneCh:
+	case <-c.endedCh:
 		if err := c.Err(); !errors.Is(err, ErrMigrated) {
 			return c.opError("migrate", err)
 		}
@@ -296,7 +296,7 @@ func (s *serverSide) migrate(ctx context.Context, c *Conn, to string, reason Mov
 // finished (both ends closed and every byte delivered), moved to another
 // member, or was lost; Err then says which. After Close, the session ends
 // once its last bytes are delivered, in the background.
-func (c *Conn) Done() <-chan struct{} { return c.doneCh }
+func (c *Conn) Done() <-chan struct{} { return c.endedCh }
 
 // Err returns why the session ended: nil while it runs or if it finished
 // cleanly, a *SessionMovedError if it moved to another member, a

@@ -77,7 +77,7 @@ func TestMigrateRefusedTargets(t *testing.T) {
 	stays("after a move to its own member")
 
 	// m1 drains.
-	require.NoError(t, m1.node.Membership().SetDraining(true))
+	require.NoError(t, m1.member.Membership().SetDraining(true))
 	waitDraining(t, mc, "m1", true)
 	err := mc.Migrate(ctxTimeout(t, 10*time.Second), m1.Addr().String())
 	require.ErrorIs(t, err, ErrMemberDraining)
@@ -86,20 +86,20 @@ func TestMigrateRefusedTargets(t *testing.T) {
 	stays("after a move to a draining member")
 
 	// m2 drains too: no member is left to choose.
-	require.NoError(t, m2.node.Membership().SetDraining(true))
+	require.NoError(t, m2.member.Membership().SetDraining(true))
 	waitDraining(t, mc, "m2", true)
 	require.ErrorIs(t, mc.Migrate(ctxTimeout(t, 10*time.Second), ""), ErrNoMember)
 	require.ErrorIs(t, mc.Migrate(ctxTimeout(t, 10*time.Second), m2.Addr().String()), ErrMemberDraining)
 	require.Eventually(t, func() bool {
-		return len(m0.node.Membership().Eligible("m0")) == 0
+		return len(m0.member.Membership().Eligible("m0")) == 0
 	}, 5*time.Second, 5*time.Millisecond)
 	require.ErrorIs(t, sc.Migrate(ctxTimeout(t, 10*time.Second), ""), ErrNoMember)
 	stays("with every other member draining")
 	require.True(t, sc.Movable())
 
 	// Both come back: the pool's choice is one of them.
-	require.NoError(t, m1.node.Membership().SetDraining(false))
-	require.NoError(t, m2.node.Membership().SetDraining(false))
+	require.NoError(t, m1.member.Membership().SetDraining(false))
+	require.NoError(t, m2.member.Membership().SetDraining(false))
 	waitDraining(t, mc, "m1", false)
 	waitDraining(t, mc, "m2", false)
 	require.NoError(t, mc.Migrate(ctxTimeout(t, 10*time.Second), ""))
@@ -124,7 +124,7 @@ func TestMigrateToDrainingMemberStaleView(t *testing.T) {
 	es := tp.openEcho(t, nil, "m0", 12, 64<<10)
 	mc, id := es.c, es.c.SessionID()
 
-	require.NoError(t, m1.node.Membership().SetDraining(true))
+	require.NoError(t, m1.member.Membership().SetDraining(true))
 	waitDraining(t, mc, "m1", true)
 	// The client's list as it was a moment before: the MEMBERS frame that
 	// says m1 drains is still on its way.
@@ -515,12 +515,12 @@ func TestHandoverOfMovedSessionRedirects(t *testing.T) {
 	req := pool.HandoverRequest{Session: mc.id, ClientNonce: auth.Nonce(), ServerNonce: auth.Nonce(), Epoch: 1, Origin: "m0"}
 	var rep struct{}
 	var re *transport.RemoteError
-	err = rpc.Call(ctxTimeout(t, 5*time.Second), m0.node.ControlAddr(), pool.KindHandover, req, &rep)
+	err = rpc.Call(ctxTimeout(t, 5*time.Second), m0.member.ControlAddr(), pool.KindHandover, req, &rep)
 	require.ErrorAs(t, err, &re)
 	require.Equal(t, pool.CodeBadProof, re.Code, "a request without the client's proof")
 	rs := auth.Resume{Session: req.Session, ClientNonce: req.ClientNonce, ServerNonce: req.ServerNonce, Epoch: req.Epoch, Origin: req.Origin}
 	req.MAC = rs.ClientMAC(mc.secret, wire.Proof{Positions: req.Positions(), Known: req.Known}.Fields())
-	err = rpc.Call(ctxTimeout(t, 5*time.Second), m0.node.ControlAddr(), pool.KindHandover, req, &rep)
+	err = rpc.Call(ctxTimeout(t, 5*time.Second), m0.member.ControlAddr(), pool.KindHandover, req, &rep)
 	require.ErrorAs(t, err, &re)
 	t.Logf("refusal: %+v", *re)
 	require.Equal(t, pool.CodeMoved, re.Code)

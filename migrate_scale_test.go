@@ -291,7 +291,7 @@ func TestDrainThousandSessions(t *testing.T) {
 			return err
 		}
 		select {
-		case <-s.c.doneCh:
+		case <-s.c.endedCh:
 		case <-time.After(10 * time.Second):
 			return fmt.Errorf("session %d did not end: %s", i, s.c.debugState())
 		}

@@ -60,7 +60,7 @@ func TestSessionMovesThreeTimes(t *testing.T) {
 	// Each successor settled its handover with the member that handed the
 	// session over: none of their answers is kept to be asked for again.
 	for _, name := range []string{"m0", "m1"} {
-		require.Eventually(t, func() bool { return tp.member(name).node.Unsettled() == 0 },
+		require.Eventually(t, func() bool { return tp.member(name).member.Unsettled() == 0 },
 			10*time.Second, 20*time.Millisecond, "%s's handover settled", name)
 	}
 }

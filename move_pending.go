@@ -8,5 +8,5 @@ func (s poolSession) MovePending() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	ss := c.server
-	return !c.terminated && ss.moveTo != nil && !ss.moveSent
+	return !c.ended && ss.moveTo != nil && !ss.moveSent
 }

@@ -322,7 +322,7 @@ func (c *Conn) policyCheck() {
 	c.mu.Lock()
 	cs := c.client
 	ps := cs.ps
-	if c.terminated {
+	if c.ended {
 		c.mu.Unlock()
 		return
 	}
@@ -348,7 +348,7 @@ func (c *Conn) policyCheck() {
 		stalled = now.Sub(ps.progressAt)
 	}
 	ps.note(rate)
-	server, _ := cs.memberLocked(cs.node)
+	server, _ := cs.memberLocked(cs.member)
 	stats := PolicyStats{
 		Current: server, Members: append([]Member(nil), cs.members...),
 		Rate: rate, Baseline: ps.baseline, Stalled: stalled, Attached: now.Sub(ps.attachedAt),

@@ -62,8 +62,8 @@ type appPool struct {
 
 // runEnd is how one run of the application on a session ended.
 type runEnd struct {
-	node string
-	err  error // nil at the end of the input
+	member string
+	err    error // nil at the end of the input
 }
 
 // startAppPool starts n members (m0, m1, ...) that serve the application.
@@ -269,7 +269,7 @@ func (ap *appPool) endOf(id, node string) (err error, ok bool) {
 	ap.mu.Lock()
 	defer ap.mu.Unlock()
 	for _, e := range ap.ends[id] {
-		if e.node == node {
+		if e.member == node {
 			return e.err, true
 		}
 	}
@@ -458,7 +458,7 @@ func (ap *appPool) waitEnded(t testing.TB, c net.Conn) {
 	t.Helper()
 	mc := c.(*Conn)
 	select {
-	case <-mc.doneCh:
+	case <-mc.endedCh:
 	case <-time.After(10 * time.Second):
 		server := "none"
 		ap.mu.Lock()

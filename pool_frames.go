@@ -23,8 +23,8 @@ func (c *Conn) receivedLocked(p []byte) {
 // countTraffic adds n bytes of a server session's traffic to its member's
 // load figure.
 func (c *Conn) countTraffic(n int) {
-	if s := c.server; s != nil && s.node != nil {
-		s.node.AddTraffic(n)
+	if s := c.server; s != nil && s.member != nil {
+		s.member.AddTraffic(n)
 	}
 }
 
@@ -134,11 +134,11 @@ func (cs *clientSide) digestAt(pos uint64) (digest.Running, bool) {
 // a client that has an old one, and the client's VERIFY after a restore.
 func (l *link) poolFramesLocked() {
 	c := l.c
-	if s := c.server; s != nil && s.node != nil {
+	if s := c.server; s != nil && s.member != nil {
 		// The version first, without the member's lock: most batches have
 		// no news to send.
-		if s.node.MembersVersion() != s.membersVer {
-			b, v := s.node.MembersFrame()
+		if s.member.MembersVersion() != s.membersVer {
+			b, v := s.member.MembersFrame()
 			s.membersVer = v
 			l.bufs = append(l.bufs, b)
 		}

@@ -18,7 +18,7 @@ import (
 // package knows how moves, copies or fencing are coordinated.
 
 // startNode joins the pool cfg describes, for ln's sessions.
-func startNode(ln *Listener, cfg *Config) (*pool.Node, error) {
+func startNode(ln *Listener, cfg *Config) (*pool.Runtime, error) {
 	addr := cfg.Advertise
 	if addr == "" {
 		addr = ln.inner.Addr().String()
@@ -29,7 +29,7 @@ func startNode(ln *Listener, cfg *Config) (*pool.Node, error) {
 		_, port, _ := net.SplitHostPort(addr)
 		name = wire.TruncateUTF8(host, wire.MaxNameLen-len(port)-1) + ":" + port
 	}
-	n, err := pool.StartNode(pool.NodeConfig{
+	n, err := pool.StartRuntime(pool.RuntimeConfig{
 		Name: name, ClientAddr: addr, Gossip: cfg.Gossip, Join: cfg.Join, Key: cfg.PoolKey,
 		Control: cfg.Control, Replicas: cfg.Replicas, Profile: cfg.PoolProfile, Logger: cfg.Logger,
 		HandshakeTimeout: cfg.HandshakeTimeout, DetachTimeout: cfg.DetachTimeout,
@@ -78,7 +78,7 @@ func (s poolSession) Epoch() uint64 {
 
 func (s poolSession) Fence(epoch uint64, by string) { s.c.fenced(epoch, by) }
 func (s poolSession) AskMove(m wire.Move) bool      { return s.c.requestMove(m) }
-func (s poolSession) Ended() bool                   { return s.c.isTerminated() }
+func (s poolSession) Ended() bool                   { return s.c.isEnded() }
 
 func (s poolSession) MembersChanged(news, topology bool) {
 	c := s.c
@@ -100,7 +100,7 @@ func (s poolSession) HandOver(ctx context.Context, req *pool.HandoverRequest, su
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	ss := c.server
-	if c.terminated {
+	if c.ended {
 		return &pool.ControlError{Code: pool.CodeUnknown, Message: "the session ended"}
 	}
 	if !ss.newAttemptLocked(req.Attempt) {
@@ -137,7 +137,7 @@ func (s poolSession) HandOver(ctx context.Context, req *pool.HandoverRequest, su
 func (c *Conn) fenced(epoch uint64, by string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.terminated || c.server == nil || c.server.epoch >= epoch {
+	if c.ended || c.server == nil || c.server.epoch >= epoch {
 		return
 	}
 	c.log.Warn("mtcp: session fenced: another member took it over", "by", by, "epoch", epoch, "ours", c.server.epoch)

@@ -10,7 +10,7 @@ import (
 // requests of kind (a pool.Kind*) until the returned function is called or
 // the test ends.
 func hookControl(t testing.TB, ln *Listener, kind string, wrap poolhook.Wrap) (undo func()) {
-	undo = poolhook.Set(ln.node, kind, wrap)
+	undo = poolhook.Set(ln.member, kind, wrap)
 	t.Cleanup(undo)
 	return undo
 }

@@ -33,7 +33,7 @@ var pastDeadline = time.Unix(1, 0)
 // wakeReaderLocked (c.mu held) makes the background reader take the token
 // now if nobody holds it, starting it if it does not run.
 func (c *Conn) wakeReaderLocked() {
-	if c.holder != holderNone || c.bgRunning || c.link == nil || c.terminated {
+	if c.holder != holderNone || c.bgRunning || c.link == nil || c.ended {
 		return
 	}
 	c.bgRunning = true
@@ -109,7 +109,7 @@ func (c *Conn) backgroundReader() {
 func (c *Conn) backgroundRound() bool {
 	c.mu.Lock()
 	l := c.link
-	if l == nil || c.terminated || c.holder != holderNone {
+	if l == nil || c.ended || c.holder != holderNone {
 		c.bgRunning = false
 		c.mu.Unlock()
 		return false

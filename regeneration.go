@@ -29,7 +29,7 @@ func (c *Conn) watchRegeneration(replayEnd uint64) {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		s := c.server
-		if c.terminated || !s.verifyPending || !c.st.Regenerating() {
+		if c.ended || !s.verifyPending || !c.st.Regenerating() {
 			return
 		}
 		written := c.st.Written()

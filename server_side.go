@@ -14,7 +14,7 @@ import (
 // serverSide is what only the server end of a session has.
 type serverSide struct {
 	ln         *Listener
-	node       *pool.Node // nil when standalone
+	member     *pool.Runtime // nil when standalone
 	detach     *time.Timer
 	detachGen  uint64 // invalidates a detach timer that fired during a resume
 	detachedAt time.Time
@@ -70,7 +70,7 @@ func (s *serverSide) detached(c *Conn, cause error) {
 			c.failLocked(fmt.Errorf("%w (%v; link lost: %v)", ErrDetachTimeout, timeout, cause))
 		}
 	})
-	if s.node != nil && s.node.Replicas() > 0 {
+	if s.member != nil && s.member.Replicas() > 0 {
 		s.probeFence(c, gen)
 	}
 }
@@ -85,12 +85,12 @@ const fenceProbe = time.Second
 func (s *serverSide) probeFence(c *Conn, gen uint64) {
 	time.AfterFunc(fenceProbe, func() {
 		c.mu.Lock()
-		away := s.detachGen == gen && c.link == nil && !c.terminated
+		away := s.detachGen == gen && c.link == nil && !c.ended
 		c.mu.Unlock()
 		if !away {
 			return
 		}
-		s.node.ProbeEpoch(poolSession{c})
+		s.member.ProbeEpoch(poolSession{c})
 		s.probeFence(c, gen)
 	})
 }
@@ -121,8 +121,8 @@ func (s *serverSide) reattached() {
 	}
 }
 
-// terminated (c.mu held) forgets an ended session.
-func (s *serverSide) terminated(c *Conn) {
+// forgetEnded (c.mu held) forgets an ended session.
+func (s *serverSide) forgetEnded(c *Conn) {
 	s.reattached()
 	s.settle.stop()
 	if s.atRisk {

@@ -145,7 +145,7 @@ func TestResumeThroughServiceAddress(t *testing.T) {
 // first, then rounds of the other members it knows (least loaded first) and
 // its own member, each round closed by the address it first dialed.
 func TestResumeAttemptOrder(t *testing.T) {
-	cs := &clientSide{pool: true, node: "b", address: "svc:1", service: "svc:1", members: []Member{
+	cs := &clientSide{pool: true, member: "b", address: "svc:1", service: "svc:1", members: []Member{
 		{Name: "a", Addr: "a:1", Sessions: 5},
 		{Name: "b", Addr: "b:1", Sessions: 1},
 		{Name: "c", Addr: "c:1", Sessions: 2},
@@ -160,7 +160,7 @@ func TestResumeAttemptOrder(t *testing.T) {
 
 	// Dialed at a member's own address, the session moved: that address is
 	// tried once a round, as one of the members.
-	cs = &clientSide{pool: true, node: "b", address: "b:1", service: "a:1", members: cs.members}
+	cs = &clientSide{pool: true, member: "b", address: "b:1", service: "a:1", members: cs.members}
 	got = got[:0]
 	for n := 1; n <= 6; n++ {
 		got = append(got, cs.attemptAddrLocked(n))
@@ -177,22 +177,22 @@ func TestResumeAttemptOrder(t *testing.T) {
 // session; whichever member the service address leads to may not know it.
 func TestResumeVerdicts(t *testing.T) {
 	members := []Member{{Name: "a", Addr: "a:1"}, {Name: "b", Addr: "b:1"}}
-	cs := &clientSide{pool: true, node: "b", address: "svc:1", service: "svc:1", members: members}
+	cs := &clientSide{pool: true, member: "b", address: "svc:1", service: "svc:1", members: members}
 	require.True(t, cs.ownMemberLocked("b:1"))
 	require.False(t, cs.ownMemberLocked("a:1"))
 	require.False(t, cs.ownMemberLocked("svc:1"))
 
 	// Before the pool's list arrives, the service address is still not
 	// known to lead to the session's member.
-	cs = &clientSide{pool: true, node: "b", address: "svc:1", service: "svc:1"}
+	cs = &clientSide{pool: true, member: "b", address: "svc:1", service: "svc:1"}
 	require.False(t, cs.ownMemberLocked("svc:1"))
 
 	// Dialed at the member's own address.
-	cs = &clientSide{pool: true, node: "b", address: "b:1", service: "b:1", members: members}
+	cs = &clientSide{pool: true, member: "b", address: "b:1", service: "b:1", members: members}
 	require.True(t, cs.ownMemberLocked("b:1"))
 
 	// Moved from the address dialed to another member.
-	cs = &clientSide{pool: true, node: "a", address: "a:1", service: "b:1", members: members}
+	cs = &clientSide{pool: true, member: "a", address: "a:1", service: "b:1", members: members}
 	require.True(t, cs.ownMemberLocked("a:1"))
 	require.False(t, cs.ownMemberLocked("b:1"))
 }

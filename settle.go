@@ -132,7 +132,7 @@ func (c *Conn) settleTimeout(gen uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s := c.server
-	if c.terminated || s.settle.gen != gen {
+	if c.ended || s.settle.gen != gen {
 		return
 	}
 	if s.settle.waiting {
@@ -149,7 +149,7 @@ func (c *Conn) settleTimeout(gen uint64) {
 
 // heldLocked reports whether the application is held for a move.
 func (c *Conn) heldLocked() bool {
-	return c.server != nil && c.server.settle.held && !c.terminated
+	return c.server != nil && c.server.settle.held && !c.ended
 }
 
 // whileHeldLocked runs when a Read finds the application held: the
@@ -164,5 +164,5 @@ func (c *Conn) whileHeldLocked() {
 // movedAwayLocked reports whether the session ended because another member
 // has it now: the input this member has not delivered is the successor's.
 func (c *Conn) movedAwayLocked() bool {
-	return c.server != nil && c.terminated && errors.Is(c.err, ErrMigrated)
+	return c.server != nil && c.ended && errors.Is(c.err, ErrMigrated)
 }

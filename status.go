@@ -65,14 +65,14 @@ func (c *Conn) Status() SessionStatus {
 		s.Epoch, s.Movable = c.server.epoch, c.server.movableLocked(c)
 		s.Settling = c.server.settle.waiting || c.server.settle.held
 		s.CrashSafe, s.AtRisk = c.server.crashSafeLocked(c), c.server.atRisk
-		if c.server.node != nil {
-			s.Member = c.server.node.Name()
+		if c.server.member != nil {
+			s.Member = c.server.member.Name()
 			if c.server.copies != nil {
 				s.Replicas = c.server.copies.Holders()
 			}
 		}
 	case c.client != nil:
-		s.Epoch, s.Member, s.Movable = c.client.epoch, c.client.node, c.client.pool && !c.terminated
+		s.Epoch, s.Member, s.Movable = c.client.epoch, c.client.member, c.client.pool && !c.ended
 	}
 	return s
 }
@@ -88,8 +88,8 @@ func (ln *Listener) Status() Status {
 		}
 	}
 	sort.Slice(st.Sessions, func(i, j int) bool { return st.Sessions[i].ID < st.Sessions[j].ID })
-	if ln.node != nil {
-		st.CopiesFor = ln.node.CopiesHeld()
+	if ln.member != nil {
+		st.CopiesFor = ln.member.CopiesHeld()
 	}
 	return st
 }

@@ -20,7 +20,7 @@ import (
 // challenged before anything else: what became of a session (where it
 // went, whether this member is draining it away) is for its client only.
 func (ln *Listener) takeOver(h *hsConn, hello wire.Hello) error {
-	n := ln.node
+	n := ln.member
 	ch, proof, err := h.challenge()
 	if err != nil || ch == nil {
 		return err
@@ -62,7 +62,7 @@ func (ln *Listener) takeOver(h *hsConn, hello wire.Hello) error {
 	}
 	h.proven()
 	start := time.Now()
-	got, err := n.Obtain(req)
+	got, err := n.TakeOver(req)
 	<-slots
 	if err != nil {
 		ln.unreserveSession()
@@ -91,7 +91,7 @@ func (ln *Listener) takeOver(h *hsConn, hello wire.Hello) error {
 func (ln *Listener) restore(rec *snapshot.Record, epoch uint64, client wire.Positions, attempt uint64) (*Conn, error) {
 	rec = rec.Clone() // this member's own copy: it may come from the replica store
 	cfg := &ln.cfg
-	n := ln.node
+	n := ln.member
 	// Consistent by Choose: the client has the output before rec.OutPos.
 	st, err := stream.Restore(stream.Config{
 		Window: cfg.Window, Retention: cfg.Retention,
@@ -102,7 +102,7 @@ func (ln *Listener) restore(rec *snapshot.Record, epoch uint64, client wire.Posi
 	}
 	rec.Epoch, rec.Origin = epoch, n.Name() // this member's copy of it, from now on
 	s := &serverSide{
-		ln: ln, node: n, epoch: epoch, params: rec.Params,
+		ln: ln, member: n, epoch: epoch, params: rec.Params,
 		ckpts: []*snapshot.Record{rec}, durable: rec, nextSeq: rec.Seq, state: slices.Clone(rec.State),
 		copied:   copyState{done: map[uint64]bool{rec.Seq: true}},
 		resumed:  true,        // its client came back to this member
@@ -153,7 +153,7 @@ func (ln *Listener) serveRestored(c *Conn, h *hsConn, rs auth.Resume, rec *snaps
 	s := c.server
 	pos := c.st.Positions()
 	pos.Written = rec.OutPos
-	r := wire.Resumed{Positions: pos, Epoch: s.epoch, Flags: wire.ResumedRestored, Node: ln.node.Name()}
+	r := wire.Resumed{Positions: pos, Epoch: s.epoch, Flags: wire.ResumedRestored, Node: ln.member.Name()}
 	c.mu.Unlock()
 	r.MAC = rs.ServerMAC(c.secret, r.Fields())
 	_, err := nc.Write(wire.AppendFrame(nil, r))

@@ -35,7 +35,7 @@ func (b Balance) withDefaults() Balance {
 }
 
 // balance runs the member's load balancing until the node stops.
-func (n *Node) balance(b Balance) {
+func (n *Runtime) balance(b Balance) {
 	defer n.wg.Done()
 	t := time.NewTicker(b.Interval)
 	defer t.Stop()
@@ -61,7 +61,7 @@ const fledHold = 30 * time.Second
 // the pool's average (not lower: hysteresis), at most MaxMoves, to the
 // members below the average in proportion to what each lacks of it
 // (Spare), never to a member whose sessions just came here.
-func (n *Node) balanceOnce(b Balance) {
+func (n *Runtime) balanceOnce(b Balance) {
 	if n.host.Draining() {
 		return
 	}

@@ -17,7 +17,7 @@ import (
 // spread over the others, none to a member whose sessions just came to it,
 // and the members that serve well shed none.
 func TestBalanceLeavesASlowMember(t *testing.T) {
-	nodes, hosts := startFakeNodes(t, NodeConfig{HandshakeTimeout: 5 * time.Second}, "a", "b", "c")
+	nodes, hosts := startFakeNodes(t, RuntimeConfig{HandshakeTimeout: 5 * time.Second}, "a", "b", "c")
 	var mu sync.Mutex
 	to := map[string]int{}
 	for h, host := range hosts {

@@ -81,7 +81,7 @@ type callResult struct {
 // addr, as transport.Client.Call would, in a batch with the other requests
 // this member has for it if kind is batchable. Its errors are those of
 // transport.Client.Call.
-func (n *Node) call(ctx context.Context, addr, kind string, req, resp any) error {
+func (n *Runtime) call(ctx context.Context, addr, kind string, req, resp any) error {
 	if !batchable(kind) {
 		return n.rpc.Call(ctx, addr, kind, req, resp)
 	}
@@ -138,7 +138,7 @@ func (n *Node) call(ctx context.Context, addr, kind string, req, resp any) error
 
 // sendCalls sends the requests waiting for addr, a batch at a time, until
 // none waits.
-func (n *Node) sendCalls(addr string, q *callQueue) {
+func (n *Runtime) sendCalls(addr string, q *callQueue) {
 	b := &n.calls
 	for {
 		b.mu.Lock()
@@ -168,7 +168,7 @@ func (n *Node) sendCalls(addr string, q *callQueue) {
 // sendCallBatch makes one call for batch and gives each request its
 // answer. The call lasts as long as the most patient request may wait;
 // each request is given its own time on the member called.
-func (n *Node) sendCallBatch(addr string, batch []*pendingCall) {
+func (n *Runtime) sendCallBatch(addr string, batch []*pendingCall) {
 	if len(batch) == 1 { // alone: as it was asked
 		n.sendCallAlone(addr, batch[0])
 		return
@@ -219,7 +219,7 @@ func (n *Node) sendCallBatch(addr string, batch []*pendingCall) {
 }
 
 // sendCallAlone makes the call of one request of its own kind.
-func (n *Node) sendCallAlone(addr string, p *pendingCall) {
+func (n *Runtime) sendCallAlone(addr string, p *pendingCall) {
 	var body msgpack.RawMessage
 	err := n.rpc.Call(p.ctx, addr, p.kind, msgpack.RawMessage(p.body), &body)
 	p.done <- callResult{body: body, err: err}
@@ -227,7 +227,7 @@ func (n *Node) sendCallAlone(addr string, p *pendingCall) {
 
 // handleBatch answers the requests of a KindBatch call, each as the
 // handler of its kind would, at once, each within its own time.
-func (n *Node) handleBatch(ctx context.Context, from string, decode func(any) error) (any, error) {
+func (n *Runtime) handleBatch(ctx context.Context, from string, decode func(any) error) (any, error) {
 	var req batchRequest
 	if err := decode(&req); err != nil {
 		return nil, err

@@ -16,7 +16,7 @@ import (
 
 // holdCalls holds node's requests of kind (and counts them), alone or in a
 // batch, until release is closed.
-func holdCalls(node *Node, kind string, count *atomic.Int64, release chan struct{}) (undo func()) {
+func holdCalls(node *Runtime, kind string, count *atomic.Int64, release chan struct{}) (undo func()) {
 	return poolhook.Set(node, kind, func(h transport.Handler) transport.Handler {
 		return func(ctx context.Context, from string, decode func(any) error) (any, error) {
 			count.Add(1)
@@ -37,7 +37,7 @@ func releaser(t *testing.T) (release chan struct{}, free func()) {
 }
 
 // countCalls counts node's requests of kind.
-func countCalls(node *Node, kind string, count *atomic.Int64) (undo func()) {
+func countCalls(node *Runtime, kind string, count *atomic.Int64) (undo func()) {
 	return poolhook.Set(node, kind, func(h transport.Handler) transport.Handler {
 		return func(ctx context.Context, from string, decode func(any) error) (any, error) {
 			count.Add(1)
@@ -48,7 +48,7 @@ func countCalls(node *Node, kind string, count *atomic.Int64) (undo func()) {
 
 // waitingCalls is how many requests other than copies n has waiting for
 // the member at addr.
-func waitingCalls(n *Node, addr string) int {
+func waitingCalls(n *Runtime, addr string) int {
 	b := &n.calls
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -64,7 +64,7 @@ func waitingCalls(n *Node, addr string) int {
 // claim in the same call that the member refuses fails alone, with its
 // code.
 func TestEpochQueriesGoTogether(t *testing.T) {
-	nodes, _ := startFakeNodes(t, NodeConfig{HandshakeTimeout: 5 * time.Second}, "a", "b")
+	nodes, _ := startFakeNodes(t, RuntimeConfig{HandshakeTimeout: 5 * time.Second}, "a", "b")
 	a, _ := nodes[1].Membership().Member("a")
 	const sessions = 100
 	for i := range sessions {
@@ -121,7 +121,7 @@ func TestEpochQueriesGoTogether(t *testing.T) {
 // unknown_kind (an older version) is asked one request at a time, and
 // every request is answered.
 func TestBatchToMemberThatDoesNotBatch(t *testing.T) {
-	nodes, _ := startFakeNodes(t, NodeConfig{HandshakeTimeout: 5 * time.Second}, "a", "b")
+	nodes, _ := startFakeNodes(t, RuntimeConfig{HandshakeTimeout: 5 * time.Second}, "a", "b")
 	a, _ := nodes[1].Membership().Member("a")
 	const sessions = 40
 	for i := range sessions {
@@ -172,7 +172,7 @@ func TestBatchToMemberThatDoesNotBatch(t *testing.T) {
 // waited is not sent; one whose batch call fails gets the error, and
 // asked again, its answer.
 func TestBatchedRequestGivenUp(t *testing.T) {
-	nodes, _ := startFakeNodes(t, NodeConfig{HandshakeTimeout: 5 * time.Second}, "a", "b")
+	nodes, _ := startFakeNodes(t, RuntimeConfig{HandshakeTimeout: 5 * time.Second}, "a", "b")
 	a, _ := nodes[1].Membership().Member("a")
 	require.NoError(t, nodes[0].store.Claim(sessionID{9, 1}, 42, "x"))
 	var singles atomic.Int64

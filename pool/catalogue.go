@@ -20,7 +20,7 @@ const (
 	// session (settleRequest -> empty); the old member forgets the answer.
 	KindSettle = "settle"
 	// KindReplicate: a member stores a copy of a checkpoint of one of its
-	// sessions on a replica (replicateRequest -> empty).
+	// sessions on a replica (copyRequest -> empty).
 	KindReplicate = "replicate"
 	// KindFetch: a member taking over a session whose member is gone asks a
 	// replica for its checkpoints (HandoverRequest -> fetchReply).
@@ -173,7 +173,7 @@ type settleRequest struct {
 	Epoch   uint64                  `msgpack:"e"`
 }
 
-type replicateRequest struct {
+type copyRequest struct {
 	Record []byte   `msgpack:"rec"`
 	Keep   []uint64 `msgpack:"keep"` // the checkpoints (seq) the member may still restore from
 }

@@ -15,12 +15,12 @@ import (
 )
 
 const (
-	replicateTimeout = 2 * time.Second
-	// A failed copy round is tried again after replicateRetry, doubling
-	// after each failure up to replicateRetryMax: copies that cannot be had
+	copyTimeout = 2 * time.Second
+	// A failed copy round is tried again after copyRetry, doubling
+	// after each failure up to copyRetryMax: copies that cannot be had
 	// (no member can hold them, or they refuse) cost a few calls a minute.
-	replicateRetry    = 200 * time.Millisecond
-	replicateRetryMax = 10 * time.Second
+	copyRetry    = 200 * time.Millisecond
+	copyRetryMax = 10 * time.Second
 )
 
 // CopySource is a session's side of the copying of its checkpoints to its
@@ -47,7 +47,7 @@ type CopySource interface {
 // into the next round. A round that did not get every copy is tried again
 // later, backing off, or at once when the members change.
 type Copies struct {
-	n   *Node
+	n   *Runtime
 	id  [wire.SessionIDLen]byte
 	key string // the session's id in hex: the rendezvous key
 	src CopySource
@@ -67,7 +67,7 @@ type Copies struct {
 
 // NewCopies returns the copier of session id's checkpoints, or nil if the
 // member makes no copies (Replicas 0).
-func (n *Node) NewCopies(id [wire.SessionIDLen]byte, src CopySource) *Copies {
+func (n *Runtime) NewCopies(id [wire.SessionIDLen]byte, src CopySource) *Copies {
 	if n.replicas == 0 {
 		return nil
 	}
@@ -165,7 +165,7 @@ func (c *Copies) Stop(forget bool, epoch uint64) {
 	n := c.n
 	req := forgetRequest{Session: c.id, Epoch: epoch}
 	n.background(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), replicateTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), copyTimeout)
 		defer cancel()
 		for _, t := range holders {
 			_ = n.call(ctx, t.ControlAddr, KindForget, req, nil)
@@ -195,7 +195,7 @@ func (c *Copies) round(everything bool) {
 		// Not enough members took a copy: try again later (a change of
 		// members also starts a new round).
 		c.everything = true
-		c.retryIn = min(max(2*c.retryIn, replicateRetry), replicateRetryMax)
+		c.retryIn = min(max(2*c.retryIn, copyRetry), copyRetryMax)
 		c.waiting = true
 		if c.retry == nil {
 			c.retry = time.AfterFunc(c.retryIn, func() {
@@ -230,7 +230,7 @@ func (c *Copies) copy(recs []*snapshot.Record, keep []uint64, durable *snapshot.
 			failed = true
 			continue
 		}
-		req := replicateRequest{Record: b, Keep: keep}
+		req := copyRequest{Record: b, Keep: keep}
 		ok := false
 		if i == 0 {
 			var placed []string
@@ -243,7 +243,7 @@ func (c *Copies) copy(recs []*snapshot.Record, keep []uint64, durable *snapshot.
 				// New replicas must hold the durable checkpoint before they
 				// are told it is durable (they keep it from then on).
 				if db, err := durable.Marshal(); err == nil {
-					n.copyTo(n.namesOf(placed), replicateRequest{Record: db, Keep: keep})
+					n.copyTo(n.namesOf(placed), copyRequest{Record: db, Keep: keep})
 				}
 			}
 			placedOn, ok = placed, full
@@ -271,7 +271,7 @@ func (c *Copies) copy(recs []*snapshot.Record, keep []uint64, durable *snapshot.
 // member that refused it for a newer epoch, and whether it has all the
 // copies asked for: fewer members than Replicas to hold them is not
 // enough.
-func (n *Node) place(key string, req replicateRequest) (placed []string, staleBy string, full bool) {
+func (n *Runtime) place(key string, req copyRequest) (placed []string, staleBy string, full bool) {
 	var failed []string
 	for round := 0; round < 4 && len(placed) < n.replicas; round++ {
 		targets := n.members.Replicas(key, n.replicas-len(placed), append(failed, placed...)...)
@@ -295,8 +295,8 @@ func (n *Node) place(key string, req replicateRequest) (placed []string, staleBy
 // copyTo stores a checkpoint on every target at once. It returns how many
 // took it and which, and the name of a target that refused it for a newer
 // epoch.
-func (n *Node) copyTo(targets []Member, req replicateRequest) (acks int, took []string, staleBy string) {
-	ctx, cancel := context.WithTimeout(context.Background(), replicateTimeout)
+func (n *Runtime) copyTo(targets []Member, req copyRequest) (acks int, took []string, staleBy string) {
+	ctx, cancel := context.WithTimeout(context.Background(), copyTimeout)
 	defer cancel()
 	var mu sync.Mutex
 	var wg sync.WaitGroup

@@ -1,6 +1,6 @@
 // Package pool is the runtime of an mtcp server pool: its membership and the
 // coordination of moves between its members. Applications meet it only
-// through mtcp.Config (Profile, Balance): package mtcp starts one Node for
+// through mtcp.Config (Profile, Balance): package mtcp starts one Runtime for
 // each Listener in a pool.
 //
 // Membership (Pool) runs SWIM gossip through github.com/hashicorp/memberlist,
@@ -14,7 +14,7 @@
 // at once spread) over Loads (sessions weighed by how each member serves
 // them), which a drain's plan and the balancer use too.
 //
-// A Node adds the control plane (package transport) and what travels on it:
+// A Runtime adds the control plane (package transport) and what travels on it:
 // takeovers, made by a handover from the member that serves a session or by a
 // failover from the copies other members keep; the copies themselves; the
 // epochs that fence a member that lost a session; drains and balancing. It

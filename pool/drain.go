@@ -8,7 +8,7 @@ import (
 )
 
 // DefaultDrainWindow is how many of a draining member's moves may be under
-// way at once, at most, by default (NodeConfig.DrainWindow).
+// way at once, at most, by default (RuntimeConfig.DrainWindow).
 const DefaultDrainWindow = 256
 
 // A drain's window adapts to how long its moves take: it starts at
@@ -54,7 +54,7 @@ const (
 // move (their application never checkpointed) are waited for until they
 // end. If ctx ends first, it returns ctx's error with the sessions that
 // remain.
-func (n *Node) Drain(ctx context.Context) (remaining int, err error) {
+func (n *Runtime) Drain(ctx context.Context) (remaining int, err error) {
 	if err := n.members.SetDraining(true); err != nil {
 		n.log.Warn("mtcp: announcing drain", "err", err)
 	}
@@ -93,7 +93,7 @@ func movePending(s Session) bool {
 
 // drain is a drain in progress.
 type drain struct {
-	n      *Node
+	n      *Runtime
 	start  time.Time
 	window int           // moves under way at once, now
 	most   int           // DrainWindow: the window at its largest
@@ -118,7 +118,7 @@ type inFlight struct {
 	sent time.Time // first seen with its MOVE gone out (zero: not yet)
 }
 
-func newDrain(n *Node) *drain {
+func newDrain(n *Runtime) *drain {
 	d := &drain{
 		n: n, start: time.Now(), most: n.cfg.DrainWindow,
 		target: max(n.cfg.HandshakeTimeout/4, 100*time.Millisecond),

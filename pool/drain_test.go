@@ -86,10 +86,10 @@ func (s *fakeSession) HandOver(context.Context, *HandoverRequest, string, func(*
 	return &ControlError{CodeNotMovable, "a fake session"}
 }
 
-// startFakeNodes starts a pool of Nodes called names over fake hosts.
-func startFakeNodes(t *testing.T, cfg NodeConfig, names ...string) ([]*Node, []*fakeHost) {
+// startFakeNodes starts a pool of Runtimes called names over fake hosts.
+func startFakeNodes(t *testing.T, cfg RuntimeConfig, names ...string) ([]*Runtime, []*fakeHost) {
 	t.Helper()
-	var nodes []*Node
+	var nodes []*Runtime
 	var hosts []*fakeHost
 	for i, name := range names {
 		c := cfg
@@ -99,7 +99,7 @@ func startFakeNodes(t *testing.T, cfg NodeConfig, names ...string) ([]*Node, []*
 			c.Join = []string{nodes[0].Membership().GossipAddr()}
 		}
 		h := newFakeHost()
-		n, err := StartNode(c, h)
+		n, err := StartRuntime(c, h)
 		require.NoError(t, err)
 		t.Cleanup(n.Close)
 		nodes, hosts = append(nodes, n), append(hosts, h)
@@ -123,7 +123,7 @@ func TestDrainIsPacedAndAsksOnce(t *testing.T) {
 		loaded = 300
 		window = 16
 	)
-	nodes, hosts := startFakeNodes(t, NodeConfig{HandshakeTimeout: 5 * time.Second, DrainWindow: window}, "a", "b", "c")
+	nodes, hosts := startFakeNodes(t, RuntimeConfig{HandshakeTimeout: 5 * time.Second, DrainWindow: window}, "a", "b", "c")
 	byName := map[string]*fakeHost{"a": hosts[0], "b": hosts[1], "c": hosts[2]}
 	for i := range loaded {
 		hosts[1].add(&fakeSession{id: sessionID{1, byte(i >> 8), byte(i)}})
@@ -192,7 +192,7 @@ func TestDrainIsPacedAndAsksOnce(t *testing.T) {
 // (its move failed, and it stayed) is asked again once its move's time ran
 // out, and the drain ends when it moves.
 func TestDrainAsksAgainAfterAFailedMove(t *testing.T) {
-	nodes, hosts := startFakeNodes(t, NodeConfig{HandshakeTimeout: 200 * time.Millisecond}, "a", "b")
+	nodes, hosts := startFakeNodes(t, RuntimeConfig{HandshakeTimeout: 200 * time.Millisecond}, "a", "b")
 	var mu sync.Mutex
 	asks := 0
 	var moves sync.WaitGroup

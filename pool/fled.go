@@ -4,7 +4,7 @@ import "time"
 
 // noteFled records that a session left the member called from for this
 // one: the balancer sends none back there for a while.
-func (n *Node) noteFled(from string) {
+func (n *Runtime) noteFled(from string) {
 	n.fledMu.Lock()
 	defer n.fledMu.Unlock()
 	if n.fled == nil {
@@ -15,7 +15,7 @@ func (n *Node) noteFled(from string) {
 
 // fledFrom returns the members whose sessions came here within the last
 // hold.
-func (n *Node) fledFrom(hold time.Duration) map[string]bool {
+func (n *Runtime) fledFrom(hold time.Duration) map[string]bool {
 	n.fledMu.Lock()
 	defer n.fledMu.Unlock()
 	out := make(map[string]bool)

@@ -10,13 +10,13 @@ import (
 )
 
 // registerHandlers answers every kind of the catalogue.
-func (n *Node) registerHandlers() {
+func (n *Runtime) registerHandlers() {
 	n.handlers = make(map[string]transport.Handler)
 	for kind, h := range map[string]transport.Handler{
 		KindHandover:  n.handleHandover,
 		KindHandovers: n.handleHandovers,
 		KindSettle:    n.handleSettle,
-		KindReplicate: n.handleReplicate,
+		KindReplicate: n.handleCopy,
 		KindFetch:     n.handleFetch,
 		KindClaim:     n.handleClaim,
 		KindForget:    n.handleForget,
@@ -37,7 +37,7 @@ func (n *Node) registerHandlers() {
 // request whose caller gave up before the handover is refused: the session
 // stays. The successor's next request gets a handover it did not confirm
 // again.
-func (n *Node) handleHandover(ctx context.Context, from string, decode func(any) error) (any, error) {
+func (n *Runtime) handleHandover(ctx context.Context, from string, decode func(any) error) (any, error) {
 	var req HandoverRequest
 	if err := decode(&req); err != nil {
 		return nil, err
@@ -46,7 +46,7 @@ func (n *Node) handleHandover(ctx context.Context, from string, decode func(any)
 }
 
 // handOver answers one handover request of the member called from.
-func (n *Node) handOver(ctx context.Context, from string, req HandoverRequest) (handoverReply, error) {
+func (n *Runtime) handOver(ctx context.Context, from string, req HandoverRequest) (handoverReply, error) {
 	successor, ok := n.members.Member(from)
 	if !ok {
 		// Not seen yet, or seen gone for a moment (gossip under load): the
@@ -99,7 +99,7 @@ func (n *Node) handOver(ctx context.Context, from string, req HandoverRequest) (
 
 // handOverAgain answers a successor that asks again for a session this
 // member handed it: the first answer was lost on the way.
-func (n *Node) handOverAgain(t Tombstone, req HandoverRequest) (handoverReply, error) {
+func (n *Runtime) handOverAgain(t Tombstone, req HandoverRequest) (handoverReply, error) {
 	if snapshot.Choose([]*snapshot.Record{t.rec}, req.Received, req.Retained, req.Knows) == nil {
 		return handoverReply{}, &ControlError{CodeNotMovable, fmt.Sprintf(
 			"the handed-over checkpoint does not fit the client (received %d, retains input from %d)", req.Received, req.Retained)}

@@ -15,7 +15,7 @@ const maxHandoverBatch = 64
 
 // handleHandovers answers several handover requests of one member, each as
 // handleHandover would.
-func (n *Node) handleHandovers(ctx context.Context, from string, decode func(any) error) (any, error) {
+func (n *Runtime) handleHandovers(ctx context.Context, from string, decode func(any) error) (any, error) {
 	var req handoversRequest
 	if err := decode(&req); err != nil {
 		return nil, err
@@ -75,7 +75,7 @@ type handoverResult struct {
 // callHandover asks origin for a session, as one call of KindHandover
 // would, in a batch with the other requests this member has for it. Its
 // errors are those of transport.Client.Call.
-func (n *Node) callHandover(ctx context.Context, origin Member, req HandoverRequest) (handoverReply, error) {
+func (n *Runtime) callHandover(ctx context.Context, origin Member, req HandoverRequest) (handoverReply, error) {
 	p := &pendingHandover{ctx: ctx, req: req, done: make(chan handoverResult, 1)}
 	b := &n.batches
 	b.mu.Lock()
@@ -112,7 +112,7 @@ func (n *Node) callHandover(ctx context.Context, origin Member, req HandoverRequ
 
 // sendHandovers sends the requests waiting for origin, a batch at a time,
 // until none waits.
-func (n *Node) sendHandovers(origin Member, q *handoverQueue) {
+func (n *Runtime) sendHandovers(origin Member, q *handoverQueue) {
 	b := &n.batches
 	for {
 		b.mu.Lock()
@@ -138,7 +138,7 @@ func (n *Node) sendHandovers(origin Member, q *handoverQueue) {
 // answer. The call lasts as long as the most patient request may wait: a
 // request whose caller gave up before its session was handed over is
 // answered again when asked again (the tombstone keeps the answer).
-func (n *Node) sendHandoverBatch(origin Member, batch []*pendingHandover) {
+func (n *Runtime) sendHandoverBatch(origin Member, batch []*pendingHandover) {
 	if len(batch) == 1 { // alone: as it was asked
 		p := batch[0]
 		var r handoverResult

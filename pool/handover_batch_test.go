@@ -43,7 +43,7 @@ func signedRequest(id sessionID, secret auth.Secret, origin string) HandoverRequ
 // member are under way, the handover requests for that member that come
 // meanwhile wait and go together in one call; each gets its own answer.
 func TestHandoversGoTogether(t *testing.T) {
-	nodes, hosts := startFakeNodes(t, NodeConfig{HandshakeTimeout: 5 * time.Second}, "a", "b")
+	nodes, hosts := startFakeNodes(t, RuntimeConfig{HandshakeTimeout: 5 * time.Second}, "a", "b")
 	const sessions = 20
 	reqs := make([]HandoverRequest, sessions)
 	for i := range sessions {
@@ -103,7 +103,7 @@ func TestHandoversGoTogether(t *testing.T) {
 // not_member and keeps the session: the successor refuses its client busy,
 // it does not take the session from the replicas while it is served.
 func TestHandoverToStranger(t *testing.T) {
-	nodes, hosts := startFakeNodes(t, NodeConfig{HandshakeTimeout: 5 * time.Second}, "a")
+	nodes, hosts := startFakeNodes(t, RuntimeConfig{HandshakeTimeout: 5 * time.Second}, "a")
 	s := &handingSession{fakeSession: fakeSession{id: sessionID{5, 1}}, secret: auth.Secret{5, 9}}
 	hosts[0].addAs(&s.fakeSession, s)
 	_, err := nodes[0].handOver(context.Background(), "stranger", signedRequest(s.id, s.secret, "a"))

@@ -8,7 +8,7 @@ import (
 	"github.com/migratory/mtcp/snapshot"
 )
 
-// Host is what a Node needs of the listener whose sessions it serves:
+// Host is what a Runtime needs of the listener whose sessions it serves:
 // package mtcp implements it. Its methods are safe for concurrent use.
 type Host interface {
 	// Session returns the live session with id.
@@ -21,7 +21,7 @@ type Host interface {
 	Draining() bool
 }
 
-// Session is one server session, as a Node sees it: it reaches the
+// Session is one server session, as a Runtime sees it: it reaches the
 // session's state only through these methods, which are safe for
 // concurrent use and take the session's own lock.
 type Session interface {

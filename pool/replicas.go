@@ -15,9 +15,9 @@ import (
 // The replica side: what a member does with the copies of other members'
 // checkpoints it keeps, and what it answers about them.
 
-// handleReplicate stores a copy of another member's checkpoint.
-func (n *Node) handleReplicate(_ context.Context, from string, decode func(any) error) (any, error) {
-	var req replicateRequest
+// handleCopy stores a copy of another member's checkpoint.
+func (n *Runtime) handleCopy(_ context.Context, from string, decode func(any) error) (any, error) {
+	var req copyRequest
 	if err := decode(&req); err != nil {
 		return nil, err
 	}
@@ -40,7 +40,7 @@ func (n *Node) handleReplicate(_ context.Context, from string, decode func(any) 
 
 // handleFetch gives the checkpoints of a session to a member taking it
 // over, if the request carries a valid proof of the session's client.
-func (n *Node) handleFetch(_ context.Context, from string, decode func(any) error) (any, error) {
+func (n *Runtime) handleFetch(_ context.Context, from string, decode func(any) error) (any, error) {
 	var req HandoverRequest
 	if err := decode(&req); err != nil {
 		return nil, err
@@ -65,7 +65,7 @@ func (n *Node) handleFetch(_ context.Context, from string, decode func(any) erro
 }
 
 // handleClaim fences the epochs before a takeover's.
-func (n *Node) handleClaim(_ context.Context, from string, decode func(any) error) (any, error) {
+func (n *Runtime) handleClaim(_ context.Context, from string, decode func(any) error) (any, error) {
 	var req claimRequest
 	if err := decode(&req); err != nil {
 		return nil, err
@@ -84,7 +84,7 @@ func (n *Node) handleClaim(_ context.Context, from string, decode func(any) erro
 }
 
 // handleForget drops the checkpoints of a session that ended.
-func (n *Node) handleForget(_ context.Context, from string, decode func(any) error) (any, error) {
+func (n *Runtime) handleForget(_ context.Context, from string, decode func(any) error) (any, error) {
 	var req forgetRequest
 	if err := decode(&req); err != nil {
 		return nil, err
@@ -95,7 +95,7 @@ func (n *Node) handleForget(_ context.Context, from string, decode func(any) err
 }
 
 // handleEpoch tells the newest epoch this member knows of a session.
-func (n *Node) handleEpoch(_ context.Context, _ string, decode func(any) error) (any, error) {
+func (n *Runtime) handleEpoch(_ context.Context, _ string, decode func(any) error) (any, error) {
 	var req epochQuery
 	if err := decode(&req); err != nil {
 		return nil, err
@@ -105,7 +105,7 @@ func (n *Node) handleEpoch(_ context.Context, _ string, decode func(any) error) 
 
 // sweepReplicas forgets the checkpoints of sessions nobody updated for
 // long (their member and client are gone).
-func (n *Node) sweepReplicas(every, idle time.Duration) {
+func (n *Runtime) sweepReplicas(every, idle time.Duration) {
 	defer n.wg.Done()
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -123,8 +123,8 @@ func (n *Node) sweepReplicas(every, idle time.Duration) {
 
 // ProbeEpoch asks the replicas of session s, whose client is away, whether
 // another member took it over (a newer epoch), and fences it if one did.
-func (n *Node) ProbeEpoch(s Session) {
-	ctx, cancel := context.WithTimeout(context.Background(), replicateTimeout)
+func (n *Runtime) ProbeEpoch(s Session) {
+	ctx, cancel := context.WithTimeout(context.Background(), copyTimeout)
 	defer cancel()
 	id := s.ID()
 	for _, m := range n.members.Replicas(hex.EncodeToString(id[:]), n.replicas) {
@@ -150,7 +150,7 @@ const confirmEpochTimeout = time.Second
 // resume refused. A resume that no replica answers is refused too (the
 // client tries again, or another member): serving it could serve an epoch
 // another member has already replaced. Its errors are *Refused.
-func (n *Node) ConfirmEpoch(s Session) error {
+func (n *Runtime) ConfirmEpoch(s Session) error {
 	id := s.ID()
 	targets := n.members.Replicas(hex.EncodeToString(id[:]), n.replicas)
 	if len(targets) == 0 {

@@ -24,8 +24,8 @@ func refused(code wire.Code, format string, args ...any) *Refused {
 	return &Refused{wire.Refused{Code: code, Reason: fmt.Sprintf(format, args...)}}
 }
 
-// Obtained is a session's checkpoint obtained for a takeover.
-type Obtained struct {
+// TakenOver is a session's checkpoint obtained for a takeover.
+type TakenOver struct {
 	Record     *snapshot.Record // the newest checkpoint the client can resume from
 	Epoch      uint64           // the session's epoch on this member from now on
 	From       string           // where it came from, for logs
@@ -38,11 +38,11 @@ type Obtained struct {
 // handshake timeout.
 const handoverProbe = time.Second
 
-// Obtain gets a session's checkpoint for a takeover, for the client whose
+// TakeOver gets a session's checkpoint for a takeover, for the client whose
 // proven request is req: from its member if it answers (a live move), else
 // from the members holding copies (a failover), fencing the member that
 // lost it. Its errors are *Refused.
-func (n *Node) Obtain(req HandoverRequest) (Obtained, error) {
+func (n *Runtime) TakeOver(req HandoverRequest) (TakenOver, error) {
 	originName := req.Origin
 	origin, known := n.members.Member(originName)
 	if m, ok := n.members.Gone(originName, 2*n.cfg.HandshakeTimeout); !known && ok && m.Draining {
@@ -72,48 +72,48 @@ func (n *Node) Obtain(req HandoverRequest) (Obtained, error) {
 		case err == nil:
 			rec, err := snapshot.Unmarshal(rep.Record, 0)
 			if err != nil {
-				return Obtained{}, refused(wire.CodeProtocol, "checkpoint from %s: %v", origin.Name, err)
+				return TakenOver{}, refused(wire.CodeProtocol, "checkpoint from %s: %v", origin.Name, err)
 			}
 			n.settleHandover(origin, req.Session, rep.Epoch)
 			n.noteFled(origin.Name)
 			n.claimAsync(req.Session, rep.Epoch, origin.Name)
-			return Obtained{Record: rec, Epoch: rep.Epoch, From: origin.Name}, nil
+			return TakenOver{Record: rec, Epoch: rep.Epoch, From: origin.Name}, nil
 		case errors.As(err, &re) && re.Code == CodeNotMember:
 			// It serves the session but does not know this member yet (or
 			// for a moment): the client is to try again.
-			return Obtained{}, refused(wire.CodeBusy, "the session's member %s: %s", originName, re.Message)
+			return TakenOver{}, refused(wire.CodeBusy, "the session's member %s: %s", originName, re.Message)
 		case errors.As(err, &re) && re.Code != CodeUnknown:
-			return Obtained{}, &Refused{remoteRefusal(err)} // it answered: no failover
+			return TakenOver{}, &Refused{remoteRefusal(err)} // it answered: no failover
 		case origin.Draining && re == nil:
 			// Alive and draining, only slow: the client is to try again (at
 			// its member, which still has the session or says where it
 			// went), not to take the session from under a handover.
-			return Obtained{}, refused(wire.CodeBusy,
+			return TakenOver{}, refused(wire.CodeBusy,
 				"the session's member %s drains and did not hand the session over in time (%v)", originName, err)
 		case n.replicas == 0 && re == nil:
 			// It may be only slow: the client is to try again.
-			return Obtained{}, refused(wire.CodeBusy,
+			return TakenOver{}, refused(wire.CodeBusy,
 				"the session's member %s does not answer (%v) and checkpoints are not replicated", originName, err)
 		case n.replicas == 0: // it answered that it does not have the session
-			return Obtained{}, refused(wire.CodeUnknownSession, "its member %s: %s", originName, re.Message)
+			return TakenOver{}, refused(wire.CodeUnknownSession, "its member %s: %s", originName, re.Message)
 		}
 		n.log.Info("mtcp: session's member does not answer, taking it from replicas",
 			"session", fmt.Sprintf("%x", req.Session), "member", originName, "err", err)
 	}
 	if n.replicas == 0 {
-		return Obtained{}, refused(wire.CodeUnknownSession, "its member %q is gone and checkpoints are not replicated", originName)
+		return TakenOver{}, refused(wire.CodeUnknownSession, "its member %q is gone and checkpoints are not replicated", originName)
 	}
 	rec, epoch, err := n.failover(originName, req)
 	if err != nil {
-		return Obtained{}, err
+		return TakenOver{}, err
 	}
-	return Obtained{Record: rec, Epoch: epoch, From: "replicas of " + originName, FailedOver: true}, nil
+	return TakenOver{Record: rec, Epoch: epoch, From: "replicas of " + originName, FailedOver: true}, nil
 }
 
 // failover takes a session whose member is gone from the checkpoints the
 // other members hold: the newest the client can resume from, at an epoch
 // above every one known, claimed on every member that answered.
-func (n *Node) failover(originName string, req HandoverRequest) (*snapshot.Record, uint64, error) {
+func (n *Runtime) failover(originName string, req HandoverRequest) (*snapshot.Record, uint64, error) {
 	// Own copies count too: this member may be a replica of the session.
 	own := n.store.Records(req.Session)
 	if len(own) > 0 && !req.Signed(auth.Secret(own[0].Secret)) {
@@ -201,7 +201,7 @@ func (n *Node) failover(originName string, req HandoverRequest) (*snapshot.Recor
 // claim fences the epochs before epoch on this member and on holders. A
 // holder that knows a newer claim makes the takeover fail: another member
 // has the session.
-func (n *Node) claim(session [wire.SessionIDLen]byte, epoch uint64, holders []Member) error {
+func (n *Runtime) claim(session [wire.SessionIDLen]byte, epoch uint64, holders []Member) error {
 	if err := n.store.Claim(session, epoch, n.name); err != nil {
 		return refused(wire.CodeStaleEpoch, "%v", err)
 	}
@@ -229,7 +229,7 @@ func (n *Node) claim(session [wire.SessionIDLen]byte, epoch uint64, holders []Me
 // claimAsync fences older epochs on the session's replicas after a live
 // handover by origin, which froze the session and knows the new epoch
 // already (it claimed it when it answered): the others are told.
-func (n *Node) claimAsync(session [wire.SessionIDLen]byte, epoch uint64, origin string) {
+func (n *Runtime) claimAsync(session [wire.SessionIDLen]byte, epoch uint64, origin string) {
 	if n.replicas == 0 {
 		return
 	}

@@ -71,7 +71,7 @@ func (ts *tombstones) bury(id [wire.SessionIDLen]byte, to Member, epoch uint64, 
 }
 
 // MovedTo returns where a session went, if it left this member.
-func (n *Node) MovedTo(id [wire.SessionIDLen]byte) (Tombstone, bool) {
+func (n *Runtime) MovedTo(id [wire.SessionIDLen]byte) (Tombstone, bool) {
 	ts := &n.tombs
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
@@ -117,7 +117,7 @@ func (ts *tombstones) superseded(id [wire.SessionIDLen]byte, epoch uint64) bool 
 
 // Unsettled counts the handovers not confirmed yet whose successor may
 // still ask again: a member that leaves waits for them.
-func (n *Node) Unsettled() int {
+func (n *Runtime) Unsettled() int {
 	ts := &n.tombs
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
@@ -130,7 +130,7 @@ func (n *Node) Unsettled() int {
 	return k
 }
 
-func (n *Node) handleSettle(_ context.Context, from string, decode func(any) error) (any, error) {
+func (n *Runtime) handleSettle(_ context.Context, from string, decode func(any) error) (any, error) {
 	var req settleRequest
 	if err := decode(&req); err != nil {
 		return nil, err
@@ -145,7 +145,7 @@ func (n *Node) handleSettle(_ context.Context, from string, decode func(any) err
 
 // settleHandover tells the member that handed a session over that it can
 // forget it (in the background: the session does not wait for it).
-func (n *Node) settleHandover(origin Member, session [wire.SessionIDLen]byte, epoch uint64) {
+func (n *Runtime) settleHandover(origin Member, session [wire.SessionIDLen]byte, epoch uint64) {
 	n.background(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.HandshakeTimeout)
 		defer cancel()

@@ -28,7 +28,7 @@ var (
 )
 
 // Set makes member (the value the member registered its handlers with, its
-// *pool.Node) run wrap for its requests of kind until the returned function
+// *pool.Runtime) run wrap for its requests of kind until the returned function
 // is called.
 func Set(member any, kind string, wrap Wrap) (undo func()) {
 	k := key{member, kind}

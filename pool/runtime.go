@@ -15,8 +15,8 @@ import (
 	"github.com/migratory/mtcp/transport"
 )
 
-// NodeConfig configures a Node. Package mtcp fills it from its Config.
-type NodeConfig struct {
+// RuntimeConfig configures a Runtime. Package mtcp fills it from its Config.
+type RuntimeConfig struct {
 	Name       string   // the member's unique name
 	ClientAddr string   // where clients reach the member
 	Gossip     string   // ip:port gossip binds (port 0 picks one)
@@ -46,14 +46,14 @@ type NodeConfig struct {
 	DrainWindow int
 }
 
-// Node is a listener's part in a pool: its membership (gossip), the
+// Runtime is a listener's part in a pool: its membership (gossip), the
 // server-to-server control plane, the copies it keeps of other members'
 // checkpoints, and the coordination of moves: handovers, takeovers,
 // failovers, fencing, replication, drains and balancing. It reaches the
 // listener's sessions only through Host and Session. Package mtcp starts
 // one for a Listener in a pool; applications use mtcp.Listener.
-type Node struct {
-	cfg      NodeConfig
+type Runtime struct {
+	cfg      RuntimeConfig
 	host     Host
 	log      *slog.Logger
 	name     string
@@ -88,15 +88,15 @@ type Node struct {
 	wg       sync.WaitGroup
 }
 
-// StartNode joins (or starts) the pool cfg describes, for host's sessions.
-func StartNode(cfg NodeConfig, host Host) (*Node, error) {
+// StartRuntime joins (or starts) the pool cfg describes, for host's sessions.
+func StartRuntime(cfg RuntimeConfig, host Host) (*Runtime, error) {
 	if len(cfg.Key) < MinKeyLen {
 		return nil, ErrNoKey
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	n := &Node{cfg: cfg, host: host, log: cfg.Logger, name: cfg.Name, replicas: cfg.Replicas,
+	n := &Runtime{cfg: cfg, host: host, log: cfg.Logger, name: cfg.Name, replicas: cfg.Replicas,
 		store: snapshot.NewStore(cfg.ReplicaKeep, cfg.ReplicaMemory), stop: make(chan struct{}),
 		moved: make(chan struct{}, 1)}
 	n.tombs.init(2 * cfg.HandshakeTimeout)
@@ -153,38 +153,38 @@ func StartNode(cfg NodeConfig, host Host) (*Node, error) {
 }
 
 // ControlAddr is where the member's control plane listens.
-func (n *Node) ControlAddr() string { return n.ctl.Addr().String() }
+func (n *Runtime) ControlAddr() string { return n.ctl.Addr().String() }
 
 // Name is the member's name.
-func (n *Node) Name() string { return n.name }
+func (n *Runtime) Name() string { return n.name }
 
 // Replicas is how many copies of each checkpoint the member makes.
-func (n *Node) Replicas() int { return n.replicas }
+func (n *Runtime) Replicas() int { return n.replicas }
 
 // Membership is the member's view of the pool.
-func (n *Node) Membership() *Pool { return n.members }
+func (n *Runtime) Membership() *Pool { return n.members }
 
 // CopiesHeld counts the sessions of other members whose checkpoints this
 // member keeps.
-func (n *Node) CopiesHeld() int { return n.store.Len() }
+func (n *Runtime) CopiesHeld() int { return n.store.Len() }
 
 // StoredCheckpoints returns the copies of session id's checkpoints this
 // member keeps for its member, oldest first.
-func (n *Node) StoredCheckpoints(id [wire.SessionIDLen]byte) []*snapshot.Record {
+func (n *Runtime) StoredCheckpoints(id [wire.SessionIDLen]byte) []*snapshot.Record {
 	return n.store.Records(id)
 }
 
 // StoredEpoch is the newest epoch of session id this member knows from the
 // control plane (0 if none).
-func (n *Node) StoredEpoch(id [wire.SessionIDLen]byte) uint64 { return n.store.Epoch(id) }
+func (n *Runtime) StoredEpoch(id [wire.SessionIDLen]byte) uint64 { return n.store.Epoch(id) }
 
 // AddTraffic counts n bytes its sessions received or wrote, for the load
 // the member publishes.
-func (n *Node) AddTraffic(k int) { n.traffic.Add(uint64(k)) }
+func (n *Runtime) AddTraffic(k int) { n.traffic.Add(uint64(k)) }
 
 // background runs f in a goroutine that Close waits for, unless the node
 // is closing; it reports whether it did.
-func (n *Node) background(f func()) bool {
+func (n *Runtime) background(f func()) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closing {
@@ -200,7 +200,7 @@ func (n *Node) background(f func()) bool {
 
 // Close leaves the pool and stops the control plane.
 // It may be called more than once, and after Crash.
-func (n *Node) Close() {
+func (n *Runtime) Close() {
 	n.mu.Lock()
 	n.closing = true
 	n.mu.Unlock()
@@ -210,7 +210,7 @@ func (n *Node) Close() {
 }
 
 // down stops gossip (leaving the pool first if leave) and the control plane.
-func (n *Node) down(leave bool) {
+func (n *Runtime) down(leave bool) {
 	n.downOnce.Do(func() {
 		if leave {
 			_ = n.members.Leave(time.Second)
@@ -224,7 +224,7 @@ func (n *Node) down(leave bool) {
 // Crash stops the member the way a crash of its process would: no leaving,
 // no goodbyes, no forgetting; the control plane and gossip just stop.
 // A later Close only waits for the background work to stop.
-func (n *Node) Crash() {
+func (n *Runtime) Crash() {
 	n.mu.Lock()
 	n.closing = true
 	n.mu.Unlock()
@@ -236,7 +236,7 @@ func (n *Node) Crash() {
 // changed (a member came, went, died and came back, or drains), the
 // sessions' replica sets may have changed too: each copies its checkpoints
 // to whoever holds them now.
-func (n *Node) changed() {
+func (n *Runtime) changed() {
 	if !n.started.Load() {
 		return // the pool is still starting: no session yet
 	}
@@ -256,7 +256,7 @@ func (n *Node) changed() {
 
 // reportLoad publishes this member's load once a second: its sessions, and
 // the bytes per second its sessions read and wrote.
-func (n *Node) reportLoad() {
+func (n *Runtime) reportLoad() {
 	defer n.wg.Done()
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
@@ -277,7 +277,7 @@ func (n *Node) reportLoad() {
 // refreshMembers rebuilds the MEMBERS frame from the pool; it reports
 // whether the frame changed (a new version for the clients), which load
 // figures the clients are not shown do not do.
-func (n *Node) refreshMembers() bool {
+func (n *Runtime) refreshMembers() bool {
 	list := n.members.Members()
 	f := wire.Members{List: make([]wire.MemberInfo, 0, len(list))}
 	for _, m := range list {
@@ -297,11 +297,11 @@ func (n *Node) refreshMembers() bool {
 
 // MembersVersion is the version of the MEMBERS frame: a session whose
 // client was sent an older one sends MembersFrame.
-func (n *Node) MembersVersion() uint64 { return n.version.Load() }
+func (n *Runtime) MembersVersion() uint64 { return n.version.Load() }
 
 // MembersFrame returns the encoded MEMBERS frame of the current membership
 // and its version.
-func (n *Node) MembersFrame() ([]byte, uint64) {
+func (n *Runtime) MembersFrame() ([]byte, uint64) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.frame, n.membersVer
@@ -309,7 +309,7 @@ func (n *Node) MembersFrame() ([]byte, uint64) {
 
 // noteMoved wakes a drain: a session was handed over, or a handover
 // settled.
-func (n *Node) noteMoved() {
+func (n *Runtime) noteMoved() {
 	select {
 	case n.moved <- struct{}{}:
 	default:
@@ -317,7 +317,7 @@ func (n *Node) noteMoved() {
 }
 
 // namesOf looks members up by name.
-func (n *Node) namesOf(names []string) []Member {
+func (n *Runtime) namesOf(names []string) []Member {
 	out := make([]Member, 0, len(names))
 	for _, name := range names {
 		if m, ok := n.members.Member(name); ok {
