@@ -30,7 +30,11 @@ type Dialer struct {
 	Metrics Metrics
 
 	// DialFunc replaces the dial of the underlying connections (for
-	// instance with in-memory pipes in tests). Nil uses net.Dialer.
+	// instance with in-memory pipes in tests). Nil uses a net.Dialer
+	// without kernel TCP keepalive: a session's links find dead paths
+	// themselves (KeepAlive, KeepAliveTimeout, IdleProbe), and the four
+	// socket options that would turn it on cost every link a system call
+	// each.
 	DialFunc func(ctx context.Context, network, address string) (net.Conn, error)
 
 	// HandshakeTimeout bounds each link's dial and handshakes.
@@ -134,7 +138,7 @@ func (d *Dialer) dialLink(ctx context.Context, network, address string) (net.Con
 	if d.DialFunc != nil {
 		nc, err = d.DialFunc(ctx, network, address)
 	} else {
-		var nd net.Dialer
+		nd := net.Dialer{KeepAlive: -1} // the links probe for themselves
 		nc, err = nd.DialContext(ctx, network, address)
 	}
 	if err != nil {
