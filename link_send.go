@@ -23,19 +23,28 @@ func (l *link) sendLoop() {
 }
 
 // flushFromWrite sends the bytes Write just retained: directly when the
-// writer side is free and no write deadline is set, else through the send
-// loop. A direct send that a write deadline or Close catches blocked in the
+// writer side is free, else through the send loop. A direct send that a
+// write deadline (set before or during it) or Close catches blocked in the
 // socket is interrupted (interruptWrite): the link fails and the session
-// resumes, with the bytes retained.
+// resumes, with the bytes retained. A deadline already passed leaves the
+// bytes to the send loop.
 func (l *link) flushFromWrite() {
 	c := l.c
-	if !c.wrDeadline.isSet() && l.wmu.TryLock() {
+	if l.wmu.TryLock() {
 		l.dmu.Lock()
 		l.direct = true
+		direct := !isClosed(c.closeCalled)
+		if direct && c.wrDeadline.isSet() {
+			// A deadline set from here on finds the direct send
+			// (interruptWrite); one set before bounds it now.
+			if t := c.wrDeadline.get(); !t.IsZero() {
+				direct = time.Until(t) > 0
+				l.interrupted = true
+				_ = l.nc.SetWriteDeadline(t)
+			}
+		}
 		l.dmu.Unlock()
-		// A deadline set or a Close after this point finds the direct send
-		// (interruptWrite); one set before it is seen here.
-		if !c.wrDeadline.isSet() && !isClosed(c.closeCalled) {
+		if direct && !isClosed(c.closeCalled) {
 			l.flushHoldingWriter()
 		} else {
 			l.kickNow()
