@@ -68,6 +68,9 @@ func Unmarshal(b []byte, maxBytes int) (*Record, error) {
 	if len(b) < 1 || b[0] != Version {
 		return nil, fmt.Errorf("%w: unknown version", ErrMalformed)
 	}
+	if err := wellFormed(b[1:]); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
 	var r Record
 	if err := msgpack.Unmarshal(b[1:], &r); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
