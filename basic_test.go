@@ -67,22 +67,14 @@ func TestDoneSaysWhenTheSessionEnded(t *testing.T) {
 	require.Equal(t, "last words", string(got))
 	require.NoError(t, sc.Close())
 	for _, end := range []net.Conn{c, sc} {
-		select {
-		case <-end.(*Conn).Done():
-		case <-time.After(10 * time.Second):
-			t.Fatal("Done not closed after both ends closed")
-		}
+		waitSessionEnd(t, end) // Done closed
 		require.NoError(t, end.(*Conn).Err(), "the session finished cleanly")
 	}
 
 	c, sc = acceptDialed(t, ln, d, ln.Addr().String())
 	ln.crash()
 	for _, end := range []net.Conn{sc, c} {
-		select {
-		case <-end.(*Conn).Done():
-		case <-time.After(10 * time.Second):
-			t.Fatal("Done not closed after the session was lost")
-		}
+		waitSessionEnd(t, end) // Done closed
 		var lost *SessionLostError
 		require.ErrorAs(t, end.(*Conn).Err(), &lost)
 	}
@@ -92,8 +84,8 @@ func TestDoneSaysWhenTheSessionEnded(t *testing.T) {
 // its Read and Write do, with net.ErrClosed.
 func TestMigrateAfterCloseIsErrClosed(t *testing.T) {
 	srv := listenEcho(t, nil)
-	defer srv.stop()
-	c := dialHonest(t, srv.addr())
+	defer srv.Stop()
+	c := dialHonest(t, srv.Addr())
 	require.NoError(t, c.Close())
 	err := c.(*Conn).Migrate(context.Background(), "")
 	require.ErrorIs(t, err, net.ErrClosed)

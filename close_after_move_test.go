@@ -33,11 +33,7 @@ func TestCloseWhereNoCopyCanBeMade(t *testing.T) {
 
 	start := time.Now()
 	require.NoError(t, mc.Close())
-	select {
-	case <-mc.Done():
-	case <-time.After(10 * time.Second):
-		t.Fatalf("the session did not end: %s", mc.debugState())
-	}
+	waitSessionEnd(t, mc)
 	require.NoError(t, mc.Err(), "the session finished cleanly")
 	t.Logf("ended %v after Close", time.Since(start))
 }

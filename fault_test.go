@@ -15,8 +15,8 @@ import (
 // the connection after every 768 KiB echoed.
 func TestEchoSurvivesResets(t *testing.T) {
 	srv := listenEcho(t, nil)
-	defer srv.stop()
-	px := newProxy(t, srv.addr())
+	defer srv.Stop()
+	px := newProxy(t, srv.Addr())
 	defer px.Close()
 
 	d := &Dialer{KeepAlive: 100 * time.Millisecond, KeepAliveTimeout: 1 * time.Second}
@@ -26,7 +26,7 @@ func TestEchoSurvivesResets(t *testing.T) {
 	cut, _ := px.ResetEvery(768 << 10)
 	res := echoTransfer(c, n, 1, cut)
 	require.NoError(t, c.Close())
-	requireTransferOK(t, res, n, 1, srv.digest(t))
+	requireTransferOK(t, res, n, 1, srv.Digest(t))
 	waitSessionEnd(t, c)
 	require.GreaterOrEqual(t, px.Resets(), int64(20), "the path was cut at least 20 times")
 	t.Logf("%d connections reset during the transfer", px.Resets())
@@ -36,8 +36,8 @@ func TestEchoSurvivesResets(t *testing.T) {
 // several times during an echo; keepalive must notice and resume.
 func TestEchoSurvivesBlackholes(t *testing.T) {
 	srv := listenEcho(t, &Config{Logger: testLogger(t)})
-	defer srv.stop()
-	px := newProxy(t, srv.addr())
+	defer srv.Stop()
+	px := newProxy(t, srv.Addr())
 	defer px.Close()
 
 	d := &Dialer{
@@ -61,7 +61,7 @@ func TestEchoSurvivesBlackholes(t *testing.T) {
 		}
 	})
 	require.NoError(t, c.Close())
-	requireTransferOK(t, res, n, 2, srv.digest(t))
+	requireTransferOK(t, res, n, 2, srv.Digest(t))
 	waitSessionEnd(t, c)
 	require.Equal(t, int32(holes), made.Load())
 }

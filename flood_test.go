@@ -182,8 +182,8 @@ func TestHonestSessionsThroughAHandshakeFlood(t *testing.T) {
 		Logger: testLogger(t), MaxHandshakes: slots, Window: buffer, Retention: buffer,
 	})
 	ln := srv.ln
-	defer srv.stop()
-	addr := srv.addr()
+	defer srv.Stop()
+	addr := srv.Addr()
 	paths := &resetter{conns: map[net.Conn]bool{}}
 
 	own := dialHonest(t, addr)
@@ -316,7 +316,7 @@ func TestHonestSessionsThroughAHandshakeFlood(t *testing.T) {
 		require.Equal(t, w, res.Sent, "session %d sent its pattern", i)
 		require.Equal(t, w, res.Received, "session %d read back exactly what it sent", i)
 		want = append(want, w)
-		got = append(got, srv.digest(t))
+		got = append(got, srv.Digest(t))
 	}
 	slices.SortFunc(want, bytes.Compare)
 	slices.SortFunc(got, bytes.Compare)

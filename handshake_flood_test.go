@@ -16,9 +16,9 @@ import (
 // for it until the handshake timeout.
 func TestHandshakeChecksTypeBeforeBody(t *testing.T) {
 	srv, own := listenEchoHonest(t, &Config{Logger: testLogger(t), HandshakeTimeout: 30 * time.Second})
-	defer srv.stop()
+	defer srv.Stop()
 	defer closeHonest(t, own)
-	addr := srv.addr()
+	addr := srv.Addr()
 	id := own.(*Conn).id
 
 	const proofMax = wire.MACLen + 40 + 2 + 8*wire.MaxKnown
@@ -56,9 +56,9 @@ func TestHandshakeChecksTypeBeforeBody(t *testing.T) {
 // timeout (9 s).
 func TestResumeProofHasItsOwnDeadline(t *testing.T) {
 	srv, own := listenEchoHonest(t, &Config{Logger: testLogger(t), HandshakeTimeout: 9 * time.Second})
-	defer srv.stop()
+	defer srv.Stop()
 	defer closeHonest(t, own)
-	addr := srv.addr()
+	addr := srv.Addr()
 
 	p := dialRaw(t, addr)
 	defer p.Close()
@@ -79,10 +79,10 @@ func TestResumeHelloFloodDoesNotLockOut(t *testing.T) {
 	srv := listenEcho(t, &Config{
 		Logger: testLogger(t), MaxHandshakes: slots, HandshakeTimeout: 20 * time.Second,
 	})
-	defer srv.stop()
-	px := newProxy(t, srv.addr())
+	defer srv.Stop()
+	px := newProxy(t, srv.Addr())
 	defer px.Close()
-	addr := srv.addr()
+	addr := srv.Addr()
 
 	d := &Dialer{Logger: testLogger(t), HandshakeTimeout: time.Second}
 	resumer, err := d.Dial("tcp", px.Addr())

@@ -36,21 +36,6 @@ func startEchoServer(t *testing.T, ln *Listener) *echoServer {
 	return &echoServer{Server: transfer.Serve(ln, t.Logf, track), ln: ln}
 }
 
-// digest waits for the digest of the next session the server finished.
-func (s *echoServer) digest(t testing.TB) []byte {
-	t.Helper()
-	d, ok := s.Digest()
-	if !ok {
-		t.Fatal("the server did not finish the echo")
-	}
-	return d
-}
-
-func (s *echoServer) stop() { s.Stop() }
-
-// addr is the address the echo server's listener accepts on.
-func (s *echoServer) addr() string { return s.Addr() }
-
 func newPattern(n int64, seed uint64) *transfer.Pattern { return transfer.NewPattern(n, seed) }
 
 // transferResult is what an echo transfer sent and read back.
@@ -155,7 +140,7 @@ func acceptDialed(t testing.TB, ln *Listener, d *Dialer, addr string) (c, sc net
 func listenEchoHonest(t *testing.T, cfg *Config) (*echoServer, net.Conn) {
 	t.Helper()
 	srv := listenEcho(t, cfg)
-	return srv, dialHonest(t, srv.addr())
+	return srv, dialHonest(t, srv.Addr())
 }
 
 // tlsConfigs returns the tests' server and client TLS configurations (see

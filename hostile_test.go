@@ -54,9 +54,9 @@ func helloFrame(h wire.Hello, edit func(body []byte)) []byte {
 func TestHostileHandshakes(t *testing.T) {
 	srv, honest := listenEchoHonest(t, &Config{Logger: testLogger(t), HandshakeTimeout: 2 * time.Second})
 	ln := srv.ln
-	defer srv.stop()
+	defer srv.Stop()
 	defer closeHonest(t, honest)
-	addr := srv.addr()
+	addr := srv.Addr()
 	echoOnce(t, honest, "before")
 
 	zeroKey := rawHello()
@@ -255,8 +255,8 @@ func TestProtocolErrorIsAnnouncedWithAbort(t *testing.T) {
 // goes on.
 func TestExtensionFramesAreSkipped(t *testing.T) {
 	srv := listenEcho(t, &Config{Logger: testLogger(t)})
-	defer srv.stop()
-	p := dialRaw(t, srv.addr())
+	defer srv.Stop()
+	p := dialRaw(t, srv.Addr())
 	defer p.Close()
 	p.open()
 	p.send(
@@ -274,8 +274,8 @@ func TestExtensionFramesAreSkipped(t *testing.T) {
 // and leave the session working for its real client.
 func TestResumeProofs(t *testing.T) {
 	srv := listenEcho(t, &Config{Logger: testLogger(t), HandshakeTimeout: 2 * time.Second})
-	defer srv.stop()
-	addr := srv.addr()
+	defer srv.Stop()
+	addr := srv.Addr()
 
 	t.Run("wrong MAC for a live session", func(t *testing.T) {
 		honest := dialHonest(t, addr)
@@ -621,8 +621,8 @@ func TestHandshakeFloodIsBounded(t *testing.T) {
 		Logger: testLogger(t), MaxHandshakes: slots, HandshakeTimeout: handshake, FirstByteTimeout: 200 * time.Millisecond,
 	})
 	ln := srv.ln
-	defer srv.stop()
-	addr := srv.addr()
+	defer srv.Stop()
+	addr := srv.Addr()
 	idle := runtime.NumGoroutine()
 	idleSet := goleak.IgnoreCurrent()
 
@@ -683,8 +683,8 @@ func TestHandshakeFloodSparesHonestClients(t *testing.T) {
 	srv := listenEcho(t, &Config{
 		Logger: testLogger(t), MaxHandshakes: 16, HandshakeTimeout: 500 * time.Millisecond,
 	})
-	defer srv.stop()
-	addr := srv.addr()
+	defer srv.Stop()
+	addr := srv.Addr()
 	peers := stallFlood(t, addr, flood)
 	defer func() {
 		for _, p := range peers {
@@ -705,15 +705,15 @@ func TestHandshakeFloodSparesHonestClients(t *testing.T) {
 // holds are unharmed.
 func TestSessionLimitRefusesWithBusy(t *testing.T) {
 	srv := listenEcho(t, &Config{Logger: testLogger(t), MaxSessions: 2})
-	defer srv.stop()
+	defer srv.Stop()
 	d := &Dialer{Logger: testLogger(t)}
 	var held []net.Conn
 	for i := 0; i < 2; i++ {
-		c, err := d.Dial("tcp", srv.addr())
+		c, err := d.Dial("tcp", srv.Addr())
 		require.NoError(t, err)
 		held = append(held, c)
 	}
-	_, err := d.Dial("tcp", srv.addr())
+	_, err := d.Dial("tcp", srv.Addr())
 	require.ErrorIs(t, err, ErrBusy)
 	var pe *PeerError
 	require.ErrorAs(t, err, &pe)
@@ -721,7 +721,7 @@ func TestSessionLimitRefusesWithBusy(t *testing.T) {
 	require.Equal(t, CodeBusy, pe.Code, "the refusal carries its exported code")
 	require.Equal(t, "server busy", pe.Code.String())
 
-	p := dialRaw(t, srv.addr())
+	p := dialRaw(t, srv.Addr())
 	defer p.Close()
 	kp, err := auth.NewKeyPair()
 	require.NoError(t, err)

@@ -115,8 +115,8 @@ func heapAndStacks() uint64 {
 // ways. An idle session meanwhile keeps its link without chatter.
 func TestBlackholeWithDataOutstandingResumes(t *testing.T) {
 	srv := listenEcho(t, &Config{Logger: testLogger(t), IdleProbe: time.Hour})
-	defer srv.stop()
-	px := newProxy(t, srv.addr())
+	defer srv.Stop()
+	px := newProxy(t, srv.Addr())
 	defer px.Close()
 	m := &resumeCounter{}
 	d := &Dialer{
@@ -182,7 +182,7 @@ func TestBlackholeWithDataOutstandingResumes(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, c.Close())
 	require.Equal(t, sent.Sum(nil), echoed.Sum(nil), "the client read back what it wrote")
-	require.Equal(t, sent.Sum(nil), srv.digest(t), "the server read what the client wrote")
+	require.Equal(t, sent.Sum(nil), srv.Digest(t), "the server read what the client wrote")
 	waitSessionEnd(t, c)
 }
 
@@ -191,8 +191,8 @@ func TestBlackholeWithDataOutstandingResumes(t *testing.T) {
 // session resumes.
 func TestIdleProbeFindsDeadPath(t *testing.T) {
 	srv := listenEcho(t, &Config{Logger: testLogger(t)})
-	defer srv.stop()
-	px := newProxy(t, srv.addr())
+	defer srv.Stop()
+	px := newProxy(t, srv.Addr())
 	defer px.Close()
 	m := &resumeCounter{}
 	d := &Dialer{
@@ -208,7 +208,7 @@ func TestIdleProbeFindsDeadPath(t *testing.T) {
 	px.Heal()
 	res := echoTransfer(c, 256<<10, 9, nil)
 	require.NoError(t, c.Close())
-	requireTransferOK(t, res, 256<<10, 9, srv.digest(t))
+	requireTransferOK(t, res, 256<<10, 9, srv.Digest(t))
 	waitSessionEnd(t, c)
 }
 

@@ -119,7 +119,7 @@ func TestResumeIsNotAccepted(t *testing.T) {
 func TestClientRoams(t *testing.T) {
 	srv := listenEcho(t, nil)
 	ln := srv.ln
-	defer srv.stop()
+	defer srv.Stop()
 	var next atomic.Int32
 	var links []net.Conn
 	var mu = make(chan struct{}, 1)
@@ -135,7 +135,7 @@ func TestClientRoams(t *testing.T) {
 		}
 		return nc, err
 	}}
-	c, err := d.Dial("tcp", srv.addr())
+	c, err := d.Dial("tcp", srv.Addr())
 	require.NoError(t, err)
 	id := c.(*Conn).SessionID()
 	// seen lists the client addresses the server end reported, one per link.
@@ -188,7 +188,7 @@ func TestClientRoams(t *testing.T) {
 		}
 	}
 	require.NoError(t, c.Close())
-	requireTransferOK(t, res, n, 3, srv.digest(t))
+	requireTransferOK(t, res, n, 3, srv.Digest(t))
 	waitSessionEnd(t, c)
 	require.GreaterOrEqual(t, next.Load(), int32(5), "the session moved across several client addresses")
 }

@@ -165,7 +165,7 @@ func TestKeepaliveWatchdogStartsWithoutRace(t *testing.T) {
 	ln, err := NewListener(mem, &Config{Logger: testLogger(t)})
 	require.NoError(t, err)
 	srv := startEchoServer(t, ln)
-	defer srv.stop()
+	defer srv.Stop()
 	const keepAlive = 20 * time.Millisecond
 	d := &Dialer{DialFunc: mem.Dial, Logger: testLogger(t), KeepAlive: keepAlive, KeepAliveTimeout: 2 * time.Second}
 	for i := 0; i < 3; i++ {

@@ -301,7 +301,7 @@ func TestFirstDetachTimeout(t *testing.T) {
 		FirstDetachTimeout: 200 * time.Millisecond, DetachTimeout: 10 * time.Second})
 	require.NoError(t, err)
 	es := startEchoServer(t, ln)
-	defer es.stop()
+	defer es.Stop()
 	open := func() (*gate, net.Conn) {
 		g := &gate{}
 		c, err := (&Dialer{Logger: testLogger(t), DialFunc: g.dial, ResumeTimeout: 20 * time.Second}).Dial("tcp", ln.Addr().String())
@@ -326,7 +326,7 @@ func TestFirstDetachTimeout(t *testing.T) {
 	g2.open()
 	echoOnce(t, once, "back")
 	closeHonest(t, once)
-	es.digest(t)
+	es.Digest(t)
 
 	g1.open()
 	_ = never.SetReadDeadline(time.Now().Add(10 * time.Second))

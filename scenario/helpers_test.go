@@ -74,30 +74,14 @@ func tlsConfigs(t testing.TB) (server, client *tls.Config, certPEM []byte) {
 	return testcert.Configs(t)
 }
 
-// echoServer echoes the sessions its listener accepts (transfer.Server).
-type echoServer struct{ *transfer.Server }
-
 // listenEcho listens on loopback with cfg (nil: the defaults) and serves
 // the echo server there.
-func listenEcho(t *testing.T, cfg *mtcp.Config) *echoServer {
+func listenEcho(t *testing.T, cfg *mtcp.Config) *transfer.Server {
 	t.Helper()
 	ln, err := mtcp.Listen("tcp", "127.0.0.1:0", cfg)
 	require.NoError(t, err)
-	return &echoServer{transfer.Serve(ln, t.Logf, nil)}
+	return transfer.Serve(ln, t.Logf, nil)
 }
-
-// digest waits for the digest of the next session the server finished.
-func (s *echoServer) digest(t testing.TB) []byte {
-	t.Helper()
-	d, ok := s.Digest()
-	if !ok {
-		t.Fatal("the server did not finish the echo")
-	}
-	return d
-}
-
-func (s *echoServer) stop()        { s.Stop() }
-func (s *echoServer) addr() string { return s.Addr() }
 
 // newProxy starts a fault proxy in front of target.
 func newProxy(t testing.TB, target string) *faultproxy.Proxy {

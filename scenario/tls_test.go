@@ -16,8 +16,8 @@ import (
 func TestTLSEchoSurvivesResets(t *testing.T) {
 	serverTLS, clientTLS, _ := tlsConfigs(t)
 	srv := listenEcho(t, &mtcp.Config{TLS: serverTLS, Logger: testLogger(t)})
-	defer srv.stop()
-	px := newProxy(t, srv.addr())
+	defer srv.Stop()
+	px := newProxy(t, srv.Addr())
 	defer px.Close()
 
 	// The certificate names 127.0.0.1, the host of the proxy's address, so
@@ -40,7 +40,7 @@ func TestTLSEchoSurvivesResets(t *testing.T) {
 	// session linger (TestCloseAfterPeerCloseEnds).
 	waitSessionEnd(t, c)
 	require.NoError(t, c.Close())
-	requireTransferOK(t, res, n, 7, srv.digest(t))
+	requireTransferOK(t, res, n, 7, srv.Digest(t))
 	require.GreaterOrEqual(t, cuts.Load(), int32(n/every-1), "the path was cut after every 512 KiB")
 	t.Logf("%d cuts, %d connections reset", cuts.Load(), px.Resets())
 }

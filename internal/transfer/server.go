@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"testing"
 	"time"
 )
 
@@ -60,13 +61,15 @@ func (s *Server) echo(c net.Conn, logf func(string, ...any), track func(net.Conn
 }
 
 // Digest waits up to 10 s for the input digest of the next connection the
-// server finished; ok is false if none came.
-func (s *Server) Digest() (digest []byte, ok bool) {
+// server finished, and fails t if none came.
+func (s *Server) Digest(t testing.TB) []byte {
+	t.Helper()
 	select {
 	case d := <-s.digests:
-		return d, true
+		return d
 	case <-time.After(10 * time.Second):
-		return nil, false
+		t.Fatal("the echo server finished no connection in 10 s")
+		return nil
 	}
 }
 
