@@ -16,9 +16,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/migratory/mtcp/internal/auth"
 	"github.com/migratory/mtcp/internal/wire"
-	"github.com/stretchr/testify/require"
 )
 
 // vanish opens a session by hand, sends a one-byte request and goes away

@@ -10,8 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/migratory/mtcp/internal/memnet"
 	"github.com/stretchr/testify/require"
+
+	"github.com/migratory/mtcp/internal/memnet"
 )
 
 func TestRoundTrip(t *testing.T) {
