@@ -52,10 +52,11 @@ type link struct {
 	wasBusy      bool          // the link awaited the peer at its last check
 
 	// Guarded by dmu: an application Write is sending on nc itself
-	// (flushFromWrite), and whether a deadline was put on nc to interrupt it.
-	dmu         sync.Mutex
-	direct      bool
-	interrupted bool
+	// (flushFromWrite), and the write deadline last put on nc, kept between
+	// sends so that Writes under one deadline set it once.
+	dmu           sync.Mutex
+	direct        bool
+	writeDeadline time.Time
 
 	// Guarded by wmu: the writer side. The lock is apart from the link so
 	// that the session can wait for a dead link's last write without

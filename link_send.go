@@ -23,43 +23,39 @@ func (l *link) sendLoop() {
 }
 
 // flushFromWrite sends the bytes Write just retained: directly when the
-// writer side is free, else through the send loop. A direct send that a
-// write deadline (set before or during it) or Close catches blocked in the
-// socket is interrupted (interruptWrite): the link fails and the session
-// resumes, with the bytes retained. A deadline already passed leaves the
-// bytes to the send loop.
+// writer side is free, else through the send loop. A direct send runs
+// under the session's write deadline, and one that a deadline set during it
+// or Close catches blocked in the socket is interrupted (interruptWrite):
+// the link fails and the session resumes, with the bytes retained. A
+// deadline already passed leaves the bytes to the send loop, which sends
+// with no deadline.
 func (l *link) flushFromWrite() {
 	c := l.c
-	if l.wmu.TryLock() {
-		l.dmu.Lock()
-		l.direct = true
-		direct := !isClosed(c.closeCalled)
-		if direct && c.wrDeadline.isSet() {
-			// A deadline set from here on finds the direct send
-			// (interruptWrite); one set before bounds it now.
-			if t := c.wrDeadline.get(); !t.IsZero() {
-				direct = time.Until(t) > 0
-				l.interrupted = true
-				_ = l.nc.SetWriteDeadline(t)
-			}
-		}
-		l.dmu.Unlock()
-		if direct && !isClosed(c.closeCalled) {
-			l.flushHoldingWriter()
-		} else {
-			l.kickNow()
-		}
-		l.dmu.Lock()
-		l.direct = false
-		if l.interrupted {
-			l.interrupted = false
-			_ = l.nc.SetWriteDeadline(time.Time{})
-		}
-		l.dmu.Unlock()
-		l.wmu.Unlock()
+	if !l.wmu.TryLock() {
+		l.kickNow()
 		return
 	}
-	l.kickNow()
+	l.dmu.Lock()
+	direct := !isClosed(c.closeCalled)
+	var t time.Time
+	if direct && c.wrDeadline.isSet() {
+		t = c.wrDeadline.get()
+		direct = t.IsZero() || time.Until(t) > 0
+	}
+	if direct {
+		l.direct = true
+		l.setWriteDeadlineLocked(t)
+	}
+	l.dmu.Unlock()
+	if direct && !isClosed(c.closeCalled) {
+		l.flushHoldingWriter()
+	} else {
+		l.kickNow()
+	}
+	l.dmu.Lock()
+	l.direct = false
+	l.dmu.Unlock()
+	l.wmu.Unlock()
 }
 
 // interruptWrite bounds a direct send in progress by t (a write deadline
@@ -68,13 +64,25 @@ func (l *link) interruptWrite(t time.Time) {
 	l.dmu.Lock()
 	defer l.dmu.Unlock()
 	if l.direct {
-		l.interrupted = true
-		_ = l.nc.SetWriteDeadline(t)
+		l.setWriteDeadlineLocked(t)
 	}
+}
+
+// setWriteDeadlineLocked (dmu held) puts t on the socket unless it is
+// there already.
+func (l *link) setWriteDeadlineLocked(t time.Time) {
+	if t.Equal(l.writeDeadline) {
+		return
+	}
+	l.writeDeadline = t
+	_ = l.nc.SetWriteDeadline(t)
 }
 
 func (l *link) flush() {
 	l.wmu.Lock()
+	l.dmu.Lock()
+	l.setWriteDeadlineLocked(time.Time{}) // left by a Write's direct send
+	l.dmu.Unlock()
 	l.flushHoldingWriter()
 	l.wmu.Unlock()
 }
@@ -206,7 +214,9 @@ const abortLinger = time.Second
 // (or abortLinger passes), then closes.
 func (l *link) sendAbort(code wire.Code, reason string) {
 	// The deadline also frees a flush blocked on a stuck connection.
-	_ = l.nc.SetWriteDeadline(time.Now().Add(abortLinger))
+	l.dmu.Lock()
+	l.setWriteDeadlineLocked(time.Now().Add(abortLinger))
+	l.dmu.Unlock()
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
 	_, err := l.nc.Write(wire.AppendFrame(nil, wire.Abort{Code: code, Reason: reason}))
