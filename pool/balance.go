@@ -79,7 +79,7 @@ func (n *Runtime) balanceOnce(b Balance) {
 		return
 	}
 	loads := Loads(members)
-	paces := pace(members)
+	paces := Paces(members)
 	total, self := 0.0, -1
 	for i, m := range members {
 		total += loads[i]

@@ -77,10 +77,11 @@ type Runtime struct {
 	fled   map[string]time.Time // members whose sessions came here, and when last
 
 	mu         sync.Mutex
-	membersVer uint64 // the version of frame
-	frame      []byte // the MEMBERS frame the clients are sent
-	topology   uint64 // the pool's Topology when changed last ran
-	closing    bool   // no new background work
+	membersVer uint64            // the version of frame
+	frame      []byte            // the MEMBERS frame the clients are sent
+	shown      map[string]uint64 // the rate of each member that frame shows (shownRate)
+	topology   uint64            // the pool's Topology when changed last ran
+	closing    bool              // no new background work
 
 	stop     chan struct{}
 	stopOnce sync.Once
@@ -280,14 +281,19 @@ func (n *Runtime) reportLoad() {
 func (n *Runtime) refreshMembers() bool {
 	list := n.members.Members()
 	f := wire.Members{List: make([]wire.MemberInfo, 0, len(list))}
-	for _, m := range list {
-		f.List = append(f.List, wire.MemberInfo{
-			Name: m.Name, Addr: m.ClientAddr, Sessions: uint32(min(uint64(max(m.Sessions, 0)), math.MaxUint32)), Draining: m.Draining,
-		})
-	}
-	b := wire.AppendFrame(nil, f)
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	shown := make(map[string]uint64, len(list))
+	for _, m := range list {
+		rate := shownRate(n.shown[m.Name], m.BytesPerSec)
+		shown[m.Name] = rate
+		f.List = append(f.List, wire.MemberInfo{
+			Name: m.Name, Addr: m.ClientAddr, Sessions: uint32(min(uint64(max(m.Sessions, 0)), math.MaxUint32)),
+			BytesPerSec: rate, Draining: m.Draining,
+		})
+	}
+	n.shown = shown
+	b := wire.AppendFrame(nil, f)
 	if bytes.Equal(b, n.frame) {
 		return false
 	}

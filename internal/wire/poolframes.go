@@ -6,6 +6,7 @@ import "encoding/binary"
 const (
 	MaxMembers     = 1024       // members in one MEMBERS frame
 	maxMembersBody = 64<<10 - 1 // MEMBERS body bound
+	memberMinLen   = 15         // flags, sessions, rate, and two empty strings
 	markLen        = 24
 	verifyLen      = 20
 )
@@ -15,7 +16,10 @@ type MemberInfo struct {
 	Name     string
 	Addr     string // where clients connect
 	Sessions uint32 // load
-	Draining bool
+	// BytesPerSec is the member's recent traffic with its clients (both
+	// ways): with Sessions, how well it serves them.
+	BytesPerSec uint64
+	Draining    bool
 }
 
 // Members tells a client the pool's members (server to client).
@@ -67,7 +71,7 @@ func (Verify) header() Header { return Header{Type: TypeVerify, Length: verifyLe
 func (f Members) appendBody(b []byte) []byte {
 	list, size := f.List, 2
 	for i, m := range list {
-		size += 1 + 4 + 1 + len(TruncateUTF8(m.Name, MaxNameLen)) + 1 + len(TruncateUTF8(m.Addr, MaxAddrLen))
+		size += 1 + 4 + 8 + 1 + len(TruncateUTF8(m.Name, MaxNameLen)) + 1 + len(TruncateUTF8(m.Addr, MaxAddrLen))
 		if i == MaxMembers || size > maxMembersBody {
 			list = list[:i]
 			break
@@ -81,6 +85,7 @@ func (f Members) appendBody(b []byte) []byte {
 		}
 		b = append(b, flags)
 		b = binary.BigEndian.AppendUint32(b, m.Sessions)
+		b = binary.BigEndian.AppendUint64(b, m.BytesPerSec)
 		b = appendStr8(b, m.Name, MaxNameLen)
 		b = appendStr8(b, m.Addr, MaxAddrLen)
 	}
@@ -94,9 +99,9 @@ func parseMembers(body []byte) (Members, error) {
 		return f, malformed("MEMBERS: %d members", n)
 	}
 	rest := body[2:]
-	f.List = make([]MemberInfo, 0, min(n, len(rest)/7))
+	f.List = make([]MemberInfo, 0, min(n, len(rest)/memberMinLen))
 	for i := 0; i < n; i++ {
-		if len(rest) < 5 {
+		if len(rest) < 13 {
 			return f, malformed("MEMBERS: truncated member %d", i)
 		}
 		var m MemberInfo
@@ -105,8 +110,9 @@ func parseMembers(body []byte) (Members, error) {
 		}
 		m.Draining = rest[0] == 1
 		m.Sessions = binary.BigEndian.Uint32(rest[1:])
+		m.BytesPerSec = binary.BigEndian.Uint64(rest[5:])
 		var err error
-		if m.Name, rest, err = parseStr8(rest[5:], MaxNameLen, "MEMBERS name"); err != nil {
+		if m.Name, rest, err = parseStr8(rest[13:], MaxNameLen, "MEMBERS name"); err != nil {
 			return f, err
 		}
 		if m.Addr, rest, err = parseStr8(rest, MaxAddrLen, "MEMBERS address"); err != nil {
