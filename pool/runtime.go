@@ -256,24 +256,41 @@ func (n *Runtime) changed() {
 }
 
 // reportLoad publishes this member's load once a second: its sessions, and
-// the bytes per second its sessions read and wrote.
+// the bytes per second its sessions read and wrote. The rate is that of
+// the sessions it holds now (its traffic per session-second, the sessions
+// counted every loadSample, times the sessions now): sessions that just
+// came or left do not make the bytes per session look lower or higher
+// than they are, which would make a member that takes many sessions at
+// once look slow.
 func (n *Runtime) reportLoad() {
 	defer n.wg.Done()
-	t := time.NewTicker(time.Second)
+	t := time.NewTicker(loadSample)
 	defer t.Stop()
 	last, at := n.traffic.Load(), time.Now()
+	var samples, sessions int
 	for {
 		select {
 		case <-n.stop:
 			return
 		case now := <-t.C:
+			count := n.host.SessionCount()
+			samples, sessions = samples+1, sessions+count
+			if now.Sub(at) < time.Second-loadSample/2 {
+				continue
+			}
 			total := n.traffic.Load()
 			rate := float64(total-last) / now.Sub(at).Seconds()
-			last, at = total, now
-			n.members.SetLoad(n.host.SessionCount(), uint64(rate))
+			if mean := float64(sessions) / float64(samples); mean > 0 {
+				rate *= float64(count) / mean
+			}
+			last, at, samples, sessions = total, now, 0, 0
+			n.members.SetLoad(count, uint64(rate))
 		}
 	}
 }
+
+// loadSample is how often reportLoad counts the sessions.
+const loadSample = 250 * time.Millisecond
 
 // refreshMembers rebuilds the MEMBERS frame from the pool; it reports
 // whether the frame changed (a new version for the clients), which load
