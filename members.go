@@ -18,6 +18,10 @@ type Member struct {
 	// session serves slowly).
 	BytesPerSec uint64
 	Draining    bool // leaving the pool: takes no sessions
+	// Balancing: the member sheds the sessions above its share itself
+	// (Config.Balance). Shown by the member a client is attached to, of
+	// itself only.
+	Balancing bool
 }
 
 func (m Member) String() string {

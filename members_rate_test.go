@@ -78,3 +78,21 @@ func TestMembersCarryRates(t *testing.T) {
 		return m0 != nil && m1 != nil && m0.BytesPerSec > 100<<10 && m0.Sessions == 1 && m1.BytesPerSec == 0
 	}, 20*time.Second, 50*time.Millisecond, "the client sees m0's rate and m1's none")
 }
+
+// TestMembersShowBalancing: a member that balances says so of itself in
+// the member list its clients get (its clients then leave moves for load
+// to it), and of no other member.
+func TestMembersShowBalancing(t *testing.T) {
+	tp := startPool(t, 2, func(c *Config) { c.Balance = &Balance{Interval: time.Hour} })
+	defer tp.close()
+	rec := &recordingPolicy{}
+	mc := tp.dial(t, &Dialer{Logger: testLogger(t), Policy: rec}, "m1")
+	defer mc.Close()
+	require.Eventually(t, func() bool {
+		got := map[string]bool{}
+		for _, m := range rec.members() {
+			got[m.Name] = m.Balancing
+		}
+		return len(got) == 2 && got["m1"] && !got["m0"]
+	}, 20*time.Second, 50*time.Millisecond, "m1 shows itself balancing, and m0 not")
+}

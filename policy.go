@@ -64,7 +64,9 @@ const RecentChecks = 16
 // capacity (ChooseMember), among those that hold fewer sessions than it
 // (by more than Slack) and than their share for their pace: the sessions
 // spread over the pool instead of all moving to the least loaded member,
-// and none to a member that serves slowly too. (A server that
+// and none to a member that serves slowly too. A member that balances
+// (Member.Balancing, Config.Balance) sheds its excess itself, sized to it:
+// its clients leave throughput moves to it, lest both move the excess. (A server that
 // cannot be reached at all is left by the reconnect logic.)
 type DefaultPolicy struct {
 	StallAfter time.Duration // move after written bytes waited this long (default 5 s)
@@ -125,6 +127,9 @@ func (p *DefaultPolicy) Check(s PolicyStats) string {
 			return m.Addr
 		}
 		return ""
+	}
+	if s.Current.Balancing {
+		return "" // the member sheds the sessions above its share itself
 	}
 	run, mean := slowRun(s.Recent, s.Baseline, ratio, drop)
 	if run < drop {

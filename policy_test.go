@@ -115,6 +115,14 @@ func TestDefaultPolicyRules(t *testing.T) {
 				{Name: "m2", Addr: "a2", Draining: true}}
 			s.Current = s.Members[0]
 		}), ""},
+		{"low three times on a member that balances", with(func(s *PolicyStats) {
+			s.Recent = low(3)
+			s.Current.Balancing = true
+		}), ""},
+		{"stalled on a member that balances", with(func(s *PolicyStats) {
+			s.Stalled = 5 * time.Second
+			s.Current.Balancing = true
+		}), "a1"},
 		{"low, the others draining", with(func(s *PolicyStats) {
 			s.Recent = low(3)
 			s.Members = []Member{{Name: "m0", Addr: "a0", Sessions: 10}, {Name: "m1", Addr: "a1", Sessions: 0, Draining: true}}

@@ -306,7 +306,7 @@ func (n *Runtime) refreshMembers() bool {
 		shown[m.Name] = rate
 		f.List = append(f.List, wire.MemberInfo{
 			Name: m.Name, Addr: m.ClientAddr, Sessions: uint32(min(uint64(max(m.Sessions, 0)), math.MaxUint32)),
-			BytesPerSec: rate, Draining: m.Draining,
+			BytesPerSec: rate, Draining: m.Draining, Balancing: m.Name == n.name && n.cfg.Balance != nil,
 		})
 	}
 	n.shown = shown

@@ -20,7 +20,16 @@ type MemberInfo struct {
 	// ways): with Sessions, how well it serves them.
 	BytesPerSec uint64
 	Draining    bool
+	// Balancing: the member sheds sessions above its share itself
+	// (mtcp.Config.Balance); its clients leave moves for load to it.
+	Balancing bool
 }
+
+// MEMBERS flags.
+const (
+	memberDraining  = 0x01
+	memberBalancing = 0x02
+)
 
 // Members tells a client the pool's members (server to client).
 type Members struct{ List []MemberInfo }
@@ -81,7 +90,10 @@ func (f Members) appendBody(b []byte) []byte {
 	for _, m := range list {
 		flags := byte(0)
 		if m.Draining {
-			flags = 1
+			flags |= memberDraining
+		}
+		if m.Balancing {
+			flags |= memberBalancing
 		}
 		b = append(b, flags)
 		b = binary.BigEndian.AppendUint32(b, m.Sessions)
@@ -105,10 +117,10 @@ func parseMembers(body []byte) (Members, error) {
 			return f, malformed("MEMBERS: truncated member %d", i)
 		}
 		var m MemberInfo
-		if rest[0]&^1 != 0 {
+		if rest[0]&^(memberDraining|memberBalancing) != 0 {
 			return f, malformed("MEMBERS: undefined flags 0x%02x", rest[0])
 		}
-		m.Draining = rest[0] == 1
+		m.Draining, m.Balancing = rest[0]&memberDraining != 0, rest[0]&memberBalancing != 0
 		m.Sessions = binary.BigEndian.Uint32(rest[1:])
 		m.BytesPerSec = binary.BigEndian.Uint64(rest[5:])
 		var err error
