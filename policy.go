@@ -54,20 +54,21 @@ const RecentChecks = 16
 // The pace is the session's own: its rate over the checks it has been
 // slow, against its baseline. A member that serves its sessions at a tenth
 // of their pace has a tenth of the share of a member that serves them at
-// full pace (the others' paces are those their published rates show: a
-// member's bytes per second per session against the pool's, Member.BytesPerSec).
-// Its clients, judging alike from the same view at once, each
+// full pace (the others are taken to serve at full pace: their clients
+// judge them). Its clients, judging alike from the same view at once, each
 // move with the probability that moves the member's excess in all, and
 // judge again only 2×DropFor checks later, when the view shows the moves:
 // the member keeps about its share rather than losing all its sessions.
 // Each moves to another member chosen at random, weighted by its spare
 // capacity (ChooseMember), among those that hold fewer sessions than it
-// (by more than Slack) and than their share for their pace: the sessions
-// spread over the pool instead of all moving to the least loaded member,
-// and none to a member that serves slowly too. A member that balances
-// (Member.Balancing, Config.Balance) sheds its excess itself, sized to it:
-// its clients leave throughput moves to it, lest both move the excess. (A server that
-// cannot be reached at all is left by the reconnect logic.)
+// (by more than Slack, their sessions weighed by how they serve as their
+// published rates show) and than a member at full pace should: the
+// sessions spread over the pool instead of all moving to the least loaded
+// member, and seldom to a member that serves slowly too. A member that
+// balances (Member.Balancing, Config.Balance) sheds its excess itself,
+// sized to it: its clients leave throughput moves to it, lest both move
+// the excess. (A server that cannot be reached at all is left by the
+// reconnect logic.)
 type DefaultPolicy struct {
 	StallAfter time.Duration // move after written bytes waited this long (default 5 s)
 	DropRatio  float64       // "well below": under this fraction of the baseline (default 0.3)
@@ -181,7 +182,7 @@ func (p *DefaultPolicy) Check(s PolicyStats) string {
 	}
 	lighter := []Member{s.Current}
 	for i, m := range s.Members {
-		if m.Name != s.Current.Name && !m.Draining && float64(m.Sessions) < level*paces[i] && loads[i]*(1+slack) < heldLoad {
+		if m.Name != s.Current.Name && !m.Draining && float64(m.Sessions) < level && loads[i]*(1+slack) < heldLoad {
 			lighter = append(lighter, m)
 		}
 	}
@@ -225,25 +226,20 @@ func slowRun(recent []float64, baseline, ratio float64, drop int) (int, float64)
 // sharesByPace returns the sessions of members the member called current
 // should hold, serving them at pace, and those a member that serves at
 // full pace should hold: the pool's sessions in proportion to the pace of
-// the members that take sessions (the draining ones take none). The pace
-// of the others is the one their published rates show (pool.Paces): a
-// member that serves its sessions slowly counts for less.
+// the members that take sessions (the others at full pace; the draining
+// ones take none). The others' published paces do not count here: a
+// member that just took many sessions shows a low rate per session until
+// they stream again, and counting it slow would keep sessions on the slow
+// member; where the sessions go weighs them (chooseMember).
 func sharesByPace(members []Member, current string, pace float64) (share, level float64) {
-	paces := memberPaces(members)
 	total, capacity := 0.0, pace
-	for i, m := range members {
+	for _, m := range members {
 		total += float64(m.Sessions)
 		if m.Name != current && !m.Draining {
-			capacity += paces[i]
+			capacity++
 		}
 	}
 	return total * pace / capacity, total / capacity
-}
-
-// memberPaces returns how well each of members serves its sessions, as
-// their sessions and rates show (pool.Paces).
-func memberPaces(members []Member) []float64 {
-	return pool.Paces(poolMembers(members))
 }
 
 func poolMembers(members []Member) []pool.Member {
