@@ -257,20 +257,17 @@ func (n *Runtime) changed() {
 
 // reportLoad publishes this member's load once a second: its sessions, and
 // the bytes per second its sessions read and wrote. The rate is that of
-// the sessions it holds now: the traffic per session-second (the sessions
-// counted every loadSample), averaged with the previous second's (half
-// each: a rate that drops shows over two or three seconds, not from one
-// second that happened to carry nothing), times the sessions now. Sessions
-// that just came or left do not make the bytes per session look lower or
-// higher than they are, which would make a member that takes many sessions
-// at once look slow.
+// the sessions it holds now (its traffic per session-second, the sessions
+// counted every loadSample, times the sessions now): sessions that just
+// came or left do not make the bytes per session look lower or higher
+// than they are, which would make a member that takes many sessions at
+// once look slow.
 func (n *Runtime) reportLoad() {
 	defer n.wg.Done()
 	t := time.NewTicker(loadSample)
 	defer t.Stop()
 	last, at := n.traffic.Load(), time.Now()
 	var samples, sessions int
-	perSession := -1.0 // bytes per session-second, smoothed (-1: none yet)
 	for {
 		select {
 		case <-n.stop:
@@ -282,19 +279,12 @@ func (n *Runtime) reportLoad() {
 				continue
 			}
 			total := n.traffic.Load()
-			secs := now.Sub(at).Seconds()
+			rate := float64(total-last) / now.Sub(at).Seconds()
 			if mean := float64(sessions) / float64(samples); mean > 0 {
-				r := float64(total-last) / secs / mean
-				if perSession < 0 {
-					perSession = r
-				} else {
-					perSession = (perSession + r) / 2
-				}
-			} else {
-				perSession = -1
+				rate *= float64(count) / mean
 			}
 			last, at, samples, sessions = total, now, 0, 0
-			n.members.SetLoad(count, uint64(max(perSession, 0)*float64(count)))
+			n.members.SetLoad(count, uint64(rate))
 		}
 	}
 }
