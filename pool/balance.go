@@ -64,6 +64,24 @@ type balancer struct {
 	// asked holds the sessions asked to move in the last rounds that were
 	// still here at the last, and how many rounds ago they were asked.
 	asked map[sessionID]int
+	// The member's traffic and session-milliseconds at the last round:
+	// its own pace is judged over the whole interval since.
+	traffic, held uint64
+}
+
+// ownRate returns the bytes per second per session of the member's own
+// sessions since the last round (false if none was held or this is the
+// first round). One second's rate, as published, can be far off: right
+// after a member slows, a second can carry nothing at all.
+func (bl *balancer) ownRate() (float64, bool) {
+	traffic, held := bl.n.traffic.Load(), bl.n.held.Load()
+	dt, dh := traffic-bl.traffic, held-bl.held
+	first := bl.traffic == 0 && bl.held == 0
+	bl.traffic, bl.held = traffic, held
+	if first || dh == 0 {
+		return 0, false
+	}
+	return float64(dt) / (float64(dh) / 1000), true
 }
 
 // movingRounds is how many rounds a session asked to move counts as gone:
@@ -73,7 +91,9 @@ const movingRounds = 2
 // once asks sessions to move when this member holds more than its share.
 // Members are judged by how they serve, not only by how many sessions
 // they hold (Loads, Fair): a member whose sessions get a tenth of the
-// pool's pace has a tenth of the share of one at full pace. Above its
+// pool's pace has a tenth of the share of one at full pace. The others'
+// rates are those they publish; this member's own is its rate per session
+// over the interval since the last round (ownRate). Above its
 // share by more than Slack, the member sheds its excess, all of it (but at
 // most MaxMoves), down to its share, not lower (hysteresis: it sheds again
 // only once above the slack again), to the members below their shares in
@@ -95,10 +115,14 @@ func (bl *balancer) once() {
 	bl.asked = moving
 	pending := len(moving)
 	local := len(sessions) - pending
+	rate, measured := bl.ownRate()
 	var members []Member
 	for _, m := range n.members.Members() {
 		if m.Name == n.name {
 			m.Sessions = local
+			if measured {
+				m.BytesPerSec = uint64(rate * float64(local))
+			}
 		}
 		if !m.Draining {
 			members = append(members, m)

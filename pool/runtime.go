@@ -67,6 +67,7 @@ type Runtime struct {
 	version atomic.Uint64 // bumped when the MEMBERS frame changes
 	started atomic.Bool   // members is set
 	traffic atomic.Uint64 // bytes its sessions received and wrote, in all
+	held    atomic.Uint64 // session-milliseconds its sessions were held, in all (counted every loadSample)
 	moved   chan struct{} // a session was handed over or its handover settled; capacity 1
 
 	batches  handoverBatches              // handover requests to other members, gathered per member
@@ -275,6 +276,7 @@ func (n *Runtime) reportLoad() {
 		case now := <-t.C:
 			count := n.host.SessionCount()
 			samples, sessions = samples+1, sessions+count
+			n.held.Add(uint64(count) * uint64(loadSample/time.Millisecond))
 			if now.Sub(at) < time.Second-loadSample/2 {
 				continue
 			}
