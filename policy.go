@@ -252,8 +252,9 @@ func poolMembers(members []Member) []pool.Member {
 
 // ChooseMember chooses a member to move a session to among members, other
 // than the one called except and those draining: at random, weighted by
-// spare capacity (sessions weighed by how each member serves them, as
-// their published rates show), so that many clients choosing from the
+// spare capacity (the sessions of a member whose published rate per
+// session is a quarter of the pool's or less weighed by it, pool.ChoicePaces),
+// so that many clients choosing from the
 // same view at once spread over the members in proportion to what each
 // lacks of its share instead of all choosing the least loaded one, and
 // few choose a member that serves its sessions slowly. It reports false
@@ -267,8 +268,7 @@ func randomFloat() float64 { return rand.Float64() }
 
 // chooseMember is ChooseMember with its source of randomness.
 func chooseMember(members []Member, except string, random func() float64) (Member, bool) {
-	all := poolMembers(members)
-	loads, paces := pool.Loads(all), pool.Paces(all)
+	paces := pool.ChoicePaces(poolMembers(members))
 	var c []Member
 	var cl, cp []float64
 	total := 0.0
@@ -278,7 +278,7 @@ func chooseMember(members []Member, except string, random func() float64) (Membe
 			continue
 		}
 		c = append(c, m)
-		cl = append(cl, loads[i])
+		cl = append(cl, float64(m.Sessions)/paces[i])
 		cp = append(cp, paces[i])
 	}
 	if len(c) == 0 {

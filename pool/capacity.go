@@ -117,6 +117,25 @@ func Fair(members []Member) float64 {
 	return sessions / capacity
 }
 
+// clearlySlow bounds the paces that weigh where sessions go: a member that
+// just took many sessions can show half the pool's pace or less for a
+// second while they restore, and must not be passed over for it; a member
+// at a quarter of the pool's pace or less serves slowly.
+const clearlySlow = 0.25
+
+// ChoicePaces returns the paces that weigh where sessions go (Paces): 1
+// but for the members whose sessions get a quarter of the pool's pace or
+// less.
+func ChoicePaces(members []Member) []float64 {
+	p := Paces(members)
+	for i := range p {
+		if p[i] > clearlySlow {
+			p[i] = 1
+		}
+	}
+	return p
+}
+
 // SpareWeights returns the weights by which sessions sent to members with
 // loads (see Loads) and paces are spread: what each lacks, in sessions, of
 // the level that adding sessions' worth of load brings the lowest to
@@ -162,13 +181,13 @@ func weightedPick(weights []float64, r *rand.Rand) int {
 // instead of all sending them to the one least loaded.
 func (p *Pool) Pick(exclude ...string) (Member, bool) {
 	all := p.Members()
-	loads, paces := Loads(all), Paces(all)
+	paces := ChoicePaces(all)
 	var c []Member
 	var cl, cp []float64
 	for i, m := range all {
 		if m.eligible() && !slices.Contains(exclude, m.Name) {
 			c = append(c, m)
-			cl = append(cl, loads[i])
+			cl = append(cl, float64(m.Sessions)/paces[i])
 			cp = append(cp, paces[i])
 		}
 	}
@@ -178,8 +197,8 @@ func (p *Pool) Pick(exclude ...string) (Member, bool) {
 	// As many sessions as the pool holds per candidate come: spare capacity
 	// is what the candidates lack of an even share.
 	total := 0.0
-	for _, l := range loads {
-		total += l
+	for i, m := range all {
+		total += float64(m.Sessions) / paces[i]
 	}
 	w := SpareWeights(cl, cp, max(1, total/float64(len(c))))
 	return c[weightedPick(w, random)], true
