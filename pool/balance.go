@@ -67,17 +67,22 @@ type balancer struct {
 	// The member's traffic and session-milliseconds at the last round:
 	// its own pace is judged over the whole interval since.
 	traffic, held uint64
+	at            time.Time
 }
 
 // ownRate returns the bytes per second per session of the member's own
-// sessions since the last round (false if none was held or this is the
-// first round). One second's rate, as published, can be far off: right
-// after a member slows, a second can carry nothing at all.
+// sessions since the last round (false if none was held, if this is the
+// first round, or if the last was less than a second ago: the sessions are
+// counted every loadSample). One second's rate, as published, can be far
+// off: right after a member slows, a second can carry nothing at all.
 func (bl *balancer) ownRate() (float64, bool) {
+	if !bl.at.IsZero() && time.Since(bl.at) < time.Second {
+		return 0, false
+	}
 	traffic, held := bl.n.traffic.Load(), bl.n.held.Load()
 	dt, dh := traffic-bl.traffic, held-bl.held
-	first := bl.traffic == 0 && bl.held == 0
-	bl.traffic, bl.held = traffic, held
+	first := bl.at.IsZero()
+	bl.traffic, bl.held, bl.at = traffic, held, time.Now()
 	if first || dh == 0 {
 		return 0, false
 	}
