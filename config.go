@@ -153,7 +153,8 @@ type Config struct {
 	// pool.ProfileLocal suits a pool on one machine).
 	PoolProfile pool.Profile
 	// Balance, if set, makes the member ask clients to move when it holds
-	// more than its share of the pool's sessions.
+	// more than its share of the pool's sessions (shares in proportion to
+	// how fast each member serves its sessions).
 	Balance *Balance
 	// SettleTimeout bounds how long a move that nobody is forced to make
 	// now (Drain, Balance, a server's Migrate) waits for the session to

@@ -12,7 +12,16 @@ type Member struct {
 	Name     string // unique name in the pool
 	Addr     string // where clients connect
 	Sessions int    // sessions it holds
-	Draining bool   // leaving the pool: takes no sessions
+	// BytesPerSec is the member's recent traffic with its clients, both
+	// ways: with Sessions, how well it serves them (a member whose
+	// sessions get a small part of the pool's bytes per second per
+	// session serves slowly).
+	BytesPerSec uint64
+	Draining    bool // leaving the pool: takes no sessions
+	// Balancing: the member sheds the sessions above its share itself
+	// (Config.Balance). Shown by the member a client is attached to, of
+	// itself only.
+	Balancing bool
 }
 
 func (m Member) String() string {
@@ -32,7 +41,7 @@ func (ln *Listener) Members() []Member {
 	list := ln.member.Membership().Members()
 	out := make([]Member, 0, len(list))
 	for _, m := range list {
-		out = append(out, Member{Name: m.Name, Addr: m.ClientAddr, Sessions: m.Sessions, Draining: m.Draining})
+		out = append(out, Member{Name: m.Name, Addr: m.ClientAddr, Sessions: m.Sessions, BytesPerSec: m.BytesPerSec, Draining: m.Draining})
 	}
 	return out
 }

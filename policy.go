@@ -61,9 +61,14 @@ const RecentChecks = 16
 // the member keeps about its share rather than losing all its sessions.
 // Each moves to another member chosen at random, weighted by its spare
 // capacity (ChooseMember), among those that hold fewer sessions than it
-// (by more than Slack) and than a member at full pace should: the sessions spread over the
-// pool instead of all moving to the least loaded member. (A server that
-// cannot be reached at all is left by the reconnect logic.)
+// (by more than Slack, their sessions weighed by how they serve as their
+// published rates show) and than a member at full pace should: the
+// sessions spread over the pool instead of all moving to the least loaded
+// member, and seldom to a member that serves slowly too. A member that
+// balances (Member.Balancing, Config.Balance) sheds its excess itself,
+// sized to it: its clients leave throughput moves to it, lest both move
+// the excess. (A server that cannot be reached at all is left by the
+// reconnect logic.)
 type DefaultPolicy struct {
 	StallAfter time.Duration // move after written bytes waited this long (default 5 s)
 	DropRatio  float64       // "well below": under this fraction of the baseline (default 0.3)
@@ -124,6 +129,9 @@ func (p *DefaultPolicy) Check(s PolicyStats) string {
 		}
 		return ""
 	}
+	if s.Current.Balancing {
+		return "" // the member sheds the sessions above its share itself
+	}
 	run, mean := slowRun(s.Recent, s.Baseline, ratio, drop)
 	if run < drop {
 		return ""
@@ -155,15 +163,26 @@ func (p *DefaultPolicy) Check(s PolicyStats) string {
 	if random() >= (held-share)/held {
 		return ""
 	}
-	// Only to members that hold fewer sessions than this one, by more than
-	// the slack: a pace that drops for all (a loaded client, a loaded
-	// pool) must not send sessions back and forth between members alike. The current member
+	// Only to members lighter than this one by more than the slack, their
+	// loads weighed by how each serves as their published rates show
+	// (pool.Loads): a pace that drops for all (a loaded client, a loaded
+	// pool) must not send sessions back and forth between members alike,
+	// while a member that the others' rates show slow sheds to members
+	// that hold more sessions but serve them well. The current member
 	// stays in the list, not to be chosen (except) but to count its
 	// sessions among those that may come: the spare capacity of each is
 	// what it lacks of the level they bring the others to.
+	all := poolMembers(s.Members)
+	loads, paces := pool.Loads(all), pool.Paces(all)
+	heldLoad := held
+	for i, m := range s.Members {
+		if m.Name == s.Current.Name {
+			heldLoad = held / paces[i]
+		}
+	}
 	lighter := []Member{s.Current}
-	for _, m := range s.Members {
-		if m.Name != s.Current.Name && !m.Draining && float64(m.Sessions) < level && float64(m.Sessions)*(1+slack) < held {
+	for i, m := range s.Members {
+		if m.Name != s.Current.Name && !m.Draining && float64(m.Sessions) < level && loads[i]*(1+slack) < heldLoad {
 			lighter = append(lighter, m)
 		}
 	}
@@ -208,7 +227,10 @@ func slowRun(recent []float64, baseline, ratio float64, drop int) (int, float64)
 // should hold, serving them at pace, and those a member that serves at
 // full pace should hold: the pool's sessions in proportion to the pace of
 // the members that take sessions (the others at full pace; the draining
-// ones take none).
+// ones take none). The others' published paces do not count here: a
+// member that just took many sessions shows a low rate per session until
+// they stream again, and counting it slow would keep sessions on the slow
+// member; where the sessions go weighs them (chooseMember).
 func sharesByPace(members []Member, current string, pace float64) (share, level float64) {
 	total, capacity := 0.0, pace
 	for _, m := range members {
@@ -220,12 +242,23 @@ func sharesByPace(members []Member, current string, pace float64) (share, level 
 	return total * pace / capacity, total / capacity
 }
 
+func poolMembers(members []Member) []pool.Member {
+	out := make([]pool.Member, len(members))
+	for i, m := range members {
+		out[i] = pool.Member{Name: m.Name, ClientAddr: m.Addr, Sessions: m.Sessions, BytesPerSec: m.BytesPerSec, Draining: m.Draining}
+	}
+	return out
+}
+
 // ChooseMember chooses a member to move a session to among members, other
 // than the one called except and those draining: at random, weighted by
-// spare capacity, so that many clients choosing from the same view at once
-// spread over the members in proportion to what each lacks of an even
-// share instead of all choosing the least loaded one. It reports false if
-// no member qualifies.
+// spare capacity (the sessions of a member whose published rate per
+// session is a quarter of the pool's or less weighed by it, pool.ChoicePaces),
+// so that many clients choosing from the
+// same view at once spread over the members in proportion to what each
+// lacks of its share instead of all choosing the least loaded one, and
+// few choose a member that serves its sessions slowly. It reports false
+// if no member qualifies.
 func ChooseMember(members []Member, except string) (Member, bool) {
 	return chooseMember(members, except, randomFloat)
 }
@@ -235,28 +268,28 @@ func randomFloat() float64 { return rand.Float64() }
 
 // chooseMember is ChooseMember with its source of randomness.
 func chooseMember(members []Member, except string, random func() float64) (Member, bool) {
+	paces := pool.ChoicePaces(poolMembers(members))
 	var c []Member
-	loads := make([]float64, 0, len(members))
+	var cl, cp []float64
 	total := 0.0
-	for _, m := range members {
+	for i, m := range members {
 		total += float64(m.Sessions)
 		if m.Name == except || m.Draining {
 			continue
 		}
 		c = append(c, m)
-		loads = append(loads, float64(m.Sessions))
+		cl = append(cl, float64(m.Sessions)/paces[i])
+		cp = append(cp, paces[i])
 	}
 	if len(c) == 0 {
 		return Member{}, false
 	}
 	// As many sessions as the pool holds per candidate may come (the
 	// sessions of a member that all its clients leave): each candidate's
-	// spare capacity is what it lacks of the level that brings them to,
-	// and one more, so that every candidate stays possible.
-	w := pool.Spare(loads, max(1, total/float64(len(c))))
+	// spare capacity is what it lacks of the level that brings them to.
+	w := pool.SpareWeights(cl, cp, max(1, total/float64(len(c))))
 	sum := 0.0
 	for i := range w {
-		w[i]++
 		sum += w[i]
 	}
 	x := random() * sum

@@ -56,7 +56,7 @@ func (c *Conn) handlePoolFrameLocked(l *link, h wire.Header, b []byte) error {
 	case wire.Members:
 		cs.members = make([]Member, 0, len(f.List))
 		for _, m := range f.List {
-			cs.members = append(cs.members, Member{Name: m.Name, Addr: m.Addr, Sessions: int(m.Sessions), Draining: m.Draining})
+			cs.members = append(cs.members, Member{Name: m.Name, Addr: m.Addr, Sessions: int(m.Sessions), BytesPerSec: m.BytesPerSec, Draining: m.Draining, Balancing: m.Balancing})
 		}
 	case wire.Mark:
 		if f.Out != cs.digest.Pos {

@@ -13,11 +13,14 @@ type Balance struct {
 	// Interval is how often the member compares its load with the pool's
 	// (default 5 s; shorter than about 2 s acts on stale load figures).
 	Interval time.Duration
-	// Slack is how far above the pool's average load the member may be
-	// before it sheds sessions (default 0.25: 25% above). Load is sessions
-	// weighed by how the member serves them (see Loads).
+	// Slack is how far above its share the member may hold sessions
+	// before it sheds them (default 0.2: 20% above). Its share is the
+	// pool's sessions in proportion to how fast each member serves them
+	// (see Loads and Fair): a member whose sessions get a tenth of the
+	// pool's pace has a tenth of the share of one at full pace.
 	Slack float64
-	// MaxMoves bounds the sessions asked to move per interval (default 16).
+	// MaxMoves, if positive, bounds the sessions asked to move per
+	// interval; by default the member asks as many as its excess.
 	MaxMoves int
 }
 
@@ -26,10 +29,10 @@ func (b Balance) withDefaults() Balance {
 		b.Interval = 5 * time.Second
 	}
 	if b.MaxMoves <= 0 {
-		b.MaxMoves = 16
+		b.MaxMoves = math.MaxInt
 	}
 	if b.Slack <= 0 {
-		b.Slack = 0.25
+		b.Slack = 0.2
 	}
 	return b
 }
@@ -39,12 +42,13 @@ func (n *Runtime) balance(b Balance) {
 	defer n.wg.Done()
 	t := time.NewTicker(b.Interval)
 	defer t.Stop()
+	bl := &balancer{n: n, cfg: b}
 	for {
 		select {
 		case <-n.stop:
 			return
 		case <-t.C:
-			n.balanceOnce(b)
+			bl.once()
 		}
 	}
 }
@@ -53,36 +57,89 @@ func (n *Runtime) balance(b Balance) {
 // sessions came from (at least; four balance intervals if longer).
 const fledHold = 30 * time.Second
 
-// balanceOnce asks some movable sessions to move when this member holds
-// more than its share. Members are judged by how they serve, not only by
-// how many sessions they hold (Loads): a member whose sessions get a tenth
-// of the pool's pace counts ten times its sessions. Above its share by
-// more than Slack, the member sheds the sessions that bring it back to
-// the pool's average (not lower: hysteresis), at most MaxMoves, to the
-// members below the average in proportion to what each lacks of it
-// (Spare), never to a member whose sessions just came here.
-func (n *Runtime) balanceOnce(b Balance) {
+// balancer is a member's load balancing between rounds.
+type balancer struct {
+	n   *Runtime
+	cfg Balance
+	// asked holds the sessions asked to move in the last rounds that were
+	// still here at the last, and how many rounds ago they were asked.
+	asked map[sessionID]int
+	// The member's traffic and session-milliseconds at the last round:
+	// its own pace is judged over the whole interval since.
+	traffic, held uint64
+	at            time.Time
+}
+
+// ownRate returns the bytes per second per session of the member's own
+// sessions since the last round (false if none was held, if this is the
+// first round, or if the last was less than a second ago: the sessions are
+// counted every loadSample). One second's rate, as published, can be far
+// off: right after a member slows, a second can carry nothing at all.
+func (bl *balancer) ownRate() (float64, bool) {
+	if !bl.at.IsZero() && time.Since(bl.at) < time.Second {
+		return 0, false
+	}
+	traffic, held := bl.n.traffic.Load(), bl.n.held.Load()
+	dt, dh := traffic-bl.traffic, held-bl.held
+	first := bl.at.IsZero()
+	bl.traffic, bl.held, bl.at = traffic, held, time.Now()
+	if first || dh == 0 {
+		return 0, false
+	}
+	return float64(dt) / (float64(dh) / 1000), true
+}
+
+// movingRounds is how many rounds a session asked to move counts as gone:
+// a session still here after that did not move.
+const movingRounds = 2
+
+// once asks sessions to move when this member holds more than its share.
+// Members are judged by how they serve, not only by how many sessions
+// they hold (Loads, Fair): a member whose sessions get a tenth of the
+// pool's pace has a tenth of the share of one at full pace. The others'
+// rates are those they publish; this member's own is its rate per session
+// over the interval since the last round (ownRate). Above its
+// share by more than Slack, the member sheds its excess, all of it (but at
+// most MaxMoves), down to its share, not lower (hysteresis: it sheds again
+// only once above the slack again), to the members below their shares in
+// proportion to what each lacks, never to a member whose sessions just
+// came here. Sessions asked in the last round that are still here count as
+// gone (their moves are under way) and are not asked again.
+func (bl *balancer) once() {
+	n := bl.n
 	if n.host.Draining() {
 		return
 	}
-	local := n.host.SessionCount()
+	sessions := n.host.Sessions()
+	moving := make(map[sessionID]int)
+	for _, s := range sessions {
+		if age, ok := bl.asked[s.ID()]; ok && age < movingRounds && !s.Ended() {
+			moving[s.ID()] = age + 1
+		}
+	}
+	bl.asked = moving
+	pending := len(moving)
+	local := len(sessions) - pending
+	rate, measured := bl.ownRate()
 	var members []Member
 	for _, m := range n.members.Members() {
 		if m.Name == n.name {
 			m.Sessions = local
+			if measured {
+				m.BytesPerSec = uint64(rate * float64(local))
+			}
 		}
 		if !m.Draining {
 			members = append(members, m)
 		}
 	}
-	if len(members) < 2 || local == 0 {
+	if len(members) < 2 || local <= 0 {
 		return
 	}
-	loads := Loads(members)
-	paces := pace(members)
-	total, self := 0.0, -1
+	paces := Paces(members)
+	level := Fair(members)
+	self := -1
 	for i, m := range members {
-		total += loads[i]
 		if m.Name == n.name {
 			self = i
 		}
@@ -90,20 +147,18 @@ func (n *Runtime) balanceOnce(b Balance) {
 	if self < 0 {
 		return
 	}
-	avg := total / float64(len(members))
-	if loads[self] <= avg*(1+b.Slack) || loads[self]-avg < 1 {
+	share := level * paces[self]
+	if float64(local) <= share*(1+bl.cfg.Slack) || float64(local)-share < 1 {
 		return
 	}
-	// Each session here weighs 1/pace: shed the sessions whose weight is the
-	// excess.
-	excess := min(b.MaxMoves, local, int(math.Ceil((loads[self]-avg)*paces[self])))
-	fled := n.fledFrom(max(fledHold, 4*b.Interval))
+	excess := min(bl.cfg.MaxMoves, local, int(math.Ceil(float64(local)-share)))
+	fled := n.fledFrom(max(fledHold, 4*bl.cfg.Interval))
 	var targets []Member
 	var deficit []float64
 	for i, m := range members {
-		if i != self && loads[i] < avg && !fled[m.Name] {
+		if d := level*paces[i] - float64(m.Sessions); i != self && d > 0 && !fled[m.Name] {
 			targets = append(targets, m)
-			deficit = append(deficit, avg-loads[i])
+			deficit = append(deficit, d)
 		}
 	}
 	if len(targets) == 0 || excess <= 0 {
@@ -117,18 +172,22 @@ func (n *Runtime) balanceOnce(b Balance) {
 	}
 	moved := map[string]int{}
 	asked := 0
-	for _, c := range n.host.Sessions() {
+	for _, s := range sessions {
 		if asked >= excess {
 			break
 		}
+		if _, ok := moving[s.ID()]; ok {
+			continue
+		}
 		to, _ := plan.next()
-		if c.AskMove(wire.Move{Reason: wire.MoveBalance, Name: to.Name, Addr: to.ClientAddr}) {
+		if s.AskMove(wire.Move{Reason: wire.MoveBalance, Name: to.Name, Addr: to.ClientAddr}) {
 			moved[to.Name]++
+			moving[s.ID()] = 0
 			asked++
 		}
 	}
 	if asked > 0 {
 		n.log.Info("mtcp: balancing load", "asked", asked, "to", moved, "sessions", local,
-			"load", loads[self], "pool average", avg)
+			"share", share, "pace", paces[self], "still moving", pending)
 	}
 }

@@ -21,11 +21,13 @@ const (
 	minPace = 0.05
 )
 
-// pace is how well each member serves its sessions: 1 for a member whose
-// sessions get the pool's pace per session or near it (or that has no
-// sessions, or when no traffic is published), less for a member whose
-// sessions get much less.
-func pace(members []Member) []float64 {
+// Paces returns how well each of members serves its sessions: 1 for a
+// member whose sessions get the pool's pace per session or near it (or
+// that has no sessions, or when no traffic is published), less for a
+// member whose sessions get much less (its bytes per second per session
+// over the pool's, at least 0.05). The pace is judged among all of
+// members, which should include every member that holds sessions.
+func Paces(members []Member) []float64 {
 	var sessions, rate float64
 	for _, m := range members {
 		sessions += float64(m.Sessions)
@@ -48,8 +50,10 @@ func pace(members []Member) []float64 {
 // them (see pace): the sessions of a member that serves them at a tenth of
 // the pool's pace weigh ten times. The pace is judged among all of
 // members, which should include the local member.
+// A member serving at pace p holds its share of the pool's sessions when
+// its load is the pool's sessions over the sum of the paces (Fair).
 func Loads(members []Member) []float64 {
-	p := pace(members)
+	p := Paces(members)
 	out := make([]float64, len(members))
 	for i, m := range members {
 		out[i] = float64(m.Sessions) / p[i]
@@ -93,6 +97,59 @@ func Spare(loads []float64, adding float64) []float64 {
 	return out
 }
 
+// Fair returns the load at which every one of members holds its share of
+// their sessions for the pace it serves them at: their sessions over the
+// sum of their paces. A member at pace p holds its share with Fair×p
+// sessions. Draining members count neither sessions nor capacity.
+func Fair(members []Member) float64 {
+	p := Paces(members)
+	var sessions, capacity float64
+	for i, m := range members {
+		if m.Draining {
+			continue
+		}
+		sessions += float64(m.Sessions)
+		capacity += p[i]
+	}
+	if capacity == 0 {
+		return 0
+	}
+	return sessions / capacity
+}
+
+// clearlySlow bounds the paces that weigh where sessions go: a member that
+// just took many sessions can show half the pool's pace or less for a
+// second while they restore, and must not be passed over for it; a member
+// at a quarter of the pool's pace or less serves slowly.
+const clearlySlow = 0.25
+
+// ChoicePaces returns the paces that weigh where sessions go (Paces): 1
+// but for the members whose sessions get a quarter of the pool's pace or
+// less.
+func ChoicePaces(members []Member) []float64 {
+	p := Paces(members)
+	for i := range p {
+		if p[i] > clearlySlow {
+			p[i] = 1
+		}
+	}
+	return p
+}
+
+// SpareWeights returns the weights by which sessions sent to members with
+// loads (see Loads) and paces are spread: what each lacks, in sessions, of
+// the level that adding sessions' worth of load brings the lowest to
+// (Spare; a member at pace p reaches it with p times the sessions of one at
+// full pace), plus its pace so that every member stays possible, a slow
+// one less so.
+func SpareWeights(loads, paces []float64, adding float64) []float64 {
+	w := Spare(loads, adding)
+	for i := range w {
+		w[i] = (w[i] + 1) * paces[i]
+	}
+	return w
+}
+
 // weightedPick returns an index of weights chosen at random with
 // probability proportional to its weight (uniform if all are zero), or -1
 // for none.
@@ -124,13 +181,14 @@ func weightedPick(weights []float64, r *rand.Rand) int {
 // instead of all sending them to the one least loaded.
 func (p *Pool) Pick(exclude ...string) (Member, bool) {
 	all := p.Members()
-	loads := Loads(all)
+	paces := ChoicePaces(all)
 	var c []Member
-	var cl []float64
+	var cl, cp []float64
 	for i, m := range all {
 		if m.eligible() && !slices.Contains(exclude, m.Name) {
 			c = append(c, m)
-			cl = append(cl, loads[i])
+			cl = append(cl, float64(m.Sessions)/paces[i])
+			cp = append(cp, paces[i])
 		}
 	}
 	if len(c) == 0 {
@@ -139,13 +197,10 @@ func (p *Pool) Pick(exclude ...string) (Member, bool) {
 	// As many sessions as the pool holds per candidate come: spare capacity
 	// is what the candidates lack of an even share.
 	total := 0.0
-	for _, l := range loads {
-		total += l
+	for i, m := range all {
+		total += float64(m.Sessions) / paces[i]
 	}
-	w := Spare(cl, max(1, total/float64(len(c))))
-	for i := range w {
-		w[i]++ // every candidate stays possible
-	}
+	w := SpareWeights(cl, cp, max(1, total/float64(len(c))))
 	return c[weightedPick(w, random)], true
 }
 

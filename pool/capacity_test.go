@@ -73,3 +73,30 @@ func TestWeightedPick(t *testing.T) {
 	require.InDelta(t, 2000, got[2], 150)
 	require.Equal(t, -1, weightedPick(nil, r))
 }
+
+// TestFairSharesByPace: the pool's sessions are shared in proportion to
+// how fast each member serves them; a draining member counts neither.
+func TestFairSharesByPace(t *testing.T) {
+	members := []Member{
+		{Name: "a", Sessions: 100, BytesPerSec: 100 * 1000},
+		{Name: "b", Sessions: 100, BytesPerSec: 100 * 1000},
+		{Name: "slow", Sessions: 100, BytesPerSec: 100 * 100},
+		{Name: "leaving", Sessions: 50, BytesPerSec: 50 * 1000, Draining: true},
+	}
+	// The pool's pace: 260,000 B/s over 350 sessions (≈ 743 each); slow's
+	// is 100, a pace of ≈ 0.135: the 300 sessions over 2.135.
+	level := Fair(members)
+	pace := 100 / (260000.0 / 350)
+	require.InDelta(t, 300/(2+pace), level, 0.01)
+	require.InDelta(t, 300*pace/(2+pace), level*Paces(members)[2], 0.01)
+	require.Zero(t, Fair(nil))
+}
+
+// TestSpareWeightsFavourFastMembers: of two members as loaded, one that
+// serves at a tenth of the pace is chosen a tenth as often.
+func TestSpareWeightsFavourFastMembers(t *testing.T) {
+	w := SpareWeights([]float64{100, 100, 400}, []float64{1, 0.1, 1}, 300)
+	require.InDelta(t, 0.1*w[0], w[1], 0.01)
+	require.InDelta(t, 1, w[2], 0.01, "a member above the level keeps a small weight")
+	require.Greater(t, w[0], 100.0)
+}

@@ -6,7 +6,7 @@ type Member struct {
 	ClientAddr  string // host:port where mtcp clients connect
 	ControlAddr string // host:port of the server-to-server control plane
 	Sessions    int    // sessions held (load)
-	BytesPerSec uint64 // recent client traffic (load)
+	BytesPerSec uint64 // recent client traffic of the sessions it holds (load)
 	Draining    bool   // leaving: takes no new sessions or migrations
 }
 

@@ -67,6 +67,7 @@ type Runtime struct {
 	version atomic.Uint64 // bumped when the MEMBERS frame changes
 	started atomic.Bool   // members is set
 	traffic atomic.Uint64 // bytes its sessions received and wrote, in all
+	held    atomic.Uint64 // session-milliseconds its sessions were held, in all (counted every loadSample)
 	moved   chan struct{} // a session was handed over or its handover settled; capacity 1
 
 	batches  handoverBatches              // handover requests to other members, gathered per member
@@ -77,10 +78,11 @@ type Runtime struct {
 	fled   map[string]time.Time // members whose sessions came here, and when last
 
 	mu         sync.Mutex
-	membersVer uint64 // the version of frame
-	frame      []byte // the MEMBERS frame the clients are sent
-	topology   uint64 // the pool's Topology when changed last ran
-	closing    bool   // no new background work
+	membersVer uint64            // the version of frame
+	frame      []byte            // the MEMBERS frame the clients are sent
+	shown      map[string]uint64 // the rate of each member that frame shows (shownRate)
+	topology   uint64            // the pool's Topology when changed last ran
+	closing    bool              // no new background work
 
 	stop     chan struct{}
 	stopOnce sync.Once
@@ -255,24 +257,42 @@ func (n *Runtime) changed() {
 }
 
 // reportLoad publishes this member's load once a second: its sessions, and
-// the bytes per second its sessions read and wrote.
+// the bytes per second its sessions read and wrote. The rate is that of
+// the sessions it holds now (its traffic per session-second, the sessions
+// counted every loadSample, times the sessions now): sessions that just
+// came or left do not make the bytes per session look lower or higher
+// than they are, which would make a member that takes many sessions at
+// once look slow.
 func (n *Runtime) reportLoad() {
 	defer n.wg.Done()
-	t := time.NewTicker(time.Second)
+	t := time.NewTicker(loadSample)
 	defer t.Stop()
 	last, at := n.traffic.Load(), time.Now()
+	var samples, sessions int
 	for {
 		select {
 		case <-n.stop:
 			return
 		case now := <-t.C:
+			count := n.host.SessionCount()
+			samples, sessions = samples+1, sessions+count
+			n.held.Add(uint64(count) * uint64(loadSample/time.Millisecond))
+			if now.Sub(at) < time.Second-loadSample/2 {
+				continue
+			}
 			total := n.traffic.Load()
 			rate := float64(total-last) / now.Sub(at).Seconds()
-			last, at = total, now
-			n.members.SetLoad(n.host.SessionCount(), uint64(rate))
+			if mean := float64(sessions) / float64(samples); mean > 0 {
+				rate *= float64(count) / mean
+			}
+			last, at, samples, sessions = total, now, 0, 0
+			n.members.SetLoad(count, uint64(rate))
 		}
 	}
 }
+
+// loadSample is how often reportLoad counts the sessions.
+const loadSample = 250 * time.Millisecond
 
 // refreshMembers rebuilds the MEMBERS frame from the pool; it reports
 // whether the frame changed (a new version for the clients), which load
@@ -280,14 +300,19 @@ func (n *Runtime) reportLoad() {
 func (n *Runtime) refreshMembers() bool {
 	list := n.members.Members()
 	f := wire.Members{List: make([]wire.MemberInfo, 0, len(list))}
-	for _, m := range list {
-		f.List = append(f.List, wire.MemberInfo{
-			Name: m.Name, Addr: m.ClientAddr, Sessions: uint32(min(uint64(max(m.Sessions, 0)), math.MaxUint32)), Draining: m.Draining,
-		})
-	}
-	b := wire.AppendFrame(nil, f)
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	shown := make(map[string]uint64, len(list))
+	for _, m := range list {
+		rate := shownRate(n.shown[m.Name], m.BytesPerSec)
+		shown[m.Name] = rate
+		f.List = append(f.List, wire.MemberInfo{
+			Name: m.Name, Addr: m.ClientAddr, Sessions: uint32(min(uint64(max(m.Sessions, 0)), math.MaxUint32)),
+			BytesPerSec: rate, Draining: m.Draining, Balancing: m.Name == n.name && n.cfg.Balance != nil,
+		})
+	}
+	n.shown = shown
+	b := wire.AppendFrame(nil, f)
 	if bytes.Equal(b, n.frame) {
 		return false
 	}

@@ -6,6 +6,7 @@ import "encoding/binary"
 const (
 	MaxMembers     = 1024       // members in one MEMBERS frame
 	maxMembersBody = 64<<10 - 1 // MEMBERS body bound
+	memberMinLen   = 15         // flags, sessions, rate, and two empty strings
 	markLen        = 24
 	verifyLen      = 20
 )
@@ -15,8 +16,20 @@ type MemberInfo struct {
 	Name     string
 	Addr     string // where clients connect
 	Sessions uint32 // load
-	Draining bool
+	// BytesPerSec is the member's recent traffic with its clients (both
+	// ways): with Sessions, how well it serves them.
+	BytesPerSec uint64
+	Draining    bool
+	// Balancing: the member sheds sessions above its share itself
+	// (mtcp.Config.Balance); its clients leave moves for load to it.
+	Balancing bool
 }
+
+// MEMBERS flags.
+const (
+	memberDraining  = 0x01
+	memberBalancing = 0x02
+)
 
 // Members tells a client the pool's members (server to client).
 type Members struct{ List []MemberInfo }
@@ -67,7 +80,7 @@ func (Verify) header() Header { return Header{Type: TypeVerify, Length: verifyLe
 func (f Members) appendBody(b []byte) []byte {
 	list, size := f.List, 2
 	for i, m := range list {
-		size += 1 + 4 + 1 + len(TruncateUTF8(m.Name, MaxNameLen)) + 1 + len(TruncateUTF8(m.Addr, MaxAddrLen))
+		size += 1 + 4 + 8 + 1 + len(TruncateUTF8(m.Name, MaxNameLen)) + 1 + len(TruncateUTF8(m.Addr, MaxAddrLen))
 		if i == MaxMembers || size > maxMembersBody {
 			list = list[:i]
 			break
@@ -77,10 +90,14 @@ func (f Members) appendBody(b []byte) []byte {
 	for _, m := range list {
 		flags := byte(0)
 		if m.Draining {
-			flags = 1
+			flags |= memberDraining
+		}
+		if m.Balancing {
+			flags |= memberBalancing
 		}
 		b = append(b, flags)
 		b = binary.BigEndian.AppendUint32(b, m.Sessions)
+		b = binary.BigEndian.AppendUint64(b, m.BytesPerSec)
 		b = appendStr8(b, m.Name, MaxNameLen)
 		b = appendStr8(b, m.Addr, MaxAddrLen)
 	}
@@ -94,19 +111,20 @@ func parseMembers(body []byte) (Members, error) {
 		return f, malformed("MEMBERS: %d members", n)
 	}
 	rest := body[2:]
-	f.List = make([]MemberInfo, 0, min(n, len(rest)/7))
+	f.List = make([]MemberInfo, 0, min(n, len(rest)/memberMinLen))
 	for i := 0; i < n; i++ {
-		if len(rest) < 5 {
+		if len(rest) < 13 {
 			return f, malformed("MEMBERS: truncated member %d", i)
 		}
 		var m MemberInfo
-		if rest[0]&^1 != 0 {
+		if rest[0]&^(memberDraining|memberBalancing) != 0 {
 			return f, malformed("MEMBERS: undefined flags 0x%02x", rest[0])
 		}
-		m.Draining = rest[0] == 1
+		m.Draining, m.Balancing = rest[0]&memberDraining != 0, rest[0]&memberBalancing != 0
 		m.Sessions = binary.BigEndian.Uint32(rest[1:])
+		m.BytesPerSec = binary.BigEndian.Uint64(rest[5:])
 		var err error
-		if m.Name, rest, err = parseStr8(rest[5:], MaxNameLen, "MEMBERS name"); err != nil {
+		if m.Name, rest, err = parseStr8(rest[13:], MaxNameLen, "MEMBERS name"); err != nil {
 			return f, err
 		}
 		if m.Addr, rest, err = parseStr8(rest, MaxAddrLen, "MEMBERS address"); err != nil {

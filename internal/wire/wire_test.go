@@ -45,7 +45,7 @@ func sampleFrames() []Frame {
 		Resumed{MAC: nonce, Positions: Positions{Received: 5, Limit: 6, Release: 7, Retained: 7, Written: 8}},
 		Resumed{MAC: nonce, Positions: Positions{Received: 5, Limit: 6, Release: 7, Written: 8},
 			Epoch: 9, Flags: ResumedRestored, Node: "node-c"},
-		Members{List: []MemberInfo{{Name: "a", Addr: "127.0.0.1:1", Sessions: 3}, {Name: "b", Addr: "[::1]:2", Draining: true}}},
+		Members{List: []MemberInfo{{Name: "a", Addr: "127.0.0.1:1", Sessions: 3, BytesPerSec: 1 << 40}, {Name: "b", Addr: "[::1]:2", Draining: true, Balancing: true}}},
 		Members{List: []MemberInfo{}},
 		Move{Reason: MoveDrain, Name: "b", Addr: "127.0.0.1:2"},
 		Mark{Seq: 1, Out: 2, In: 3},

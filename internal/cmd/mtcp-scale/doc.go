@@ -34,8 +34,10 @@
 //   - overload: -overload-sessions (1,000) paced streams on one member of
 //     -overload-members (4) whose application then slows to 1/-slow-factor
 //     of its pace: after -overload-wait (10 s), sessions per member beside
-//     their fair share, moves per session, bytes verified. -balance turns on
-//     Config.Balance.
+//     their fair share (in proportion to the pace each serves at: the slow
+//     member's is 1/-slow-factor of the others'), whether each is within
+//     20% of it and from which second on all were, moves per session,
+//     bytes verified. -balance turns on Config.Balance.
 //
 // The cheap scenarios (idle, open, bulk, echo) run -count times (3) and show
 // the median with the range. Every byte that flows is checked: bulk and echo
