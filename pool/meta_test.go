@@ -2,12 +2,15 @@ package pool
 
 import (
 	"math"
+	"runtime"
 	"strings"
 	"testing"
 
 	"github.com/hashicorp/memberlist"
 	"github.com/stretchr/testify/require"
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/migratory/mtcp/internal/msgpackcheck"
 )
 
 func sampleMembers() []Member {
@@ -114,9 +117,26 @@ func TestMetaDecodeRejects(t *testing.T) {
 	}
 }
 
-// FuzzMetaDecode checks that the metadata decoder never panics, and that
-// whatever it accepts encodes again to metadata that decodes to the same
-// Member.
+// TestMetaDecodeRefusesHugeClaimsCheaply: metadata whose headers claim
+// gigabytes is refused with an error saying so, allocating only the few
+// values that error is made of.
+func TestMetaDecodeRefusesHugeClaimsCheaply(t *testing.T) {
+	for _, b := range [][]byte{
+		{0x96, 0x01, 0xdb, 0xdd, 0, 0, 0, 'a', ':', '1'},
+		{0xdd, 0x7f, 0xff, 0xff, 0xff, 0x01, 0xa0},
+		{0x97, 0x02, 0xa0, 0xa0, 0, 0, 0xc2, 0xdf, 0xff, 0xff, 0xff, 0xff, 1},
+	} {
+		_, err := decodeMeta(b)
+		require.ErrorIs(t, err, errBadMeta)
+		require.ErrorIs(t, err, msgpackcheck.ErrMalformed)
+		require.ErrorContains(t, err, "declares")
+		require.LessOrEqual(t, testing.AllocsPerRun(20, func() { _, _ = decodeMeta(b) }), 16.0)
+	}
+}
+
+// FuzzMetaDecode checks that the metadata decoder never panics nor
+// allocates more than a few kilobytes, and that whatever it accepts
+// encodes again to metadata that decodes to the same Member.
 func FuzzMetaDecode(f *testing.F) {
 	for _, m := range sampleMembers() {
 		b, err := encodeMeta(m)
@@ -126,7 +146,15 @@ func FuzzMetaDecode(f *testing.F) {
 	f.Add(pack(f, 2, "a:1", "b:2", 3, 4, true, "new", []any{1, "x"}, map[string]int{"k": 1}))
 	f.Add(pack(f, int8(1), "a:1", "b:2", int64(5), int32(7), false))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		m, err := decodeMeta(b)
+		var m Member
+		var err error
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		m, err = decodeMeta(b)
+		runtime.ReadMemStats(&after)
+		if n := after.TotalAlloc - before.TotalAlloc; n > 16<<10 {
+			t.Fatalf("decoding %d bytes of metadata allocated %d bytes", len(b), n)
+		}
 		if err != nil {
 			require.ErrorIs(t, err, errBadMeta)
 			return

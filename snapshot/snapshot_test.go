@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/migratory/mtcp/internal/msgpackcheck"
 )
 
 func sample() *Record {
@@ -132,6 +134,15 @@ func FuzzUnmarshal(f *testing.F) {
 			t.Fatalf("round trip changed the record")
 		}
 	})
+}
+
+// TestUnmarshalRefusesHugeClaims: a record whose headers claim
+// gigabytes is refused before the decoder sizes anything by them.
+func TestUnmarshalRefusesHugeClaims(t *testing.T) {
+	many := append([]byte{Version, 0xdc, 0x30, 0x00}, bytes.Repeat([]byte{0xdb, 0xdb, 0xdb, 0xdb, 0xdb}, 12000)...)
+	_, err := Unmarshal(many, 1<<16)
+	require.ErrorIs(t, err, ErrMalformed)
+	require.ErrorIs(t, err, msgpackcheck.ErrMalformed)
 }
 
 func TestStoreRetains(t *testing.T) {
