@@ -31,19 +31,10 @@ func TestCheckpointsKeptSpreadOut(t *testing.T) {
 	id := c.SessionID()
 	src := newPattern(total, 9)
 	sent := sha256.New()
-	sc := ap.serverConn(id)
 	for wrote := piece; wrote <= total; wrote += piece {
-		p := make([]byte, piece)
-		_, _ = io.ReadFull(src, p)
-		sent.Write(p)
-		_, err := c.Write(p)
-		require.NoError(t, err)
-		require.Eventually(t, func() bool { // one read, echo and checkpoint per piece
-			sc.mu.Lock()
-			defer sc.mu.Unlock()
-			return sc.st.Consumed() == uint64(wrote)
-		}, 10*time.Second, 100*time.Microsecond)
+		ap.writeEchoed(t, c, src, sent, piece, wrote)
 	}
+	sc := ap.serverConn(id)
 	sc.mu.Lock()
 	var outs []uint64
 	for _, r := range sc.server.ckpts {
@@ -73,13 +64,5 @@ func TestCheckpointsKeptSpreadOut(t *testing.T) {
 	t.Logf("the successor regenerates output %d to %d", from, to)
 	require.LessOrEqual(t, to-from, 2*spacing+piece, "output regenerated after the move")
 
-	require.NoError(t, c.CloseWrite())
-	k, err := io.Copy(got, c)
-	require.NoError(t, err)
-	require.Equal(t, int64(total-total/2), k)
-	require.Equal(t, sent.Sum(nil), got.Sum(nil))
-	ap.waitEnded(t, c)
-	require.Equal(t, sent.Sum(nil), ap.finalDigest(id))
-	require.Equal(t, []string{"m0", "m1"}, ap.servedBy(id))
-	require.Empty(t, ap.errors())
+	ap.finishEcho(t, c, sent, got, total-total/2, "m0", "m1")
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
-	"fmt"
 	"hash"
 	"io"
 	"net"
@@ -283,18 +282,8 @@ func TestMarksCappedLikeCheckpoints(t *testing.T) {
 	src := newPattern(rounds*size, 3)
 	sent := sha256.New()
 	for i := 0; i < rounds; i++ {
-		p := make([]byte, size)
-		_, _ = io.ReadFull(src, p)
-		sent.Write(p)
-		_, err := c.Write(p)
-		require.NoError(t, err)
 		// One read per round: the next bytes go once these are consumed.
-		sc := ap.serverConn(id)
-		require.Eventually(t, func() bool {
-			sc.mu.Lock()
-			defer sc.mu.Unlock()
-			return sc.st.Consumed() == uint64((i+1)*size)
-		}, 10*time.Second, 100*time.Microsecond)
+		ap.writeEchoed(t, mc, src, sent, size, (i+1)*size)
 	}
 	sc := serverEnd(ap.member("m0"), id)
 	sc.mu.Lock()
@@ -305,14 +294,5 @@ func TestMarksCappedLikeCheckpoints(t *testing.T) {
 	require.LessOrEqual(t, held, ckpts, "no mark without its checkpoint")
 
 	// The client reads everything: the echo is intact.
-	got := sha256.New()
-	require.NoError(t, mc.CloseWrite())
-	_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
-	k, err := io.Copy(got, c)
-	require.NoError(t, err)
-	require.Equal(t, int64(rounds*size), k)
-	require.Equal(t, sent.Sum(nil), got.Sum(nil))
-	ap.waitEnded(t, c)
-	require.Equal(t, sent.Sum(nil), ap.finalDigest(id))
-	require.Empty(t, ap.errors(), fmt.Sprint(ap.errors()))
+	ap.finishEcho(t, mc, sent, sha256.New(), rounds*size, "m0")
 }

@@ -89,19 +89,8 @@ func TestReleaseWaitsForCheckpointInWindow(t *testing.T) {
 	write := func(upTo int) {
 		t.Helper()
 		for wrote < upTo {
-			p := make([]byte, piece)
-			_, _ = io.ReadFull(src, p)
-			sent.Write(p)
-			_, err := c.Write(p)
-			require.NoError(t, err)
 			wrote += piece
-			// One read, echo and checkpoint per piece.
-			sc := ap.serverConn(id)
-			require.Eventually(t, func() bool {
-				sc.mu.Lock()
-				defer sc.mu.Unlock()
-				return sc.st.Consumed() == uint64(wrote)
-			}, 10*time.Second, 100*time.Microsecond)
+			ap.writeEchoed(t, c, src, sent, piece, wrote)
 		}
 	}
 
@@ -133,17 +122,7 @@ func TestReleaseWaitsForCheckpointInWindow(t *testing.T) {
 	require.NoError(t, c.Migrate(ctx, ap.addr("m1")))
 	require.Equal(t, "m1", c.MemberName())
 
-	got := sha256.New()
-	require.NoError(t, c.CloseWrite())
-	_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
-	k, err := io.Copy(got, c)
-	require.NoError(t, err)
-	require.Equal(t, int64(total), k)
-	require.Equal(t, sent.Sum(nil), got.Sum(nil))
-	ap.waitEnded(t, c)
-	require.Equal(t, sent.Sum(nil), ap.finalDigest(id))
-	require.Equal(t, []string{"m0", "m1"}, ap.servedBy(id))
-	require.Empty(t, ap.errors())
+	ap.finishEcho(t, c, sent, sha256.New(), total, "m0", "m1")
 }
 
 // TestMigrateWaitsForResumableCheckpoint: the client writes without
@@ -164,21 +143,10 @@ func TestMigrateWaitsForResumableCheckpoint(t *testing.T) {
 	)
 	c := ap.dial(t, &Dialer{Logger: testLogger(t), Window: window, Retention: retention}, "m0")
 	defer c.Close() // if the test fails
-	id := c.SessionID()
 	src := newPattern(total, 7)
 	sent := sha256.New()
 	for wrote := piece; wrote <= total; wrote += piece {
-		p := make([]byte, piece)
-		_, _ = io.ReadFull(src, p)
-		sent.Write(p)
-		_, err := c.Write(p)
-		require.NoError(t, err)
-		sc := ap.serverConn(id)
-		require.Eventually(t, func() bool {
-			sc.mu.Lock()
-			defer sc.mu.Unlock()
-			return sc.st.Consumed() == uint64(wrote)
-		}, 10*time.Second, 100*time.Microsecond)
+		ap.writeEchoed(t, c, src, sent, piece, wrote)
 	}
 	// The checkpoints within the window become durable; the retention is
 	// full past them: the client may free input beyond them.
@@ -214,13 +182,5 @@ func TestMigrateWaitsForResumableCheckpoint(t *testing.T) {
 	require.NoError(t, <-moved)
 	require.Equal(t, "m1", c.MemberName())
 
-	require.NoError(t, c.CloseWrite())
-	k, err := io.Copy(got, c)
-	require.NoError(t, err)
-	require.Equal(t, int64(total-total/2), k)
-	require.Equal(t, sent.Sum(nil), got.Sum(nil))
-	ap.waitEnded(t, c)
-	require.Equal(t, sent.Sum(nil), ap.finalDigest(id))
-	require.Equal(t, []string{"m0", "m1"}, ap.servedBy(id))
-	require.Empty(t, ap.errors())
+	ap.finishEcho(t, c, sent, got, total-total/2, "m0", "m1")
 }
