@@ -103,30 +103,17 @@ func (ap *appPool) close() {
 }
 
 func (ap *appPool) serve(ln *Listener) {
-	ap.wg.Add(1)
-	go func() {
-		defer ap.wg.Done()
-		if g := ap.opts.acceptGate; g != nil {
-			if ch := g(ln.NodeName()); ch != nil {
-				<-ch
-			}
+	var gate <-chan struct{}
+	if g := ap.opts.acceptGate; g != nil {
+		gate = g(ln.NodeName())
+	}
+	serveEach(&ap.wg, ln, gate, func(c *Conn) {
+		if ap.opts.app != nil {
+			ap.opts.app(ap, ln.NodeName(), c)
+			return
 		}
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			ap.wg.Add(1)
-			go func() {
-				defer ap.wg.Done()
-				if ap.opts.app != nil {
-					ap.opts.app(ap, ln.NodeName(), c.(*Conn))
-					return
-				}
-				ap.run(ln.NodeName(), c.(*Conn))
-			}()
-		}
-	}()
+		ap.run(ln.NodeName(), c)
+	})
 }
 
 func (ap *appPool) run(node string, c *Conn) {

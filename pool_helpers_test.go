@@ -166,18 +166,28 @@ func (r *appRecord) servedBy(id string) []string {
 }
 
 func (a *statefulApps) serve(ln *Listener) {
-	a.wg.Add(1)
+	serveEach(&a.wg, ln, nil, func(c *Conn) { a.run(ln.NodeName(), c) })
+}
+
+// serveEach accepts ln's sessions, once gate (if not nil) is closed, until
+// ln closes, and runs each in a goroutine of its own; wg counts the accept
+// loop and the sessions.
+func serveEach(wg *sync.WaitGroup, ln *Listener, gate <-chan struct{}, run func(*Conn)) {
+	wg.Add(1)
 	go func() {
-		defer a.wg.Done()
+		defer wg.Done()
+		if gate != nil {
+			<-gate
+		}
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			a.wg.Add(1)
+			wg.Add(1)
 			go func() {
-				defer a.wg.Done()
-				a.run(ln.NodeName(), c.(*Conn))
+				defer wg.Done()
+				run(c.(*Conn))
 			}()
 		}
 	}()
