@@ -9,7 +9,6 @@ import (
 	"net"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -299,12 +298,14 @@ func TestFailoverAfterCrash(t *testing.T) {
 	c := net.Conn(mc)
 
 	const n = 12 << 20
-	var crashed atomic.Bool
+	var crash sync.Once
 	var crashAt time.Time
 	res := echoTransfer(c, n, 31, func(got int64) {
-		if got >= n/3 && !crashed.Swap(true) {
-			crashAt = time.Now()
-			tp.member("m0").crash()
+		if got >= n/3 {
+			crash.Do(func() {
+				crashAt = time.Now()
+				tp.member("m0").crash()
+			})
 		}
 	})
 	requireTransferOK(t, res, n, 31, tp.closeSession(t, c))
