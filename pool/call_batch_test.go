@@ -58,6 +58,18 @@ func waitingCalls(n *Runtime, addr string) int {
 	return 0
 }
 
+// claimedOnA starts members a and b; a holds sessions {tag, i} for i below
+// n, each at epoch base+i.
+func claimedOnA(t *testing.T, tag byte, n int, base uint64) ([]*Runtime, Member) {
+	t.Helper()
+	nodes, _ := startFakeNodes(t, RuntimeConfig{HandshakeTimeout: 5 * time.Second}, "a", "b")
+	a, _ := nodes[1].Membership().Member("a")
+	for i := range n {
+		require.NoError(t, nodes[0].store.Claim(sessionID{tag, byte(i)}, base+uint64(i), "x"))
+	}
+	return nodes, a
+}
+
 // epochQueries are concurrent epoch queries for sessions {tag, 0} to
 // {tag, n-1}, and their answers.
 type epochQueries struct {
@@ -107,12 +119,8 @@ func (q *epochQueries) check(t *testing.T, base uint64) {
 // claim in the same call that the member refuses fails alone, with its
 // code.
 func TestEpochQueriesGoTogether(t *testing.T) {
-	nodes, _ := startFakeNodes(t, RuntimeConfig{HandshakeTimeout: 5 * time.Second}, "a", "b")
-	a, _ := nodes[1].Membership().Member("a")
 	const sessions = 100
-	for i := range sessions {
-		require.NoError(t, nodes[0].store.Claim(sessionID{7, byte(i)}, uint64(10+i), "x"))
-	}
+	nodes, a := claimedOnA(t, 7, sessions, 10)
 	var singles, batches atomic.Int64
 	release, free := releaser(t)
 	defer holdCalls(nodes[0], KindEpoch, &singles, release)()
@@ -143,12 +151,8 @@ func TestEpochQueriesGoTogether(t *testing.T) {
 // unknown_kind (an older version) is asked one request at a time, and
 // every request is answered.
 func TestBatchToMemberThatDoesNotBatch(t *testing.T) {
-	nodes, _ := startFakeNodes(t, RuntimeConfig{HandshakeTimeout: 5 * time.Second}, "a", "b")
-	a, _ := nodes[1].Membership().Member("a")
 	const sessions = 40
-	for i := range sessions {
-		require.NoError(t, nodes[0].store.Claim(sessionID{8, byte(i)}, uint64(20+i), "x"))
-	}
+	nodes, a := claimedOnA(t, 8, sessions, 20)
 	var batches atomic.Int64
 	defer poolhook.Set(nodes[0], KindBatch, func(transport.Handler) transport.Handler {
 		return func(context.Context, string, func(any) error) (any, error) {

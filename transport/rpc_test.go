@@ -196,6 +196,23 @@ func slowServer(t *testing.T, edit func(*Config)) (*Server, *slowHandler) {
 	return s, h
 }
 
+// callEnded calls "slow" on addr within ctx, which must end the call with
+// want well within a second, and returns how the handler's context ended.
+func callEnded(t *testing.T, c *Client, ctx context.Context, addr string, h *slowHandler, want error) error {
+	t.Helper()
+	start := time.Now()
+	err := c.Call(ctx, addr, "slow", nil, nil)
+	require.ErrorIs(t, err, want)
+	require.Less(t, time.Since(start), time.Second)
+	select {
+	case herr := <-h.ended:
+		return herr
+	case <-time.After(2 * time.Second):
+		t.Fatal("handler context not cancelled")
+		return nil
+	}
+}
+
 func TestCallDeadline(t *testing.T) {
 	s, h := slowServer(t, nil)
 	c := newClient(t, nil)
@@ -203,16 +220,8 @@ func TestCallDeadline(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
-	start := time.Now()
-	err := c.Call(ctx, addr, "slow", nil, nil)
-	require.ErrorIs(t, err, context.DeadlineExceeded)
-	require.Less(t, time.Since(start), time.Second)
-	select {
-	case herr := <-h.ended:
-		require.Error(t, herr, "the handler's context ends too")
-	case <-time.After(2 * time.Second):
-		t.Fatal("handler context not cancelled")
-	}
+	herr := callEnded(t, c, ctx, addr, h, context.DeadlineExceeded)
+	require.Error(t, herr, "the handler's context ends too")
 	require.NoError(t, c.Call(ctxTimeout(t, 5*time.Second), addr, "echo", echoMsg{}, nil))
 }
 
@@ -226,16 +235,8 @@ func TestCallCancel(t *testing.T) {
 		<-h.started
 		cancel()
 	}()
-	start := time.Now()
-	err := c.Call(ctx, addr, "slow", nil, nil)
-	require.ErrorIs(t, err, context.Canceled)
-	require.Less(t, time.Since(start), time.Second)
-	select {
-	case herr := <-h.ended:
-		require.ErrorIs(t, herr, context.Canceled, "the server cancels when the caller's connection closes")
-	case <-time.After(2 * time.Second):
-		t.Fatal("handler context not cancelled")
-	}
+	herr := callEnded(t, c, ctx, addr, h, context.Canceled)
+	require.ErrorIs(t, herr, context.Canceled, "the server cancels when the caller's connection closes")
 	// An already-ended context fails at once.
 	require.ErrorIs(t, c.Call(ctx, addr, "echo", echoMsg{}, nil), context.Canceled)
 }
