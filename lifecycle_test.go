@@ -204,12 +204,7 @@ func TestCloseSemantics(t *testing.T) {
 	sc, err := ln.Accept()
 	require.NoError(t, err)
 
-	_, err = c.Write([]byte("last words"))
-	require.NoError(t, err)
-	require.NoError(t, c.Close())
-	got, err := io.ReadAll(sc)
-	require.NoError(t, err)
-	require.Equal(t, "last words", string(got))
+	closeWithLastWords(t, c, sc)
 	var werr error
 	for i := 0; i < 100 && werr == nil; i++ {
 		_, werr = sc.Write([]byte("anyone there?"))
