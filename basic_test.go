@@ -5,7 +5,6 @@ import (
 	"context"
 	"io"
 	"net"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,16 +12,9 @@ import (
 )
 
 func TestBasicEcho(t *testing.T) {
-	ln, err := Listen("tcp", "127.0.0.1:0", nil)
-	require.NoError(t, err)
-	var served sync.WaitGroup
-	defer served.Wait()
-	defer ln.Close()
-	serveEach(&served, ln, nil, func(c *Conn) {
-		defer c.Close()
-		_, _ = io.Copy(c, c)
-	})
-	c, err := Dial("tcp", ln.Addr().String())
+	srv := listenEcho(t, nil)
+	defer srv.Stop()
+	c, err := Dial("tcp", srv.Addr())
 	require.NoError(t, err)
 	defer c.Close()
 	msg := bytes.Repeat([]byte("hello mtcp "), 100_000)
