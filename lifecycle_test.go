@@ -332,10 +332,7 @@ func TestCloseAfterAcknowledgedCloseWrite(t *testing.T) {
 	require.NoError(t, err)
 	defer ln.Close()
 	d := &Dialer{Logger: testLogger(t), ResumeTimeout: 5 * time.Second}
-	c, err := d.Dial("tcp", ln.Addr().String())
-	require.NoError(t, err)
-	sc, err := ln.Accept()
-	require.NoError(t, err)
+	c, sc := acceptDialed(t, ln, d, ln.Addr().String())
 	defer sc.Close()
 
 	_, err = c.Write([]byte("hello"))

@@ -268,10 +268,7 @@ func TestServerCloseWithClientBytesInFlight(t *testing.T) {
 	require.NoError(t, err)
 	defer ln.Close()
 	d := &Dialer{Logger: testLogger(t), ResumeTimeout: 3 * time.Second}
-	c, err := d.Dial("tcp", ln.Addr().String())
-	require.NoError(t, err)
-	sc, err := ln.Accept()
-	require.NoError(t, err)
+	c, sc := acceptDialed(t, ln, d, ln.Addr().String())
 
 	_, err = c.Write(make([]byte, 4*window)) // retained at once, sent as the window allows
 	require.NoError(t, err)
