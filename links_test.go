@@ -8,10 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/migratory/mtcp/internal/auth"
 	"github.com/migratory/mtcp/internal/memnet"
 	"github.com/migratory/mtcp/internal/wire"
-	"github.com/stretchr/testify/require"
 )
 
 // These tests script one side of a session by hand to reach, every time, a

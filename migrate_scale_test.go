@@ -13,8 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/migratory/mtcp/pool"
 	"github.com/stretchr/testify/require"
+
+	"github.com/migratory/mtcp/pool"
 )
 
 // gatedEchoTransfer is echoTransfer whose writer stops after pauseAt bytes

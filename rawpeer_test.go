@@ -10,9 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/migratory/mtcp/internal/auth"
 	"github.com/migratory/mtcp/internal/wire"
-	"github.com/stretchr/testify/require"
 )
 
 // rawPeer speaks the mtcp wire protocol by hand over one TCP connection, so

@@ -5,8 +5,9 @@ package prom
 import (
 	"time"
 
-	"github.com/migratory/mtcp"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/migratory/mtcp"
 )
 
 // Metrics is an mtcp.Metrics that counts into Prometheus collectors.

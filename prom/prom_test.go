@@ -6,11 +6,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/migratory/mtcp"
-	"github.com/migratory/mtcp/internal/faultproxy"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
+
+	"github.com/migratory/mtcp"
+	"github.com/migratory/mtcp/internal/faultproxy"
 )
 
 // TestCounts runs a session through a reset and checks what the metrics say.

@@ -3,8 +3,9 @@ package auth
 import (
 	"testing"
 
-	"github.com/migratory/mtcp/internal/wire"
 	"github.com/stretchr/testify/require"
+
+	"github.com/migratory/mtcp/internal/wire"
 )
 
 func TestBothSidesDeriveTheSameSecret(t *testing.T) {

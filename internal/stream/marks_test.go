@@ -3,8 +3,9 @@ package stream
 import (
 	"testing"
 
-	"github.com/migratory/mtcp/internal/wire"
 	"github.com/stretchr/testify/require"
+
+	"github.com/migratory/mtcp/internal/wire"
 )
 
 // sendAll drains what s has for the link and returns the marks among it.

@@ -3,8 +3,9 @@ package stream
 import (
 	"testing"
 
-	"github.com/migratory/mtcp/internal/wire"
 	"github.com/stretchr/testify/require"
+
+	"github.com/migratory/mtcp/internal/wire"
 )
 
 var finSeen = wire.Ack{Limit: 1 << 20, Release: 1000, FinSeen: true}

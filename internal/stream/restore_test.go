@@ -3,9 +3,10 @@ package stream
 import (
 	"testing"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/migratory/mtcp/internal/digest"
 	"github.com/migratory/mtcp/internal/wire"
-	"github.com/stretchr/testify/require"
 )
 
 func pattern(n int) []byte {

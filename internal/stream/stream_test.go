@@ -7,8 +7,9 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/migratory/mtcp/internal/wire"
 	"github.com/stretchr/testify/require"
+
+	"github.com/migratory/mtcp/internal/wire"
 )
 
 var testCfg = Config{Window: 4096, Retention: 8192, PeerRetention: 8192}

@@ -7,9 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/migratory/mtcp"
 	"github.com/migratory/mtcp/mtcptest"
-	"github.com/stretchr/testify/require"
 )
 
 // TestNoMessageLostOrRepeated: two clients chat in a room while the member

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/yamux"
+
 	"github.com/migratory/mtcp"
 )
 
