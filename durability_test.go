@@ -35,7 +35,7 @@ func refuseCopies(t testing.TB, ln *Listener) (restore func()) {
 // copy; when the session's member crashes, the other member restores that
 // one and the client replays the rest: nothing is lost.
 func TestCrashAfterReplicaRefusedCopies(t *testing.T) {
-	ap := startAppPool(t, 2, func(c *Config) { c.Replicas = 1 }, appOptions{})
+	ap := startReplicatedPair(t)
 	defer ap.close()
 	d := &Dialer{Logger: testLogger(t), ResumeTimeout: 8 * time.Second}
 	c, err := d.Dial("tcp", ap.addr("m0"))

@@ -271,7 +271,7 @@ func TestCheckpointsWithoutOutputKeepOneMark(t *testing.T) {
 // maxCheckpoints of them (and the durable one), and the marks of the
 // dropped checkpoints go with them.
 func TestMarksCappedLikeCheckpoints(t *testing.T) {
-	ap := startAppPool(t, 2, func(c *Config) { c.Replicas = 1 }, appOptions{})
+	ap := startReplicatedPair(t)
 	defer ap.close()
 	c, err := (&Dialer{Logger: testLogger(t), Window: minBufferSize}).Dial("tcp", ap.addr("m0"))
 	require.NoError(t, err)

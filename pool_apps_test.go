@@ -71,6 +71,12 @@ func startAppPool(t testing.TB, n int, tweak func(*Config), opts appOptions) *ap
 	return ap
 }
 
+// startReplicatedPair starts two members (m0, m1) serving the echo, each
+// keeping copies of the other's checkpoints (Replicas 1).
+func startReplicatedPair(t testing.TB) *appPool {
+	return startAppPool(t, 2, func(c *Config) { c.Replicas = 1 }, appOptions{})
+}
+
 func (ap *appPool) member(name string) *Listener { return memberNamed(ap.t, ap.members, name) }
 
 func (ap *appPool) addr(name string) string { return ap.member(name).Addr().String() }

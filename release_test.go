@@ -71,7 +71,7 @@ func (hc *heldConn) Read(p []byte) (int, error) {
 // whose output the client had covered: the move was refused, "no
 // checkpoint fits the client".)
 func TestReleaseWaitsForCheckpointInWindow(t *testing.T) {
-	ap := startAppPool(t, 2, func(c *Config) { c.Replicas = 1 }, appOptions{})
+	ap := startReplicatedPair(t)
 	defer ap.close()
 	const (
 		window    = 16 << 10 // the client's: its output beyond waits
@@ -133,7 +133,7 @@ func TestReleaseWaitsForCheckpointInWindow(t *testing.T) {
 // once it reads; then it moves. (It used to leave at once and be refused,
 // "no checkpoint fits the client".)
 func TestMigrateWaitsForResumableCheckpoint(t *testing.T) {
-	ap := startAppPool(t, 2, func(c *Config) { c.Replicas = 1 }, appOptions{})
+	ap := startReplicatedPair(t)
 	defer ap.close()
 	const (
 		window    = 16 << 10
@@ -194,7 +194,7 @@ func TestMigrateWaitsForResumableCheckpoint(t *testing.T) {
 // little. (The server used to keep the oldest ones and the newest: the move
 // regenerated nearly all the output the client had read.)
 func TestCheckpointsKeptSpreadOut(t *testing.T) {
-	ap := startAppPool(t, 2, func(c *Config) { c.Replicas = 1 }, appOptions{})
+	ap := startReplicatedPair(t)
 	defer ap.close()
 	const (
 		window = 16 << 10
