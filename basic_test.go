@@ -12,22 +12,9 @@ import (
 )
 
 func TestBasicEcho(t *testing.T) {
-	ln, err := Listen("tcp", "127.0.0.1:0", nil)
-	require.NoError(t, err)
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				_, _ = io.Copy(c, c)
-			}()
-		}
-	}()
-	c, err := Dial("tcp", ln.Addr().String())
+	srv := listenEcho(t, nil)
+	defer srv.Stop()
+	c, err := Dial("tcp", srv.Addr())
 	require.NoError(t, err)
 	defer c.Close()
 	msg := bytes.Repeat([]byte("hello mtcp "), 100_000)
@@ -59,12 +46,7 @@ func TestDoneSaysWhenTheSessionEnded(t *testing.T) {
 		t.Fatal("Done closed while the session runs")
 	default:
 	}
-	_, err = c.Write([]byte("last words"))
-	require.NoError(t, err)
-	require.NoError(t, c.Close())
-	got, err := io.ReadAll(sc)
-	require.NoError(t, err)
-	require.Equal(t, "last words", string(got))
+	closeWithLastWords(t, c, sc)
 	require.NoError(t, sc.Close())
 	for _, end := range []net.Conn{c, sc} {
 		waitSessionEnd(t, end) // Done closed

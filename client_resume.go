@@ -312,14 +312,9 @@ func (cs *clientSide) resumeOn(ctx context.Context, c *Conn, nc net.Conn, addr s
 	if err != nil {
 		return &handshakeError{"reading CHALLENGE", err}
 	}
-	var ch wire.Challenge
-	switch f := f.(type) {
-	case wire.Challenge:
-		ch = f
-	case wire.Refused:
-		return refusedError(f)
-	default:
-		return fmt.Errorf("%w: %v in answer to a resume HELLO", ErrProtocol, f.Type())
+	ch, err := answerOf[wire.Challenge](f, "a resume HELLO")
+	if err != nil {
+		return err
 	}
 	c.mu.Lock()
 	if c.ended {
@@ -339,14 +334,9 @@ func (cs *clientSide) resumeOn(ctx context.Context, c *Conn, nc net.Conn, addr s
 	if err != nil {
 		return &handshakeError{"reading RESUMED", err}
 	}
-	var r wire.Resumed
-	switch f := f.(type) {
-	case wire.Resumed:
-		r = f
-	case wire.Refused:
-		return refusedError(f)
-	default:
-		return fmt.Errorf("%w: %v in answer to PROOF", ErrProtocol, f.Type())
+	r, err := answerOf[wire.Resumed](f, "PROOF")
+	if err != nil {
+		return err
 	}
 	if !auth.Equal(r.MAC, rs.ServerMAC(c.secret, r.Fields())) {
 		return errServerProof
@@ -421,6 +411,21 @@ func (cs *clientSide) restoredLocked(c *Conn, r wire.Resumed) error {
 	}
 	cs.verify = &wire.Verify{From: from, To: to, CRC: digest.Between(at, cs.digest)}
 	return nil
+}
+
+// answerOf returns f, the server's answer to what the client sent (named
+// by sent), as the frame of type T the client waits for: a REFUSED becomes
+// its refusedError, any other frame a protocol error.
+func answerOf[T wire.Frame](f wire.Frame, sent string) (T, error) {
+	var none T
+	switch f := f.(type) {
+	case T:
+		return f, nil
+	case wire.Refused:
+		return none, refusedError(f)
+	default:
+		return none, fmt.Errorf("%w: %v in answer to %s", ErrProtocol, f.Type(), sent)
+	}
 }
 
 // refusedError turns a REFUSED into the error a resume attempt returns.

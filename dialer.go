@@ -238,14 +238,9 @@ func (d *Dialer) openOn(ctx context.Context, nc net.Conn, network, address, serv
 	if err != nil {
 		return nil, &handshakeError{"reading WELCOME", err}
 	}
-	var w wire.Welcome
-	switch f := f.(type) {
-	case wire.Welcome:
-		w = f
-	case wire.Refused:
-		return nil, refusedError(f)
-	default:
-		return nil, fmt.Errorf("%w: %v in answer to HELLO", ErrProtocol, f.Type())
+	w, err := answerOf[wire.Welcome](f, "HELLO")
+	if err != nil {
+		return nil, err
 	}
 	if w.Version != wire.Version {
 		return nil, fmt.Errorf("%w: server chose version %d", ErrVersion, w.Version)

@@ -2,6 +2,7 @@ package mtcp
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -34,7 +35,7 @@ func refuseCopies(t testing.TB, ln *Listener) (restore func()) {
 // copy; when the session's member crashes, the other member restores that
 // one and the client replays the rest: nothing is lost.
 func TestCrashAfterReplicaRefusedCopies(t *testing.T) {
-	ap := startAppPool(t, 2, func(c *Config) { c.Replicas = 1 }, appOptions{})
+	ap := startReplicatedPair(t)
 	defer ap.close()
 	d := &Dialer{Logger: testLogger(t), ResumeTimeout: 8 * time.Second}
 	c, err := d.Dial("tcp", ap.addr("m0"))
@@ -285,4 +286,65 @@ func TestInputKeptFromTheFirstCheckpoint(t *testing.T) {
 	ap.finishSession(t, es)
 	require.Equal(t, []string{"m0", "m1"}, ap.servedBy(mc.SessionID()))
 	require.Empty(t, ap.errors())
+}
+
+// TestFailoverAfterCrash: the member serving a stateful session crashes in
+// the middle of an echo; the client resumes on another member, which
+// restores the session from the replicated checkpoint; nothing is lost.
+func TestFailoverAfterCrash(t *testing.T) {
+	tp := startPool(t, 3, func(c *Config) { c.Replicas = 1 })
+	defer tp.close()
+	mc := tp.dial(t, nil, "m0")
+	c := net.Conn(mc)
+
+	const n = 12 << 20
+	var crash sync.Once
+	var crashAt time.Time
+	res := echoTransfer(c, n, 31, func(got int64) {
+		if got >= n/3 {
+			crash.Do(func() {
+				crashAt = time.Now()
+				tp.member("m0").crash()
+			})
+		}
+	})
+	requireTransferOK(t, res, n, 31, tp.closeSession(t, c))
+	require.NotEqual(t, "m0", mc.MemberName())
+	served := tp.apps.servedBy(mc.SessionID())
+	require.Equal(t, "m0", served[0])
+	require.Len(t, served, 2)
+	for _, err := range tp.apps.errors() {
+		require.True(t, errors.Is(err, ErrSessionLost), "only the crashed member's application fails: %v", err)
+	}
+	t.Logf("crash at %v; served by %v", crashAt.Format("15:04:05.000"), served)
+}
+
+// TestCloseWhereNoCopyCanBeMade: a pool of two members, one drains; the
+// session moves to the other, which is left with no member to hold copies
+// of its checkpoints, so none of them becomes durable. The session still
+// closes at once and cleanly: once the client has closed and the
+// application read all of its input, nothing is left to restore, and the
+// client's last bytes are released without a durable checkpoint.
+func TestCloseWhereNoCopyCanBeMade(t *testing.T) {
+	tp := startPool(t, 2, func(c *Config) { c.Replicas = 1 })
+	defer tp.close()
+	mc := tp.dial(t, nil, "m0")
+	_, err := mc.Write([]byte("ping"))
+	require.NoError(t, err)
+	buf := make([]byte, 4)
+	_, err = io.ReadFull(mc, buf)
+	require.NoError(t, err)
+	require.NoError(t, tp.member("m0").Drain(ctxTimeout(t, 10*time.Second)))
+	require.Equal(t, "m1", mc.MemberName())
+	_, err = mc.Write([]byte("pong"))
+	require.NoError(t, err)
+	_, err = io.ReadFull(mc, buf)
+	require.NoError(t, err)
+	require.Equal(t, "pong", string(buf))
+
+	start := time.Now()
+	require.NoError(t, mc.Close())
+	waitSessionEnd(t, mc)
+	require.NoError(t, mc.Err(), "the session finished cleanly")
+	t.Logf("ended %v after Close", time.Since(start))
 }

@@ -52,7 +52,7 @@ func epochsOf(members []*Listener, id string) (live map[string]uint64, attached 
 // session over from the replicas at a newer epoch. No member may go on
 // serving the older epoch.
 func TestNoStaleEpochAfterFailoverClaim(t *testing.T) {
-	ap := startAppPool(t, 2, func(c *Config) { c.Replicas = 1 }, appOptions{})
+	ap := startReplicatedPair(t)
 	defer ap.close()
 	mc := ap.dial(t, &Dialer{Logger: testLogger(t), HandshakeTimeout: 800 * time.Millisecond}, "m0")
 	c := net.Conn(mc)

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/migratory/mtcp"
-	"github.com/migratory/mtcp/pool"
 )
 
 // shout serves a line protocol: it answers each line with the line in
@@ -46,35 +45,8 @@ func shout(member string, c *mtcp.Conn) {
 // The member serving the session is drained: the session moves between two
 // answers, and the next line is answered by the other member.
 func Example_checkpointWhenIdle() {
-	key := []byte("an example pool key of 32 bytes!")
-	start := func(name string, join ...string) *mtcp.Listener {
-		cfg := mtcp.NewPoolConfig(name, "127.0.0.1:0", key, join...)
-		cfg.PoolProfile = pool.ProfileLocal
-		ln, err := mtcp.Listen("tcp", "127.0.0.1:0", cfg)
-		if err != nil {
-			log.Fatal(err)
-		}
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				if mc, ok := c.(*mtcp.Conn); ok {
-					go shout(name, mc)
-				} else {
-					c.Close()
-				}
-			}
-		}()
-		return ln
-	}
-	a := start("a")
-	b := start("b", a.GossipAddr())
+	a, b := startTwoMembers(shout)
 	defer b.Close()
-	for len(a.Members()) < 2 || len(b.Members()) < 2 {
-		time.Sleep(10 * time.Millisecond)
-	}
 
 	c, err := mtcp.Dial("tcp", a.Addr().String())
 	if err != nil {

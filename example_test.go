@@ -87,9 +87,9 @@ func ExampleDialer() {
 	// ONCE
 }
 
-// startTwoMembers starts a pool of two members on loopback, each serving
-// app, for the examples below.
-func startTwoMembers(app func(*mtcp.Conn)) (a, b *mtcp.Listener) {
+// startTwoMembers starts a pool of two members on loopback, a and b, each
+// serving its sessions with app, for the examples.
+func startTwoMembers(app func(member string, c *mtcp.Conn)) (a, b *mtcp.Listener) {
 	key := []byte("example pool key, 32 bytes long!")
 	start := func(name string, join ...string) *mtcp.Listener {
 		cfg := mtcp.NewPoolConfig(name, "127.0.0.1:0", key, join...)
@@ -104,7 +104,7 @@ func startTwoMembers(app func(*mtcp.Conn)) (a, b *mtcp.Listener) {
 				if err != nil {
 					return
 				}
-				go app(c.(*mtcp.Conn))
+				go app(name, c.(*mtcp.Conn))
 			}
 		}()
 		return ln
@@ -121,7 +121,7 @@ func startTwoMembers(app func(*mtcp.Conn)) (a, b *mtcp.Listener) {
 // a member that takes the session over gets it back from State and goes on.
 func ExampleConn_Checkpoint() {
 	// The application keeps a running total of the numbers it reads.
-	adder := func(c *mtcp.Conn) {
+	adder := func(_ string, c *mtcp.Conn) {
 		defer c.Close()
 		total := 0
 		if st := c.State(); st != nil {
@@ -171,7 +171,7 @@ func ExampleConn_Checkpoint() {
 
 // Drain moves every session off a member before it stops, for a deploy.
 func ExampleListener_Drain() {
-	echo := func(c *mtcp.Conn) {
+	echo := func(_ string, c *mtcp.Conn) {
 		defer c.Close()
 		_ = c.Checkpoint(nil) // the echo has no state, but it checkpoints: it can move
 		buf := make([]byte, 1024)

@@ -148,3 +148,15 @@ func listenEchoHonest(t *testing.T, cfg *Config) (*echoServer, net.Conn) {
 func tlsConfigs(t testing.TB) (server, client *tls.Config, certPEM []byte) {
 	return testcert.Configs(t)
 }
+
+// closeWithLastWords writes "last words" on c and closes it: its peer sc
+// reads them, then the end of the stream.
+func closeWithLastWords(t *testing.T, c, sc net.Conn) {
+	t.Helper()
+	_, err := c.Write([]byte("last words"))
+	require.NoError(t, err)
+	require.NoError(t, c.Close())
+	got, err := io.ReadAll(sc)
+	require.NoError(t, err)
+	require.Equal(t, "last words", string(got))
+}

@@ -118,15 +118,8 @@ func TestBlackholeWithDataOutstandingResumes(t *testing.T) {
 	defer srv.Stop()
 	px := newProxy(t, srv.Addr())
 	defer px.Close()
-	m := &resumeCounter{}
-	d := &Dialer{
-		Logger: testLogger(t), Metrics: m,
-		KeepAlive: 100 * time.Millisecond, KeepAliveTimeout: 500 * time.Millisecond,
-		IdleProbe: time.Hour, HandshakeTimeout: 300 * time.Millisecond,
-	}
-	c, err := d.Dial("tcp", px.Addr())
-	require.NoError(t, err)
-	mc := c.(*Conn)
+	mc, m := dialRareProbes(t, px.Addr())
+	c := net.Conn(mc)
 	sent, echoed := sha256.New(), sha256.New()
 	roundTrip := func(p []byte) {
 		sent.Write(p)
@@ -151,7 +144,7 @@ func TestBlackholeWithDataOutstandingResumes(t *testing.T) {
 	mc.mu.Lock()
 	first := mc.link
 	mc.mu.Unlock()
-	time.Sleep(4 * d.KeepAliveTimeout)
+	time.Sleep(4 * rareProbesKeepAlive)
 	mc.mu.Lock()
 	require.Same(t, first, mc.link, "an idle link is kept, without chatter")
 	mc.mu.Unlock()
@@ -246,15 +239,8 @@ func TestBlackholeWhileWindowClosedResumes(t *testing.T) {
 		}
 		digest <- h.Sum(nil)
 	}()
-	m := &resumeCounter{}
-	d := &Dialer{
-		Logger: testLogger(t), Metrics: m,
-		KeepAlive: 100 * time.Millisecond, KeepAliveTimeout: 500 * time.Millisecond,
-		IdleProbe: time.Hour, HandshakeTimeout: 300 * time.Millisecond,
-	}
-	c, err := d.Dial("tcp", px.Addr())
-	require.NoError(t, err)
-	mc := c.(*Conn)
+	mc, m := dialRareProbes(t, px.Addr())
+	c := net.Conn(mc)
 	payload, err := io.ReadAll(newPattern(64<<10, 12))
 	require.NoError(t, err)
 	_, err = c.Write(payload)
@@ -289,4 +275,22 @@ func TestBlackholeWhileWindowClosedResumes(t *testing.T) {
 	require.GreaterOrEqual(t, m.n.Load(), int64(1), "the session resumed on a new link")
 	require.NoError(t, c.Close())
 	waitSessionEnd(t, c)
+}
+
+// rareProbesKeepAlive is the keepalive timeout of dialRareProbes.
+const rareProbesKeepAlive = 500 * time.Millisecond
+
+// dialRareProbes dials addr with idle probing made rare (an hour) and a
+// keepalive timeout of rareProbesKeepAlive, counting the session's resumes.
+func dialRareProbes(t *testing.T, addr string) (*Conn, *resumeCounter) {
+	t.Helper()
+	m := &resumeCounter{}
+	d := &Dialer{
+		Logger: testLogger(t), Metrics: m,
+		KeepAlive: 100 * time.Millisecond, KeepAliveTimeout: rareProbesKeepAlive,
+		IdleProbe: time.Hour, HandshakeTimeout: 300 * time.Millisecond,
+	}
+	c, err := d.Dial("tcp", addr)
+	require.NoError(t, err)
+	return c.(*Conn), m
 }

@@ -204,12 +204,7 @@ func TestCloseSemantics(t *testing.T) {
 	sc, err := ln.Accept()
 	require.NoError(t, err)
 
-	_, err = c.Write([]byte("last words"))
-	require.NoError(t, err)
-	require.NoError(t, c.Close())
-	got, err := io.ReadAll(sc)
-	require.NoError(t, err)
-	require.Equal(t, "last words", string(got))
+	closeWithLastWords(t, c, sc)
 	var werr error
 	for i := 0; i < 100 && werr == nil; i++ {
 		_, werr = sc.Write([]byte("anyone there?"))
@@ -337,10 +332,7 @@ func TestCloseAfterAcknowledgedCloseWrite(t *testing.T) {
 	require.NoError(t, err)
 	defer ln.Close()
 	d := &Dialer{Logger: testLogger(t), ResumeTimeout: 5 * time.Second}
-	c, err := d.Dial("tcp", ln.Addr().String())
-	require.NoError(t, err)
-	sc, err := ln.Accept()
-	require.NoError(t, err)
+	c, sc := acceptDialed(t, ln, d, ln.Addr().String())
 	defer sc.Close()
 
 	_, err = c.Write([]byte("hello"))

@@ -70,15 +70,7 @@ func TestResumeReleaseWakesClientWrite(t *testing.T) {
 		waitSessionEnd(t, c)
 	}()
 
-	wrote := make(chan error, 1)
-	go func() {
-		_, err := c.Write(make([]byte, 4*retention))
-		wrote <- err
-	}()
-	defer func() { <-wrote }()
-	// Take the retained bytes, acknowledge none of them, drop the link.
-	srv.readData(0, retention)
-	srv.Close()
+	defer fillRetentionAndDrop(c, srv, retention)()
 
 	nc2, err := inner.Accept()
 	require.NoError(t, err)
@@ -101,9 +93,7 @@ func TestResumeReleaseWakesClientWrite(t *testing.T) {
 	srv2.send(frame(res))
 
 	// Everything retained is released: the blocked Write must carry on.
-	f, err = srv2.readFirstData(3 * time.Second)
-	require.NoError(t, err, "no DATA after a resume that released the whole retention: the Write stays blocked")
-	require.Equal(t, uint64(retention), f.(wire.Data).Seq)
+	requireWriteGoesOn(t, srv2, retention)
 }
 
 // TestResumeReleaseWakesServerWrite plays the client.
@@ -130,14 +120,7 @@ func TestResumeReleaseWakesServerWrite(t *testing.T) {
 		t.Fatal("the session was not accepted")
 	}
 	defer sc.Close()
-	wrote := make(chan error, 1)
-	go func() {
-		_, err := sc.Write(make([]byte, 4*retention))
-		wrote <- err
-	}()
-	defer func() { <-wrote }()
-	p.readData(0, retention)
-	p.Close()
+	defer fillRetentionAndDrop(sc, p, retention)()
 
 	p2 := dialRaw(t, ln.Addr().String())
 	defer p2.Close()
@@ -151,9 +134,7 @@ func TestResumeReleaseWakesServerWrite(t *testing.T) {
 	require.True(t, auth.Equal(res.MAC, rawResume(s.id, cn, sn).ServerMAC(s.secret, res.Fields())))
 	require.Equal(t, uint64(retention), res.Written)
 
-	f, err = p2.readFirstData(3 * time.Second)
-	require.NoError(t, err, "no DATA after a resume that released the whole retention: the Write stays blocked")
-	require.Equal(t, uint64(retention), f.(wire.Data).Seq)
+	requireWriteGoesOn(t, p2, retention)
 }
 
 // TestKeepaliveWatchdogStartsWithoutRace opens quiet sessions and lets
@@ -269,10 +250,7 @@ func TestServerCloseWithClientBytesInFlight(t *testing.T) {
 	require.NoError(t, err)
 	defer ln.Close()
 	d := &Dialer{Logger: testLogger(t), ResumeTimeout: 3 * time.Second}
-	c, err := d.Dial("tcp", ln.Addr().String())
-	require.NoError(t, err)
-	sc, err := ln.Accept()
-	require.NoError(t, err)
+	c, sc := acceptDialed(t, ln, d, ln.Addr().String())
 
 	_, err = c.Write(make([]byte, 4*window)) // retained at once, sent as the window allows
 	require.NoError(t, err)
@@ -297,4 +275,28 @@ func TestServerCloseWithClientBytesInFlight(t *testing.T) {
 	t.Logf("client session ended %v after Close", time.Since(start).Round(time.Millisecond))
 	require.Eventually(t, func() bool { return ln.Sessions() == 0 }, 5*time.Second, 10*time.Millisecond,
 		"the server session ended")
+}
+
+// fillRetentionAndDrop writes four retentions' worth on c in the
+// background, a Write that blocks once the retention is full, and has
+// peer take the retained bytes, acknowledge none of them and drop the
+// link. The function it returns waits for the Write to return.
+func fillRetentionAndDrop(c net.Conn, peer *rawPeer, retention int) (wait func()) {
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := c.Write(make([]byte, 4*retention))
+		wrote <- err
+	}()
+	peer.readData(0, retention)
+	peer.Close()
+	return func() { <-wrote }
+}
+
+// requireWriteGoesOn checks that, after a resume that released the whole
+// retention, the blocked Write carries on: peer reads DATA from retention.
+func requireWriteGoesOn(t *testing.T, peer *rawPeer, retention int) {
+	t.Helper()
+	f, err := peer.readFirstData(3 * time.Second)
+	require.NoError(t, err, "no DATA after a resume that released the whole retention: the Write stays blocked")
+	require.Equal(t, uint64(retention), f.(wire.Data).Seq)
 }

@@ -65,37 +65,25 @@ var owedBytes [64 << 10]byte
 // until the session ends; 'e' by echoing everything.
 func owingServer(ln *Listener, owed int) *sync.WaitGroup {
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
+	serveEach(&wg, ln, nil, func(c *Conn) {
+		defer c.Close()
+		var req [1]byte
+		if _, err := io.ReadFull(c, req[:]); err != nil {
+			return
+		}
+		if req[0] == 'e' {
+			_, _ = io.Copy(c, c)
+			_ = c.CloseWrite()
+			_, _ = io.Copy(io.Discard, c)
+			return
+		}
+		for off := 0; off < owed; off += len(owedBytes) {
+			if _, err := c.Write(owedBytes[:]); err != nil {
 				return
 			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				var req [1]byte
-				if _, err := io.ReadFull(c, req[:]); err != nil {
-					return
-				}
-				if req[0] == 'e' {
-					_, _ = io.Copy(c, c)
-					_ = c.(*Conn).CloseWrite()
-					_, _ = io.Copy(io.Discard, c)
-					return
-				}
-				for off := 0; off < owed; off += len(owedBytes) {
-					if _, err := c.Write(owedBytes[:]); err != nil {
-						return
-					}
-				}
-				_, _ = io.Copy(io.Discard, c)
-			}()
 		}
-	}()
+		_, _ = io.Copy(io.Discard, c)
+	})
 	return &wg
 }
 

@@ -432,15 +432,7 @@ func TestLateHandoverRequest(t *testing.T) {
 	defer tp.close()
 	m0 := tp.member("m0")
 	// m0 answers the first handover request late.
-	var late atomic.Bool
-	hookControl(t, m0, pool.KindHandover, func(h transport.Handler) transport.Handler {
-		return func(ctx context.Context, from string, decode func(any) error) (any, error) {
-			if late.CompareAndSwap(false, true) {
-				time.Sleep(2 * hs)
-			}
-			return h(ctx, from, decode)
-		}
-	})
+	delayFirstControl(t, m0, pool.KindHandover, 2*hs)
 
 	d := &Dialer{Logger: testLogger(t), HandshakeTimeout: 4 * hs, ResumeTimeout: 5 * time.Second}
 	es := tp.openEcho(t, d, "m0", 19, 64<<10)
@@ -554,15 +546,7 @@ func TestResumeRacingHandover(t *testing.T) {
 	ap := startAppPool(t, 2, nil, appOptions{})
 	defer ap.close()
 	m0 := ap.member("m0")
-	var slow atomic.Bool
-	hookControl(t, m0, pool.KindHandover, func(h transport.Handler) transport.Handler {
-		return func(ctx context.Context, from string, decode func(any) error) (any, error) {
-			if slow.CompareAndSwap(false, true) {
-				time.Sleep(timeout * 3 / 2) // the client gives up the move meanwhile
-			}
-			return h(ctx, from, decode)
-		}
-	})
+	delayFirstControl(t, m0, pool.KindHandover, timeout*3/2) // the client gives up the move meanwhile
 	var armed atomic.Bool
 	d := &Dialer{Logger: testLogger(t), HandshakeTimeout: timeout,
 		DialFunc: func(ctx context.Context, network, address string) (net.Conn, error) {

@@ -51,13 +51,10 @@ type appPool struct {
 	members []*Listener
 	opts    appOptions
 
-	wg     sync.WaitGroup
-	mu     sync.Mutex
-	final  map[string][]byte   // session -> digest of all input, at EOF
-	served map[string][]string // session -> members that ran it, in order
-	conns  map[string]*Conn    // session -> the newest server end
-	errs   []error
-	ends   map[string][]runEnd // session -> how each run ended, in the order they ended
+	wg sync.WaitGroup
+	appRecord
+	conns map[string]*Conn    // session -> the newest server end; under mu
+	ends  map[string][]runEnd // session -> how each run ended, in the order they ended; under mu
 }
 
 // runEnd is how one run of the application on a session ended.
@@ -68,10 +65,16 @@ type runEnd struct {
 
 // startAppPool starts n members (m0, m1, ...) that serve the application.
 func startAppPool(t testing.TB, n int, tweak func(*Config), opts appOptions) *appPool {
-	ap := &appPool{t: t, opts: opts, final: map[string][]byte{}, served: map[string][]string{},
-		conns: map[string]*Conn{}, ends: map[string][]runEnd{}}
+	ap := &appPool{t: t, opts: opts, conns: map[string]*Conn{}, ends: map[string][]runEnd{}}
+	ap.init()
 	ap.members = startMembers(t, n, tweak, ap.serve)
 	return ap
+}
+
+// startReplicatedPair starts two members (m0, m1) serving the echo, each
+// keeping copies of the other's checkpoints (Replicas 1).
+func startReplicatedPair(t testing.TB) *appPool {
+	return startAppPool(t, 2, func(c *Config) { c.Replicas = 1 }, appOptions{})
 }
 
 func (ap *appPool) member(name string) *Listener { return memberNamed(ap.t, ap.members, name) }
@@ -106,30 +109,17 @@ func (ap *appPool) close() {
 }
 
 func (ap *appPool) serve(ln *Listener) {
-	ap.wg.Add(1)
-	go func() {
-		defer ap.wg.Done()
-		if g := ap.opts.acceptGate; g != nil {
-			if ch := g(ln.NodeName()); ch != nil {
-				<-ch
-			}
+	var gate <-chan struct{}
+	if g := ap.opts.acceptGate; g != nil {
+		gate = g(ln.NodeName())
+	}
+	serveEach(&ap.wg, ln, gate, func(c *Conn) {
+		if ap.opts.app != nil {
+			ap.opts.app(ap, ln.NodeName(), c)
+			return
 		}
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			ap.wg.Add(1)
-			go func() {
-				defer ap.wg.Done()
-				if ap.opts.app != nil {
-					ap.opts.app(ap, ln.NodeName(), c.(*Conn))
-					return
-				}
-				ap.run(ln.NodeName(), c.(*Conn))
-			}()
-		}
-	}()
+		ap.run(ln.NodeName(), c)
+	})
 }
 
 func (ap *appPool) run(node string, c *Conn) {
@@ -230,37 +220,6 @@ func (ap *appPool) begin(node string, c *Conn) (end func(error)) {
 			ap.fail(fmt.Errorf("%s: session %s: %w", node, id, err))
 		}
 	}
-}
-
-// setFinal records d, the digest of session id's whole input.
-func (ap *appPool) setFinal(id string, d []byte) {
-	ap.mu.Lock()
-	ap.final[id] = d
-	ap.mu.Unlock()
-}
-
-func (ap *appPool) fail(err error) {
-	ap.mu.Lock()
-	ap.errs = append(ap.errs, err)
-	ap.mu.Unlock()
-}
-
-func (ap *appPool) errors() []error {
-	ap.mu.Lock()
-	defer ap.mu.Unlock()
-	return append([]error(nil), ap.errs...)
-}
-
-func (ap *appPool) finalDigest(id string) []byte {
-	ap.mu.Lock()
-	defer ap.mu.Unlock()
-	return ap.final[id]
-}
-
-func (ap *appPool) servedBy(id string) []string {
-	ap.mu.Lock()
-	defer ap.mu.Unlock()
-	return append([]string(nil), ap.served[id]...)
 }
 
 // endOf returns how the run of session id on node ended (ok false while it
@@ -450,6 +409,43 @@ func (ap *appPool) finishSession(t testing.TB, es *echoSession) {
 	id := es.c.SessionID()
 	require.Eventually(t, func() bool { return ap.finalDigest(id) != nil }, 5*time.Second, 10*time.Millisecond)
 	require.Equal(t, sent, ap.finalDigest(id), "the application read exactly what the client sent")
+}
+
+// writeEchoed writes the next n bytes of src to c, adds them to sent, and
+// waits until the application has consumed the session's input up to
+// upTo: one read (and, for an echo that checkpoints after every read, one
+// checkpoint) per write.
+func (ap *appPool) writeEchoed(t testing.TB, c *Conn, src io.Reader, sent hash.Hash, n int, upTo int) {
+	t.Helper()
+	p := make([]byte, n)
+	_, _ = io.ReadFull(src, p)
+	sent.Write(p)
+	_, err := c.Write(p)
+	require.NoError(t, err)
+	sc := ap.serverConn(c.SessionID())
+	require.Eventually(t, func() bool {
+		sc.mu.Lock()
+		defer sc.mu.Unlock()
+		return sc.st.Consumed() == uint64(upTo)
+	}, 10*time.Second, 100*time.Microsecond)
+}
+
+// finishEcho closes c's sending side and reads the rest of the echo into
+// got, rest bytes; then checks that the client and the application read
+// what was sent, that the session ended, served by the members named, and
+// that the applications saw no error.
+func (ap *appPool) finishEcho(t testing.TB, c *Conn, sent, got hash.Hash, rest int64, servedBy ...string) {
+	t.Helper()
+	require.NoError(t, c.CloseWrite())
+	_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	k, err := io.Copy(got, c)
+	require.NoError(t, err)
+	require.Equal(t, rest, k)
+	require.Equal(t, sent.Sum(nil), got.Sum(nil))
+	ap.waitEnded(t, c)
+	require.Equal(t, sent.Sum(nil), ap.finalDigest(c.SessionID()))
+	require.Equal(t, servedBy, ap.servedBy(c.SessionID()))
+	require.Empty(t, ap.errors(), fmt.Sprint(ap.errors()))
 }
 
 // waitEnded waits until a client session has ended; if it does not, the

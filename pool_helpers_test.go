@@ -109,32 +109,85 @@ func (tp *testPool) close() {
 // statefulApps runs the stateful echo application on members: it echoes its
 // input and keeps a running SHA-256 of it as its checkpointed state.
 type statefulApps struct {
-	wg      sync.WaitGroup
-	paused  sync.Map // node name -> chan struct{}: the app there stops reading until it is closed
-	mu      sync.Mutex
-	final   map[string][]byte // session -> digest of all input, at EOF
-	served  map[string][]string
-	errs    []error
-	restore map[string]int // session -> times restored from a checkpoint
+	wg     sync.WaitGroup
+	paused sync.Map // node name -> chan struct{}: the app there stops reading until it is closed
+	appRecord
+	restore map[string]int // session -> times restored from a checkpoint; under mu
 }
 
 func newStatefulApps() *statefulApps {
-	return &statefulApps{final: map[string][]byte{}, served: map[string][]string{}, restore: map[string]int{}}
+	a := &statefulApps{restore: map[string]int{}}
+	a.init()
+	return a
+}
+
+// appRecord is what the applications of a test pool did: the members that
+// ran each session, each session's final digest and the errors they met.
+type appRecord struct {
+	mu     sync.Mutex
+	final  map[string][]byte   // session -> digest of all input, at EOF
+	served map[string][]string // session -> members that ran it, in order
+	errs   []error
+}
+
+func (r *appRecord) init() {
+	r.final, r.served = map[string][]byte{}, map[string][]string{}
+}
+
+// setFinal records d, the digest of session id's whole input.
+func (r *appRecord) setFinal(id string, d []byte) {
+	r.mu.Lock()
+	r.final[id] = d
+	r.mu.Unlock()
+}
+
+func (r *appRecord) fail(err error) {
+	r.mu.Lock()
+	r.errs = append(r.errs, err)
+	r.mu.Unlock()
+}
+
+func (r *appRecord) errors() []error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]error(nil), r.errs...)
+}
+
+func (r *appRecord) finalDigest(id string) []byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.final[id]
+}
+
+func (r *appRecord) servedBy(id string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.served[id]...)
 }
 
 func (a *statefulApps) serve(ln *Listener) {
-	a.wg.Add(1)
+	serveEach(&a.wg, ln, nil, func(c *Conn) { a.run(ln.NodeName(), c) })
+}
+
+// serveEach accepts ln's sessions, once gate (if not nil) is closed, until
+// ln closes, and runs each in a goroutine of its own; wg counts the accept
+// loop and the sessions.
+func serveEach(wg *sync.WaitGroup, ln *Listener, gate <-chan struct{}, run func(*Conn)) {
+	wg.Add(1)
 	go func() {
-		defer a.wg.Done()
+		defer wg.Done()
+		if gate != nil {
+			<-gate
+		}
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			a.wg.Add(1)
+			wg.Add(1)
 			go func() {
-				defer a.wg.Done()
-				a.run(ln.NodeName(), c.(*Conn))
+				defer wg.Done()
+				run(c.(*Conn))
 			}()
 		}
 	}()
@@ -150,11 +203,7 @@ func (a *statefulApps) run(node string, c *Conn) {
 				a.restore[id]++
 			}
 		},
-		Final: func(id string, digest []byte) {
-			a.mu.Lock()
-			defer a.mu.Unlock()
-			a.final[id] = digest
-		},
+		Final: a.setFinal,
 		Failed: func(id string, err error) {
 			if !errors.Is(err, ErrMigrated) {
 				a.fail(fmt.Errorf("%s: %w", node, err))
@@ -169,31 +218,7 @@ func (a *statefulApps) run(node string, c *Conn) {
 	})
 }
 
-func (a *statefulApps) fail(err error) {
-	a.mu.Lock()
-	a.errs = append(a.errs, err)
-	a.mu.Unlock()
-}
-
 func (a *statefulApps) wait() { a.wg.Wait() }
-
-func (a *statefulApps) finalDigest(id string) []byte {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.final[id]
-}
-
-func (a *statefulApps) errors() []error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return append([]error(nil), a.errs...)
-}
-
-func (a *statefulApps) servedBy(id string) []string {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return append([]string(nil), a.served[id]...)
-}
 
 // waitMembers waits until a client knows the whole pool.
 func waitMembers(t testing.TB, c net.Conn, n int) {

@@ -1,9 +1,13 @@
 package mtcp
 
 import (
+	"context"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/migratory/mtcp/internal/poolhook"
+	"github.com/migratory/mtcp/transport"
 )
 
 // hookControl makes ln's member run wrap around its handler for control
@@ -13,4 +17,18 @@ func hookControl(t testing.TB, ln *Listener, kind string, wrap poolhook.Wrap) (u
 	undo = poolhook.Set(ln.member, kind, wrap)
 	t.Cleanup(undo)
 	return undo
+}
+
+// delayFirstControl makes ln's member wait d before it handles its first
+// control request of kind; later ones run at once.
+func delayFirstControl(t testing.TB, ln *Listener, kind string, d time.Duration) {
+	var first atomic.Bool
+	hookControl(t, ln, kind, func(h transport.Handler) transport.Handler {
+		return func(ctx context.Context, from string, decode func(any) error) (any, error) {
+			if first.CompareAndSwap(false, true) {
+				time.Sleep(d)
+			}
+			return h(ctx, from, decode)
+		}
+	})
 }

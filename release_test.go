@@ -71,7 +71,7 @@ func (hc *heldConn) Read(p []byte) (int, error) {
 // whose output the client had covered: the move was refused, "no
 // checkpoint fits the client".)
 func TestReleaseWaitsForCheckpointInWindow(t *testing.T) {
-	ap := startAppPool(t, 2, func(c *Config) { c.Replicas = 1 }, appOptions{})
+	ap := startReplicatedPair(t)
 	defer ap.close()
 	const (
 		window    = 16 << 10 // the client's: its output beyond waits
@@ -89,19 +89,8 @@ func TestReleaseWaitsForCheckpointInWindow(t *testing.T) {
 	write := func(upTo int) {
 		t.Helper()
 		for wrote < upTo {
-			p := make([]byte, piece)
-			_, _ = io.ReadFull(src, p)
-			sent.Write(p)
-			_, err := c.Write(p)
-			require.NoError(t, err)
 			wrote += piece
-			// One read, echo and checkpoint per piece.
-			sc := ap.serverConn(id)
-			require.Eventually(t, func() bool {
-				sc.mu.Lock()
-				defer sc.mu.Unlock()
-				return sc.st.Consumed() == uint64(wrote)
-			}, 10*time.Second, 100*time.Microsecond)
+			ap.writeEchoed(t, c, src, sent, piece, wrote)
 		}
 	}
 
@@ -133,17 +122,7 @@ func TestReleaseWaitsForCheckpointInWindow(t *testing.T) {
 	require.NoError(t, c.Migrate(ctx, ap.addr("m1")))
 	require.Equal(t, "m1", c.MemberName())
 
-	got := sha256.New()
-	require.NoError(t, c.CloseWrite())
-	_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
-	k, err := io.Copy(got, c)
-	require.NoError(t, err)
-	require.Equal(t, int64(total), k)
-	require.Equal(t, sent.Sum(nil), got.Sum(nil))
-	ap.waitEnded(t, c)
-	require.Equal(t, sent.Sum(nil), ap.finalDigest(id))
-	require.Equal(t, []string{"m0", "m1"}, ap.servedBy(id))
-	require.Empty(t, ap.errors())
+	ap.finishEcho(t, c, sent, sha256.New(), total, "m0", "m1")
 }
 
 // TestMigrateWaitsForResumableCheckpoint: the client writes without
@@ -154,7 +133,7 @@ func TestReleaseWaitsForCheckpointInWindow(t *testing.T) {
 // once it reads; then it moves. (It used to leave at once and be refused,
 // "no checkpoint fits the client".)
 func TestMigrateWaitsForResumableCheckpoint(t *testing.T) {
-	ap := startAppPool(t, 2, func(c *Config) { c.Replicas = 1 }, appOptions{})
+	ap := startReplicatedPair(t)
 	defer ap.close()
 	const (
 		window    = 16 << 10
@@ -164,21 +143,10 @@ func TestMigrateWaitsForResumableCheckpoint(t *testing.T) {
 	)
 	c := ap.dial(t, &Dialer{Logger: testLogger(t), Window: window, Retention: retention}, "m0")
 	defer c.Close() // if the test fails
-	id := c.SessionID()
 	src := newPattern(total, 7)
 	sent := sha256.New()
 	for wrote := piece; wrote <= total; wrote += piece {
-		p := make([]byte, piece)
-		_, _ = io.ReadFull(src, p)
-		sent.Write(p)
-		_, err := c.Write(p)
-		require.NoError(t, err)
-		sc := ap.serverConn(id)
-		require.Eventually(t, func() bool {
-			sc.mu.Lock()
-			defer sc.mu.Unlock()
-			return sc.st.Consumed() == uint64(wrote)
-		}, 10*time.Second, 100*time.Microsecond)
+		ap.writeEchoed(t, c, src, sent, piece, wrote)
 	}
 	// The checkpoints within the window become durable; the retention is
 	// full past them: the client may free input beyond them.
@@ -214,13 +182,62 @@ func TestMigrateWaitsForResumableCheckpoint(t *testing.T) {
 	require.NoError(t, <-moved)
 	require.Equal(t, "m1", c.MemberName())
 
-	require.NoError(t, c.CloseWrite())
-	k, err := io.Copy(got, c)
+	ap.finishEcho(t, c, sent, got, total-total/2, "m0", "m1")
+}
+
+// TestCheckpointsKeptSpreadOut: the client reads nothing while an echo
+// that checkpoints after every read answers hundreds of pieces, so its
+// output piles up beyond the client's window, past the checkpoints the
+// server keeps. Those kept stay spread over the whole output; once the
+// client has read half of it and moves, the successor restores a
+// checkpoint a short way before what the client received and regenerates
+// little. (The server used to keep the oldest ones and the newest: the move
+// regenerated nearly all the output the client had read.)
+func TestCheckpointsKeptSpreadOut(t *testing.T) {
+	ap := startReplicatedPair(t)
+	defer ap.close()
+	const (
+		window = 16 << 10
+		piece  = 4 << 10
+		total  = 200 * piece
+	)
+	c := ap.dial(t, &Dialer{Logger: testLogger(t), Window: window}, "m0")
+	defer c.Close() // if the test fails
+	id := c.SessionID()
+	src := newPattern(total, 9)
+	sent := sha256.New()
+	for wrote := piece; wrote <= total; wrote += piece {
+		ap.writeEchoed(t, c, src, sent, piece, wrote)
+	}
+	sc := ap.serverConn(id)
+	sc.mu.Lock()
+	var outs []uint64
+	for _, r := range sc.server.ckpts {
+		outs = append(outs, r.OutPos)
+	}
+	sc.mu.Unlock()
+	widest := uint64(0)
+	for i := 1; i < len(outs); i++ {
+		widest = max(widest, outs[i]-outs[i-1])
+	}
+	spacing := uint64(total) / (maxCheckpoints - 1) // were they evenly spread
+	t.Logf("checkpoints kept at output positions %v: widest gap %d", outs, widest)
+	require.LessOrEqual(t, widest, 2*spacing+piece, "the checkpoints kept spread over the output")
+
+	// The client reads half the echo and moves.
+	got := sha256.New()
+	_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	_, err := io.CopyN(got, c, total/2)
 	require.NoError(t, err)
-	require.Equal(t, int64(total-total/2), k)
-	require.Equal(t, sent.Sum(nil), got.Sum(nil))
-	ap.waitEnded(t, c)
-	require.Equal(t, sent.Sum(nil), ap.finalDigest(id))
-	require.Equal(t, []string{"m0", "m1"}, ap.servedBy(id))
-	require.Empty(t, ap.errors())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, c.Migrate(ctx, ap.addr("m1")))
+	moved := ap.serverConn(id)
+	moved.mu.Lock()
+	from, to, _, _ := moved.st.RegeneratedDigest()
+	moved.mu.Unlock()
+	t.Logf("the successor regenerates output %d to %d", from, to)
+	require.LessOrEqual(t, to-from, 2*spacing+piece, "output regenerated after the move")
+
+	ap.finishEcho(t, c, sent, got, total-total/2, "m0", "m1")
 }

@@ -17,7 +17,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/migratory/mtcp/internal/testenv"
-	"github.com/migratory/mtcp/pool"
 )
 
 // httpPool is an in-process pool on loopback whose members serve HTTP with
@@ -42,51 +41,38 @@ type httpPool struct {
 //	                 once it lets go.
 func startHTTPPool(t testing.TB, n int, tweak func(*Config)) *httpPool {
 	p := &httpPool{t: t, calls: map[string]int{}, release: map[string]chan struct{}{}, idle: make(chan struct{}, 1<<16)}
-	var join []string
-	for i := 0; i < n; i++ {
-		cfg := &Config{
-			NodeName: fmt.Sprintf("m%d", i), Gossip: "127.0.0.1:0", Join: join, PoolKey: testPoolKey,
-			Replicas: 1, PoolProfile: pool.ProfileLocal, Logger: testLogger(t),
-		}
+	t.Cleanup(p.close)
+	startMembers(t, n, func(cfg *Config) {
+		cfg.Replicas = 1
 		if tweak != nil {
 			tweak(cfg)
 		}
-		ln, err := Listen("tcp", "127.0.0.1:0", cfg)
-		require.NoError(t, err)
-		if i == 0 {
-			join = []string{ln.GossipAddr()}
-		}
-		srv := &http.Server{
-			Handler:  p.handler(ln.NodeName()),
-			ErrorLog: log.New(testenv.Writer(t), "http: ", 0),
-			ConnState: func(c net.Conn, s http.ConnState) {
-				if mc, ok := c.(*Conn); ok && s == http.StateIdle {
-					// The clients of these tests send their next request
-					// only once the connection is idle (p.idle), so that no
-					// byte of it was read ahead.
-					_ = mc.Checkpoint(nil)
-					p.idle <- struct{}{}
-				}
-			},
-		}
-		p.members = append(p.members, ln)
-		p.servers = append(p.servers, srv)
-		p.served.Add(1)
-		go func() {
-			defer p.served.Done()
-			_ = srv.Serve(ln)
-		}()
-	}
-	t.Cleanup(p.close)
-	require.Eventually(t, func() bool {
-		for _, ln := range p.members {
-			if len(ln.Members()) != n {
-				return false
-			}
-		}
-		return true
-	}, 10*time.Second, 10*time.Millisecond, "members see each other")
+	}, p.serve)
 	return p
+}
+
+// serve serves HTTP on member ln.
+func (p *httpPool) serve(ln *Listener) {
+	srv := &http.Server{
+		Handler:  p.handler(ln.NodeName()),
+		ErrorLog: log.New(testenv.Writer(p.t), "http: ", 0),
+		ConnState: func(c net.Conn, s http.ConnState) {
+			if mc, ok := c.(*Conn); ok && s == http.StateIdle {
+				// The clients of these tests send their next request
+				// only once the connection is idle (p.idle), so that no
+				// byte of it was read ahead.
+				_ = mc.Checkpoint(nil)
+				p.idle <- struct{}{}
+			}
+		},
+	}
+	p.members = append(p.members, ln)
+	p.servers = append(p.servers, srv)
+	p.served.Add(1)
+	go func() {
+		defer p.served.Done()
+		_ = srv.Serve(ln)
+	}()
 }
 
 func (p *httpPool) handler(node string) http.Handler {

@@ -47,6 +47,13 @@ func (e *timerEntry) schedule(d time.Duration) {
 	s := e.set
 	at := s.now() + int64(d)
 	s.mu.Lock()
+	e.dueAtLocked(at)
+	s.mu.Unlock()
+}
+
+// dueAtLocked makes e due at at, in the set's clock; the set's mu is held.
+func (e *timerEntry) dueAtLocked(at int64) {
+	s := e.set
 	e.at.Store(at)
 	if e.idx >= 0 {
 		heap.Fix(&s.h, e.idx)
@@ -54,7 +61,6 @@ func (e *timerEntry) schedule(d time.Duration) {
 		heap.Push(&s.h, e)
 	}
 	s.armLocked()
-	s.mu.Unlock()
 }
 
 // scheduleWithin makes e due after at most d from now: it changes nothing
@@ -68,13 +74,7 @@ func (e *timerEntry) scheduleWithin(d time.Duration) {
 	}
 	s.mu.Lock()
 	if cur := e.at.Load(); cur == 0 || cur > at {
-		e.at.Store(at)
-		if e.idx >= 0 {
-			heap.Fix(&s.h, e.idx)
-		} else {
-			heap.Push(&s.h, e)
-		}
-		s.armLocked()
+		e.dueAtLocked(at)
 	}
 	s.mu.Unlock()
 }

@@ -58,58 +58,88 @@ func waitingCalls(n *Runtime, addr string) int {
 	return 0
 }
 
+// claimedOnA starts members a and b; a holds sessions {tag, i} for i below
+// n, each at epoch base+i.
+func claimedOnA(t *testing.T, tag byte, n int, base uint64) ([]*Runtime, Member) {
+	t.Helper()
+	nodes, _ := startFakeNodes(t, RuntimeConfig{HandshakeTimeout: 5 * time.Second}, "a", "b")
+	a, _ := nodes[1].Membership().Member("a")
+	for i := range n {
+		require.NoError(t, nodes[0].store.Claim(sessionID{tag, byte(i)}, base+uint64(i), "x"))
+	}
+	return nodes, a
+}
+
+// epochQueries are concurrent epoch queries for sessions {tag, 0} to
+// {tag, n-1}, and their answers.
+type epochQueries struct {
+	wg     sync.WaitGroup
+	errs   []error
+	epochs []uint64
+}
+
+// startEpochQueries starts n epoch queries from node to the member at
+// addr: the first maxBatchesInFlight one at a time, each once the one
+// before reached the member (counted in reached), then the others.
+func startEpochQueries(t *testing.T, node *Runtime, addr string, tag byte, n int, reached *atomic.Int64) *epochQueries {
+	t.Helper()
+	q := &epochQueries{errs: make([]error, n), epochs: make([]uint64, n)}
+	query := func(i int) {
+		q.wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			var rep epochReply
+			q.errs[i] = node.call(ctx, addr, KindEpoch, epochQuery{Session: sessionID{tag, byte(i)}}, &rep)
+			q.epochs[i] = rep.Epoch
+		})
+	}
+	for i := range maxBatchesInFlight {
+		query(i)
+		eventually(t, func() bool { return reached.Load() == int64(i+1) }, "query %d reaches the member", i)
+	}
+	for i := maxBatchesInFlight; i < n; i++ {
+		query(i)
+	}
+	return q
+}
+
+// check waits for the answers: session {tag, i} has epoch base+i.
+func (q *epochQueries) check(t *testing.T, base uint64) {
+	t.Helper()
+	q.wg.Wait()
+	for i := range q.errs {
+		require.NoError(t, q.errs[i], "session %d", i)
+		require.Equal(t, base+uint64(i), q.epochs[i], "session %d", i)
+	}
+}
+
 // TestEpochQueriesGoTogether: while maxBatchesInFlight calls to a member
 // are under way, the epoch queries for it that come meanwhile wait and go
 // together in one call; each gets the epoch of its own session, and a
 // claim in the same call that the member refuses fails alone, with its
 // code.
 func TestEpochQueriesGoTogether(t *testing.T) {
-	nodes, _ := startFakeNodes(t, RuntimeConfig{HandshakeTimeout: 5 * time.Second}, "a", "b")
-	a, _ := nodes[1].Membership().Member("a")
 	const sessions = 100
-	for i := range sessions {
-		require.NoError(t, nodes[0].store.Claim(sessionID{7, byte(i)}, uint64(10+i), "x"))
-	}
+	nodes, a := claimedOnA(t, 7, sessions, 10)
 	var singles, batches atomic.Int64
 	release, free := releaser(t)
 	defer holdCalls(nodes[0], KindEpoch, &singles, release)()
 	defer countCalls(nodes[0], KindBatch, &batches)()
 
-	var wg sync.WaitGroup
-	errs := make([]error, sessions)
-	epochs := make([]uint64, sessions)
-	query := func(i int) {
-		wg.Go(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			var rep epochReply
-			errs[i] = nodes[1].call(ctx, a.ControlAddr, KindEpoch, epochQuery{Session: sessionID{7, byte(i)}}, &rep)
-			epochs[i] = rep.Epoch
-		})
-	}
 	// The first ones go alone, each in a call of its own, and are held.
-	for i := range maxBatchesInFlight {
-		query(i)
-		eventually(t, func() bool { return singles.Load() == int64(i+1) }, "query %d reaches a", i)
-	}
-	for i := maxBatchesInFlight; i < sessions; i++ {
-		query(i)
-	}
+	q := startEpochQueries(t, nodes[1], a.ControlAddr, 7, sessions, &singles)
 	// A stale claim waits with them.
-	var claimErr error
-	wg.Go(func() {
+	claimed := make(chan error, 1)
+	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		claimErr = nodes[1].call(ctx, a.ControlAddr, KindClaim, claimRequest{Session: sessionID{7, 0}, Epoch: 3}, nil)
-	})
+		claimed <- nodes[1].call(ctx, a.ControlAddr, KindClaim, claimRequest{Session: sessionID{7, 0}, Epoch: 3}, nil)
+	}()
 	eventually(t, func() bool { return waitingCalls(nodes[1], a.ControlAddr) == sessions-maxBatchesInFlight+1 },
 		"the other requests wait")
 	free()
-	wg.Wait()
-	for i := range sessions {
-		require.NoError(t, errs[i], "session %d", i)
-		require.Equal(t, uint64(10+i), epochs[i], "session %d", i)
-	}
+	q.check(t, 10)
+	claimErr := <-claimed
 	require.EqualValues(t, sessions, singles.Load(), "each query was answered once (a batch's requests run through their kind's handler)")
 	require.EqualValues(t, 1, batches.Load(), "the requests that waited went in one call")
 	var re *transport.RemoteError
@@ -121,12 +151,8 @@ func TestEpochQueriesGoTogether(t *testing.T) {
 // unknown_kind (an older version) is asked one request at a time, and
 // every request is answered.
 func TestBatchToMemberThatDoesNotBatch(t *testing.T) {
-	nodes, _ := startFakeNodes(t, RuntimeConfig{HandshakeTimeout: 5 * time.Second}, "a", "b")
-	a, _ := nodes[1].Membership().Member("a")
 	const sessions = 40
-	for i := range sessions {
-		require.NoError(t, nodes[0].store.Claim(sessionID{8, byte(i)}, uint64(20+i), "x"))
-	}
+	nodes, a := claimedOnA(t, 8, sessions, 20)
 	var batches atomic.Int64
 	defer poolhook.Set(nodes[0], KindBatch, func(transport.Handler) transport.Handler {
 		return func(context.Context, string, func(any) error) (any, error) {
@@ -137,33 +163,11 @@ func TestBatchToMemberThatDoesNotBatch(t *testing.T) {
 	var singles atomic.Int64
 	release, free := releaser(t)
 	defer holdCalls(nodes[0], KindEpoch, &singles, release)()
-	var wg sync.WaitGroup
-	errs := make([]error, sessions)
-	epochs := make([]uint64, sessions)
-	query := func(i int) {
-		wg.Go(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			var rep epochReply
-			errs[i] = nodes[1].call(ctx, a.ControlAddr, KindEpoch, epochQuery{Session: sessionID{8, byte(i)}}, &rep)
-			epochs[i] = rep.Epoch
-		})
-	}
-	for i := range maxBatchesInFlight {
-		query(i)
-		eventually(t, func() bool { return singles.Load() == int64(i+1) }, "query %d reaches a", i)
-	}
-	for i := maxBatchesInFlight; i < sessions; i++ {
-		query(i)
-	}
+	q := startEpochQueries(t, nodes[1], a.ControlAddr, 8, sessions, &singles)
 	eventually(t, func() bool { return waitingCalls(nodes[1], a.ControlAddr) == sessions-maxBatchesInFlight },
 		"the other requests wait")
 	free()
-	wg.Wait()
-	for i := range sessions {
-		require.NoError(t, errs[i], "session %d", i)
-		require.Equal(t, uint64(20+i), epochs[i], "session %d", i)
-	}
+	q.check(t, 20)
 	require.EqualValues(t, 1, batches.Load())
 	require.EqualValues(t, sessions, singles.Load(), "each request was asked alone")
 }

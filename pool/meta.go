@@ -12,6 +12,8 @@ import (
 	"github.com/hashicorp/memberlist"
 	"github.com/vmihailenco/msgpack/v5"
 	"github.com/vmihailenco/msgpack/v5/msgpcode"
+
+	"github.com/migratory/mtcp/internal/msgpackcheck"
 )
 
 // Member metadata is a msgpack array whose first element is the format
@@ -77,6 +79,9 @@ func decodeMeta(b []byte) (Member, error) {
 	}
 	if len(b) > memberlist.MetaMaxSize {
 		return m, fmt.Errorf("%w: %d bytes", errBadMeta, len(b))
+	}
+	if err := msgpackcheck.WellFormed(b); err != nil {
+		return m, fmt.Errorf("%w: %w", errBadMeta, err)
 	}
 	r := newMetaReader(b)
 	n, err := r.arrayLen()

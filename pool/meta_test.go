@@ -2,12 +2,15 @@ package pool
 
 import (
 	"math"
+	"runtime"
 	"strings"
 	"testing"
 
 	"github.com/hashicorp/memberlist"
 	"github.com/stretchr/testify/require"
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/migratory/mtcp/internal/msgpackcheck"
 )
 
 func sampleMembers() []Member {
@@ -114,9 +117,41 @@ func TestMetaDecodeRejects(t *testing.T) {
 	}
 }
 
-// FuzzMetaDecode checks that the metadata decoder never panics, and that
-// whatever it accepts encodes again to metadata that decodes to the same
-// Member.
+// TestMetaDecodeRefusesHugeClaimsCheaply: metadata whose headers claim
+// gigabytes is refused with an error saying so, allocating only that
+// error.
+func TestMetaDecodeRefusesHugeClaimsCheaply(t *testing.T) {
+	for _, b := range [][]byte{
+		{0x96, 0x01, 0xdb, 0xdd, 0, 0, 0, 'a', ':', '1'},
+		{0xdd, 0x7f, 0xff, 0xff, 0xff, 0x01, 0xa0},
+		{0x97, 0x02, 0xa0, 0xa0, 0, 0, 0xc2, 0xdf, 0xff, 0xff, 0xff, 0xff, 1},
+	} {
+		_, err := decodeMeta(b)
+		require.ErrorIs(t, err, errBadMeta)
+		require.ErrorIs(t, err, msgpackcheck.ErrMalformed)
+		require.ErrorContains(t, err, "declares")
+		require.LessOrEqual(t, leastAllocated(func() { _, _ = decodeMeta(b) }), uint64(4<<10))
+	}
+}
+
+// leastAllocated returns the fewest bytes allocated while f runs, of three
+// runs: the process's other goroutines (pools of other tests winding down)
+// allocate meanwhile too, but seldom during all three.
+func leastAllocated(f func()) uint64 {
+	least := uint64(math.MaxUint64)
+	for range 3 {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		f()
+		runtime.ReadMemStats(&after)
+		least = min(least, after.TotalAlloc-before.TotalAlloc)
+	}
+	return least
+}
+
+// FuzzMetaDecode checks that the metadata decoder never panics nor
+// allocates more than a few kilobytes, and that whatever it accepts
+// encodes again to metadata that decodes to the same Member.
 func FuzzMetaDecode(f *testing.F) {
 	for _, m := range sampleMembers() {
 		b, err := encodeMeta(m)
@@ -126,6 +161,9 @@ func FuzzMetaDecode(f *testing.F) {
 	f.Add(pack(f, 2, "a:1", "b:2", 3, 4, true, "new", []any{1, "x"}, map[string]int{"k": 1}))
 	f.Add(pack(f, int8(1), "a:1", "b:2", int64(5), int32(7), false))
 	f.Fuzz(func(t *testing.T, b []byte) {
+		if n := leastAllocated(func() { _, _ = decodeMeta(b) }); n > 64<<10 {
+			t.Fatalf("decoding %d bytes of metadata allocated %d bytes", len(b), n)
+		}
 		m, err := decodeMeta(b)
 		if err != nil {
 			require.ErrorIs(t, err, errBadMeta)

@@ -43,34 +43,30 @@ func (p *Pool) noteAlive(name string) {
 
 // reconnectLoop joins failed members again, a few at a time.
 func (p *Pool) reconnectLoop() {
-	defer p.wg.Done()
-	t := time.NewTicker(p.timings.reconnectEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-p.done:
-			return
-		case <-t.C:
-		}
-		var addrs []string
-		p.mu.Lock()
-		for name, f := range p.failed {
-			if time.Since(f.since) > reconnectFor {
-				delete(p.failed, name)
-				continue
-			}
-			if _, alive := p.remote[name]; !alive && len(addrs) < 3 {
-				addrs = append(addrs, f.addr)
-			}
-		}
-		p.mu.Unlock()
-		if len(addrs) == 0 || p.closed.Load() {
+	every(&p.wg, p.done, p.timings.reconnectEvery, p.reconnect)
+}
+
+// reconnect joins up to three failed members again, forgetting those
+// that failed longer than reconnectFor ago.
+func (p *Pool) reconnect() {
+	var addrs []string
+	p.mu.Lock()
+	for name, f := range p.failed {
+		if time.Since(f.since) > reconnectFor {
+			delete(p.failed, name)
 			continue
 		}
-		if n, err := p.ml.Join(addrs); n > 0 {
-			p.log.Info("pool: reconnected to failed members", "contacted", n)
-		} else if err != nil {
-			p.log.Debug("pool: reconnecting to failed members", "addrs", addrs, "err", err)
+		if _, alive := p.remote[name]; !alive && len(addrs) < 3 {
+			addrs = append(addrs, f.addr)
 		}
+	}
+	p.mu.Unlock()
+	if len(addrs) == 0 || p.closed.Load() {
+		return
+	}
+	if n, err := p.ml.Join(addrs); n > 0 {
+		p.log.Info("pool: reconnected to failed members", "contacted", n)
+	} else if err != nil {
+		p.log.Debug("pool: reconnecting to failed members", "addrs", addrs, "err", err)
 	}
 }

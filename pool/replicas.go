@@ -105,20 +105,12 @@ func (n *Runtime) handleEpoch(_ context.Context, _ string, decode func(any) erro
 
 // sweepReplicas forgets the checkpoints of sessions nobody updated for
 // long (their member and client are gone).
-func (n *Runtime) sweepReplicas(every, idle time.Duration) {
-	defer n.wg.Done()
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-n.stop:
-			return
-		case <-t.C:
-			if k := n.store.Sweep(time.Now().Add(-idle)); k > 0 {
-				n.log.Info("mtcp: dropped checkpoints of idle sessions", "sessions", k)
-			}
+func (n *Runtime) sweepReplicas(d, idle time.Duration) {
+	every(&n.wg, n.stop, d, func() {
+		if k := n.store.Sweep(time.Now().Add(-idle)); k > 0 {
+			n.log.Info("mtcp: dropped checkpoints of idle sessions", "sessions", k)
 		}
-	}
+	})
 }
 
 // ProbeEpoch asks the replicas of session s, whose client is away, whether

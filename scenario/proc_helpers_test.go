@@ -2,7 +2,6 @@ package scenario
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -14,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/migratory/mtcp/internal/syncbuf"
 
 	"github.com/stretchr/testify/require"
 
@@ -51,7 +52,7 @@ type memberProc struct {
 	addr   string
 	gossip string
 	cmd    *exec.Cmd
-	stderr syncBuffer
+	stderr syncbuf.Buffer
 	done   chan struct{}
 
 	mu     sync.Mutex
@@ -160,24 +161,6 @@ func waitFinal(t testing.TB, members []*memberProc, id string) string {
 
 // logs returns what the member logged, for failure messages.
 func (m *memberProc) logs() string { return m.stderr.String() }
-
-// syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // sessionFailed reports whether the member said the session ended with an
 // error containing text.

@@ -9,6 +9,8 @@ import (
 	"fmt"
 
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/migratory/mtcp/internal/msgpackcheck"
 )
 
 // Version is the encoding version written by Marshal.
@@ -68,8 +70,8 @@ func Unmarshal(b []byte, maxBytes int) (*Record, error) {
 	if len(b) < 1 || b[0] != Version {
 		return nil, fmt.Errorf("%w: unknown version", ErrMalformed)
 	}
-	if err := wellFormed(b[1:]); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	if err := msgpackcheck.WellFormed(b[1:]); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	var r Record
 	if err := msgpack.Unmarshal(b[1:], &r); err != nil {

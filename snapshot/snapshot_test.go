@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/migratory/mtcp/internal/msgpackcheck"
 )
 
 func sample() *Record {
@@ -80,14 +82,20 @@ func TestStoreFencesOldEpochs(t *testing.T) {
 	require.Equal(t, 0, s.Len())
 }
 
-func TestStoreKeepsNewest(t *testing.T) {
-	s := NewStore(2, 0)
-	r := sample()
-	for seq := uint64(1); seq <= 5; seq++ {
+// putSeqs puts copies of r numbered 1 to last into s.
+func putSeqs(t *testing.T, s *Store, r *Record, last uint64) {
+	t.Helper()
+	for seq := uint64(1); seq <= last; seq++ {
 		c := r.Clone()
 		c.Seq = seq
 		require.NoError(t, s.Put(c))
 	}
+}
+
+func TestStoreKeepsNewest(t *testing.T) {
+	s := NewStore(2, 0)
+	r := sample()
+	putSeqs(t, s, r, 5)
 	recs := s.Records(r.Session)
 	require.Len(t, recs, 2)
 	require.Equal(t, []uint64{4, 5}, []uint64{recs[0].Seq, recs[1].Seq}, "the newest")
@@ -134,14 +142,19 @@ func FuzzUnmarshal(f *testing.F) {
 	})
 }
 
+// TestUnmarshalRefusesHugeClaims: a record whose headers claim
+// gigabytes is refused before the decoder sizes anything by them.
+func TestUnmarshalRefusesHugeClaims(t *testing.T) {
+	many := append([]byte{Version, 0xdc, 0x30, 0x00}, bytes.Repeat([]byte{0xdb, 0xdb, 0xdb, 0xdb, 0xdb}, 12000)...)
+	_, err := Unmarshal(many, 1<<16)
+	require.ErrorIs(t, err, ErrMalformed)
+	require.ErrorIs(t, err, msgpackcheck.ErrMalformed)
+}
+
 func TestStoreRetains(t *testing.T) {
 	s := NewStore(8, 0)
 	r := sample()
-	for seq := uint64(1); seq <= 6; seq++ {
-		c := r.Clone()
-		c.Seq = seq
-		require.NoError(t, s.Put(c))
-	}
+	putSeqs(t, s, r, 6)
 	s.Retain(r.Session, []uint64{2, 5, 6})
 	var seqs []uint64
 	for _, rec := range s.Records(r.Session) {

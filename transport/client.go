@@ -131,7 +131,7 @@ func (c *Client) Call(ctx context.Context, addr, kind string, req, resp any) err
 			return r.Err
 		}
 		if resp != nil {
-			if err := msgpack.Unmarshal(r.Body, resp); err != nil {
+			if err := decodeBody(r.Body, resp); err != nil {
 				return fmt.Errorf("transport: decoding %q response from %s: %w", kind, addr, err)
 			}
 		}

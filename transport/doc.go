@@ -174,7 +174,9 @@
 //
 // After the handshake, a peer holds the pool key. It cannot make the
 // server allocate more than max + 16 bytes per frame, nor run more than
-// one handler per connection at a time; msgpack decoding applies its own
-// allocation limits to bodies. An authenticated connection idle for
+// one handler per connection at a time. A body is decoded only if it is
+// one msgpack value whose every declared length fits in the bytes that
+// follow (internal/msgpackcheck), so decoding costs memory in proportion
+// to the body, whatever its headers claim. An authenticated connection idle for
 // IdleTimeout is closed.
 package transport

@@ -134,35 +134,29 @@ func FuzzServerHandshake(f *testing.F) {
 	f.Add(append(testHello(MinMessage), make([]byte, macLen)...))
 	f.Add(testHello(1 << 20))
 	f.Add([]byte(helloMagic + "\x01"))
-	cfg := fuzzConfig()
-	ak := authKey(cfg.Key)
-	f.Fuzz(func(t *testing.T, in []byte) {
-		conn := scripted{bytes.NewReader(in)}
-		var err error
-		if n := allocated(func() { _, err = serverHandshake(conn, bufio.NewReader(conn), cfg, ak) }); n > allocSlack {
-			t.Fatalf("a handshake allocated %d bytes", n)
-		}
-		if err == nil {
-			t.Fatal("handshake succeeded against a random proof")
-		}
-	})
+	f.Fuzz(fuzzHandshake(serverHandshake))
 }
 
 func FuzzClientHandshake(f *testing.F) {
 	f.Add(append(testHello(MinMessage), make([]byte, macLen)...))
 	f.Add([]byte(helloMagic + "\x02"))
+	f.Fuzz(fuzzHandshake(clientHandshake))
+}
+
+// fuzzHandshake plays the input as the peer of one side of the handshake.
+func fuzzHandshake(handshake func(io.ReadWriter, *bufio.Reader, *Config, []byte) (*handshakeResult, error)) func(*testing.T, []byte) {
 	cfg := fuzzConfig()
 	ak := authKey(cfg.Key)
-	f.Fuzz(func(t *testing.T, in []byte) {
+	return func(t *testing.T, in []byte) {
 		conn := scripted{bytes.NewReader(in)}
 		var err error
-		if n := allocated(func() { _, err = clientHandshake(conn, bufio.NewReader(conn), cfg, ak) }); n > allocSlack {
+		if n := allocated(func() { _, err = handshake(conn, bufio.NewReader(conn), cfg, ak) }); n > allocSlack {
 			t.Fatalf("a handshake allocated %d bytes", n)
 		}
 		if err == nil {
 			t.Fatal("handshake succeeded against a random proof")
 		}
-	})
+	}
 }
 
 func fuzzConfig() *Config {
@@ -173,8 +167,23 @@ func fuzzConfig() *Config {
 	return &cfg
 }
 
-// FuzzRequest: the request decoder never panics, and what it accepts
-// re-encodes to the same bytes.
+// decodeBounded decodes body as a handler or a caller would, failing t if
+// that allocates more than in proportion to the body's length: a header
+// claiming gigabytes must not size a buffer.
+func decodeBounded(t *testing.T, body []byte) {
+	var v any
+	n := allocated(func() { _ = decodeBody(body, &v) })
+	if n > allocSlack+256*uint64(len(body)) {
+		n = min(n, allocated(func() { _ = decodeBody(body, &v) })) // once more, in case other goroutines allocated meanwhile
+	}
+	if n > allocSlack+256*uint64(len(body)) {
+		t.Fatalf("decoding a body of %d bytes allocated %d bytes", len(body), n)
+	}
+}
+
+// FuzzRequest: the request decoder never panics, what it accepts
+// re-encodes to the same bytes, and decoding its body costs memory in
+// proportion to its length.
 func FuzzRequest(f *testing.F) {
 	f.Add(appendRequest(nil, 1500, "fetch", []byte{0xc0}))
 	f.Add(appendRequest(nil, 0, "k", nil))
@@ -184,6 +193,7 @@ func FuzzRequest(f *testing.F) {
 		if err != nil {
 			return
 		}
+		decodeBounded(t, r.Body)
 		if r.Kind == "" || len(r.Kind) > MaxKindLen {
 			t.Fatalf("accepted kind %q", r.Kind)
 		}
@@ -193,8 +203,9 @@ func FuzzRequest(f *testing.F) {
 	})
 }
 
-// FuzzResponse: the response decoder never panics, and what it accepts
-// re-encodes to the same bytes.
+// FuzzResponse: the response decoder never panics, what it accepts
+// re-encodes to the same bytes, and decoding its body costs memory in
+// proportion to its length.
 func FuzzResponse(f *testing.F) {
 	f.Add(appendResponse(nil, []byte{0x81, 0xa1, 'a', 1}))
 	f.Add(appendErrorResponse(nil, &RemoteError{Code: "x", Message: "y"}, 1024))
@@ -211,6 +222,7 @@ func FuzzResponse(f *testing.F) {
 			}
 			got = appendErrorResponse(nil, r.Err, len(in))
 		} else {
+			decodeBounded(t, r.Body)
 			got = appendResponse(nil, r.Body)
 		}
 		if !bytes.Equal(got, in) {

@@ -82,7 +82,7 @@ func (s *Server) runHandler(ctx context.Context, h Handler, from string, req req
 		}
 	}()
 	decode := func(v any) error {
-		if err := msgpack.Unmarshal(req.Body, v); err != nil {
+		if err := decodeBody(req.Body, v); err != nil {
 			return &decodeError{kind: req.Kind, err: err}
 		}
 		return nil

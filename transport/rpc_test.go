@@ -196,6 +196,23 @@ func slowServer(t *testing.T, edit func(*Config)) (*Server, *slowHandler) {
 	return s, h
 }
 
+// callEnded calls "slow" on addr within ctx, which must end the call with
+// want well within a second, and returns how the handler's context ended.
+func callEnded(t *testing.T, c *Client, ctx context.Context, addr string, h *slowHandler, want error) error {
+	t.Helper()
+	start := time.Now()
+	err := c.Call(ctx, addr, "slow", nil, nil)
+	require.ErrorIs(t, err, want)
+	require.Less(t, time.Since(start), time.Second)
+	select {
+	case herr := <-h.ended:
+		return herr
+	case <-time.After(2 * time.Second):
+		t.Fatal("handler context not cancelled")
+		return nil
+	}
+}
+
 func TestCallDeadline(t *testing.T) {
 	s, h := slowServer(t, nil)
 	c := newClient(t, nil)
@@ -203,16 +220,8 @@ func TestCallDeadline(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
-	start := time.Now()
-	err := c.Call(ctx, addr, "slow", nil, nil)
-	require.ErrorIs(t, err, context.DeadlineExceeded)
-	require.Less(t, time.Since(start), time.Second)
-	select {
-	case herr := <-h.ended:
-		require.Error(t, herr, "the handler's context ends too")
-	case <-time.After(2 * time.Second):
-		t.Fatal("handler context not cancelled")
-	}
+	herr := callEnded(t, c, ctx, addr, h, context.DeadlineExceeded)
+	require.Error(t, herr, "the handler's context ends too")
 	require.NoError(t, c.Call(ctxTimeout(t, 5*time.Second), addr, "echo", echoMsg{}, nil))
 }
 
@@ -226,16 +235,8 @@ func TestCallCancel(t *testing.T) {
 		<-h.started
 		cancel()
 	}()
-	start := time.Now()
-	err := c.Call(ctx, addr, "slow", nil, nil)
-	require.ErrorIs(t, err, context.Canceled)
-	require.Less(t, time.Since(start), time.Second)
-	select {
-	case herr := <-h.ended:
-		require.ErrorIs(t, herr, context.Canceled, "the server cancels when the caller's connection closes")
-	case <-time.After(2 * time.Second):
-		t.Fatal("handler context not cancelled")
-	}
+	herr := callEnded(t, c, ctx, addr, h, context.Canceled)
+	require.ErrorIs(t, herr, context.Canceled, "the server cancels when the caller's connection closes")
 	// An already-ended context fails at once.
 	require.ErrorIs(t, c.Call(ctx, addr, "echo", echoMsg{}, nil), context.Canceled)
 }
@@ -362,4 +363,64 @@ func TestInMemory(t *testing.T) {
 		require.Equal(t, echoMsg{Text: "b:mem", N: i + 1}, got)
 	}
 	require.Equal(t, 1, dials)
+}
+
+// TestServerClose: Close ends in-flight calls, idle pooled connections,
+// handshakes in progress and the accept loop, and waits for handlers.
+func TestServerClose(t *testing.T) {
+	s, h := slowServer(t, nil)
+	addr := s.Addr().String()
+	idle := newClient(t, nil)
+	require.NoError(t, idle.Call(ctxTimeout(t, 5*time.Second), addr, "echo", nil, nil))
+
+	silent, err := net.Dial("tcp", addr) // a handshake that never starts
+	require.NoError(t, err)
+	defer silent.Close()
+
+	c := newClient(t, nil)
+	callErr := make(chan error, 1)
+	go func() { callErr <- c.Call(ctxTimeout(t, time.Minute), addr, "slow", nil, nil) }()
+	<-h.started
+
+	start := time.Now()
+	require.NoError(t, s.Close())
+	require.Less(t, time.Since(start), time.Second)
+	require.ErrorIs(t, <-h.ended, context.Canceled, "handlers see their context cancelled")
+	select {
+	case err := <-callErr:
+		require.Error(t, err)
+	case <-time.After(2 * time.Second):
+		t.Fatal("an in-flight call did not end when the server closed")
+	}
+	require.NoError(t, silent.SetReadDeadline(time.Now().Add(2*time.Second)))
+	_, err = silent.Read(make([]byte, 1))
+	require.False(t, isTimeout(err), "a handshaking connection is closed: %v", err)
+	require.Zero(t, s.openCount())
+
+	// The idle client notices and fails cleanly; Close again is harmless.
+	require.Error(t, idle.Call(ctxTimeout(t, 5*time.Second), addr, "echo", nil, nil))
+	require.NoError(t, s.Close())
+}
+
+func TestClientClose(t *testing.T) {
+	s, h := slowServer(t, nil)
+	addr := s.Addr().String()
+	c := newClient(t, nil)
+	require.NoError(t, c.Call(ctxTimeout(t, 5*time.Second), addr, "echo", nil, nil))
+
+	callErr := make(chan error, 1)
+	go func() { callErr <- c.Call(ctxTimeout(t, time.Minute), addr, "slow", nil, nil) }()
+	<-h.started
+	require.NoError(t, c.Close())
+	select {
+	case err := <-callErr:
+		require.ErrorIs(t, err, ErrClosed)
+		require.ErrorIs(t, err, net.ErrClosed)
+	case <-time.After(2 * time.Second):
+		t.Fatal("an in-flight call did not end when the client closed")
+	}
+	require.Error(t, <-h.ended, "the server's handler is cancelled too")
+	require.ErrorIs(t, c.Call(ctxTimeout(t, 5*time.Second), addr, "echo", nil, nil), ErrClosed)
+	require.NoError(t, c.Close())
+	require.Eventually(t, func() bool { return s.openCount() == 0 }, 2*time.Second, 5*time.Millisecond)
 }

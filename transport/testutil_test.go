@@ -1,15 +1,15 @@
 package transport
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/migratory/mtcp/internal/syncbuf"
 
 	"github.com/stretchr/testify/require"
 )
@@ -34,22 +34,7 @@ func (l *countingListener) Accept() (net.Conn, error) {
 }
 
 // logBuffer is a concurrency-safe buffer for a test logger.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type logBuffer struct{ syncbuf.Buffer }
 
 func (b *logBuffer) logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -59,11 +44,7 @@ func (b *logBuffer) logger() *slog.Logger {
 func (b *logBuffer) contains(t *testing.T, s string) { b.containsAfter(t, 0, s) }
 
 // mark returns the log's current length, for containsAfter.
-func (b *logBuffer) mark() int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Len()
-}
+func (b *logBuffer) mark() int { return b.Len() }
 
 // containsAfter waits until the log written after mark holds s.
 func (b *logBuffer) containsAfter(t *testing.T, mark int, s string) {

@@ -135,13 +135,8 @@ func parseRefused(body []byte) (Refused, error) {
 	if f.RedirectName, rest, err = parseStr8(rest, MaxNameLen, "REFUSED redirect name"); err != nil {
 		return f, err
 	}
-	if f.RedirectAddr, rest, err = parseStr8(rest, MaxAddrLen, "REFUSED redirect address"); err != nil {
-		return f, err
-	}
-	if len(rest) != 0 {
-		return f, malformed("REFUSED: %d trailing bytes", len(rest))
-	}
-	return f, nil
+	f.RedirectAddr, err = parseLastStr8(rest, MaxAddrLen, "REFUSED", "redirect address")
+	return f, err
 }
 func (f Extension) appendBody(b []byte) []byte { return append(b, f.Body...) }
 

@@ -175,15 +175,9 @@ func ParseHello(body []byte) (Hello, error) {
 	rest = rest[copy(h.Nonce[:], rest):]
 	h.Epoch = binary.BigEndian.Uint64(rest)
 	h.Attempt = binary.BigEndian.Uint64(rest[8:])
-	origin, rest, err := parseStr8(rest[16:], MaxNameLen, "HELLO origin")
-	if err != nil {
-		return h, err
-	}
-	if len(rest) != 0 {
-		return h, malformed("HELLO: %d trailing bytes", len(rest))
-	}
+	origin, err := parseLastStr8(rest[16:], MaxNameLen, "HELLO", "origin")
 	h.Origin = origin
-	return h, nil
+	return h, err
 }
 
 func checkKeepAlive(what string, interval, timeout uint16) error {
@@ -223,12 +217,9 @@ func ParseWelcome(body []byte) (Welcome, error) {
 	w.KeepAliveMillis = binary.BigEndian.Uint16(body[p+8:])
 	w.KeepAliveTimeoutMillis = binary.BigEndian.Uint16(body[p+10:])
 	w.Epoch = binary.BigEndian.Uint64(body[p+12:])
-	node, rest, err := parseStr8(body[p+20:], MaxNameLen, "WELCOME node")
+	node, err := parseLastStr8(body[p+20:], MaxNameLen, "WELCOME", "node")
 	if err != nil {
 		return w, err
-	}
-	if len(rest) != 0 {
-		return w, malformed("WELCOME: %d trailing bytes", len(rest))
 	}
 	w.Node = node
 	return w, checkKeepAlive("WELCOME", w.KeepAliveMillis, w.KeepAliveTimeoutMillis)
@@ -297,15 +288,9 @@ func parseResumed(body []byte) (Resumed, error) {
 	if r.Flags&^ResumedRestored != 0 {
 		return r, malformed("RESUMED: undefined flags 0x%02x", r.Flags)
 	}
-	node, rest, err := parseStr8(body[p+9:], MaxNameLen, "RESUMED node")
-	if err != nil {
-		return r, err
-	}
-	if len(rest) != 0 {
-		return r, malformed("RESUMED: %d trailing bytes", len(rest))
-	}
+	node, err := parseLastStr8(body[p+9:], MaxNameLen, "RESUMED", "node")
 	r.Node = node
-	return r, nil
+	return r, err
 }
 
 // AppendTo appends the 40-byte encoding of p.

@@ -154,13 +154,8 @@ func parseMove(body []byte) (Move, error) {
 	if f.Name, rest, err = parseStr8(rest, MaxNameLen, "MOVE name"); err != nil {
 		return f, err
 	}
-	if f.Addr, rest, err = parseStr8(rest, MaxAddrLen, "MOVE address"); err != nil {
-		return f, err
-	}
-	if len(rest) != 0 {
-		return f, malformed("MOVE: %d trailing bytes", len(rest))
-	}
-	return f, nil
+	f.Addr, err = parseLastStr8(rest, MaxAddrLen, "MOVE", "address")
+	return f, err
 }
 
 func (f Mark) appendBody(b []byte) []byte {

@@ -44,3 +44,16 @@ func parseStr8(b []byte, max int, what string) (string, []byte, error) {
 	}
 	return string(s), b[1+n:], nil
 }
+
+// parseLastStr8 parses the str8 that ends the body of frame (field names
+// it in errors): at most max bytes of UTF-8, with nothing after it.
+func parseLastStr8(b []byte, max int, frame, field string) (string, error) {
+	v, rest, err := parseStr8(b, max, frame+" "+field)
+	if err != nil {
+		return "", err
+	}
+	if len(rest) != 0 {
+		return "", malformed("%s: %d trailing bytes", frame, len(rest))
+	}
+	return v, nil
+}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -13,6 +12,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/migratory/mtcp/internal/syncbuf"
 )
 
 // poolKey is the chaos pool's key (hex).
@@ -24,7 +25,7 @@ type member struct {
 	cmd                *exec.Cmd
 	stdin              io.WriteCloser
 	done               chan struct{}
-	stderr             *lockedBuffer
+	stderr             *syncbuf.Buffer
 	status             chan status // answers to status requests
 }
 
@@ -88,7 +89,7 @@ func (f *fleet) start() (*member, error) {
 	if join != "" {
 		args = append(args, "-join", join)
 	}
-	m := &member{name: name, done: make(chan struct{}), stderr: &lockedBuffer{}, status: make(chan status, 1)}
+	m := &member{name: name, done: make(chan struct{}), stderr: &syncbuf.Buffer{}, status: make(chan status, 1)}
 	m.cmd = exec.Command(f.cfg.memberBin, args...)
 	m.cmd.Stderr = m.stderr
 	if f.cfg.verbose {
@@ -284,23 +285,6 @@ func (f *fleet) stopAll() {
 		_ = m.cmd.Process.Signal(syscall.SIGKILL)
 		<-m.done
 	}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // story tells what the members said and logged about a session, for a
