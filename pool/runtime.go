@@ -79,6 +79,7 @@ type Runtime struct {
 	mu         sync.Mutex
 	membersVer uint64 // the version of frame
 	frame      []byte // the MEMBERS frame the clients are sent
+	shape      []byte // the MEMBERS frame without session counts
 	topology   uint64 // the pool's Topology when changed last ran
 	closing    bool   // no new background work
 
@@ -231,11 +232,15 @@ func (n *Runtime) Crash() {
 	n.down(false)
 }
 
-// changed runs when the membership or a member's metadata changed: every
-// session sends its client the new member list. When more than the load
-// changed (a member came, went, died and came back, or drains), the
-// sessions' replica sets may have changed too: each copies its checkpoints
-// to whoever holds them now.
+// changed runs when the membership or a member's metadata changed. When
+// the member list changed (a member came, went or drains), every session
+// sends its client the new list at once; when only session counts did
+// (every second while sessions move), the new list goes with the next
+// frames each link sends anyway: thousands of sessions are not woken for
+// a figure their clients use only when they choose where to move. When
+// more than the load changed (a member came, went, died and came back, or
+// drains), the sessions' replica sets may have changed too: each copies
+// its checkpoints to whoever holds them now.
 func (n *Runtime) changed() {
 	if !n.started.Load() {
 		return // the pool is still starting: no session yet
@@ -275,24 +280,30 @@ func (n *Runtime) reportLoad() {
 }
 
 // refreshMembers rebuilds the MEMBERS frame from the pool; it reports
-// whether the frame changed (a new version for the clients), which load
+// whether the member list changed: names, addresses or draining flags.
+// A change of session counts only makes a new version of the frame (the
+// clients get it with the next frames their links send), which load
 // figures the clients are not shown do not do.
 func (n *Runtime) refreshMembers() bool {
 	list := n.members.Members()
 	f := wire.Members{List: make([]wire.MemberInfo, 0, len(list))}
+	shape := wire.Members{List: make([]wire.MemberInfo, 0, len(list))}
 	for _, m := range list {
-		f.List = append(f.List, wire.MemberInfo{
-			Name: m.Name, Addr: m.ClientAddr, Sessions: uint32(min(uint64(max(m.Sessions, 0)), math.MaxUint32)), Draining: m.Draining,
-		})
+		info := wire.MemberInfo{Name: m.Name, Addr: m.ClientAddr, Draining: m.Draining}
+		shape.List = append(shape.List, info)
+		info.Sessions = uint32(min(uint64(max(m.Sessions, 0)), math.MaxUint32))
+		f.List = append(f.List, info)
 	}
-	b := wire.AppendFrame(nil, f)
+	b, sb := wire.AppendFrame(nil, f), wire.AppendFrame(nil, shape)
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if bytes.Equal(b, n.frame) {
 		return false
 	}
 	n.frame, n.membersVer = b, n.version.Add(1)
-	return true
+	news := !bytes.Equal(sb, n.shape)
+	n.shape = sb
+	return news
 }
 
 // MembersVersion is the version of the MEMBERS frame: a session whose

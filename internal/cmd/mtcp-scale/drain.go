@@ -79,12 +79,17 @@ func runDrain(ctx context.Context, o *options) ([]*table, error) {
 			return nil, err
 		}
 	}
+	stopProfile, err := drainProfile(ctx, o, cl)
+	if err != nil {
+		return nil, err
+	}
 	cpuBefore := cpuTime()
 	dctx, cancel := context.WithTimeout(ctx, o.drainTimeout)
 	derr := m0.Drain(dctx)
 	cancel()
 	took := time.Since(start)
 	cpuDrain := cpuTime() - cpuBefore
+	stopProfile()
 	if cl.remote {
 		if err := cl.call(ctx, "Stats", false, &clientsAfter); err != nil {
 			return nil, err
