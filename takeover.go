@@ -144,6 +144,9 @@ func (ln *Listener) restore(rec *snapshot.Record, epoch uint64, client wire.Posi
 	return c, nil
 }
 
+// resumedSendTimeout bounds the send of RESUMED after a takeover.
+const resumedSendTimeout = time.Second
+
 // serveRestored finishes the client's handshake on a restored session and
 // hands the session to Accept, however long the application takes to
 // accept it.
@@ -156,6 +159,12 @@ func (ln *Listener) serveRestored(c *Conn, h *hsConn, rs auth.Resume, rec *snaps
 	r := wire.Resumed{Positions: pos, Epoch: s.epoch, Flags: wire.ResumedRestored, Node: ln.member.Name()}
 	c.mu.Unlock()
 	r.MAC = rs.ServerMAC(c.secret, r.Fields())
+	// The session is this member's now, whatever the handshake's deadline
+	// says: the takeover's control-plane round trips may have used it up,
+	// and a RESUMED refused for it would leave the client waiting out its
+	// own handshake timeout for an answer that was ready. It gets a send
+	// of its own.
+	_ = nc.SetWriteDeadline(time.Now().Add(resumedSendTimeout))
 	_, err := nc.Write(wire.AppendFrame(nil, r))
 	c.mu.Lock()
 	if err != nil {
