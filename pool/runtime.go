@@ -237,7 +237,9 @@ func (n *Runtime) Crash() {
 // sends its client the new list at once; when only session counts did
 // (every second while sessions move), the new list goes with the next
 // frames each link sends anyway: thousands of sessions are not woken for
-// a figure their clients use only when they choose where to move. When
+// a figure their clients use only when they choose where to move; nor are
+// those of a draining member, whose clients get the list with their MOVE.
+// When
 // more than the load changed (a member came, went, died and came back, or
 // drains), the sessions' replica sets may have changed too: each copies
 // its checkpoints to whoever holds them now.
@@ -246,6 +248,11 @@ func (n *Runtime) changed() {
 		return // the pool is still starting: no session yet
 	}
 	news := n.refreshMembers()
+	if n.host.Draining() {
+		// Every session here is to be asked to move: its client gets the
+		// new list with its MOVE, not in a send of its own first.
+		news = false
+	}
 	topology := n.members.Topology()
 	n.mu.Lock()
 	replace := topology != n.topology
