@@ -86,11 +86,14 @@ func (n *Runtime) call(ctx context.Context, addr, kind string, req, resp any) er
 	if !batchable(kind) {
 		return n.rpc.Call(ctx, addr, kind, req, resp)
 	}
-	if err := ctx.Err(); err != nil {
+	err := ctx.Err()
+	if err != nil {
 		return fmt.Errorf("transport: call %q to %s: %w", kind, addr, err)
 	}
-	body, err := msgpack.Marshal(req)
-	if err != nil {
+	var body []byte
+	if r, ok := req.(copyRequest); ok {
+		body = r.appendMsgpack(make([]byte, 0, r.encodedSize()))
+	} else if body, err = msgpack.Marshal(req); err != nil {
 		return fmt.Errorf("transport: encoding %q request: %w", kind, err)
 	}
 	if len(body) > maxBatchBytes/2 {
