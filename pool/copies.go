@@ -92,7 +92,7 @@ func (c *Copies) startLocked() {
 		c.roundDone = make(chan struct{})
 		everything := c.everything
 		c.everything = false
-		go c.round(everything)
+		c.n.rounds.run(func() { c.round(everything) })
 	}
 }
 

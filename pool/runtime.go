@@ -68,6 +68,7 @@ type Runtime struct {
 	started atomic.Bool   // members is set
 	traffic atomic.Uint64 // bytes its sessions received and wrote, in all
 	moved   chan struct{} // a session was handed over or its handover settled; capacity 1
+	rounds  *warm         // the goroutines copy rounds run on
 
 	batches  handoverBatches              // handover requests to other members, gathered per member
 	calls    callBatches                  // other requests to other members, gathered per member
@@ -100,6 +101,7 @@ func StartRuntime(cfg RuntimeConfig, host Host) (*Runtime, error) {
 	n := &Runtime{cfg: cfg, host: host, log: cfg.Logger, name: cfg.Name, replicas: cfg.Replicas,
 		store: snapshot.NewStore(cfg.ReplicaKeep, cfg.ReplicaMemory), stop: make(chan struct{}),
 		moved: make(chan struct{}, 1)}
+	n.rounds = newWarm(n.stop)
 	n.tombs.init(2 * cfg.HandshakeTimeout)
 	n.version.Store(1)
 	control := cfg.Control
