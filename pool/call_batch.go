@@ -49,10 +49,7 @@ func batchable(kind string) bool {
 }
 
 // callBatches are the queues of requests to other members.
-type callBatches struct {
-	mu     sync.Mutex
-	queues map[queueKey]*callQueue
-}
+type callBatches = batcher[queueKey, *pendingCall]
 
 // queueKey names a queue: the member's control address, and whether it
 // holds bulk requests.
@@ -61,17 +58,15 @@ type queueKey struct {
 	bulk bool
 }
 
-type callQueue struct {
-	waiting  []*pendingCall
-	inFlight int // calls under way
-}
-
 type pendingCall struct {
 	ctx  context.Context
 	kind string
 	body []byte // the request, msgpack-encoded
 	done chan callResult
 }
+
+func (p *pendingCall) gaveUp() bool { return p.ctx.Err() != nil }
+func (p *pendingCall) size() int    { return len(p.body) }
 
 type callResult struct {
 	body []byte
@@ -100,28 +95,10 @@ func (n *Runtime) call(ctx context.Context, addr, kind string, req, resp any) er
 		return n.rpc.Call(ctx, addr, kind, msgpack.RawMessage(body), resp)
 	}
 	p := &pendingCall{ctx: ctx, kind: kind, body: body, done: make(chan callResult, 1)}
-	b := &n.calls
-	b.mu.Lock()
-	if b.queues == nil {
-		b.queues = make(map[queueKey]*callQueue)
-	}
-	k := queueKey{addr, bulk(kind)}
-	q := b.queues[k]
-	if q == nil {
-		q = &callQueue{}
-		b.queues[k] = q
-	}
-	q.waiting = append(q.waiting, p)
-	start := q.inFlight < maxBatchesInFlight
-	if start {
-		q.inFlight++
-	}
-	b.mu.Unlock()
+	q, start := n.calls.add(queueKey{addr, bulk(kind)}, p)
 	if start && !n.background(func() { n.sendCalls(addr, q) }) {
 		// The node closes: this request goes alone.
-		b.mu.Lock()
-		q.inFlight--
-		b.mu.Unlock()
+		n.calls.unstart(q)
 		return n.rpc.Call(ctx, addr, kind, msgpack.RawMessage(body), resp)
 	}
 	select {
@@ -140,32 +117,11 @@ func (n *Runtime) call(ctx context.Context, addr, kind string, req, resp any) er
 	}
 }
 
-// sendCalls sends the requests waiting for addr, a batch at a time, until
-// none waits.
-func (n *Runtime) sendCalls(addr string, q *callQueue) {
-	b := &n.calls
-	for {
-		b.mu.Lock()
-		var batch []*pendingCall
-		size := 0
-		for len(q.waiting) > 0 && len(batch) < maxBatch && size+len(q.waiting[0].body) <= maxBatchBytes {
-			p := q.waiting[0]
-			q.waiting[0] = nil
-			q.waiting = q.waiting[1:]
-			if p.ctx.Err() == nil { // its caller gave up: not sent
-				batch = append(batch, p)
-				size += len(p.body)
-			}
-		}
-		if len(batch) == 0 && len(q.waiting) == 0 {
-			q.inFlight--
-			b.mu.Unlock()
-			return
-		}
-		b.mu.Unlock()
-		if len(batch) > 0 {
-			n.sendCallBatch(addr, batch)
-		}
+// sendCalls sends the requests waiting for addr, a batch at a time,
+// until none waits.
+func (n *Runtime) sendCalls(addr string, q *batchQueue[*pendingCall]) {
+	for batch := n.calls.next(q, maxBatch, maxBatchBytes); batch != nil; batch = n.calls.next(q, maxBatch, maxBatchBytes) {
+		n.sendCallBatch(addr, batch)
 	}
 }
 
