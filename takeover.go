@@ -144,6 +144,9 @@ func (ln *Listener) restore(rec *snapshot.Record, epoch uint64, client wire.Posi
 	return c, nil
 }
 
+// resumedSendTimeout bounds the send of RESUMED after a takeover.
+const resumedSendTimeout = time.Second
+
 // serveRestored finishes the client's handshake on a restored session and
 // hands the session to Accept, however long the application takes to
 // accept it.
@@ -154,11 +157,23 @@ func (ln *Listener) serveRestored(c *Conn, h *hsConn, rs auth.Resume, rec *snaps
 	pos := c.st.Positions()
 	pos.Written = rec.OutPos
 	r := wire.Resumed{Positions: pos, Epoch: s.epoch, Flags: wire.ResumedRestored, Node: ln.member.Name()}
+	// The member list the client is owed on its first link here goes in
+	// the same send as RESUMED: one write, and one read for the client,
+	// fewer on each of the thousands of moves of a drain.
+	members, ver := ln.member.MembersFrame()
+	s.membersVer = ver
 	c.mu.Unlock()
 	r.MAC = rs.ServerMAC(c.secret, r.Fields())
-	_, err := nc.Write(wire.AppendFrame(nil, r))
+	// The session is this member's now, whatever the handshake's deadline
+	// says: the takeover's control-plane round trips may have used it up,
+	// and a RESUMED refused for it would leave the client waiting out its
+	// own handshake timeout for an answer that was ready. It gets a send
+	// of its own.
+	_ = nc.SetWriteDeadline(time.Now().Add(resumedSendTimeout))
+	_, err := nc.Write(append(wire.AppendFrame(make([]byte, 0, 128+len(members)), r), members...))
 	c.mu.Lock()
 	if err != nil {
+		s.membersVer = 0 // the next link sends the member list
 		_ = nc.Close()
 		c.addrs.Store(&addrPair{local: nc.LocalAddr(), remote: nc.RemoteAddr()})
 		s.detached(c, fmt.Errorf("sending RESUMED: %w", err))

@@ -92,7 +92,7 @@ func (c *Copies) startLocked() {
 		c.roundDone = make(chan struct{})
 		everything := c.everything
 		c.everything = false
-		go c.round(everything)
+		c.n.rounds.run(func() { c.round(everything) })
 	}
 }
 
@@ -299,25 +299,28 @@ func (n *Runtime) copyTo(targets []Member, req copyRequest) (acks int, took []st
 	ctx, cancel := context.WithTimeout(context.Background(), copyTimeout)
 	defer cancel()
 	var mu sync.Mutex
+	one := func(t Member) {
+		err := n.call(ctx, t.ControlAddr, KindReplicate, req, nil)
+		mu.Lock()
+		defer mu.Unlock()
+		var re *transport.RemoteError
+		switch {
+		case err == nil:
+			acks++
+			took = append(took, t.Name)
+		case errors.As(err, &re) && re.Code == CodeStale:
+			staleBy = t.Name
+		default:
+			n.log.Debug("mtcp: replicating a checkpoint failed", "to", t.Name, "err", err)
+		}
+	}
+	if len(targets) == 1 { // the common case (one replica): no goroutine
+		one(targets[0])
+		return acks, took, staleBy
+	}
 	var wg sync.WaitGroup
 	for _, t := range targets {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			err := n.call(ctx, t.ControlAddr, KindReplicate, req, nil)
-			mu.Lock()
-			defer mu.Unlock()
-			var re *transport.RemoteError
-			switch {
-			case err == nil:
-				acks++
-				took = append(took, t.Name)
-			case errors.As(err, &re) && re.Code == CodeStale:
-				staleBy = t.Name
-			default:
-				n.log.Debug("mtcp: replicating a checkpoint failed", "to", t.Name, "err", err)
-			}
-		}()
+		wg.Go(func() { one(t) })
 	}
 	wg.Wait()
 	return acks, took, staleBy

@@ -30,6 +30,10 @@ const (
 	// track: sessions that could not move yet (their application has not
 	// checkpointed), and sessions that came back.
 	drainRescan = 250 * time.Millisecond
+	// drainStepGap is the least time between two looks at the moves
+	// under way: handovers that come faster (a thousand a second) are
+	// looked at together, not each with a walk over every move.
+	drainStepGap = 2 * time.Millisecond
 	// drainPendingWindows bounds the sessions asked and not gone yet, in
 	// windows: those whose MOVE waits (for a checkpoint boundary, or for
 	// their client to come back) do not count towards the window, but once
@@ -61,8 +65,11 @@ func (n *Runtime) Drain(ctx context.Context) (remaining int, err error) {
 	d := newDrain(n)
 	tick := time.NewTicker(drainPoll)
 	defer tick.Stop()
+	gap := time.NewTimer(0)
+	defer gap.Stop()
 	for {
-		d.step(time.Now())
+		last := time.Now()
+		d.step(last)
 		if len(d.flight) == 0 && n.host.SessionCount() == 0 && n.Unsettled() == 0 {
 			n.log.Info("mtcp: drain done", "asked", d.asked, "asked again", d.again, "window", d.window, "took", time.Since(d.start))
 			return 0, nil
@@ -70,6 +77,12 @@ func (n *Runtime) Drain(ctx context.Context) (remaining int, err error) {
 		select {
 		case <-tick.C:
 		case <-n.moved:
+			gap.Reset(drainStepGap - time.Since(last))
+			select {
+			case <-gap.C:
+			case <-ctx.Done():
+				return n.host.SessionCount(), ctx.Err()
+			}
 		case <-ctx.Done():
 			return n.host.SessionCount(), ctx.Err()
 		}

@@ -48,24 +48,20 @@ func (n *Runtime) handleHandovers(ctx context.Context, from string, decode func(
 }
 
 // handoverBatches gathers the handover requests this member makes of each
-// other member: while maxBatchesInFlight calls to a member are under way,
-// the requests that come meanwhile wait and go together in the next call
-// (KindHandovers; a request that comes alone goes as KindHandover).
-type handoverBatches struct {
-	mu     sync.Mutex
-	queues map[string]*handoverQueue // by the member's control address
-}
-
-type handoverQueue struct {
-	waiting  []*pendingHandover
-	inFlight int // calls under way
-}
+// other member, by the member's control address: while maxBatchesInFlight
+// calls to a member are under way, the requests that come meanwhile wait
+// and go together in the next call (KindHandovers; a request that comes
+// alone goes as KindHandover).
+type handoverBatches = batcher[string, *pendingHandover]
 
 type pendingHandover struct {
 	ctx  context.Context
 	req  HandoverRequest
 	done chan handoverResult // capacity 1
 }
+
+func (p *pendingHandover) gaveUp() bool { return p.ctx.Err() != nil }
+func (p *pendingHandover) size() int    { return 0 } // bounded by their number
 
 type handoverResult struct {
 	rep handoverReply
@@ -77,27 +73,10 @@ type handoverResult struct {
 // errors are those of transport.Client.Call.
 func (n *Runtime) callHandover(ctx context.Context, origin Member, req HandoverRequest) (handoverReply, error) {
 	p := &pendingHandover{ctx: ctx, req: req, done: make(chan handoverResult, 1)}
-	b := &n.batches
-	b.mu.Lock()
-	if b.queues == nil {
-		b.queues = make(map[string]*handoverQueue)
-	}
-	q := b.queues[origin.ControlAddr]
-	if q == nil {
-		q = &handoverQueue{}
-		b.queues[origin.ControlAddr] = q
-	}
-	q.waiting = append(q.waiting, p)
-	start := q.inFlight < maxBatchesInFlight
-	if start {
-		q.inFlight++
-	}
-	b.mu.Unlock()
+	q, start := n.batches.add(origin.ControlAddr, p)
 	if start && !n.background(func() { n.sendHandovers(origin, q) }) {
 		// The node closes: this request goes alone.
-		b.mu.Lock()
-		q.inFlight--
-		b.mu.Unlock()
+		n.batches.unstart(q)
 		var rep handoverReply
 		err := n.rpc.Call(ctx, origin.ControlAddr, KindHandover, req, &rep)
 		return rep, err
@@ -112,24 +91,8 @@ func (n *Runtime) callHandover(ctx context.Context, origin Member, req HandoverR
 
 // sendHandovers sends the requests waiting for origin, a batch at a time,
 // until none waits.
-func (n *Runtime) sendHandovers(origin Member, q *handoverQueue) {
-	b := &n.batches
-	for {
-		b.mu.Lock()
-		var batch []*pendingHandover
-		for len(q.waiting) > 0 && len(batch) < maxHandoverBatch {
-			p := q.waiting[0]
-			q.waiting = q.waiting[1:]
-			if p.ctx.Err() == nil { // its caller gave up: not asked for
-				batch = append(batch, p)
-			}
-		}
-		if len(batch) == 0 {
-			q.inFlight--
-			b.mu.Unlock()
-			return
-		}
-		b.mu.Unlock()
+func (n *Runtime) sendHandovers(origin Member, q *batchQueue[*pendingHandover]) {
+	for batch := n.batches.next(q, maxHandoverBatch, 1); batch != nil; batch = n.batches.next(q, maxHandoverBatch, 1) {
 		n.sendHandoverBatch(origin, batch)
 	}
 }

@@ -69,6 +69,7 @@ type Runtime struct {
 	traffic atomic.Uint64 // bytes its sessions received and wrote, in all
 	held    atomic.Uint64 // session-milliseconds its sessions were held, in all (counted every loadSample)
 	moved   chan struct{} // a session was handed over or its handover settled; capacity 1
+	rounds  *warm         // the goroutines copy rounds run on
 
 	batches  handoverBatches              // handover requests to other members, gathered per member
 	calls    callBatches                  // other requests to other members, gathered per member
@@ -80,6 +81,7 @@ type Runtime struct {
 	mu         sync.Mutex
 	membersVer uint64            // the version of frame
 	frame      []byte            // the MEMBERS frame the clients are sent
+	shape      []byte            // the MEMBERS frame without session counts and rates
 	shown      map[string]uint64 // the rate of each member that frame shows (shownRate)
 	topology   uint64            // the pool's Topology when changed last ran
 	closing    bool              // no new background work
@@ -101,6 +103,7 @@ func StartRuntime(cfg RuntimeConfig, host Host) (*Runtime, error) {
 	n := &Runtime{cfg: cfg, host: host, log: cfg.Logger, name: cfg.Name, replicas: cfg.Replicas,
 		store: snapshot.NewStore(cfg.ReplicaKeep, cfg.ReplicaMemory), stop: make(chan struct{}),
 		moved: make(chan struct{}, 1)}
+	n.rounds = newWarm(n.stop)
 	n.tombs.init(2 * cfg.HandshakeTimeout)
 	n.version.Store(1)
 	control := cfg.Control
@@ -233,16 +236,27 @@ func (n *Runtime) Crash() {
 	n.down(false)
 }
 
-// changed runs when the membership or a member's metadata changed: every
-// session sends its client the new member list. When more than the load
-// changed (a member came, went, died and came back, or drains), the
-// sessions' replica sets may have changed too: each copies its checkpoints
-// to whoever holds them now.
+// changed runs when the membership or a member's metadata changed. When
+// the member list changed (a member came, went or drains), every session
+// sends its client the new list at once; when only session counts did
+// (every second while sessions move), the new list goes with the next
+// frames each link sends anyway: thousands of sessions are not woken for
+// a figure their clients use only when they choose where to move; nor are
+// those of a draining member, whose clients get the list with their MOVE.
+// When
+// more than the load changed (a member came, went, died and came back, or
+// drains), the sessions' replica sets may have changed too: each copies
+// its checkpoints to whoever holds them now.
 func (n *Runtime) changed() {
 	if !n.started.Load() {
 		return // the pool is still starting: no session yet
 	}
 	news := n.refreshMembers()
+	if n.host.Draining() {
+		// Every session here is to be asked to move: its client gets the
+		// new list with its MOVE, not in a send of its own first.
+		news = false
+	}
 	topology := n.members.Topology()
 	n.mu.Lock()
 	replace := topology != n.topology
@@ -295,29 +309,38 @@ func (n *Runtime) reportLoad() {
 const loadSample = 250 * time.Millisecond
 
 // refreshMembers rebuilds the MEMBERS frame from the pool; it reports
-// whether the frame changed (a new version for the clients), which load
+// whether the member list changed: names, addresses or draining flags.
+// A change of session counts or rates only makes a new version of the frame (the
+// clients get it with the next frames their links send), which load
 // figures the clients are not shown do not do.
 func (n *Runtime) refreshMembers() bool {
 	list := n.members.Members()
 	f := wire.Members{List: make([]wire.MemberInfo, 0, len(list))}
+	shape := wire.Members{List: make([]wire.MemberInfo, 0, len(list))}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	shown := make(map[string]uint64, len(list))
 	for _, m := range list {
 		rate := shownRate(n.shown[m.Name], m.BytesPerSec)
 		shown[m.Name] = rate
-		f.List = append(f.List, wire.MemberInfo{
-			Name: m.Name, Addr: m.ClientAddr, Sessions: uint32(min(uint64(max(m.Sessions, 0)), math.MaxUint32)),
-			BytesPerSec: rate, Draining: m.Draining, Balancing: m.Name == n.name && n.cfg.Balance != nil,
-		})
+		info := wire.MemberInfo{
+			Name: m.Name, Addr: m.ClientAddr,
+			Draining: m.Draining, Balancing: m.Name == n.name && n.cfg.Balance != nil,
+		}
+		shape.List = append(shape.List, info)
+		info.Sessions = uint32(min(uint64(max(m.Sessions, 0)), math.MaxUint32))
+		info.BytesPerSec = rate
+		f.List = append(f.List, info)
 	}
 	n.shown = shown
-	b := wire.AppendFrame(nil, f)
+	b, sb := wire.AppendFrame(nil, f), wire.AppendFrame(nil, shape)
 	if bytes.Equal(b, n.frame) {
 		return false
 	}
 	n.frame, n.membersVer = b, n.version.Add(1)
-	return true
+	news := !bytes.Equal(sb, n.shape)
+	n.shape = sb
+	return news
 }
 
 // MembersVersion is the version of the MEMBERS frame: a session whose

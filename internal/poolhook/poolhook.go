@@ -61,3 +61,11 @@ func Handler(member any, kind string, h transport.Handler) transport.Handler {
 		return h(ctx, from, decode)
 	}
 }
+
+// Hooked reports whether a wrap is set for member's requests of kind: a
+// member that runs such requests together, one after the other, runs them
+// each on its own while one is.
+func Hooked(member any, kind string) bool {
+	m := wraps.Load()
+	return m != nil && (*m)[key{member, kind}] != nil
+}

@@ -77,7 +77,10 @@ func (a *echoApp) serve(node string, c *mtcp.Conn) {
 		a.ended(node, id, fmt.Errorf("checkpoint: %w", err))
 		return
 	}
-	buf := make([]byte, 64<<10)
+	// A small buffer while the session echoes small rounds (thousands of
+	// them, each restored on every move, are held by the drain scenario),
+	// a large one once a read fills it (a stream).
+	buf := make([]byte, 4<<10)
 	for {
 		n, err := c.Read(buf)
 		if n > 0 {
@@ -90,6 +93,9 @@ func (a *echoApp) serve(node string, c *mtcp.Conn) {
 			if cerr := c.Checkpoint(state()); cerr != nil {
 				a.ended(node, id, fmt.Errorf("checkpoint: %w", cerr))
 				return
+			}
+			if n == len(buf) && n < 64<<10 {
+				buf = make([]byte, 64<<10)
 			}
 		}
 		if err == io.EOF {

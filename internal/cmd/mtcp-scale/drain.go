@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -79,12 +80,17 @@ func runDrain(ctx context.Context, o *options) ([]*table, error) {
 			return nil, err
 		}
 	}
+	stopProfile, err := drainProfile(ctx, o, cl)
+	if err != nil {
+		return nil, err
+	}
 	cpuBefore := cpuTime()
 	dctx, cancel := context.WithTimeout(ctx, o.drainTimeout)
 	derr := m0.Drain(dctx)
 	cancel()
 	took := time.Since(start)
 	cpuDrain := cpuTime() - cpuBefore
+	stopProfile()
 	if cl.remote {
 		if err := cl.call(ctx, "Stats", false, &clientsAfter); err != nil {
 			return nil, err
@@ -122,7 +128,11 @@ func runDrain(ctx context.Context, o *options) ([]*table, error) {
 	moves, epochs := map[int]int{}, map[int]int{}
 	servers := map[string]int{}
 	lostWhy := map[string]int{}
+	var pauses []time.Duration
 	for _, r := range fin.Sessions {
+		if r.Moved+r.FailedOver > 0 {
+			pauses = append(pauses, r.Longest)
+		}
 		k := r.Moved + r.FailedOver
 		moves[k]++
 		maxMoves = max(maxMoves, k)
@@ -167,6 +177,11 @@ func runDrain(ctx context.Context, o *options) ([]*table, error) {
 	t.add("most moves of one session by the Metrics", fmt.Sprint(maxMoves))
 	t.add("sessions that failed over (Metrics.FailedOver: taken from replicas)", fmt.Sprint(failedOver))
 	t.add("resumes (Metrics.Resumed)", fmt.Sprint(resumed))
+	if len(pauses) > 0 {
+		slices.Sort(pauses)
+		t.add("longest pause of each moved session (Metrics): p50, p99, max", fmt.Sprintf("%v, %v, %v",
+			percentile(pauses, 50).Round(time.Millisecond), percentile(pauses, 99).Round(time.Millisecond), pauses[len(pauses)-1].Round(time.Millisecond)))
+	}
 	t.add("echoes intact (SHA-256 of input, echo and application agree)", fmt.Sprintf("%d of %d", intact, n))
 	t.add("sessions per member after", countsByName(servers))
 	busy := 0

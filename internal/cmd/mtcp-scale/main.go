@@ -57,6 +57,7 @@ type options struct {
 	deadline      time.Duration
 	verbose       bool
 	cpuProfile    string
+	drainProfile  string
 
 	profile   pool.Profile
 	logger    *slog.Logger
@@ -96,6 +97,7 @@ func (o *options) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.poolHandshake, "pool-handshake", 0, "pools' Config.HandshakeTimeout (0: the default; Drain waits up to twice it for successors to confirm)")
 	fs.DurationVar(&o.deadline, "deadline", 0, "each scenario's deadline (0: computed from its sizes)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (servers, and clients when they live here) to the file")
+	fs.StringVar(&o.drainProfile, "drain-cpuprofile", "", "drain: write CPU profiles of the servers (PREFIX.servers.pprof) and of a client process (PREFIX.clients.pprof) while Drain runs")
 	fs.BoolVar(&o.verbose, "v", false, "log the pools' warnings to standard error")
 }
 
@@ -188,7 +190,7 @@ func (o *options) prepare() error {
 	}
 	o.logger = discardLogger
 	if o.verbose {
-		o.logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		o.logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: verboseLevel()}))
 	}
 	var how string
 	o.fileLimit, how = raiseFileLimit(fileLimitWanted)
@@ -322,4 +324,12 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// verboseLevel is the level -v logs at: warnings, or MTCP_SCALE_LOG=info.
+func verboseLevel() slog.Level {
+	if os.Getenv("MTCP_SCALE_LOG") == "info" {
+		return slog.LevelInfo
+	}
+	return slog.LevelWarn
 }

@@ -20,13 +20,24 @@ import (
 // of its own carrying one.
 type sessionMetrics struct {
 	moved, failedOver, resumed atomic.Int64
+	longest                    atomic.Int64 // the longest pause of a move or resume, in nanoseconds
 }
 
-func (*sessionMetrics) SessionOpened()             {}
-func (*sessionMetrics) SessionEnded(bool)          {}
-func (m *sessionMetrics) Resumed(time.Duration)    { m.resumed.Add(1) }
-func (m *sessionMetrics) Moved(time.Duration)      { m.moved.Add(1) }
-func (m *sessionMetrics) FailedOver(time.Duration) { m.failedOver.Add(1) }
+func (*sessionMetrics) SessionOpened()               {}
+func (*sessionMetrics) SessionEnded(bool)            {}
+func (m *sessionMetrics) Resumed(d time.Duration)    { m.resumed.Add(1); m.paused(d) }
+func (m *sessionMetrics) Moved(d time.Duration)      { m.moved.Add(1); m.paused(d) }
+func (m *sessionMetrics) FailedOver(d time.Duration) { m.failedOver.Add(1); m.paused(d) }
+
+// paused notes a pause of the session (a move, a failover or a resume).
+func (m *sessionMetrics) paused(d time.Duration) {
+	for {
+		old := m.longest.Load()
+		if int64(d) <= old || m.longest.CompareAndSwap(old, int64(d)) {
+			return
+		}
+	}
+}
 func (m *sessionMetrics) moves() (moved, failedOver int) {
 	return int(m.moved.Load()), int(m.failedOver.Load())
 }
@@ -115,15 +126,16 @@ func (e *echoClient) roundLocked(n int, deadline time.Time) error {
 
 // EchoResult is how an echo session ended.
 type EchoResult struct {
-	ID, Server string // the member serving it at the end
-	Moved      int    // live migrations (Metrics.Moved)
-	FailedOver int    // takeovers from replicas (Metrics.FailedOver)
-	Resumed    int    // resumes on the same member
-	Epochs     uint64 // epoch raises since it opened (one per move to another member)
-	Bytes      uint64 // echoed
-	SentDigest []byte // SHA-256 of all it sent
-	Intact     bool   // every echo came back as sent, and nothing more
-	Lost       bool   // the session was lost (mtcp.ErrSessionLost)
+	ID, Server string        // the member serving it at the end
+	Moved      int           // live migrations (Metrics.Moved)
+	FailedOver int           // takeovers from replicas (Metrics.FailedOver)
+	Resumed    int           // resumes on the same member
+	Longest    time.Duration // the longest pause of a move, failover or resume (by the Metrics)
+	Epochs     uint64        // epoch raises since it opened (one per move to another member)
+	Bytes      uint64        // echoed
+	SentDigest []byte        // SHA-256 of all it sent
+	Intact     bool          // every echo came back as sent, and nothing more
+	Lost       bool          // the session was lost (mtcp.ErrSessionLost)
 	Err        string
 }
 
@@ -157,7 +169,7 @@ func (e *echoClient) result(err error) EchoResult {
 	moved, failedOver := e.m.moves()
 	r := EchoResult{
 		ID: e.c.SessionID(), Server: st.Member, Moved: moved, FailedOver: failedOver,
-		Resumed: int(e.m.resumed.Load()), Epochs: st.Epoch - e.epoch, Bytes: e.off, SentDigest: e.sent.Sum(nil),
+		Resumed: int(e.m.resumed.Load()), Longest: time.Duration(e.m.longest.Load()), Epochs: st.Epoch - e.epoch, Bytes: e.off, SentDigest: e.sent.Sum(nil),
 		Intact: err == nil && bytes.Equal(e.sent.Sum(nil), e.recv.Sum(nil)),
 		Lost:   errors.Is(err, mtcp.ErrSessionLost),
 	}
