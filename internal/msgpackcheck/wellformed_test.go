@@ -10,7 +10,7 @@ import (
 
 func TestWellFormedAcceptsWhatMsgpackEncodes(t *testing.T) {
 	for _, v := range []any{
-		nil, true, false, 0, -1, 127, -33, 1 << 40, 1.5, float32(2.5),
+		nil, true, false, 0, -1, 127, -33, int64(1) << 40, 1.5, float32(2.5),
 		"", "kind", string(bytes.Repeat([]byte("s"), 70000)),
 		[]byte{}, bytes.Repeat([]byte{7}, 300),
 		[]any{}, []any{1, "a", []any{nil, map[string]any{"k": []byte("v")}}},
