@@ -153,29 +153,12 @@ func (n *Runtime) sendCallBatch(addr string, batch []*pendingCall) {
 	var rep batchReply
 	err := n.rpc.Call(ctx, addr, KindBatch, req, &rep)
 	if errors.Is(err, transport.ErrUnknownKind) {
-		// A member that does not batch: one call each, at once.
-		var wg sync.WaitGroup
-		for _, p := range batch {
-			wg.Go(func() { n.sendCallAlone(addr, p) })
-		}
-		wg.Wait()
+		eachAlone(batch, func(p *pendingCall) { n.sendCallAlone(addr, p) })
 		return
 	}
-	if err == nil && len(rep.List) != len(batch) {
-		err = fmt.Errorf("transport: %q to %s: %d answers to %d requests", KindBatch, addr, len(rep.List), len(batch))
-	}
-	for i, p := range batch {
-		var r callResult
-		switch {
-		case err != nil:
-			r.err = err
-		case rep.List[i].Code != "":
-			r.err = &transport.RemoteError{Code: rep.List[i].Code, Message: rep.List[i].Message}
-		default:
-			r.body = rep.List[i].Body
-		}
-		p.done <- r
-	}
+	answerEach(KindBatch, addr, batch, rep.List, err, func(p *pendingCall, a batchAnswer, err error) {
+		p.done <- callResult{body: a.Body, err: err}
+	})
 }
 
 // sendCallAlone makes the call of one request of its own kind.

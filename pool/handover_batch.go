@@ -103,10 +103,7 @@ func (n *Runtime) sendHandovers(origin Member, q *batchQueue[*pendingHandover]) 
 // answered again when asked again (the tombstone keeps the answer).
 func (n *Runtime) sendHandoverBatch(origin Member, batch []*pendingHandover) {
 	if len(batch) == 1 { // alone: as it was asked
-		p := batch[0]
-		var r handoverResult
-		r.err = n.rpc.Call(p.ctx, origin.ControlAddr, KindHandover, p.req, &r.rep)
-		p.done <- r
+		n.sendHandoverAlone(origin, batch[0])
 		return
 	}
 	var deadline time.Time
@@ -125,33 +122,17 @@ func (n *Runtime) sendHandoverBatch(origin Member, batch []*pendingHandover) {
 	var rep handoversReply
 	err := n.rpc.Call(ctx, origin.ControlAddr, KindHandovers, req, &rep)
 	if errors.Is(err, transport.ErrUnknownKind) {
-		// A member that does not batch: one call each, at once.
-		var wg sync.WaitGroup
-		for _, p := range batch {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				var r handoverResult
-				r.err = n.rpc.Call(p.ctx, origin.ControlAddr, KindHandover, p.req, &r.rep)
-				p.done <- r
-			}()
-		}
-		wg.Wait()
+		eachAlone(batch, func(p *pendingHandover) { n.sendHandoverAlone(origin, p) })
 		return
 	}
-	if err == nil && len(rep.List) != len(batch) {
-		err = fmt.Errorf("transport: %q to %s: %d answers to %d requests", KindHandovers, origin.ControlAddr, len(rep.List), len(batch))
-	}
-	for i, p := range batch {
-		var r handoverResult
-		switch {
-		case err != nil:
-			r.err = err
-		case rep.List[i].Code != "":
-			r.err = &transport.RemoteError{Code: rep.List[i].Code, Message: rep.List[i].Message}
-		default:
-			r.rep = rep.List[i].Reply
-		}
-		p.done <- r
-	}
+	answerEach(KindHandovers, origin.ControlAddr, batch, rep.List, err, func(p *pendingHandover, a handoverAnswer, err error) {
+		p.done <- handoverResult{rep: a.Reply, err: err}
+	})
+}
+
+// sendHandoverAlone makes the call of one handover request of its own.
+func (n *Runtime) sendHandoverAlone(origin Member, p *pendingHandover) {
+	var r handoverResult
+	r.err = n.rpc.Call(p.ctx, origin.ControlAddr, KindHandover, p.req, &r.rep)
+	p.done <- r
 }
