@@ -53,14 +53,15 @@ func (b *batcher[K, P]) unstart(q *batchQueue[P]) {
 }
 
 // next takes the next batch a sender of q sends: the oldest requests, at
-// most most of them and bytes of them, leaving out those whose callers
-// gave up. With none waiting, the sender ends: next returns nil.
+// most most of them and bytes of them (but always the oldest, however
+// large), leaving out those whose callers gave up. With none waiting, the
+// sender ends: next returns nil.
 func (b *batcher[K, P]) next(q *batchQueue[P], most, bytes int) []P {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	var batch []P
 	size := 0
-	for len(q.waiting) > 0 && len(batch) < most && size+q.waiting[0].size() <= bytes {
+	for len(q.waiting) > 0 && len(batch) < most && (len(batch) == 0 || size+q.waiting[0].size() <= bytes) {
 		p := q.waiting[0]
 		var none P
 		q.waiting[0] = none

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
@@ -92,7 +93,7 @@ func (n *Runtime) callHandover(ctx context.Context, origin Member, req HandoverR
 // sendHandovers sends the requests waiting for origin, a batch at a time,
 // until none waits.
 func (n *Runtime) sendHandovers(origin Member, q *batchQueue[*pendingHandover]) {
-	for batch := n.batches.next(q, maxHandoverBatch, 1); batch != nil; batch = n.batches.next(q, maxHandoverBatch, 1) {
+	for batch := n.batches.next(q, maxHandoverBatch, math.MaxInt); batch != nil; batch = n.batches.next(q, maxHandoverBatch, math.MaxInt) {
 		n.sendHandoverBatch(origin, batch)
 	}
 }
