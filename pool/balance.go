@@ -39,18 +39,8 @@ func (b Balance) withDefaults() Balance {
 
 // balance runs the member's load balancing until the node stops.
 func (n *Runtime) balance(b Balance) {
-	defer n.wg.Done()
-	t := time.NewTicker(b.Interval)
-	defer t.Stop()
 	bl := &balancer{n: n, cfg: b}
-	for {
-		select {
-		case <-n.stop:
-			return
-		case <-t.C:
-			bl.once()
-		}
-	}
+	every(&n.wg, n.stop, b.Interval, bl.once)
 }
 
 // fledHold is how long a member sends no session back to a member its

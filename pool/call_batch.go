@@ -190,20 +190,19 @@ func (n *Runtime) handleBatch(ctx context.Context, from string, decode func(any)
 			out.List[i].Code, out.List[i].Message = transport.CodeUnknownKind, fmt.Sprintf("no handler for kind %q in a batch", it.Kind)
 			continue
 		}
-		run := func() {
+		if !poolhook.Hooked(n, it.Kind) {
+			// Answered from memory: its own time cannot run out meanwhile.
+			out.List[i] = runBatched(ctx, h, from, it)
+			continue
+		}
+		wg.Go(func() {
 			ictx, cancel := ctx, context.CancelFunc(func() {})
 			if it.TimeoutMS > 0 {
 				ictx, cancel = context.WithTimeout(ctx, time.Duration(it.TimeoutMS)*time.Millisecond)
 			}
 			defer cancel()
 			out.List[i] = runBatched(ictx, h, from, it)
-		}
-		if !poolhook.Hooked(n, it.Kind) {
-			// Answered from memory: its own time cannot run out meanwhile.
-			out.List[i] = runBatched(ctx, h, from, it)
-			continue
-		}
-		wg.Go(run)
+		})
 	}
 	wg.Wait()
 	return out, nil
