@@ -321,6 +321,7 @@ type policyState struct {
 	attachedAt  time.Time
 	recent      []float64 // the latest rates, oldest first (PolicyStats.Recent)
 	checks      int       // checks since attached or asked to move (PolicyStats.Checks)
+	moveSoon    bool      // the policy chose a move that has not started yet
 }
 
 // attached restarts the figures that are per server.
@@ -360,7 +361,7 @@ func (c *Conn) policyCheck() {
 		return
 	}
 	defer ps.timer.Reset(policyInterval)
-	if c.link == nil || cs.moving != nil {
+	if c.link == nil || cs.moving != nil || ps.moveSoon {
 		c.mu.Unlock()
 		return
 	}
@@ -391,12 +392,26 @@ func (c *Conn) policyCheck() {
 	if to := ps.policy.Check(stats); to != "" {
 		c.mu.Lock()
 		ps.recent, ps.checks = ps.recent[:0], 0 // judged anew after the move (or its failure)
+		ps.moveSoon = true                      // no other move is chosen meanwhile
 		c.mu.Unlock()
 		go func() {
+			defer func() {
+				c.mu.Lock()
+				ps.moveSoon = false
+				c.mu.Unlock()
+			}()
 			// Clients that judge alike from the same view move at moments
 			// spread over a check, not all at once: members take a herd's
 			// handshakes and handovers a few at a time.
-			time.Sleep(time.Duration(randomFloat() * float64(policyInterval)))
+			t := time.NewTimer(time.Duration(randomFloat() * float64(policyInterval)))
+			defer t.Stop()
+			select {
+			case <-t.C:
+			case <-c.endedCh:
+				return
+			case <-c.closeCalled:
+				return
+			}
 			if err := c.Migrate(context.Background(), to); err == nil {
 				c.log.Info("mtcp: policy moved the session", "to", to, "rate", rate, "baseline", stats.Baseline, "stalled", stalled)
 			}
