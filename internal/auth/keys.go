@@ -37,7 +37,7 @@ func (k *Keys) Get() (*KeyPair, error) {
 	now := time.Now()
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if k.cur != nil && now.Sub(k.made) < KeyReuse && now.After(k.made) {
+	if k.cur != nil && now.Sub(k.made) < KeyReuse && !now.Before(k.made) {
 		return k.cur, nil
 	}
 	kp, err := NewKeyPair()

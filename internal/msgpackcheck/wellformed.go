@@ -76,8 +76,8 @@ type lengths struct {
 }
 
 // fixed holds the payload sizes of the types whose size the type byte
-// alone says (fixext types count their type byte).
-var fixed = map[byte]uint64{
+// alone says (fixext types count their type byte); 0 for the others.
+var fixed = [256]uint64{
 	0xcc: 1, 0xd0: 1, // uint8, int8
 	0xcd: 2, 0xd1: 2, 0xd4: 2, // uint16, int16, fixext1
 	0xd5: 3,                   // fixext2
@@ -100,7 +100,7 @@ func lengthOf(t byte, rest []byte) (lengths, error) {
 	case t <= 0xbf: // fixstr
 		return lengths{size: uint64(t & 0x1f)}, nil
 	}
-	if n, ok := fixed[t]; ok {
+	if n := fixed[t]; n > 0 {
 		return lengths{size: n}, nil
 	}
 	var k int
