@@ -86,8 +86,8 @@ func (n *Runtime) call(ctx context.Context, addr, kind string, req, resp any) er
 		return fmt.Errorf("transport: call %q to %s: %w", kind, addr, err)
 	}
 	var body []byte
-	if r, ok := req.(copyRequest); ok {
-		body = r.appendMsgpack(make([]byte, 0, r.encodedSize()))
+	if raw, ok := req.(msgpack.RawMessage); ok {
+		body = raw // encoded already (a checkpoint copy, once for all its targets)
 	} else if body, err = msgpack.Marshal(req); err != nil {
 		return fmt.Errorf("transport: encoding %q request: %w", kind, err)
 	}

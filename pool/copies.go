@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vmihailenco/msgpack/v5"
+
 	"github.com/migratory/mtcp/internal/wire"
 	"github.com/migratory/mtcp/snapshot"
 	"github.com/migratory/mtcp/transport"
@@ -298,9 +300,10 @@ func (n *Runtime) place(key string, req copyRequest) (placed []string, staleBy s
 func (n *Runtime) copyTo(targets []Member, req copyRequest) (acks int, took []string, staleBy string) {
 	ctx, cancel := context.WithTimeout(context.Background(), copyTimeout)
 	defer cancel()
+	body := msgpack.RawMessage(req.appendMsgpack(make([]byte, 0, req.encodedSize()))) // once for every target
 	var mu sync.Mutex
 	one := func(t Member) {
-		err := n.call(ctx, t.ControlAddr, KindReplicate, req, nil)
+		err := n.call(ctx, t.ControlAddr, KindReplicate, body, nil)
 		mu.Lock()
 		defer mu.Unlock()
 		var re *transport.RemoteError
