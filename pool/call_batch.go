@@ -106,12 +106,7 @@ func (n *Runtime) call(ctx context.Context, addr, kind string, req, resp any) er
 		if r.err != nil {
 			return r.err
 		}
-		if resp != nil {
-			if err := msgpack.Unmarshal(r.body, resp); err != nil {
-				return fmt.Errorf("transport: decoding %q response from %s: %w", kind, addr, err)
-			}
-		}
-		return nil
+		return transport.DecodeResponse(kind, addr, r.body, resp)
 	case <-ctx.Done():
 		return fmt.Errorf("transport: call %q to %s: %w", kind, addr, ctx.Err())
 	}
@@ -192,7 +187,7 @@ func (n *Runtime) handleBatch(ctx context.Context, from string, decode func(any)
 		}
 		if !poolhook.Hooked(n, it.Kind) {
 			// Answered from memory: its own time cannot run out meanwhile.
-			out.List[i] = runBatched(ctx, h, from, it)
+			out.List[i] = n.runBatched(ctx, h, from, it)
 			continue
 		}
 		wg.Go(func() {
@@ -201,56 +196,20 @@ func (n *Runtime) handleBatch(ctx context.Context, from string, decode func(any)
 				ictx, cancel = context.WithTimeout(ctx, time.Duration(it.TimeoutMS)*time.Millisecond)
 			}
 			defer cancel()
-			out.List[i] = runBatched(ictx, h, from, it)
+			out.List[i] = n.runBatched(ictx, h, from, it)
 		})
 	}
 	wg.Wait()
 	return out, nil
 }
 
-// runBatched runs the handler of one request of a batch and encodes its
-// answer, or its error's code and message as the transport would send them.
-func runBatched(ctx context.Context, h transport.Handler, from string, it batchItem) (a batchAnswer) {
-	defer func() {
-		if p := recover(); p != nil {
-			a = batchAnswer{Code: transport.CodeInternal, Message: fmt.Sprintf("handler for %q panicked: %v", it.Kind, p)}
-		}
-	}()
-	decode := func(v any) error {
-		if err := msgpack.Unmarshal(it.Body, v); err != nil {
-			return &transport.RemoteError{Code: transport.CodeBadRequest, Message: fmt.Sprintf("decoding %q request: %v", it.Kind, err)}
-		}
-		return nil
-	}
-	v, err := h(ctx, from, decode)
-	if err != nil {
-		msg := err.Error()
-		if re := (*transport.RemoteError)(nil); errors.As(err, &re) {
-			msg = re.Message
-		}
-		return batchAnswer{Code: errorCode(err), Message: msg}
-	}
-	body, err := msgpack.Marshal(v)
-	if err != nil {
-		return batchAnswer{Code: transport.CodeInternal, Message: fmt.Sprintf("encoding %q response: %v", it.Kind, err)}
+// runBatched runs the handler of one request of a batch and gives its
+// answer, or its error's code and message, as the transport would send
+// them for a call of the request's kind alone.
+func (n *Runtime) runBatched(ctx context.Context, h transport.Handler, from string, it batchItem) batchAnswer {
+	body, rerr := transport.RunHandler(ctx, n.log, h, from, it.Kind, it.Body)
+	if rerr != nil {
+		return batchAnswer{Code: rerr.Code, Message: rerr.Message}
 	}
 	return batchAnswer{Body: body}
-}
-
-// errorCode is the code the transport gives a handler's error (see
-// transport.Handler).
-func errorCode(err error) string {
-	var re *transport.RemoteError
-	var coded interface{ TransportCode() string }
-	switch {
-	case errors.As(err, &re):
-		return re.Code
-	case errors.As(err, &coded):
-		return coded.TransportCode()
-	case errors.Is(err, context.DeadlineExceeded):
-		return transport.CodeDeadlineExceeded
-	case errors.Is(err, context.Canceled):
-		return transport.CodeCanceled
-	}
-	return transport.CodeError
 }

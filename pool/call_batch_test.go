@@ -3,12 +3,14 @@ package pool
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/migratory/mtcp/internal/poolhook"
 	"github.com/migratory/mtcp/transport"
@@ -227,4 +229,70 @@ func TestBatchedRequestGivenUp(t *testing.T) {
 	epoch, err := ask(context.Background())
 	require.NoError(t, err)
 	require.Equal(t, uint64(42), epoch)
+}
+
+// TestBatchedAnswerIsALoneCallsAnswer: a request answered within a batch
+// reaches its caller exactly as the same request made as a call of its
+// own: the same body, or the same code and message for every kind of
+// failure, a body whose header claims gigabytes among them (refused alone,
+// not with its batch).
+func TestBatchedAnswerIsALoneCallsAnswer(t *testing.T) {
+	nodes, _ := startFakeNodes(t, RuntimeConfig{HandshakeTimeout: 5 * time.Second}, "a", "b")
+	a, _ := nodes[1].Membership().Member("a")
+	defer poolhook.Set(nodes[0], KindEpoch, func(transport.Handler) transport.Handler {
+		return func(ctx context.Context, from string, decode func(any) error) (any, error) {
+			var what string
+			if err := decode(&what); err != nil {
+				return nil, err
+			}
+			switch what {
+			case "plain":
+				return nil, errors.New("plain failure")
+			case "coded":
+				return nil, fmt.Errorf("wrapped: %w", &ControlError{Code: CodeStale, Message: "stale"})
+			case "uncoded":
+				return nil, &ControlError{Message: "a code left empty"}
+			case "remote":
+				return nil, &transport.RemoteError{Code: "passed_on", Message: "from further away"}
+			case "deadline":
+				return nil, fmt.Errorf("waited: %w", context.DeadlineExceeded)
+			case "panic":
+				panic("handler bug")
+			case "unencodable":
+				return make(chan int), nil
+			}
+			return epochReply{Epoch: uint64(len(what))}, nil
+		}
+	})()
+	encode := func(v any) []byte {
+		b, err := msgpack.Marshal(v)
+		require.NoError(t, err)
+		return b
+	}
+	hugeClaim := []byte("\x81\xa1k\xdb\xdd\x00\x00\x00abcdef")
+	for _, body := range [][]byte{
+		encode("answered"), encode("plain"), encode("coded"), encode("uncoded"), encode("remote"),
+		encode("deadline"), encode("panic"), encode("unencodable"), encode(42), hugeClaim,
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		var lone msgpack.RawMessage
+		loneErr := nodes[1].rpc.Call(ctx, a.ControlAddr, KindEpoch, msgpack.RawMessage(body), &lone)
+		batch := []*pendingCall{
+			{ctx: ctx, kind: KindEpoch, body: body, done: make(chan callResult, 1)},
+			{ctx: ctx, kind: KindEpoch, body: encode("other"), done: make(chan callResult, 1)},
+		}
+		nodes[1].sendCallBatch(a.ControlAddr, batch)
+		cancel()
+		got, other := <-batch[0].done, <-batch[1].done
+		require.NoError(t, other.err, "%q: the other request of the batch is answered", body)
+		if loneErr == nil {
+			require.NoError(t, got.err, "%q", body)
+			require.Equal(t, []byte(lone), got.body, "%q", body)
+			continue
+		}
+		var want, re *transport.RemoteError
+		require.ErrorAs(t, loneErr, &want, "%q", body)
+		require.ErrorAs(t, got.err, &re, "%q", body)
+		require.Equal(t, want, re, "%q", body)
+	}
 }

@@ -148,10 +148,12 @@ type batchRequest struct {
 // batchItem is one request of a batch: its kind, its body as a call of
 // that kind carries it, and how long its caller waits for the answer
 // (milliseconds from when the batch was sent; 0: as long as the batch).
+// Bodies, here and in answers, are checked when they are decoded
+// (transport.DecodeBody), each alone, as a call of their kind would be.
 type batchItem struct {
-	Kind      string    `msgpack:"k"`
-	Body      batchBody `msgpack:"b"`
-	TimeoutMS uint32    `msgpack:"t"`
+	Kind      string `msgpack:"k"`
+	Body      []byte `msgpack:"b"`
+	TimeoutMS uint32 `msgpack:"t"`
 }
 
 // batchReply answers each request of a batchRequest: its answer's body as
@@ -161,9 +163,9 @@ type batchReply struct {
 }
 
 type batchAnswer struct {
-	Body    batchBody `msgpack:"b"`
-	Code    string    `msgpack:"c"`
-	Message string    `msgpack:"m"`
+	Body    []byte `msgpack:"b"`
+	Code    string `msgpack:"c"`
+	Message string `msgpack:"m"`
 }
 
 // settleRequest confirms that the successor restored a session handed over

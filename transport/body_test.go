@@ -20,11 +20,11 @@ var hugeClaim = []byte("\x81\xa1k\xdb\xdd\x00\x00\x00abcdef")
 // refused with an error saying so, before the decoder sizes a buffer by it.
 func TestDecodeBodyRefusesHugeClaimsCheaply(t *testing.T) {
 	var v echoMsg
-	err := decodeBody(hugeClaim, &v)
+	err := DecodeBody(hugeClaim, &v)
 	require.ErrorIs(t, err, msgpackcheck.ErrMalformed)
 	require.ErrorContains(t, err, "declares 3707764736 bytes; 6 follow")
 	// The decoder alone allocates a megabyte for this claim (msgpack v5).
-	if n := allocated(func() { _ = decodeBody(hugeClaim, &v) }); n > 4<<10 {
+	if n := allocated(func() { _ = DecodeBody(hugeClaim, &v) }); n > 4<<10 {
 		t.Fatalf("refusing the body allocated %d bytes", n)
 	}
 }
@@ -55,4 +55,34 @@ func TestHugeClaimsRefusedOverTheWire(t *testing.T) {
 
 	require.NoError(t, c.Call(ctx, addr, "echo", echoMsg{Text: "hi"}, &got))
 	require.Equal(t, "client:hi", got.Text)
+}
+
+// TestRequestDecoder: a handler's decode function decodes the body, and
+// its failures carry CodeBadRequest and name the kind.
+func TestRequestDecoder(t *testing.T) {
+	body, err := msgpack.Marshal(echoMsg{Text: "hi"})
+	require.NoError(t, err)
+	var m echoMsg
+	require.NoError(t, RequestDecoder("echo", body)(&m))
+	require.Equal(t, "hi", m.Text)
+
+	err = RequestDecoder("echo", hugeClaim)(&m)
+	require.ErrorIs(t, err, msgpackcheck.ErrMalformed)
+	require.Equal(t, CodeBadRequest, RemoteErrorOf(err).Code)
+	require.ErrorContains(t, err, `decoding "echo" request`)
+}
+
+// TestDecodeResponse: an answer decodes into resp, or is discarded for a
+// nil resp; one that does not decode names the call.
+func TestDecodeResponse(t *testing.T) {
+	body, err := msgpack.Marshal(echoMsg{Text: "hi"})
+	require.NoError(t, err)
+	var m echoMsg
+	require.NoError(t, DecodeResponse("echo", "10.0.0.1:7000", body, &m))
+	require.Equal(t, "hi", m.Text)
+	require.NoError(t, DecodeResponse("echo", "10.0.0.1:7000", hugeClaim, nil))
+
+	err = DecodeResponse("echo", "10.0.0.1:7000", hugeClaim, &m)
+	require.ErrorIs(t, err, msgpackcheck.ErrMalformed)
+	require.ErrorContains(t, err, `transport: decoding "echo" response from 10.0.0.1:7000`)
 }

@@ -130,12 +130,7 @@ func (c *Client) Call(ctx context.Context, addr, kind string, req, resp any) err
 		if r.Err != nil {
 			return r.Err
 		}
-		if resp != nil {
-			if err := decodeBody(r.Body, resp); err != nil {
-				return fmt.Errorf("transport: decoding %q response from %s: %w", kind, addr, err)
-			}
-		}
-		return nil
+		return DecodeResponse(kind, addr, r.Body, resp)
 	}
 }
 

@@ -99,8 +99,13 @@ func (e *RemoteError) Is(target error) bool {
 // coder is implemented by handler errors that choose their RemoteError code.
 type coder interface{ TransportCode() string }
 
-// remoteErrorOf turns a handler error into what the caller will see.
-func remoteErrorOf(err error) *RemoteError {
+// RemoteErrorOf returns the *RemoteError that the caller of a Handler
+// sees for err, the handler's error, as described at Handler: a
+// *RemoteError keeps its Code and Message; else the Code is what err (or
+// one it wraps) returns from TransportCode, else CodeDeadlineExceeded or
+// CodeCanceled for the context errors, else CodeError, and the Message is
+// err's text. Code and Message are cut to what the wire carries.
+func RemoteErrorOf(err error) *RemoteError {
 	var re *RemoteError
 	if errors.As(err, &re) {
 		return truncateRemote(re.Code, re.Message)

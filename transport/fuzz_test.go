@@ -172,9 +172,9 @@ func fuzzConfig() *Config {
 // claiming gigabytes must not size a buffer.
 func decodeBounded(t *testing.T, body []byte) {
 	var v any
-	n := allocated(func() { _ = decodeBody(body, &v) })
+	n := allocated(func() { _ = DecodeBody(body, &v) })
 	if n > allocSlack+256*uint64(len(body)) {
-		n = min(n, allocated(func() { _ = decodeBody(body, &v) })) // once more, in case other goroutines allocated meanwhile
+		n = min(n, allocated(func() { _ = DecodeBody(body, &v) })) // once more, in case other goroutines allocated meanwhile
 	}
 	if n > allocSlack+256*uint64(len(body)) {
 		t.Fatalf("decoding a body of %d bytes allocated %d bytes", len(body), n)

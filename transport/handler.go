@@ -3,6 +3,7 @@ package transport
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"runtime/debug"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -56,14 +57,9 @@ func (s *Server) invoke(ctx context.Context, from string, req request, limit int
 		return appendErrorResponse(nil, &RemoteError{Code: CodeUnknownKind,
 			Message: fmt.Sprintf("no handler for kind %q", req.Kind)}, limit)
 	}
-	v, err := s.runHandler(ctx, h, from, req)
-	if err != nil {
-		return appendErrorResponse(nil, remoteErrorOf(err), limit)
-	}
-	body, err := msgpack.Marshal(v)
-	if err != nil {
-		return appendErrorResponse(nil, &RemoteError{Code: CodeInternal,
-			Message: fmt.Sprintf("encoding %q response: %v", req.Kind, err)}, limit)
+	body, rerr := RunHandler(ctx, s.log, h, from, req.Kind, req.Body)
+	if rerr != nil {
+		return appendErrorResponse(nil, rerr, limit)
 	}
 	if 1+len(body) > limit {
 		return appendErrorResponse(nil, &RemoteError{Code: CodeTooLarge,
@@ -72,20 +68,32 @@ func (s *Server) invoke(ctx context.Context, from string, req request, limit int
 	return appendResponse(make([]byte, 0, 1+len(body)), body)
 }
 
-// runHandler calls h, turning a panic into a CodeInternal error.
-func (s *Server) runHandler(ctx context.Context, h Handler, from string, req request) (v any, err error) {
+// RunHandler runs h on one request of kind, whose msgpack body is body,
+// from the member named from, as a Server does, and returns the
+// msgpack-encoded response or the error its caller sees: the handler's
+// error as RemoteErrorOf gives it, CodeBadRequest for a body that does
+// not decode (RequestDecoder), CodeInternal for a response that does not
+// encode or a panic, which is recovered and logged on log (if not nil)
+// with its stack.
+// Whatever serves requests of its own inside a call (a batch of them)
+// answers each with it.
+func RunHandler(ctx context.Context, log *slog.Logger, h Handler, from, kind string, body []byte) (resp []byte, rerr *RemoteError) {
 	defer func() {
 		if p := recover(); p != nil {
-			s.log.Error("transport: handler panicked", "kind", req.Kind, "from", from,
-				"panic", p, "stack", string(debug.Stack()))
-			v, err = nil, &RemoteError{Code: CodeInternal, Message: fmt.Sprintf("handler for %q panicked", req.Kind)}
+			if log != nil {
+				log.Error("transport: handler panicked", "kind", kind, "from", from,
+					"panic", p, "stack", string(debug.Stack()))
+			}
+			resp, rerr = nil, &RemoteError{Code: CodeInternal, Message: fmt.Sprintf("handler for %q panicked", kind)}
 		}
 	}()
-	decode := func(v any) error {
-		if err := decodeBody(req.Body, v); err != nil {
-			return &decodeError{kind: req.Kind, err: err}
-		}
-		return nil
+	v, err := h(ctx, from, RequestDecoder(kind, body))
+	if err != nil {
+		return nil, RemoteErrorOf(err)
 	}
-	return h(ctx, from, decode)
+	resp, err = msgpack.Marshal(v)
+	if err != nil {
+		return nil, &RemoteError{Code: CodeInternal, Message: fmt.Sprintf("encoding %q response: %v", kind, err)}
+	}
+	return resp, nil
 }
