@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/migratory/mtcp/internal/parallel"
+
 	"github.com/stretchr/testify/require"
 )
 
@@ -35,7 +37,7 @@ func TestDrainMovesEachSessionOnce(t *testing.T) {
 			}
 		}
 	}()
-	require.NoError(t, forEach(sessions, 16, func(i int) error {
+	require.NoError(t, parallel.ForEach(context.Background(), sessions, 16, func(i int) error {
 		c, err := d.Dial("tcp", m0.Addr().String())
 		if err != nil {
 			return err

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/migratory/mtcp/internal/parallel"
+
 	"github.com/stretchr/testify/require"
 
 	"github.com/migratory/mtcp/pool"
@@ -169,37 +171,6 @@ func raiseFileLimit(t testing.TB, want uint64) {
 	t.Logf("open files: soft limit raised from %d to %d", old, lim.Cur)
 }
 
-// forEach runs f(i) for i in [0, n) on workers goroutines and returns the
-// first error.
-func forEach(n, workers int, f func(i int) error) error {
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var first error
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= n {
-					return
-				}
-				if err := f(i); err != nil {
-					mu.Lock()
-					if first == nil {
-						first = err
-					}
-					mu.Unlock()
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	return first
-}
-
 // TestDrainThousandSessions: a member holding 1,000 sessions drains while a
 // quarter of them echo; every session ends up on another member, with every
 // byte delivered once, in order, both ways, and its application state.
@@ -220,7 +191,7 @@ func TestDrainThousandSessions(t *testing.T) {
 			}
 		}
 	}()
-	err := forEach(sessions, 16, func(i int) error {
+	err := parallel.ForEach(context.Background(), sessions, 16, func(i int) error {
 		c, err := d.Dial("tcp", m0.Addr().String())
 		if err != nil {
 			return err
@@ -282,7 +253,7 @@ func TestDrainThousandSessions(t *testing.T) {
 	require.NotZero(t, on["m2"])
 
 	// Every session goes on where it is, then ends.
-	err = forEach(sessions, 16, func(i int) error {
+	err = parallel.ForEach(context.Background(), sessions, 16, func(i int) error {
 		s := es[i]
 		if err := s.round(16<<10, 30*time.Second); err != nil {
 			return err

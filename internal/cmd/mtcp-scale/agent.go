@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/migratory/mtcp/internal/parallel"
+
 	"github.com/migratory/mtcp"
 )
 
@@ -175,7 +177,7 @@ func (a *Agent) EchoOpen(args EchoOpenArgs, r *EchoOpenReply) error {
 	why := map[string]int{}
 	limit := args.N/2 + 10
 	start := time.Now()
-	err := forEach(ctx, args.N, args.Dialers, func(i int) error {
+	err := parallel.ForEach(ctx, args.N, args.Dialers, func(i int) error {
 		e, err := dialEcho(ctx, args.Addr, uint64(i+1), obeyPolicy{})
 		if err == nil {
 			if err = e.round(args.Round, args.Deadline); err != nil {
@@ -253,7 +255,7 @@ func (a *Agent) EchoFinish(args FinishArgs, r *EchoFinishReply) error {
 	r.Sessions = make([]EchoResult, len(es))
 	ctx, cancel := context.WithDeadline(context.Background(), args.Deadline)
 	defer cancel()
-	_ = forEach(ctx, len(es), args.Dialers, func(i int) error {
+	_ = parallel.ForEach(ctx, len(es), args.Dialers, func(i int) error {
 		r.Sessions[i] = es[i].finish(args.Round, args.Deadline)
 		return nil
 	})
@@ -279,7 +281,7 @@ func (a *Agent) StreamOpen(args StreamOpenArgs, r *OpenReply) error {
 	defer cancel()
 	ss := make([]*streamClient, args.N)
 	start := time.Now()
-	err := forEach(ctx, args.N, args.Dialers, func(i int) error {
+	err := parallel.ForEach(ctx, args.N, args.Dialers, func(i int) error {
 		s, err := dialStream(ctx, args.Addr, uint64(i+1))
 		if err != nil {
 			return fmt.Errorf("session %d: %w", i, err)

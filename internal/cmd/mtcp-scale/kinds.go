@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/migratory/mtcp/internal/parallel"
+
 	"github.com/hashicorp/yamux"
 
 	"github.com/migratory/mtcp"
@@ -234,7 +236,7 @@ func closeWrite(c net.Conn) error {
 // dialers; it returns them and the first error.
 func openMany(ctx context.Context, o *opener, n, dialers int) ([]net.Conn, error) {
 	conns := make([]net.Conn, n)
-	err := forEach(ctx, n, dialers, func(i int) error {
+	err := parallel.ForEach(ctx, n, dialers, func(i int) error {
 		c, err := o.open(ctx)
 		if err != nil {
 			return fmt.Errorf("opening %s connection %d: %w", o.kind, i, err)
@@ -259,7 +261,7 @@ func openCounting(ctx context.Context, o *opener, n, dialers int) (openResult, e
 	var mu sync.Mutex
 	r := openResult{errs: map[string]int{}}
 	limit := n/2 + 10
-	err := forEach(ctx, n, dialers, func(i int) error {
+	err := parallel.ForEach(ctx, n, dialers, func(i int) error {
 		start := time.Now()
 		c, err := o.open(ctx)
 		took := time.Since(start)
@@ -279,41 +281,4 @@ func openCounting(ctx context.Context, o *opener, n, dialers int) (openResult, e
 	})
 	slices.Sort(r.took)
 	return r, err
-}
-
-// forEach runs f(i) for i in [0, n) on workers goroutines, and returns the
-// first error (it stops handing out work after one, or when ctx ends).
-func forEach(ctx context.Context, n, workers int, f func(i int) error) error {
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	var once sync.Once
-	var first error
-	stop := make(chan struct{})
-	for range min(workers, max(n, 1)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= n {
-					return
-				}
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				err := ctx.Err()
-				if err == nil {
-					err = f(i)
-				}
-				if err != nil {
-					once.Do(func() { first = err; close(stop) })
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	return first
 }
