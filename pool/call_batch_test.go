@@ -239,27 +239,27 @@ func TestBatchedRequestGivenUp(t *testing.T) {
 func TestBatchedAnswerIsALoneCallsAnswer(t *testing.T) {
 	nodes, _ := startFakeNodes(t, RuntimeConfig{HandshakeTimeout: 5 * time.Second}, "a", "b")
 	a, _ := nodes[1].Membership().Member("a")
+	failures := map[string]error{
+		"plain":    errors.New("plain failure"),
+		"coded":    fmt.Errorf("wrapped: %w", &ControlError{Code: CodeStale, Message: "stale"}),
+		"uncoded":  &ControlError{Message: "a code left empty"},
+		"remote":   &transport.RemoteError{Code: "passed_on", Message: "from further away"},
+		"deadline": fmt.Errorf("waited: %w", context.DeadlineExceeded),
+	}
 	defer poolhook.Set(nodes[0], KindEpoch, func(transport.Handler) transport.Handler {
 		return func(ctx context.Context, from string, decode func(any) error) (any, error) {
 			var what string
 			if err := decode(&what); err != nil {
 				return nil, err
 			}
-			switch what {
-			case "plain":
-				return nil, errors.New("plain failure")
-			case "coded":
-				return nil, fmt.Errorf("wrapped: %w", &ControlError{Code: CodeStale, Message: "stale"})
-			case "uncoded":
-				return nil, &ControlError{Message: "a code left empty"}
-			case "remote":
-				return nil, &transport.RemoteError{Code: "passed_on", Message: "from further away"}
-			case "deadline":
-				return nil, fmt.Errorf("waited: %w", context.DeadlineExceeded)
-			case "panic":
+			if what == "panic" {
 				panic("handler bug")
-			case "unencodable":
+			}
+			if what == "unencodable" {
 				return make(chan int), nil
+			}
+			if err := failures[what]; err != nil {
+				return nil, err
 			}
 			return epochReply{Epoch: uint64(len(what))}, nil
 		}
