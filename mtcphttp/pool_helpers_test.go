@@ -7,6 +7,7 @@ import (
 	"io"
 	"log"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -36,7 +37,7 @@ type testPool struct {
 	local   localpool.Pool
 
 	mu      sync.Mutex
-	members []*member
+	members map[string]*member // by name, once it serves
 	next    int
 }
 
@@ -45,7 +46,6 @@ type member struct {
 	name   string
 	ln     *mtcp.Listener
 	srv    *Server
-	gone   bool       // drained or crashed
 	served chan error // what Serve returned
 }
 
@@ -62,7 +62,7 @@ func startPool(t testing.TB, n int, handler func(node string) http.Handler, twea
 // newTestPool returns a pool with no member yet (add starts them), so that
 // its hooks can be set first; it stops when the test ends.
 func newTestPool(t testing.TB, handler func(node string) http.Handler, tweak func(*mtcp.Config)) *testPool {
-	p := &testPool{t: t, handler: handler}
+	p := &testPool{t: t, handler: handler, members: map[string]*member{}}
 	p.local = localpool.Pool{
 		Key: testKey,
 		Tweak: func(cfg *mtcp.Config) {
@@ -94,7 +94,7 @@ func (p *testPool) serve(name string, ln *mtcp.Listener) {
 	}
 	m := &member{name: name, ln: ln, srv: New(hs, ln), served: make(chan error, 1)}
 	p.mu.Lock()
-	p.members = append(p.members, m)
+	p.members[name] = m
 	p.mu.Unlock()
 	m.served <- m.srv.Serve()
 }
@@ -105,37 +105,29 @@ func (p *testPool) add() *member {
 	p.mu.Lock()
 	name := fmt.Sprintf("m%d", p.next)
 	p.next++
-	var join []string
-	for _, m := range p.members {
-		if !m.gone {
-			join = append(join, m.ln.GossipAddr())
-		}
-	}
 	p.mu.Unlock()
-	_, err := p.local.Start(name, join)
+	_, err := p.local.Start(name, p.local.Join())
 	require.NoError(p.t, err)
 	var m *member
 	require.Eventually(p.t, func() bool {
 		p.mu.Lock()
 		defer p.mu.Unlock()
-		for _, x := range p.members {
-			if x.name == name {
-				m = x
-			}
-		}
+		m = p.members[name]
 		return m != nil
 	}, 10*time.Second, time.Millisecond, "member %s serves", name)
 	p.waitMembers()
 	return m
 }
 
-// live returns the members not drained or crashed.
+// live returns the members that serve and were not drained or crashed,
+// in the order they started.
 func (p *testPool) live() []*member {
+	lns := p.local.Live()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	var out []*member
-	for _, m := range p.members {
-		if !m.gone {
+	out := make([]*member, 0, len(lns))
+	for _, ln := range lns {
+		if m := p.members[ln.NodeName()]; m != nil {
 			out = append(out, m)
 		}
 	}
@@ -155,16 +147,15 @@ func (p *testPool) waitMembers() {
 	}, 20*time.Second, 10*time.Millisecond, "members see each other")
 }
 
+// member returns the member called name, which serves.
 func (p *testPool) member(name string) *member {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for _, m := range p.members {
-		if m.name == name {
-			return m
-		}
+	m := p.members[name]
+	if m == nil {
+		p.t.Fatalf("no member %s", name)
 	}
-	p.t.Fatalf("no member %s", name)
-	return nil
+	return m
 }
 
 // shutdown drains m with Server.Shutdown.
@@ -172,24 +163,20 @@ func (p *testPool) shutdown(m *member, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	err := m.srv.Shutdown(ctx)
-	p.mu.Lock()
-	m.gone = true
-	p.mu.Unlock()
+	p.local.Gone(m.ln)
 	return err
 }
 
 // crash stops m as a killed process stops.
 func (p *testPool) crash(m *member) {
-	p.mu.Lock()
-	m.gone = true
-	p.mu.Unlock()
+	p.local.Gone(m.ln)
 	mtcptest.Crash(m.ln)
 	_ = m.srv.Close()
 }
 
 func (p *testPool) close() {
 	p.mu.Lock()
-	members := append([]*member(nil), p.members...)
+	members := maps.Clone(p.members)
 	p.mu.Unlock()
 	for _, m := range members {
 		_ = m.srv.Close()

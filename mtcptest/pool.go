@@ -27,7 +27,7 @@ type Pool struct {
 	local localpool.Pool
 
 	mu      sync.Mutex
-	members []*Member
+	members map[*mtcp.Listener]*Member
 	byAddr  map[string]*memnet.Listener // client address -> the member's in-memory listener
 	byName  map[string]*memnet.Listener // member name -> the same
 	next    int
@@ -38,7 +38,6 @@ type Member struct {
 	Name     string
 	Listener *mtcp.Listener
 	mem      *memnet.Listener
-	crashed  bool
 }
 
 // Option changes how a Pool's members are configured.
@@ -52,7 +51,8 @@ func WithConfig(f func(*mtcp.Config)) Option { return f }
 // test ends.
 func NewPool(t testing.TB, n int, handler func(*mtcp.Conn), opts ...Option) *Pool {
 	t.Helper()
-	p := &Pool{t: t, byAddr: map[string]*memnet.Listener{}, byName: map[string]*memnet.Listener{}}
+	p := &Pool{t: t, members: map[*mtcp.Listener]*Member{},
+		byAddr: map[string]*memnet.Listener{}, byName: map[string]*memnet.Listener{}}
 	p.local = localpool.Pool{
 		Key: []byte("mtcptest pool key, 32 bytes!!!!!"),
 		Tweak: func(c *mtcp.Config) {
@@ -88,20 +88,14 @@ func (p *Pool) AddMember() (*Member, error) {
 	p.mu.Lock()
 	name := fmt.Sprintf("member-%d", p.next)
 	p.next++
-	var join []string
-	for _, m := range p.members {
-		if !m.crashed && m.Listener.GossipAddr() != "" {
-			join = append(join, m.Listener.GossipAddr())
-		}
-	}
 	p.mu.Unlock()
-	ln, err := p.local.Start(name, join)
+	ln, err := p.local.Start(name, p.local.Join())
 	if err != nil {
 		return nil, err
 	}
 	p.mu.Lock()
 	m := &Member{Name: name, Listener: ln, mem: p.byName[name]}
-	p.members = append(p.members, m)
+	p.members[ln] = m
 	p.byAddr[ln.Addr().String()] = m.mem
 	p.mu.Unlock()
 	return m, nil
@@ -121,13 +115,14 @@ func (p *Pool) waitMembers(n int) error {
 	return nil
 }
 
-// Members returns the live members.
+// Members returns the live members, in the order they started.
 func (p *Pool) Members() []*Member {
+	lns := p.local.Live()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	var out []*Member
-	for _, m := range p.members {
-		if !m.crashed {
+	out := make([]*Member, 0, len(lns))
+	for _, ln := range lns {
+		if m := p.members[ln]; m != nil { // nil: still being added
 			out = append(out, m)
 		}
 	}
@@ -197,9 +192,7 @@ func (p *Pool) Serving(c *mtcp.Conn) *Member {
 // sessions' clients resume on other members from the replicated
 // checkpoints.
 func (p *Pool) Crash(m *Member) {
-	p.mu.Lock()
-	m.crashed = true
-	p.mu.Unlock()
+	p.local.Gone(m.Listener)
 	Crash(m.Listener)
 }
 

@@ -35,6 +35,7 @@ type Pool struct {
 
 	mu      sync.Mutex
 	members []*mtcp.Listener
+	gone    map[*mtcp.Listener]bool // drained, crashed or closed by the test
 	wg      sync.WaitGroup
 	running sync.Map // *mtcp.Conn -> member name, while its application runs
 }
@@ -104,6 +105,42 @@ func (p *Pool) Members() []*mtcp.Listener {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return append([]*mtcp.Listener(nil), p.members...)
+}
+
+// Gone marks ln, a member of p, as stopped (drained, crashed, closed):
+// Live leaves it out, and members started later do not join through it.
+func (p *Pool) Gone(ln *mtcp.Listener) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.gone == nil {
+		p.gone = map[*mtcp.Listener]bool{}
+	}
+	p.gone[ln] = true
+}
+
+// Live returns the members started and not gone, in order.
+func (p *Pool) Live() []*mtcp.Listener {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []*mtcp.Listener
+	for _, ln := range p.members {
+		if !p.gone[ln] {
+			out = append(out, ln)
+		}
+	}
+	return out
+}
+
+// Join returns the gossip addresses of the live members, through which a
+// new member joins them.
+func (p *Pool) Join() []string {
+	var join []string
+	for _, ln := range p.Live() {
+		if a := ln.GossipAddr(); a != "" {
+			join = append(join, a)
+		}
+	}
+	return join
 }
 
 // Wait waits until each of members sees at least n members, or ctx ends.

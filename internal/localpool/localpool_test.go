@@ -51,3 +51,31 @@ func TestPoolServesAndCloses(t *testing.T) {
 	require.Empty(t, p.WaitApps(0))
 	require.NoError(t, c.Close())
 }
+
+// TestGoneMembers: a member marked gone is left out of the live members
+// and of the addresses new members join through, and a member that joins
+// through the others sees the whole pool.
+func TestGoneMembers(t *testing.T) {
+	p := &Pool{Key: []byte("localpool test key, 32 bytes!!!!"), App: func(_ string, c *mtcp.Conn) { _ = c.Close() }}
+	defer p.Close(0)
+	require.Empty(t, p.Join())
+	var lns []*mtcp.Listener
+	for i := range 2 {
+		ln, err := p.Start(fmt.Sprintf("m%d", i), p.Join())
+		require.NoError(t, err)
+		lns = append(lns, ln)
+	}
+	require.Equal(t, lns, p.Live())
+	require.Equal(t, []string{lns[0].GossipAddr(), lns[1].GossipAddr()}, p.Join())
+
+	p.Gone(lns[0])
+	require.Equal(t, lns[1:], p.Live())
+	require.Equal(t, []string{lns[1].GossipAddr()}, p.Join())
+	require.Equal(t, lns, p.Members(), "gone, but still a member started")
+
+	ln, err := p.Start("m2", p.Join())
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, Wait(ctx, []*mtcp.Listener{ln}, 3))
+}
