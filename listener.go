@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"slices"
 	"sync"
@@ -186,11 +187,7 @@ func (ln *Listener) isClosed() bool { return isClosed(ln.closed) }
 func (ln *Listener) sessionList() []*Conn {
 	ln.mu.Lock()
 	defer ln.mu.Unlock()
-	out := make([]*Conn, 0, len(ln.sessions))
-	for _, c := range ln.sessions {
-		out = append(out, c)
-	}
-	return out
+	return slices.AppendSeq(make([]*Conn, 0, len(ln.sessions)), maps.Values(ln.sessions))
 }
 
 // Sessions returns how many sessions the listener holds (attached or waiting

@@ -3,6 +3,8 @@ package pool
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -49,11 +51,7 @@ func (h *fakeHost) Session(id sessionID) (Session, bool) {
 func (h *fakeHost) Sessions() []Session {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	out := make([]Session, 0, len(h.sessions))
-	for _, s := range h.sessions {
-		out = append(out, s)
-	}
-	return out
+	return slices.Collect(maps.Values(h.sessions))
 }
 
 func (h *fakeHost) SessionCount() int {

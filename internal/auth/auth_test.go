@@ -8,17 +8,25 @@ import (
 	"github.com/migratory/mtcp/internal/wire"
 )
 
+// agreedSecret derives the secret of session id at the client c and at
+// the server s, as the handshake does, and fails the test unless both
+// ends agree on it.
+func agreedSecret(t *testing.T, c, s *KeyPair, id [wire.SessionIDLen]byte) Secret {
+	t.Helper()
+	cs, err := c.DeriveSecret(s.Pub, id, c.Pub, s.Pub)
+	require.NoError(t, err)
+	ss, err := s.DeriveSecret(c.Pub, id, c.Pub, s.Pub)
+	require.NoError(t, err)
+	require.Equal(t, cs, ss, "both ends agree")
+	return cs
+}
+
 func TestBothSidesDeriveTheSameSecret(t *testing.T) {
 	c, err := NewKeyPair()
 	require.NoError(t, err)
 	s, err := NewKeyPair()
 	require.NoError(t, err)
-	id := SessionID()
-	cs, err := c.DeriveSecret(s.Pub, id, c.Pub, s.Pub)
-	require.NoError(t, err)
-	ss, err := s.DeriveSecret(c.Pub, id, c.Pub, s.Pub)
-	require.NoError(t, err)
-	require.Equal(t, cs, ss)
+	cs := agreedSecret(t, c, s, SessionID())
 	other, err := s.DeriveSecret(c.Pub, SessionID(), c.Pub, s.Pub)
 	require.NoError(t, err)
 	require.NotEqual(t, cs, other, "the session id is bound into the secret")

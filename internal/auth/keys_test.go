@@ -34,23 +34,13 @@ func TestReusedPairsStillGiveEachSessionItsOwnSecret(t *testing.T) {
 	require.NoError(t, err)
 	seen := map[Secret]bool{}
 	for range 20 {
-		id := SessionID()
-		cs, err := c.DeriveSecret(s.Pub, id, c.Pub, s.Pub)
-		require.NoError(t, err)
-		ss, err := s.DeriveSecret(c.Pub, id, c.Pub, s.Pub)
-		require.NoError(t, err)
-		require.Equal(t, cs, ss, "both ends agree, from the cache or not")
+		cs := agreedSecret(t, c, s, SessionID()) // from the cache or not
 		require.False(t, seen[cs], "a secret repeated across sessions")
 		seen[cs] = true
 	}
 	fresh, err := NewKeyPair()
 	require.NoError(t, err)
-	id := SessionID()
-	want, err := fresh.DeriveSecret(s.Pub, id, fresh.Pub, s.Pub)
-	require.NoError(t, err)
-	got, err := s.DeriveSecret(fresh.Pub, id, fresh.Pub, s.Pub)
-	require.NoError(t, err)
-	require.Equal(t, want, got, "a cached pair agrees with an uncached one")
+	agreedSecret(t, fresh, s, SessionID()) // a cached pair agrees with an uncached one
 }
 
 func TestSharedCacheIsBoundedAndRefusesBadKeys(t *testing.T) {
