@@ -13,7 +13,6 @@ import (
 
 func TestBasicEcho(t *testing.T) {
 	srv := listenEcho(t, nil)
-	defer srv.Stop()
 	c, err := Dial("tcp", srv.Addr())
 	require.NoError(t, err)
 	defer c.Close()
@@ -66,7 +65,6 @@ func TestDoneSaysWhenTheSessionEnded(t *testing.T) {
 // its Read and Write do, with net.ErrClosed.
 func TestMigrateAfterCloseIsErrClosed(t *testing.T) {
 	srv := listenEcho(t, nil)
-	defer srv.Stop()
 	c := dialHonest(t, srv.Addr())
 	require.NoError(t, c.Close())
 	err := c.(*Conn).Migrate(context.Background(), "")

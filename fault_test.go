@@ -15,7 +15,6 @@ import (
 // the connection after every 768 KiB echoed.
 func TestEchoSurvivesResets(t *testing.T) {
 	srv := listenEcho(t, nil)
-	defer srv.Stop()
 	px := newProxy(t, srv.Addr())
 	defer px.Close()
 
@@ -36,7 +35,6 @@ func TestEchoSurvivesResets(t *testing.T) {
 // several times during an echo; keepalive must notice and resume.
 func TestEchoSurvivesBlackholes(t *testing.T) {
 	srv := listenEcho(t, &Config{Logger: testLogger(t)})
-	defer srv.Stop()
 	px := newProxy(t, srv.Addr())
 	defer px.Close()
 

@@ -182,7 +182,6 @@ func TestHonestSessionsThroughAHandshakeFlood(t *testing.T) {
 		Logger: testLogger(t), MaxHandshakes: slots, Window: buffer, Retention: buffer,
 	})
 	ln := srv.ln
-	defer srv.Stop()
 	addr := srv.Addr()
 	paths := &resetter{conns: map[net.Conn]bool{}}
 

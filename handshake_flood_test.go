@@ -16,7 +16,6 @@ import (
 // for it until the handshake timeout.
 func TestHandshakeChecksTypeBeforeBody(t *testing.T) {
 	srv, own := listenEchoHonest(t, &Config{Logger: testLogger(t), HandshakeTimeout: 30 * time.Second})
-	defer srv.Stop()
 	defer closeHonest(t, own)
 	addr := srv.Addr()
 	id := own.(*Conn).id
@@ -56,7 +55,6 @@ func TestHandshakeChecksTypeBeforeBody(t *testing.T) {
 // timeout (9 s).
 func TestResumeProofHasItsOwnDeadline(t *testing.T) {
 	srv, own := listenEchoHonest(t, &Config{Logger: testLogger(t), HandshakeTimeout: 9 * time.Second})
-	defer srv.Stop()
 	defer closeHonest(t, own)
 	addr := srv.Addr()
 
@@ -79,7 +77,6 @@ func TestResumeHelloFloodDoesNotLockOut(t *testing.T) {
 	srv := listenEcho(t, &Config{
 		Logger: testLogger(t), MaxHandshakes: slots, HandshakeTimeout: 20 * time.Second,
 	})
-	defer srv.Stop()
 	px := newProxy(t, srv.Addr())
 	defer px.Close()
 	addr := srv.Addr()

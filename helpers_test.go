@@ -91,12 +91,14 @@ func waitSessionEnd(t testing.TB, c net.Conn) {
 }
 
 // listenEcho listens on loopback with cfg (nil: the defaults) and serves
-// the echo server there.
+// the echo server there, stopped at cleanup (and by Stop).
 func listenEcho(t *testing.T, cfg *Config) *echoServer {
 	t.Helper()
 	ln, err := Listen("tcp", "127.0.0.1:0", cfg)
 	require.NoError(t, err)
-	return startEchoServer(t, ln)
+	srv := startEchoServer(t, ln)
+	t.Cleanup(srv.Stop)
+	return srv
 }
 
 // newProxy starts a fault proxy in front of target.

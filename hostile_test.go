@@ -54,7 +54,6 @@ func helloFrame(h wire.Hello, edit func(body []byte)) []byte {
 func TestHostileHandshakes(t *testing.T) {
 	srv, honest := listenEchoHonest(t, &Config{Logger: testLogger(t), HandshakeTimeout: 2 * time.Second})
 	ln := srv.ln
-	defer srv.Stop()
 	defer closeHonest(t, honest)
 	addr := srv.Addr()
 	echoOnce(t, honest, "before")
@@ -255,7 +254,6 @@ func TestProtocolErrorIsAnnouncedWithAbort(t *testing.T) {
 // goes on.
 func TestExtensionFramesAreSkipped(t *testing.T) {
 	srv := listenEcho(t, &Config{Logger: testLogger(t)})
-	defer srv.Stop()
 	p := dialRaw(t, srv.Addr())
 	defer p.Close()
 	p.open()
@@ -274,7 +272,6 @@ func TestExtensionFramesAreSkipped(t *testing.T) {
 // and leave the session working for its real client.
 func TestResumeProofs(t *testing.T) {
 	srv := listenEcho(t, &Config{Logger: testLogger(t), HandshakeTimeout: 2 * time.Second})
-	defer srv.Stop()
 	addr := srv.Addr()
 
 	t.Run("wrong MAC for a live session", func(t *testing.T) {
@@ -621,7 +618,6 @@ func TestHandshakeFloodIsBounded(t *testing.T) {
 		Logger: testLogger(t), MaxHandshakes: slots, HandshakeTimeout: handshake, FirstByteTimeout: 200 * time.Millisecond,
 	})
 	ln := srv.ln
-	defer srv.Stop()
 	addr := srv.Addr()
 	idle := runtime.NumGoroutine()
 	idleSet := goleak.IgnoreCurrent()
@@ -683,7 +679,6 @@ func TestHandshakeFloodSparesHonestClients(t *testing.T) {
 	srv := listenEcho(t, &Config{
 		Logger: testLogger(t), MaxHandshakes: 16, HandshakeTimeout: 500 * time.Millisecond,
 	})
-	defer srv.Stop()
 	addr := srv.Addr()
 	peers := stallFlood(t, addr, flood)
 	defer func() {
@@ -705,7 +700,6 @@ func TestHandshakeFloodSparesHonestClients(t *testing.T) {
 // holds are unharmed.
 func TestSessionLimitRefusesWithBusy(t *testing.T) {
 	srv := listenEcho(t, &Config{Logger: testLogger(t), MaxSessions: 2})
-	defer srv.Stop()
 	d := &Dialer{Logger: testLogger(t)}
 	var held []net.Conn
 	for i := 0; i < 2; i++ {

@@ -115,7 +115,6 @@ func heapAndStacks() uint64 {
 // ways. An idle session meanwhile keeps its link without chatter.
 func TestBlackholeWithDataOutstandingResumes(t *testing.T) {
 	srv := listenEcho(t, &Config{Logger: testLogger(t), IdleProbe: time.Hour})
-	defer srv.Stop()
 	px := newProxy(t, srv.Addr())
 	defer px.Close()
 	mc, m := dialRareProbes(t, px.Addr())
@@ -184,7 +183,6 @@ func TestBlackholeWithDataOutstandingResumes(t *testing.T) {
 // session resumes.
 func TestIdleProbeFindsDeadPath(t *testing.T) {
 	srv := listenEcho(t, &Config{Logger: testLogger(t)})
-	defer srv.Stop()
 	px := newProxy(t, srv.Addr())
 	defer px.Close()
 	m := &resumeCounter{}

@@ -119,7 +119,6 @@ func TestResumeIsNotAccepted(t *testing.T) {
 func TestClientRoams(t *testing.T) {
 	srv := listenEcho(t, nil)
 	ln := srv.ln
-	defer srv.Stop()
 	var next atomic.Int32
 	var links []net.Conn
 	var mu = make(chan struct{}, 1)

@@ -34,7 +34,6 @@ func TestDecodeBodyRefusesHugeClaimsCheaply(t *testing.T) {
 // fails the call with a decoding error; the server serves on.
 func TestHugeClaimsRefusedOverTheWire(t *testing.T) {
 	s, _ := startServer(t, nil)
-	s.Handle("echo", echoHandler)
 	s.Handle("hostile", func(ctx context.Context, from string, decode func(any) error) (any, error) {
 		return msgpack.RawMessage(hugeClaim), nil
 	})

@@ -66,7 +66,6 @@ func TestUnauthenticatedFlood(t *testing.T) {
 		callers     = 4
 	)
 	s, ln := startServer(t, nil) // the defaults: MaxConns, MaxHandshakes, HandshakeTimeout
-	s.Handle("echo", echoHandler)
 	addr := s.Addr().String()
 
 	var dials atomic.Int64

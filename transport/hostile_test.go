@@ -120,7 +120,6 @@ func TestHostilePeers(t *testing.T) {
 		cfg.HandshakeTimeout = handshakeTimeout
 		cfg.IdleTimeout = idleTimeout
 	})
-	s.Handle("echo", echoHandler)
 	s.Handle("sleep", func(ctx context.Context, from string, decode func(any) error) (any, error) {
 		select {
 		case <-time.After(200 * time.Millisecond):

@@ -14,7 +14,6 @@ import (
 
 func TestPoolReuse(t *testing.T) {
 	s, ln := startServer(t, nil)
-	s.Handle("echo", echoHandler)
 	c := newClient(t, func(cfg *Config) { cfg.MaxIdlePerAddr = 2 })
 	addr := s.Addr().String()
 	ctx := ctxTimeout(t, 5*time.Second)
@@ -95,7 +94,6 @@ func TestPoolBoundedCalls(t *testing.T) {
 // (idle timeout, restart) is noticed before use and replaced.
 func TestPoolStaleConnection(t *testing.T) {
 	s, ln := startServer(t, func(cfg *Config) { cfg.IdleTimeout = 100 * time.Millisecond })
-	s.Handle("echo", echoHandler)
 	c := newClient(t, nil) // keeps idle connections for 30 s
 	addr := s.Addr().String()
 	ctx := ctxTimeout(t, 5*time.Second)
@@ -120,7 +118,6 @@ func TestPoolStaleConnection(t *testing.T) {
 
 func TestPoolIdleExpiry(t *testing.T) {
 	s, _ := startServer(t, nil)
-	s.Handle("echo", echoHandler)
 	c := newClient(t, func(cfg *Config) { cfg.IdleTimeout = 200 * time.Millisecond })
 	addr := s.Addr().String()
 	require.NoError(t, c.Call(ctxTimeout(t, 5*time.Second), addr, "echo", nil, nil))
@@ -138,7 +135,6 @@ func TestMaxConns(t *testing.T) {
 		cfg.IdleTimeout = 300 * time.Millisecond
 		cfg.Logger = log.logger()
 	})
-	s.Handle("echo", echoHandler)
 	addr := s.Addr().String()
 	a := newClient(t, nil)
 	b := newClient(t, nil)

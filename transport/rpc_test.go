@@ -17,7 +17,6 @@ import (
 
 func TestRoundTrip(t *testing.T) {
 	s, _ := startServer(t, nil)
-	s.Handle("echo", echoHandler)
 	type stats struct {
 		Sessions map[string]uint64
 		Load     float64
@@ -192,7 +191,6 @@ func slowServer(t *testing.T, edit func(*Config)) (*Server, *slowHandler) {
 		h.ended <- ctx.Err()
 		return nil, ctx.Err()
 	})
-	s.Handle("echo", echoHandler)
 	return s, h
 }
 
@@ -278,7 +276,6 @@ func TestWrongKey(t *testing.T) {
 
 func TestTooLarge(t *testing.T) {
 	s, ln := startServer(t, func(cfg *Config) { cfg.MaxMessage = 4096 })
-	s.Handle("echo", echoHandler)
 	s.Handle("big", func(ctx context.Context, from string, decode func(any) error) (any, error) {
 		var n int
 		if err := decode(&n); err != nil {

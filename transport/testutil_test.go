@@ -53,8 +53,8 @@ func (b *logBuffer) containsAfter(t *testing.T, mark int, s string) {
 		3*time.Second, 10*time.Millisecond, "log lacks %q:\n%s", s, b.String()[mark:])
 }
 
-// startServer starts a Server on 127.0.0.1 with the test key, closed at
-// cleanup.
+// startServer starts a Server on 127.0.0.1 with the test key, answering
+// "echo" (echoHandler), closed at cleanup.
 func startServer(t *testing.T, edit func(*Config)) (*Server, *countingListener) {
 	t.Helper()
 	inner, err := net.Listen("tcp", "127.0.0.1:0")
@@ -67,6 +67,7 @@ func startServer(t *testing.T, edit func(*Config)) (*Server, *countingListener) 
 	s, err := NewServer(ln, cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = s.Close() })
+	s.Handle("echo", echoHandler)
 	return s, ln
 }
 
