@@ -16,6 +16,7 @@ type ConfigError struct {
 	Problem string
 }
 
+// Error says which field is wrong and why.
 func (e *ConfigError) Error() string {
 	return fmt.Sprintf("mtcp: invalid config: %s %s", e.Field, e.Problem)
 }

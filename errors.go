@@ -93,6 +93,7 @@ type SessionLostError struct {
 	Reason    error
 }
 
+// Error names the session and why it was lost.
 func (e *SessionLostError) Error() string {
 	return fmt.Sprintf("mtcp: session %s lost: %v", e.SessionID, e.Reason)
 }
@@ -112,6 +113,7 @@ type PeerError struct {
 	Refused bool      // a handshake was refused, as opposed to a session aborted
 }
 
+// Error says whether the peer refused or aborted, and the code and reason it gave.
 func (e *PeerError) Error() string {
 	what := "aborted"
 	if e.Refused {
@@ -201,6 +203,7 @@ type SessionMovedError struct {
 	To        string // the member that has the session now
 }
 
+// Error names the session and the member that has it now.
 func (e *SessionMovedError) Error() string {
 	return fmt.Sprintf("mtcp: session %s moved to member %s", e.SessionID, e.To)
 }

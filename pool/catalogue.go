@@ -210,6 +210,7 @@ type forgetRequest struct {
 // which travels to the caller apart from the message.
 type ControlError struct{ Code, Message string }
 
+// Error returns the message.
 func (e *ControlError) Error() string { return e.Message }
 
 // TransportCode is the code the transport sends.

@@ -73,6 +73,7 @@ type RemoteError struct {
 	Message string
 }
 
+// Error gives the code and message.
 func (e *RemoteError) Error() string {
 	return fmt.Sprintf("transport: remote error [%s]: %s", e.Code, e.Message)
 }

@@ -13,7 +13,9 @@ import (
 type Addr string
 
 // Network returns "mem".
-func (Addr) Network() string  { return "mem" }
+func (Addr) Network() string { return "mem" }
+
+// String returns the address as it was listened on.
 func (a Addr) String() string { return string(a) }
 
 // Listener is an in-memory net.Listener.

@@ -40,6 +40,7 @@ var codeNames = map[Code]string{
 	CodeEvicted:        "session evicted",
 }
 
+// String returns the code's name, or its number for a code not known.
 func (c Code) String() string {
 	if n, ok := codeNames[c]; ok {
 		return n

@@ -65,14 +65,31 @@ type Extension struct {
 	Body  []byte
 }
 
-func (Data) Type() Type        { return TypeData }
-func (Ack) Type() Type         { return TypeAck }
-func (Ping) Type() Type        { return TypePing }
-func (Pong) Type() Type        { return TypePong }
-func (Fin) Type() Type         { return TypeFin }
-func (Close) Type() Type       { return TypeClose }
-func (Abort) Type() Type       { return TypeAbort }
-func (Refused) Type() Type     { return TypeRefused }
+// Type returns TypeData.
+func (Data) Type() Type { return TypeData }
+
+// Type returns TypeAck.
+func (Ack) Type() Type { return TypeAck }
+
+// Type returns TypePing.
+func (Ping) Type() Type { return TypePing }
+
+// Type returns TypePong.
+func (Pong) Type() Type { return TypePong }
+
+// Type returns TypeFin.
+func (Fin) Type() Type { return TypeFin }
+
+// Type returns TypeClose.
+func (Close) Type() Type { return TypeClose }
+
+// Type returns TypeAbort.
+func (Abort) Type() Type { return TypeAbort }
+
+// Type returns TypeRefused.
+func (Refused) Type() Type { return TypeRefused }
+
+// Type returns the frame type the extension carries.
 func (e Extension) Type() Type { return e.Kind }
 
 func (f Data) header() Header { return Header{Type: TypeData, Length: uint32(8 + len(f.Payload))} }

@@ -90,11 +90,20 @@ type Resumed struct {
 	Node  string
 }
 
-func (Hello) Type() Type     { return TypeHello }
-func (Welcome) Type() Type   { return TypeWelcome }
+// Type returns TypeHello.
+func (Hello) Type() Type { return TypeHello }
+
+// Type returns TypeWelcome.
+func (Welcome) Type() Type { return TypeWelcome }
+
+// Type returns TypeChallenge.
 func (Challenge) Type() Type { return TypeChallenge }
-func (Proof) Type() Type     { return TypeProof }
-func (Resumed) Type() Type   { return TypeResumed }
+
+// Type returns TypeProof.
+func (Proof) Type() Type { return TypeProof }
+
+// Type returns TypeResumed.
+func (Resumed) Type() Type { return TypeResumed }
 
 func (f Hello) header() Header {
 	if f.Resume {

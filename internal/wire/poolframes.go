@@ -62,10 +62,17 @@ type Verify struct {
 	CRC      uint32
 }
 
+// Type returns TypeMembers.
 func (Members) Type() Type { return TypeMembers }
-func (Move) Type() Type    { return TypeMove }
-func (Mark) Type() Type    { return TypeMark }
-func (Verify) Type() Type  { return TypeVerify }
+
+// Type returns TypeMove.
+func (Move) Type() Type { return TypeMove }
+
+// Type returns TypeMark.
+func (Mark) Type() Type { return TypeMark }
+
+// Type returns TypeVerify.
+func (Verify) Type() Type { return TypeVerify }
 
 func (f Members) header() Header {
 	return Header{Type: TypeMembers, Length: uint32(len(f.appendBody(nil)))}

@@ -63,6 +63,8 @@ var typeNames = map[Type]string{
 	TypeResumed: "RESUMED", TypeRefused: "REFUSED",
 }
 
+// String returns the frame type's name, as spec.md spells it, or its
+// number for a type not known.
 func (t Type) String() string {
 	if n, ok := typeNames[t]; ok {
 		return n
