@@ -194,6 +194,10 @@ func (e *timeoutError) Temporary() bool {
 	return true
 }
 
+// errStaleLink is what the receive side of a link returns once the link is
+// no longer its session's (replaced or dropped): its reader stops quietly.
+var errStaleLink = errors.New("stale link")
+
 var errKeepAliveTimeout error = &timeoutError{"mtcp: keepalive timeout: nothing received from the peer"}
 
 // SessionMovedError is what Read and Write return on the member a session

@@ -25,8 +25,6 @@ type frameState struct {
 	bigN      int
 }
 
-var errStaleLink = errors.New("stale link")
-
 // linkError marks I/O failures of the link, as opposed to protocol errors.
 type linkError struct{ err error }
 

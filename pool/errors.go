@@ -16,3 +16,7 @@ var ErrClosed = fmt.Errorf("pool: shut down: %w", net.ErrClosed)
 
 // errBadConfig is wrapped by New's errors for an invalid Config.
 var errBadConfig = errors.New("pool: invalid config")
+
+// errBadMeta is wrapped by the errors of member metadata that does not
+// decode or names a bad address.
+var errBadMeta = errors.New("pool: bad member metadata")

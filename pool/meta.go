@@ -37,8 +37,6 @@ const (
 	maxSkipDepth = 8
 )
 
-var errBadMeta = errors.New("pool: bad member metadata")
-
 // encodeMeta encodes m's published fields.
 func encodeMeta(m Member) ([]byte, error) {
 	if err := checkAddr("client address", m.ClientAddr); err != nil {

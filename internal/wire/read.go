@@ -1,16 +1,11 @@
 package wire
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"slices"
 	"strings"
 )
-
-// ErrUnexpected is wrapped, with ErrMalformed, by ReadFrameOf's error for a
-// frame of a type the reader does not expect at that point.
-var ErrUnexpected = errors.New("unexpected frame type")
 
 // ReadFrame reads one whole frame from r. The body is read into buf when it
 // fits, else into a new slice no larger than the type's maximum; the returned

@@ -6,7 +6,6 @@
 package wire
 
 import (
-	"errors"
 	"fmt"
 )
 
@@ -77,10 +76,3 @@ func (t Type) String() string {
 
 // IsExtension reports whether t is in the extension range.
 func (t Type) IsExtension() bool { return t >= FirstExtension }
-
-// ErrMalformed is wrapped by every decoding error.
-var ErrMalformed = errors.New("mtcp/wire: malformed frame")
-
-func malformed(format string, args ...any) error {
-	return fmt.Errorf("%w: "+format, append([]any{ErrMalformed}, args...)...)
-}
