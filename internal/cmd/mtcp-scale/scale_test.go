@@ -6,13 +6,17 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 )
 
+// TestMain runs the client process of a scenario when the test binary is
+// one, else the tests, failing the run if any goroutine outlives them.
 func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) == "1" { // the client process of a scenario
 		runChild()
 	}
-	os.Exit(m.Run())
+	goleak.VerifyTestMain(m)
 }
 
 // smoke runs scenarios with the given flags and fails the test if one did
