@@ -17,7 +17,7 @@ func init() {
 // checkpoints, as after a real crash. mtcptest.Crash calls it.
 func (ln *Listener) crash() {
 	if n := ln.member; n != nil {
-		n.Crash() // no goodbyes: no leaving, no forgetting checkpoints
+		crashhook.CrashRuntime(n) // no goodbyes: no leaving, no forgetting checkpoints
 	}
 	// A crashed process stops listening before its clients see their
 	// connections reset: one that came back at once must not find the

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/migratory/mtcp/internal/crashhook"
 	"github.com/migratory/mtcp/internal/wire"
 	"github.com/migratory/mtcp/snapshot"
 	"github.com/migratory/mtcp/transport"
@@ -226,10 +227,15 @@ func (n *Runtime) down(leave bool) {
 	})
 }
 
-// Crash stops the member the way a crash of its process would: no leaving,
+func init() {
+	crashhook.RegisterRuntime(func(r any) { r.(*Runtime).crash() })
+}
+
+// crash stops the member the way a crash of its process would: no leaving,
 // no goodbyes, no forgetting; the control plane and gossip just stop.
-// A later Close only waits for the background work to stop.
-func (n *Runtime) Crash() {
+// A later Close only waits for the background work to stop. mtcptest.Crash
+// calls it, through the Listener's crash (internal/crashhook).
+func (n *Runtime) crash() {
 	n.mu.Lock()
 	n.closing = true
 	n.mu.Unlock()
