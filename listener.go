@@ -104,7 +104,7 @@ func NewListener(inner net.Listener, cfg *Config) (*Listener, error) {
 	ln.evictWarn.every = 10 * time.Second
 	ln.riskWarn.every = 10 * time.Second
 	if c.inPool() {
-		n, err := startNode(ln, &c)
+		n, err := startMember(ln, &c)
 		if err != nil {
 			return nil, err
 		}

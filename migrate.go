@@ -291,18 +291,3 @@ func (s *serverSide) migrate(ctx context.Context, c *Conn, to string, reason Mov
 		return c.opError("migrate", ctx.Err())
 	}
 }
-
-// Done returns a channel that is closed when the session has ended: it
-// finished (both ends closed and every byte delivered), moved to another
-// member, or was lost; Err then says which. After Close, the session ends
-// once its last bytes are delivered, in the background.
-func (c *Conn) Done() <-chan struct{} { return c.endedCh }
-
-// Err returns why the session ended: nil while it runs or if it finished
-// cleanly, a *SessionMovedError if it moved to another member, a
-// *SessionLostError if it was lost.
-func (c *Conn) Err() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.err
-}

@@ -17,8 +17,8 @@ import (
 // pool runtime (package pool) reaches the sessions. Nothing else in this
 // package knows how moves, copies or fencing are coordinated.
 
-// startNode joins the pool cfg describes, for ln's sessions.
-func startNode(ln *Listener, cfg *Config) (*pool.Runtime, error) {
+// startMember joins the pool cfg describes, for ln's sessions.
+func startMember(ln *Listener, cfg *Config) (*pool.Runtime, error) {
 	addr := cfg.Advertise
 	if addr == "" {
 		addr = ln.inner.Addr().String()
@@ -79,6 +79,17 @@ func (s poolSession) Epoch() uint64 {
 func (s poolSession) Fence(epoch uint64, by string) { s.c.fenced(epoch, by) }
 func (s poolSession) AskMove(m wire.Move) bool      { return s.c.requestMove(m) }
 func (s poolSession) Ended() bool                   { return s.c.isEnded() }
+
+// MovePending reports whether a MOVE asked of the session's client has not
+// gone out yet (pool.MovePending): its client is away, and gets it on the
+// link it comes back on.
+func (s poolSession) MovePending() bool {
+	c := s.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ss := c.server
+	return !c.ended && ss.moveTo != nil && !ss.moveSent
+}
 
 func (s poolSession) MembersChanged(news, topology bool) {
 	c := s.c
