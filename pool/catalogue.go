@@ -17,7 +17,7 @@ const (
 	// member checks the client's proof, freezes the session and forgets it.
 	KindHandover = "handover"
 	// KindSettle: the successor confirms that it restored a handed-over
-	// session (settleRequest -> empty); the old member forgets the answer.
+	// session (settleRequest -> nil); the old member forgets the answer.
 	KindSettle = "settle"
 	// KindReplicate: a member stores a copy of a checkpoint of one of its
 	// sessions on a replica (copyRequest -> empty).
