@@ -54,7 +54,9 @@ type sessionParams struct {
 //  3. link.dmu: whether a Write is sending on the socket itself, so that a
 //     deadline or Close can interrupt it; held briefly, with wmu or alone.
 //  4. Conn.mu: the session's state (the stream, its links, checkpoints);
-//     methods whose names end in Locked expect it held.
+//     methods of the session's types (Conn, link, serverSide, clientSide)
+//     whose names end in Locked expect it held, and no other lock. (On
+//     Listener and timerSet, Locked means their own mu.)
 //  5. Listener.mu: the listener's sessions and handshakes, taken under
 //     Conn.mu when a session ends.
 //  6. Leaves, under any of the above and taking nothing: deadline.mu,

@@ -44,7 +44,7 @@ func (l *link) flushFromWrite() {
 	}
 	if direct {
 		l.direct = true
-		l.setWriteDeadlineLocked(t)
+		l.putWriteDeadline(t)
 	}
 	l.dmu.Unlock()
 	if direct && !isClosed(c.closeCalled) {
@@ -64,13 +64,13 @@ func (l *link) interruptWrite(t time.Time) {
 	l.dmu.Lock()
 	defer l.dmu.Unlock()
 	if l.direct {
-		l.setWriteDeadlineLocked(t)
+		l.putWriteDeadline(t)
 	}
 }
 
-// setWriteDeadlineLocked (dmu held) puts t on the socket unless it is
+// putWriteDeadline (dmu held, not Conn.mu) puts t on the socket unless it is
 // there already.
-func (l *link) setWriteDeadlineLocked(t time.Time) {
+func (l *link) putWriteDeadline(t time.Time) {
 	if t.Equal(l.writeDeadline) {
 		return
 	}
@@ -81,7 +81,7 @@ func (l *link) setWriteDeadlineLocked(t time.Time) {
 func (l *link) flush() {
 	l.wmu.Lock()
 	l.dmu.Lock()
-	l.setWriteDeadlineLocked(time.Time{}) // left by a Write's direct send
+	l.putWriteDeadline(time.Time{}) // left by a Write's direct send
 	l.dmu.Unlock()
 	l.flushHoldingWriter()
 	l.wmu.Unlock()
@@ -215,7 +215,7 @@ const abortLinger = time.Second
 func (l *link) sendAbort(code wire.Code, reason string) {
 	// The deadline also frees a flush blocked on a stuck connection.
 	l.dmu.Lock()
-	l.setWriteDeadlineLocked(time.Now().Add(abortLinger))
+	l.putWriteDeadline(time.Now().Add(abortLinger))
 	l.dmu.Unlock()
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
