@@ -5,10 +5,13 @@ import (
 	"crypto/sha256"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/migratory/mtcp/transport"
 )
 
-// MinKeyLen is the shortest pool key New accepts.
-const MinKeyLen = 16
+// MinKeyLen is the shortest pool key New accepts: the control plane's
+// (transport.MinKeyLen), which the same key authenticates.
+const MinKeyLen = transport.MinKeyLen
 
 // gossipKeyInfo separates the gossip key from other keys derived from the
 // same pool key.
