@@ -13,7 +13,7 @@ import (
 // errors.Is.
 type ConfigError struct {
 	Field   string // the Config field, as named in Go
-	Problem string
+	Problem string // what is wrong with it
 }
 
 // Error says which field is wrong and why.

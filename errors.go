@@ -89,8 +89,8 @@ var (
 // SessionLostError says that a session ended without being closed and why.
 // It matches ErrSessionLost with errors.Is, and unwraps to its Reason.
 type SessionLostError struct {
-	SessionID string
-	Reason    error
+	SessionID string // the session, as SessionID returns it
+	Reason    error  // why it was lost
 }
 
 // Error names the session and why it was lost.
@@ -203,7 +203,7 @@ var errKeepAliveTimeout error = &timeoutError{"mtcp: keepalive timeout: nothing 
 // SessionMovedError is what Read and Write return on the member a session
 // left. It matches ErrMigrated with errors.Is.
 type SessionMovedError struct {
-	SessionID string
+	SessionID string // the session, as SessionID returns it
 	To        string // the member that has the session now
 }
 

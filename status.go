@@ -18,7 +18,7 @@ type Status struct {
 
 // SessionStatus is a snapshot of one session.
 type SessionStatus struct {
-	ID       string
+	ID       string // as Conn.SessionID returns it
 	Member   string // the member serving it ("" when standalone)
 	Remote   string // the peer's address on the current (or last) link
 	Attached bool   // a link is up

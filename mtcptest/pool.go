@@ -35,8 +35,8 @@ type Pool struct {
 
 // Member is one member of a Pool.
 type Member struct {
-	Name     string
-	Listener *mtcp.Listener
+	Name     string         // its member name (Config.NodeName)
+	Listener *mtcp.Listener // its listener, serving the pool's handler
 	mem      *memnet.Listener
 }
 

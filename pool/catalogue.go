@@ -67,19 +67,20 @@ const (
 // session secret can check: a member never gives a session away to a
 // request its client did not sign.
 type HandoverRequest struct {
-	Session     [wire.SessionIDLen]byte `msgpack:"id"`
-	ClientNonce [wire.NonceLen]byte     `msgpack:"cn"`
-	ServerNonce [wire.NonceLen]byte     `msgpack:"sn"`
-	MAC         [wire.MACLen]byte       `msgpack:"mac"`
-	Epoch       uint64                  `msgpack:"ep"` // the epoch, attempt and origin the client's HELLO named
-	Attempt     uint64                  `msgpack:"at"`
-	Origin      string                  `msgpack:"or"`
-	Received    uint64                  `msgpack:"rcv"`
-	Limit       uint64                  `msgpack:"lim"`
-	Release     uint64                  `msgpack:"rel"`
-	Retained    uint64                  `msgpack:"ret"`
-	Written     uint64                  `msgpack:"wr"`
-	Known       []uint64                `msgpack:"known"` // checkpoint positions the client can check
+	Session     [wire.SessionIDLen]byte `msgpack:"id"`  // the session (HELLO)
+	ClientNonce [wire.NonceLen]byte     `msgpack:"cn"`  // the client's nonce (HELLO)
+	ServerNonce [wire.NonceLen]byte     `msgpack:"sn"`  // the successor's nonce (CHALLENGE)
+	MAC         [wire.MACLen]byte       `msgpack:"mac"` // the client's mac (PROOF)
+	Epoch       uint64                  `msgpack:"ep"`  // the epoch the client's HELLO named
+	Attempt     uint64                  `msgpack:"at"`  // the HELLO's attempt
+	Origin      string                  `msgpack:"or"`  // the HELLO's origin
+	// The client's positions, as its PROOF said (Positions).
+	Received uint64   `msgpack:"rcv"`
+	Limit    uint64   `msgpack:"lim"`
+	Release  uint64   `msgpack:"rel"`
+	Retained uint64   `msgpack:"ret"`
+	Written  uint64   `msgpack:"wr"`
+	Known    []uint64 `msgpack:"known"` // checkpoint positions the client can check (PROOF)
 }
 
 // NewHandoverRequest is the request for the session a client resumes with
@@ -208,7 +209,10 @@ type forgetRequest struct {
 
 // ControlError is a control-plane handler's error with a code (Code*),
 // which travels to the caller apart from the message.
-type ControlError struct{ Code, Message string }
+type ControlError struct {
+	Code    string // a Code* (or a code of the kind's own)
+	Message string // what the caller reads
+}
 
 // Error returns the message.
 func (e *ControlError) Error() string { return e.Message }

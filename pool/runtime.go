@@ -18,15 +18,15 @@ import (
 
 // RuntimeConfig configures a Runtime. Package mtcp fills it from its Config.
 type RuntimeConfig struct {
-	Name       string   // the member's unique name
-	ClientAddr string   // where clients reach the member
-	Gossip     string   // ip:port gossip binds (port 0 picks one)
-	Join       []string // gossip addresses of members to join
-	Key        []byte   // the pool key (at least MinKeyLen bytes)
-	Control    string   // ip:port of the control plane (port 0 picks one)
-	Replicas   int      // copies of each checkpoint on other members (0: none)
-	Profile    Profile  // gossip and failure-detection timings
-	Logger     *slog.Logger
+	Name       string       // the member's unique name
+	ClientAddr string       // where clients reach the member
+	Gossip     string       // ip:port gossip binds (port 0 picks one)
+	Join       []string     // gossip addresses of members to join
+	Key        []byte       // the pool key (at least MinKeyLen bytes)
+	Control    string       // ip:port of the control plane (port 0 picks one)
+	Replicas   int          // copies of each checkpoint on other members (0: none)
+	Profile    Profile      // gossip and failure-detection timings
+	Logger     *slog.Logger // where the member logs (nil: nowhere)
 
 	// HandshakeTimeout bounds a takeover's calls to other members, and how
 	// long a handed-over session's answer is kept for its successor.

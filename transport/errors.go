@@ -69,8 +69,8 @@ const (
 // context.DeadlineExceeded and context.Canceled for CodeDeadlineExceeded
 // and CodeCanceled).
 type RemoteError struct {
-	Code    string
-	Message string
+	Code    string // the handler's or the transport's code (Code*)
+	Message string // the error's text
 }
 
 // Error gives the code and message.
