@@ -75,12 +75,18 @@ type handoverResult struct {
 func (n *Runtime) callHandover(ctx context.Context, origin Member, req HandoverRequest) (handoverReply, error) {
 	p := &pendingHandover{ctx: ctx, req: req, done: make(chan handoverResult, 1)}
 	q, start := n.batches.add(origin.ControlAddr, p)
-	if start && !n.background(func() { n.sendHandovers(origin, q) }) {
-		// The node closes: this request goes alone.
-		n.batches.unstart(q)
-		var rep handoverReply
-		err := n.rpc.Call(ctx, origin.ControlAddr, KindHandover, req, &rep)
-		return rep, err
+	if start {
+		// This caller is the sender: it sends the first batch itself (its
+		// own request is in it unless a full batch waited before it), with
+		// no goroutine to start and hand the answer back across, for a live
+		// move waits on this call; requests still waiting after it go on in
+		// the background.
+		if batch := n.batches.next(q, maxHandoverBatch, math.MaxInt); batch != nil {
+			n.sendHandoverBatch(origin, batch)
+			if !n.background(func() { n.sendHandovers(origin, q) }) {
+				n.sendHandovers(origin, q) // the node closes: what waits goes now
+			}
+		}
 	}
 	select {
 	case r := <-p.done:

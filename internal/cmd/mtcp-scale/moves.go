@@ -22,7 +22,8 @@ const moveTimeout = 10 * time.Second
 // checkpoints after every write, while the client moves the session from
 // member to member; it measures how long the reader waits for data across
 // each move, and compares with the gaps between reads away from moves and
-// on a raw TCP echo stream.
+// on a raw TCP echo stream. The client end runs in this process, or in a
+// child process with -clients child.
 func runMoves(ctx context.Context, o *options) ([]*table, error) {
 	app := newEchoApp()
 	p, err := startPool(ctx, o, 3, nil, app.serve)
@@ -30,72 +31,44 @@ func runMoves(ctx context.Context, o *options) ([]*table, error) {
 		return nil, err
 	}
 	defer p.close()
-	c, _, err := dialCounted(ctx, p.members[0].Addr().String(), obeyPolicy{})
-	if err != nil {
+	args := MovesArgs{Addr: p.members[0].Addr().String(), Moves: o.moves, Gap: o.moveGap, Deadline: deadlineOf(ctx)}
+	where := "the client end in this process"
+	var r MovesReply
+	if o.clients == "child" {
+		// The client end apart from the servers: its goroutines do not
+		// wait behind theirs in one scheduler (the cores stay shared).
+		cl, err := startClients(ctx, true)
+		if err != nil {
+			return nil, err
+		}
+		defer cl.close()
+		where = "the client end in a child process"
+		if err := cl.call(ctx, "Moves", args, &r); err != nil {
+			return nil, err
+		}
+	} else if r, err = movesClient(ctx, args); err != nil {
 		return nil, err
 	}
-	defer c.Close()
-	for len(c.Members()) < 3 {
-		if err := sleepCtx(ctx, 5*time.Millisecond); err != nil {
-			return nil, fmt.Errorf("the client did not learn the pool: %w", err)
-		}
-	}
-	s := startEchoStream(c, 1, deadlineOf(ctx))
-	if err := sleepCtx(ctx, 300*time.Millisecond); err != nil {
-		return nil, err
-	}
-	type moveRec struct {
-		from, to time.Duration
-		err      error
-	}
-	var recs []moveRec
-	began := time.Now()
-	for i := 0; i < o.moves; i++ {
-		select {
-		case <-s.fail:
-		case <-ctx.Done():
-		case <-time.After(o.moveGap):
-		}
-		if ctx.Err() != nil || isClosed(s.fail) {
-			break
-		}
-		target := nextMember(p, c.MemberName())
-		from := time.Since(s.base)
-		mctx, cancel := context.WithTimeout(ctx, moveTimeout)
-		err := c.Migrate(mctx, target)
-		cancel()
-		recs = append(recs, moveRec{from, time.Since(s.base), err})
-		if ctx.Err() != nil {
-			break
-		}
-		// A failed move leaves the session reconnecting where it was: the
-		// next move waits for it to be attached again.
-		for wait := time.Now().Add(moveTimeout); err != nil && !c.Status().Attached && time.Now().Before(wait); {
-			time.Sleep(time.Millisecond)
-		}
-	}
-	runFor := time.Since(began)
-	wrote, serr := s.finish()
-	streamed := float64(wrote) / runFor.Seconds()
+	streamed := float64(r.Wrote) / r.RunFor.Seconds()
 
 	var stalls, calls []time.Duration
 	var windows [][2]time.Duration
 	failures := map[string]int{}
-	for _, r := range recs {
-		calls = append(calls, r.to-r.from)
-		windows = append(windows, [2]time.Duration{r.from, r.to})
-		if r.err != nil {
-			failures[r.err.Error()]++
+	for _, m := range r.Moves {
+		calls = append(calls, m.To-m.From)
+		windows = append(windows, [2]time.Duration{m.From, m.To})
+		if m.Err != "" {
+			failures[m.Err]++
 			continue
 		}
-		stalls = append(stalls, stallOver(s.times, r.from, r.to))
+		stalls = append(stalls, stallOver(r.Times, m.From, m.To))
 	}
-	between := gapsOutside(s.times, windows)
+	between := gapsOutside(r.Times, windows)
 
 	// The raw TCP reference: the same echo stream, no moves.
-	rawGaps, rawRate, rerr := rawEchoStream(ctx, min(runFor, 3*time.Second))
+	rawGaps, rawRate, rerr := rawEchoStream(ctx, min(r.RunFor, 3*time.Second))
 
-	t := &table{title: fmt.Sprintf("%d live moves in a 3-member pool while one echo stream flows", len(recs)),
+	t := &table{title: fmt.Sprintf("%d live moves in a 3-member pool while one echo stream flows", len(r.Moves)),
 		header: []string{"reader's wait for data", "mtcp, across a move", "mtcp, between moves", "raw TCP echo stream"}}
 	for _, q := range []struct {
 		name string
@@ -104,22 +77,25 @@ func runMoves(ctx context.Context, o *options) ([]*table, error) {
 		t.add(q.name, durOf(stalls, q.p), durOf(between, q.p), durOf(rawGaps, q.p))
 	}
 	t.add("stream rate", fmtMBs(streamed), "", fmtMBs(rawRate))
-	failed := len(recs) - len(stalls)
-	t.note("moves: %d attempted, %d failed; each a client Migrate to the next member, %v of streaming apart (after a failed one, once the session is attached again)", len(recs), failed, o.moveGap)
+	failed := len(r.Moves) - len(stalls)
+	t.note("moves: %d attempted, %d failed; each a client Migrate to the next member, %v of streaming apart (after a failed one, once the session is attached again)", len(r.Moves), failed, o.moveGap)
 	for _, e := range topErrors(failures, 5) {
 		t.note("failed move: %s", e)
 	}
 	t.note("Migrate call: p50 %s, p99 %s, max %s", durOf(calls, 50), durOf(calls, 99), durOf(calls, 100))
 	t.note("across a move: the longest gap between two reads of the echo that overlaps the Migrate call; between moves: every gap that overlaps none")
-	t.note("the server application echoes, checkpointing (bytes consumed, SHA-256 state) after every write; the stream carries 64 KiB writes; the client's policy moves only when asked")
+	t.note("the server application echoes, checkpointing (bytes consumed, SHA-256 state) after every write; the stream carries 64 KiB writes; the client's policy moves only when asked; %s (-clients child puts it in a child process)", where)
 	p.noteStuck(t)
 	var errs []error
-	if serr != nil {
-		errs = append(errs, serr)
-	} else if d := app.digest(c.SessionID()); !bytes.Equal(d, s.chk.sent.Sum(nil)) {
+	switch {
+	case r.Integrity:
+		errs = append(errs, fmt.Errorf("%w: %s", errIntegrity, r.StreamErr))
+	case r.StreamErr != "":
+		errs = append(errs, errors.New(r.StreamErr))
+	case !bytes.Equal(app.digest(r.Session), r.Sent):
 		errs = append(errs, fmt.Errorf("%w: the application's digest of its input differs from the client's", errIntegrity))
-	} else {
-		t.note("verified: %d bytes each way; the SHA-256 of the input, of the echo and the application's own agree", wrote)
+	default:
+		t.note("verified: %d bytes each way; the SHA-256 of the input, of the echo and the application's own agree", r.Wrote)
 	}
 	if n, errs := app.errors(); n > 0 {
 		t.note("server application errors: %d, commonest: %s", n, errs)
@@ -137,16 +113,6 @@ func isClosed(ch <-chan struct{}) bool {
 	default:
 		return false
 	}
-}
-
-// nextMember returns the client address of the member after name.
-func nextMember(p *testPool, name string) string {
-	for i, ln := range p.members {
-		if ln.NodeName() == name {
-			return p.members[(i+1)%len(p.members)].Addr().String()
-		}
-	}
-	return p.members[0].Addr().String()
 }
 
 // rawEchoStream runs the echo stream over raw TCP for d and returns the
