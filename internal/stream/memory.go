@@ -1,7 +1,6 @@
 package stream
 
 import (
-	"errors"
 	"sync"
 )
 
@@ -26,8 +25,3 @@ type Memory interface {
 	// Give returns n bytes taken before.
 	Give(n int)
 }
-
-// ErrNoMemory is returned by Write when it took less than it could have
-// because the Memory budget is spent: the caller waits for memory to be
-// given back.
-var ErrNoMemory = errors.New("stream: memory budget spent")

@@ -6,24 +6,10 @@
 package stream
 
 import (
-	"errors"
 	"fmt"
 	"io"
 
 	"github.com/migratory/mtcp/internal/wire"
-)
-
-// Errors returned by a Stream. Each is fatal for the session.
-var (
-	// ErrProtocol means the peer broke the protocol's arithmetic.
-	ErrProtocol = errors.New("protocol violation")
-	// ErrNotRetained means the peer needs bytes that were already freed.
-	ErrNotRetained = errors.New("resume position not retained")
-	// ErrWriteAfterEnd means Write was called after CloseWrite or Close.
-	ErrWriteAfterEnd = errors.New("write after end of stream")
-	// ErrDiverged means output regenerated after a restore differs from
-	// what the peer received: other bytes, or an end at another position.
-	ErrDiverged = errors.New("regenerated output differs from what the peer received")
 )
 
 // End says how a direction of the stream ended.
@@ -340,11 +326,11 @@ func (s *Stream) SetRelease(pos uint64) error {
 	return nil
 }
 
-// Release is the position before which the peer may free its output.
 // PeerLimit is the output position the peer accepts bytes before: output
 // beyond it waits until the peer's application reads.
 func (s *Stream) PeerLimit() uint64 { return s.peerLimit }
 
+// Release is the position before which the peer may free its output.
 func (s *Stream) Release() uint64 { return s.release }
 
 func (s *Stream) limit() uint64 { return s.in.start + uint64(s.cfg.Window) }
