@@ -46,6 +46,15 @@ func (ln *Listener) Members() []Member {
 	return out
 }
 
+// poolMembers are members as the pool's functions judge them.
+func poolMembers(members []Member) []pool.Member {
+	out := make([]pool.Member, len(members))
+	for i, m := range members {
+		out[i] = pool.Member{Name: m.Name, ClientAddr: m.Addr, Sessions: m.Sessions, BytesPerSec: m.BytesPerSec, Draining: m.Draining}
+	}
+	return out
+}
+
 // NodeName returns the listener's name in its pool ("" when standalone).
 func (ln *Listener) NodeName() string {
 	if ln.member == nil {

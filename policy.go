@@ -87,10 +87,6 @@ type DefaultPolicy struct {
 	random func() float64 // a uniform draw in [0, 1) (nil: randomFloat)
 }
 
-// minPolicyPace bounds how slow a member is judged: sessions that went
-// nearly still count its pace as this (pool.Loads does alike).
-const minPolicyPace = 0.05
-
 // MoveRequested obeys the server.
 func (p *DefaultPolicy) MoveRequested(addr string, _ MoveReason) string { return addr }
 
@@ -152,7 +148,7 @@ func (p *DefaultPolicy) Check(s PolicyStats) string {
 	if (run-from)%(2*drop) != 0 {
 		return ""
 	}
-	pace := min(max(mean/s.Baseline, minPolicyPace), 1)
+	pace := min(max(mean/s.Baseline, pool.MinPace), 1)
 	share, level := sharesByPace(s.Members, s.Current.Name, pace)
 	held := float64(s.Current.Sessions)
 	if held <= share*(1+slack) {
@@ -165,29 +161,24 @@ func (p *DefaultPolicy) Check(s PolicyStats) string {
 	}
 	// Only to members lighter than this one by more than the slack, their
 	// loads weighed by how each serves as their published rates show
-	// (pool.Loads): a pace that drops for all (a loaded client, a loaded
-	// pool) must not send sessions back and forth between members alike,
-	// while a member that the others' rates show slow sheds to members
-	// that hold more sessions but serve them well. The current member
-	// stays in the list, not to be chosen (except) but to count its
-	// sessions among those that may come: the spare capacity of each is
-	// what it lacks of the level they bring the others to.
+	// (pool.Paces, judged among all the members): a pace that drops for
+	// all (a loaded client, a loaded pool) must not send sessions back and
+	// forth between members alike, while a member that the others' rates
+	// show slow sheds to members that hold more sessions but serve them
+	// well. Where among them is weighed by spare capacity (pool.Choose).
 	all := poolMembers(s.Members)
-	loads, paces := pool.Loads(all), pool.Paces(all)
+	paces := pool.Paces(all) // judged among all the members, once
 	heldLoad := held
-	for i, m := range s.Members {
-		if m.Name == s.Current.Name {
-			heldLoad = held / paces[i]
-		}
+	if i := slices.IndexFunc(s.Members, func(m Member) bool { return m.Name == s.Current.Name }); i >= 0 {
+		heldLoad = held / paces[i]
 	}
-	lighter := []Member{s.Current}
-	for i, m := range s.Members {
-		if m.Name != s.Current.Name && !m.Draining && float64(m.Sessions) < level && loads[i]*(1+slack) < heldLoad {
-			lighter = append(lighter, m)
-		}
+	lighter := func(i int) bool {
+		m := s.Members[i]
+		return m.Name != s.Current.Name && !m.Draining && float64(m.Sessions) < level &&
+			float64(m.Sessions)/paces[i]*(1+slack) < heldLoad
 	}
-	if m, ok := chooseMember(lighter, s.Current.Name, random); ok {
-		return m.Addr
+	if i := pool.Choose(all, paces, lighter, random); i >= 0 {
+		return s.Members[i].Addr
 	}
 	return ""
 }
@@ -230,7 +221,7 @@ func slowRun(recent []float64, baseline, ratio float64, drop int) (int, float64)
 // ones take none). The others' published paces do not count here: a
 // member that just took many sessions shows a low rate per session until
 // they stream again, and counting it slow would keep sessions on the slow
-// member; where the sessions go weighs them (chooseMember).
+// member; where the sessions go weighs them (pool.Choose).
 func sharesByPace(members []Member, current string, pace float64) (share, level float64) {
 	total, capacity := 0.0, pace
 	for _, m := range members {
@@ -242,19 +233,9 @@ func sharesByPace(members []Member, current string, pace float64) (share, level 
 	return total * pace / capacity, total / capacity
 }
 
-func poolMembers(members []Member) []pool.Member {
-	out := make([]pool.Member, len(members))
-	for i, m := range members {
-		out[i] = pool.Member{Name: m.Name, ClientAddr: m.Addr, Sessions: m.Sessions, BytesPerSec: m.BytesPerSec, Draining: m.Draining}
-	}
-	return out
-}
-
 // ChooseMember chooses a member to move a session to among members, other
 // than the one called except and those draining: at random, weighted by
-// spare capacity (the sessions of a member whose published rate per
-// session is a quarter of the pool's or less weighed by it, pool.ChoicePaces),
-// so that many clients choosing from the
+// spare capacity (pool.Choose), so that many clients choosing from the
 // same view at once spread over the members in proportion to what each
 // lacks of its share instead of all choosing the least loaded one, and
 // few choose a member that serves its sessions slowly. It reports false
@@ -268,38 +249,14 @@ func randomFloat() float64 { return rand.Float64() }
 
 // chooseMember is ChooseMember with its source of randomness.
 func chooseMember(members []Member, except string, random func() float64) (Member, bool) {
-	paces := pool.ChoicePaces(poolMembers(members))
-	var c []Member
-	var cl, cp []float64
-	total := 0.0
-	for i, m := range members {
-		total += float64(m.Sessions)
-		if m.Name == except || m.Draining {
-			continue
-		}
-		c = append(c, m)
-		cl = append(cl, float64(m.Sessions)/paces[i])
-		cp = append(cp, paces[i])
-	}
-	if len(c) == 0 {
+	all := poolMembers(members)
+	i := pool.Choose(all, pool.Paces(all), func(i int) bool {
+		return members[i].Name != except && !members[i].Draining
+	}, random)
+	if i < 0 {
 		return Member{}, false
 	}
-	// As many sessions as the pool holds per candidate may come (the
-	// sessions of a member that all its clients leave): each candidate's
-	// spare capacity is what it lacks of the level that brings them to.
-	w := pool.SpareWeights(cl, cp, max(1, total/float64(len(c))))
-	sum := 0.0
-	for i := range w {
-		sum += w[i]
-	}
-	x := random() * sum
-	for i := range w {
-		if x < w[i] {
-			return c[i], true
-		}
-		x -= w[i]
-	}
-	return c[len(c)-1], true
+	return members[i], true
 }
 
 func (d *Dialer) policy() MovePolicy {
