@@ -52,9 +52,9 @@ const RecentChecks = 16
 // for the pace it serves them at.
 //
 // The pace is the session's own: its rate over the checks it has been
-// slow, against its baseline. A member that serves its sessions at a tenth
-// of their pace has a tenth of the share of a member that serves them at
-// full pace (the others are taken to serve at full pace: their clients
+// slow, against its rate over the busy checks before them. A member that
+// serves its sessions at a tenth of their pace has a tenth of the share of
+// a member that serves them at full pace (the others are taken to serve at full pace: their clients
 // judge them). Its clients, judging alike from the same view at once, each
 // move with the probability that moves the member's excess in all, and
 // judge again only 2×DropFor checks later, when the view shows the moves:
@@ -132,6 +132,7 @@ func (p *DefaultPolicy) Check(s PolicyStats) string {
 	if run < drop {
 		return ""
 	}
+	busy := busyRate(s.Recent[:len(s.Recent)-run], s.Baseline, drop)
 	// Judged at the first check that finds it slow, and every 2×drop
 	// checks after: the moves of the others judging alike, spread over a
 	// check and taking a while each, show in the view meanwhile.
@@ -148,7 +149,7 @@ func (p *DefaultPolicy) Check(s PolicyStats) string {
 	if (run-from)%(2*drop) != 0 {
 		return ""
 	}
-	pace := min(max(mean/s.Baseline, pool.MinPace), 1)
+	pace := min(max(mean/busy, pool.MinPace), 1)
 	share, level := sharesByPace(s.Members, s.Current.Name, pace)
 	held := float64(s.Current.Sessions)
 	if held <= share*(1+slack) {
@@ -184,13 +185,15 @@ func (p *DefaultPolicy) Check(s PolicyStats) string {
 }
 
 // slowRun returns how many of the latest rates in recent were in a row
-// under baseline by more than halfway to ratio times it, and the mean of
-// them but the oldest (which straddles the change), if that mean is under
-// ratio times the baseline: the session is slow over them. A slow pace
-// shows as a write now and then between checks with none, so each check
-// is not judged alone. It returns 0 unless some of them had traffic and
-// the last 2×drop had some: a session with no traffic is quiet, not slow
-// (the stall rule covers written bytes that do not get through).
+// under baseline by more than halfway to ratio times it, and their mean,
+// if that mean is under ratio times the baseline: the session is slow over
+// them. The oldest of them straddles the change, and its rate counts only
+// if it is no more than the mean of the others (it was slow throughout).
+// A slow pace shows as a write now and then between checks with none, so
+// each check is not judged alone. It returns 0 unless some of them but the
+// oldest had traffic and the last 2×drop had some: a session with no
+// traffic is quiet, not slow (the stall rule covers written bytes that do
+// not get through).
 func slowRun(recent []float64, baseline, ratio float64, drop int) (int, float64) {
 	if baseline <= 0 {
 		return 0, 0
@@ -211,7 +214,31 @@ func slowRun(recent []float64, baseline, ratio float64, drop int) (int, float64)
 	if sum <= 0 || quiet >= 2*drop || sum/float64(k-1) >= ratio*baseline {
 		return 0, 0
 	}
+	if oldest <= sum/float64(k-1) {
+		return k, (sum + oldest) / float64(k) // slow throughout
+	}
 	return k, sum / float64(k-1)
+}
+
+// busyRate returns the rate a session's pace over its latest slow checks
+// is judged against: the mean of the latest busy checks (at least half the
+// baseline) before them, up to 2×drop of them, if there are at least drop;
+// else the baseline. The baseline, a moving average taken as the checks
+// come, has often taken in the check that straddles the drop (the oldest
+// of the slow ones, at about half the busy rate), which lowers it by about
+// a tenth: the pace would be judged a tenth faster than it is.
+func busyRate(before []float64, baseline float64, drop int) float64 {
+	sum, n := 0.0, 0
+	for i := len(before) - 1; i >= 0 && n < 2*drop; i-- {
+		if before[i] >= baseline/2 {
+			sum += before[i]
+			n++
+		}
+	}
+	if n < drop {
+		return baseline
+	}
+	return sum / float64(n)
 }
 
 // sharesByPace returns the sessions of members the member called current
@@ -287,6 +314,18 @@ func (ps *policyState) attached() {
 	ps.recent, ps.checks = ps.recent[:0], 0
 }
 
+// observe takes in a check's rate: into the baseline if the check was
+// busy, and among the recent rates.
+func (ps *policyState) observe(rate float64) {
+	if rate > 0 && (ps.baseline == 0 || rate >= ps.policyBusy()) {
+		ps.baseline = 0.8*ps.baseline + 0.2*rate
+		if ps.baseline < rate/5 {
+			ps.baseline = rate // first busy second
+		}
+	}
+	ps.note(rate)
+}
+
 // note adds a check's rate to the recent ones.
 func (ps *policyState) note(rate float64) {
 	if len(ps.recent) == RecentChecks {
@@ -325,12 +364,6 @@ func (c *Conn) policyCheck() {
 	now := time.Now()
 	rate := float64(ps.bytes-ps.lastBytes) / policyInterval.Seconds()
 	ps.lastBytes = ps.bytes
-	if rate > 0 && (ps.baseline == 0 || rate >= ps.policyBusy()) {
-		ps.baseline = 0.8*ps.baseline + 0.2*rate
-		if ps.baseline < rate/5 {
-			ps.baseline = rate // first busy second
-		}
-	}
 	released, _ := c.st.Retained()
 	stalled := time.Duration(0)
 	if released != ps.lastRelease || c.st.Sent() == released {
@@ -338,7 +371,7 @@ func (c *Conn) policyCheck() {
 	} else {
 		stalled = now.Sub(ps.progressAt)
 	}
-	ps.note(rate)
+	ps.observe(rate)
 	server, _ := cs.memberLocked(cs.member)
 	stats := PolicyStats{
 		Current: server, Members: append([]Member(nil), cs.members...),
