@@ -19,9 +19,12 @@ type MovePolicy interface {
 	// the member at addr; it returns the address to move to ("" to stay).
 	MoveRequested(addr string, reason MoveReason) string
 	// Check is called about once a second while the session is attached to
-	// a pool member; it returns the address of a member to move to, or "".
-	// The session moves at a moment drawn within the next second: the
-	// clients of a member, judging alike at once, do not all move at once.
+	// a pool member, but not while it is idle (no traffic and nothing
+	// outstanding over the last IdleChecks checks); it returns the address
+	// of a member to move to, or "". The session moves at a moment drawn
+	// within the next second: the clients of a member, judging alike at
+	// once, do not all move at once. The checks of all sessions run on
+	// one goroutine: Check must not block.
 	Check(s PolicyStats) string
 }
 
@@ -44,6 +47,12 @@ type PolicyStats struct {
 
 // RecentChecks is how many of a session's latest rates PolicyStats.Recent holds.
 const RecentChecks = 16
+
+// IdleChecks is how many checks in a row with no traffic and nothing
+// outstanding make a session idle: its policy is not asked again until
+// traffic comes or output waits (DefaultPolicy judges such a session
+// quiet, not slow, after 2×DropFor of them).
+const IdleChecks = 8
 
 // DefaultPolicy is the migration policy of a Dialer without one, after
 // M-TCP: obey the server's requests, and move when the server stalls or
@@ -296,12 +305,12 @@ func (d *Dialer) policy() MovePolicy {
 // policyState tracks a client session's figures for its policy.
 type policyState struct {
 	policy      MovePolicy
-	timer       *time.Timer
-	bytes       uint64    // bytes received and acknowledged, all time
-	lastBytes   uint64    // at the previous check
-	baseline    float64   // moving average of busy rates
-	lastRelease uint64    // output release at the previous progress
-	progressAt  time.Time // when output last made progress
+	check       *timerEntry // the next check, on policyTimers
+	bytes       uint64      // bytes received and acknowledged, all time
+	lastBytes   uint64      // at the previous check
+	baseline    float64     // moving average of busy rates
+	lastRelease uint64      // output release at the previous progress
+	progressAt  time.Time   // when output last made progress
 	attachedAt  time.Time
 	recent      []float64 // the latest rates, oldest first (PolicyStats.Recent)
 	checks      int       // checks since attached or asked to move (PolicyStats.Checks)
@@ -335,7 +344,26 @@ func (ps *policyState) note(rate float64) {
 	ps.checks++
 }
 
+// idle reports whether the latest IdleChecks rates are all 0.
+func (ps *policyState) idle() bool {
+	if len(ps.recent) < IdleChecks {
+		return false
+	}
+	for _, r := range ps.recent[len(ps.recent)-IdleChecks:] {
+		if r > 0 {
+			return false
+		}
+	}
+	return true
+}
+
 const policyInterval = time.Second
+
+// policyTimers runs the policy checks of client sessions: one timer and one
+// goroutine for them all, not a timer each that starts a goroutine every
+// second. One set serves the process, since a Dialer is a plain value that
+// may be copied.
+var policyTimers = newTimerSet()
 
 // startPolicyLocked arms the policy checks of a client in a pool.
 func (c *Conn) startPolicyLocked() {
@@ -344,7 +372,8 @@ func (c *Conn) startPolicyLocked() {
 		return
 	}
 	cs.ps = &policyState{policy: cs.d.policy(), progressAt: time.Now(), attachedAt: time.Now()}
-	cs.ps.timer = time.AfterFunc(policyInterval, c.policyCheck)
+	cs.ps.check = policyTimers.entry(c.policyCheck)
+	cs.ps.check.schedule(policyInterval)
 }
 
 // policyCheck runs the policy once and re-arms.
@@ -356,7 +385,7 @@ func (c *Conn) policyCheck() {
 		c.mu.Unlock()
 		return
 	}
-	defer ps.timer.Reset(policyInterval)
+	defer ps.check.schedule(policyInterval)
 	if c.link == nil || cs.moving != nil || ps.moveSoon {
 		c.mu.Unlock()
 		return
@@ -372,6 +401,10 @@ func (c *Conn) policyCheck() {
 		stalled = now.Sub(ps.progressAt)
 	}
 	ps.observe(rate)
+	if rate == 0 && c.st.Sent() == released && ps.idle() {
+		c.mu.Unlock()
+		return // nothing for the policy to judge
+	}
 	server, _ := cs.memberLocked(cs.member)
 	stats := PolicyStats{
 		Current: server, Members: append([]Member(nil), cs.members...),

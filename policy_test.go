@@ -334,3 +334,31 @@ func TestSlowRunJudgesThePace(t *testing.T) {
 		t.Errorf("busyRate over two busy checks = %v, want the baseline, 900", got)
 	}
 }
+
+// TestPolicyStateIdle: a session is idle after IdleChecks checks in a row
+// with no traffic (its policy is then not asked); one check with traffic
+// ends it.
+func TestPolicyStateIdle(t *testing.T) {
+	ps := &policyState{}
+	ps.observe(4096)
+	for i := 1; i <= IdleChecks; i++ {
+		if ps.idle() {
+			t.Fatalf("idle after %d quiet checks, want after %d", i-1, IdleChecks)
+		}
+		ps.observe(0)
+	}
+	if !ps.idle() {
+		t.Fatalf("not idle after %d quiet checks", IdleChecks)
+	}
+	ps.observe(1)
+	if ps.idle() {
+		t.Fatal("still idle after a check with traffic")
+	}
+	ps.attached()
+	for range IdleChecks - 1 {
+		ps.observe(0)
+	}
+	if ps.idle() {
+		t.Fatal("idle after fewer quiet checks than IdleChecks since attached")
+	}
+}
