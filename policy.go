@@ -308,6 +308,7 @@ type policyState struct {
 	check       *timerEntry // the next check, on policyTimers
 	bytes       uint64      // bytes received and acknowledged, all time
 	lastBytes   uint64      // at the previous check
+	lastAt      time.Time   // when the previous check counted bytes
 	baseline    float64     // moving average of busy rates
 	lastRelease uint64      // output release at the previous progress
 	progressAt  time.Time   // when output last made progress
@@ -371,7 +372,8 @@ func (c *Conn) startPolicyLocked() {
 	if cs == nil || !cs.pool || cs.ps != nil {
 		return
 	}
-	cs.ps = &policyState{policy: cs.d.policy(), progressAt: time.Now(), attachedAt: time.Now()}
+	now := time.Now()
+	cs.ps = &policyState{policy: cs.d.policy(), progressAt: now, attachedAt: now, lastAt: now}
 	cs.ps.check = policyTimers.entry(c.policyCheck)
 	cs.ps.check.schedule(policyInterval)
 }
@@ -391,8 +393,10 @@ func (c *Conn) policyCheck() {
 		return
 	}
 	now := time.Now()
-	rate := float64(ps.bytes-ps.lastBytes) / policyInterval.Seconds()
-	ps.lastBytes = ps.bytes
+	// Over the time since the bytes were last counted: a check can come
+	// late, or not count (while the session moves).
+	rate := float64(ps.bytes-ps.lastBytes) / max(now.Sub(ps.lastAt), policyInterval/2).Seconds()
+	ps.lastBytes, ps.lastAt = ps.bytes, now
 	released, _ := c.st.Retained()
 	stalled := time.Duration(0)
 	if released != ps.lastRelease || c.st.Sent() == released {
