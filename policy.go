@@ -32,7 +32,7 @@ type MovePolicy interface {
 type PolicyStats struct {
 	Current  Member        // the member serving the session
 	Members  []Member      // the pool as last told
-	Rate     float64       // bytes per second through the session in the last second (both ways)
+	Rate     float64       // bytes per second through the session since the last check (both ways)
 	Baseline float64       // the session's recent rate while it was busy (moving average)
 	Stalled  time.Duration // how long written bytes have waited for the server with no progress
 	Attached time.Duration // how long the session has been on this server
@@ -63,13 +63,13 @@ const IdleChecks = 8
 // The pace is the session's own: its rate over the checks it has been
 // slow, against its rate over the busy checks before them. A member that
 // serves its sessions at a tenth of their pace has a tenth of the share of
-// a member that serves them at full pace (the others are taken to serve at full pace: their clients
-// judge them). Its clients, judging alike from the same view at once, each
-// move with the probability that moves the member's excess in all, and
-// judge again only 2×DropFor checks later, when the view shows the moves:
-// the member keeps about its share rather than losing all its sessions.
-// Each moves to another member chosen at random, weighted by its spare
-// capacity (ChooseMember), among those that hold fewer sessions than it
+// a member that serves them at full pace (the others are taken to serve at
+// full pace: their clients judge them). Its clients, judging alike from
+// the same view at once, each move with the probability that moves the
+// member's excess in all, and judge again only 2×DropFor checks later,
+// when the view shows the moves: the member keeps about its share rather
+// than losing all its sessions. Each moves to another member chosen at
+// random, weighted by its spare capacity (pool.Choose), among those that hold fewer sessions than it
 // (by more than Slack, their sessions weighed by how they serve as their
 // published rates show) and than a member at full pace should: the
 // sessions spread over the pool instead of all moving to the least loaded
