@@ -286,7 +286,7 @@ func (c *Conn) terminateLocked(err error) {
 		c.server.forgetEnded(c)
 	}
 	if c.client != nil && c.client.ps != nil {
-		c.client.ps.timer.Stop()
+		c.client.ps.check.stop()
 	}
 	close(c.endedCh)
 	signal(c.readable)

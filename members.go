@@ -41,7 +41,22 @@ func (ln *Listener) Members() []Member {
 	list := ln.member.Membership().Members()
 	out := make([]Member, 0, len(list))
 	for _, m := range list {
-		out = append(out, Member{Name: m.Name, Addr: m.ClientAddr, Sessions: m.Sessions, BytesPerSec: m.BytesPerSec, Draining: m.Draining})
+		out = append(out, memberOf(m, m.Name == ln.member.Name() && ln.cfg.Balance != nil))
+	}
+	return out
+}
+
+// memberOf is the pool's member m as clients see it; balancing says
+// whether it balances (a member knows that of itself only).
+func memberOf(m pool.Member, balancing bool) Member {
+	return Member{Name: m.Name, Addr: m.ClientAddr, Sessions: m.Sessions, BytesPerSec: m.BytesPerSec, Draining: m.Draining, Balancing: balancing}
+}
+
+// poolMembers are members as the pool's functions judge them.
+func poolMembers(members []Member) []pool.Member {
+	out := make([]pool.Member, len(members))
+	for i, m := range members {
+		out[i] = pool.Member{Name: m.Name, ClientAddr: m.Addr, Sessions: m.Sessions, BytesPerSec: m.BytesPerSec, Draining: m.Draining}
 	}
 	return out
 }

@@ -81,7 +81,7 @@ func TestMembersCarryRates(t *testing.T) {
 
 // TestMembersShowBalancing: a member that balances says so of itself in
 // the member list its clients get (its clients then leave moves for load
-// to it), and of no other member.
+// to it), and of no other member; so does its Listener.Members.
 func TestMembersShowBalancing(t *testing.T) {
 	tp := startPool(t, 2, func(c *Config) { c.Balance = &Balance{Interval: time.Hour} })
 	defer tp.close()
@@ -95,4 +95,11 @@ func TestMembersShowBalancing(t *testing.T) {
 		}
 		return len(got) == 2 && got["m1"] && !got["m0"]
 	}, 20*time.Second, 50*time.Millisecond, "m1 shows itself balancing, and m0 not")
+	for _, self := range []string{"m0", "m1"} {
+		got := map[string]bool{}
+		for _, m := range tp.member(self).Members() {
+			got[m.Name] = m.Balancing
+		}
+		require.Equal(t, map[string]bool{"m0": self == "m0", "m1": self == "m1"}, got, "%s's Members", self)
+	}
 }

@@ -19,9 +19,12 @@ type MovePolicy interface {
 	// the member at addr; it returns the address to move to ("" to stay).
 	MoveRequested(addr string, reason MoveReason) string
 	// Check is called about once a second while the session is attached to
-	// a pool member; it returns the address of a member to move to, or "".
-	// The session moves at a moment drawn within the next second: the
-	// clients of a member, judging alike at once, do not all move at once.
+	// a pool member, but not while it is idle (no traffic and nothing
+	// outstanding over the last IdleChecks checks); it returns the address
+	// of a member to move to, or "". The session moves at a moment drawn
+	// within the next second: the clients of a member, judging alike at
+	// once, do not all move at once. The checks of all sessions run on
+	// one goroutine: Check must not block.
 	Check(s PolicyStats) string
 }
 
@@ -29,7 +32,7 @@ type MovePolicy interface {
 type PolicyStats struct {
 	Current  Member        // the member serving the session
 	Members  []Member      // the pool as last told
-	Rate     float64       // bytes per second through the session in the last second (both ways)
+	Rate     float64       // bytes per second through the session since the last check (both ways)
 	Baseline float64       // the session's recent rate while it was busy (moving average)
 	Stalled  time.Duration // how long written bytes have waited for the server with no progress
 	Attached time.Duration // how long the session has been on this server
@@ -45,6 +48,12 @@ type PolicyStats struct {
 // RecentChecks is how many of a session's latest rates PolicyStats.Recent holds.
 const RecentChecks = 16
 
+// IdleChecks is how many checks in a row with no traffic and nothing
+// outstanding make a session idle: its policy is not asked again until
+// traffic comes or output waits (DefaultPolicy judges such a session
+// quiet, not slow, after 2×DropFor of them).
+const IdleChecks = 8
+
 // DefaultPolicy is the migration policy of a Dialer without one, after
 // M-TCP: obey the server's requests, and move when the server stalls or
 // when the session's traffic, while it flows, stays well below its recent
@@ -52,15 +61,15 @@ const RecentChecks = 16
 // for the pace it serves them at.
 //
 // The pace is the session's own: its rate over the checks it has been
-// slow, against its baseline. A member that serves its sessions at a tenth
-// of their pace has a tenth of the share of a member that serves them at
-// full pace (the others are taken to serve at full pace: their clients
-// judge them). Its clients, judging alike from the same view at once, each
-// move with the probability that moves the member's excess in all, and
-// judge again only 2×DropFor checks later, when the view shows the moves:
-// the member keeps about its share rather than losing all its sessions.
-// Each moves to another member chosen at random, weighted by its spare
-// capacity (ChooseMember), among those that hold fewer sessions than it
+// slow, against its rate over the busy checks before them. A member that
+// serves its sessions at a tenth of their pace has a tenth of the share of
+// a member that serves them at full pace (the others are taken to serve at
+// full pace: their clients judge them). Its clients, judging alike from
+// the same view at once, each move with the probability that moves the
+// member's excess in all, and judge again only 2×DropFor checks later,
+// when the view shows the moves: the member keeps about its share rather
+// than losing all its sessions. Each moves to another member chosen at
+// random, weighted by its spare capacity (pool.Choose), among those that hold fewer sessions than it
 // (by more than Slack, their sessions weighed by how they serve as their
 // published rates show) and than a member at full pace should: the
 // sessions spread over the pool instead of all moving to the least loaded
@@ -86,10 +95,6 @@ type DefaultPolicy struct {
 
 	random func() float64 // a uniform draw in [0, 1) (nil: randomFloat)
 }
-
-// minPolicyPace bounds how slow a member is judged: sessions that went
-// nearly still count its pace as this (pool.Loads does alike).
-const minPolicyPace = 0.05
 
 // MoveRequested obeys the server.
 func (p *DefaultPolicy) MoveRequested(addr string, _ MoveReason) string { return addr }
@@ -136,6 +141,7 @@ func (p *DefaultPolicy) Check(s PolicyStats) string {
 	if run < drop {
 		return ""
 	}
+	busy := busyRate(s.Recent[:len(s.Recent)-run], s.Baseline, drop)
 	// Judged at the first check that finds it slow, and every 2×drop
 	// checks after: the moves of the others judging alike, spread over a
 	// check and taking a while each, show in the view meanwhile.
@@ -152,7 +158,7 @@ func (p *DefaultPolicy) Check(s PolicyStats) string {
 	if (run-from)%(2*drop) != 0 {
 		return ""
 	}
-	pace := min(max(mean/s.Baseline, minPolicyPace), 1)
+	pace := min(max(mean/busy, pool.MinPace), 1)
 	share, level := sharesByPace(s.Members, s.Current.Name, pace)
 	held := float64(s.Current.Sessions)
 	if held <= share*(1+slack) {
@@ -165,41 +171,38 @@ func (p *DefaultPolicy) Check(s PolicyStats) string {
 	}
 	// Only to members lighter than this one by more than the slack, their
 	// loads weighed by how each serves as their published rates show
-	// (pool.Loads): a pace that drops for all (a loaded client, a loaded
-	// pool) must not send sessions back and forth between members alike,
-	// while a member that the others' rates show slow sheds to members
-	// that hold more sessions but serve them well. The current member
-	// stays in the list, not to be chosen (except) but to count its
-	// sessions among those that may come: the spare capacity of each is
-	// what it lacks of the level they bring the others to.
+	// (pool.Paces, judged among all the members): a pace that drops for
+	// all (a loaded client, a loaded pool) must not send sessions back and
+	// forth between members alike, while a member that the others' rates
+	// show slow sheds to members that hold more sessions but serve them
+	// well. Where among them is weighed by spare capacity (pool.Choose).
 	all := poolMembers(s.Members)
-	loads, paces := pool.Loads(all), pool.Paces(all)
+	paces := pool.Paces(all) // judged among all the members, once
 	heldLoad := held
-	for i, m := range s.Members {
-		if m.Name == s.Current.Name {
-			heldLoad = held / paces[i]
-		}
+	if i := slices.IndexFunc(s.Members, func(m Member) bool { return m.Name == s.Current.Name }); i >= 0 {
+		heldLoad = held / paces[i]
 	}
-	lighter := []Member{s.Current}
-	for i, m := range s.Members {
-		if m.Name != s.Current.Name && !m.Draining && float64(m.Sessions) < level && loads[i]*(1+slack) < heldLoad {
-			lighter = append(lighter, m)
-		}
+	lighter := func(i int) bool {
+		m := s.Members[i]
+		return m.Name != s.Current.Name && !m.Draining && float64(m.Sessions) < level &&
+			float64(m.Sessions)/paces[i]*(1+slack) < heldLoad
 	}
-	if m, ok := chooseMember(lighter, s.Current.Name, random); ok {
-		return m.Addr
+	if i := pool.Choose(all, paces, lighter, random); i >= 0 {
+		return s.Members[i].Addr
 	}
 	return ""
 }
 
 // slowRun returns how many of the latest rates in recent were in a row
-// under baseline by more than halfway to ratio times it, and the mean of
-// them but the oldest (which straddles the change), if that mean is under
-// ratio times the baseline: the session is slow over them. A slow pace
-// shows as a write now and then between checks with none, so each check
-// is not judged alone. It returns 0 unless some of them had traffic and
-// the last 2×drop had some: a session with no traffic is quiet, not slow
-// (the stall rule covers written bytes that do not get through).
+// under baseline by more than halfway to ratio times it, and their mean,
+// if that mean is under ratio times the baseline: the session is slow over
+// them. The oldest of them straddles the change, and its rate counts only
+// if it is no more than the mean of the others (it was slow throughout).
+// A slow pace shows as a write now and then between checks with none, so
+// each check is not judged alone. It returns 0 unless some of them but the
+// oldest had traffic and the last 2×drop had some: a session with no
+// traffic is quiet, not slow (the stall rule covers written bytes that do
+// not get through).
 func slowRun(recent []float64, baseline, ratio float64, drop int) (int, float64) {
 	if baseline <= 0 {
 		return 0, 0
@@ -220,7 +223,31 @@ func slowRun(recent []float64, baseline, ratio float64, drop int) (int, float64)
 	if sum <= 0 || quiet >= 2*drop || sum/float64(k-1) >= ratio*baseline {
 		return 0, 0
 	}
+	if oldest <= sum/float64(k-1) {
+		return k, (sum + oldest) / float64(k) // slow throughout
+	}
 	return k, sum / float64(k-1)
+}
+
+// busyRate returns the rate a session's pace over its latest slow checks
+// is judged against: the mean of the latest busy checks (at least half the
+// baseline) before them, up to 2×drop of them, if there are at least drop;
+// else the baseline. The baseline, a moving average taken as the checks
+// come, has often taken in the check that straddles the drop (the oldest
+// of the slow ones, at about half the busy rate), which lowers it by about
+// a tenth: the pace would be judged a tenth faster than it is.
+func busyRate(before []float64, baseline float64, drop int) float64 {
+	sum, n := 0.0, 0
+	for i := len(before) - 1; i >= 0 && n < 2*drop; i-- {
+		if before[i] >= baseline/2 {
+			sum += before[i]
+			n++
+		}
+	}
+	if n < drop {
+		return baseline
+	}
+	return sum / float64(n)
 }
 
 // sharesByPace returns the sessions of members the member called current
@@ -230,7 +257,7 @@ func slowRun(recent []float64, baseline, ratio float64, drop int) (int, float64)
 // ones take none). The others' published paces do not count here: a
 // member that just took many sessions shows a low rate per session until
 // they stream again, and counting it slow would keep sessions on the slow
-// member; where the sessions go weighs them (chooseMember).
+// member; where the sessions go weighs them (pool.Choose).
 func sharesByPace(members []Member, current string, pace float64) (share, level float64) {
 	total, capacity := 0.0, pace
 	for _, m := range members {
@@ -242,19 +269,9 @@ func sharesByPace(members []Member, current string, pace float64) (share, level 
 	return total * pace / capacity, total / capacity
 }
 
-func poolMembers(members []Member) []pool.Member {
-	out := make([]pool.Member, len(members))
-	for i, m := range members {
-		out[i] = pool.Member{Name: m.Name, ClientAddr: m.Addr, Sessions: m.Sessions, BytesPerSec: m.BytesPerSec, Draining: m.Draining}
-	}
-	return out
-}
-
 // ChooseMember chooses a member to move a session to among members, other
 // than the one called except and those draining: at random, weighted by
-// spare capacity (the sessions of a member whose published rate per
-// session is a quarter of the pool's or less weighed by it, pool.ChoicePaces),
-// so that many clients choosing from the
+// spare capacity (pool.Choose), so that many clients choosing from the
 // same view at once spread over the members in proportion to what each
 // lacks of its share instead of all choosing the least loaded one, and
 // few choose a member that serves its sessions slowly. It reports false
@@ -268,38 +285,14 @@ func randomFloat() float64 { return rand.Float64() }
 
 // chooseMember is ChooseMember with its source of randomness.
 func chooseMember(members []Member, except string, random func() float64) (Member, bool) {
-	paces := pool.ChoicePaces(poolMembers(members))
-	var c []Member
-	var cl, cp []float64
-	total := 0.0
-	for i, m := range members {
-		total += float64(m.Sessions)
-		if m.Name == except || m.Draining {
-			continue
-		}
-		c = append(c, m)
-		cl = append(cl, float64(m.Sessions)/paces[i])
-		cp = append(cp, paces[i])
-	}
-	if len(c) == 0 {
+	all := poolMembers(members)
+	i := pool.Choose(all, pool.Paces(all), func(i int) bool {
+		return members[i].Name != except && !members[i].Draining
+	}, random)
+	if i < 0 {
 		return Member{}, false
 	}
-	// As many sessions as the pool holds per candidate may come (the
-	// sessions of a member that all its clients leave): each candidate's
-	// spare capacity is what it lacks of the level that brings them to.
-	w := pool.SpareWeights(cl, cp, max(1, total/float64(len(c))))
-	sum := 0.0
-	for i := range w {
-		sum += w[i]
-	}
-	x := random() * sum
-	for i := range w {
-		if x < w[i] {
-			return c[i], true
-		}
-		x -= w[i]
-	}
-	return c[len(c)-1], true
+	return members[i], true
 }
 
 func (d *Dialer) policy() MovePolicy {
@@ -312,12 +305,13 @@ func (d *Dialer) policy() MovePolicy {
 // policyState tracks a client session's figures for its policy.
 type policyState struct {
 	policy      MovePolicy
-	timer       *time.Timer
-	bytes       uint64    // bytes received and acknowledged, all time
-	lastBytes   uint64    // at the previous check
-	baseline    float64   // moving average of busy rates
-	lastRelease uint64    // output release at the previous progress
-	progressAt  time.Time // when output last made progress
+	check       *timerEntry // the next check, on policyTimers
+	bytes       uint64      // bytes received and acknowledged, all time
+	lastBytes   uint64      // at the previous check
+	lastAt      time.Time   // when the previous check counted bytes
+	baseline    float64     // moving average of busy rates
+	lastRelease uint64      // output release at the previous progress
+	progressAt  time.Time   // when output last made progress
 	attachedAt  time.Time
 	recent      []float64 // the latest rates, oldest first (PolicyStats.Recent)
 	checks      int       // checks since attached or asked to move (PolicyStats.Checks)
@@ -330,6 +324,18 @@ func (ps *policyState) attached() {
 	ps.recent, ps.checks = ps.recent[:0], 0
 }
 
+// observe takes in a check's rate: into the baseline if the check was
+// busy, and among the recent rates.
+func (ps *policyState) observe(rate float64) {
+	if rate > 0 && (ps.baseline == 0 || rate >= ps.policyBusy()) {
+		ps.baseline = 0.8*ps.baseline + 0.2*rate
+		if ps.baseline < rate/5 {
+			ps.baseline = rate // first busy second
+		}
+	}
+	ps.note(rate)
+}
+
 // note adds a check's rate to the recent ones.
 func (ps *policyState) note(rate float64) {
 	if len(ps.recent) == RecentChecks {
@@ -339,7 +345,26 @@ func (ps *policyState) note(rate float64) {
 	ps.checks++
 }
 
+// idle reports whether the latest IdleChecks rates are all 0.
+func (ps *policyState) idle() bool {
+	if len(ps.recent) < IdleChecks {
+		return false
+	}
+	for _, r := range ps.recent[len(ps.recent)-IdleChecks:] {
+		if r > 0 {
+			return false
+		}
+	}
+	return true
+}
+
 const policyInterval = time.Second
+
+// policyTimers runs the policy checks of client sessions: one timer and one
+// goroutine for them all, not a timer each that starts a goroutine every
+// second. One set serves the process, since a Dialer is a plain value that
+// may be copied.
+var policyTimers = newTimerSet()
 
 // startPolicyLocked arms the policy checks of a client in a pool.
 func (c *Conn) startPolicyLocked() {
@@ -347,8 +372,10 @@ func (c *Conn) startPolicyLocked() {
 	if cs == nil || !cs.pool || cs.ps != nil {
 		return
 	}
-	cs.ps = &policyState{policy: cs.d.policy(), progressAt: time.Now(), attachedAt: time.Now()}
-	cs.ps.timer = time.AfterFunc(policyInterval, c.policyCheck)
+	now := time.Now()
+	cs.ps = &policyState{policy: cs.d.policy(), progressAt: now, attachedAt: now, lastAt: now}
+	cs.ps.check = policyTimers.entry(c.policyCheck)
+	cs.ps.check.schedule(policyInterval)
 }
 
 // policyCheck runs the policy once and re-arms.
@@ -360,20 +387,16 @@ func (c *Conn) policyCheck() {
 		c.mu.Unlock()
 		return
 	}
-	defer ps.timer.Reset(policyInterval)
+	defer ps.check.schedule(policyInterval)
 	if c.link == nil || cs.moving != nil || ps.moveSoon {
 		c.mu.Unlock()
 		return
 	}
 	now := time.Now()
-	rate := float64(ps.bytes-ps.lastBytes) / policyInterval.Seconds()
-	ps.lastBytes = ps.bytes
-	if rate > 0 && (ps.baseline == 0 || rate >= ps.policyBusy()) {
-		ps.baseline = 0.8*ps.baseline + 0.2*rate
-		if ps.baseline < rate/5 {
-			ps.baseline = rate // first busy second
-		}
-	}
+	// Over the time since the bytes were last counted: a check can come
+	// late, or not count (while the session moves).
+	rate := float64(ps.bytes-ps.lastBytes) / max(now.Sub(ps.lastAt), policyInterval/2).Seconds()
+	ps.lastBytes, ps.lastAt = ps.bytes, now
 	released, _ := c.st.Retained()
 	stalled := time.Duration(0)
 	if released != ps.lastRelease || c.st.Sent() == released {
@@ -381,7 +404,11 @@ func (c *Conn) policyCheck() {
 	} else {
 		stalled = now.Sub(ps.progressAt)
 	}
-	ps.note(rate)
+	ps.observe(rate)
+	if rate == 0 && c.st.Sent() == released && ps.idle() {
+		c.mu.Unlock()
+		return // nothing for the policy to judge
+	}
 	server, _ := cs.memberLocked(cs.member)
 	stats := PolicyStats{
 		Current: server, Members: append([]Member(nil), cs.members...),

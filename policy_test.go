@@ -2,6 +2,7 @@ package mtcp
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -184,20 +185,24 @@ func TestDefaultPolicySpreadsTheSlowMembersSessions(t *testing.T) {
 // slows to a tenth of its pace (a 4 KiB write every 2.5 s after the last
 // at full pace, four a second), each checked at a phase of its own,
 // through the checks of 10 s, the view (sessions and rates, as members
-// publish them) showing the moves two checks later, over 20 draws of the
+// publish them) showing the moves two checks later, over 100 draws of the
 // phases and of the clients' choices: every member holds its share by
-// pace within 20% (the slow member in at least 18 of the 20, on average
-// within 10%), and no session moves twice. The slow member's clients judge
-// their pace from a write or two when they first find it slow, an estimate
-// biased high (they judge when a write comes): what they leave is trimmed
-// at the next judgment, to members that hold more sessions than the slow
-// one but serve them well.
+// pace within 20% (the slow member in at least 85 of the 100, on average
+// within 5%), and no session moves twice. The slow member's clients judge
+// their pace from a write or two when they first find it slow; that they
+// judge when a write comes makes the estimate high, and a check of the
+// run with no write makes it low: the slow member keeps its share give or
+// take what independent choices scatter (its clients move or stay each on
+// its own draw). Code that judged the pace against a baseline that took in
+// the check straddling the slowdown kept about 35 (81 of the 100 draws
+// within 20%).
 func TestDefaultPolicySpreadsBySharePace(t *testing.T) {
-	const n, k = 1000, 4
+	const n, k, draws = 1000, 4, 100
 	shareSlow, shareFull := n*0.1/(0.1+k-1), n/(0.1+k-1)
 	in, sum := 0, 0.0
-	for seed := uint64(1); seed <= 20; seed++ {
-		final, moves := playSlowMember(seed, n, k)
+	var slow []int
+	for seed := uint64(1); seed <= draws; seed++ {
+		final, moves := playSlowMember(seed, n, k, 10)
 		for i, m := range final[1:] {
 			if got := float64(m); got < 0.8*shareFull || got > 1.2*shareFull {
 				t.Errorf("draw %d: m%d holds %d sessions, its share by pace is %.0f", seed, i+1, m, shareFull)
@@ -207,34 +212,40 @@ func TestDefaultPolicySpreadsBySharePace(t *testing.T) {
 			in++
 		}
 		sum += float64(final[0])
+		slow = append(slow, final[0])
 		if moves > 1 {
 			t.Errorf("draw %d: a session moved %d times", seed, moves)
 		}
-		t.Logf("draw %d: sessions per member after 10 s: %v", seed, final)
 	}
-	if in < 18 {
-		t.Errorf("the slow member holds its share by pace (%.0f) within 20%% in %d draws of 20", shareSlow, in)
+	t.Logf("the slow member's sessions after 10 s, by draw: %v", slow)
+	if in < 85 {
+		t.Errorf("the slow member holds its share by pace (%.0f) within 20%% in %d draws of %d", shareSlow, in, draws)
 	}
-	if mean := sum / 20; mean < 0.9*shareSlow || mean > 1.1*shareSlow {
+	if mean := sum / draws; mean < 0.95*shareSlow || mean > 1.05*shareSlow {
 		t.Errorf("the slow member holds %.1f sessions on average, its share by pace is %.0f", mean, shareSlow)
 	}
 }
 
 // playSlowMember plays TestDefaultPolicySpreadsBySharePace's pool once; it
-// returns the sessions of each member after 10 s and the most moves of a
-// session.
-func playSlowMember(seed uint64, n, k int) ([]int, int) {
+// returns the sessions of each member secs after the slowdown and the
+// most moves of a session. Each session streams for about 11 s before the slowdown (its
+// first check partly before it opened), and its client keeps its figures
+// as a client does (policyState).
+func playSlowMember(seed uint64, n, k, secs int) ([]int, int) {
 	const chunk, perSec = 4096, 4
 	const every = 10.0 / perSec // seconds between writes when slow
 	r := rand.New(rand.NewPCG(seed, 2))
 	p := &DefaultPolicy{Settle: time.Second, random: rand.New(rand.NewPCG(seed, 4)).Float64}
 	where := make([]int, n)     // member index
 	moves := make([]int, n)     // moves per session
-	last := make([]float64, n)  // the last write at full pace, before the slowdown at 0
+	last := make([]float64, n)  // the last write at full pace, due before the slowdown at 0 but made just after it
+	start := make([]float64, n) // the first write
 	check := make([]float64, n) // checks come at c - check[i] for whole c
-	recent := make([][]float64, n)
+	ps := make([]*policyState, n)
 	for i := range last {
-		last[i], check[i] = -r.Float64()/perSec, r.Float64()
+		last[i], check[i] = r.Float64()/perSec, r.Float64()
+		start[i] = last[i] - 11 + r.Float64()/2
+		ps[i] = &policyState{}
 	}
 	view := func() []Member {
 		m := make([]Member, k)
@@ -257,7 +268,7 @@ func playSlowMember(seed uint64, n, k int) ([]int, int) {
 		to := float64(c) - check[i]
 		from := to - 1
 		writes := 0.0
-		for x := last[i]; x >= from; x -= 1.0 / perSec {
+		for x := last[i]; x >= max(from, start[i]); x -= 1.0 / perSec {
 			if x < to {
 				writes++
 			}
@@ -270,20 +281,19 @@ func playSlowMember(seed uint64, n, k int) ([]int, int) {
 		return writes * chunk
 	}
 	views := [][]Member{view(), view()}
-	for c := -2; c <= 10; c++ {
+	for c := -11; c <= secs; c++ {
 		members := views[len(views)-2] // as last published: moves show two checks later
 		for i := range where {
-			if where[i] != 0 {
-				recent[i] = append(recent[i], perSec*chunk) // full pace
-				continue
+			if where[i] != 0 || float64(c)-check[i] <= start[i] {
+				continue // moved, or not yet opened
 			}
-			recent[i] = append(recent[i], rate(i, c))
-			s := PolicyStats{Current: members[0], Members: members, Attached: time.Minute, Baseline: perSec * chunk,
-				Recent: recent[i], Checks: len(recent[i])}
+			ps[i].observe(rate(i, c))
+			s := PolicyStats{Current: members[0], Members: members, Attached: time.Minute, Baseline: ps[i].baseline,
+				Recent: slices.Clone(ps[i].recent), Checks: ps[i].checks}
 			if to := p.Check(s); to != "" {
 				var j int
 				fmt.Sscanf(to, "a%d", &j)
-				where[i], recent[i] = j, nil
+				where[i] = j
 				moves[i]++
 			}
 		}
@@ -294,4 +304,61 @@ func playSlowMember(seed uint64, n, k int) ([]int, int) {
 		final[w]++
 	}
 	return final, slices.Max(moves)
+}
+
+// TestSlowRunJudgesThePace: the pace of a slow run is its mean against the
+// busy checks before it. The run's oldest check counts only when it was
+// slow throughout (no more than the others' mean), not when it straddles
+// the change; and the busy checks before the run stand for the baseline,
+// which may have taken in the straddling check.
+func TestSlowRunJudgesThePace(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		recent []float64
+		run    int
+		mean   float64
+	}{
+		{"the oldest straddles the change", []float64{1000, 500, 0, 100}, 3, 50},
+		{"the oldest was slow throughout", []float64{1000, 0, 0, 100}, 3, 100.0 / 3},
+		{"the oldest as slow as the others", []float64{1000, 50, 50, 50}, 3, 50},
+	} {
+		run, mean := slowRun(tc.recent, 1000, 0.3, 3)
+		if run != tc.run || math.Abs(mean-tc.mean) > 1e-9 {
+			t.Errorf("%s: slowRun = %d, %.2f; want %d, %.2f", tc.name, run, mean, tc.run, tc.mean)
+		}
+	}
+	if got := busyRate([]float64{0, 1200, 1000, 800, 1000}, 900, 3); got != 1000 {
+		t.Errorf("busyRate over four busy checks and a quiet one = %v, want 1000", got)
+	}
+	if got := busyRate([]float64{1000, 0, 1000}, 900, 3); got != 900 {
+		t.Errorf("busyRate over two busy checks = %v, want the baseline, 900", got)
+	}
+}
+
+// TestPolicyStateIdle: a session is idle after IdleChecks checks in a row
+// with no traffic (its policy is then not asked); one check with traffic
+// ends it.
+func TestPolicyStateIdle(t *testing.T) {
+	ps := &policyState{}
+	ps.observe(4096)
+	for i := 1; i <= IdleChecks; i++ {
+		if ps.idle() {
+			t.Fatalf("idle after %d quiet checks, want after %d", i-1, IdleChecks)
+		}
+		ps.observe(0)
+	}
+	if !ps.idle() {
+		t.Fatalf("not idle after %d quiet checks", IdleChecks)
+	}
+	ps.observe(1)
+	if ps.idle() {
+		t.Fatal("still idle after a check with traffic")
+	}
+	ps.attached()
+	for range IdleChecks - 1 {
+		ps.observe(0)
+	}
+	if ps.idle() {
+		t.Fatal("idle after fewer quiet checks than IdleChecks since attached")
+	}
 }

@@ -127,7 +127,7 @@ func (bl *balancer) once() {
 		return
 	}
 	paces := Paces(members)
-	level := Fair(members)
+	level := Fair(members, paces)
 	self := -1
 	for i, m := range members {
 		if m.Name == n.name {

@@ -1,10 +1,5 @@
 package pool
 
-import (
-	"math/rand/v2"
-	"slices"
-)
-
 // How members are judged when sessions are sent to them: by the sessions
 // they hold, weighed by how well they serve them. A member whose sessions
 // get a small part of the pace the pool's sessions get on average (its
@@ -16,9 +11,9 @@ const (
 	// slowPace: a member whose sessions get less than this share of the
 	// pool's pace per session serves slowly.
 	slowPace = 0.5
-	// minPace bounds how slow a member is judged: a member whose sessions
-	// went nearly still counts as holding this many times its sessions.
-	minPace = 0.05
+	// MinPace bounds how slow a member is judged: a member whose sessions
+	// went nearly still counts as holding 1/MinPace times its sessions.
+	MinPace = 0.05
 )
 
 // Paces returns how well each of members serves its sessions: 1 for a
@@ -40,7 +35,7 @@ func Paces(members []Member) []float64 {
 			continue
 		}
 		if p := (float64(m.BytesPerSec) / float64(m.Sessions)) / (rate / sessions); p < slowPace {
-			out[i] = max(p, minPace)
+			out[i] = max(p, MinPace)
 		}
 	}
 	return out
@@ -66,7 +61,11 @@ func Loads(members []Member) []float64 {
 // adding sessions to the lowest ones reaches gets the difference. The
 // shares are weights (they sum to adding, or are all equal if adding is
 // 0): where no member is loaded, they are equal.
-func Spare(loads []float64, adding float64) []float64 {
+func Spare(loads []float64, adding float64) []float64 { return fill(loads, nil, adding) }
+
+// fill is Spare where a member at paces[i] takes paces[i] sessions per unit
+// of load it lacks of the level (nil paces: 1 each): it returns sessions.
+func fill(loads, paces []float64, adding float64) []float64 {
 	out := make([]float64, len(loads))
 	if len(loads) == 0 {
 		return out
@@ -74,16 +73,22 @@ func Spare(loads []float64, adding float64) []float64 {
 	if adding <= 0 {
 		adding = 1
 	}
-	// Find the level L with sum(max(0, L-load)) = adding.
-	lo, hi := 0.0, adding
-	for _, l := range loads {
-		hi = max(hi, l+adding)
+	pace := func(i int) float64 {
+		if paces == nil {
+			return 1
+		}
+		return paces[i]
+	}
+	// Find the level L with sum(pace × max(0, L-load)) = adding.
+	lo, hi := 0.0, 0.0
+	for i, l := range loads {
+		hi = max(hi, l+adding/pace(i))
 	}
 	for range 64 {
 		mid := (lo + hi) / 2
 		sum := 0.0
-		for _, l := range loads {
-			sum += max(0, mid-l)
+		for i, l := range loads {
+			sum += pace(i) * max(0, mid-l)
 		}
 		if sum < adding {
 			lo = mid
@@ -92,24 +97,24 @@ func Spare(loads []float64, adding float64) []float64 {
 		}
 	}
 	for i, l := range loads {
-		out[i] = max(0, hi-l)
+		out[i] = pace(i) * max(0, hi-l)
 	}
 	return out
 }
 
 // Fair returns the load at which every one of members holds its share of
 // their sessions for the pace it serves them at: their sessions over the
-// sum of their paces. A member at pace p holds its share with Fair×p
-// sessions. Draining members count neither sessions nor capacity.
-func Fair(members []Member) float64 {
-	p := Paces(members)
+// sum of their paces (paces are the members' Paces). A member at pace p
+// holds its share with Fair×p sessions. Draining members count neither
+// sessions nor capacity.
+func Fair(members []Member, paces []float64) float64 {
 	var sessions, capacity float64
 	for i, m := range members {
 		if m.Draining {
 			continue
 		}
 		sessions += float64(m.Sessions)
-		capacity += p[i]
+		capacity += paces[i]
 	}
 	if capacity == 0 {
 		return 0
@@ -123,91 +128,29 @@ func Fair(members []Member) float64 {
 // at a quarter of the pool's pace or less serves slowly.
 const clearlySlow = 0.25
 
-// ChoicePaces returns the paces that weigh where sessions go (Paces): 1
-// but for the members whose sessions get a quarter of the pool's pace or
-// less.
-func ChoicePaces(members []Member) []float64 {
-	p := Paces(members)
-	for i := range p {
-		if p[i] > clearlySlow {
-			p[i] = 1
+// choicePaces returns the paces that weigh where sessions go, of paces
+// (Paces): 1 but for the members whose sessions get a quarter of the
+// pool's pace or less.
+func choicePaces(paces []float64) []float64 {
+	out := make([]float64, len(paces))
+	for i, p := range paces {
+		out[i] = 1
+		if p <= clearlySlow {
+			out[i] = p
 		}
 	}
-	return p
+	return out
 }
 
-// SpareWeights returns the weights by which sessions sent to members with
-// loads (see Loads) and paces are spread: what each lacks, in sessions, of
-// the level that adding sessions' worth of load brings the lowest to
-// (Spare; a member at pace p reaches it with p times the sessions of one at
-// full pace), plus its pace so that every member stays possible, a slow
-// one less so.
-func SpareWeights(loads, paces []float64, adding float64) []float64 {
-	w := Spare(loads, adding)
+// spareWeights returns the weights by which sessions sent to members with
+// loads (see Loads) and paces are spread: the sessions each takes of
+// adding sessions sent so as to bring the lowest loads to one level (a
+// member at pace p takes p sessions per unit of load it lacks of it), plus
+// its pace so that every member stays possible, a slow one less so.
+func spareWeights(loads, paces []float64, adding float64) []float64 {
+	w := fill(loads, paces, adding)
 	for i := range w {
-		w[i] = (w[i] + 1) * paces[i]
+		w[i] += paces[i]
 	}
 	return w
 }
-
-// weightedPick returns an index of weights chosen at random with
-// probability proportional to its weight (uniform if all are zero), or -1
-// for none.
-func weightedPick(weights []float64, r *rand.Rand) int {
-	total := 0.0
-	for _, w := range weights {
-		total += w
-	}
-	if len(weights) == 0 {
-		return -1
-	}
-	if total <= 0 {
-		return r.IntN(len(weights))
-	}
-	x := r.Float64() * total
-	for i, w := range weights {
-		if x < w {
-			return i
-		}
-		x -= w
-	}
-	return len(weights) - 1
-}
-
-// Pick returns an alive, non-draining member other than those named in
-// exclude, chosen at random weighted by its spare capacity: members that
-// hold fewer sessions, or serve theirs better, are likelier. Many members
-// (or clients) choosing from the same view at once spread their sessions
-// instead of all sending them to the one least loaded.
-func (p *Pool) Pick(exclude ...string) (Member, bool) {
-	all := p.Members()
-	paces := ChoicePaces(all)
-	var c []Member
-	var cl, cp []float64
-	for i, m := range all {
-		if m.eligible() && !slices.Contains(exclude, m.Name) {
-			c = append(c, m)
-			cl = append(cl, float64(m.Sessions)/paces[i])
-			cp = append(cp, paces[i])
-		}
-	}
-	if len(c) == 0 {
-		return Member{}, false
-	}
-	// As many sessions as the pool holds per candidate come: spare capacity
-	// is what the candidates lack of an even share.
-	total := 0.0
-	for i, m := range all {
-		total += float64(m.Sessions) / paces[i]
-	}
-	w := SpareWeights(cl, cp, max(1, total/float64(len(c))))
-	return c[weightedPick(w, random)], true
-}
-
-// random draws from the runtime's generator, which is safe for concurrent
-// use: a Rand over it has no state of its own.
-var random = rand.New(runtimeSource{})
-
-type runtimeSource struct{}
-
-func (runtimeSource) Uint64() uint64 { return rand.Uint64() }

@@ -66,12 +66,12 @@ func TestWeightedPick(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	got := make([]int, 3)
 	for range 3000 {
-		got[weightedPick([]float64{1, 0, 2}, r)]++
+		got[weightedPick([]float64{1, 0, 2}, r.Float64)]++
 	}
 	require.Zero(t, got[1])
 	require.InDelta(t, 1000, got[0], 150)
 	require.InDelta(t, 2000, got[2], 150)
-	require.Equal(t, -1, weightedPick(nil, r))
+	require.Equal(t, -1, weightedPick(nil, r.Float64))
 }
 
 // TestFairSharesByPace: the pool's sessions are shared in proportion to
@@ -85,17 +85,18 @@ func TestFairSharesByPace(t *testing.T) {
 	}
 	// The pool's pace: 260,000 B/s over 350 sessions (≈ 743 each); slow's
 	// is 100, a pace of ≈ 0.135: the 300 sessions over 2.135.
-	level := Fair(members)
+	paces := Paces(members)
+	level := Fair(members, paces)
 	pace := 100 / (260000.0 / 350)
 	require.InDelta(t, 300/(2+pace), level, 0.01)
-	require.InDelta(t, 300*pace/(2+pace), level*Paces(members)[2], 0.01)
-	require.Zero(t, Fair(nil))
+	require.InDelta(t, 300*pace/(2+pace), level*paces[2], 0.01)
+	require.Zero(t, Fair(nil, nil))
 }
 
 // TestSpareWeightsFavourFastMembers: of two members as loaded, one that
 // serves at a tenth of the pace is chosen a tenth as often.
 func TestSpareWeightsFavourFastMembers(t *testing.T) {
-	w := SpareWeights([]float64{100, 100, 400}, []float64{1, 0.1, 1}, 300)
+	w := spareWeights([]float64{100, 100, 400}, []float64{1, 0.1, 1}, 300)
 	require.InDelta(t, 0.1*w[0], w[1], 0.01)
 	require.InDelta(t, 1, w[2], 0.01, "a member above the level keeps a small weight")
 	require.Greater(t, w[0], 100.0)

@@ -2,6 +2,7 @@ package pool
 
 import (
 	"cmp"
+	"math/rand/v2"
 	"slices"
 	"strings"
 )
@@ -102,3 +103,89 @@ func weight(key, name string) uint64 {
 	h ^= h >> 31
 	return h
 }
+
+// Pick returns an alive, non-draining member other than those named in
+// exclude, chosen at random weighted by its spare capacity (Choose):
+// members that hold fewer sessions, or serve theirs better, are likelier.
+// Many members (or clients) choosing from the same view at once spread
+// their sessions instead of all sending them to the one least loaded.
+func (p *Pool) Pick(exclude ...string) (Member, bool) {
+	all := p.Members()
+	i := Choose(all, Paces(all), func(i int) bool {
+		return all[i].eligible() && !slices.Contains(exclude, all[i].Name)
+	}, random.Float64)
+	if i < 0 {
+		return Member{}, false
+	}
+	return all[i], true
+}
+
+// Choose returns the index in members of a member to send a session to,
+// among those candidate accepts (-1 if none does): at random (draw is
+// uniform in [0, 1)), weighted by spare capacity, so that many choosing
+// from the same view at once spread their sessions over the members in
+// proportion to what each lacks of an even share, instead of all choosing
+// the least loaded one, and few choose a member that serves slowly. paces
+// are the members' Paces, judged among all of members. Only a pace of a
+// quarter of the pool's or less weighs (a member that just took many
+// sessions shows a low pace while they restore): such a member counts as
+// holding its sessions over its pace, and takes that pace's part of what
+// a member at full pace would.
+//
+// As many sessions as members hold per candidate may come (all those of
+// a member that its clients leave): each candidate's spare capacity is
+// what it lacks, in sessions, of the level that brings the candidates to.
+// The sessions that come are counted as they are, not over the pace of
+// the member they leave: they will be served at the pace of the member
+// they go to.
+func Choose(members []Member, paces []float64, candidate func(i int) bool, draw func() float64) int {
+	cp := choicePaces(paces)
+	var idx []int
+	var cl, cw []float64
+	total := 0.0
+	for i, m := range members {
+		total += float64(m.Sessions)
+		if candidate(i) {
+			idx = append(idx, i)
+			cl = append(cl, float64(m.Sessions)/cp[i])
+			cw = append(cw, cp[i])
+		}
+	}
+	if len(idx) == 0 {
+		return -1
+	}
+	w := spareWeights(cl, cw, max(1, total/float64(len(idx))))
+	return idx[weightedPick(w, draw)]
+}
+
+// weightedPick returns an index of weights chosen at random (draw is
+// uniform in [0, 1)) with probability proportional to its weight (uniform
+// if all are zero), or -1 for none.
+func weightedPick(weights []float64, draw func() float64) int {
+	if len(weights) == 0 {
+		return -1
+	}
+	total := 0.0
+	for _, w := range weights {
+		total += w
+	}
+	if total <= 0 {
+		return min(int(draw()*float64(len(weights))), len(weights)-1)
+	}
+	x := draw() * total
+	for i, w := range weights {
+		if x < w {
+			return i
+		}
+		x -= w
+	}
+	return len(weights) - 1
+}
+
+// random draws from the runtime's generator, which is safe for concurrent
+// use: a Rand over it has no state of its own.
+var random = rand.New(runtimeSource{})
+
+type runtimeSource struct{}
+
+func (runtimeSource) Uint64() uint64 { return rand.Uint64() }

@@ -2,6 +2,7 @@ package pool
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"testing"
 
@@ -78,4 +79,35 @@ func TestWeightIsFixed(t *testing.T) {
 	// Every member must compute the same weights, in every version.
 	require.Equal(t, uint64(0x2276aefc20647ea5), weight("key", "node"), "%#x", weight("key", "node"))
 	require.NotEqual(t, weight("ab", "c"), weight("b", "ac"))
+}
+
+// TestChooseCountsComingSessionsAsTheyAre: a member that serves at a sixth
+// of the pool's pace sends its 300 sessions away to members holding 0, 200
+// and 200. They come as 300 sessions, not as the load they weighed on the
+// slow member (300 over its pace): the level they bring the three to is
+// about 211, so nearly all go to the empty member. Counted over the slow
+// member's pace, they would raise the level to about 380, and the empty
+// member would take only about half. A draining member, and those left
+// out, are never chosen.
+func TestChooseCountsComingSessionsAsTheyAre(t *testing.T) {
+	members := []Member{
+		{Name: "slow", Sessions: 300, BytesPerSec: 300 * 100},
+		{Name: "a"},
+		{Name: "b", Sessions: 200, BytesPerSec: 200 * 1000},
+		{Name: "c", Sessions: 200, BytesPerSec: 200 * 1000},
+		{Name: "leaving", Draining: true},
+	}
+	paces := Paces(members)
+	require.Less(t, paces[0], clearlySlow)
+	r := rand.New(rand.NewPCG(7, 8))
+	got := map[string]int{}
+	for range 1000 {
+		i := Choose(members, paces, func(i int) bool { return i != 0 && !members[i].Draining }, r.Float64)
+		require.GreaterOrEqual(t, i, 1)
+		got[members[i].Name]++
+	}
+	t.Logf("to members holding 0, 200, 200: %v", got)
+	require.Greater(t, got["a"], 800, "the empty member takes nearly all: %v", got)
+	require.Zero(t, got["leaving"])
+	require.Equal(t, -1, Choose(members, paces, func(int) bool { return false }, r.Float64))
 }
