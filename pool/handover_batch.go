@@ -33,15 +33,12 @@ func (n *Runtime) handleHandovers(ctx context.Context, from string, decode func(
 		go func() {
 			defer wg.Done()
 			rep, err := n.handOver(ctx, from, r)
-			var ce *ControlError
-			switch {
-			case err == nil:
-				out.List[i].Reply = rep
-			case errors.As(err, &ce):
-				out.List[i].Code, out.List[i].Message = ce.Code, ce.Message
-			default:
-				out.List[i].Code, out.List[i].Message = "internal", err.Error()
+			if err != nil { // refused as a lone call's handler would be
+				re := transport.RemoteErrorOf(err)
+				out.List[i].Code, out.List[i].Message = re.Code, re.Message
+				return
 			}
+			out.List[i].Reply = rep
 		}()
 	}
 	wg.Wait()

@@ -2,6 +2,7 @@ package pool
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -111,4 +112,36 @@ func TestHandoverToStranger(t *testing.T) {
 	require.ErrorAs(t, err, &ce)
 	require.Equal(t, CodeNotMember, ce.Code)
 	require.Equal(t, 1, hosts[0].SessionCount(), "the session stays")
+}
+
+// failingHandover is a fake session whose handover fails with err.
+type failingHandover struct {
+	handingSession
+	err error
+}
+
+func (s *failingHandover) HandOver(context.Context, *HandoverRequest, string, func(*snapshot.Record, uint64)) error {
+	return s.err
+}
+
+// TestBatchedHandoverRefusedAsAlone: a handover that fails within a batch
+// is answered with the code a lone KindHandover call's handler gives its
+// error (deadline_exceeded here), not a code of the batch's own.
+func TestBatchedHandoverRefusedAsAlone(t *testing.T) {
+	nodes, hosts := startFakeNodes(t, RuntimeConfig{HandshakeTimeout: 5 * time.Second}, "a", "b")
+	fail := fmt.Errorf("waiting for the session: %w", context.DeadlineExceeded)
+	s := &failingHandover{handingSession{fakeSession{id: sessionID{6, 1}}, auth.Secret{6, 9}}, fail}
+	hosts[0].addAs(&s.fakeSession, s)
+	req := handoversRequest{List: []HandoverRequest{signedRequest(s.id, s.secret, "a")}}
+	out, err := nodes[0].handleHandovers(context.Background(), "b", func(v any) error {
+		*v.(*handoversRequest) = req
+		return nil
+	})
+	require.NoError(t, err)
+	list := out.(handoversReply).List
+	require.Len(t, list, 1)
+	alone := transport.RemoteErrorOf(fail)
+	require.Equal(t, transport.CodeDeadlineExceeded, alone.Code)
+	require.Equal(t, alone.Code, list[0].Code)
+	require.Equal(t, alone.Message, list[0].Message)
 }
