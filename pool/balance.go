@@ -37,7 +37,7 @@ func (b Balance) withDefaults() Balance {
 	return b
 }
 
-// balance runs the member's load balancing until the node stops.
+// balance runs the member's load balancing until the member stops.
 func (n *Runtime) balance(b Balance) {
 	bl := &balancer{n: n, cfg: b}
 	every(&n.wg, n.stop, b.Interval, bl.once)

@@ -18,7 +18,7 @@ import (
 // are under way, sends none to a member whose sessions just came to it,
 // and the members that serve well shed none.
 func TestBalanceLeavesASlowMember(t *testing.T) {
-	nodes, hosts := startFakeNodes(t, RuntimeConfig{HandshakeTimeout: 5 * time.Second}, "a", "b", "c")
+	members, hosts := startFakeMembers(t, RuntimeConfig{HandshakeTimeout: 5 * time.Second}, "a", "b", "c")
 	var mu sync.Mutex
 	to := map[string]int{}
 	for h, host := range hosts {
@@ -42,15 +42,15 @@ func TestBalanceLeavesASlowMember(t *testing.T) {
 			case <-stop:
 				return
 			case <-tick.C:
-				nodes[0].AddTraffic(100 * 50 / 20)
-				nodes[1].AddTraffic(100 * 1000 / 20)
-				nodes[2].AddTraffic(100 * 1000 / 20)
+				members[0].AddTraffic(100 * 50 / 20)
+				members[1].AddTraffic(100 * 1000 / 20)
+				members[2].AddTraffic(100 * 1000 / 20)
 			}
 		}
 	}()
 	defer func() { close(stop); traffic.Wait() }()
 	eventually(t, func() bool {
-		ms := nodes[0].Membership().Members()
+		ms := members[0].Membership().Members()
 		if len(ms) != 3 {
 			return false
 		}
@@ -60,16 +60,16 @@ func TestBalanceLeavesASlowMember(t *testing.T) {
 			}
 		}
 		return Loads(ms)[0] > 1000
-	}, "a sees the pool's load: %v", func() any { return nodes[0].Membership().Members() })
+	}, "a sees the pool's load: %v", func() any { return members[0].Membership().Members() })
 
 	b := Balance{}.withDefaults() // no bound on the moves but the excess
-	(&balancer{n: nodes[1], cfg: b}).once()
-	(&balancer{n: nodes[2], cfg: b}).once()
+	(&balancer{n: members[1], cfg: b}).once()
+	(&balancer{n: members[2], cfg: b}).once()
 	mu.Lock()
 	require.Empty(t, to, "members that serve well and hold their share shed nothing")
 	mu.Unlock()
 
-	bl := &balancer{n: nodes[0], cfg: b}
+	bl := &balancer{n: members[0], cfg: b}
 	bl.once()
 	mu.Lock()
 	// a serves at 50/683 ≈ 0.073 of the pool's pace: its share of the 300
@@ -89,8 +89,8 @@ func TestBalanceLeavesASlowMember(t *testing.T) {
 	mu.Unlock()
 
 	// Sessions of b just came to a: none goes back to b.
-	nodes[0].noteFled("b")
-	(&balancer{n: nodes[0], cfg: b}).once()
+	members[0].noteFled("b")
+	(&balancer{n: members[0], cfg: b}).once()
 	mu.Lock()
 	defer mu.Unlock()
 	require.Zero(t, to["b"])

@@ -97,7 +97,7 @@ func (n *Runtime) call(ctx context.Context, addr, kind string, req, resp any) er
 	p := &pendingCall{ctx: ctx, kind: kind, body: body, done: make(chan callResult, 1)}
 	q, start := n.calls.add(queueKey{addr, bulk(kind)}, p)
 	if start && !n.background(func() { n.sendCalls(addr, q) }) {
-		// The node closes: this request goes alone.
+		// The member closes: this request goes alone.
 		n.calls.unstart(q)
 		return n.rpc.Call(ctx, addr, kind, msgpack.RawMessage(body), resp)
 	}

@@ -16,10 +16,10 @@ import (
 	"github.com/migratory/mtcp/transport"
 )
 
-// holdCalls holds node's requests of kind (and counts them), alone or in a
+// holdCalls holds member's requests of kind (and counts them), alone or in a
 // batch, until release is closed.
-func holdCalls(node *Runtime, kind string, count *atomic.Int64, release chan struct{}) (undo func()) {
-	return poolhook.Set(node, kind, func(h transport.Handler) transport.Handler {
+func holdCalls(member *Runtime, kind string, count *atomic.Int64, release chan struct{}) (undo func()) {
+	return poolhook.Set(member, kind, func(h transport.Handler) transport.Handler {
 		return func(ctx context.Context, from string, decode func(any) error) (any, error) {
 			count.Add(1)
 			<-release
@@ -38,9 +38,9 @@ func releaser(t *testing.T) (release chan struct{}, free func()) {
 	return release, free
 }
 
-// countCalls counts node's requests of kind.
-func countCalls(node *Runtime, kind string, count *atomic.Int64) (undo func()) {
-	return poolhook.Set(node, kind, func(h transport.Handler) transport.Handler {
+// countCalls counts member's requests of kind.
+func countCalls(member *Runtime, kind string, count *atomic.Int64) (undo func()) {
+	return poolhook.Set(member, kind, func(h transport.Handler) transport.Handler {
 		return func(ctx context.Context, from string, decode func(any) error) (any, error) {
 			count.Add(1)
 			return h(ctx, from, decode)
@@ -64,12 +64,12 @@ func waitingCalls(n *Runtime, addr string) int {
 // n, each at epoch base+i.
 func claimedOnA(t *testing.T, tag byte, n int, base uint64) ([]*Runtime, Member) {
 	t.Helper()
-	nodes, _ := startFakeNodes(t, RuntimeConfig{HandshakeTimeout: 5 * time.Second}, "a", "b")
-	a, _ := nodes[1].Membership().Member("a")
+	members, _ := startFakeMembers(t, RuntimeConfig{HandshakeTimeout: 5 * time.Second}, "a", "b")
+	a, _ := members[1].Membership().Member("a")
 	for i := range n {
-		require.NoError(t, nodes[0].store.Claim(sessionID{tag, byte(i)}, base+uint64(i), "x"))
+		require.NoError(t, members[0].store.Claim(sessionID{tag, byte(i)}, base+uint64(i), "x"))
 	}
-	return nodes, a
+	return members, a
 }
 
 // epochQueries are concurrent epoch queries for sessions {tag, 0} to
@@ -80,10 +80,10 @@ type epochQueries struct {
 	epochs []uint64
 }
 
-// startEpochQueries starts n epoch queries from node to the member at
-// addr: the first maxBatchesInFlight one at a time, each once the one
+// startEpochQueries starts n epoch queries from the member from to the
+// member at addr: the first maxBatchesInFlight one at a time, each once the one
 // before reached the member (counted in reached), then the others.
-func startEpochQueries(t *testing.T, node *Runtime, addr string, tag byte, n int, reached *atomic.Int64) *epochQueries {
+func startEpochQueries(t *testing.T, from *Runtime, addr string, tag byte, n int, reached *atomic.Int64) *epochQueries {
 	t.Helper()
 	q := &epochQueries{errs: make([]error, n), epochs: make([]uint64, n)}
 	query := func(i int) {
@@ -91,7 +91,7 @@ func startEpochQueries(t *testing.T, node *Runtime, addr string, tag byte, n int
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			var rep epochReply
-			q.errs[i] = node.call(ctx, addr, KindEpoch, epochQuery{Session: sessionID{tag, byte(i)}}, &rep)
+			q.errs[i] = from.call(ctx, addr, KindEpoch, epochQuery{Session: sessionID{tag, byte(i)}}, &rep)
 			q.epochs[i] = rep.Epoch
 		})
 	}
@@ -122,22 +122,22 @@ func (q *epochQueries) check(t *testing.T, base uint64) {
 // code.
 func TestEpochQueriesGoTogether(t *testing.T) {
 	const sessions = 100
-	nodes, a := claimedOnA(t, 7, sessions, 10)
+	members, a := claimedOnA(t, 7, sessions, 10)
 	var singles, batches atomic.Int64
 	release, free := releaser(t)
-	defer holdCalls(nodes[0], KindEpoch, &singles, release)()
-	defer countCalls(nodes[0], KindBatch, &batches)()
+	defer holdCalls(members[0], KindEpoch, &singles, release)()
+	defer countCalls(members[0], KindBatch, &batches)()
 
 	// The first ones go alone, each in a call of its own, and are held.
-	q := startEpochQueries(t, nodes[1], a.ControlAddr, 7, sessions, &singles)
+	q := startEpochQueries(t, members[1], a.ControlAddr, 7, sessions, &singles)
 	// A stale claim waits with them.
 	claimed := make(chan error, 1)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		claimed <- nodes[1].call(ctx, a.ControlAddr, KindClaim, claimRequest{Session: sessionID{7, 0}, Epoch: 3}, nil)
+		claimed <- members[1].call(ctx, a.ControlAddr, KindClaim, claimRequest{Session: sessionID{7, 0}, Epoch: 3}, nil)
 	}()
-	eventually(t, func() bool { return waitingCalls(nodes[1], a.ControlAddr) == sessions-maxBatchesInFlight+1 },
+	eventually(t, func() bool { return waitingCalls(members[1], a.ControlAddr) == sessions-maxBatchesInFlight+1 },
 		"the other requests wait")
 	free()
 	q.check(t, 10)
@@ -154,9 +154,9 @@ func TestEpochQueriesGoTogether(t *testing.T) {
 // every request is answered.
 func TestBatchToMemberThatDoesNotBatch(t *testing.T) {
 	const sessions = 40
-	nodes, a := claimedOnA(t, 8, sessions, 20)
+	members, a := claimedOnA(t, 8, sessions, 20)
 	var batches atomic.Int64
-	defer poolhook.Set(nodes[0], KindBatch, func(transport.Handler) transport.Handler {
+	defer poolhook.Set(members[0], KindBatch, func(transport.Handler) transport.Handler {
 		return func(context.Context, string, func(any) error) (any, error) {
 			batches.Add(1)
 			return nil, &transport.RemoteError{Code: transport.CodeUnknownKind, Message: "no handler for kind \"batch\""}
@@ -164,9 +164,9 @@ func TestBatchToMemberThatDoesNotBatch(t *testing.T) {
 	})()
 	var singles atomic.Int64
 	release, free := releaser(t)
-	defer holdCalls(nodes[0], KindEpoch, &singles, release)()
-	q := startEpochQueries(t, nodes[1], a.ControlAddr, 8, sessions, &singles)
-	eventually(t, func() bool { return waitingCalls(nodes[1], a.ControlAddr) == sessions-maxBatchesInFlight },
+	defer holdCalls(members[0], KindEpoch, &singles, release)()
+	q := startEpochQueries(t, members[1], a.ControlAddr, 8, sessions, &singles)
+	eventually(t, func() bool { return waitingCalls(members[1], a.ControlAddr) == sessions-maxBatchesInFlight },
 		"the other requests wait")
 	free()
 	q.check(t, 20)
@@ -178,16 +178,16 @@ func TestBatchToMemberThatDoesNotBatch(t *testing.T) {
 // waited is not sent; one whose batch call fails gets the error, and
 // asked again, its answer.
 func TestBatchedRequestGivenUp(t *testing.T) {
-	nodes, _ := startFakeNodes(t, RuntimeConfig{HandshakeTimeout: 5 * time.Second}, "a", "b")
-	a, _ := nodes[1].Membership().Member("a")
-	require.NoError(t, nodes[0].store.Claim(sessionID{9, 1}, 42, "x"))
+	members, _ := startFakeMembers(t, RuntimeConfig{HandshakeTimeout: 5 * time.Second}, "a", "b")
+	a, _ := members[1].Membership().Member("a")
+	require.NoError(t, members[0].store.Claim(sessionID{9, 1}, 42, "x"))
 	var singles atomic.Int64
 	release, free := releaser(t)
-	defer holdCalls(nodes[0], KindEpoch, &singles, release)()
+	defer holdCalls(members[0], KindEpoch, &singles, release)()
 	var fail atomic.Bool
 	fail.Store(true)
 	var batches atomic.Int64
-	defer poolhook.Set(nodes[0], KindBatch, func(h transport.Handler) transport.Handler {
+	defer poolhook.Set(members[0], KindBatch, func(h transport.Handler) transport.Handler {
 		return func(ctx context.Context, from string, decode func(any) error) (any, error) {
 			batches.Add(1)
 			if fail.Load() {
@@ -198,7 +198,7 @@ func TestBatchedRequestGivenUp(t *testing.T) {
 	})()
 	ask := func(ctx context.Context) (uint64, error) {
 		var rep epochReply
-		err := nodes[1].call(ctx, a.ControlAddr, KindEpoch, epochQuery{Session: sessionID{9, 1}}, &rep)
+		err := members[1].call(ctx, a.ControlAddr, KindEpoch, epochQuery{Session: sessionID{9, 1}}, &rep)
 		return rep.Epoch, err
 	}
 	var wg sync.WaitGroup
@@ -214,7 +214,7 @@ func TestBatchedRequestGivenUp(t *testing.T) {
 	for i := range errs {
 		wg.Go(func() { _, errs[i] = ask(context.Background()) })
 	}
-	eventually(t, func() bool { return waitingCalls(nodes[1], a.ControlAddr) == 3 }, "three requests wait")
+	eventually(t, func() bool { return waitingCalls(members[1], a.ControlAddr) == 3 }, "three requests wait")
 	cancel()
 	free()
 	wg.Wait()
@@ -237,8 +237,8 @@ func TestBatchedRequestGivenUp(t *testing.T) {
 // failure, a body whose header claims gigabytes among them (refused alone,
 // not with its batch).
 func TestBatchedAnswerIsALoneCallsAnswer(t *testing.T) {
-	nodes, _ := startFakeNodes(t, RuntimeConfig{HandshakeTimeout: 5 * time.Second}, "a", "b")
-	a, _ := nodes[1].Membership().Member("a")
+	members, _ := startFakeMembers(t, RuntimeConfig{HandshakeTimeout: 5 * time.Second}, "a", "b")
+	a, _ := members[1].Membership().Member("a")
 	failures := map[string]error{
 		"plain":    errors.New("plain failure"),
 		"coded":    fmt.Errorf("wrapped: %w", &ControlError{Code: CodeStale, Message: "stale"}),
@@ -246,7 +246,7 @@ func TestBatchedAnswerIsALoneCallsAnswer(t *testing.T) {
 		"remote":   &transport.RemoteError{Code: "passed_on", Message: "from further away"},
 		"deadline": fmt.Errorf("waited: %w", context.DeadlineExceeded),
 	}
-	defer poolhook.Set(nodes[0], KindEpoch, func(transport.Handler) transport.Handler {
+	defer poolhook.Set(members[0], KindEpoch, func(transport.Handler) transport.Handler {
 		return func(ctx context.Context, from string, decode func(any) error) (any, error) {
 			var what string
 			if err := decode(&what); err != nil {
@@ -276,12 +276,12 @@ func TestBatchedAnswerIsALoneCallsAnswer(t *testing.T) {
 	} {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		var lone msgpack.RawMessage
-		loneErr := nodes[1].rpc.Call(ctx, a.ControlAddr, KindEpoch, msgpack.RawMessage(body), &lone)
+		loneErr := members[1].rpc.Call(ctx, a.ControlAddr, KindEpoch, msgpack.RawMessage(body), &lone)
 		batch := []*pendingCall{
 			{ctx: ctx, kind: KindEpoch, body: body, done: make(chan callResult, 1)},
 			{ctx: ctx, kind: KindEpoch, body: encode("other"), done: make(chan callResult, 1)},
 		}
-		nodes[1].sendCallBatch(a.ControlAddr, batch)
+		members[1].sendCallBatch(a.ControlAddr, batch)
 		cancel()
 		got, other := <-batch[0].done, <-batch[1].done
 		require.NoError(t, other.err, "%q: the other request of the batch is answered", body)

@@ -10,8 +10,8 @@ import (
 )
 
 func TestReplicas(t *testing.T) {
-	nodes := startPool(t, "a", "b", "c", "d", "e")
-	a, b, d, e := nodes[0], nodes[1], nodes[3], nodes[4]
+	members := startPool(t, "a", "b", "c", "d", "e")
+	a, b, d, e := members[0], members[1], members[3], members[4]
 	keys := make([]string, 300)
 	for i := range keys {
 		keys[i] = fmt.Sprint("session-", i)
@@ -67,8 +67,8 @@ func TestReplicas(t *testing.T) {
 }
 
 func TestLeastLoaded(t *testing.T) {
-	nodes := startPool(t, "a", "b", "c")
-	a, b, c := nodes[0], nodes[1], nodes[2]
+	members := startPool(t, "a", "b", "c")
+	a, b, c := members[0], members[1], members[2]
 	a.SetLoad(5, 0)
 	b.SetLoad(2, 100)
 	c.SetLoad(2, 50)

@@ -1,4 +1,4 @@
-// Package pool is the runtime of an mtcp server pool: its membership and the
+// Package pool is the runtime of an mtcp pool: its membership and the
 // coordination of moves between its members. Applications meet it only
 // through mtcp.Config (Profile, Balance): package mtcp starts one Runtime for
 // each Listener in a pool.

@@ -84,28 +84,28 @@ func (s *fakeSession) HandOver(context.Context, *HandoverRequest, string, func(*
 	return &ControlError{CodeNotMovable, "a fake session"}
 }
 
-// startFakeNodes starts a pool of Runtimes called names over fake hosts.
-func startFakeNodes(t *testing.T, cfg RuntimeConfig, names ...string) ([]*Runtime, []*fakeHost) {
+// startFakeMembers starts a pool of Runtimes called names over fake hosts.
+func startFakeMembers(t *testing.T, cfg RuntimeConfig, names ...string) ([]*Runtime, []*fakeHost) {
 	t.Helper()
-	var nodes []*Runtime
+	var members []*Runtime
 	var hosts []*fakeHost
 	for i, name := range names {
 		c := cfg
 		c.Name, c.Key, c.Gossip, c.Profile = name, testKey, "127.0.0.1:0", ProfileLocal
 		c.ClientAddr = fmt.Sprintf("127.0.0.1:%d", 21000+i)
 		if i > 0 {
-			c.Join = []string{nodes[0].Membership().GossipAddr()}
+			c.Join = []string{members[0].Membership().GossipAddr()}
 		}
 		h := newFakeHost()
 		n, err := StartRuntime(c, h)
 		require.NoError(t, err)
 		t.Cleanup(n.Close)
-		nodes, hosts = append(nodes, n), append(hosts, h)
+		members, hosts = append(members, n), append(hosts, h)
 	}
-	for _, n := range nodes {
+	for _, n := range members {
 		eventually(t, func() bool { return len(n.Membership().Members()) == len(names) }, "%s sees the pool", n.Name())
 	}
-	return nodes, hosts
+	return members, hosts
 }
 
 // TestDrainIsPacedAndAsksOnce: a member drains 600 sessions into a pool
@@ -121,12 +121,12 @@ func TestDrainIsPacedAndAsksOnce(t *testing.T) {
 		loaded = 300
 		window = 16
 	)
-	nodes, hosts := startFakeNodes(t, RuntimeConfig{HandshakeTimeout: 5 * time.Second, DrainWindow: window}, "a", "b", "c")
+	members, hosts := startFakeMembers(t, RuntimeConfig{HandshakeTimeout: 5 * time.Second, DrainWindow: window}, "a", "b", "c")
 	byName := map[string]*fakeHost{"a": hosts[0], "b": hosts[1], "c": hosts[2]}
 	for i := range loaded {
 		hosts[1].add(&fakeSession{id: sessionID{1, byte(i >> 8), byte(i)}})
 	}
-	eventually(t, func() bool { m, _ := nodes[0].Membership().Member("b"); return m.Sessions == loaded },
+	eventually(t, func() bool { m, _ := members[0].Membership().Member("b"); return m.Sessions == loaded },
 		"a sees b's %d sessions", loaded)
 
 	var mu sync.Mutex
@@ -165,7 +165,7 @@ func TestDrainIsPacedAndAsksOnce(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	left, err := nodes[0].Drain(ctx)
+	left, err := members[0].Drain(ctx)
 	require.NoError(t, err)
 	require.Zero(t, left)
 	moves.Wait()
@@ -190,7 +190,7 @@ func TestDrainIsPacedAndAsksOnce(t *testing.T) {
 // (its move failed, and it stayed) is asked again once its move's time ran
 // out, and the drain ends when it moves.
 func TestDrainAsksAgainAfterAFailedMove(t *testing.T) {
-	nodes, hosts := startFakeNodes(t, RuntimeConfig{HandshakeTimeout: 200 * time.Millisecond}, "a", "b")
+	members, hosts := startFakeMembers(t, RuntimeConfig{HandshakeTimeout: 200 * time.Millisecond}, "a", "b")
 	var mu sync.Mutex
 	asks := 0
 	var moves sync.WaitGroup
@@ -209,7 +209,7 @@ func TestDrainAsksAgainAfterAFailedMove(t *testing.T) {
 	}})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	_, err := nodes[0].Drain(ctx)
+	_, err := members[0].Drain(ctx)
 	require.NoError(t, err)
 	moves.Wait()
 	mu.Lock()

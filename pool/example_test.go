@@ -7,7 +7,7 @@ import (
 	"github.com/migratory/mtcp/pool"
 )
 
-// Two servers form a pool; each learns where the other takes clients.
+// Two members form a pool; each learns where the other takes clients.
 func ExampleNew() {
 	key := []byte("a secret shared by the whole pool")
 	a, err := pool.New(pool.Config{

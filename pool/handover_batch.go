@@ -81,7 +81,7 @@ func (n *Runtime) callHandover(ctx context.Context, origin Member, req HandoverR
 		if batch := n.batches.next(q, maxHandoverBatch, math.MaxInt); batch != nil {
 			n.sendHandoverBatch(origin, batch)
 			if !n.background(func() { n.sendHandovers(origin, q) }) {
-				n.sendHandovers(origin, q) // the node closes: what waits goes now
+				n.sendHandovers(origin, q) // the member closes: what waits goes now
 			}
 		}
 	}

@@ -44,7 +44,7 @@ func signedRequest(id sessionID, secret auth.Secret, origin string) HandoverRequ
 // member are under way, the handover requests for that member that come
 // meanwhile wait and go together in one call; each gets its own answer.
 func TestHandoversGoTogether(t *testing.T) {
-	nodes, hosts := startFakeNodes(t, RuntimeConfig{HandshakeTimeout: 5 * time.Second}, "a", "b")
+	members, hosts := startFakeMembers(t, RuntimeConfig{HandshakeTimeout: 5 * time.Second}, "a", "b")
 	const sessions = 20
 	reqs := make([]HandoverRequest, sessions)
 	for i := range sessions {
@@ -55,19 +55,19 @@ func TestHandoversGoTogether(t *testing.T) {
 	// The first calls are held until every other request waits.
 	var singles, batches atomic.Int64
 	release, free := releaser(t)
-	defer holdCalls(nodes[0], KindHandover, &singles, release)()
-	defer poolhook.Set(nodes[0], KindHandovers, func(h transport.Handler) transport.Handler {
+	defer holdCalls(members[0], KindHandover, &singles, release)()
+	defer poolhook.Set(members[0], KindHandovers, func(h transport.Handler) transport.Handler {
 		return func(ctx context.Context, from string, decode func(any) error) (any, error) {
 			batches.Add(1)
 			return h(ctx, from, decode)
 		}
 	})()
-	a, _ := nodes[1].Membership().Member("a")
+	a, _ := members[1].Membership().Member("a")
 	var wg sync.WaitGroup
 	errs := make([]error, sessions)
 	replies := make([]handoverReply, sessions)
 	for i := range maxBatchesInFlight {
-		wg.Go(func() { replies[i], errs[i] = nodes[1].callHandover(context.Background(), a, reqs[i]) })
+		wg.Go(func() { replies[i], errs[i] = members[1].callHandover(context.Background(), a, reqs[i]) })
 		eventually(t, func() bool { return singles.Load() == int64(i+1) }, "call %d reaches a", i)
 	}
 	for i := maxBatchesInFlight; i < sessions; i++ {
@@ -76,11 +76,11 @@ func TestHandoversGoTogether(t *testing.T) {
 			defer wg.Done()
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			replies[i], errs[i] = nodes[1].callHandover(ctx, a, reqs[i])
+			replies[i], errs[i] = members[1].callHandover(ctx, a, reqs[i])
 		}()
 	}
 	eventually(t, func() bool {
-		b := &nodes[1].batches
+		b := &members[1].batches
 		b.mu.Lock()
 		defer b.mu.Unlock()
 		return len(b.queues[a.ControlAddr].waiting) == sessions-maxBatchesInFlight
@@ -104,10 +104,10 @@ func TestHandoversGoTogether(t *testing.T) {
 // not_member and keeps the session: the successor refuses its client busy,
 // it does not take the session from the replicas while it is served.
 func TestHandoverToStranger(t *testing.T) {
-	nodes, hosts := startFakeNodes(t, RuntimeConfig{HandshakeTimeout: 5 * time.Second}, "a")
+	members, hosts := startFakeMembers(t, RuntimeConfig{HandshakeTimeout: 5 * time.Second}, "a")
 	s := &handingSession{fakeSession: fakeSession{id: sessionID{5, 1}}, secret: auth.Secret{5, 9}}
 	hosts[0].addAs(&s.fakeSession, s)
-	_, err := nodes[0].handOver(context.Background(), "stranger", signedRequest(s.id, s.secret, "a"))
+	_, err := members[0].handOver(context.Background(), "stranger", signedRequest(s.id, s.secret, "a"))
 	var ce *ControlError
 	require.ErrorAs(t, err, &ce)
 	require.Equal(t, CodeNotMember, ce.Code)
@@ -128,12 +128,12 @@ func (s *failingHandover) HandOver(context.Context, *HandoverRequest, string, fu
 // is answered with the code a lone KindHandover call's handler gives its
 // error (deadline_exceeded here), not a code of the batch's own.
 func TestBatchedHandoverRefusedAsAlone(t *testing.T) {
-	nodes, hosts := startFakeNodes(t, RuntimeConfig{HandshakeTimeout: 5 * time.Second}, "a", "b")
+	members, hosts := startFakeMembers(t, RuntimeConfig{HandshakeTimeout: 5 * time.Second}, "a", "b")
 	fail := fmt.Errorf("waiting for the session: %w", context.DeadlineExceeded)
 	s := &failingHandover{handingSession{fakeSession{id: sessionID{6, 1}}, auth.Secret{6, 9}}, fail}
 	hosts[0].addAs(&s.fakeSession, s)
 	req := handoversRequest{List: []HandoverRequest{signedRequest(s.id, s.secret, "a")}}
-	out, err := nodes[0].handleHandovers(context.Background(), "b", func(v any) error {
+	out, err := members[0].handleHandovers(context.Background(), "b", func(v any) error {
 		*v.(*handoversRequest) = req
 		return nil
 	})

@@ -21,8 +21,8 @@ var testKey = []byte("the pool key of the tests, 32 B.")
 // that a loaded machine running -race does not fail the tests.
 const waitLimit = 10 * time.Second
 
-// testNode is a Pool with a count of its OnChange calls.
-type testNode struct {
+// testMember is a Pool with a count of its OnChange calls.
+type testMember struct {
 	*Pool
 	changes *atomic.Int64
 }
@@ -31,7 +31,7 @@ type testNode struct {
 func testConfig(t *testing.T, name string, join ...string) Config {
 	var logger *slog.Logger
 	if os.Getenv("MTCP_POOL_LOG") != "" {
-		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", name)
+		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("member", name)
 	}
 	port := 20000 + int(name[0])
 	return Config{
@@ -46,10 +46,10 @@ func testConfig(t *testing.T, name string, join ...string) Config {
 	}
 }
 
-// startNode starts a member from cfg and shuts it down when the test ends.
-func startNode(t *testing.T, cfg Config) *testNode {
+// startMember starts a member from cfg and shuts it down when the test ends.
+func startMember(t *testing.T, cfg Config) *testMember {
 	t.Helper()
-	n := &testNode{changes: new(atomic.Int64)}
+	n := &testMember{changes: new(atomic.Int64)}
 	cfg.OnChange = func() { n.changes.Add(1) }
 	p, err := New(cfg)
 	require.NoError(t, err)
@@ -60,20 +60,20 @@ func startNode(t *testing.T, cfg Config) *testNode {
 
 // startPool starts members with the given names, each joining the first,
 // and waits until every one sees them all.
-func startPool(t *testing.T, names ...string) []*testNode {
+func startPool(t *testing.T, names ...string) []*testMember {
 	t.Helper()
-	var nodes []*testNode
+	var members []*testMember
 	for i, name := range names {
 		var join []string
 		if i > 0 {
-			join = []string{nodes[0].GossipAddr()}
+			join = []string{members[0].GossipAddr()}
 		}
-		nodes = append(nodes, startNode(t, testConfig(t, name, join...)))
+		members = append(members, startMember(t, testConfig(t, name, join...)))
 	}
-	for _, n := range nodes {
+	for _, n := range members {
 		waitMembers(t, n, names...)
 	}
-	return nodes
+	return members
 }
 
 // memberNames returns the names of p's members.
@@ -86,7 +86,7 @@ func memberNames(p *Pool) []string {
 }
 
 // waitMembers waits until p's members are exactly names.
-func waitMembers(t *testing.T, p *testNode, names ...string) {
+func waitMembers(t *testing.T, p *testMember, names ...string) {
 	t.Helper()
 	want := slices.Sorted(slices.Values(names))
 	eventually(t, func() bool { return slices.Equal(memberNames(p.Pool), want) },
@@ -94,7 +94,7 @@ func waitMembers(t *testing.T, p *testNode, names ...string) {
 }
 
 // waitMember waits until p sees the member called name satisfy ok.
-func waitMember(t *testing.T, p *testNode, name string, ok func(Member) bool) {
+func waitMember(t *testing.T, p *testMember, name string, ok func(Member) bool) {
 	t.Helper()
 	eventually(t, func() bool {
 		m, found := p.Member(name)

@@ -12,7 +12,7 @@ import (
 	"github.com/hashicorp/memberlist"
 )
 
-// Pool is this server's membership in a pool: its own published metadata
+// Pool is this member's membership in a pool: its own published metadata
 // and its view of the other members. Its methods are safe for concurrent
 // use.
 type Pool struct {
@@ -90,9 +90,9 @@ func New(cfg Config) (*Pool, error) {
 			// memberlist lists each address's failure on lines of its own.
 			return nil, fmt.Errorf("pool: join %v: %s", cfg.Join, strings.Join(strings.Fields(err.Error()), " "))
 		}
-		p.log.Debug("pool: joined", "node", cfg.NodeName, "contacted", n)
+		p.log.Debug("pool: joined", "member", cfg.NodeName, "contacted", n)
 	}
-	p.log.Debug("pool: started", "node", cfg.NodeName, "gossip", p.gossipAddr, "profile", cfg.Profile.String())
+	p.log.Debug("pool: started", "member", cfg.NodeName, "gossip", p.gossipAddr, "profile", cfg.Profile.String())
 	return p, nil
 }
 

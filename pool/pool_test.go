@@ -14,9 +14,9 @@ import (
 )
 
 func TestThreeMembersJoin(t *testing.T) {
-	nodes := startPool(t, "a", "b", "c")
-	for _, n := range nodes {
-		for _, other := range nodes {
+	members := startPool(t, "a", "b", "c")
+	for _, n := range members {
+		for _, other := range members {
 			want := other.Local()
 			got, ok := n.Member(want.Name)
 			require.True(t, ok)
@@ -31,14 +31,14 @@ func TestThreeMembersJoin(t *testing.T) {
 		require.False(t, ok)
 		require.Positive(t, n.changes.Load(), "%s: OnChange on join", n.name)
 	}
-	require.Equal(t, "127.0.0.1:20097", nodes[0].Local().ClientAddr)
-	require.Equal(t, "127.0.0.1:21097", nodes[0].Local().ControlAddr)
-	require.Regexp(t, `^127\.0\.0\.1:[1-9][0-9]*$`, nodes[0].GossipAddr())
+	require.Equal(t, "127.0.0.1:20097", members[0].Local().ClientAddr)
+	require.Equal(t, "127.0.0.1:21097", members[0].Local().ControlAddr)
+	require.Regexp(t, `^127\.0\.0\.1:[1-9][0-9]*$`, members[0].GossipAddr())
 }
 
 func TestLoadAndDrainingPropagate(t *testing.T) {
-	nodes := startPool(t, "a", "b", "c")
-	a, b, c := nodes[0], nodes[1], nodes[2]
+	members := startPool(t, "a", "b", "c")
+	a, b, c := members[0], members[1], members[2]
 
 	changes := b.changes.Load()
 	// SetLoad must not wait for gossip: with every memberlist update held
@@ -62,7 +62,7 @@ func TestLoadAndDrainingPropagate(t *testing.T) {
 	require.Equal(t, 42, a.Local().Sessions)
 	require.EqualValues(t, 4200, a.Local().BytesPerSec)
 	a.updateMu.Unlock()
-	for _, n := range []*testNode{b, c} {
+	for _, n := range []*testMember{b, c} {
 		waitMember(t, n, "a", func(m Member) bool { return m.Sessions == 42 && m.BytesPerSec == 4200 })
 	}
 	eventually(t, func() bool { return b.changes.Load() > changes }, "OnChange on load update")
@@ -71,11 +71,11 @@ func TestLoadAndDrainingPropagate(t *testing.T) {
 	require.NoError(t, a.SetDraining(true))
 	t.Logf("SetDraining returned after %v", time.Since(start))
 	require.True(t, a.Local().Draining)
-	for _, n := range []*testNode{b, c} {
+	for _, n := range []*testMember{b, c} {
 		waitMember(t, n, "a", func(m Member) bool { return m.Draining && m.Sessions == 42 })
 	}
 	require.NoError(t, a.SetDraining(false))
-	for _, n := range []*testNode{b, c} {
+	for _, n := range []*testMember{b, c} {
 		waitMember(t, n, "a", func(m Member) bool { return !m.Draining })
 	}
 	// Negative sessions count as none.
@@ -84,8 +84,8 @@ func TestLoadAndDrainingPropagate(t *testing.T) {
 }
 
 func TestShutdownIsDetected(t *testing.T) {
-	nodes := startPool(t, "a", "b", "c")
-	a, b, c := nodes[0], nodes[1], nodes[2]
+	members := startPool(t, "a", "b", "c")
+	a, b, c := members[0], members[1], members[2]
 	changes := a.changes.Load()
 	start := time.Now()
 	require.NoError(t, c.Shutdown())
@@ -100,8 +100,8 @@ func TestShutdownIsDetected(t *testing.T) {
 }
 
 func TestLeaveIsSeen(t *testing.T) {
-	nodes := startPool(t, "a", "b", "c")
-	a, b, c := nodes[0], nodes[1], nodes[2]
+	members := startPool(t, "a", "b", "c")
+	a, b, c := members[0], members[1], members[2]
 	changes := b.changes.Load()
 	start := time.Now()
 	require.NoError(t, c.Leave(time.Second))
@@ -124,7 +124,7 @@ func TestWrongKeyCannotJoin(t *testing.T) {
 
 	// Nor can it be joined: a member of the pool that tries fails too.
 	cfg.Join = nil
-	x := startNode(t, cfg)
+	x := startMember(t, cfg)
 	cfg = testConfig(t, "y", x.GossipAddr())
 	_, err = New(cfg)
 	require.ErrorContains(t, err, "decrypt")
@@ -153,11 +153,12 @@ func TestBadMetadataIsIgnored(t *testing.T) {
 	rec := &recorder{}
 	cfg := testConfig(t, "a")
 	cfg.Logger = slog.New(rec)
-	a := startNode(t, cfg)
-	b := startNode(t, testConfig(t, "b", a.GossipAddr()))
+	a := startMember(t, cfg)
+	b := startMember(t, testConfig(t, "b", a.GossipAddr()))
 	waitMembers(t, a, "a", "b")
 
-	// A node with the pool key but unreadable metadata joins the gossip.
+	// A process with the pool key but unreadable metadata joins the gossip:
+	// it is no member.
 	zc := testConfig(t, "z")
 	mc, err := zc.memberlistConfig()
 	require.NoError(t, err)
@@ -221,8 +222,8 @@ func TestLogGoesToLoggerOnly(t *testing.T) {
 }
 
 func TestShutdownIsIdempotent(t *testing.T) {
-	nodes := startPool(t, "a", "b")
-	a := nodes[0]
+	members := startPool(t, "a", "b")
+	a := members[0]
 	require.NoError(t, a.Shutdown())
 	require.NoError(t, a.Shutdown())
 	require.ErrorIs(t, a.Leave(time.Second), ErrClosed)
@@ -233,7 +234,7 @@ func TestShutdownIsIdempotent(t *testing.T) {
 
 func TestNewRejectsBadConfig(t *testing.T) {
 	ok := testConfig(t, "a")
-	taken := startNode(t, testConfig(t, "t"))
+	taken := startMember(t, testConfig(t, "t"))
 	inUse := taken.GossipAddr()
 	for name, tc := range map[string]struct {
 		mod  func(*Config)
@@ -289,7 +290,7 @@ func TestOnChangeMayUseThePool(t *testing.T) {
 	self.Store(a)
 	t.Cleanup(func() { require.NoError(t, a.Shutdown()) })
 
-	b := startNode(t, testConfig(t, "b", a.GossipAddr()))
+	b := startMember(t, testConfig(t, "b", a.GossipAddr()))
 	waitMembers(t, b, "a", "b")
 	eventually(t, func() bool { return a.Local().Sessions == 2 }, "OnChange ran with both members")
 	waitMember(t, b, "a", func(m Member) bool { return m.Sessions == 2 })
@@ -301,17 +302,17 @@ func TestOnChangeMayUseThePool(t *testing.T) {
 // a takeover of its sessions still asks it for them rather than failing
 // them over at once.
 func TestGoneRemembersDraining(t *testing.T) {
-	nodes := startPool(t, "a", "b")
-	require.NoError(t, nodes[1].SetDraining(true))
-	waitMember(t, nodes[0], "b", func(m Member) bool { return m.Draining })
-	_, ok := nodes[0].Gone("b", time.Minute)
+	members := startPool(t, "a", "b")
+	require.NoError(t, members[1].SetDraining(true))
+	waitMember(t, members[0], "b", func(m Member) bool { return m.Draining })
+	_, ok := members[0].Gone("b", time.Minute)
 	require.False(t, ok, "b is in the view")
-	require.NoError(t, nodes[1].Shutdown()) // no leave: declared dead
-	waitMembers(t, nodes[0], "a")
-	m, ok := nodes[0].Gone("b", time.Minute)
+	require.NoError(t, members[1].Shutdown()) // no leave: declared dead
+	waitMembers(t, members[0], "a")
+	m, ok := members[0].Gone("b", time.Minute)
 	require.True(t, ok)
 	require.True(t, m.Draining)
 	require.NotEmpty(t, m.ControlAddr)
-	_, ok = nodes[0].Gone("b", 0)
+	_, ok = members[0].Gone("b", 0)
 	require.False(t, ok, "gone for longer than asked")
 }

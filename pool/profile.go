@@ -10,7 +10,7 @@ import (
 type Profile int
 
 const (
-	// ProfileLAN suits servers on one local network: memberlist's LAN
+	// ProfileLAN suits members on one local network: memberlist's LAN
 	// defaults (probe every 1 s, failure seen in about 5 s). It is the zero
 	// value.
 	ProfileLAN Profile = iota

@@ -48,7 +48,7 @@ type RuntimeConfig struct {
 }
 
 // Runtime is a listener's part in a pool: its membership (gossip), the
-// server-to-server control plane, the copies it keeps of other members'
+// control plane between members, the copies it keeps of other members'
 // checkpoints, and the coordination of moves: handovers, takeovers,
 // failovers, fencing, replication, drains and balancing. It reaches the
 // listener's sessions only through Host and Session. Package mtcp starts
@@ -145,7 +145,7 @@ func StartRuntime(cfg RuntimeConfig, host Host) (*Runtime, error) {
 	n.refreshMembers()
 	n.started.Store(true)
 	if cfg.Replicas == 0 {
-		n.log.Info("mtcp: pool member without checkpoint replicas: sessions move only while their server lives")
+		n.log.Info("mtcp: pool member without checkpoint replicas: sessions move only while their origin lives")
 	}
 	n.wg.Add(2)
 	go n.reportLoad()
@@ -154,7 +154,7 @@ func StartRuntime(cfg RuntimeConfig, host Host) (*Runtime, error) {
 		n.wg.Add(1)
 		go n.balance(cfg.Balance.withDefaults())
 	}
-	n.log.Info("mtcp: joined pool", "node", cfg.Name, "gossip", n.members.GossipAddr(), "control", ctlLn.Addr().String())
+	n.log.Info("mtcp: joined pool", "member", cfg.Name, "gossip", n.members.GossipAddr(), "control", ctlLn.Addr().String())
 	return n, nil
 }
 
@@ -188,7 +188,7 @@ func (n *Runtime) StoredEpoch(id [wire.SessionIDLen]byte) uint64 { return n.stor
 // the member publishes.
 func (n *Runtime) AddTraffic(k int) { n.traffic.Add(uint64(k)) }
 
-// background runs f in a goroutine that Close waits for, unless the node
+// background runs f in a goroutine that Close waits for, unless the member
 // is closing; it reports whether it did.
 func (n *Runtime) background(f func()) bool {
 	n.mu.Lock()

@@ -10,8 +10,8 @@ import (
 // counting as a change of topology; draining, a member leaving and one
 // joining count.
 func TestTopologyIgnoresLoad(t *testing.T) {
-	nodes := startPool(t, "a", "b")
-	a, b := nodes[0], nodes[1]
+	members := startPool(t, "a", "b")
+	a, b := members[0], members[1]
 	before := a.Topology()
 
 	b.SetLoad(42, 1000)
@@ -24,7 +24,7 @@ func TestTopologyIgnoresLoad(t *testing.T) {
 	require.Greater(t, afterDrain, before, "draining is")
 	require.Greater(t, b.Topology(), uint64(0), "on the member that drains too")
 
-	c := startNode(t, testConfig(t, "c", a.GossipAddr()))
+	c := startMember(t, testConfig(t, "c", a.GossipAddr()))
 	waitMembers(t, a, "a", "b", "c")
 	afterJoin := a.Topology()
 	require.Greater(t, afterJoin, afterDrain, "a member joining is")

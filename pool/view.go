@@ -6,8 +6,8 @@ import (
 	"github.com/hashicorp/memberlist"
 )
 
-// upsert records an alive remote member from its gossiped node. A member
-// whose metadata cannot be read is logged and left out of the view.
+// upsert records an alive remote member from its gossiped memberlist.Node.
+// A member whose metadata cannot be read is logged and left out of the view.
 func (p *Pool) upsert(n *memberlist.Node) {
 	if p.closed.Load() || n.Name == p.name {
 		return
