@@ -13,7 +13,7 @@ const maxCheckpoints = 16
 
 // Checkpoint records the application's complete per-connection state after
 // consuming every byte it has read so far and writing every byte it has
-// written so far. A server that takes the session over restores the latest
+// written so far. A successor that takes the session over restores the latest
 // checkpoint the client can resume from: State returns the state, Read
 // returns again the input that followed it, and the application must write
 // again the same bytes it wrote after it (mtcp drops what the client already

@@ -130,12 +130,12 @@ type Config struct {
 	// Join lists gossip addresses of members to join; empty starts a pool.
 	Join []string
 	// PoolKey is the secret shared by the members (at least 16 bytes,
-	// required in a pool): gossip and server-to-server traffic are
+	// required in a pool): gossip and control-plane traffic are
 	// encrypted and authenticated with keys derived from it.
 	PoolKey []byte
 	// Replicas is how many other members keep a copy of each checkpoint, so
-	// that sessions survive the crash of their server. 0 means live
-	// migration only. NewPoolConfig sets DefaultReplicas. A checkpoint is
+	// that sessions survive the crash of their member. 0 means moves by
+	// handover only. NewPoolConfig sets DefaultReplicas. A checkpoint is
 	// durable (its client frees the input before it) only once all its
 	// copies are confirmed; a session whose copies cannot be had (fewer
 	// other members than Replicas, or members that refuse them) keeps its
@@ -143,7 +143,7 @@ type Config struct {
 	// without being crash-safe, and says so: SessionStatus.AtRisk,
 	// Status.AtRisk and a warning in the log.
 	Replicas int
-	// Control is the ip:port of the server-to-server control plane
+	// Control is the ip:port of the control plane between members
 	// (default: the gossip ip, a free port).
 	Control string
 	// Advertise is the address clients are told to reach this member at
@@ -178,8 +178,8 @@ const DefaultReplicas = 1
 
 // NewPoolConfig returns the Config of a pool member with the pool defaults:
 // name, gossip address, pool key, members to join, and DefaultReplicas.
-func NewPoolConfig(nodeName, gossip string, poolKey []byte, join ...string) *Config {
-	return &Config{NodeName: nodeName, Gossip: gossip, PoolKey: poolKey, Join: join, Replicas: DefaultReplicas}
+func NewPoolConfig(name, gossip string, poolKey []byte, join ...string) *Config {
+	return &Config{NodeName: name, Gossip: gossip, PoolKey: poolKey, Join: join, Replicas: DefaultReplicas}
 }
 
 // inPool reports whether the configuration makes a pool member.

@@ -210,7 +210,7 @@ func (d *Dialer) open(ctx context.Context, network, address string) (*Conn, erro
 		if !errors.As(err, &rd) || hop == maxRedirects {
 			return nil, err
 		}
-		d.Logger.Info("mtcp: server redirects the new session", "from", address, "to", rd.addr, "node", rd.name)
+		d.Logger.Info("mtcp: server redirects the new session", "from", address, "to", rd.addr, "member", rd.name)
 		address = rd.addr
 	}
 }

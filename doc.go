@@ -1,6 +1,6 @@
 // Package mtcp is Migratory TCP for Go: byte streams that survive the loss of
-// the TCP connection under them and, in a pool of servers, the loss of the
-// server itself.
+// the TCP connection under them and, in a pool, the loss of the member
+// serving them.
 //
 // A server replaces net.Listen with Listen (or wraps a listener with
 // NewListener) and a client replaces net.Dial with a Dialer. Each connection

@@ -143,8 +143,8 @@ func TestSessionWithoutCopiesSaysSo(t *testing.T) {
 func TestCrashBeforeFirstCheckpoint(t *testing.T) {
 	never := make(chan struct{})
 	ap := startAppPool(t, 2, func(c *Config) { c.Replicas = 1 }, appOptions{
-		acceptGate: func(node string) <-chan struct{} {
-			if node == "m0" {
+		acceptGate: func(member string) <-chan struct{} {
+			if member == "m0" {
 				return never
 			}
 			return nil

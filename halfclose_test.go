@@ -20,9 +20,9 @@ import (
 
 // uploadApp runs the upload application (testapp.Upload) on the members of
 // an appPool, with the pool's bookkeeping.
-func uploadApp(cfg testapp.UploadConfig) func(ap *appPool, node string, c *Conn) {
-	return func(ap *appPool, node string, c *Conn) {
-		end := ap.begin(node, c)
+func uploadApp(cfg testapp.UploadConfig) func(ap *appPool, member string, c *Conn) {
+	return func(ap *appPool, member string, c *Conn) {
+		end := ap.begin(member, c)
 		var failed error
 		testapp.Upload(c, cfg, testapp.Events{
 			Final:  ap.setFinal,
@@ -47,9 +47,9 @@ func (g *gates) release() { g.once.Do(func() { close(g.open) }) }
 
 // except gates every member but the named ones.
 func (g *gates) except(names ...string) func(string) <-chan struct{} {
-	return func(node string) <-chan struct{} {
+	return func(member string) <-chan struct{} {
 		for _, n := range names {
-			if n == node {
+			if n == member {
 				return nil
 			}
 		}
@@ -254,11 +254,11 @@ func TestHalfClosedRegeneratedEndDiverges(t *testing.T) {
 // bytes (testapp.BannerAt's pattern) and closes, checkpointing after every
 // read and every chunk of the reply. Its state: input consumed, whether it
 // ended, reply bytes written, the SHA-256 state of the input.
-func replyApp(n int64) func(ap *appPool, node string, c *Conn) {
-	return func(ap *appPool, node string, c *Conn) {
+func replyApp(n int64) func(ap *appPool, member string, c *Conn) {
+	return func(ap *appPool, member string, c *Conn) {
 		defer c.Close()
 		id := c.SessionID()
-		end := ap.begin(node, c)
+		end := ap.begin(member, c)
 		h := sha256.New()
 		var ended bool
 		var written int64

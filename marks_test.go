@@ -178,8 +178,8 @@ func TestCheckpointsWithoutOutputKeepOneMark(t *testing.T) {
 	reads := make(chan int64, 16)
 	ap := startAppPool(t, 3, func(c *Config) { c.Replicas = 1 }, appOptions{
 		output: quietEcho,
-		afterRead: func(node string, _ *Conn, consumed int64) {
-			if node == "m0" {
+		afterRead: func(member string, _ *Conn, consumed int64) {
+			if member == "m0" {
 				select {
 				case reads <- consumed:
 				default: // nobody waits for these reads

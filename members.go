@@ -7,7 +7,7 @@ import (
 	"github.com/migratory/mtcp/pool"
 )
 
-// Member is a pool member as clients and servers see it.
+// Member is a pool member as clients and the other members see it.
 type Member struct {
 	Name     string // unique name in the pool
 	Addr     string // where clients connect

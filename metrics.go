@@ -16,7 +16,7 @@ type Metrics interface {
 	// Resumed counts a session resumed on a new link of the same server,
 	// after the pause (from the link's loss to the resume).
 	Resumed(pause time.Duration)
-	// Moved counts a live migration, after its pause (client side: from
+	// Moved counts a move by handover, after its pause (client side: from
 	// the move's start to the session running on the new member; server
 	// side: the handover).
 	Moved(pause time.Duration)

@@ -21,7 +21,7 @@ const (
 	MoveBalance   = wire.MoveBalance   // the pool is unevenly loaded
 )
 
-// move is a client's migration in progress.
+// move is a client's move in progress.
 type move struct {
 	from, to Member
 	start    time.Time

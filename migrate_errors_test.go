@@ -234,13 +234,13 @@ func TestServerMigrate(t *testing.T) {
 	var step atomic.Int32
 	moves := make(chan error, 2)
 	var origin atomic.Value
-	ap := startAppPool(t, 3, nil, appOptions{afterRead: func(node string, c *Conn, consumed int64) {
+	ap := startAppPool(t, 3, nil, appOptions{afterRead: func(member string, c *Conn, consumed int64) {
 		switch {
-		case node == "m0" && consumed >= 2<<20 && step.CompareAndSwap(0, 1):
+		case member == "m0" && consumed >= 2<<20 && step.CompareAndSwap(0, 1):
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			moves <- c.Migrate(ctx, "")
-		case node != "m0" && consumed >= 5<<20 && step.CompareAndSwap(1, 2):
+		case member != "m0" && consumed >= 5<<20 && step.CompareAndSwap(1, 2):
 			go func() {
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 				defer cancel()
@@ -273,7 +273,7 @@ func TestServerMigrate(t *testing.T) {
 // a correct run would not: the input XORed, or an extra byte first.
 func divergent(kind string) func(string, bool, []byte) []byte {
 	var once atomic.Bool
-	return func(node string, restored bool, p []byte) []byte {
+	return func(member string, restored bool, p []byte) []byte {
 		if !restored {
 			return p
 		}
@@ -281,12 +281,12 @@ func divergent(kind string) func(string, bool, []byte) []byte {
 		case "xor":
 			q := make([]byte, len(p))
 			for i := range p {
-				q[i] = p[i] ^ (0x40 + node[len(node)-1])
+				q[i] = p[i] ^ (0x40 + member[len(member)-1])
 			}
 			return q
 		case "extra":
 			if once.CompareAndSwap(false, true) {
-				return append([]byte{node[len(node)-1]}, p...)
+				return append([]byte{member[len(member)-1]}, p...)
 			}
 		case "missing":
 			if once.CompareAndSwap(false, true) {
@@ -397,11 +397,11 @@ func TestAbortReasonReachesClient(t *testing.T) {
 	// they are on their way when the server aborts.
 	ap := startAppPool(t, 2, func(cfg *Config) { cfg.Window = 16 << 20 }, appOptions{
 		checkpoint: func(consumed, since int64) bool { return consumed >= 100_000 && consumed-since < 100_000 },
-		output: func(node string, restored bool, p []byte) []byte {
+		output: func(member string, restored bool, p []byte) []byte {
 			if restored {
 				time.Sleep(time.Millisecond) // the client's input piles up meanwhile
 			}
-			return xor(node, restored, p)
+			return xor(member, restored, p)
 		},
 	})
 	defer ap.close()

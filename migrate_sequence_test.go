@@ -26,8 +26,8 @@ func TestMoveAgainWhileRegenerating(t *testing.T) {
 	var slow atomic.Bool
 	ap := startAppPool(t, 3, nil, appOptions{
 		checkpoint: checkpointOnceAt(100_000),
-		output: func(node string, restored bool, p []byte) []byte {
-			if node == "m1" && restored && slow.CompareAndSwap(false, true) {
+		output: func(member string, restored bool, p []byte) []byte {
+			if member == "m1" && restored && slow.CompareAndSwap(false, true) {
 				time.Sleep(300 * time.Millisecond) // m1 regenerates slowly
 			}
 			return p
@@ -229,7 +229,7 @@ func TestDrainWithUnmovableSession(t *testing.T) {
 func TestMoveWithUnreadOutput(t *testing.T) {
 	ap := startAppPool(t, 2, nil, appOptions{
 		checkpoint: checkpointOnceAt(100_000),
-		output: func(node string, restored bool, p []byte) []byte {
+		output: func(member string, restored bool, p []byte) []byte {
 			if restored {
 				time.Sleep(10 * time.Millisecond) // regenerates slowly, reading as it goes
 			}
@@ -274,8 +274,8 @@ func TestMovesIntoBusyAcceptBacklog(t *testing.T) {
 	ap := startAppPool(t, 2, func(cfg *Config) {
 		cfg.AcceptBacklog = backlog
 		cfg.HandshakeTimeout = time.Second
-	}, appOptions{acceptGate: func(node string) <-chan struct{} {
-		if node == "m1" {
+	}, appOptions{acceptGate: func(member string) <-chan struct{} {
+		if member == "m1" {
 			return gate
 		}
 		return nil

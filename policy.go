@@ -35,12 +35,12 @@ type PolicyStats struct {
 	Rate     float64       // bytes per second through the session since the last check (both ways)
 	Baseline float64       // the session's recent rate while it was busy (moving average)
 	Stalled  time.Duration // how long written bytes have waited for the server with no progress
-	Attached time.Duration // how long the session has been on this server
+	Attached time.Duration // how long the session has been on this member
 	// Recent holds the rates of the last checks (at most RecentChecks),
-	// oldest first, since the session attached to this server or the
+	// oldest first, since the session attached to this member or the
 	// policy last asked it to move; Rate is the last of them.
 	Recent []float64
-	// Checks counts the checks since the session attached to this server
+	// Checks counts the checks since the session attached to this member
 	// or the policy last asked it to move: Recent holds the latest of them.
 	Checks int
 }
@@ -54,8 +54,8 @@ const RecentChecks = 16
 // quiet, not slow, after 2×DropFor of them).
 const IdleChecks = 8
 
-// DefaultPolicy is the migration policy of a Dialer without one, after
-// M-TCP: obey the server's requests, and move when the server stalls or
+// DefaultPolicy is the move policy of a Dialer without one, after
+// M-TCP: obey the server's requests, and move when its member stalls or
 // when the session's traffic, while it flows, stays well below its recent
 // level while the member holds more than its share of the pool's sessions
 // for the pace it serves them at.
@@ -76,7 +76,7 @@ const IdleChecks = 8
 // member, and seldom to a member that serves slowly too. A member that
 // balances (Member.Balancing, Config.Balance) sheds its excess itself,
 // sized to it: its clients leave throughput moves to it, lest both move
-// the excess. (A server that cannot be reached at all is left by the
+// the excess. (A member that cannot be reached at all is left by the
 // reconnect logic.)
 type DefaultPolicy struct {
 	StallAfter time.Duration // move after written bytes waited this long (default 5 s)
@@ -318,7 +318,7 @@ type policyState struct {
 	moveSoon    bool      // the policy chose a move that has not started yet
 }
 
-// attached restarts the figures that are per server.
+// attached restarts the figures that are per member.
 func (ps *policyState) attached() {
 	ps.attachedAt = time.Now()
 	ps.recent, ps.checks = ps.recent[:0], 0

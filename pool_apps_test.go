@@ -30,17 +30,17 @@ type appOptions struct {
 	// unmovable, if set, picks sessions (by id) that never call Checkpoint.
 	unmovable func(id string) bool
 	// output returns what to write for input p; nil echoes p.
-	output func(node string, restored bool, p []byte) []byte
+	output func(member string, restored bool, p []byte) []byte
 	// afterRead runs in the application's loop after each read has been
 	// answered (and checkpointed, if it was).
-	afterRead func(node string, c *Conn, consumed int64)
+	afterRead func(member string, c *Conn, consumed int64)
 	readSize  int    // the application's read buffer (16 KiB if 0)
 	start     []byte // written first by a new session (not a restored one)
 	// acceptGate, if set, returns a channel that a member's accept loop
 	// waits for before it accepts anything (nil: no wait).
-	acceptGate func(node string) <-chan struct{}
+	acceptGate func(member string) <-chan struct{}
 	// app, if set, runs instead of the echo application.
-	app func(ap *appPool, node string, c *Conn)
+	app func(ap *appPool, member string, c *Conn)
 }
 
 // appPool is an in-process pool of members on loopback whose sessions run
@@ -122,7 +122,7 @@ func (ap *appPool) serve(ln *Listener) {
 	})
 }
 
-func (ap *appPool) run(node string, c *Conn) {
+func (ap *appPool) run(member string, c *Conn) {
 	defer c.Close()
 	id := c.SessionID()
 	restored := c.State() != nil
@@ -130,17 +130,17 @@ func (ap *appPool) run(node string, c *Conn) {
 	var consumed, since int64
 	if st := c.State(); restored {
 		if len(st) < 8 {
-			ap.fail(fmt.Errorf("%s: state of %d bytes", node, len(st)))
+			ap.fail(fmt.Errorf("%s: state of %d bytes", member, len(st)))
 			return
 		}
 		consumed = int64(binary.BigEndian.Uint64(st))
 		if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(st[8:]); err != nil {
-			ap.fail(fmt.Errorf("%s: bad state: %w", node, err))
+			ap.fail(fmt.Errorf("%s: bad state: %w", member, err))
 			return
 		}
 	}
 	state := func() []byte { return binary.BigEndian.AppendUint64(nil, uint64(consumed)) }
-	end := ap.begin(node, c)
+	end := ap.begin(member, c)
 	o := ap.opts
 	if o.unmovable != nil && o.unmovable(id) {
 		o.noCheckpoint = true
@@ -170,7 +170,7 @@ func (ap *appPool) run(node string, c *Conn) {
 			since += int64(n)
 			out := buf[:n]
 			if o.output != nil {
-				out = o.output(node, restored, out)
+				out = o.output(member, restored, out)
 			}
 			if _, werr := c.Write(out); werr != nil {
 				end(fmt.Errorf("write: %w", werr))
@@ -184,7 +184,7 @@ func (ap *appPool) run(node string, c *Conn) {
 				since = 0
 			}
 			if o.afterRead != nil {
-				o.afterRead(node, c, consumed)
+				o.afterRead(member, c, consumed)
 			}
 		}
 		if err == io.EOF {
@@ -203,47 +203,47 @@ func (ap *appPool) run(node string, c *Conn) {
 	}
 }
 
-// begin records that the application runs session c on node, and returns
+// begin records that the application runs session c on member, and returns
 // end, which records how that run ended (nil: at the end of its input); an
 // error other than ErrMigrated is kept among the application's errors.
-func (ap *appPool) begin(node string, c *Conn) (end func(error)) {
+func (ap *appPool) begin(member string, c *Conn) (end func(error)) {
 	id := c.SessionID()
 	ap.mu.Lock()
-	ap.served[id] = append(ap.served[id], node)
+	ap.served[id] = append(ap.served[id], member)
 	ap.conns[id] = c
 	ap.mu.Unlock()
 	return func(err error) {
 		ap.mu.Lock()
-		ap.ends[id] = append(ap.ends[id], runEnd{node, err})
+		ap.ends[id] = append(ap.ends[id], runEnd{member, err})
 		ap.mu.Unlock()
 		if err != nil && !errors.Is(err, ErrMigrated) {
-			ap.fail(fmt.Errorf("%s: session %s: %w", node, id, err))
+			ap.fail(fmt.Errorf("%s: session %s: %w", member, id, err))
 		}
 	}
 }
 
-// endOf returns how the run of session id on node ended (ok false while it
+// endOf returns how the run of session id on member ended (ok false while it
 // runs).
-func (ap *appPool) endOf(id, node string) (err error, ok bool) {
+func (ap *appPool) endOf(id, member string) (err error, ok bool) {
 	ap.mu.Lock()
 	defer ap.mu.Unlock()
 	for _, e := range ap.ends[id] {
-		if e.member == node {
+		if e.member == member {
 			return e.err, true
 		}
 	}
 	return nil, false
 }
 
-// waitEnd waits until the run of session id on node has ended and returns
+// waitEnd waits until the run of session id on member has ended and returns
 // its error.
-func (ap *appPool) waitEnd(id, node string) error {
+func (ap *appPool) waitEnd(id, member string) error {
 	var err error
 	require.Eventually(ap.t, func() bool {
 		var ok bool
-		err, ok = ap.endOf(id, node)
+		err, ok = ap.endOf(id, member)
 		return ok
-	}, 5*time.Second, 5*time.Millisecond, "the application on %s ends", node)
+	}, 5*time.Second, 5*time.Millisecond, "the application on %s ends", member)
 	return err
 }
 

@@ -9,7 +9,7 @@ import (
 )
 
 // receivedLocked notes output bytes arriving at a client of a pool: they go
-// into the running digest that lets a new server check its regenerated output.
+// into the running digest that lets a successor check its regenerated output.
 func (c *Conn) receivedLocked(p []byte) {
 	if cs := c.client; cs != nil && cs.pool {
 		cs.digest.Write(p)

@@ -110,7 +110,7 @@ func (tp *testPool) close() {
 // input and keeps a running SHA-256 of it as its checkpointed state.
 type statefulApps struct {
 	wg     sync.WaitGroup
-	paused sync.Map // node name -> chan struct{}: the app there stops reading until it is closed
+	paused sync.Map // member name -> chan struct{}: the app there stops reading until it is closed
 	appRecord
 	restore map[string]int // session -> times restored from a checkpoint; under mu
 }
@@ -193,12 +193,12 @@ func serveEach(wg *sync.WaitGroup, ln *Listener, gate <-chan struct{}, run func(
 	}()
 }
 
-func (a *statefulApps) run(node string, c *Conn) {
+func (a *statefulApps) run(member string, c *Conn) {
 	testapp.Echo(c, testapp.Events{
 		Started: func(id string, restored bool) {
 			a.mu.Lock()
 			defer a.mu.Unlock()
-			a.served[id] = append(a.served[id], node)
+			a.served[id] = append(a.served[id], member)
 			if restored {
 				a.restore[id]++
 			}
@@ -206,11 +206,11 @@ func (a *statefulApps) run(node string, c *Conn) {
 		Final: a.setFinal,
 		Failed: func(id string, err error) {
 			if !errors.Is(err, ErrMigrated) {
-				a.fail(fmt.Errorf("%s: %w", node, err))
+				a.fail(fmt.Errorf("%s: %w", member, err))
 			}
 		},
 		Pause: func() <-chan struct{} {
-			if p, ok := a.paused.Load(node); ok {
+			if p, ok := a.paused.Load(member); ok {
 				return p.(chan struct{})
 			}
 			return nil
@@ -225,13 +225,13 @@ func waitMembers(t testing.TB, c net.Conn, n int) {
 	require.Eventually(t, func() bool { return len(c.(*Conn).Members()) == n }, 5*time.Second, 5*time.Millisecond)
 }
 
-// pause makes the application on node stop reading until the returned
+// pause makes the application on member stop reading until the returned
 // function is called.
-func (a *statefulApps) pause(node string) (resume func()) {
+func (a *statefulApps) pause(member string) (resume func()) {
 	ch := make(chan struct{})
-	a.paused.Store(node, ch)
+	a.paused.Store(member, ch)
 	return func() {
-		a.paused.Delete(node)
+		a.paused.Delete(member)
 		close(ch)
 	}
 }

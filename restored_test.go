@@ -13,7 +13,7 @@ import (
 // whoAmI answers each line with the member's name, whether the session was
 // restored there, and whether State was nil; it checkpoints nil state when
 // idle between lines, as a request/response server does.
-func whoAmI(node string, c *Conn) {
+func whoAmI(member string, c *Conn) {
 	defer c.Close()
 	if err := c.Checkpoint(nil); err != nil {
 		return
@@ -23,7 +23,7 @@ func whoAmI(node string, c *Conn) {
 		if _, err := r.ReadString('\n'); err != nil {
 			return
 		}
-		if _, err := fmt.Fprintf(c, "%s restored=%v state=%v\n", node, c.Restored(), c.State() != nil); err != nil {
+		if _, err := fmt.Fprintf(c, "%s restored=%v state=%v\n", member, c.Restored(), c.State() != nil); err != nil {
 			return
 		}
 		if err := c.Checkpoint(nil); err != nil {
@@ -37,7 +37,7 @@ func whoAmI(node string, c *Conn) {
 // move and after a failover, in a real pool.
 func TestRestoredAfterNilCheckpoint(t *testing.T) {
 	p := startAppPool(t, 3, func(cfg *Config) { cfg.Replicas = 1 },
-		appOptions{app: func(_ *appPool, node string, c *Conn) { whoAmI(node, c) }})
+		appOptions{app: func(_ *appPool, member string, c *Conn) { whoAmI(member, c) }})
 	defer p.close()
 	c, err := (&Dialer{Logger: testLogger(t)}).DialContext(context.Background(), "tcp", p.members[0].Addr().String())
 	require.NoError(t, err)

@@ -75,7 +75,7 @@ func (p *httpPool) serve(ln *Listener) {
 	}()
 }
 
-func (p *httpPool) handler(node string) http.Handler {
+func (p *httpPool) handler(member string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.URL.Query().Get("id")
 		n, err := strconv.ParseInt(r.URL.Query().Get("n"), 10, 64)
@@ -88,7 +88,7 @@ func (p *httpPool) handler(node string) http.Handler {
 		p.calls[id]++
 		hold := p.release[id]
 		p.mu.Unlock()
-		w.Header().Set("X-Member", node)
+		w.Header().Set("X-Member", member)
 		w.Header().Set("Content-Length", strconv.FormatInt(n, 10))
 		body := newPattern(n, seed)
 		if hold != nil {
