@@ -31,7 +31,7 @@ type pipelineApp struct {
 	calls  map[string]int
 }
 
-func (a *pipelineApp) handler(node string) http.Handler {
+func (a *pipelineApp) handler(name string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.URL.Query().Get("id")
 		a.mu.Lock()
@@ -50,7 +50,7 @@ func (a *pipelineApp) handler(node string) http.Handler {
 				time.Sleep(time.Millisecond)
 			}
 		}
-		fmt.Fprintf(w, "answer %s from %s\n", id, node)
+		fmt.Fprintf(w, "answer %s from %s\n", id, name)
 	})
 }
 
@@ -66,9 +66,9 @@ func TestPipelinedRequestsAreNotSkipped(t *testing.T) {
 	app := &pipelineApp{t: t, moved: make(chan error, 1), calls: map[string]int{}}
 	idle := make(chan string, 16) // the member whose connection went idle
 	p := newTestPool(t, app.handler, nil)
-	p.hook = func(node string, c net.Conn, s http.ConnState) {
+	p.hook = func(name string, c net.Conn, s http.ConnState) {
 		if s == http.StateIdle {
-			idle <- node
+			idle <- name
 		}
 	}
 	p.server = func(hs *http.Server) {

@@ -31,8 +31,8 @@ var testKey = []byte("mtcphttp tests: a 32-byte key...")
 // Server; members can be added, drained and crashed.
 type testPool struct {
 	t       testing.TB
-	handler func(node string) http.Handler
-	hook    func(node string, c net.Conn, s http.ConnState) // also the servers' ConnState (nil: none)
+	handler func(name string) http.Handler
+	hook    func(name string, c net.Conn, s http.ConnState) // also the servers' ConnState (nil: none)
 	server  func(*http.Server)                              // adjusts each member's http.Server (nil: none)
 	local   localpool.Pool
 
@@ -51,7 +51,7 @@ type member struct {
 
 // startPool starts n members (m0, m1, ...) and waits until they see each
 // other; they stop when the test ends.
-func startPool(t testing.TB, n int, handler func(node string) http.Handler, tweak func(*mtcp.Config)) *testPool {
+func startPool(t testing.TB, n int, handler func(name string) http.Handler, tweak func(*mtcp.Config)) *testPool {
 	p := newTestPool(t, handler, tweak)
 	for i := 0; i < n; i++ {
 		p.add()
@@ -61,7 +61,7 @@ func startPool(t testing.TB, n int, handler func(node string) http.Handler, twea
 
 // newTestPool returns a pool with no member yet (add starts them), so that
 // its hooks can be set first; it stops when the test ends.
-func newTestPool(t testing.TB, handler func(node string) http.Handler, tweak func(*mtcp.Config)) *testPool {
+func newTestPool(t testing.TB, handler func(name string) http.Handler, tweak func(*mtcp.Config)) *testPool {
 	p := &testPool{t: t, handler: handler, members: map[string]*member{}}
 	p.local = localpool.Pool{
 		Key: testKey,

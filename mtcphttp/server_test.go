@@ -9,10 +9,10 @@ import (
 )
 
 // namedHandler adds the member's name to bodyHandler's answers.
-func namedHandler(h *bodyHandler) func(node string) http.Handler {
-	return func(node string) http.Handler {
+func namedHandler(h *bodyHandler) func(name string) http.Handler {
+	return func(name string) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("X-Member", node)
+			w.Header().Set("X-Member", name)
 			h.ServeHTTP(w, r)
 		})
 	}

@@ -24,7 +24,7 @@ type hello struct {
 	Nonce      [nonceLen]byte
 	Pub        [pubLen]byte // X25519 public key
 	MaxMessage uint32       // largest plaintext message the sender accepts
-	Name       string       // sender's node name
+	Name       string       // sender's member name
 }
 
 // appendHello appends the encoding of h to dst.

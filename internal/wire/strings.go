@@ -4,7 +4,7 @@ import "unicode/utf8"
 
 // Limits of the short strings carried in frames.
 const (
-	MaxNameLen = 64  // a pool member's node name
+	MaxNameLen = 64  // a pool member's name
 	MaxAddrLen = 255 // a host:port address
 )
 

@@ -29,7 +29,7 @@ import (
 )
 
 func main() {
-	name := flag.String("name", "", "node name (required)")
+	name := flag.String("name", "", "member name (required)")
 	listen := flag.String("listen", "127.0.0.1:0", "client address")
 	gossip := flag.String("gossip", "127.0.0.1:0", "gossip address")
 	control := flag.String("control", "", "control-plane address (default: the gossip ip, a free port)")

@@ -52,7 +52,7 @@ func (a *echoApp) digest(id string) []byte {
 	return a.final[id]
 }
 
-func (a *echoApp) serve(node string, c *mtcp.Conn) {
+func (a *echoApp) serve(member string, c *mtcp.Conn) {
 	defer c.Close()
 	a.served.Add(1)
 	id := c.SessionID()
@@ -60,12 +60,12 @@ func (a *echoApp) serve(node string, c *mtcp.Conn) {
 	var consumed uint64
 	if st := c.State(); st != nil {
 		if len(st) < 8 {
-			a.fail("%s: session %s: state of %d bytes", node, id, len(st))
+			a.fail("%s: session %s: state of %d bytes", member, id, len(st))
 			return
 		}
 		consumed = binary.BigEndian.Uint64(st)
 		if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(st[8:]); err != nil {
-			a.fail("%s: session %s: bad state: %v", node, id, err)
+			a.fail("%s: session %s: bad state: %v", member, id, err)
 			return
 		}
 	}
@@ -74,7 +74,7 @@ func (a *echoApp) serve(node string, c *mtcp.Conn) {
 		return append(binary.BigEndian.AppendUint64(nil, consumed), b...)
 	}
 	if err := c.Checkpoint(state()); err != nil {
-		a.ended(node, id, fmt.Errorf("checkpoint: %w", err))
+		a.ended(member, id, fmt.Errorf("checkpoint: %w", err))
 		return
 	}
 	// A small buffer while the session echoes small rounds (thousands of
@@ -87,11 +87,11 @@ func (a *echoApp) serve(node string, c *mtcp.Conn) {
 			h.Write(buf[:n])
 			consumed += uint64(n)
 			if _, werr := c.Write(buf[:n]); werr != nil {
-				a.ended(node, id, fmt.Errorf("write: %w", werr))
+				a.ended(member, id, fmt.Errorf("write: %w", werr))
 				return
 			}
 			if cerr := c.Checkpoint(state()); cerr != nil {
-				a.ended(node, id, fmt.Errorf("checkpoint: %w", cerr))
+				a.ended(member, id, fmt.Errorf("checkpoint: %w", cerr))
 				return
 			}
 			if n == len(buf) && n < 64<<10 {
@@ -105,18 +105,18 @@ func (a *echoApp) serve(node string, c *mtcp.Conn) {
 			return
 		}
 		if err != nil {
-			a.ended(node, id, fmt.Errorf("read: %w", err))
+			a.ended(member, id, fmt.Errorf("read: %w", err))
 			return
 		}
 	}
 }
 
 // ended notes a run that ended other than by moving away.
-func (a *echoApp) ended(node, id string, err error) {
+func (a *echoApp) ended(member, id string, err error) {
 	if errors.Is(err, mtcp.ErrMigrated) {
 		return
 	}
-	a.fail("%s: session %s: %v", node, id, err)
+	a.fail("%s: session %s: %v", member, id, err)
 }
 
 // streamApp writes a paced stream of pattern bytes named by the seed its
@@ -125,36 +125,36 @@ func (a *echoApp) ended(node, id string, err error) {
 type streamApp struct {
 	chunk int
 	every time.Duration // between writes at full pace
-	slow  sync.Map      // node -> int64 factor (absent: 1)
+	slow  sync.Map      // member -> int64 factor (absent: 1)
 	quit  chan struct{}
 	echo  *echoApp // for its error record
 }
 
 // ended notes a run that ended other than by moving away or at the end of
 // the scenario.
-func (a *streamApp) ended(node, id string, err error) {
+func (a *streamApp) ended(member, id string, err error) {
 	select {
 	case <-a.quit:
 		return
 	default:
 	}
-	a.echo.ended(node, id, err)
+	a.echo.ended(member, id, err)
 }
 
-func (a *streamApp) factor(node string) time.Duration {
-	if f, ok := a.slow.Load(node); ok {
+func (a *streamApp) factor(member string) time.Duration {
+	if f, ok := a.slow.Load(member); ok {
 		return time.Duration(f.(int64))
 	}
 	return 1
 }
 
-func (a *streamApp) serve(node string, c *mtcp.Conn) {
+func (a *streamApp) serve(member string, c *mtcp.Conn) {
 	defer c.Close()
 	id := c.SessionID()
 	var seed, off uint64
 	if st := c.State(); st != nil {
 		if len(st) != 16 {
-			a.echo.fail("%s: session %s: state of %d bytes", node, id, len(st))
+			a.echo.fail("%s: session %s: state of %d bytes", member, id, len(st))
 			return
 		}
 		seed, off = binary.BigEndian.Uint64(st), binary.BigEndian.Uint64(st[8:])
@@ -162,7 +162,7 @@ func (a *streamApp) serve(node string, c *mtcp.Conn) {
 		var b [8]byte
 		_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
 		if _, err := io.ReadFull(c, b[:]); err != nil {
-			a.ended(node, id, fmt.Errorf("reading the seed: %w", err))
+			a.ended(member, id, fmt.Errorf("reading the seed: %w", err))
 			return
 		}
 		_ = c.SetReadDeadline(time.Time{})
@@ -170,13 +170,13 @@ func (a *streamApp) serve(node string, c *mtcp.Conn) {
 	}
 	state := func() []byte { return binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, seed), off) }
 	if err := c.Checkpoint(state()); err != nil {
-		a.ended(node, id, fmt.Errorf("checkpoint: %w", err))
+		a.ended(member, id, fmt.Errorf("checkpoint: %w", err))
 		return
 	}
 	buf := make([]byte, a.chunk)
 	next := time.Now()
 	for {
-		next = next.Add(a.every * a.factor(node))
+		next = next.Add(a.every * a.factor(member))
 		if d := time.Until(next); d > 0 {
 			select {
 			case <-time.After(d):
@@ -188,12 +188,12 @@ func (a *streamApp) serve(node string, c *mtcp.Conn) {
 		}
 		fillPattern(buf, seed, off)
 		if _, err := c.Write(buf); err != nil {
-			a.ended(node, id, fmt.Errorf("write: %w", err))
+			a.ended(member, id, fmt.Errorf("write: %w", err))
 			return
 		}
 		off += uint64(len(buf))
 		if err := c.Checkpoint(state()); err != nil {
-			a.ended(node, id, fmt.Errorf("checkpoint: %w", err))
+			a.ended(member, id, fmt.Errorf("checkpoint: %w", err))
 			return
 		}
 	}

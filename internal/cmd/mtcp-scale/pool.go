@@ -26,7 +26,7 @@ type testPool struct {
 }
 
 // startPool starts n members m0, m1, ... and waits until each sees all.
-func startPool(ctx context.Context, o *options, n int, tweak func(*mtcp.Config), app func(node string, c *mtcp.Conn)) (*testPool, error) {
+func startPool(ctx context.Context, o *options, n int, tweak func(*mtcp.Config), app func(member string, c *mtcp.Conn)) (*testPool, error) {
 	p := &testPool{}
 	p.local = localpool.Pool{
 		Key: poolKey,
