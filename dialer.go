@@ -191,7 +191,7 @@ var clientKeys auth.Keys
 // server's redirect.
 const maxRedirects = 3
 
-// open dials a new session, following a draining server's redirect.
+// open dials a new session, following a draining member's redirect.
 func (d *Dialer) open(ctx context.Context, network, address string) (*Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, d.HandshakeTimeout)
 	defer cancel()
