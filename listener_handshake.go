@@ -59,8 +59,13 @@ func (ln *Listener) handshake(nc net.Conn, since time.Time) {
 		h.nc = tc
 	}
 	h.waiting(evictSilentAfter)
-	prefix, class, err := sniff(h.nc, h.deadline, cfg.FirstByteTimeout)
+	h.br = newHandshakeReader(h.nc)
+	prefix, class, err := sniff(h.br, h.nc, h.deadline, cfg.FirstByteTimeout)
 	h.waiting(0)
+	if class != clientMTCP || err != nil {
+		releaseHandshakeReader(h.br) // its bytes are in prefix
+		h.br = nil
+	}
 	switch {
 	case err != nil:
 		_ = nc.Close()
@@ -82,8 +87,7 @@ func (ln *Listener) handshake(nc net.Conn, since time.Time) {
 		return
 	}
 	_ = h.nc.SetDeadline(h.deadline)
-	h.br = newHandshakeReader(h.nc)
-	h.waiting(evictSilentAfter) // the HELLO comes with the preface
+	h.waiting(evictSilentAfter) // the HELLO comes with the preface (read with it, most often)
 	f, err := wire.ReadFrameOf(h.br, wire.TypeHello)
 	h.waiting(0)
 	if err != nil {
