@@ -248,7 +248,8 @@ func (ln *Listener) serveResume(h *hsConn, hello wire.Hello) error {
 		return err
 	}
 	rs := auth.NewResume(hello, *ch)
-	if !auth.Equal(proof.MAC, rs.ClientMAC(c.secret, proof.Fields())) {
+	var fb [wire.FieldsRoom]byte
+	if !auth.Equal(proof.MAC, rs.ClientMAC(c.secret, proof.AppendFields(fb[:0]))) {
 		c.log.Warn("mtcp: resume with a bad proof refused", "remote", nc.RemoteAddr().String())
 		return ErrBadProof
 	}
@@ -311,7 +312,7 @@ func (ln *Listener) serveResume(h *hsConn, hello wire.Hello) error {
 	c.mu.Unlock()
 
 	r.Positions = pos
-	r.MAC = rs.ServerMAC(c.secret, r.Fields())
+	r.MAC = rs.ServerMAC(c.secret, r.AppendFields(fb[:0]))
 	_, err = nc.Write(wire.AppendFrame(nil, r))
 	c.mu.Lock()
 	defer c.mu.Unlock()
