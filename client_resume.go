@@ -326,7 +326,8 @@ func (cs *clientSide) resumeOn(ctx context.Context, c *Conn, nc net.Conn, addr s
 	c.mu.Unlock()
 	proof := wire.Proof{Positions: pos, Known: known}
 	rs := auth.NewResume(hello, ch)
-	proof.MAC = rs.ClientMAC(c.secret, proof.Fields())
+	var fb [wire.FieldsRoom]byte
+	proof.MAC = rs.ClientMAC(c.secret, proof.AppendFields(fb[:0]))
 	if _, err := nc.Write(wire.AppendFrame(nil, proof)); err != nil {
 		return &handshakeError{"sending PROOF", err}
 	}
@@ -338,7 +339,7 @@ func (cs *clientSide) resumeOn(ctx context.Context, c *Conn, nc net.Conn, addr s
 	if err != nil {
 		return err
 	}
-	if !auth.Equal(r.MAC, rs.ServerMAC(c.secret, r.Fields())) {
+	if !auth.Equal(r.MAC, rs.ServerMAC(c.secret, r.AppendFields(fb[:0]))) {
 		return errServerProof
 	}
 	if !stop() {

@@ -59,8 +59,13 @@ func (ln *Listener) handshake(nc net.Conn, since time.Time) {
 		h.nc = tc
 	}
 	h.waiting(evictSilentAfter)
-	prefix, class, err := sniff(h.nc, h.deadline, cfg.FirstByteTimeout)
+	h.br = newHandshakeReader(h.nc)
+	prefix, class, err := sniff(h.br, h.nc, h.deadline, cfg.FirstByteTimeout)
 	h.waiting(0)
+	if class != clientMTCP || err != nil {
+		releaseHandshakeReader(h.br) // its bytes are in prefix
+		h.br = nil
+	}
 	switch {
 	case err != nil:
 		_ = nc.Close()
@@ -82,8 +87,7 @@ func (ln *Listener) handshake(nc net.Conn, since time.Time) {
 		return
 	}
 	_ = h.nc.SetDeadline(h.deadline)
-	h.br = newHandshakeReader(h.nc)
-	h.waiting(evictSilentAfter) // the HELLO comes with the preface
+	h.waiting(evictSilentAfter) // the HELLO comes with the preface (read with it, most often)
 	f, err := wire.ReadFrameOf(h.br, wire.TypeHello)
 	h.waiting(0)
 	if err != nil {
@@ -244,7 +248,8 @@ func (ln *Listener) serveResume(h *hsConn, hello wire.Hello) error {
 		return err
 	}
 	rs := auth.NewResume(hello, *ch)
-	if !auth.Equal(proof.MAC, rs.ClientMAC(c.secret, proof.Fields())) {
+	var fb [wire.FieldsRoom]byte
+	if !auth.Equal(proof.MAC, rs.ClientMAC(c.secret, proof.AppendFields(fb[:0]))) {
 		c.log.Warn("mtcp: resume with a bad proof refused", "remote", nc.RemoteAddr().String())
 		return ErrBadProof
 	}
@@ -307,7 +312,7 @@ func (ln *Listener) serveResume(h *hsConn, hello wire.Hello) error {
 	c.mu.Unlock()
 
 	r.Positions = pos
-	r.MAC = rs.ServerMAC(c.secret, r.Fields())
+	r.MAC = rs.ServerMAC(c.secret, r.AppendFields(fb[:0]))
 	_, err = nc.Write(wire.AppendFrame(nil, r))
 	c.mu.Lock()
 	defer c.mu.Unlock()

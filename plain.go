@@ -1,10 +1,12 @@
 package mtcp
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"net"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/migratory/mtcp/internal/wire"
@@ -26,34 +28,41 @@ const (
 // is by deadline is clientSilent, unless silentPlain is positive: then a
 // client that has not sent the whole preface after silentPlain (or by
 // deadline) is plain (the user serves a protocol in which the server speaks
-// first). It returns the bytes read, to be replayed
-// to a plain connection's reader.
-func sniff(nc net.Conn, deadline time.Time, silentPlain time.Duration) (prefix []byte, class firstBytes, err error) {
+// first). It reads through br, the handshake's reader, so that the HELLO
+// that comes with the preface is read with it, in one read: an mtcp
+// client's preface is taken from br, and what follows stays there. It
+// returns the bytes read (all that br holds), to be replayed to a plain
+// connection's reader.
+func sniff(br *bufio.Reader, nc net.Conn, deadline time.Time, silentPlain time.Duration) (prefix []byte, class firstBytes, err error) {
 	d := deadline
 	if silentPlain > 0 {
 		d = minTime(d, time.Now().Add(silentPlain))
 	}
 	_ = nc.SetReadDeadline(d)
 	defer func() { _ = nc.SetReadDeadline(time.Time{}) }()
-	buf := make([]byte, len(wire.Preface))
-	n := 0
-	for n < len(buf) {
-		k, err := nc.Read(buf[n:])
-		n += k
-		if !bytes.HasPrefix(wire.Preface[:], buf[:n]) {
-			return buf[:n], clientPlain, nil
+	for {
+		got, _ := br.Peek(br.Buffered())
+		if !bytes.HasPrefix(wire.Preface[:], got[:min(len(got), len(wire.Preface))]) {
+			return slices.Clone(got), clientPlain, nil
 		}
-		if err != nil {
+		if len(got) >= len(wire.Preface) {
+			_, _ = br.Discard(len(wire.Preface))
+			return nil, clientMTCP, nil
+		}
+		if _, err := br.Peek(len(got) + 1); err != nil {
+			got, _ = br.Peek(br.Buffered())
+			if !bytes.HasPrefix(wire.Preface[:], got) {
+				return slices.Clone(got), clientPlain, nil
+			}
 			if !errors.Is(err, os.ErrDeadlineExceeded) {
 				return nil, clientSilent, err
 			}
 			if silentPlain > 0 {
-				return buf[:n], clientPlain, nil // silent where that means plain
+				return slices.Clone(got), clientPlain, nil // silent where that means plain
 			}
-			return buf[:n], clientSilent, nil
+			return slices.Clone(got), clientSilent, nil
 		}
 	}
-	return nil, clientMTCP, nil
 }
 
 // plainConn is a connection from a client that does not speak mtcp, with

@@ -163,7 +163,8 @@ func (ln *Listener) serveRestored(c *Conn, h *hsConn, rs auth.Resume, rec *snaps
 	members, ver := ln.member.MembersFrame()
 	s.membersVer = ver
 	c.mu.Unlock()
-	r.MAC = rs.ServerMAC(c.secret, r.Fields())
+	var fb [wire.FieldsRoom]byte
+	r.MAC = rs.ServerMAC(c.secret, r.AppendFields(fb[:0]))
 	// The session is this member's now, whatever the handshake's deadline
 	// says: the takeover's control-plane round trips may have used it up,
 	// and a RESUMED refused for it would leave the client waiting out its

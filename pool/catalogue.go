@@ -101,7 +101,8 @@ func (r *HandoverRequest) Signed(secret auth.Secret) bool {
 	rs := auth.Resume{Session: r.Session, ClientNonce: r.ClientNonce, ServerNonce: r.ServerNonce,
 		Epoch: r.Epoch, Attempt: r.Attempt, Origin: r.Origin}
 	proof := wire.Proof{Positions: r.Positions(), Known: r.Known}
-	return auth.Equal(r.MAC, rs.ClientMAC(secret, proof.Fields()))
+	var fb [wire.FieldsRoom]byte
+	return auth.Equal(r.MAC, rs.ClientMAC(secret, proof.AppendFields(fb[:0])))
 }
 
 // Knows reports whether the client can check regenerated output from out

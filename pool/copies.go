@@ -301,30 +301,44 @@ func (n *Runtime) copyTo(targets []Member, req copyRequest) (acks int, took []st
 	ctx, cancel := context.WithTimeout(context.Background(), copyTimeout)
 	defer cancel()
 	body := msgpack.RawMessage(req.appendMsgpack(make([]byte, 0, req.encodedSize()))) // once for every target
-	var mu sync.Mutex
-	one := func(t Member) {
-		err := n.call(ctx, t.ControlAddr, KindReplicate, body, nil)
-		mu.Lock()
-		defer mu.Unlock()
-		var re *transport.RemoteError
-		switch {
+	if len(targets) == 1 {
+		// The common case (one replica): no goroutine, no lock.
+		t := targets[0]
+		switch err := n.call(ctx, t.ControlAddr, KindReplicate, body, nil); {
 		case err == nil:
-			acks++
-			took = append(took, t.Name)
-		case errors.As(err, &re) && re.Code == CodeStale:
-			staleBy = t.Name
-		default:
-			n.log.Debug("mtcp: replicating a checkpoint failed", "to", t.Name, "err", err)
+			return 1, []string{t.Name}, ""
+		case n.copyRefused(t, err):
+			return 0, nil, t.Name
 		}
+		return 0, nil, ""
 	}
-	if len(targets) == 1 { // the common case (one replica): no goroutine
-		one(targets[0])
-		return acks, took, staleBy
-	}
+	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for _, t := range targets {
-		wg.Go(func() { one(t) })
+		wg.Go(func() {
+			err := n.call(ctx, t.ControlAddr, KindReplicate, body, nil)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				acks++
+				took = append(took, t.Name)
+			case n.copyRefused(t, err):
+				staleBy = t.Name
+			}
+		})
 	}
 	wg.Wait()
 	return acks, took, staleBy
+}
+
+// copyRefused reports whether a copy to t failed because t knows a newer
+// epoch of the session; other failures are logged.
+func (n *Runtime) copyRefused(t Member, err error) bool {
+	var re *transport.RemoteError
+	if errors.As(err, &re) && re.Code == CodeStale {
+		return true
+	}
+	n.log.Debug("mtcp: replicating a checkpoint failed", "to", t.Name, "err", err)
+	return false
 }

@@ -28,6 +28,7 @@ func (n *Runtime) handleCopy(_ context.Context, from string, decode func(any) er
 	if rec.Origin != from {
 		return nil, &ControlError{CodeBadProof, fmt.Sprintf("%s sent a checkpoint of %s's session", from, rec.Origin)}
 	}
+	known := n.store.Epoch(rec.Session)
 	if err := n.store.Put(rec); err != nil {
 		if errors.Is(err, snapshot.ErrStaleEpoch) {
 			return nil, &ControlError{CodeStale, err.Error()}
@@ -35,6 +36,12 @@ func (n *Runtime) handleCopy(_ context.Context, from string, decode func(any) er
 		return nil, err
 	}
 	n.store.Retain(rec.Session, append(req.Keep, rec.Seq))
+	if rec.Epoch > known {
+		// A copy of a newer epoch claims it, as KindClaim does (the store
+		// took the epoch with the record): a member that took the session
+		// over sends its replicas no claim apart (claimAsync).
+		n.claimed(rec.Session, rec.Epoch, from)
+	}
 	return struct{}{}, nil
 }
 
@@ -73,14 +80,20 @@ func (n *Runtime) handleClaim(_ context.Context, from string, decode func(any) e
 	if err := n.store.Claim(req.Session, req.Epoch, from); err != nil {
 		return nil, &ControlError{CodeStale, err.Error()}
 	}
-	// A session this member still serves at an older epoch is fenced too.
-	if s, ok := n.host.Session(req.Session); ok {
-		s.Fence(req.Epoch, from)
+	n.claimed(req.Session, req.Epoch, from)
+	return struct{}{}, nil
+}
+
+// claimed follows a claim of session at epoch by member from, taken by the
+// store: a session this member still serves at an older epoch is fenced
+// too, and an answer of a handover of it is not to be given again.
+func (n *Runtime) claimed(session [wire.SessionIDLen]byte, epoch uint64, from string) {
+	if s, ok := n.host.Session(session); ok {
+		s.Fence(epoch, from)
 	}
-	if n.tombs.superseded(req.Session, req.Epoch) {
+	if n.tombs.superseded(session, epoch) {
 		n.noteMoved()
 	}
-	return struct{}{}, nil
 }
 
 // handleForget drops the checkpoints of a session that ended.

@@ -2,8 +2,10 @@ package pool
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -228,19 +230,26 @@ func (n *Runtime) claim(session [wire.SessionIDLen]byte, epoch uint64, holders [
 
 // claimAsync fences older epochs on the session's replicas after a live
 // handover by origin, which froze the session and knows the new epoch
-// already (it claimed it when it answered): the others are told.
+// already (it claimed it when it answered): the others are told. The
+// members that are to hold the session's copies from now on are told by
+// the first copy (a copy of a newer epoch claims it: handleCopy), which the
+// session restored here sends at once (Copies.CopyAll): one call to each,
+// not two.
 func (n *Runtime) claimAsync(session [wire.SessionIDLen]byte, epoch uint64, origin string) {
 	if n.replicas == 0 {
 		return
 	}
 	_ = n.store.Claim(session, epoch, n.name)
+	copies := n.members.Replicas(hex.EncodeToString(session[:]), n.replicas)
 	var others []Member
 	for _, m := range n.members.Members() {
-		if m.Name != n.name && m.Name != origin {
+		if m.Name != n.name && m.Name != origin && !slices.ContainsFunc(copies, func(c Member) bool { return c.Name == m.Name }) {
 			others = append(others, m)
 		}
 	}
-	n.background(func() { _ = n.claim(session, epoch, others) })
+	if len(others) > 0 {
+		n.background(func() { _ = n.claim(session, epoch, others) })
+	}
 }
 
 // remoteRefusal turns a failed handover or fetch call into the REFUSED the

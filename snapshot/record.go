@@ -49,13 +49,11 @@ type Record struct {
 	Origin  string   `msgpack:"o"` // the member that took it
 }
 
-// Marshal encodes r: a version byte, then msgpack.
+// Marshal encodes r: a version byte, then msgpack (see record_codec.go).
+// It does not fail; the error is kept for callers written against a
+// reflective encoder.
 func (r *Record) Marshal() ([]byte, error) {
-	b, err := msgpack.Marshal(r)
-	if err != nil {
-		return nil, fmt.Errorf("snapshot: encoding: %w", err)
-	}
-	return append([]byte{Version}, b...), nil
+	return r.appendMsgpack(append(make([]byte, 0, r.encodedSize()), Version)), nil
 }
 
 // Unmarshal decodes a record of at most maxBytes (0: MaxState plus room
@@ -74,8 +72,11 @@ func Unmarshal(b []byte, maxBytes int) (*Record, error) {
 		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	var r Record
-	if err := msgpack.Unmarshal(b[1:], &r); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	if !decodeCanonical(b[1:], &r) {
+		r = Record{}
+		if err := msgpack.Unmarshal(b[1:], &r); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+		}
 	}
 	if len(r.Origin) > 64 {
 		return nil, fmt.Errorf("%w: origin name of %d bytes", ErrMalformed, len(r.Origin))

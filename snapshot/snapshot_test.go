@@ -2,10 +2,12 @@ package snapshot
 
 import (
 	"bytes"
+	"reflect"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/migratory/mtcp/internal/msgpackcheck"
 )
@@ -115,8 +117,9 @@ func TestStoreBound(t *testing.T) {
 	require.ErrorIs(t, s.Put(c), ErrTooLarge)
 }
 
-// FuzzUnmarshal: arbitrary bytes never panic, and an accepted record
-// re-encodes to a record that decodes equal.
+// FuzzUnmarshal: arbitrary bytes never panic, an accepted record
+// re-encodes to a record that decodes equal, and what the direct decoding
+// takes, msgpack's reflection decodes alike.
 func FuzzUnmarshal(f *testing.F) {
 	b, _ := sample().Marshal()
 	f.Add(b)
@@ -138,6 +141,12 @@ func FuzzUnmarshal(f *testing.F) {
 		}
 		if r2.Seq != r.Seq || !bytes.Equal(r2.State, r.State) || r2.Origin != r.Origin {
 			t.Fatalf("round trip changed the record")
+		}
+		var direct, want Record
+		if decodeCanonical(in[1:], &direct) {
+			if err := msgpack.Unmarshal(in[1:], &want); err != nil || !reflect.DeepEqual(want, direct) {
+				t.Fatalf("direct decoding %+v, reflection %+v (%v)", direct, want, err)
+			}
 		}
 	})
 }

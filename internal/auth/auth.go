@@ -114,22 +114,19 @@ func NewResume(h wire.Hello, ch wire.Challenge) Resume {
 }
 
 func (r Resume) mac(secret Secret, label string, fields []byte) [wire.MACLen]byte {
-	h := hmac.New(sha256.New, secret[:])
-	h.Write([]byte(label))
-	h.Write(r.Session[:])
-	h.Write(r.ClientNonce[:])
-	h.Write(r.ServerNonce[:])
-	var n [16]byte
-	binary.BigEndian.PutUint64(n[:], r.Epoch)
-	binary.BigEndian.PutUint64(n[8:], r.Attempt)
-	h.Write(n[:])
+	var stack [macStack]byte
+	b := macStart(stack[:0], &secret)
+	b = append(b, label...)
+	b = append(b, r.Session[:]...)
+	b = append(b, r.ClientNonce[:]...)
+	b = append(b, r.ServerNonce[:]...)
+	b = binary.BigEndian.AppendUint64(b, r.Epoch)
+	b = binary.BigEndian.AppendUint64(b, r.Attempt)
 	origin := r.Origin[:min(len(r.Origin), wire.MaxNameLen)] // as the HELLO carries it
-	h.Write([]byte{byte(len(origin))})
-	h.Write([]byte(origin))
-	h.Write(fields)
-	var out [wire.MACLen]byte
-	copy(out[:], h.Sum(nil))
-	return out
+	b = append(b, byte(len(origin)))
+	b = append(b, origin...)
+	b = append(b, fields...)
+	return macSum(&secret, b)
 }
 
 // ClientMAC is the client's resume proof over the PROOF's fields.

@@ -237,13 +237,24 @@ func ParseWelcome(body []byte) (Welcome, error) {
 func (f Challenge) appendBody(b []byte) []byte { return append(b, f.Nonce[:]...) }
 
 func (f Proof) appendBody(b []byte) []byte {
-	return append(append(b, f.MAC[:]...), f.Fields()...)
+	return f.AppendFields(append(b, f.MAC[:]...))
 }
 
 // Fields returns the bytes the client's MAC covers: everything after the MAC.
 func (f Proof) Fields() []byte {
+	return f.AppendFields(make([]byte, 0, positionsLen+2+8*min(len(f.Known), MaxKnown)))
+}
+
+// FieldsRoom is room for the fields a MAC covers of any RESUMED, and of a
+// PROOF with up to 25 known positions: a buffer on the caller's stack for
+// AppendFields (more spills to the heap).
+const FieldsRoom = 256
+
+// AppendFields appends Fields to b (a buffer of the caller's: a MAC over
+// them needs no allocation).
+func (f Proof) AppendFields(b []byte) []byte {
 	known := f.Known[:min(len(f.Known), MaxKnown)]
-	b := f.Positions.AppendTo(make([]byte, 0, positionsLen+2+8*len(known)))
+	b = f.Positions.AppendTo(b)
 	b = binary.BigEndian.AppendUint16(b, uint16(len(known)))
 	for _, k := range known {
 		b = binary.BigEndian.AppendUint64(b, k)
@@ -273,12 +284,16 @@ func parseProof(body []byte) (Proof, error) {
 }
 
 func (f Resumed) appendBody(b []byte) []byte {
-	return append(append(b, f.MAC[:]...), f.Fields()...)
+	return f.AppendFields(append(b, f.MAC[:]...))
 }
 
 // Fields returns the bytes the server's MAC covers: everything after the MAC.
-func (f Resumed) Fields() []byte {
-	b := f.Positions.AppendTo(make([]byte, 0, resumedMaxLen))
+func (f Resumed) Fields() []byte { return f.AppendFields(make([]byte, 0, resumedMaxLen)) }
+
+// AppendFields appends Fields to b (a buffer of the caller's: a MAC over
+// them needs no allocation).
+func (f Resumed) AppendFields(b []byte) []byte {
+	b = f.Positions.AppendTo(b)
 	b = binary.BigEndian.AppendUint64(b, f.Epoch)
 	b = append(b, f.Flags)
 	return appendStr8(b, f.Node, MaxNameLen)
