@@ -39,8 +39,8 @@ func (s *fencedSession) seen() []string {
 // handover it made is not given again. Copies of an epoch known already
 // fence nothing.
 func TestCopyOfNewerEpochClaims(t *testing.T) {
-	nodes, hosts := startFakeNodes(t, RuntimeConfig{HandshakeTimeout: 5 * time.Second, Replicas: 1}, "a", "b")
-	a, b := nodes[0], nodes[1]
+	members, hosts := startFakeMembers(t, RuntimeConfig{HandshakeTimeout: 5 * time.Second, Replicas: 1}, "a", "b")
+	a, b := members[0], members[1]
 	id := sessionID{9, 1}
 	s := &fencedSession{fakeSession: &fakeSession{id: id}}
 	hosts[1].addAs(s.fakeSession, s)
