@@ -43,9 +43,9 @@ type clientSide struct {
 	marks    []markDigest  // checkpoints the server announced, oldest first
 	markCh   chan struct{} // closed at the next mark (a Migrate waits for one)
 	verify   *wire.Verify  // to send first on the new link
-	moving   *move         // a migration in progress
+	moving   *move         // a move under way
 	restored bool          // the last resume restored the session from a checkpoint
-	ps       *policyState  // the migration policy's figures
+	ps       *policyState  // the move policy's figures
 }
 
 // markDigest is the client's digest of its received output at a checkpoint
@@ -145,7 +145,7 @@ func (cs *clientSide) reconnect(c *Conn, cause error) {
 			c.mu.Lock()
 			cs.address = rd.addr
 			c.mu.Unlock()
-			c.log.Info("mtcp: session is on another member", "node", rd.name, "addr", rd.addr)
+			c.log.Info("mtcp: session is on another member", "member", rd.name, "addr", rd.addr)
 			backoff = initialBackoff
 			next = rd.addr
 			continue
@@ -364,8 +364,8 @@ func (cs *clientSide) resumeOn(ctx context.Context, c *Conn, nc net.Conn, addr s
 			return err
 		}
 	}
-	if r.Node != "" {
-		cs.member = r.Node
+	if r.Member != "" {
+		cs.member = r.Member
 	}
 	cs.epoch, cs.address = r.Epoch, addr
 	cs.reconnecting = false

@@ -264,7 +264,7 @@ func (d *Dialer) openOn(ctx context.Context, nc net.Conn, network, address, serv
 		metrics:          d.Metrics,
 	})
 	c.client = &clientSide{d: *d, network: network, address: address, service: service,
-		pool: w.Flags&wire.WelcomePool != 0, member: w.Node, epoch: w.Epoch}
+		pool: w.Flags&wire.WelcomePool != 0, member: w.Member, epoch: w.Epoch}
 	c.mu.Lock()
 	c.attachLocked(nc, br)
 	c.mu.Unlock()

@@ -209,7 +209,7 @@ func (ln *Listener) serveNew(h *hsConn, hello wire.Hello) error {
 		Epoch:                  1,
 	}
 	if ln.member != nil {
-		w.Flags, w.Node = wire.WelcomePool, ln.member.Name()
+		w.Flags, w.Member = wire.WelcomePool, ln.member.Name()
 	}
 	if _, err := nc.Write(wire.AppendFrame(nil, w)); err != nil {
 		c.fail(fmt.Errorf("sending WELCOME: %w", err))
@@ -303,7 +303,7 @@ func (ln *Listener) serveResume(h *hsConn, hello wire.Hello) error {
 	gen := s.resumeGen
 	r := wire.Resumed{Epoch: s.epoch}
 	if s.member != nil {
-		r.Node = s.member.Name()
+		r.Member = s.member.Name()
 	}
 	if s.verifyPending { // the client's digest of regenerated output is still due
 		from, _, _, _ := c.st.RegeneratedDigest()

@@ -156,7 +156,7 @@ func (ln *Listener) serveRestored(c *Conn, h *hsConn, rs auth.Resume, rec *snaps
 	s := c.server
 	pos := c.st.Positions()
 	pos.Written = rec.OutPos
-	r := wire.Resumed{Positions: pos, Epoch: s.epoch, Flags: wire.ResumedRestored, Node: ln.member.Name()}
+	r := wire.Resumed{Positions: pos, Epoch: s.epoch, Flags: wire.ResumedRestored, Member: ln.member.Name()}
 	// The member list the client is owed on its first link here goes in
 	// the same send as RESUMED: one write, and one read for the client,
 	// fewer on each of the thousands of moves of a drain.

@@ -49,7 +49,7 @@ type Welcome struct {
 	KeepAliveMillis        uint16
 	KeepAliveTimeoutMillis uint16
 	Epoch                  uint64
-	Node                   string // the serving member's name (empty when standalone)
+	Member                 string // the serving member's name (empty when standalone)
 }
 
 // Challenge carries the server's fresh nonce for a resume.
@@ -85,9 +85,9 @@ const (
 type Resumed struct {
 	MAC [MACLen]byte
 	Positions
-	Epoch uint64
-	Flags uint8
-	Node  string
+	Epoch  uint64
+	Flags  uint8
+	Member string
 }
 
 // Type returns TypeHello.
@@ -112,14 +112,14 @@ func (f Hello) header() Header {
 	return Header{Type: TypeHello, Length: helloNewLen}
 }
 func (f Welcome) header() Header {
-	return Header{Type: TypeWelcome, Length: uint32(welcomeMinLen + min(len(f.Node), MaxNameLen))}
+	return Header{Type: TypeWelcome, Length: uint32(welcomeMinLen + min(len(f.Member), MaxNameLen))}
 }
 func (Challenge) header() Header { return Header{Type: TypeChallenge, Length: NonceLen} }
 func (f Proof) header() Header {
 	return Header{Type: TypeProof, Length: uint32(proofMinLen + 8*min(len(f.Known), MaxKnown))}
 }
 func (f Resumed) header() Header {
-	return Header{Type: TypeResumed, Length: uint32(resumedMinLen + min(len(f.Node), MaxNameLen))}
+	return Header{Type: TypeResumed, Length: uint32(resumedMinLen + min(len(f.Member), MaxNameLen))}
 }
 
 func (f Hello) appendBody(b []byte) []byte {
@@ -205,7 +205,7 @@ func (f Welcome) appendBody(b []byte) []byte {
 	b = binary.BigEndian.AppendUint16(b, f.KeepAliveMillis)
 	b = binary.BigEndian.AppendUint16(b, f.KeepAliveTimeoutMillis)
 	b = binary.BigEndian.AppendUint64(b, f.Epoch)
-	return appendStr8(b, f.Node, MaxNameLen)
+	return appendStr8(b, f.Member, MaxNameLen)
 }
 
 // ParseWelcome decodes a WELCOME body.
@@ -226,11 +226,11 @@ func ParseWelcome(body []byte) (Welcome, error) {
 	w.KeepAliveMillis = binary.BigEndian.Uint16(body[p+8:])
 	w.KeepAliveTimeoutMillis = binary.BigEndian.Uint16(body[p+10:])
 	w.Epoch = binary.BigEndian.Uint64(body[p+12:])
-	node, err := parseLastStr8(body[p+20:], MaxNameLen, "WELCOME", "node")
+	member, err := parseLastStr8(body[p+20:], MaxNameLen, "WELCOME", "member")
 	if err != nil {
 		return w, err
 	}
-	w.Node = node
+	w.Member = member
 	return w, checkKeepAlive("WELCOME", w.KeepAliveMillis, w.KeepAliveTimeoutMillis)
 }
 
@@ -296,7 +296,7 @@ func (f Resumed) AppendFields(b []byte) []byte {
 	b = f.Positions.AppendTo(b)
 	b = binary.BigEndian.AppendUint64(b, f.Epoch)
 	b = append(b, f.Flags)
-	return appendStr8(b, f.Node, MaxNameLen)
+	return appendStr8(b, f.Member, MaxNameLen)
 }
 
 func parseResumed(body []byte) (Resumed, error) {
@@ -312,8 +312,8 @@ func parseResumed(body []byte) (Resumed, error) {
 	if r.Flags&^ResumedRestored != 0 {
 		return r, malformed("RESUMED: undefined flags 0x%02x", r.Flags)
 	}
-	node, err := parseLastStr8(body[p+9:], MaxNameLen, "RESUMED", "node")
-	r.Node = node
+	member, err := parseLastStr8(body[p+9:], MaxNameLen, "RESUMED", "member")
+	r.Member = member
 	return r, err
 }
 

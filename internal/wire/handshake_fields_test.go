@@ -11,7 +11,7 @@ import (
 func TestAppendFieldsIsFields(t *testing.T) {
 	p := Proof{Positions: Positions{Received: 7, Written: 9}, Known: []uint64{1, 2, 3}}
 	p.MAC[0] = 5
-	r := Resumed{Positions: Positions{Received: 3}, Epoch: 4, Flags: ResumedRestored, Node: "member"}
+	r := Resumed{Positions: Positions{Received: 3}, Epoch: 4, Flags: ResumedRestored, Member: "member"}
 	r.MAC[1] = 6
 	prefix := []byte("before")
 	require.Equal(t, append([]byte("before"), p.Fields()...), p.AppendFields(prefix[:len(prefix):len(prefix)]))
