@@ -19,11 +19,6 @@ const (
 	maxBackoff     = 1 * time.Second
 )
 
-var (
-	errEnded       = errors.New("mtcp: session already ended")
-	errServerProof = errors.New("mtcp: server failed to prove the session secret")
-)
-
 // clientSide is what only the client end of a session has: where to
 // reconnect, and the reconnect state.
 type clientSide struct {

@@ -198,6 +198,14 @@ func (e *timeoutError) Temporary() bool {
 // no longer its session's (replaced or dropped): its reader stops quietly.
 var errStaleLink = errors.New("stale link")
 
+// errEnded is what a client's resume returns for a session that ended
+// meanwhile; errServerProof, for a server whose RESUMED does not prove the
+// session's secret.
+var (
+	errEnded       = errors.New("mtcp: session already ended")
+	errServerProof = errors.New("mtcp: server failed to prove the session secret")
+)
+
 var errKeepAliveTimeout error = &timeoutError{"mtcp: keepalive timeout: nothing received from the peer"}
 
 // SessionMovedError is what Read and Write return on the member a session

@@ -5,7 +5,6 @@
 package snapshot
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -18,13 +17,6 @@ const Version = 1
 
 // MaxState is the default largest application state a record may carry.
 const MaxState = 8 << 20
-
-// Errors.
-var (
-	ErrMalformed  = errors.New("snapshot: malformed record")
-	ErrTooLarge   = errors.New("snapshot: record too large")
-	ErrStaleEpoch = errors.New("snapshot: stale epoch")
-)
 
 // Params are the session settings a successor restores with the state.
 type Params struct {
