@@ -24,6 +24,7 @@ type Member struct {
 	Balancing bool
 }
 
+// String describes the member: name@address, its sessions, and whether it drains.
 func (m Member) String() string {
 	d := ""
 	if m.Draining {

@@ -20,6 +20,7 @@ import (
 // made: its REFUSED frame.
 type Refused struct{ Frame wire.Refused }
 
+// Error says the REFUSED frame's code and reason.
 func (r *Refused) Error() string { return r.Frame.Code.String() + ": " + r.Frame.Reason }
 
 func refused(code wire.Code, format string, args ...any) *Refused {
