@@ -58,9 +58,6 @@ func (l *link) readStep(dst []byte) (direct int, ringed bool, err error) {
 	if fs.skip > 0 {
 		k, err := l.rd.Discard(fs.skip)
 		fs.skip -= k
-		if k > 0 {
-			l.touch()
-		}
 		if err != nil {
 			return 0, false, readError(err)
 		}
@@ -72,9 +69,6 @@ func (l *link) readStep(dst []byte) (direct int, ringed bool, err error) {
 	if fs.big != nil {
 		n, err := l.rd.Read(fs.big[fs.bigN:])
 		fs.bigN += n
-		if n > 0 {
-			l.touch()
-		}
 		if fs.bigN < len(fs.big) {
 			if err != nil {
 				return 0, false, readError(err)
@@ -90,7 +84,6 @@ func (l *link) readStep(dst []byte) (direct int, ringed bool, err error) {
 	if err != nil {
 		return 0, false, readError(err)
 	}
-	l.touch()
 	h, err := wire.ParseHeader(hb)
 	if err != nil {
 		return 0, false, err
@@ -183,7 +176,6 @@ func (l *link) readPayload(dst []byte) (int, bool, error) {
 // to the Read that reads the link (direct), or committed to the input
 // buffer.
 func (l *link) gotPayload(p []byte, direct bool) error {
-	l.touch()
 	l.fs.data -= len(p)
 	c := l.c
 	c.mu.Lock()
