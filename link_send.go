@@ -104,12 +104,27 @@ func (l *link) flushHoldingWriter() {
 			c.mu.Unlock()
 			return
 		}
+		last := !l.moreDueLocked()
 		c.mu.Unlock()
 		if err := l.writeBatch(); err != nil {
 			l.fail(err)
 			return
 		}
+		if last {
+			return
+		}
 	}
+}
+
+// moreDueLocked (c.mu held, after buildBatch) reports whether the flush
+// must look again after writing the batch: frames left out of it (the batch
+// was full), or a session that may finish once it is written. Whatever
+// becomes due while the batch is written kicks the send loop.
+func (l *link) moreDueLocked() bool {
+	c := l.c
+	st := c.st
+	return st.CanSend() || l.pongDue || l.pingDue ||
+		(c.role == roleClient && (st.OutputEnd() != stream.Open || st.PeerEnd() == stream.Closed))
 }
 
 // buildBatch (c.mu held) gathers the frames due into l.bufs and returns how
