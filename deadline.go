@@ -10,14 +10,25 @@ import (
 // passes, in the manner of net/pipe.go: setting it again re-arms it, and a
 // time in the past closes the channel at once.
 type deadline struct {
-	armed  atomic.Bool // a deadline is set (for lock-free checks)
+	armed  atomic.Bool  // a deadline is set (for lock-free checks)
+	cur    atomic.Value // cancel, for wait without the lock
 	mu     sync.Mutex
 	timer  *time.Timer
 	at     time.Time
 	cancel chan struct{} // closed when the deadline passes
 }
 
-func newDeadline() *deadline { return &deadline{cancel: make(chan struct{})} }
+func newDeadline() *deadline {
+	d := &deadline{cancel: make(chan struct{})}
+	d.cur.Store(d.cancel)
+	return d
+}
+
+// renew (mu held) gives the deadline a new, open channel.
+func (d *deadline) renew() {
+	d.cancel = make(chan struct{})
+	d.cur.Store(d.cancel)
+}
 
 // set arms the deadline at t; the zero time disarms it.
 func (d *deadline) set(t time.Time) {
@@ -32,13 +43,13 @@ func (d *deadline) set(t time.Time) {
 	closed := isClosed(d.cancel)
 	if t.IsZero() {
 		if closed {
-			d.cancel = make(chan struct{})
+			d.renew()
 		}
 		return
 	}
 	if dur := time.Until(t); dur > 0 {
 		if closed {
-			d.cancel = make(chan struct{})
+			d.renew()
 		}
 		ch := d.cancel
 		d.timer = time.AfterFunc(dur, func() { close(ch) })
@@ -49,15 +60,15 @@ func (d *deadline) set(t time.Time) {
 	}
 }
 
-// wait returns a channel closed when the deadline passes.
-func (d *deadline) wait() chan struct{} {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.cancel
-}
+// wait returns a channel closed when the deadline passes. It takes no lock:
+// Read and Write call it each time.
+func (d *deadline) wait() chan struct{} { return d.cur.Load().(chan struct{}) }
 
 // get returns the deadline's time (zero if none).
 func (d *deadline) get() time.Time {
+	if !d.armed.Load() {
+		return time.Time{} // the common case, without the lock
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.at

@@ -24,6 +24,7 @@ type frameReader struct {
 	r, w   int     //
 	pooled *[]byte // the pooled buffer buf is (nil: buf is quiet)
 	busy   bool    // the last read into the buffer filled quiet's size: more is likely coming
+	heard  func()  // called after each read that got bytes off the connection (nil: none)
 	quiet  [quietRead]byte
 }
 
@@ -49,6 +50,13 @@ func (f *frameReader) init(nc net.Conn, br *bufio.Reader) {
 		f.pooled, f.buf = nil, make([]byte, len(ahead))
 	}
 	f.w = copy(f.buf, ahead)
+}
+
+// gotBytes tells heard that bytes came off the connection.
+func (f *frameReader) gotBytes() {
+	if f.heard != nil {
+		f.heard()
+	}
 }
 
 // take makes an empty pooled buffer the reader's buffer.
@@ -79,6 +87,7 @@ func (f *frameReader) fill() error {
 		k, err := f.nc.Read(f.quiet[:])
 		if k > 0 {
 			f.buf, f.r, f.w = f.quiet[:], 0, k
+			f.gotBytes()
 		}
 		f.busy = k == len(f.quiet)
 		return err
@@ -94,6 +103,9 @@ func (f *frameReader) fill() error {
 	}
 	k, err := f.nc.Read(f.buf[f.w:])
 	f.w += k
+	if k > 0 {
+		f.gotBytes()
+	}
 	f.busy = k >= len(f.quiet)
 	if f.w == 0 {
 		f.consume(0) // nothing came: the buffer goes back
@@ -135,7 +147,11 @@ func (f *frameReader) Read(p []byte) (int, error) {
 		return 0, nil
 	}
 	if f.Buffered() == 0 {
-		return f.nc.Read(p)
+		n, err := f.nc.Read(p)
+		if n > 0 {
+			f.gotBytes()
+		}
+		return n, err
 	}
 	k := copy(p, f.buf[f.r:f.w])
 	f.consume(k)

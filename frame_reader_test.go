@@ -13,7 +13,8 @@ import (
 // TestFrameReaderKeepsOrder reads a stream written in pieces of random
 // sizes with random Peeks, Discards and Reads, through the quiet array and
 // pooled buffers alike: every byte comes out once, in order, and the reader
-// holds no buffer once all is consumed.
+// holds no buffer once all is consumed; it reports hearing from the peer
+// once for each read that got bytes off the connection.
 func TestFrameReaderKeepsOrder(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	src := make([]byte, 4<<20)
@@ -33,8 +34,11 @@ func TestFrameReaderKeepsOrder(t *testing.T) {
 			rest = rest[k:]
 		}
 	}()
+	cb := &readCountingConn{Conn: b}
 	var f frameReader
-	f.init(b, nil)
+	f.init(cb, nil)
+	heard := 0
+	f.heard = func() { heard++ }
 	var got []byte
 	for len(got) < len(src) {
 		left := len(src) - len(got)
@@ -65,4 +69,20 @@ func TestFrameReaderKeepsOrder(t *testing.T) {
 	require.Nil(t, f.buf, "no buffer is held once every byte is consumed")
 	_, err := f.Read(make([]byte, 1))
 	require.ErrorIs(t, err, io.EOF)
+	require.Positive(t, cb.reads)
+	require.Equal(t, cb.reads, heard, "heard once per read that got bytes")
+}
+
+// readCountingConn counts the reads that got bytes.
+type readCountingConn struct {
+	net.Conn
+	reads int
+}
+
+func (c *readCountingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.reads++
+	}
+	return n, err
 }

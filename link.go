@@ -32,7 +32,7 @@ type link struct {
 	nc       net.Conn
 	rd       frameReader
 	born     time.Time
-	lastRecv atomic.Int64 // nanoseconds after born when a frame last arrived
+	lastRecv atomic.Int64 // nanoseconds after born when bytes were last read off nc
 
 	send  atomic.Int32  // the send loop's state (sendIdle...)
 	dead  chan struct{} // closed when the link is shut down
@@ -74,6 +74,7 @@ func newLink(c *Conn, nc net.Conn, br *bufio.Reader) *link {
 		dead: make(chan struct{}),
 	}
 	l.rd.init(nc, br)
+	l.rd.heard = l.touch // once per read off the socket, not per frame
 	l.check = c.params.timers.entry(l.watch)
 	switch nc.(type) {
 	case *net.TCPConn, *net.UnixConn:

@@ -58,9 +58,6 @@ func (l *link) readStep(dst []byte) (direct int, ringed bool, err error) {
 	if fs.skip > 0 {
 		k, err := l.rd.Discard(fs.skip)
 		fs.skip -= k
-		if k > 0 {
-			l.touch()
-		}
 		if err != nil {
 			return 0, false, readError(err)
 		}
@@ -72,9 +69,6 @@ func (l *link) readStep(dst []byte) (direct int, ringed bool, err error) {
 	if fs.big != nil {
 		n, err := l.rd.Read(fs.big[fs.bigN:])
 		fs.bigN += n
-		if n > 0 {
-			l.touch()
-		}
 		if fs.bigN < len(fs.big) {
 			if err != nil {
 				return 0, false, readError(err)
@@ -90,7 +84,6 @@ func (l *link) readStep(dst []byte) (direct int, ringed bool, err error) {
 	if err != nil {
 		return 0, false, readError(err)
 	}
-	l.touch()
 	h, err := wire.ParseHeader(hb)
 	if err != nil {
 		return 0, false, err
@@ -110,13 +103,15 @@ func (l *link) readStep(dst []byte) (direct int, ringed bool, err error) {
 			return 0, false, errStaleLink
 		}
 		skip, err := c.st.BeginData(seq, n)
-		c.mu.Unlock()
 		if err != nil {
+			c.mu.Unlock()
 			return 0, false, err
 		}
 		_, _ = l.rd.Discard(wire.HeaderLen + 8) // peeked: cannot fail
 		fs.skip, fs.data = skip, n-skip
-		return 0, false, nil
+		k := l.takeBufferedLocked(dst)
+		c.mu.Unlock()
+		return k, false, nil
 	case h.Type.IsExtension():
 		_, _ = l.rd.Discard(wire.HeaderLen)
 		fs.skip = int(h.Length)
@@ -146,6 +141,10 @@ func (l *link) readPayload(dst []byte) (int, bool, error) {
 	if c.link != l {
 		c.mu.Unlock()
 		return 0, false, errStaleLink
+	}
+	if k := l.takeBufferedLocked(dst); k > 0 {
+		c.mu.Unlock()
+		return k, false, nil
 	}
 	if len(dst) > 0 && c.st.Buffered() == 0 && !c.closed {
 		// Straight into the reader's buffer: no copy through the input buffer.
@@ -183,16 +182,39 @@ func (l *link) readPayload(dst []byte) (int, bool, error) {
 // to the Read that reads the link (direct), or committed to the input
 // buffer.
 func (l *link) gotPayload(p []byte, direct bool) error {
-	l.touch()
-	l.fs.data -= len(p)
 	c := l.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.link != l {
 		// The session moved on (its positions were told to a new link):
 		// bytes of the old one count for nothing.
+		l.fs.data -= len(p)
 		return errStaleLink
 	}
+	l.gotPayloadLocked(p, direct)
+	return nil
+}
+
+// takeBufferedLocked (c.mu held, c.link == l) gives a Read the current DATA
+// frame's new bytes that the frame reader holds already: copied into dst
+// and counted as delivered under one hold of the lock. It returns 0, taking
+// nothing, when there is no dst, when bytes wait in the input buffer
+// (they go first), or when the frame reader holds none of the payload.
+func (l *link) takeBufferedLocked(dst []byte) int {
+	c := l.c
+	if len(dst) == 0 || l.fs.skip > 0 || l.fs.data == 0 || l.rd.Buffered() == 0 ||
+		c.st.Buffered() != 0 || c.closed {
+		return 0
+	}
+	n, _ := l.rd.Read(dst[:min(len(dst), l.fs.data)]) // buffered: a copy
+	l.gotPayloadLocked(dst[:n], true)
+	return n
+}
+
+// gotPayloadLocked (c.mu held, c.link == l) is gotPayload past its check.
+func (l *link) gotPayloadLocked(p []byte, direct bool) {
+	c := l.c
+	l.fs.data -= len(p)
 	c.receivedLocked(p)
 	if direct {
 		c.st.Deliver(len(p))
@@ -205,7 +227,6 @@ func (l *link) gotPayload(p []byte, direct bool) error {
 	}
 	c.updateReleaseLocked()
 	c.noteAckLocked()
-	return nil
 }
 
 // handleControl applies a control frame. It reports whether the frame made

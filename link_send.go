@@ -104,12 +104,27 @@ func (l *link) flushHoldingWriter() {
 			c.mu.Unlock()
 			return
 		}
+		last := !l.moreDueLocked()
 		c.mu.Unlock()
 		if err := l.writeBatch(); err != nil {
 			l.fail(err)
 			return
 		}
+		if last {
+			return
+		}
 	}
+}
+
+// moreDueLocked (c.mu held, after buildBatch) reports whether the flush
+// must look again after writing the batch: frames left out of it (the batch
+// was full), or a session that may finish once it is written. Whatever
+// becomes due while the batch is written kicks the send loop.
+func (l *link) moreDueLocked() bool {
+	c := l.c
+	st := c.st
+	return st.CanSend() || l.pongDue || l.pingDue ||
+		(c.role == roleClient && (st.OutputEnd() != stream.Open || st.PeerEnd() == stream.Closed))
 }
 
 // buildBatch (c.mu held) gathers the frames due into l.bufs and returns how
@@ -172,14 +187,23 @@ func (l *link) buildBatch() int {
 
 // writeBatch (wmu held, c.mu not held) writes l.bufs to the connection.
 func (l *link) writeBatch() error {
-	if l.writev && len(l.bufs) > 1 && l.batchSize() > smallBatch {
+	size := l.batchSize()
+	if size <= smallBatch {
+		// One write(2) from the batch's own buffer.
+		out := l.batch.small[:0]
+		for _, b := range l.bufs {
+			out = append(out, b...)
+		}
+		_, err := l.nc.Write(out)
+		return err
+	}
+	if l.writev && len(l.bufs) > 1 {
 		bufs := l.bufs // WriteTo consumes the slice it is called on
 		_, err := bufs.WriteTo(l.nc)
 		return err
 	}
-	// Coalesce small pieces so that TLS records and pipe writes are not tiny,
-	// and small batches go out with write(2) rather than writev(2), in a
-	// scratch buffer taken for this write only.
+	// Without writev, coalesce the pieces so that TLS records and pipe
+	// writes are not tiny, in a scratch buffer taken for this write only.
 	scratch := scratches.Get().(*[]byte)
 	defer scratches.Put(scratch)
 	out := (*scratch)[:0]
@@ -245,8 +269,9 @@ func (l *link) batchSize() int {
 // room for their headers. Flushes take one from batches and give it back,
 // so that a quiet link holds none.
 type batch struct {
-	bufs net.Buffers
-	hdrs [maxBatchFrames][32]byte
+	bufs  net.Buffers
+	hdrs  [maxBatchFrames][32]byte
+	small [smallBatch]byte // a small batch coalesced for one write
 }
 
 var (

@@ -26,7 +26,11 @@ type timerEntry struct {
 	set *timerSet
 	fn  func()
 	at  atomic.Int64 // when it is due (0: not scheduled); written under set.mu
-	idx int          // position in the heap (-1: not in it); guarded by set.mu
+	// lead is how long after it was scheduled at is; written under set.mu.
+	// An entry scheduled with a lead of at most d is due within d from
+	// any later moment, which scheduleWithin can tell without the clock.
+	lead atomic.Int64
+	idx  int // position in the heap (-1: not in it); guarded by set.mu
 }
 
 func newTimerSet() *timerSet { return &timerSet{base: time.Now()} }
@@ -47,13 +51,15 @@ func (e *timerEntry) schedule(d time.Duration) {
 	s := e.set
 	at := s.now() + int64(d)
 	s.mu.Lock()
-	e.dueAtLocked(at)
+	e.dueAtLocked(at, d)
 	s.mu.Unlock()
 }
 
-// dueAtLocked makes e due at at, in the set's clock; the set's mu is held.
-func (e *timerEntry) dueAtLocked(at int64) {
+// dueAtLocked makes e due at at, in the set's clock, lead after now; the
+// set's mu is held.
+func (e *timerEntry) dueAtLocked(at int64, lead time.Duration) {
 	s := e.set
+	e.lead.Store(int64(lead))
 	e.at.Store(at)
 	if e.idx >= 0 {
 		heap.Fix(&s.h, e.idx)
@@ -65,8 +71,12 @@ func (e *timerEntry) dueAtLocked(at int64) {
 
 // scheduleWithin makes e due after at most d from now: it changes nothing
 // when e is due sooner already (a check without a lock, so that the data
-// path can call it often).
+// path can call it often; while e is scheduled with a lead of at most d,
+// not even a look at the clock).
 func (e *timerEntry) scheduleWithin(d time.Duration) {
+	if e.at.Load() != 0 && e.lead.Load() <= int64(d) {
+		return
+	}
 	s := e.set
 	at := s.now() + int64(d)
 	if cur := e.at.Load(); cur != 0 && cur <= at {
@@ -74,7 +84,7 @@ func (e *timerEntry) scheduleWithin(d time.Duration) {
 	}
 	s.mu.Lock()
 	if cur := e.at.Load(); cur == 0 || cur > at {
-		e.dueAtLocked(at)
+		e.dueAtLocked(at, d)
 	}
 	s.mu.Unlock()
 }

@@ -56,3 +56,21 @@ func TestTimerSetOrder(t *testing.T) {
 	defer s.mu.Unlock()
 	require.Zero(t, s.h.Len(), "nothing is left scheduled")
 }
+
+// TestTimerSetWithinKeepsSoonerEntry: scheduleWithin leaves an entry that is
+// due within the asked lead where it is, and brings forward one that is due
+// later.
+func TestTimerSetWithinKeepsSoonerEntry(t *testing.T) {
+	s := newTimerSet()
+	e := s.entry(func() {})
+	defer e.stop()
+	e.schedule(time.Hour)
+	at := e.at.Load()
+	e.scheduleWithin(2 * time.Hour)
+	require.Equal(t, at, e.at.Load(), "due within the lead already: unchanged")
+	e.scheduleWithin(time.Minute)
+	sooner := e.at.Load()
+	require.Less(t, sooner, at, "brought forward")
+	e.scheduleWithin(time.Hour)
+	require.Equal(t, sooner, e.at.Load(), "a longer lead never moves it later")
+}

@@ -15,6 +15,9 @@ type ring struct {
 	must     bool     // chunks are taken whatever the budget says
 }
 
+// keptChunkSlots is the longest list of chunks an empty ring keeps.
+const keptChunkSlots = 4
+
 func newRing(max int, mem Memory, must bool) ring { return ring{max: max, mem: mem, must: must} }
 
 // end is the position just past the last byte held.
@@ -140,7 +143,14 @@ func (r *ring) trim() {
 		r.mem.Give(drop * ChunkSize)
 	}
 	if drop == len(r.chunks) {
-		r.chunks, r.head = nil, 0 // the next chunk starts at start
+		// The next chunk starts at start. A short list of chunks is kept
+		// for the next bytes (a ring that empties after every small write
+		// allocates nothing); a long one goes.
+		clear(r.chunks)
+		r.chunks, r.head = r.chunks[:0], 0
+		if cap(r.chunks) > keptChunkSlots {
+			r.chunks = nil
+		}
 		return
 	}
 	k := copy(r.chunks, r.chunks[drop:])

@@ -106,3 +106,19 @@ func TestStreamWriteWaitsForMemory(t *testing.T) {
 	require.Equal(t, ChunkSize/2, n)
 	require.NoError(t, err, "a full retention is not a want of memory")
 }
+
+// TestRingSmallWritesAllocateNothing: a ring that empties after every small
+// write (a request answered and acknowledged) allocates nothing per write,
+// and holds no memory while empty.
+func TestRingSmallWritesAllocateNothing(t *testing.T) {
+	r := newRing(1<<20, nil, false)
+	p := make([]byte, 64)
+	cycle := func() {
+		r.write(p)
+		r.discard(r.end())
+	}
+	cycle() // the first write makes the list of chunks
+	allocs := testing.AllocsPerRun(1000, cycle)
+	require.Zero(t, allocs, "allocations per write and discard")
+	require.Zero(t, r.held(), "an empty ring holds no chunk")
+}

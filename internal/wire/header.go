@@ -15,12 +15,16 @@ const (
 )
 
 // bodyBounds gives the allowed body sizes and flag bits of each known type.
+// A zero entry (max 0) is a type that is not defined. Every defined type has
+// a positive maximum.
 type bodyBounds struct {
 	min, max uint32
 	flags    uint8
 }
 
-var bounds = map[Type]bodyBounds{
+// bounds is indexed by type, below FirstExtension (an array, not a map: it
+// is looked up for every frame).
+var bounds = [FirstExtension]bodyBounds{
 	TypeData:      {min: 9, max: 8 + MaxPayload},
 	TypeAck:       {min: 16, max: 16, flags: FlagFinSeen},
 	TypePing:      {min: 8, max: 8},
@@ -57,8 +61,8 @@ func ParseHeader(b []byte) (Header, error) {
 		}
 		return h, nil
 	}
-	bb, ok := bounds[h.Type]
-	if !ok {
+	bb := bounds[h.Type]
+	if bb.max == 0 {
 		return Header{}, malformed("unknown frame type 0x%02x", uint8(h.Type))
 	}
 	if h.Flags&^bb.flags != 0 {
