@@ -46,7 +46,7 @@ func (s *script) step(got int64) {
 		mtcptest.Crash(serving.ln)
 		s.p.replace()
 	case 2:
-		s.show.because(fmt.Sprintf("%s gets overloaded: it now serves at about 2.5 MiB/s", serving.name))
+		s.show.because(fmt.Sprintf("%s gets overloaded: it now serves at about 0.6 MiB/s", serving.name))
 		serving.overloaded.Store(true)
 	}
 	s.next++
