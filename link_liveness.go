@@ -79,11 +79,15 @@ func (l *link) watch() {
 	if busy || dirty || c.holder == holderNone {
 		next = p.keepAlive / 2
 	}
+	// Scheduled under c.mu (the timer set's mu is a leaf): a Write that
+	// makes the link busy after this check judged it idle calls checkSoon
+	// under c.mu too, so it runs after this schedule and brings the check
+	// forward, rather than being pushed back to the idle probe's time.
+	l.check.schedule(max(next, minKeepAlive))
 	c.mu.Unlock()
 	if kick {
 		l.kickNow()
 	}
-	l.check.schedule(max(next, minKeepAlive))
 	if isClosed(l.dead) {
 		l.check.stop() // shut down meanwhile: let the link go now
 	}
