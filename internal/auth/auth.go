@@ -5,10 +5,8 @@ package auth
 
 import (
 	"crypto/ecdh"
-	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 
@@ -40,21 +38,11 @@ func NewKeyPair() (*KeyPair, error) {
 // key pair and the peer's public key.
 func (kp *KeyPair) DeriveSecret(peer [wire.KeyLen]byte, session [wire.SessionIDLen]byte,
 	clientPub, serverPub [wire.KeyLen]byte) (Secret, error) {
-	var s Secret
 	shared, err := kp.exchange(peer)
 	if err != nil {
-		return s, err
+		return Secret{}, err
 	}
-	info := make([]byte, 0, 22+2*wire.KeyLen)
-	info = append(info, "mtcp v1 session secret"...)
-	info = append(info, clientPub[:]...)
-	info = append(info, serverPub[:]...)
-	key, err := hkdf.Key(sha256.New, shared, session[:], string(info), len(s))
-	if err != nil {
-		return s, fmt.Errorf("HKDF: %w", err)
-	}
-	copy(s[:], key)
-	return s, nil
+	return secretOf(shared, session, clientPub, serverPub), nil
 }
 
 // exchange returns X25519(own private key, peer), remembered if the pair
@@ -115,7 +103,7 @@ func NewResume(h wire.Hello, ch wire.Challenge) Resume {
 
 func (r Resume) mac(secret Secret, label string, fields []byte) [wire.MACLen]byte {
 	var stack [macStack]byte
-	b := macStart(stack[:0], &secret)
+	b := macStart(stack[:0], secret[:])
 	b = append(b, label...)
 	b = append(b, r.Session[:]...)
 	b = append(b, r.ClientNonce[:]...)
@@ -126,7 +114,7 @@ func (r Resume) mac(secret Secret, label string, fields []byte) [wire.MACLen]byt
 	b = append(b, byte(len(origin)))
 	b = append(b, origin...)
 	b = append(b, fields...)
-	return macSum(&secret, b)
+	return macSum(secret[:], b)
 }
 
 // ClientMAC is the client's resume proof over the PROOF's fields.

@@ -16,9 +16,9 @@ const macBlock = 64 // SHA-256's block size
 // the heap.
 const macStack = 512
 
-// macStart appends to b the inner pad of an HMAC-SHA256 under key: the
-// message goes after it.
-func macStart(b []byte, key *Secret) []byte {
+// macStart appends to b the inner pad of an HMAC-SHA256 under key (at
+// most a block long, as every key here is): the message goes after it.
+func macStart(b []byte, key []byte) []byte {
 	for i := range macBlock {
 		p := byte(0x36)
 		if i < len(key) {
@@ -31,7 +31,7 @@ func macStart(b []byte, key *Secret) []byte {
 
 // macSum returns the HMAC-SHA256 under key of the message in padded, which
 // macStart began.
-func macSum(key *Secret, padded []byte) [sha256.Size]byte {
+func macSum(key []byte, padded []byte) [sha256.Size]byte {
 	inner := sha256.Sum256(padded)
 	var outer [macBlock + sha256.Size]byte
 	for i := range macBlock {
