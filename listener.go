@@ -1,6 +1,7 @@
 package mtcp
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -46,6 +47,10 @@ type Listener struct {
 
 	crashing atomic.Bool // mtcptest.Crash: sessions end without a word (crash.go)
 
+	// plainKeepAlive: Listen made inner without kernel keepalive, which a
+	// plain client's connection gets back (keepPlainAlive).
+	plainKeepAlive bool
+
 	mu        sync.Mutex
 	sessions  map[[wire.SessionIDLen]byte]*Conn
 	inFlight  map[net.Conn]*handshakeWait // connections still to prove who they are
@@ -58,9 +63,15 @@ type Listener struct {
 }
 
 // Listen announces on the local network address and returns a Listener that
-// serves mtcp sessions. A nil cfg means standalone defaults.
+// serves mtcp sessions. A nil cfg means standalone defaults. The accepted
+// connections of mtcp sessions go without kernel TCP keepalive, as a
+// Dialer's do: their links find dead paths themselves, and the four socket
+// options that would turn it on cost every link a system call each. A
+// plain client's connection gets the kernel keepalive that net.Listen
+// gives (Go's defaults).
 func Listen(network, address string, cfg *Config) (*Listener, error) {
-	inner, err := net.Listen(network, address)
+	lc := net.ListenConfig{KeepAlive: -1}
+	inner, err := lc.Listen(context.Background(), network, address)
 	if err != nil {
 		return nil, err
 	}
@@ -69,6 +80,7 @@ func Listen(network, address string, cfg *Config) (*Listener, error) {
 		_ = inner.Close()
 		return nil, err
 	}
+	ln.plainKeepAlive = true
 	return ln, nil
 }
 
@@ -411,6 +423,18 @@ func (ln *Listener) deliverMoved(c *Conn) bool {
 	case <-c.endedCh:
 	}
 	return false
+}
+
+// keepPlainAlive turns kernel TCP keepalive on, with Go's defaults, for the
+// connection of a plain client if Listen left it off (raw is the accepted
+// connection, under TLS if any).
+func (ln *Listener) keepPlainAlive(raw net.Conn) {
+	if !ln.plainKeepAlive {
+		return
+	}
+	if tc, ok := raw.(*net.TCPConn); ok {
+		_ = tc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true})
+	}
 }
 
 // deliver hands a new connection to Accept, waiting at most the handshake

@@ -81,6 +81,7 @@ func (ln *Listener) handshake(nc net.Conn, since time.Time) {
 			_ = nc.Close()
 			return
 		}
+		ln.keepPlainAlive(nc)
 		if !ln.deliver(newPlainConn(h.nc, prefix)) {
 			_ = nc.Close()
 		}
