@@ -125,7 +125,10 @@ func newConn(r role, id [wire.SessionIDLen]byte, secret auth.Secret, st *stream.
 		closeCalled: make(chan struct{}),
 		endedCh:     make(chan struct{}),
 	}
-	c.log = p.log.With("session", c.idStr, "side", r.String())
+	c.log = p.log
+	if p.log.Handler() != slog.DiscardHandler { // no logger: no attributes to make
+		c.log = p.log.With("session", c.idStr, "side", r.String())
+	}
 	return c
 }
 

@@ -15,7 +15,7 @@ import (
 // copyState is what a server session knows of the copies of its
 // checkpoints (guarded by Conn.mu).
 type copyState struct {
-	done    map[uint64]bool // seq -> the checkpoint has all its copies
+	done    map[uint64]bool // seq -> the checkpoint has all its copies (nil until one has)
 	sending map[uint64]bool // seq -> being copied now
 }
 
@@ -115,6 +115,9 @@ func (cs copySource) CopyDone(copied []uint64, failed bool, staleBy string) {
 			c.terminateLocked(&SessionMovedError{SessionID: c.idStr, To: "another member"})
 		}
 		return
+	}
+	if s.copied.done == nil && len(copied) > 0 {
+		s.copied.done = make(map[uint64]bool)
 	}
 	for _, seq := range copied {
 		s.copied.done[seq] = true

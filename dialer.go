@@ -268,7 +268,9 @@ func (d *Dialer) openOn(ctx context.Context, nc net.Conn, network, address, serv
 	c.mu.Lock()
 	c.attachLocked(nc, br)
 	c.mu.Unlock()
-	c.log.Debug("mtcp: session opened", "server", nc.RemoteAddr().String())
+	if c.log.Enabled(context.Background(), slog.LevelDebug) { // the address costs its formatting
+		c.log.Debug("mtcp: session opened", "server", nc.RemoteAddr().String())
+	}
 	d.Metrics.SessionOpened()
 	return c, nil
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"strconv"
 	"time"
@@ -187,7 +188,7 @@ func (ln *Listener) serveNew(h *hsConn, hello wire.Hello) error {
 		linger: cfg.DetachTimeout, log: cfg.Logger,
 		metrics: cfg.Metrics, mem: ln.mem,
 	})
-	c.server = &serverSide{ln: ln, member: ln.member, epoch: 1, copied: copyState{done: map[uint64]bool{}}, params: snapshot.Params{
+	c.server = &serverSide{ln: ln, member: ln.member, epoch: 1, params: snapshot.Params{
 		ClientWindow: hello.Window, ClientRetention: hello.Retention,
 		KeepAliveMillis: uint16(interval / time.Millisecond), KeepAliveTimeoutMillis: uint16(timeout / time.Millisecond),
 	}}
@@ -221,7 +222,9 @@ func (ln *Listener) serveNew(h *hsConn, hello wire.Hello) error {
 	c.mu.Lock()
 	c.attachLocked(nc, br)
 	c.mu.Unlock()
-	c.log.Debug("mtcp: session opened", "client", nc.RemoteAddr().String())
+	if c.log.Enabled(context.Background(), slog.LevelDebug) { // the address costs its formatting
+		c.log.Debug("mtcp: session opened", "client", nc.RemoteAddr().String())
+	}
 	cfg.Metrics.SessionOpened()
 	if !ln.deliver(c) {
 		c.fail(ErrBusy)
