@@ -75,18 +75,24 @@ func Listen(network, address string, cfg *Config) (*Listener, error) {
 	if err != nil {
 		return nil, err
 	}
-	ln, err := NewListener(inner, cfg)
+	ln, err := newListener(inner, cfg, true)
 	if err != nil {
 		_ = inner.Close()
 		return nil, err
 	}
-	ln.plainKeepAlive = true
 	return ln, nil
 }
 
 // NewListener serves mtcp sessions on connections accepted from inner (a TCP
 // listener, an in-memory one, ...). Closing the Listener closes inner.
 func NewListener(inner net.Listener, cfg *Config) (*Listener, error) {
+	return newListener(inner, cfg, false)
+}
+
+// newListener is NewListener; plainKeepAlive says that inner accepts
+// without kernel keepalive, which plain clients get back (Listen). It is
+// set before the accept loop starts, which reads it.
+func newListener(inner net.Listener, cfg *Config, plainKeepAlive bool) (*Listener, error) {
 	if inner == nil {
 		return nil, errors.New("mtcp: NewListener: nil listener")
 	}
@@ -112,6 +118,8 @@ func NewListener(inner net.Listener, cfg *Config) (*Listener, error) {
 		inTakes:   make(chan struct{}, c.MaxHandshakes),
 		mem:       newMemBudget(c.SessionMemory),
 		timers:    newTimerSet(),
+
+		plainKeepAlive: plainKeepAlive,
 	}
 	ln.evictWarn.every = 10 * time.Second
 	ln.riskWarn.every = 10 * time.Second
