@@ -157,6 +157,11 @@ func (c *Conn) attachLocked(nc net.Conn, br *bufio.Reader) *link {
 		}
 	}
 	l.start()
+	if c.holder != holderNone {
+		// The token's holder still reads the link the session left: it
+		// comes over to this one now, not when that link fails.
+		c.holderLink.setReadDeadlineLocked(pastDeadline)
+	}
 	c.wakeReaderLocked()
 	signal(c.readable) // a waiting Read may read the new link itself
 	signal(c.writable) // the resume may have released retained output

@@ -54,7 +54,9 @@ func (c *Conn) readDirect(p []byte) (n int, again bool) {
 	case holderBackground:
 		if !c.appWants {
 			c.appWants = true
-			l.setReadDeadlineLocked(pastDeadline) // the background reader yields
+			// The background reader yields; it may still read a link the
+			// session has left, which this interrupts, not the new one.
+			c.holderLink.setReadDeadlineLocked(pastDeadline)
 		}
 		return 0, false
 	case holderApp:
@@ -128,17 +130,21 @@ func (c *Conn) backgroundRound() bool {
 	yield := c.appWants
 	c.appWants = false
 	timeout := errors.Is(err, os.ErrDeadlineExceeded)
-	if yield || !timeout {
+	// A link the session has left fails or times out under the reader
+	// once a new one is attached: the token goes on to the new link.
+	moved := c.link != nil && c.link != l
+	again := !yield && (timeout || moved)
+	if !again {
 		c.bgRunning = false
 	}
 	c.mu.Unlock()
-	if timeout {
-		if yield {
-			signal(c.readable) // the waiting Read takes the token
-			return false
-		}
-		return true // a deadline left over from a Read: read on
+	if yield {
+		// The waiting Read takes the token, whatever ended this round:
+		// it asked, and waits for this signal alone.
+		signal(c.readable)
 	}
-	l.readFailed(err)
-	return false
+	if !timeout {
+		l.readFailed(err)
+	}
+	return again
 }
