@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -189,3 +190,38 @@ var random = rand.New(runtimeSource{})
 type runtimeSource struct{}
 
 func (runtimeSource) Uint64() uint64 { return rand.Uint64() }
+
+// Placement names the members that would hold copies of the session keyed
+// key now (Replicas(key, n)), each with the join it is in: a member that
+// left the view and came back, or came back at other addresses, is another
+// placement, as the copies it held may be gone. Copies compares it with
+// where the copies were placed to tell whether a change of the pool calls
+// for copying them again.
+func (p *Pool) Placement(key string, n int) string {
+	ms := p.Replicas(key, n)
+	names := make([]string, len(ms))
+	for i, m := range ms {
+		names[i] = m.Name
+	}
+	return p.placementOf(names)
+}
+
+// placementOf names the members called names as Placement does.
+func (p *Pool) placementOf(names []string) string {
+	var b []byte
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i, name := range names {
+		if i > 0 {
+			b = append(b, ' ')
+		}
+		b = append(b, name...)
+		b = append(b, '#')
+		b = strconv.AppendUint(b, p.joins[name], 10)
+	}
+	return string(b)
+}
+
+// Joins counts the joins of members so far: a placement read while it
+// stays the same names the joins the copies went to.
+func (p *Pool) Joins() uint64 { return p.joinSeq.Load() }

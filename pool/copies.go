@@ -65,6 +65,12 @@ type Copies struct {
 	retryIn    time.Duration // the wait before the next retry
 	roundDone  chan struct{} // closed when the round in flight ends
 	holders    string        // where the copies were last placed, space-separated
+	// placement is where the copies were last placed, as Pool.Placement
+	// names it ("" if unknown, or if not every copy was had): a change of
+	// the pool that leaves the session's placement as it is calls for no
+	// new copies.
+	placement   string
+	placedJoins uint64 // Pool.Joins when placement was read
 }
 
 // NewCopies returns the copier of session id's checkpoints, or nil if the
@@ -100,10 +106,30 @@ func (c *Copies) startLocked() {
 
 // MembersChanged makes the next round copy everything to whoever holds the
 // copies now, at once: a member that came may take the copies that could
-// not be had.
+// not be had. A session whose copies all went where they would go now,
+// to the same joins of the same members, copies nothing: a pool of
+// thousands of sessions a member does not send them all again when one
+// member joins, leaves or starts draining, only those whose placement it
+// changes.
 func (c *Copies) MembersChanged() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.placedLocked() {
+		return
+	}
+	c.copyEverythingLocked()
+}
+
+// placedLocked (c.mu held) reports whether every copy is placed where
+// Placement says it goes now, with no round under way or due.
+func (c *Copies) placedLocked() bool {
+	return c.placement != "" && !c.inFlight && !c.waiting && !c.failing && !c.everything && !c.again &&
+		c.placement == c.n.members.Placement(c.key, c.n.replicas)
+}
+
+// copyEverythingLocked (c.mu held) starts a round that copies everything
+// now.
+func (c *Copies) copyEverythingLocked() {
 	c.everything = true
 	if c.waiting {
 		c.retry.Stop()
@@ -115,7 +141,11 @@ func (c *Copies) MembersChanged() {
 
 // CopyAll starts a round that copies everything, as after a change of
 // members: a session restored on this member makes its copies its own.
-func (c *Copies) CopyAll() { c.MembersChanged() }
+func (c *Copies) CopyAll() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.copyEverythingLocked()
+}
 
 // WaitRound waits until the round in flight, if any, ends, or until
 // deadline.
@@ -236,10 +266,19 @@ func (c *Copies) copy(recs []*snapshot.Record, keep []uint64, durable *snapshot.
 		ok := false
 		if i == 0 {
 			var placed []string
+			joins := n.members.Joins()
 			placed, stale, full = n.place(c.key, req)
 			c.mu.Lock()
 			changed := strings.Join(placed, " ") != c.holders
 			c.holders = strings.Join(placed, " ")
+			switch {
+			case !full || stale != "" || n.members.Joins() != joins:
+				// Not all placed, or a member joined meanwhile: which
+				// join holds the copy is not known.
+				c.placement = ""
+			case changed || c.placement == "" || c.placedJoins != joins:
+				c.placement, c.placedJoins = n.members.placementOf(placed), joins
+			}
 			c.mu.Unlock()
 			if changed && durable != nil && rec != durable {
 				// New replicas must hold the durable checkpoint before they

@@ -28,6 +28,7 @@ type Pool struct {
 	remote map[string]Member       // alive remote members with readable metadata
 	failed map[string]failedMember // members declared dead, to reconnect to
 	gone   map[string]goneMember   // members that left the view, as they were last seen
+	joins  map[string]uint64       // the join each remote member is in (see Placement)
 
 	updateMu sync.Mutex // serialises memberlist.UpdateNode calls
 	lifeMu   sync.Mutex // serialises Leave and Shutdown
@@ -35,6 +36,7 @@ type Pool struct {
 	left     atomic.Bool
 
 	topology  atomic.Uint64 // counts changes of who is in the pool and who takes sessions
+	joinSeq   atomic.Uint64 // numbers the joins (see Placement)
 	changed   chan struct{} // a change for OnChange; capacity 1
 	loadDirty chan struct{} // load waiting to be gossiped; capacity 1
 	done      chan struct{} // closed by Shutdown
@@ -59,6 +61,7 @@ func New(cfg Config) (*Pool, error) {
 			ControlAddr: cfg.ControlAddr,
 		},
 		remote:    make(map[string]Member),
+		joins:     make(map[string]uint64),
 		gone:      make(map[string]goneMember),
 		failed:    make(map[string]failedMember),
 		changed:   make(chan struct{}, 1),

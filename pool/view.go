@@ -28,6 +28,11 @@ func (p *Pool) upsert(n *memberlist.Node) {
 	}
 	old, had := p.remote[m.Name]
 	p.remote[m.Name] = m
+	if !had || old.ClientAddr != m.ClientAddr || old.ControlAddr != m.ControlAddr {
+		// Back after leaving the view, or elsewhere: a new join, whose
+		// store of copies may be empty.
+		p.joins[m.Name] = p.joinSeq.Add(1)
+	}
 	p.mu.Unlock()
 	if !had || old.withoutLoad() != m.withoutLoad() {
 		p.topology.Add(1)
