@@ -52,6 +52,20 @@ func (p Profile) valid() bool { return p >= ProfileLAN && p <= ProfileWAN }
 // memberlistConfig returns a fresh memberlist configuration with the
 // profile's timings.
 func (p Profile) memberlistConfig() *memberlist.Config {
+	c := p.memberlistTimings()
+	if p != ProfileWAN {
+		// Gossip is a few hundred bytes a message on a LAN: compressing
+		// each one allocated a compressor (tens of KiB) per message, a
+		// tenth of what a draining member allocated. Compressed messages
+		// from other members are still read.
+		c.EnableCompression = false
+	}
+	return c
+}
+
+// memberlistTimings returns memberlist's configuration for the profile's
+// timings.
+func (p Profile) memberlistTimings() *memberlist.Config {
 	switch p {
 	case ProfileLocal:
 		c := memberlist.DefaultLocalConfig()
