@@ -47,8 +47,10 @@ func (p *Pool) Eligible(exclude ...string) []Member { return p.candidates(exclud
 // candidates returns the alive, non-draining members not named in exclude
 // nor called also.
 func (p *Pool) candidates(exclude []string, also string) []Member {
-	all := p.Members()
-	out := all[:0]
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	all := p.sortedLocked()
+	out := make([]Member, 0, len(all))
 	for _, m := range all {
 		if m.eligible() && m.Name != also && !slices.Contains(exclude, m.Name) {
 			out = append(out, m)

@@ -15,6 +15,9 @@ func (p *Pool) SetLoad(sessions int, bytesPerSec uint64) {
 	changed := p.local.Sessions != sessions || p.local.BytesPerSec != bytesPerSec
 	p.local.Sessions = sessions
 	p.local.BytesPerSec = bytesPerSec
+	if changed {
+		p.sorted = nil
+	}
 	p.mu.Unlock()
 	if !changed {
 		return
@@ -37,6 +40,7 @@ func (p *Pool) SetDraining(draining bool) error {
 	p.mu.Lock()
 	changed := p.local.Draining != draining
 	p.local.Draining = draining
+	p.sorted = nil
 	p.mu.Unlock()
 	if !changed {
 		return nil

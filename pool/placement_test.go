@@ -171,3 +171,31 @@ func TestChangeCopiesOnlyWhatItMoves(t *testing.T) {
 		s.copies.Stop(false, 1)
 	}
 }
+
+// TestMembersFollowEveryChange: the member list, kept sorted between
+// changes, shows each change of the local member at once and those of the
+// others as they arrive.
+func TestMembersFollowEveryChange(t *testing.T) {
+	members := startPool(t, "a", "b")
+	a, b := members[0], members[1]
+	local := func() Member { return a.Members()[0] }
+	require.Equal(t, []string{"a", "b"}, memberNames(a.Pool))
+
+	a.SetLoad(7, 70)
+	require.Equal(t, 7, local().Sessions)
+	require.Equal(t, uint64(70), local().BytesPerSec)
+	require.NoError(t, a.SetDraining(true))
+	require.True(t, local().Draining)
+	eligible := a.Eligible()
+	require.Len(t, eligible, 1, "a draining member is no candidate")
+	require.Equal(t, "b", eligible[0].Name)
+
+	b.SetLoad(9, 90)
+	eventually(t, func() bool { return a.Members()[1].Sessions == 9 }, "a sees b's load in its list")
+	got := a.Members()
+	got[1].Sessions = 1000 // a copy: the pool's own list is not changed
+	require.Equal(t, 9, a.Members()[1].Sessions)
+
+	require.NoError(t, b.Leave(waitLimit))
+	waitMembers(t, a, "a")
+}

@@ -29,6 +29,10 @@ type Pool struct {
 	failed map[string]failedMember // members declared dead, to reconnect to
 	gone   map[string]goneMember   // members that left the view, as they were last seen
 	joins  map[string]uint64       // the join each remote member is in (see Placement)
+	// sorted holds the members, the local one included, sorted by Name
+	// (nil once they change, until next asked for): copy rounds ask
+	// for them by the thousand a second.
+	sorted []Member
 
 	updateMu sync.Mutex // serialises memberlist.UpdateNode calls
 	lifeMu   sync.Mutex // serialises Leave and Shutdown
@@ -111,14 +115,23 @@ func (p *Pool) Local() Member {
 // declares it dead. After Shutdown only the local member remains.
 func (p *Pool) Members() []Member {
 	p.mu.Lock()
-	out := make([]Member, 0, len(p.remote)+1)
-	out = append(out, p.local)
-	for _, m := range p.remote {
-		out = append(out, m)
+	defer p.mu.Unlock()
+	return slices.Clone(p.sortedLocked())
+}
+
+// sortedLocked (p.mu held) returns the members sorted by Name, which the
+// caller must not change.
+func (p *Pool) sortedLocked() []Member {
+	if p.sorted == nil {
+		out := make([]Member, 0, len(p.remote)+1)
+		out = append(out, p.local)
+		for _, m := range p.remote {
+			out = append(out, m)
+		}
+		slices.SortFunc(out, func(a, b Member) int { return strings.Compare(a.Name, b.Name) })
+		p.sorted = out
 	}
-	p.mu.Unlock()
-	slices.SortFunc(out, func(a, b Member) int { return strings.Compare(a.Name, b.Name) })
-	return out
+	return p.sorted
 }
 
 // Member returns the alive member called name.
@@ -183,6 +196,7 @@ func (p *Pool) Shutdown() error {
 	p.wg.Wait()
 	p.mu.Lock()
 	clear(p.remote)
+	p.sorted = nil
 	p.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("pool: shutdown: %w", err)

@@ -28,6 +28,7 @@ func (p *Pool) upsert(n *memberlist.Node) {
 	}
 	old, had := p.remote[m.Name]
 	p.remote[m.Name] = m
+	p.sorted = nil
 	if !had || old.ClientAddr != m.ClientAddr || old.ControlAddr != m.ControlAddr {
 		// Back after leaving the view, or elsewhere: a new join, whose
 		// store of copies may be empty.
@@ -88,6 +89,7 @@ func (p *Pool) remove(name string) {
 	p.mu.Lock()
 	m, had := p.remote[name]
 	delete(p.remote, name)
+	p.sorted = nil
 	if had {
 		p.noteGoneLocked(m)
 	}
