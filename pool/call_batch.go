@@ -146,7 +146,8 @@ func (n *Runtime) sendCallBatch(addr string, batch []*pendingCall) {
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	var rep batchReply
-	err := n.rpc.Call(ctx, addr, KindBatch, req, &rep)
+	body := msgpack.RawMessage(req.appendMsgpack(make([]byte, 0, req.encodedSize())))
+	err := n.rpc.Call(ctx, addr, KindBatch, body, &rep)
 	if errors.Is(err, transport.ErrUnknownKind) {
 		eachAlone(batch, func(p *pendingCall) { n.sendCallAlone(addr, p) })
 		return
@@ -200,7 +201,7 @@ func (n *Runtime) handleBatch(ctx context.Context, from string, decode func(any)
 		})
 	}
 	wg.Wait()
-	return out, nil
+	return msgpack.RawMessage(out.appendMsgpack(make([]byte, 0, out.encodedSize()))), nil
 }
 
 // runBatched runs the handler of one request of a batch and gives its

@@ -16,14 +16,7 @@ func (r copyRequest) appendMsgpack(b []byte) []byte {
 	if r.Keep == nil {
 		return append(b, 0xc0)
 	}
-	switch n := len(r.Keep); {
-	case n < 16:
-		b = append(b, 0x90|byte(n))
-	case n <= 0xffff:
-		b = binary.BigEndian.AppendUint16(append(b, 0xdc), uint16(n))
-	default:
-		b = binary.BigEndian.AppendUint32(append(b, 0xdd), uint32(n))
-	}
+	b = appendMsgpackArrayLen(b, len(r.Keep))
 	for _, v := range r.Keep {
 		b = appendMsgpackUint(b, v)
 	}

@@ -45,3 +45,13 @@ func DecodeResponse(kind, addr string, body []byte, resp any) error {
 	}
 	return nil
 }
+
+// encodeBody encodes a request's or an answer's body; one encoded already
+// (a non-nil msgpack.RawMessage) goes as it is, not copied through an
+// encoder.
+func encodeBody(v any) ([]byte, error) {
+	if raw, ok := v.(msgpack.RawMessage); ok && raw != nil {
+		return raw, nil
+	}
+	return msgpack.Marshal(v)
+}

@@ -11,8 +11,6 @@ import (
 	"os"
 	"sync"
 	"time"
-
-	"github.com/vmihailenco/msgpack/v5"
 )
 
 // Client calls other members. It keeps a few idle authenticated
@@ -77,7 +75,7 @@ func (c *Client) Call(ctx context.Context, addr, kind string, req, resp any) err
 		ctx, cancel = context.WithTimeout(ctx, c.cfg.CallTimeout)
 		defer cancel()
 	}
-	body, err := msgpack.Marshal(req)
+	body, err := encodeBody(req)
 	if err != nil {
 		return fmt.Errorf("transport: encoding %q request: %w", kind, err)
 	}

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
-
-	"github.com/vmihailenco/msgpack/v5"
 )
 
 // A Handler serves one kind of request. from is the calling member's
@@ -91,7 +89,7 @@ func RunHandler(ctx context.Context, log *slog.Logger, h Handler, from, kind str
 	if err != nil {
 		return nil, RemoteErrorOf(err)
 	}
-	resp, err = msgpack.Marshal(v)
+	resp, err = encodeBody(v)
 	if err != nil {
 		return nil, &RemoteError{Code: CodeInternal, Message: fmt.Sprintf("encoding %q response: %v", kind, err)}
 	}
