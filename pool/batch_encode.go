@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/vmihailenco/msgpack/v5"
+	"github.com/vmihailenco/msgpack/v5/msgpcode"
 )
 
 // Batches carry the copies a member sends by the thousand a second while
@@ -134,6 +135,9 @@ func decodeBatchList(dec *msgpack.Decoder, list func(n int) error) error {
 		if key != "l" {
 			return dec.Skip()
 		}
+		if err := refuseExt(dec); err != nil {
+			return err
+		}
 		n, err := dec.DecodeArrayLen()
 		if err != nil || n < 0 {
 			return err
@@ -148,6 +152,9 @@ func decodeBatchList(dec *msgpack.Decoder, list func(n int) error) error {
 // decodeMap decodes a map (nil: empty) with string keys, calling value
 // for each key to decode its value.
 func decodeMap(dec *msgpack.Decoder, value func(key string) error) error {
+	if err := refuseExt(dec); err != nil {
+		return err
+	}
 	n, err := dec.DecodeMapLen()
 	if err != nil {
 		return err
@@ -160,6 +167,20 @@ func decodeMap(dec *msgpack.Decoder, value func(key string) error) error {
 		if err := value(key); err != nil {
 			return fmt.Errorf("%q: %w", key, err)
 		}
+	}
+	return nil
+}
+
+// refuseExt refuses an extension where a map or a list is due: msgpack's
+// decoder reads the map or list an extension wraps, which reflection, and
+// so a member decoding batches by reflection, refuses.
+func refuseExt(dec *msgpack.Decoder) error {
+	c, err := dec.PeekCode()
+	if err != nil {
+		return err
+	}
+	if msgpcode.IsExt(c) {
+		return fmt.Errorf("msgpack: unexpected extension (code %#x) where a map or a list is due", c)
 	}
 	return nil
 }
