@@ -75,12 +75,13 @@ func (c *Conn) readDirect(p []byte) (n int, again bool) {
 	}
 	c.mu.Lock()
 	c.holder, c.holderLink = holderNone, nil
-	if c.wantsAcks || c.closed || c.st.OutputEnd() != stream.Open {
+	if c.wantsAcks || c.closed || c.st.OutputEnd() != stream.Open || l != c.link {
 		// Acknowledgements are awaited (a Write's room, the end of the
-		// session): the background reader takes over now, not at the next
-		// keepalive tick.
+		// session), or a new link came while this Read read the old one
+		// (its attach found the token held): the background reader takes
+		// over now, not at the next keepalive tick.
 		c.wakeReaderLocked()
-	} else if l == c.link {
+	} else {
 		l.checkSoon() // the background reader takes over if no Read does
 	}
 	if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {

@@ -194,25 +194,38 @@ type runtimeSource struct{}
 func (runtimeSource) Uint64() uint64 { return rand.Uint64() }
 
 // Placement names the members that would hold copies of the session keyed
-// key now (Replicas(key, n)), each with the join it is in: a member that
-// left the view and came back, or came back at other addresses, is another
-// placement, as the copies it held may be gone. Copies compares it with
-// where the copies were placed to tell whether a change of the pool calls
-// for copying them again.
+// key now (Replicas(key, n)), each with the join it is in, in order of
+// name: a member that left the view and came back, or came back at other
+// addresses, is another placement, as the copies it held may be gone.
+// Copies compares it with where the copies were placed to tell whether a
+// change of the pool calls for copying them again.
 func (p *Pool) Placement(key string, n int) string {
 	ms := p.Replicas(key, n)
 	names := make([]string, len(ms))
 	for i, m := range ms {
 		names[i] = m.Name
 	}
-	return p.placementOf(names)
-}
-
-// placementOf names the members called names as Placement does.
-func (p *Pool) placementOf(names []string) string {
-	var b []byte
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	return p.placementLocked(names)
+}
+
+// placedAt names the members called names as Placement does, if no member
+// joined since Joins said joins ("" otherwise: which join holds a copy
+// sent meanwhile is not known).
+func (p *Pool) placedAt(names []string, joins uint64) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.joinSeq.Load() != joins {
+		return ""
+	}
+	return p.placementLocked(names)
+}
+
+// placementLocked (p.mu held) names members as Placement does.
+func (p *Pool) placementLocked(names []string) string {
+	names = slices.Sorted(slices.Values(names))
+	var b []byte
 	for i, name := range names {
 		if i > 0 {
 			b = append(b, ' ')
@@ -224,6 +237,6 @@ func (p *Pool) placementOf(names []string) string {
 	return string(b)
 }
 
-// Joins counts the joins of members so far: a placement read while it
-// stays the same names the joins the copies went to.
+// Joins counts the joins of members so far (each under the pool's lock,
+// with the member's join number).
 func (p *Pool) Joins() uint64 { return p.joinSeq.Load() }

@@ -271,22 +271,30 @@ func (c *Copies) copy(recs []*snapshot.Record, keep []uint64, durable *snapshot.
 			c.mu.Lock()
 			changed := strings.Join(placed, " ") != c.holders
 			c.holders = strings.Join(placed, " ")
-			switch {
-			case !full || stale != "" || n.members.Joins() != joins:
-				// Not all placed, or a member joined meanwhile: which
-				// join holds the copy is not known.
-				c.placement = ""
-			case changed || c.placement == "" || c.placedJoins != joins:
-				c.placement, c.placedJoins = n.members.placementOf(placed), joins
-			}
 			c.mu.Unlock()
-			if changed && durable != nil && rec != durable {
+			if stale == "" && changed && durable != nil && rec != durable {
 				// New replicas must hold the durable checkpoint before they
-				// are told it is durable (they keep it from then on).
-				if db, err := durable.Marshal(); err == nil {
-					n.copyTo(n.namesOf(placed), copyRequest{Record: db, Keep: keep})
+				// are told it is durable (they keep it from then on). One
+				// that did not take it fails the round: it goes again,
+				// with everything.
+				db, err := durable.Marshal()
+				if err == nil {
+					var acks int
+					acks, _, stale = n.copyTo(n.namesOf(placed), copyRequest{Record: db, Keep: keep})
+					full = full && acks == len(placed)
+				} else {
+					full = false
 				}
 			}
+			c.mu.Lock()
+			switch {
+			case !full || stale != "":
+				c.placement = "" // not all placed: where the copies are is not known
+			case changed || c.placement == "" || c.placedJoins != joins:
+				// "" if a member joined since the copies went out.
+				c.placement, c.placedJoins = n.members.placedAt(placed, joins), joins
+			}
+			c.mu.Unlock()
 			placedOn, ok = placed, full
 		} else {
 			// Only if the members hold all the copies asked for is any of
