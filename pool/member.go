@@ -8,6 +8,7 @@ type Member struct {
 	Sessions    int    // sessions held (load)
 	BytesPerSec uint64 // recent client traffic of the sessions it holds (load)
 	Draining    bool   // leaving: takes no new sessions or moves
+	Boot        uint64 // chosen at random each time the member starts (0: not published)
 }
 
 // eligible reports whether m may take new sessions, moved ones or copies.

@@ -21,13 +21,15 @@ import (
 //
 //	[1, ClientAddr string, ControlAddr string, Sessions uint, BytesPerSec uint, Draining bool]
 //
-// The name is not repeated: memberlist carries it. A later version keeps
-// these six elements and may append more, which version 1 decoders skip.
-// Decoding is strict otherwise: exact types, bounded lengths, valid
-// addresses, no trailing bytes.
+// and version 2 appends Boot uint (this encoder writes version 2). The
+// name is not repeated: memberlist carries it. A later version keeps these
+// elements and may append more, which earlier decoders skip. Decoding is
+// strict otherwise: exact types, bounded lengths, valid addresses, no
+// trailing bytes.
 const (
-	metaVersion  = 1
+	metaVersion  = 2
 	metaFieldsV1 = 6
+	metaFieldsV2 = 7
 	// maxAddrLen bounds each address, so that the whole metadata stays
 	// within 321 bytes, far below memberlist.MetaMaxSize.
 	maxAddrLen = 150
@@ -51,13 +53,14 @@ func encodeMeta(m Member) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := msgpack.NewEncoder(&buf)
 	err := errors.Join(
-		enc.EncodeArrayLen(metaFieldsV1),
+		enc.EncodeArrayLen(metaFieldsV2),
 		enc.EncodeUint(metaVersion),
 		enc.EncodeString(m.ClientAddr),
 		enc.EncodeString(m.ControlAddr),
 		enc.EncodeUint(uint64(m.Sessions)),
 		enc.EncodeUint(m.BytesPerSec),
 		enc.EncodeBool(m.Draining),
+		enc.EncodeUint(m.Boot),
 	)
 	if err != nil {
 		return nil, err
@@ -93,10 +96,16 @@ func decodeMeta(b []byte) (Member, error) {
 	if err != nil {
 		return m, err
 	}
+	fields := metaFieldsV2 // the fields this decoder reads
 	switch {
-	case v < metaVersion:
+	case v < 1:
 		return m, fmt.Errorf("%w: version %d", errBadMeta, v)
-	case v == metaVersion && n != metaFieldsV1, v > metaVersion && n < metaFieldsV1:
+	case v == 1:
+		fields = metaFieldsV1
+		if n != metaFieldsV1 {
+			return m, fmt.Errorf("%w: version %d with %d fields", errBadMeta, v, n)
+		}
+	case v == metaVersion && n != metaFieldsV2, v > metaVersion && n < metaFieldsV2:
 		return m, fmt.Errorf("%w: version %d with %d fields", errBadMeta, v, n)
 	}
 	if m.ClientAddr, err = r.addr("client address"); err != nil {
@@ -116,7 +125,12 @@ func decodeMeta(b []byte) (Member, error) {
 	if m.Draining, err = r.bool(); err != nil {
 		return m, err
 	}
-	for range n - metaFieldsV1 {
+	if fields == metaFieldsV2 {
+		if m.Boot, err = r.uint(math.MaxUint64); err != nil {
+			return m, err
+		}
+	}
+	for range n - fields {
 		if err := r.skip(0); err != nil {
 			return m, err
 		}

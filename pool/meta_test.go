@@ -17,9 +17,9 @@ func sampleMembers() []Member {
 	return []Member{
 		{},
 		{ClientAddr: "127.0.0.1:7000", ControlAddr: "127.0.0.1:7001"},
-		{ClientAddr: "[::1]:443", ControlAddr: "10.0.0.2:9000", Sessions: 12, BytesPerSec: 1 << 20, Draining: true},
-		{ClientAddr: "srv.example:1", Sessions: maxSessions, BytesPerSec: math.MaxUint64},
-		{ClientAddr: strings.Repeat("h", maxAddrLen-2) + ":1", ControlAddr: strings.Repeat("c", maxAddrLen-6) + ":65535"},
+		{ClientAddr: "[::1]:443", ControlAddr: "10.0.0.2:9000", Sessions: 12, BytesPerSec: 1 << 20, Draining: true, Boot: 1},
+		{ClientAddr: "srv.example:1", Sessions: maxSessions, BytesPerSec: math.MaxUint64, Boot: 0x1234567},
+		{ClientAddr: strings.Repeat("h", maxAddrLen-2) + ":1", ControlAddr: strings.Repeat("c", maxAddrLen-6) + ":65535", Boot: math.MaxUint64},
 	}
 }
 
@@ -67,8 +67,16 @@ func TestMetaDecodeAcceptsOtherIntegerEncodings(t *testing.T) {
 }
 
 func TestMetaDecodeSkipsFieldsOfLaterVersions(t *testing.T) {
-	b := pack(t, 2, "a:1", "b:2", 3, 4, true, "new", []any{1, "x", map[string]int{"k": 1}}, 1.5, nil, []byte{1, 2})
+	b := pack(t, 3, "a:1", "b:2", 3, 4, true, 99, "new", []any{1, "x", map[string]int{"k": 1}}, 1.5, nil, []byte{1, 2})
 	m, err := decodeMeta(b)
+	require.NoError(t, err)
+	require.Equal(t, Member{ClientAddr: "a:1", ControlAddr: "b:2", Sessions: 3, BytesPerSec: 4, Draining: true, Boot: 99}, m)
+}
+
+// TestMetaDecodesVersion1: a member of an earlier release publishes no
+// boot number.
+func TestMetaDecodesVersion1(t *testing.T) {
+	m, err := decodeMeta(pack(t, 1, "a:1", "b:2", 3, 4, true))
 	require.NoError(t, err)
 	require.Equal(t, Member{ClientAddr: "a:1", ControlAddr: "b:2", Sessions: 3, BytesPerSec: 4, Draining: true}, m)
 }
@@ -91,6 +99,11 @@ func TestMetaDecodeRejects(t *testing.T) {
 		"v1 extra field":     pack(t, 1, "a:1", "b:2", 0, 0, false, 9),
 		"v1 missing field":   pack(t, 1, "a:1", "b:2", 0, 0),
 		"v2 missing field":   pack(t, 2, "a:1", "b:2", 0, 0),
+		"v2 without boot":    pack(t, 2, "a:1", "b:2", 0, 0, false),
+		"v2 extra field":     pack(t, 2, "a:1", "b:2", 0, 0, false, 1, 9),
+		"v3 without boot":    pack(t, 3, "a:1", "b:2", 0, 0, false),
+		"string boot":        pack(t, 2, "a:1", "b:2", 0, 0, false, "1"),
+		"negative boot":      pack(t, 2, "a:1", "b:2", 0, 0, false, -1),
 		"nil address":        pack(t, 1, nil, "b:2", 0, 0, false),
 		"binary address":     pack(t, 1, []byte("a:1"), "b:2", 0, 0, false),
 		"address no port":    pack(t, 1, "a", "b:2", 0, 0, false),
@@ -107,7 +120,7 @@ func TestMetaDecodeRejects(t *testing.T) {
 		"truncated":          valid[:len(valid)-1],
 		"string past end":    {0x96, 0x01, 0xdb, 0xff, 0xff, 0xff, 0xff},
 		"array past end":     {0xdd, 0xff, 0xff, 0xff, 0xff, 0x01},
-		"skip nested deeply": pack(t, 2, "a:1", "b:2", 0, 0, false, deep),
+		"skip nested deeply": pack(t, 3, "a:1", "b:2", 0, 0, false, 1, deep),
 		"skip extension":     {0x97, 0x02, 0xa3, 'a', ':', '1', 0xa0, 0, 0, 0xc2, 0xd4, 1, 1},
 		"skip past end":      {0x97, 0x02, 0xa0, 0xa0, 0, 0, 0xc2, 0xc6, 0xff, 0xff, 0xff, 0xff},
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/memberlist"
 	"github.com/stretchr/testify/require"
 
 	"github.com/migratory/mtcp/snapshot"
@@ -207,4 +208,33 @@ func TestMembersFollowEveryChange(t *testing.T) {
 
 	require.NoError(t, b.Leave(waitLimit))
 	waitMembers(t, a, "a")
+}
+
+// TestRestartIsANewJoin: a member started again under its name and at its
+// addresses, gossiped as an update before the others saw it leave, is
+// another join: its copies are gone, so placements on it change.
+func TestRestartIsANewJoin(t *testing.T) {
+	members := startPool(t, "a", "b")
+	a := members[0]
+	b, ok := a.Member("b")
+	require.True(t, ok)
+	require.NotZero(t, b.Boot, "b publishes its boot number")
+	key := "00"
+	before := a.Placement(key, 1)
+	require.Regexp(t, `^b#[0-9]+$`, before)
+	topology := a.Topology()
+
+	b.Sessions++ // a load change alone: the same join
+	meta, err := encodeMeta(b)
+	require.NoError(t, err)
+	a.upsert(&memberlist.Node{Name: "b", Meta: meta})
+	require.Equal(t, before, a.Placement(key, 1))
+	require.Equal(t, topology, a.Topology())
+
+	b.Boot++ // started again
+	meta, err = encodeMeta(b)
+	require.NoError(t, err)
+	a.upsert(&memberlist.Node{Name: "b", Meta: meta})
+	require.NotEqual(t, before, a.Placement(key, 1), "the restarted b is another placement")
+	require.Greater(t, a.Topology(), topology, "and a change of topology")
 }

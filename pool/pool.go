@@ -3,6 +3,7 @@ package pool
 import (
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -63,6 +64,9 @@ func New(cfg Config) (*Pool, error) {
 			Name:        cfg.NodeName,
 			ClientAddr:  cfg.ClientAddr,
 			ControlAddr: cfg.ControlAddr,
+			// A member started again under its name is told apart from
+			// the one before (its copies are gone).
+			Boot: rand.Uint64() | 1,
 		},
 		remote:    make(map[string]Member),
 		joins:     make(map[string]uint64),

@@ -29,9 +29,10 @@ func (p *Pool) upsert(n *memberlist.Node) {
 	old, had := p.remote[m.Name]
 	p.remote[m.Name] = m
 	p.sorted = nil
-	if !had || old.ClientAddr != m.ClientAddr || old.ControlAddr != m.ControlAddr {
-		// Back after leaving the view, or elsewhere: a new join, whose
-		// store of copies may be empty.
+	if !had || old.ClientAddr != m.ClientAddr || old.ControlAddr != m.ControlAddr || old.Boot != m.Boot {
+		// Back after leaving the view, or elsewhere, or started again
+		// (before it was seen to leave): a new join, whose store of
+		// copies may be empty.
 		p.joins[m.Name] = p.joinSeq.Add(1)
 	}
 	p.mu.Unlock()
