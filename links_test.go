@@ -38,33 +38,9 @@ func TestResumeReleaseWakesClientWrite(t *testing.T) {
 		KeepAlive: 5 * time.Second, KeepAliveTimeout: 20 * time.Second,
 		HandshakeTimeout: 2 * time.Second, ResumeTimeout: time.Second,
 	}
-	type dialResult struct {
-		c   net.Conn
-		err error
-	}
-	dialed := make(chan dialResult, 1)
-	go func() {
-		c, err := d.Dial("tcp", inner.Addr().String())
-		dialed <- dialResult{c, err}
-	}()
-	nc, err := inner.Accept()
-	require.NoError(t, err)
-	srv := newRawPeer(t, nc)
+	c, srv, s := dialScripted(t, d, "tcp", inner.Addr().String(), inner.Accept)
 	defer srv.Close()
-	hello := srv.expectHello()
-	require.False(t, hello.Resume)
-	kp, err := auth.NewKeyPair()
-	require.NoError(t, err)
-	id := auth.SessionID()
-	secret, err := kp.DeriveSecret(hello.Key, id, hello.Key, kp.Pub)
-	require.NoError(t, err)
-	srv.send(frame(wire.Welcome{
-		Version: wire.Version, Session: id, Key: kp.Pub, Window: 1 << 20, Retention: 1 << 20,
-		KeepAliveMillis: 5000, KeepAliveTimeoutMillis: 20000,
-	}))
-	r := <-dialed
-	require.NoError(t, r.err)
-	c := r.c
+	id, secret := s.id, s.secret
 	defer func() {
 		_ = c.Close()
 		waitSessionEnd(t, c)
@@ -181,29 +157,8 @@ func TestCloseAfterPeerCloseEnds(t *testing.T) {
 		DialFunc: mem.Dial, Logger: testLogger(t),
 		KeepAlive: 5 * time.Second, KeepAliveTimeout: 20 * time.Second, ResumeTimeout: 10 * time.Second,
 	}
-	type dialResult struct {
-		c   net.Conn
-		err error
-	}
-	dialed := make(chan dialResult, 1)
-	go func() {
-		c, err := d.Dial("mem", "mem")
-		dialed <- dialResult{c, err}
-	}()
-	nc, err := mem.Accept()
-	require.NoError(t, err)
-	srv := newRawPeer(t, nc)
+	c, srv, _ := dialScripted(t, d, "mem", "mem", mem.Accept)
 	defer srv.Close()
-	hello := srv.expectHello()
-	kp, err := auth.NewKeyPair()
-	require.NoError(t, err)
-	srv.send(frame(wire.Welcome{
-		Version: wire.Version, Session: auth.SessionID(), Key: kp.Pub, Window: 1 << 20, Retention: 1 << 20,
-		KeepAliveMillis: hello.KeepAliveMillis, KeepAliveTimeoutMillis: hello.KeepAliveTimeoutMillis,
-	}))
-	r := <-dialed
-	require.NoError(t, r.err)
-	c := r.c
 	defer c.Close()
 
 	srv.send(frame(wire.Data{Seq: 0, Payload: []byte("bye")}), frame(wire.Close{End: 3}))

@@ -7,7 +7,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/migratory/mtcp/internal/auth"
 	"github.com/migratory/mtcp/internal/wire"
 )
 
@@ -33,29 +32,8 @@ func TestReadTakesTokenFromReaderOfOldLink(t *testing.T) {
 		Logger: testLogger(t), KeepAlive: 20 * time.Second, KeepAliveTimeout: 60 * time.Second,
 		HandshakeTimeout: time.Second, ResumeTimeout: time.Second,
 	}
-	type dialResult struct {
-		c   net.Conn
-		err error
-	}
-	dialed := make(chan dialResult, 1)
-	go func() {
-		c, err := d.Dial("tcp", inner.Addr().String())
-		dialed <- dialResult{c, err}
-	}()
-	nc, err := inner.Accept()
-	require.NoError(t, err)
-	srv := newRawPeer(t, nc)
-	defer srv.Close()
-	srv.expectHello()
-	kp, err := auth.NewKeyPair()
-	require.NoError(t, err)
-	srv.send(frame(wire.Welcome{
-		Version: wire.Version, Session: auth.SessionID(), Key: kp.Pub, Window: 1 << 20, Retention: 1 << 20,
-		KeepAliveMillis: 20000, KeepAliveTimeoutMillis: 60000,
-	}))
-	r := <-dialed
-	require.NoError(t, r.err)
-	c := r.c.(*Conn)
+	nc, srv, _ := dialScripted(t, d, "tcp", inner.Addr().String(), inner.Accept)
+	c := nc.(*Conn)
 	defer func() {
 		// The peer goes away: the session ends once its resume gives up.
 		srv.Close()

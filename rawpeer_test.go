@@ -158,6 +158,42 @@ func (p *rawPeer) open() rawSession {
 	return rawSession{id: w.Session, secret: secret, welcome: w}
 }
 
+// dialScripted dials addr with d while a rawPeer plays the server of the
+// opening handshake on the connection accept returns: it reads the HELLO
+// and answers WELCOME with the client's own keepalive timings. It returns
+// the client's session, the peer (for the caller to close) and the session
+// as the peer knows it.
+func dialScripted(t testing.TB, d *Dialer, network, addr string, accept func() (net.Conn, error)) (net.Conn, *rawPeer, rawSession) {
+	t.Helper()
+	type dialResult struct {
+		c   net.Conn
+		err error
+	}
+	dialed := make(chan dialResult, 1)
+	go func() {
+		c, err := d.Dial(network, addr)
+		dialed <- dialResult{c, err}
+	}()
+	nc, err := accept()
+	require.NoError(t, err)
+	srv := newRawPeer(t, nc)
+	hello := srv.expectHello()
+	require.False(t, hello.Resume)
+	kp, err := auth.NewKeyPair()
+	require.NoError(t, err)
+	id := auth.SessionID()
+	secret, err := kp.DeriveSecret(hello.Key, id, hello.Key, kp.Pub)
+	require.NoError(t, err)
+	w := wire.Welcome{
+		Version: wire.Version, Session: id, Key: kp.Pub, Window: 1 << 20, Retention: 1 << 20,
+		KeepAliveMillis: hello.KeepAliveMillis, KeepAliveTimeoutMillis: hello.KeepAliveTimeoutMillis,
+	}
+	srv.send(frame(w))
+	r := <-dialed
+	require.NoError(t, r.err)
+	return r.c, srv, rawSession{id: id, secret: secret, welcome: w}
+}
+
 // resumeHello sends the preface and a resume HELLO for id with a fresh
 // nonce, reads the CHALLENGE and returns both nonces.
 func (p *rawPeer) resumeHello(id [wire.SessionIDLen]byte) (client, server [wire.NonceLen]byte) {
