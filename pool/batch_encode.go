@@ -73,64 +73,43 @@ func (r batchReply) encodedSize() int {
 // DecodeMsgpack decodes the request from the map appendMsgpack makes
 // (keys in any order; unknown keys are skipped).
 func (r *batchRequest) DecodeMsgpack(dec *msgpack.Decoder) error {
-	r.List = nil
-	return decodeBatchList(dec, func(n int) error {
-		r.List = make([]batchItem, n)
-		for i := range r.List {
-			it := &r.List[i]
-			err := decodeMap(dec, func(key string) (err error) {
-				switch key {
-				case "k":
-					it.Kind, err = dec.DecodeString()
-				case "b":
-					it.Body, err = dec.DecodeBytes()
-				case "t":
-					it.TimeoutMS, err = dec.DecodeUint32()
-				default:
-					err = dec.Skip()
-				}
-				return err
-			})
-			if err != nil {
-				return fmt.Errorf("batch request %d: %w", i, err)
-			}
+	return decodeBatchList(dec, &r.List, "batch request", func(it *batchItem, key string) (err error) {
+		switch key {
+		case "k":
+			it.Kind, err = dec.DecodeString()
+		case "b":
+			it.Body, err = dec.DecodeBytes()
+		case "t":
+			it.TimeoutMS, err = dec.DecodeUint32()
+		default:
+			err = dec.Skip()
 		}
-		return nil
+		return err
 	})
 }
 
 // DecodeMsgpack decodes the reply from the map appendMsgpack makes.
 func (r *batchReply) DecodeMsgpack(dec *msgpack.Decoder) error {
-	r.List = nil
-	return decodeBatchList(dec, func(n int) error {
-		r.List = make([]batchAnswer, n)
-		for i := range r.List {
-			a := &r.List[i]
-			err := decodeMap(dec, func(key string) (err error) {
-				switch key {
-				case "b":
-					a.Body, err = dec.DecodeBytes()
-				case "c":
-					a.Code, err = dec.DecodeString()
-				case "m":
-					a.Message, err = dec.DecodeString()
-				default:
-					err = dec.Skip()
-				}
-				return err
-			})
-			if err != nil {
-				return fmt.Errorf("batch answer %d: %w", i, err)
-			}
+	return decodeBatchList(dec, &r.List, "batch answer", func(a *batchAnswer, key string) (err error) {
+		switch key {
+		case "b":
+			a.Body, err = dec.DecodeBytes()
+		case "c":
+			a.Code, err = dec.DecodeString()
+		case "m":
+			a.Message, err = dec.DecodeString()
+		default:
+			err = dec.Skip()
 		}
-		return nil
+		return err
 	})
 }
 
-// decodeBatchList decodes a map whose key "l" holds a list (nil: none),
-// calling list with the list's length to decode its elements; other keys
-// are skipped. The list is at most maxBatch long.
-func decodeBatchList(dec *msgpack.Decoder, list func(n int) error) error {
+// decodeBatchList decodes a map whose key "l" holds a list (nil: none) of
+// at most maxBatch maps into *list, each element's values decoded by field;
+// other keys are skipped. what names an element in errors.
+func decodeBatchList[T any](dec *msgpack.Decoder, list *[]T, what string, field func(e *T, key string) error) error {
+	*list = nil
 	return decodeMap(dec, func(key string) error {
 		if key != "l" {
 			return dec.Skip()
@@ -145,7 +124,14 @@ func decodeBatchList(dec *msgpack.Decoder, list func(n int) error) error {
 		if n > maxBatch {
 			return fmt.Errorf("%d requests in one call, at most %d", n, maxBatch)
 		}
-		return list(n)
+		*list = make([]T, n)
+		for i := range *list {
+			e := &(*list)[i]
+			if err := decodeMap(dec, func(key string) error { return field(e, key) }); err != nil {
+				return fmt.Errorf("%s %d: %w", what, i, err)
+			}
+		}
+		return nil
 	})
 }
 

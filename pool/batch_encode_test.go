@@ -68,36 +68,36 @@ func sampleBatches() ([]batchRequest, []batchReply) {
 // encodes (a member that encodes batches by reflection).
 func TestBatchEncoding(t *testing.T) {
 	reqs, reps := sampleBatches()
-	for i, req := range reqs {
-		b := req.appendMsgpack(nil)
-		require.LessOrEqual(t, len(b), req.encodedSize(), "request %d", i)
+	requireBatchCodec[batchRequest, plainBatchRequest](t, "request", reqs)
+	requireBatchCodec[batchReply, plainBatchReply](t, "reply", reps)
+}
+
+// encodedBatch is a batch that encodes itself.
+type encodedBatch interface {
+	appendMsgpack(b []byte) []byte
+	encodedSize() int
+}
+
+// requireBatchCodec checks batches encoded by hand against P, their
+// reflection twin: reflection decodes them, their own decoder decodes them
+// and what reflection encodes of them.
+func requireBatchCodec[T encodedBatch, P any](t *testing.T, what string, batches []T) {
+	t.Helper()
+	for i, batch := range batches {
+		b := batch.appendMsgpack(nil)
+		require.LessOrEqual(t, len(b), batch.encodedSize(), "%s %d", what, i)
 		require.NoError(t, msgpackcheck.WellFormed(b))
-		var plain plainBatchRequest
+		var plain P
 		require.NoError(t, msgpack.Unmarshal(b, &plain))
-		require.Equal(t, fmt.Sprint(req), fmt.Sprint(plain), "request %d by reflection", i)
-		var got batchRequest
+		require.Equal(t, fmt.Sprint(batch), fmt.Sprint(plain), "%s %d by reflection", what, i)
+		var got T
 		require.NoError(t, msgpack.Unmarshal(b, &got))
-		require.Equal(t, fmt.Sprint(req), fmt.Sprint(got), "request %d by its decoder", i)
+		require.Equal(t, fmt.Sprint(batch), fmt.Sprint(got), "%s %d by its decoder", what, i)
 		fromPlain, err := msgpack.Marshal(plain)
 		require.NoError(t, err)
-		got = batchRequest{}
-		require.NoError(t, msgpack.Unmarshal(fromPlain, &got))
-		require.Equal(t, fmt.Sprint(req), fmt.Sprint(got), "request %d encoded by reflection", i)
-	}
-	for i, rep := range reps {
-		b := rep.appendMsgpack(nil)
-		require.LessOrEqual(t, len(b), rep.encodedSize(), "reply %d", i)
-		var plain plainBatchReply
-		require.NoError(t, msgpack.Unmarshal(b, &plain))
-		require.Equal(t, fmt.Sprint(rep), fmt.Sprint(plain), "reply %d by reflection", i)
-		var got batchReply
-		require.NoError(t, msgpack.Unmarshal(b, &got))
-		require.Equal(t, fmt.Sprint(rep), fmt.Sprint(got), "reply %d by its decoder", i)
-		fromPlain, err := msgpack.Marshal(plain)
-		require.NoError(t, err)
-		got = batchReply{}
-		require.NoError(t, msgpack.Unmarshal(fromPlain, &got))
-		require.Equal(t, fmt.Sprint(rep), fmt.Sprint(got), "reply %d encoded by reflection", i)
+		var again T
+		require.NoError(t, msgpack.Unmarshal(fromPlain, &again))
+		require.Equal(t, fmt.Sprint(batch), fmt.Sprint(again), "%s %d encoded by reflection", what, i)
 	}
 }
 
@@ -133,17 +133,20 @@ func FuzzBatchDecode(f *testing.F) {
 		if msgpackcheck.WellFormed(b) != nil {
 			return // the transport refuses it before any decoder sees it
 		}
-		var req batchRequest
-		if msgpack.Unmarshal(b, &req) == nil {
-			var plain plainBatchRequest
-			require.NoError(t, msgpack.Unmarshal(b, &plain))
-			require.Equal(t, fmt.Sprint(plain), fmt.Sprint(req))
-		}
-		var rep batchReply
-		if msgpack.Unmarshal(b, &rep) == nil {
-			var plain plainBatchReply
-			require.NoError(t, msgpack.Unmarshal(b, &plain))
-			require.Equal(t, fmt.Sprint(plain), fmt.Sprint(rep))
-		}
+		requireReflectionAgrees[batchRequest, plainBatchRequest](t, b)
+		requireReflectionAgrees[batchReply, plainBatchReply](t, b)
 	})
+}
+
+// requireReflectionAgrees checks that what T's decoder accepts of b,
+// reflection decodes alike into P.
+func requireReflectionAgrees[T, P any](t *testing.T, b []byte) {
+	t.Helper()
+	var got T
+	if msgpack.Unmarshal(b, &got) != nil {
+		return
+	}
+	var plain P
+	require.NoError(t, msgpack.Unmarshal(b, &plain))
+	require.Equal(t, fmt.Sprint(plain), fmt.Sprint(got))
 }
