@@ -123,7 +123,7 @@ func (c *Copies) MembersChanged() {
 // placedLocked (c.mu held) reports whether every copy is placed where
 // Placement says it goes now, with no round under way or due.
 func (c *Copies) placedLocked() bool {
-	return c.placement != "" && !c.inFlight && !c.waiting && !c.failing && !c.everything && !c.again &&
+	return c.placement != "" && !c.inFlight && !c.waiting && !c.failing && !c.everything &&
 		c.placement == c.n.members.Placement(c.key, c.n.replicas)
 }
 
@@ -268,6 +268,7 @@ func (c *Copies) copy(recs []*snapshot.Record, keep []uint64, durable *snapshot.
 			var placed []string
 			joins := n.members.Joins()
 			placed, stale, full = n.place(c.key, req)
+			slices.Sort(placed) // in the order they answered: the same members are the same holders
 			c.mu.Lock()
 			changed := strings.Join(placed, " ") != c.holders
 			c.holders = strings.Join(placed, " ")
