@@ -197,8 +197,13 @@ func (c *Conn) updateReleaseLocked() {
 				defer c.link.kickNow() // at once, not at the next tick
 			}
 		case recv-target > retention*3/4 && !pending:
-			target = recv - retention/2
-			s.released = true
+			if to, wait := s.releasePointLocked(c, target); to > target {
+				target = to
+				s.released = true
+			} else if !wait {
+				target = recv - retention/2
+				s.released = true
+			}
 		}
 	}
 	if target > c.st.Release() && target <= recv {
@@ -208,6 +213,39 @@ func (c *Conn) updateReleaseLocked() {
 		c.noteAckLocked() // the client learns it soon, even on a quiet link
 	}
 	c.noteRiskLocked()
+}
+
+// releasePointLocked chooses how far a client whose retention fills up,
+// with no checkpoint on its way to durability, may free its input beyond
+// target. A live move needs a checkpoint the client can resume from: one
+// whose output it has (and whose mark it heard of) and whose input it
+// keeps. So the client frees the input before the newest checkpoint whose
+// output it acknowledged (that one stays: it is the oldest that covers the
+// input the client keeps, see dropCheckpointLocked). If there is none yet
+// but one lies within the client's window, its output reaches the client
+// without its application reading: wait reports that the client is to
+// wait for it (its acknowledgement comes soon), not free input beyond every
+// checkpoint it could resume from. Otherwise (the output waits for the
+// client's application, which may wait for its writes) it returns target
+// and false: the caller frees half the retention, and the session cannot
+// move until a newer checkpoint's output reaches the client.
+func (s *serverSide) releasePointLocked(c *Conn, target uint64) (to uint64, wait bool) {
+	acked, _ := c.st.Retained() // the client has every output byte before this
+	limit := c.st.PeerLimit()
+	to = target
+	for i := len(s.ckpts) - 1; i >= 0; i-- {
+		r := s.ckpts[i]
+		if r.InPos <= target {
+			break
+		}
+		switch {
+		case r.OutPos <= acked:
+			return r.InPos, false
+		case r.OutPos <= limit:
+			wait = true
+		}
+	}
+	return to, wait
 }
 
 // durablePendingLocked reports whether a checkpoint that would let the

@@ -241,3 +241,68 @@ func TestCheckpointsKeptSpreadOut(t *testing.T) {
 
 	ap.finishEcho(t, c, sent, got, total-total/2, "m0", "m1")
 }
+
+// TestReleaseBeyondDurableLandsOnCheckpoint: the replica refuses the
+// copies of a session's checkpoints, so none after the first becomes
+// durable, while the client writes and reads an echo that checkpoints
+// after every read. As the client's retention fills, it is let free input
+// beyond the durable checkpoint: up to a checkpoint whose output it has,
+// which the member keeps, so that a live move can restore it. (It used to
+// free half its retention, wherever that fell: the checkpoints between
+// there and the client's output could be dropped meanwhile, and a move
+// then found none the client could resume from, "no checkpoint fits the
+// client".)
+func TestReleaseBeyondDurableLandsOnCheckpoint(t *testing.T) {
+	ap := startReplicatedPair(t)
+	defer ap.close()
+	const (
+		retention = 64 << 10 // the client's: full past 3/4 of it
+		piece     = 3000     // half the retention is no multiple of it
+		total     = 60 * piece
+	)
+	c := ap.dial(t, &Dialer{Logger: testLogger(t), Retention: retention}, "m0")
+	defer c.Close() // if the test fails
+	id := c.SessionID()
+	src := newPattern(total, 11)
+	sent, got := sha256.New(), sha256.New()
+	buf := make([]byte, piece)
+	var wrote int
+	echo := func(upTo int) {
+		t.Helper()
+		for wrote < upTo {
+			wrote += piece
+			ap.writeEchoed(t, c, src, sent, piece, wrote)
+			_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			_, err := io.ReadFull(c, buf)
+			require.NoError(t, err)
+			got.Write(buf)
+		}
+	}
+
+	echo(2 * piece)
+	sc := ap.serverConn(id)
+	require.Eventually(t, func() bool {
+		sc.mu.Lock()
+		defer sc.mu.Unlock()
+		return sc.server.durable != nil && sc.server.durable.InPos == 2*piece
+	}, 10*time.Second, time.Millisecond, "the first checkpoints are durable")
+
+	refuseCopies(t, ap.member("m1"))
+	echo(total)
+	sc.mu.Lock()
+	release, durable := sc.st.Release(), sc.server.durable.InPos
+	var kept []uint64
+	for _, r := range sc.server.ckpts {
+		kept = append(kept, r.InPos)
+	}
+	sc.mu.Unlock()
+	t.Logf("durable checkpoint at input %d; the client may free its input before %d; checkpoints kept at %v", durable, release, kept)
+	require.Greater(t, release, durable, "the client frees input beyond the durable checkpoint")
+	require.Contains(t, kept, release, "the client keeps its input from a checkpoint the member keeps")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, c.Migrate(ctx, ap.addr("m1")))
+	require.Equal(t, "m1", c.MemberName())
+	ap.finishEcho(t, c, sent, got, 0, "m0", "m1")
+}
