@@ -2,21 +2,38 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"runtime/pprof"
+	"strings"
 	"sync"
 )
 
 // The drain scenario can profile the CPU of its servers and of its clients
 // while Drain runs only (-drain-cpuprofile): this process writes
 // PREFIX.servers.pprof, and the client ends PREFIX.clients.pprof (or, when
-// they live in this process, the one profile covers both).
+// they live in this process, the one profile covers both). Beside each it
+// writes the allocations before and after (PREFIX.*.allocs-before.pprof and
+// PREFIX.*.allocs-after.pprof): those of Drain are the difference (go tool
+// pprof -sample_index=alloc_space -diff_base BEFORE AFTER).
 
 // profiling is the CPU profile a process writes, if any.
 var profiling struct {
 	mu sync.Mutex
 	f  *os.File
+	// allocs is where the allocations are written when the profile ends.
+	allocs string
+}
+
+// writeAllocs writes the allocations of this process so far to path.
+func writeAllocs(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	werr := pprof.Lookup("allocs").WriteTo(f, 0)
+	return errors.Join(werr, f.Close())
 }
 
 // startProfile starts a CPU profile of this process into path.
@@ -26,6 +43,10 @@ func startProfile(path string) error {
 	if profiling.f != nil {
 		return fmt.Errorf("a CPU profile is already being written")
 	}
+	base := strings.TrimSuffix(path, ".pprof")
+	if err := writeAllocs(base + ".allocs-before.pprof"); err != nil {
+		return err
+	}
 	f, err := os.Create(path)
 	if err != nil {
 		return err
@@ -34,7 +55,7 @@ func startProfile(path string) error {
 		_ = f.Close()
 		return err
 	}
-	profiling.f = f
+	profiling.f, profiling.allocs = f, base+".allocs-after.pprof"
 	return nil
 }
 
@@ -46,7 +67,7 @@ func stopProfile() error {
 		return nil
 	}
 	pprof.StopCPUProfile()
-	err := profiling.f.Close()
+	err := errors.Join(profiling.f.Close(), writeAllocs(profiling.allocs))
 	profiling.f = nil
 	return err
 }
