@@ -63,20 +63,25 @@ func (n *Runtime) Drain(ctx context.Context) (remaining int, err error) {
 		n.log.Warn("mtcp: announcing drain", "err", err)
 	}
 	d := newDrain(n)
+	n.gone.watch(true)
+	defer n.gone.watch(false)
 	tick := time.NewTicker(drainPoll)
 	defer tick.Stop()
 	gap := time.NewTimer(0)
 	defer gap.Stop()
+	full := true
 	for {
 		last := time.Now()
-		d.step(last)
+		d.step(last, full)
 		if len(d.flight) == 0 && n.host.SessionCount() == 0 && n.Unsettled() == 0 {
 			n.log.Info("mtcp: drain done", "asked", d.asked, "asked again", d.again, "window", d.window, "took", time.Since(d.start))
 			return 0, nil
 		}
 		select {
 		case <-tick.C:
+			full = true
 		case <-n.moved:
+			full = false
 			gap.Reset(drainStepGap - time.Since(last))
 			select {
 			case <-gap.C:
@@ -119,6 +124,9 @@ type drain struct {
 	queue   []sessionID            // sessions to ask, in order
 	queued  map[sessionID]bool     // in queue
 	flight  map[sessionID]inFlight // asked, not gone yet
+	unsent  map[sessionID]bool     // of those, the ones whose MOVE was not seen gone out; true: counted in moving
+	moving  int                    // moves under way: asked, MOVE out (or asked since the last walk)
+	gone    []sessionID            // sessions gone, as the runtime collected them
 	scanned time.Time              // when the sessions were last listed
 
 	asked, again int // sessions asked, and asked again after a failed move
@@ -137,6 +145,7 @@ func newDrain(n *Runtime) *drain {
 		target: max(n.cfg.HandshakeTimeout/4, 100*time.Millisecond),
 		retry:  max(2*n.cfg.HandshakeTimeout, time.Second),
 		queued: make(map[sessionID]bool), flight: make(map[sessionID]inFlight),
+		unsent: make(map[sessionID]bool),
 	}
 	if d.most <= 0 {
 		d.most = DefaultDrainWindow
@@ -146,30 +155,15 @@ func newDrain(n *Runtime) *drain {
 }
 
 // step looks at the moves under way and asks more sessions to move, up to
-// the window.
-func (d *drain) step(now time.Time) {
+// the window. A full step (at each poll) walks every move under way; a
+// quick one (after a handover) looks only at the sessions gone since and
+// at those whose MOVE had not gone out yet.
+func (d *drain) step(now time.Time, full bool) {
 	n := d.n
-	moving := 0 // asked sessions whose client was sent the MOVE
-	for id, f := range d.flight {
-		s, ok := n.host.Session(id)
-		switch {
-		case !ok || s.Ended():
-			delete(d.flight, id) // moved (or ended)
-			d.done(now, f)
-		case now.Sub(f.at) > d.retry:
-			// Its move failed and the session stayed: it goes to the end
-			// of the queue, to be asked again.
-			delete(d.flight, id)
-			d.enqueue(id)
-			d.again++
-			d.failed(now)
-		case !movePending(s):
-			if f.sent.IsZero() {
-				f.sent = now
-				d.flight[id] = f
-			}
-			moving++
-		}
+	if full {
+		d.walk(now)
+	} else {
+		d.glance(now)
 	}
 	if len(d.queue) == 0 && now.Sub(d.scanned) > drainRescan || d.scanned.IsZero() {
 		d.scanned = now
@@ -181,7 +175,7 @@ func (d *drain) step(now time.Time) {
 			}
 		}
 	}
-	if len(d.queue) == 0 || moving >= d.window || len(d.flight) >= drainPendingWindows*d.window {
+	if len(d.queue) == 0 || d.moving >= d.window || len(d.flight) >= drainPendingWindows*d.window {
 		return
 	}
 	if d.plan == nil || n.members.Topology() != d.topo {
@@ -189,7 +183,7 @@ func (d *drain) step(now time.Time) {
 		d.topo = n.members.Topology()
 		d.plan = planDrain(n.members.Members(), n.name, len(d.queue)+len(d.flight))
 	}
-	for moving < d.window && len(d.flight) < drainPendingWindows*d.window && len(d.queue) > 0 {
+	for d.moving < d.window && len(d.flight) < drainPendingWindows*d.window && len(d.queue) > 0 {
 		id := d.queue[0]
 		d.queue = d.queue[1:]
 		delete(d.queued, id)
@@ -206,9 +200,84 @@ func (d *drain) step(now time.Time) {
 			continue // it cannot move yet: asked again after a later scan
 		}
 		d.flight[id] = inFlight{to: to, at: now}
+		d.unsent[id] = true // counted as under way until a step sees it waits
 		d.asked++
-		moving++
+		d.moving++
 	}
+}
+
+// walk looks at every move under way: those done (the session left or
+// ended), those whose time ran out (the session stayed: it goes to the end
+// of the queue, to be asked again), and how many are under way (their MOVE
+// went out).
+func (d *drain) walk(now time.Time) {
+	n := d.n
+	d.gone = n.gone.take(d.gone) // each is looked at below
+	d.moving = 0
+	for id, f := range d.flight {
+		s, ok := n.host.Session(id)
+		switch {
+		case !ok || s.Ended():
+			d.leave(id)
+			d.done(now, f)
+		case now.Sub(f.at) > d.retry:
+			d.leave(id)
+			d.enqueue(id)
+			d.again++
+			d.failed(now)
+		case !movePending(s):
+			d.sentAt(id, f, now)
+			d.moving++
+		default:
+			d.unsent[id] = false
+		}
+	}
+}
+
+// glance looks at the sessions that left since the last step and at those
+// whose MOVE had not gone out.
+func (d *drain) glance(now time.Time) {
+	n := d.n
+	d.gone = n.gone.take(d.gone)
+	for _, id := range d.gone {
+		f, ok := d.flight[id]
+		if !ok {
+			continue
+		}
+		if s, ok := n.host.Session(id); ok && !s.Ended() {
+			continue // fenced at an epoch it had passed: it stays
+		}
+		if counted, waits := d.unsent[id]; !waits || counted {
+			d.moving--
+		}
+		d.leave(id)
+		d.done(now, f)
+	}
+	for id, counted := range d.unsent {
+		s, ok := n.host.Session(id)
+		if !ok || s.Ended() || movePending(s) {
+			continue // the next walk sees it gone
+		}
+		d.sentAt(id, d.flight[id], now)
+		if !counted {
+			d.moving++
+		}
+	}
+}
+
+// sentAt notes that the MOVE of id went out, at now if not seen before.
+func (d *drain) sentAt(id sessionID, f inFlight, now time.Time) {
+	if f.sent.IsZero() {
+		f.sent = now
+		d.flight[id] = f
+	}
+	delete(d.unsent, id)
+}
+
+// leave forgets a move under way.
+func (d *drain) leave(id sessionID) {
+	delete(d.flight, id)
+	delete(d.unsent, id)
 }
 
 // done adapts the window to a move that ended: grown if it took less than

@@ -248,3 +248,66 @@ func TestDrainWindowAdapts(t *testing.T) {
 	d.failed(now.Add(2 * time.Second))
 	require.Equal(t, 50, d.window)
 }
+
+// pendingSession is a fakeSession whose MOVE goes out when told.
+type pendingSession struct {
+	*fakeSession
+	pending bool
+}
+
+func (s *pendingSession) MovePending() bool { return s.pending }
+
+// TestDrainGlanceKeepsCount: between its walks over every move under way, a
+// drain looks only at the sessions gone since (as the runtime collects
+// them) and at those whose MOVE had not gone out; its count of moves under
+// way stays what a walk finds.
+func TestDrainGlanceKeepsCount(t *testing.T) {
+	h := newFakeHost()
+	n := &Runtime{host: h, cfg: RuntimeConfig{HandshakeTimeout: time.Hour}}
+	n.gone.watch(true)
+	d := newDrain(n)
+	now := time.Now()
+	var ss []*pendingSession
+	for i := range 10 {
+		s := &pendingSession{fakeSession: &fakeSession{id: sessionID{4, byte(i)}}, pending: true}
+		h.addAs(s.fakeSession, s)
+		ss = append(ss, s)
+		// As step asks it.
+		d.flight[s.id] = inFlight{at: now}
+		d.unsent[s.id] = true
+		d.moving++
+	}
+	check := func(moving, flight int, what string) {
+		t.Helper()
+		require.Equal(t, moving, d.moving, "moves under way: %s", what)
+		require.Len(t, d.flight, flight, "moves asked: %s", what)
+	}
+	for _, s := range ss[:5] {
+		s.pending = false
+	}
+	d.glance(now)
+	check(10, 10, "asked since the last walk, all count")
+	d.walk(now)
+	check(5, 10, "a walk counts those whose MOVE went out")
+	require.Len(t, d.unsent, 5)
+
+	for _, s := range ss[:2] { // two whose MOVE went out leave
+		h.remove(s.id)
+		n.gone.add(s.id)
+	}
+	h.remove(ss[5].id) // one whose MOVE waited leaves too
+	n.gone.add(ss[5].id)
+	n.gone.add(sessionID{9}) // a session the drain did not ask
+	d.glance(now)
+	check(3, 7, "after three left")
+	ss[6].pending, ss[7].pending = false, false
+	d.glance(now)
+	check(5, 7, "two more MOVEs went out")
+	require.False(t, d.flight[ss[6].id].sent.IsZero())
+	d.walk(now)
+	check(5, 7, "a walk finds the same")
+
+	n.gone.watch(false)
+	n.gone.add(ss[8].id)
+	require.Empty(t, n.gone.take(nil), "nothing is collected while no drain watches")
+}

@@ -93,6 +93,7 @@ func (n *Runtime) handOver(ctx context.Context, from string, req HandoverRequest
 	if err != nil {
 		return handoverReply{}, err
 	}
+	n.gone.add(req.Session)
 	n.noteMoved()
 	return reply, nil
 }

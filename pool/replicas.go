@@ -90,6 +90,7 @@ func (n *Runtime) handleClaim(_ context.Context, from string, decode func(any) e
 func (n *Runtime) claimed(session [wire.SessionIDLen]byte, epoch uint64, from string) {
 	if s, ok := n.host.Session(session); ok {
 		s.Fence(epoch, from)
+		n.gone.add(session)
 	}
 	if n.tombs.superseded(session, epoch) {
 		n.noteMoved()

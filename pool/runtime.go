@@ -70,6 +70,7 @@ type Runtime struct {
 	traffic atomic.Uint64 // bytes its sessions received and wrote, in all
 	held    atomic.Uint64 // session-milliseconds its sessions were held, in all (counted every loadSample)
 	moved   chan struct{} // a session was handed over or its handover settled; capacity 1
+	gone    goneList      // sessions handed over or fenced, while a drain looks
 	rounds  *warm         // the goroutines copy rounds run on
 
 	batches  handoverBatches              // handover requests to other members, gathered per member
