@@ -316,7 +316,6 @@ func (cs *clientSide) resumeOn(ctx context.Context, c *Conn, nc net.Conn, addr s
 		c.mu.Unlock()
 		return errEnded
 	}
-	cs.leaveLinkLocked(c)
 	pos := c.st.Positions()
 	known := cs.knownLocked()
 	c.mu.Unlock()

@@ -21,50 +21,17 @@ const (
 	MoveBalance   = wire.MoveBalance   // the pool is unevenly loaded
 )
 
-// move is a client's move in progress. The session keeps its link while
-// the client dials the target and is challenged: the stream flows on
-// meanwhile, and stops only for the rest of the handshake (the proof, the
-// handover and the restore), from left on.
+// move is a client's move in progress.
 type move struct {
 	from, to Member
-	start    time.Time // Migrate was called
-	left     time.Time // the session left its link (zero: not yet)
+	start    time.Time
 	done     chan error
-}
-
-// leaveLinkLocked (c.mu held) ends the session's link for a move under way,
-// once the target has challenged the client: the positions the client
-// proves from now on must stay as they are. Outside a move (a reconnect)
-// there is no link to leave.
-func (cs *clientSide) leaveLinkLocked(c *Conn) {
-	m := cs.moving
-	if m == nil {
-		return
-	}
-	if m.left.IsZero() {
-		m.left = time.Now()
-	}
-	if l := c.link; l != nil {
-		c.link = nil
-		l.shutdown()
-	}
-}
-
-// pause is how long the session stood still for the move.
-func (m *move) pause() time.Duration {
-	if m.left.IsZero() {
-		return 0
-	}
-	return time.Since(m.left)
 }
 
 // Migrate moves this session's server end to the pool member whose client
 // address is to ("" chooses one by spare capacity, see ChooseMember). On a
 // client it returns once the session runs on the new member, or with an
-// error after which the session goes on where it was (or, if the session
-// ended meanwhile, the error it ended with). The session keeps its link
-// while the client connects to the target and is challenged there: the
-// stream stands still only for the rest of the handshake. A client whose member
+// error after which the session goes on where it was; a client whose member
 // let it free the input after every checkpoint it knows first waits on its
 // link, within the handshake timeout, to hear of one it can resume from. On
 // a server it asks the client to move and returns once the session has left
@@ -157,7 +124,10 @@ func (cs *clientSide) migrate(ctx context.Context, c *Conn, to string) error {
 	}
 	from, _ := cs.memberLocked(cs.member)
 	m := &move{from: from, to: target, start: time.Now(), done: make(chan error, 1)}
-	cs.moving = m // the link stays until the target challenged the client (leaveLinkLocked)
+	cs.moving = m
+	l := c.link
+	c.link = nil
+	l.shutdown()
 	c.mu.Unlock()
 	c.log.Info("mtcp: moving session", "from", cs.member, "to", target.Name, "addr", target.Addr)
 	go cs.runMove(c, m)
@@ -272,18 +242,13 @@ func (cs *clientSide) runMove(c *Conn, m *move) {
 	c.mu.Lock()
 	cs.moving = nil
 	if err == nil {
-		pause := m.pause()
 		c.mu.Unlock()
-		c.log.Info("mtcp: session moved", "from", m.from.Name, "to", m.to.Name, "pause", pause, "took", time.Since(m.start))
-		cs.d.Metrics.Moved(pause)
+		c.log.Info("mtcp: session moved", "from", m.from.Name, "to", m.to.Name, "pause", time.Since(m.start))
+		cs.d.Metrics.Moved(time.Since(m.start))
 		m.done <- nil
 		return
 	}
-	if c.ended {
-		// The session ended meanwhile (it may have finished on the link
-		// it kept while the client dialled): that is why the move stopped.
-		err = c.sessionErrLocked()
-	} else if c.link == nil {
+	if !c.ended && c.link == nil {
 		cs.startReconnect(c, err)
 	}
 	c.mu.Unlock()
