@@ -97,7 +97,7 @@ func (o *options) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.poolHandshake, "pool-handshake", 0, "pools' Config.HandshakeTimeout (0: the default; Drain waits up to twice it for successors to confirm)")
 	fs.DurationVar(&o.deadline, "deadline", 0, "each scenario's deadline (0: computed from its sizes)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (servers, and clients when they live here) to the file")
-	fs.StringVar(&o.drainProfile, "drain-cpuprofile", "", "drain: write CPU profiles of the servers (PREFIX.servers.pprof) and of a client process (PREFIX.clients.pprof) while Drain runs")
+	fs.StringVar(&o.drainProfile, "drain-cpuprofile", "", "drain: write CPU profiles of the servers (PREFIX.servers.pprof) and of a client process (PREFIX.clients.pprof) while Drain runs, and their allocations before and after it (PREFIX.*.allocs-before.pprof, PREFIX.*.allocs-after.pprof)")
 	fs.BoolVar(&o.verbose, "v", false, "log the pools' warnings to standard error")
 }
 
