@@ -232,7 +232,6 @@ func (c *Conn) updateReleaseLocked() {
 func (s *serverSide) releasePointLocked(c *Conn, target uint64) (to uint64, wait bool) {
 	acked, _ := c.st.Retained() // the client has every output byte before this
 	limit := c.st.PeerLimit()
-	to = target
 	for i := len(s.ckpts) - 1; i >= 0; i-- {
 		r := s.ckpts[i]
 		if r.InPos <= target {
@@ -245,7 +244,7 @@ func (s *serverSide) releasePointLocked(c *Conn, target uint64) (to uint64, wait
 			wait = true
 		}
 	}
-	return to, wait
+	return target, wait
 }
 
 // durablePendingLocked reports whether a checkpoint that would let the

@@ -98,11 +98,7 @@ func TestReleaseWaitsForCheckpointInWindow(t *testing.T) {
 	// durable, and the client frees the input before it.
 	write(2 * piece)
 	sc := ap.serverConn(id)
-	require.Eventually(t, func() bool {
-		sc.mu.Lock()
-		defer sc.mu.Unlock()
-		return sc.server.durable != nil && sc.server.durable.InPos == 2*piece
-	}, 10*time.Second, time.Millisecond, "the first checkpoints are durable")
+	waitDurableAt(t, sc, 2*piece)
 
 	// From now on the client's link holds back what it reads: no output
 	// reaches the client, which acknowledges none.
@@ -281,11 +277,7 @@ func TestReleaseBeyondDurableLandsOnCheckpoint(t *testing.T) {
 
 	echo(2 * piece)
 	sc := ap.serverConn(id)
-	require.Eventually(t, func() bool {
-		sc.mu.Lock()
-		defer sc.mu.Unlock()
-		return sc.server.durable != nil && sc.server.durable.InPos == 2*piece
-	}, 10*time.Second, time.Millisecond, "the first checkpoints are durable")
+	waitDurableAt(t, sc, 2*piece)
 
 	refuseCopies(t, ap.member("m1"))
 	echo(total)
@@ -305,4 +297,15 @@ func TestReleaseBeyondDurableLandsOnCheckpoint(t *testing.T) {
 	require.NoError(t, c.Migrate(ctx, ap.addr("m1")))
 	require.Equal(t, "m1", c.MemberName())
 	ap.finishEcho(t, c, sent, got, 0, "m0", "m1")
+}
+
+// waitDurableAt waits until the server session sc's durable checkpoint is
+// the one at input position in.
+func waitDurableAt(t testing.TB, sc *Conn, in uint64) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		sc.mu.Lock()
+		defer sc.mu.Unlock()
+		return sc.server.durable != nil && sc.server.durable.InPos == in
+	}, 10*time.Second, time.Millisecond, "the checkpoint at input %d is durable", in)
 }
