@@ -3,6 +3,7 @@ package transport
 import (
 	"context"
 	"errors"
+	"math"
 	"testing"
 	"time"
 
@@ -24,8 +25,14 @@ func TestDecodeBodyRefusesHugeClaimsCheaply(t *testing.T) {
 	require.ErrorIs(t, err, msgpackcheck.ErrMalformed)
 	require.ErrorContains(t, err, "declares 3707764736 bytes; 6 follow")
 	// The decoder alone allocates a megabyte for this claim (msgpack v5).
-	if n := allocated(func() { _ = DecodeBody(hugeClaim, &v) }); n > 4<<10 {
-		t.Fatalf("refusing the body allocated %d bytes", n)
+	// The count is the process's: goroutines left by earlier tests may add
+	// to one try, not to all of them.
+	least := uint64(math.MaxUint64)
+	for range 5 {
+		least = min(least, allocated(func() { _ = DecodeBody(hugeClaim, &v) }))
+	}
+	if least > 4<<10 {
+		t.Fatalf("refusing the body allocated %d bytes", least)
 	}
 }
 
