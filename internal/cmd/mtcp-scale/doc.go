@@ -26,7 +26,9 @@
 //     checkpoints after every write: the reader's wait for data across each
 //     move (p50, p99, max) beside its gaps between moves and those of a raw
 //     TCP echo stream, and the moves that failed. The client end lives in
-//     this process, or in a child process with -clients child.
+//     this process, or in a child process with -clients child. The stream
+//     goes as fast as it can (both cores busy) or at the pace -move-rate
+//     sets.
 //   - drain: Drain of one member of a 3-member pool holding -drain-sessions
 //     (1,000) checkpointing echo sessions, -drain-busy (250) of them
 //     echoing all through: how long Drain took, sessions lost, moves per

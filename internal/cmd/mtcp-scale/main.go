@@ -36,8 +36,9 @@ type options struct {
 	bulkWarmup   time.Duration
 	echoRounds   int
 
-	moves   int
-	moveGap time.Duration
+	moves    int
+	moveGap  time.Duration
+	moveRate int64
 
 	drainSessions int
 	drainBusy     int
@@ -82,6 +83,7 @@ func (o *options) flags(fs *flag.FlagSet) {
 	fs.IntVar(&o.echoRounds, "echo-rounds", 20000, "echo: 64-byte round trips per run")
 	fs.IntVar(&o.moves, "moves", 200, "moves: live migrations while the stream flows")
 	fs.DurationVar(&o.moveGap, "move-gap", 20*time.Millisecond, "moves: streaming time between two moves")
+	fs.Int64Var(&o.moveRate, "move-rate", 0, "moves: the stream's pace in bytes per second, both ways (0: as fast as it goes, which keeps both cores busy)")
 	fs.IntVar(&o.drainSessions, "drain-sessions", 1000, "drain: checkpointing sessions on the member drained")
 	fs.IntVar(&o.drainBusy, "drain-busy", 250, "drain: sessions (spread evenly) that echo all through the drain")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 5*time.Minute, "drain: the context given to Drain")

@@ -31,7 +31,7 @@ func runMoves(ctx context.Context, o *options) ([]*table, error) {
 		return nil, err
 	}
 	defer p.close()
-	args := MovesArgs{Addr: p.members[0].Addr().String(), Moves: o.moves, Gap: o.moveGap, Deadline: deadlineOf(ctx)}
+	args := MovesArgs{Addr: p.members[0].Addr().String(), Moves: o.moves, Gap: o.moveGap, Rate: o.moveRate, Deadline: deadlineOf(ctx)}
 	where := "the client end in this process"
 	var r MovesReply
 	if o.clients == "child" {
@@ -66,17 +66,17 @@ func runMoves(ctx context.Context, o *options) ([]*table, error) {
 	between := gapsOutside(r.Times, windows)
 
 	// The raw TCP reference: the same echo stream, no moves.
-	rawGaps, rawRate, rerr := rawEchoStream(ctx, min(r.RunFor, 3*time.Second))
+	rawGaps, rawRate, floor, rerr := rawEchoStream(ctx, min(r.RunFor, 3*time.Second), o.moveRate, o.moveGap)
 
 	t := &table{title: fmt.Sprintf("%d live moves in a 3-member pool while one echo stream flows", len(r.Moves)),
-		header: []string{"reader's wait for data", "mtcp, across a move", "mtcp, between moves", "raw TCP echo stream"}}
+		header: []string{"reader's wait for data", "mtcp, across a move", "mtcp, between moves", "raw TCP echo stream", "raw TCP: dial + one round trip"}}
 	for _, q := range []struct {
 		name string
 		p    float64
 	}{{"p50", 50}, {"p99", 99}, {"max", 100}} {
-		t.add(q.name, durOf(stalls, q.p), durOf(between, q.p), durOf(rawGaps, q.p))
+		t.add(q.name, durOf(stalls, q.p), durOf(between, q.p), durOf(rawGaps, q.p), durOf(floor, q.p))
 	}
-	t.add("stream rate", fmtMBs(streamed), "", fmtMBs(rawRate))
+	t.add("stream rate", fmtMBs(streamed), "", fmtMBs(rawRate), "")
 	failed := len(r.Moves) - len(stalls)
 	t.note("moves: %d attempted, %d failed; each a client Migrate to the next member, %v of streaming apart (after a failed one, once the session is attached again)", len(r.Moves), failed, o.moveGap)
 	for _, e := range topErrors(failures, 5) {
@@ -84,7 +84,8 @@ func runMoves(ctx context.Context, o *options) ([]*table, error) {
 	}
 	t.note("Migrate call: p50 %s, p99 %s, max %s", durOf(calls, 50), durOf(calls, 99), durOf(calls, 100))
 	t.note("across a move: the longest gap between two reads of the echo that overlaps the Migrate call; between moves: every gap that overlaps none")
-	t.note("the server application echoes, checkpointing (bytes consumed, SHA-256 state) after every write; the stream carries 64 KiB writes; the client's policy moves only when asked; %s (-clients child puts it in a child process)", where)
+	t.note("dial + one round trip: a new raw TCP connection to the echo server and one 64-byte echo on it, every %v while the raw stream flows (%d of them): the least any move costs here, since a move dials its target and waits for its answer", o.moveGap, len(floor))
+	t.note("the server application echoes, checkpointing (bytes consumed, SHA-256 state) after every write; the stream carries 64 KiB writes (%s); the client's policy moves only when asked; %s (-clients child puts it in a child process)", paceOf(o.moveRate), where)
 	p.noteStuck(t)
 	var errs []error
 	switch {
@@ -115,25 +116,46 @@ func isClosed(ch <-chan struct{}) bool {
 	}
 }
 
-// rawEchoStream runs the echo stream over raw TCP for d and returns the
-// gaps between reads and the rate.
-func rawEchoStream(ctx context.Context, d time.Duration) ([]time.Duration, float64, error) {
+// rawEchoStream runs the echo stream over raw TCP for d (at rate bytes per
+// second; 0: as fast as it goes) and returns the gaps between reads, the
+// rate, and the reconnect floor measured meanwhile every gap.
+func rawEchoStream(ctx context.Context, d time.Duration, rate int64, gap time.Duration) (gaps []time.Duration, streamed float64, floor []time.Duration, err error) {
 	srv, err := startServer(kindTCP, echoServer)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, nil, err
 	}
 	defer srv.close()
 	c, err := newOpener(kindTCP, srv.addr()).open(ctx)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, nil, err
 	}
 	defer c.Close()
-	s := startEchoStream(c, 1, deadlineOf(ctx))
+	s := startEchoStream(c, 1, deadlineOf(ctx), rate)
+	stop := make(chan struct{})
+	floorDone := make(chan error, 1)
+	go func() {
+		var ferr error
+		floor, ferr = reconnectFloor(ctx, srv.addr(), gap, stop)
+		floorDone <- ferr
+	}()
 	start := time.Now()
 	_ = sleepCtx(ctx, d)
 	took := time.Since(start)
+	close(stop)
+	ferr := <-floorDone
 	wrote, err := s.finish()
-	return gapsOutside(s.times, nil), float64(wrote) / took.Seconds(), err
+	if ferr != nil {
+		err = errors.Join(err, fmt.Errorf("reconnect floor: %w", ferr))
+	}
+	return gapsOutside(s.times, nil), float64(wrote) / took.Seconds(), floor, err
+}
+
+// paceOf describes the stream's pace.
+func paceOf(rate int64) string {
+	if rate <= 0 {
+		return "as fast as it goes: -move-rate paces it"
+	}
+	return fmt.Sprintf("paced at %s each way by -move-rate", fmtMBs(float64(rate)))
 }
 
 // durOf formats the p-th percentile of ds ("–" when empty).

@@ -17,6 +17,7 @@ type MovesArgs struct {
 	Addr     string // a member's client address
 	Moves    int
 	Gap      time.Duration // streaming between two moves
+	Rate     int64         // the stream's pace in bytes per second; 0: as fast as it goes
 	Deadline time.Time
 }
 
@@ -62,7 +63,7 @@ func movesClient(ctx context.Context, args MovesArgs) (MovesReply, error) {
 			return r, fmt.Errorf("the client did not learn the pool: %w", err)
 		}
 	}
-	s := startEchoStream(c, 1, deadlineOf(ctx))
+	s := startEchoStream(c, 1, deadlineOf(ctx), args.Rate)
 	if err := sleepCtx(ctx, 300*time.Millisecond); err != nil {
 		return r, err
 	}

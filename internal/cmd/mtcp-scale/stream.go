@@ -12,7 +12,7 @@ import (
 )
 
 // echoStream writes pattern bytes on a connection as fast as it takes them
-// while reading the echo back, checking every byte and noting when each
+// (or at a set pace) while reading the echo back, checking every byte and noting when each
 // read returned.
 type echoStream struct {
 	c     net.Conn
@@ -20,6 +20,7 @@ type echoStream struct {
 	stop  atomic.Bool
 	wrote atomic.Int64
 	got   atomic.Int64
+	rate  int64 // bytes per second the writer keeps to; 0: as fast as it can
 	wdone chan struct{}
 	rdone chan struct{}
 	fail  chan struct{} // closed when the reader or the writer failed
@@ -32,8 +33,8 @@ type echoStream struct {
 	werr  error
 }
 
-func startEchoStream(c net.Conn, seed uint64, deadline time.Time) *echoStream {
-	s := &echoStream{c: c, base: time.Now(), wdone: make(chan struct{}), rdone: make(chan struct{}), fail: make(chan struct{}),
+func startEchoStream(c net.Conn, seed uint64, deadline time.Time, rate int64) *echoStream {
+	s := &echoStream{c: c, base: time.Now(), rate: rate, wdone: make(chan struct{}), rdone: make(chan struct{}), fail: make(chan struct{}),
 		chk: newPatternChecker(seed, true), times: make([]time.Duration, 0, 1<<16)}
 	_ = c.SetDeadline(deadline)
 	go s.write(seed)
@@ -54,6 +55,10 @@ func (s *echoStream) write(seed uint64) {
 			s.werr = fmt.Errorf("write: %w", err)
 			s.failed()
 			return
+		}
+		if s.rate > 0 {
+			due := s.base.Add(time.Duration(float64(off) / float64(s.rate) * float64(time.Second)))
+			time.Sleep(time.Until(due))
 		}
 	}
 	if err := closeWrite(s.c); err != nil {
