@@ -62,13 +62,18 @@ func (c *Conn) handlePoolFrameLocked(l *link, h wire.Header, b []byte) error {
 		if f.Out != cs.digest.Pos {
 			return fmt.Errorf("%w: MARK at %d, received %d", ErrProtocol, f.Out, cs.digest.Pos)
 		}
-		cs.noteMark(f)
+		added := cs.noteMark(f)
 		c.pruneMarksLocked()
 		if cs.markCh != nil {
 			close(cs.markCh) // a Migrate waits for a checkpoint it can resume from
 			cs.markCh = nil
 		}
-		l.kickNow() // acknowledge the output before the mark at once: it makes the checkpoint durable
+		if added {
+			// Acknowledge the output before the mark at once: it makes the
+			// checkpoint durable. (A newer checkpoint at the same position
+			// has no new output to acknowledge.)
+			l.kickNow()
+		}
 	case wire.Move:
 		c.log.Info("mtcp: server asks the session to move", "to", f.Name, "addr", f.Addr, "reason", f.Reason)
 		go func() {
@@ -86,11 +91,12 @@ func (c *Conn) handlePoolFrameLocked(l *link, h wire.Header, b []byte) error {
 // checkpoint there, or the same one sent again after a resume: its number
 // and input position replace the older ones. Numbers do not order marks:
 // a member that restored the session numbers its checkpoints from the
-// restored one, again, and positions only grow.
-func (cs *clientSide) noteMark(f wire.Mark) {
+// restored one, again, and positions only grow. It reports whether the mark
+// is at a new position.
+func (cs *clientSide) noteMark(f wire.Mark) bool {
 	if n := len(cs.marks); n > 0 && cs.marks[n-1].at.Pos == f.Out {
 		cs.marks[n-1].seq, cs.marks[n-1].in = f.Seq, f.In
-		return
+		return false
 	}
 	if len(cs.marks) >= maxMarks {
 		// The oldest go first: the server keeps its durable checkpoint and
@@ -98,6 +104,7 @@ func (cs *clientSide) noteMark(f wire.Mark) {
 		cs.marks = append(cs.marks[:0], cs.marks[1:]...)
 	}
 	cs.marks = append(cs.marks, markDigest{seq: f.Seq, in: f.In, at: cs.digest})
+	return true
 }
 
 // pruneMarksLocked forgets checkpoints the server can no longer restore:

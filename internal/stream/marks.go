@@ -12,11 +12,18 @@ import "github.com/migratory/mtcp/internal/wire"
 // AddMark records a checkpoint at the current output position, to be
 // announced to the peer in order when the output before it has been sent.
 // A newer checkpoint at the position of the last mark replaces it; if that
-// mark was announced already, the peer is not told again on this link (it
-// has the digest there; a resume announces the newer one).
+// mark was announced already and the newer checkpoint covers other input,
+// it is announced again: the peer keys its marks by position and learns the
+// input the newer one covers, which an application that reads without
+// writing moves forward with every checkpoint (the peer's input up to there
+// may be freed, and only a mark tells the peer it can still resume). Marks
+// due together go out once: a flush sends the newest.
 func (s *Stream) AddMark(seq, inPos uint64) {
 	m := wire.Mark{Seq: seq, Out: s.out.end(), In: inPos}
 	if n := len(s.marks); n > 0 && s.marks[n-1].Out == m.Out {
+		if s.marks[n-1].In != m.In {
+			s.nextMark = min(s.nextMark, n-1)
+		}
 		s.marks[n-1] = m
 		return
 	}

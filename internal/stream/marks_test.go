@@ -24,8 +24,10 @@ func sendAll(s *Stream) []wire.Mark {
 }
 
 // An application that checkpoints after every read without writing (an
-// upload) leaves one mark, the newest checkpoint's, however often it
-// checkpoints, announced once, and once again after a resume.
+// upload) keeps one mark, the newest checkpoint's. Each flush announces it
+// again if a checkpoint since covers other input (the peer learns how far
+// its input is covered), once however many were taken meanwhile, and not
+// for a checkpoint that covers the same input; a resume announces it again.
 func TestCheckpointsWithoutOutputShareOneMark(t *testing.T) {
 	s := New(testCfg, 1<<20)
 	_, _ = s.Write(pattern(100))
@@ -33,11 +35,17 @@ func TestCheckpointsWithoutOutputShareOneMark(t *testing.T) {
 	require.Equal(t, []wire.Mark{{Seq: 1, Out: 100, In: 0}}, sendAll(s))
 	for i := uint64(2); i <= 2001; i++ {
 		s.AddMark(i, i)
-		require.Empty(t, sendAll(s), "the peer has its digest at 100 already")
+		require.Equal(t, []wire.Mark{{Seq: i, Out: 100, In: i}}, sendAll(s), "the peer learns the input covered")
 	}
+	s.AddMark(2002, 2001)
+	require.Empty(t, sendAll(s), "the same input covered: nothing new to tell")
+	for i := uint64(2003); i <= 2010; i++ {
+		s.AddMark(i, i)
+	}
+	require.Equal(t, []wire.Mark{{Seq: 2010, Out: 100, In: 2010}}, sendAll(s), "checkpoints between two flushes: the newest once")
 	require.Equal(t, 1, s.Marks())
 	require.NoError(t, s.Resume(wire.Positions{Received: 100, Limit: 1 << 20, Release: 100}))
-	require.Equal(t, []wire.Mark{{Seq: 2001, Out: 100, In: 2001}}, sendAll(s), "one mark again, the newest")
+	require.Equal(t, []wire.Mark{{Seq: 2010, Out: 100, In: 2010}}, sendAll(s), "one mark again, the newest")
 }
 
 // A mark not yet announced is replaced before it goes out.
