@@ -2,6 +2,7 @@ package mtcp
 
 import (
 	"fmt"
+	"log/slog"
 
 	"github.com/migratory/mtcp/internal/stream"
 	"github.com/migratory/mtcp/snapshot"
@@ -306,7 +307,9 @@ func (c *Conn) checkRegeneratedLocked() {
 	}
 	s.verifyPending = false
 	c.st.Hold(false)
-	c.log.Debug("mtcp: regenerated output verified", "from", from, "to", to)
+	if logOn(c.log, slog.LevelDebug) {
+		c.log.Debug("mtcp: regenerated output verified", "from", from, "to", to)
+	}
 	if c.link != nil {
 		c.link.kickNow()
 	}

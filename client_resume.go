@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"slices"
@@ -122,7 +123,9 @@ func (cs *clientSide) reconnect(c *Conn, cause error) {
 			c.mu.Lock()
 			restored := cs.restored
 			c.mu.Unlock()
-			c.log.Info("mtcp: session resumed", "attempts", attempt, "after", pause, "server", c.RemoteAddr().String(), "restored", restored)
+			if logOn(c.log, slog.LevelInfo) {
+				c.log.Info("mtcp: session resumed", "attempts", attempt, "after", pause, "server", c.RemoteAddr().String(), "restored", restored)
+			}
 			if restored {
 				cs.d.Metrics.FailedOver(pause)
 			} else {
@@ -140,12 +143,16 @@ func (cs *clientSide) reconnect(c *Conn, cause error) {
 			c.mu.Lock()
 			cs.address = rd.addr
 			c.mu.Unlock()
-			c.log.Info("mtcp: session is on another member", "member", rd.name, "addr", rd.addr)
+			if logOn(c.log, slog.LevelInfo) {
+				c.log.Info("mtcp: session is on another member", "member", rd.name, "addr", rd.addr)
+			}
 			backoff = initialBackoff
 			next = rd.addr
 			continue
 		}
-		c.log.Debug("mtcp: resume attempt failed", "attempt", attempt, "addr", addr, "err", err, "marks", c.marksForLog())
+		if logOn(c.log, slog.LevelDebug) {
+			c.log.Debug("mtcp: resume attempt failed", "attempt", attempt, "addr", addr, "err", err, "marks", c.marksForLog())
+		}
 		// Only the session's own member's refusal is a verdict: another
 		// member, or whichever member the service address leads to, may
 		// not know the session yet.

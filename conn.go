@@ -191,7 +191,9 @@ func (c *Conn) linkDown(l *link, cause error) {
 		c.terminateLocked(nil)
 		return
 	}
-	c.log.Info("mtcp: link lost", "cause", cause)
+	if logOn(c.log, slog.LevelInfo) {
+		c.log.Info("mtcp: link lost", "cause", cause)
+	}
 	switch c.role {
 	case roleClient:
 		c.client.startReconnect(c, cause)
@@ -279,7 +281,7 @@ func (c *Conn) terminateLocked(err error) {
 	}
 	c.ended, c.err = true, err
 	c.discardOutputLocked()
-	if err == nil {
+	if err == nil && logOn(c.log, slog.LevelDebug) {
 		c.log.Debug("mtcp: session finished")
 	}
 	c.params.metrics.SessionEnded(err != nil && !errors.Is(err, ErrMigrated))

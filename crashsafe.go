@@ -1,6 +1,7 @@
 package mtcp
 
 import (
+	"log/slog"
 	"sync/atomic"
 	"time"
 )
@@ -50,7 +51,9 @@ func (c *Conn) noteRiskLocked() {
 	ln := s.ln
 	if !risk {
 		ln.atRisk.Add(-1)
-		c.log.Info("mtcp: session is crash-safe again")
+		if logOn(c.log, slog.LevelInfo) {
+			c.log.Info("mtcp: session is crash-safe again")
+		}
 		return
 	}
 	k := ln.atRisk.Add(1)
@@ -62,7 +65,9 @@ func (c *Conn) noteRiskLocked() {
 		c.log.Warn("mtcp: session is not crash-safe: a crash of this member would lose it",
 			"why", why, "replicas", s.member.Replicas(), "sessions at risk", k)
 	} else {
-		c.log.Debug("mtcp: session is not crash-safe", "why", why)
+		if logOn(c.log, slog.LevelDebug) {
+			c.log.Debug("mtcp: session is not crash-safe", "why", why)
+		}
 	}
 }
 

@@ -26,9 +26,19 @@ type frameState struct {
 }
 
 // linkError marks I/O failures of the link, as opposed to protocol errors.
-type linkError struct{ err error }
+// Its text says what the link was doing (op) when err came; it is made only
+// when asked for: most end a session quietly, when the peer closes.
+type linkError struct {
+	op  string
+	err error
+}
 
-func (e *linkError) Error() string { return e.err.Error() }
+func (e *linkError) Error() string {
+	if e.op == "" {
+		return e.err.Error()
+	}
+	return e.op + ": " + e.err.Error()
+}
 func (e *linkError) Unwrap() error { return e.err }
 
 func isLinkError(err error) bool {
@@ -45,7 +55,7 @@ func readError(err error) error {
 	if err == io.EOF {
 		err = io.ErrUnexpectedEOF
 	}
-	return &linkError{fmt.Errorf("reading from link: %w", err)}
+	return &linkError{op: "reading from link", err: err}
 }
 
 // readStep reads one step of the incoming frames: a whole control frame, a

@@ -53,7 +53,9 @@ func (ln *Listener) handshake(nc net.Conn, since time.Time) {
 		err := tc.HandshakeContext(ctx)
 		cancel()
 		if err != nil {
-			ln.log.Debug("mtcp: TLS handshake failed", "remote", nc.RemoteAddr().String(), "err", err)
+			if logOn(ln.log, slog.LevelDebug) {
+				ln.log.Debug("mtcp: TLS handshake failed", "remote", nc.RemoteAddr().String(), "err", err)
+			}
 			_ = nc.Close()
 			return
 		}
@@ -72,13 +74,17 @@ func (ln *Listener) handshake(nc net.Conn, since time.Time) {
 		_ = nc.Close()
 		return
 	case class == clientSilent:
-		ln.log.Debug("mtcp: client said too little within the handshake timeout", "remote", nc.RemoteAddr().String(), "bytes", len(prefix))
+		if logOn(ln.log, slog.LevelDebug) {
+			ln.log.Debug("mtcp: client said too little within the handshake timeout", "remote", nc.RemoteAddr().String(), "bytes", len(prefix))
+		}
 		_ = nc.Close()
 		return
 	case class == clientPlain:
 		h.proven()
 		if cfg.RejectPlain {
-			ln.log.Debug("mtcp: plain client rejected", "remote", nc.RemoteAddr().String())
+			if logOn(ln.log, slog.LevelDebug) {
+				ln.log.Debug("mtcp: plain client rejected", "remote", nc.RemoteAddr().String())
+			}
 			_ = nc.Close()
 			return
 		}
@@ -118,7 +124,9 @@ func (ln *Listener) handshake(nc net.Conn, since time.Time) {
 
 // refuse answers a failed handshake with REFUSED and closes the connection.
 func (ln *Listener) refuse(nc net.Conn, remote net.Addr, err error) {
-	ln.log.Debug("mtcp: handshake refused", "remote", remote.String(), "err", err)
+	if logOn(ln.log, slog.LevelDebug) {
+		ln.log.Debug("mtcp: handshake refused", "remote", remote.String(), "err", err)
+	}
 	f := wire.Refused{Code: codeOf(err), Reason: err.Error()}
 	var r *refusal
 	if errors.As(err, &r) {
@@ -223,7 +231,9 @@ func (ln *Listener) serveNew(h *hsConn, hello wire.Hello) error {
 	c.attachLocked(nc, br)
 	c.mu.Unlock()
 	if c.log.Enabled(context.Background(), slog.LevelDebug) { // the address costs its formatting
-		c.log.Debug("mtcp: session opened", "client", nc.RemoteAddr().String())
+		if logOn(c.log, slog.LevelDebug) {
+			c.log.Debug("mtcp: session opened", "client", nc.RemoteAddr().String())
+		}
 	}
 	cfg.Metrics.SessionOpened()
 	if !ln.deliver(c) {
@@ -330,7 +340,9 @@ func (ln *Listener) serveResume(h *hsConn, hello wire.Hello) error {
 	_ = nc.SetDeadline(time.Time{})
 	s.resumed = true
 	c.attachLocked(nc, br)
-	c.log.Info("mtcp: session resumed", "client", nc.RemoteAddr().String(), "detached", time.Since(s.detachedAt))
+	if logOn(c.log, slog.LevelInfo) {
+		c.log.Info("mtcp: session resumed", "client", nc.RemoteAddr().String(), "detached", time.Since(s.detachedAt))
+	}
 	ln.cfg.Metrics.Resumed(time.Since(s.detachedAt))
 	return nil
 }

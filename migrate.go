@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"time"
@@ -129,7 +130,9 @@ func (cs *clientSide) migrate(ctx context.Context, c *Conn, to string) error {
 	c.link = nil
 	l.shutdown()
 	c.mu.Unlock()
-	c.log.Info("mtcp: moving session", "from", cs.member, "to", target.Name, "addr", target.Addr)
+	if logOn(c.log, slog.LevelInfo) {
+		c.log.Info("mtcp: moving session", "from", cs.member, "to", target.Name, "addr", target.Addr)
+	}
 	go cs.runMove(c, m)
 	select {
 	case err := <-m.done:
@@ -243,7 +246,9 @@ func (cs *clientSide) runMove(c *Conn, m *move) {
 	cs.moving = nil
 	if err == nil {
 		c.mu.Unlock()
-		c.log.Info("mtcp: session moved", "from", m.from.Name, "to", m.to.Name, "pause", time.Since(m.start))
+		if logOn(c.log, slog.LevelInfo) {
+			c.log.Info("mtcp: session moved", "from", m.from.Name, "to", m.to.Name, "pause", time.Since(m.start))
+		}
 		cs.d.Metrics.Moved(time.Since(m.start))
 		m.done <- nil
 		return

@@ -2,6 +2,7 @@ package mtcp
 
 import (
 	"context"
+	"log/slog"
 	"math/rand/v2"
 	"slices"
 	"time"
@@ -440,7 +441,9 @@ func (c *Conn) policyCheck() {
 				return
 			}
 			if err := c.Migrate(context.Background(), to); err == nil {
-				c.log.Info("mtcp: policy moved the session", "to", to, "rate", rate, "baseline", stats.Baseline, "stalled", stalled)
+				if logOn(c.log, slog.LevelInfo) {
+					c.log.Info("mtcp: policy moved the session", "to", to, "rate", rate, "baseline", stats.Baseline, "stalled", stalled)
+				}
 			}
 		}()
 	}

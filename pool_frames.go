@@ -3,6 +3,7 @@ package mtcp
 import (
 	"context"
 	"fmt"
+	"log/slog"
 
 	"github.com/migratory/mtcp/internal/digest"
 	"github.com/migratory/mtcp/internal/wire"
@@ -75,7 +76,9 @@ func (c *Conn) handlePoolFrameLocked(l *link, h wire.Header, b []byte) error {
 			l.kickNow()
 		}
 	case wire.Move:
-		c.log.Info("mtcp: server asks the session to move", "to", f.Name, "addr", f.Addr, "reason", f.Reason)
+		if logOn(c.log, slog.LevelInfo) {
+			c.log.Info("mtcp: server asks the session to move", "to", f.Name, "addr", f.Addr, "reason", f.Reason)
+		}
 		go func() {
 			if to := cs.d.policy().MoveRequested(f.Addr, f.Reason); to != "" {
 				_ = c.Migrate(context.Background(), to)

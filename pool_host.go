@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 
@@ -130,7 +131,9 @@ func (s poolSession) HandOver(ctx context.Context, req *pool.HandoverRequest, su
 	if err := ctx.Err(); err != nil {
 		// The successor gave up: it will not restore the session, which
 		// goes on here (its client resumes here or asks again).
-		c.log.Info("mtcp: handover request came too late", "to", successor, "err", err)
+		if logOn(c.log, slog.LevelInfo) {
+			c.log.Info("mtcp: handover request came too late", "to", successor, "err", err)
+		}
 		return err
 	}
 	epoch := ss.epoch + 1
@@ -138,8 +141,10 @@ func (s poolSession) HandOver(ctx context.Context, req *pool.HandoverRequest, su
 	// Settled: the checkpoint covers all the application read and wrote
 	// (a move that waited for a boundary), so nothing is regenerated.
 	settled := rec.InPos == c.st.Consumed() && rec.OutPos == c.st.Written()
-	c.log.Info("mtcp: session handed over", "to", successor, "epoch", epoch,
-		"checkpoint", rec.Seq, "in", rec.InPos, "out", rec.OutPos, "settled", settled)
+	if logOn(c.log, slog.LevelInfo) {
+		c.log.Info("mtcp: session handed over", "to", successor, "epoch", epoch,
+			"checkpoint", rec.Seq, "in", rec.InPos, "out", rec.OutPos, "settled", settled)
+	}
 	c.terminateLocked(&SessionMovedError{SessionID: c.idStr, To: successor})
 	return nil
 }

@@ -2,6 +2,7 @@ package mtcp
 
 import (
 	"errors"
+	"log/slog"
 	"time"
 )
 
@@ -137,8 +138,10 @@ func (c *Conn) settleTimeout(gen uint64) {
 	}
 	if s.settle.waiting {
 		s.settle.waiting = false
-		c.log.Info("mtcp: no checkpoint boundary within the settle timeout: the move goes as it is",
-			"timeout", s.ln.cfg.SettleTimeout)
+		if logOn(c.log, slog.LevelInfo) {
+			c.log.Info("mtcp: no checkpoint boundary within the settle timeout: the move goes as it is",
+				"timeout", s.ln.cfg.SettleTimeout)
+		}
 	}
 	s.settle.timer = nil
 	s.releaseLocked(c)

@@ -2,6 +2,7 @@ package mtcp
 
 import (
 	"fmt"
+	"log/slog"
 	"slices"
 	"time"
 
@@ -74,8 +75,10 @@ func (ln *Listener) takeOver(h *hsConn, hello wire.Hello) error {
 		return err
 	}
 	took := time.Since(start)
-	ln.log.Info("mtcp: session taken over", "session", c.idStr, "from", got.From,
-		"epoch", got.Epoch, "checkpoint", got.Record.Seq, "took", took)
+	if logOn(ln.log, slog.LevelInfo) {
+		ln.log.Info("mtcp: session taken over", "session", c.idStr, "from", got.From,
+			"epoch", got.Epoch, "checkpoint", got.Record.Seq, "took", took)
+	}
 	if got.FailedOver {
 		ln.cfg.Metrics.FailedOver(took)
 	} else {
