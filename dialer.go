@@ -268,10 +268,8 @@ func (d *Dialer) openOn(ctx context.Context, nc net.Conn, network, address, serv
 	c.mu.Lock()
 	c.attachLocked(nc, br)
 	c.mu.Unlock()
-	if c.log.Enabled(context.Background(), slog.LevelDebug) { // the address costs its formatting
-		if logOn(c.log, slog.LevelDebug) {
-			c.log.Debug("mtcp: session opened", "server", nc.RemoteAddr().String())
-		}
+	if logOn(c.log, slog.LevelDebug) {
+		c.log.Debug("mtcp: session opened", "server", nc.RemoteAddr().String())
 	}
 	d.Metrics.SessionOpened()
 	return c, nil

@@ -230,10 +230,8 @@ func (ln *Listener) serveNew(h *hsConn, hello wire.Hello) error {
 	c.mu.Lock()
 	c.attachLocked(nc, br)
 	c.mu.Unlock()
-	if c.log.Enabled(context.Background(), slog.LevelDebug) { // the address costs its formatting
-		if logOn(c.log, slog.LevelDebug) {
-			c.log.Debug("mtcp: session opened", "client", nc.RemoteAddr().String())
-		}
+	if logOn(c.log, slog.LevelDebug) {
+		c.log.Debug("mtcp: session opened", "client", nc.RemoteAddr().String())
 	}
 	cfg.Metrics.SessionOpened()
 	if !ln.deliver(c) {
