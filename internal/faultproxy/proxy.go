@@ -10,6 +10,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Proxy forwards connections from its listen address to a target.
@@ -24,6 +25,7 @@ type Proxy struct {
 	wg       sync.WaitGroup
 
 	resets atomic.Int64
+	delay  time.Duration // each way, for connections opened from now on (SetDelay)
 }
 
 type pair struct{ client, server net.Conn }
@@ -157,7 +159,7 @@ func (p *Proxy) serve(client net.Conn) {
 		return
 	}
 	p.mu.Lock()
-	target, closed := p.target, p.closed
+	target, closed, delay := p.target, p.closed, p.delay
 	p.mu.Unlock()
 	if closed {
 		client.Close()
@@ -180,8 +182,13 @@ func (p *Proxy) serve(client net.Conn) {
 	p.mu.Unlock()
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); p.pump(server, client) }()
-	go func() { defer wg.Done(); p.pump(client, server) }()
+	if delay > 0 {
+		go func() { defer wg.Done(); p.pumpDelayed(server, client, delay) }()
+		go func() { defer wg.Done(); p.pumpDelayed(client, server, delay) }()
+	} else {
+		go func() { defer wg.Done(); p.pump(server, client) }()
+		go func() { defer wg.Done(); p.pump(client, server) }()
+	}
 	wg.Wait()
 	p.mu.Lock()
 	delete(p.conns, pr)

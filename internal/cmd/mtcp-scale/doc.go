@@ -28,7 +28,8 @@
 //     TCP echo stream, and the moves that failed. The client end lives in
 //     this process, or in a child process with -clients child. The stream
 //     goes as fast as it can (both cores busy) or at the pace -move-rate
-//     sets.
+//     sets; -move-latency puts a delay each way between the clients and
+//     the members (and the raw TCP reference), as a network would.
 //   - drain: Drain of one member of a 3-member pool holding -drain-sessions
 //     (1,000) checkpointing echo sessions, -drain-busy (250) of them
 //     echoing all through: how long Drain took, sessions lost, moves per

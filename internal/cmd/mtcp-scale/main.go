@@ -36,9 +36,10 @@ type options struct {
 	bulkWarmup   time.Duration
 	echoRounds   int
 
-	moves    int
-	moveGap  time.Duration
-	moveRate int64
+	moves       int
+	moveGap     time.Duration
+	moveRate    int64
+	moveLatency time.Duration
 
 	drainSessions int
 	drainBusy     int
@@ -83,6 +84,7 @@ func (o *options) flags(fs *flag.FlagSet) {
 	fs.IntVar(&o.echoRounds, "echo-rounds", 20000, "echo: 64-byte round trips per run")
 	fs.IntVar(&o.moves, "moves", 200, "moves: live migrations while the stream flows")
 	fs.DurationVar(&o.moveGap, "move-gap", 20*time.Millisecond, "moves: streaming time between two moves")
+	fs.DurationVar(&o.moveLatency, "move-latency", 0, "moves: delay each way between the clients and the members (and the raw TCP echo server), through a proxy: a network's round trip is twice it")
 	fs.Int64Var(&o.moveRate, "move-rate", 0, "moves: the stream's pace in bytes per second, both ways (0: as fast as it goes, which keeps both cores busy)")
 	fs.IntVar(&o.drainSessions, "drain-sessions", 1000, "drain: checkpointing sessions on the member drained")
 	fs.IntVar(&o.drainBusy, "drain-busy", 250, "drain: sessions (spread evenly) that echo all through the drain")

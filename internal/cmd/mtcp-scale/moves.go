@@ -9,6 +9,8 @@ import (
 	"slices"
 	"sort"
 	"time"
+
+	"github.com/migratory/mtcp/internal/faultproxy"
 )
 
 func movesDeadline(o *options) time.Duration {
@@ -26,12 +28,18 @@ const moveTimeout = 10 * time.Second
 // child process with -clients child.
 func runMoves(ctx context.Context, o *options) ([]*table, error) {
 	app := newEchoApp()
-	p, err := startPool(ctx, o, 3, nil, app.serve)
+	paths, err := newClientPaths(3, o.moveLatency)
+	if err != nil {
+		return nil, err
+	}
+	defer paths.close()
+	p, err := startPool(ctx, o, 3, paths.tweak, app.serve)
 	if err != nil {
 		return nil, err
 	}
 	defer p.close()
-	args := MovesArgs{Addr: p.members[0].Addr().String(), Moves: o.moves, Gap: o.moveGap, Rate: o.moveRate, Deadline: deadlineOf(ctx)}
+	paths.attach(p.members)
+	args := MovesArgs{Addr: paths.addr(p.members, 0), Moves: o.moves, Gap: o.moveGap, Rate: o.moveRate, Deadline: deadlineOf(ctx)}
 	where := "the client end in this process"
 	var r MovesReply
 	if o.clients == "child" {
@@ -66,7 +74,7 @@ func runMoves(ctx context.Context, o *options) ([]*table, error) {
 	between := gapsOutside(r.Times, windows)
 
 	// The raw TCP reference: the same echo stream, no moves.
-	rawGaps, rawRate, floor, rerr := rawEchoStream(ctx, min(r.RunFor, 3*time.Second), o.moveRate, o.moveGap)
+	rawGaps, rawRate, floor, rerr := rawEchoStream(ctx, min(r.RunFor, 3*time.Second), o.moveRate, o.moveGap, o.moveLatency)
 
 	t := &table{title: fmt.Sprintf("%d live moves in a 3-member pool while one echo stream flows", len(r.Moves)),
 		header: []string{"reader's wait for data", "mtcp, across a move", "mtcp, between moves", "raw TCP echo stream", "raw TCP: dial + one round trip"}}
@@ -85,6 +93,9 @@ func runMoves(ctx context.Context, o *options) ([]*table, error) {
 	t.note("Migrate call: p50 %s, p99 %s, max %s", durOf(calls, 50), durOf(calls, 99), durOf(calls, 100))
 	t.note("across a move: the longest gap between two reads of the echo that overlaps the Migrate call; between moves: every gap that overlaps none")
 	t.note("dial + one round trip: a new raw TCP connection to the echo server and one 64-byte echo on it, every %v while the raw stream flows (%d of them): the least any move costs here, since a move dials its target and waits for its answer", o.moveGap, len(floor))
+	if o.moveLatency > 0 {
+		t.note("clients reach every member, and the raw TCP echo server, through a proxy that delays each byte %v each way (-move-latency); members talk to each other directly; a dial through the proxy completes at once, so the connection's own round trip is not counted", o.moveLatency)
+	}
 	t.note("the server application echoes, checkpointing (bytes consumed, SHA-256 state) after every write; the stream carries 64 KiB writes (%s); the client's policy moves only when asked; %s (-clients child puts it in a child process)", paceOf(o.moveRate), where)
 	p.noteStuck(t)
 	var errs []error
@@ -117,15 +128,26 @@ func isClosed(ch <-chan struct{}) bool {
 }
 
 // rawEchoStream runs the echo stream over raw TCP for d (at rate bytes per
-// second; 0: as fast as it goes) and returns the gaps between reads, the
-// rate, and the reconnect floor measured meanwhile every gap.
-func rawEchoStream(ctx context.Context, d time.Duration, rate int64, gap time.Duration) (gaps []time.Duration, streamed float64, floor []time.Duration, err error) {
+// second; 0: as fast as it goes; through a path that delays each way by
+// latency, if not 0) and returns the gaps between reads, the rate, and the
+// reconnect floor measured meanwhile every gap.
+func rawEchoStream(ctx context.Context, d time.Duration, rate int64, gap, latency time.Duration) (gaps []time.Duration, streamed float64, floor []time.Duration, err error) {
 	srv, err := startServer(kindTCP, echoServer)
 	if err != nil {
 		return nil, 0, nil, err
 	}
 	defer srv.close()
-	c, err := newOpener(kindTCP, srv.addr()).open(ctx)
+	addr := srv.addr()
+	if latency > 0 {
+		px, err := faultproxy.New(addr)
+		if err != nil {
+			return nil, 0, nil, err
+		}
+		defer px.Close()
+		px.SetDelay(latency)
+		addr = px.Addr()
+	}
+	c, err := newOpener(kindTCP, addr).open(ctx)
 	if err != nil {
 		return nil, 0, nil, err
 	}
@@ -135,7 +157,7 @@ func rawEchoStream(ctx context.Context, d time.Duration, rate int64, gap time.Du
 	floorDone := make(chan error, 1)
 	go func() {
 		var ferr error
-		floor, ferr = reconnectFloor(ctx, srv.addr(), gap, stop)
+		floor, ferr = reconnectFloor(ctx, addr, gap, stop)
 		floorDone <- ferr
 	}()
 	start := time.Now()
