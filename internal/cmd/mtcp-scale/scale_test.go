@@ -47,7 +47,7 @@ func TestSmoke(t *testing.T) {
 		"-open-sessions=50",
 		"-bulk-sessions=1,4", "-bulk-time=200ms", "-bulk-warmup=100ms",
 		"-echo-rounds=200",
-		"-moves=10", "-move-gap=10ms",
+		"-moves=10", "-move-gap=10ms", "-move-latency=1ms",
 		"-drain-sessions=50", "-pool-handshake=2s",
 		"-overload-sessions=20", "-overload-warmup=500ms", "-overload-wait=1s",
 	)
