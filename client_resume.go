@@ -323,10 +323,6 @@ func (cs *clientSide) resumeOn(ctx context.Context, c *Conn, nc net.Conn, addr s
 		c.mu.Unlock()
 		return errEnded
 	}
-	if err := cs.leaveLinkLocked(ctx, c); err != nil {
-		c.mu.Unlock()
-		return err
-	}
 	pos := c.st.Positions()
 	known := cs.knownLocked()
 	c.mu.Unlock()

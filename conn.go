@@ -196,11 +196,6 @@ func (c *Conn) linkDown(l *link, cause error) {
 	}
 	switch c.role {
 	case roleClient:
-		if c.client.moving != nil {
-			// The move under way resumes the session (or, if it fails,
-			// reconnects it).
-			return
-		}
 		c.client.startReconnect(c, cause)
 	case roleServer:
 		c.server.detached(c, cause)

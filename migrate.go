@@ -22,80 +22,17 @@ const (
 	MoveBalance   = wire.MoveBalance   // the pool is unevenly loaded
 )
 
-// move is a client's move in progress. The session keeps its link while
-// the client dials the target and is challenged: the stream flows on
-// meanwhile, and stops only for the rest of the handshake (the proof, the
-// handover and the restore), from left on.
+// move is a client's move in progress.
 type move struct {
 	from, to Member
-	start    time.Time // Migrate was called
-	left     time.Time // the session left its link (zero: not yet)
+	start    time.Time
 	done     chan error
-	// resumable: the client held a checkpoint it can resume from when the
-	// move began (else it waited for one in vain, and goes as it is).
-	resumable bool
-}
-
-// leaveLinkLocked (c.mu held, and held again on return) ends the session's
-// link for a move under way, once the target has challenged the client: the
-// positions the client proves from now on must stay as they are. The stream
-// went on while the client dialled, and its member may have let it free
-// input beyond every checkpoint it knows meanwhile (its retention full
-// while its application was slow to read): then the client waits on the
-// link, within ctx, to hear of one it can resume from (as Migrate did before
-// it dialled), and a move that cannot wait leaves the session where it is.
-// A move that began without one (Migrate waited for it in vain) does not
-// wait again: the member says whether it can move. Outside a move (a
-// reconnect) there is no link to leave.
-func (cs *clientSide) leaveLinkLocked(ctx context.Context, c *Conn) error {
-	m := cs.moving
-	if m == nil {
-		return nil
-	}
-	for m.resumable && c.link != nil && !cs.resumableLocked(c) {
-		if cs.markCh == nil {
-			cs.markCh = make(chan struct{})
-		}
-		ch := cs.markCh
-		c.mu.Unlock()
-		select {
-		case <-ch:
-		case <-c.endedCh:
-		case <-ctx.Done():
-		}
-		c.mu.Lock()
-		if c.ended {
-			return errEnded
-		}
-		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("%w: waiting for a checkpoint to resume from: %w", ErrNotMovable, err)
-		}
-	}
-	if m.left.IsZero() {
-		m.left = time.Now()
-	}
-	if l := c.link; l != nil {
-		c.link = nil
-		l.shutdown()
-	}
-	return nil
-}
-
-// pause is how long the session stood still for the move.
-func (m *move) pause() time.Duration {
-	if m.left.IsZero() {
-		return 0
-	}
-	return time.Since(m.left)
 }
 
 // Migrate moves this session's server end to the pool member whose client
 // address is to ("" chooses one by spare capacity, see ChooseMember). On a
 // client it returns once the session runs on the new member, or with an
-// error after which the session goes on where it was (or, if the session
-// ended meanwhile, the error it ended with). The session keeps its link
-// while the client connects to the target and is challenged there: the
-// stream stands still only for the rest of the handshake. A client whose member
+// error after which the session goes on where it was; a client whose member
 // let it free the input after every checkpoint it knows first waits on its
 // link, within the handshake timeout, to hear of one it can resume from. On
 // a server it asks the client to move and returns once the session has left
@@ -187,8 +124,11 @@ func (cs *clientSide) migrate(ctx context.Context, c *Conn, to string) error {
 		return nil
 	}
 	from, _ := cs.memberLocked(cs.member)
-	m := &move{from: from, to: target, start: time.Now(), done: make(chan error, 1), resumable: cs.resumableLocked(c)}
-	cs.moving = m // the link stays until the target challenged the client (leaveLinkLocked)
+	m := &move{from: from, to: target, start: time.Now(), done: make(chan error, 1)}
+	cs.moving = m
+	l := c.link
+	c.link = nil
+	l.shutdown()
 	c.mu.Unlock()
 	if logOn(c.log, slog.LevelInfo) {
 		c.log.Info("mtcp: moving session", "from", cs.member, "to", target.Name, "addr", target.Addr)
@@ -305,20 +245,15 @@ func (cs *clientSide) runMove(c *Conn, m *move) {
 	c.mu.Lock()
 	cs.moving = nil
 	if err == nil {
-		pause := m.pause()
 		c.mu.Unlock()
 		if logOn(c.log, slog.LevelInfo) {
-			c.log.Info("mtcp: session moved", "from", m.from.Name, "to", m.to.Name, "pause", pause, "took", time.Since(m.start))
+			c.log.Info("mtcp: session moved", "from", m.from.Name, "to", m.to.Name, "pause", time.Since(m.start))
 		}
-		cs.d.Metrics.Moved(pause)
+		cs.d.Metrics.Moved(time.Since(m.start))
 		m.done <- nil
 		return
 	}
-	if c.ended {
-		// The session ended meanwhile (it may have finished on the link
-		// it kept while the client dialled): that is why the move stopped.
-		err = c.sessionErrLocked()
-	} else if c.link == nil {
+	if !c.ended && c.link == nil {
 		cs.startReconnect(c, err)
 	}
 	c.mu.Unlock()
