@@ -64,10 +64,8 @@ func (c *Conn) noteRiskLocked() {
 	if ln.riskWarn.allow() {
 		c.log.Warn("mtcp: session is not crash-safe: a crash of this member would lose it",
 			"why", why, "replicas", s.member.Replicas(), "sessions at risk", k)
-	} else {
-		if logOn(c.log, slog.LevelDebug) {
-			c.log.Debug("mtcp: session is not crash-safe", "why", why)
-		}
+	} else if logOn(c.log, slog.LevelDebug) {
+		c.log.Debug("mtcp: session is not crash-safe", "why", why)
 	}
 }
 

@@ -33,12 +33,7 @@ type linkError struct {
 	err error
 }
 
-func (e *linkError) Error() string {
-	if e.op == "" {
-		return e.err.Error()
-	}
-	return e.op + ": " + e.err.Error()
-}
+func (e *linkError) Error() string { return e.op + ": " + e.err.Error() }
 func (e *linkError) Unwrap() error { return e.err }
 
 func isLinkError(err error) bool {

@@ -246,10 +246,11 @@ func (cs *clientSide) runMove(c *Conn, m *move) {
 	cs.moving = nil
 	if err == nil {
 		c.mu.Unlock()
+		pause := time.Since(m.start)
 		if logOn(c.log, slog.LevelInfo) {
-			c.log.Info("mtcp: session moved", "from", m.from.Name, "to", m.to.Name, "pause", time.Since(m.start))
+			c.log.Info("mtcp: session moved", "from", m.from.Name, "to", m.to.Name, "pause", pause)
 		}
-		cs.d.Metrics.Moved(time.Since(m.start))
+		cs.d.Metrics.Moved(pause)
 		m.done <- nil
 		return
 	}

@@ -1,38 +1,25 @@
 package faultproxy
 
 import (
-	"bytes"
-	"crypto/sha256"
-	"io"
-	"math/rand/v2"
 	"net"
 	"testing"
 	"time"
+
+	"github.com/migratory/mtcp/internal/transfer"
 )
 
-// TestSetDelayHoldsEveryByte: through a proxy that delays each way by d, a
-// round trip takes at least 2d, a stream arrives intact (SHA-256), and the
-// end of the stream goes through.
+// TestSetDelayHoldsEveryByte: through a proxy that delays each way by d,
+// the first byte of an echo comes back no sooner than 2d, and 4 MiB and the
+// end of the stream go through intact (SHA-256 of both directions and of
+// what the server read).
 func TestSetDelayHoldsEveryByte(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				_, _ = io.Copy(c, c)
-				_ = c.(*net.TCPConn).CloseWrite()
-			}()
-		}
-	}()
-	p, err := New(ln.Addr().String())
+	srv := transfer.Serve(ln, t.Logf, nil)
+	defer srv.Stop()
+	p, err := New(srv.Addr())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,37 +33,16 @@ func TestSetDelayHoldsEveryByte(t *testing.T) {
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
 
-	msg := []byte("ping")
+	const n, seed = 4 << 20, 7
 	start := time.Now()
-	if _, err := c.Write(msg); err != nil {
-		t.Fatal(err)
-	}
-	got := make([]byte, len(msg))
-	if _, err := io.ReadFull(c, got); err != nil {
-		t.Fatal(err)
-	}
-	if rtt := time.Since(start); rtt < 2*d {
-		t.Fatalf("a round trip took %v through a delay of %v each way", rtt, d)
-	}
-	if !bytes.Equal(got, msg) {
-		t.Fatalf("echo %q, want %q", got, msg)
-	}
-
-	data := make([]byte, 4<<20)
-	r := rand.NewChaCha8([32]byte{7})
-	_, _ = r.Read(data)
-	go func() {
-		_, _ = c.Write(data)
-		_ = c.(*net.TCPConn).CloseWrite()
-	}()
-	h := sha256.New()
-	n, err := io.Copy(h, c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n != int64(len(data)) || !bytes.Equal(h.Sum(nil), sum(data)) {
-		t.Fatalf("echoed %d bytes, want %d, digests differ", n, len(data))
+	var firstBack time.Duration
+	res := transfer.Echo(c.(*net.TCPConn), transfer.NewPattern(n, seed), func(int64) {
+		if firstBack == 0 {
+			firstBack = time.Since(start)
+		}
+	})
+	transfer.RequireEcho(t, res, n, seed, srv.Digest(t))
+	if firstBack < 2*d {
+		t.Fatalf("the first byte came back after %v through a delay of %v each way", firstBack, d)
 	}
 }
-
-func sum(b []byte) []byte { s := sha256.Sum256(b); return s[:] }

@@ -17,6 +17,7 @@ import (
 type Proxy struct {
 	ln     net.Listener
 	target string
+	delay  time.Duration // each way, for connections opened from now on (SetDelay)
 
 	mu       sync.Mutex
 	conns    map[*pair]struct{}
@@ -25,7 +26,6 @@ type Proxy struct {
 	wg       sync.WaitGroup
 
 	resets atomic.Int64
-	delay  time.Duration // each way, for connections opened from now on (SetDelay)
 }
 
 type pair struct{ client, server net.Conn }

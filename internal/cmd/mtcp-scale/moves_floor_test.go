@@ -26,11 +26,6 @@ func TestReconnectFloorDialsAndEchoes(t *testing.T) {
 	if len(took) == 0 {
 		t.Fatal("no reconnect measured in 200ms, one due every 5ms")
 	}
-	for _, d := range took {
-		if d <= 0 {
-			t.Fatalf("a reconnect took %v", d)
-		}
-	}
 
 	// A server that closes at once fails the floor rather than counting it.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -12,8 +12,8 @@ import (
 )
 
 // echoStream writes pattern bytes on a connection as fast as it takes them
-// (or at a set pace) while reading the echo back, checking every byte and noting when each
-// read returned.
+// (or at a set pace) while reading the echo back, checking every byte and
+// noting when each read returned.
 type echoStream struct {
 	c     net.Conn
 	base  time.Time
