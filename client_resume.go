@@ -323,6 +323,10 @@ func (cs *clientSide) resumeOn(ctx context.Context, c *Conn, nc net.Conn, addr s
 		c.mu.Unlock()
 		return errEnded
 	}
+	if err := cs.leaveLinkLocked(c); err != nil {
+		c.mu.Unlock()
+		return err
+	}
 	pos := c.st.Positions()
 	known := cs.knownLocked()
 	c.mu.Unlock()

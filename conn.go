@@ -196,7 +196,15 @@ func (c *Conn) linkDown(l *link, cause error) {
 	}
 	switch c.role {
 	case roleClient:
-		c.client.startReconnect(c, cause)
+		cs := c.client
+		cs.wakeMarkWaitersLocked() // a Migrate waiting on this link
+		if m := cs.moving; m != nil {
+			// The move under way resumes the session (or, if it fails,
+			// reconnects it); the session stands still from now.
+			m.lostLinkLocked()
+			return
+		}
+		cs.startReconnect(c, cause)
 	case roleServer:
 		c.server.detached(c, cause)
 	}

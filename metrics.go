@@ -17,8 +17,9 @@ type Metrics interface {
 	// after the pause (from the link's loss to the resume).
 	Resumed(pause time.Duration)
 	// Moved counts a move by handover, after its pause (client side: from
-	// the move's start to the session running on the new member; server
-	// side: the handover).
+	// when the session left its link, or lost it, to the session running on
+	// the new member, which leaves out the dial the move made while the
+	// stream went on; server side: the handover).
 	Moved(pause time.Duration)
 	// FailedOver counts a session taken over from the replicas of a member
 	// that was gone, after the pause the client saw or the takeover took.

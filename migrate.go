@@ -22,23 +22,81 @@ const (
 	MoveBalance   = wire.MoveBalance   // the pool is unevenly loaded
 )
 
-// move is a client's move in progress.
+// move is a client's move in progress. The session keeps its link while
+// the client dials the target and is challenged there: the stream flows on
+// meanwhile, and stands still only from left on (the proof, the handover
+// and the restore), or from the link's loss if it broke first.
 type move struct {
 	from, to Member
-	start    time.Time
-	done     chan error
+	start    time.Time     // Migrate was called
+	left     time.Time     // the session left its link, or lost it (zero: not yet)
+	done     chan error    // the move's outcome, for Migrate
+	over     chan struct{} // closed when the move has ended, either way
+	// resumable: the client held a checkpoint it can resume from when the
+	// move began (else Migrate waited for one in vain, and it goes as it
+	// is: the member says whether it can move).
+	resumable bool
+}
+
+// errNotResumableYet: the target challenged the client, but the client can
+// no longer resume from any checkpoint it knows (its member let it free
+// input beyond them while it dialled). It sends no PROOF, waits on its link
+// for a checkpoint it can resume from, and dials again.
+var errNotResumableYet = fmt.Errorf("%w: no checkpoint the client can resume from yet", ErrNotMovable)
+
+// leaveLinkLocked (c.mu held) ends the session's link for the move under
+// way, once the target has challenged the client: the positions it proves
+// from now on must stay as they are. The stream went on while the client
+// dialled, and its member may meanwhile have let it free input beyond
+// every checkpoint it knows: then it keeps its link and answers
+// errNotResumableYet. Outside a move (a reconnect) there is no link to
+// leave.
+func (cs *clientSide) leaveLinkLocked(c *Conn) error {
+	m := cs.moving
+	if m == nil {
+		return nil
+	}
+	l := c.link
+	if l != nil && m.resumable && !cs.resumableLocked(c) {
+		return errNotResumableYet
+	}
+	m.lostLinkLocked()
+	if l != nil {
+		c.link = nil
+		l.shutdown()
+	}
+	return nil
+}
+
+// lostLinkLocked notes that the session stands still from now on, if it
+// did not already.
+func (m *move) lostLinkLocked() {
+	if m.left.IsZero() {
+		m.left = time.Now()
+	}
+}
+
+// pause is how long the session stood still for the move.
+func (m *move) pause() time.Duration {
+	if m.left.IsZero() {
+		return 0
+	}
+	return time.Since(m.left)
 }
 
 // Migrate moves this session's server end to the pool member whose client
 // address is to ("" chooses one by spare capacity, see ChooseMember). On a
 // client it returns once the session runs on the new member, or with an
-// error after which the session goes on where it was; a client whose member
-// let it free the input after every checkpoint it knows first waits on its
-// link, within the handshake timeout, to hear of one it can resume from. On
-// a server it asks the client to move and returns once the session has left
-// this member; the client is asked once the session sits at a checkpoint
-// boundary, or after Config.SettleTimeout (see SettleTimeout). The context
-// bounds the wait, not the move.
+// error after which the session goes on where it was (or, if the session
+// ended meanwhile, the error it ended with). The session keeps its link
+// while the client connects to the target and is challenged there: the
+// stream stands still only for the rest of the handshake. A client whose
+// member let it free the input after every checkpoint it knows first waits
+// on its link, within the handshake timeout, to hear of one it can resume
+// from. On a server it asks the client to move and returns once the session
+// has left this member; the client is asked once the session sits at a
+// checkpoint boundary, or after Config.SettleTimeout (see SettleTimeout).
+// The context bounds the wait, not the move.
 func (c *Conn) Migrate(ctx context.Context, to string) error {
 	if c.role == roleServer {
 		return c.server.migrate(ctx, c, to, MoveRequested)
@@ -114,6 +172,11 @@ func (cs *clientSide) migrate(ctx context.Context, c *Conn, to string) error {
 		c.mu.Unlock()
 		return c.opError("migrate", err)
 	}
+	if cs.moving != nil || c.link == nil {
+		// The link broke, or another move began, while this one waited.
+		c.mu.Unlock()
+		return c.opError("migrate", ErrMoveInProgress)
+	}
 	target, err := cs.chooseTargetLocked(to)
 	if err != nil {
 		c.mu.Unlock()
@@ -124,11 +187,9 @@ func (cs *clientSide) migrate(ctx context.Context, c *Conn, to string) error {
 		return nil
 	}
 	from, _ := cs.memberLocked(cs.member)
-	m := &move{from: from, to: target, start: time.Now(), done: make(chan error, 1)}
-	cs.moving = m
-	l := c.link
-	c.link = nil
-	l.shutdown()
+	m := &move{from: from, to: target, start: time.Now(), done: make(chan error, 1), over: make(chan struct{}),
+		resumable: cs.resumableLocked(c)}
+	cs.moving = m // the link stays until the target challenges the client (leaveLinkLocked)
 	c.mu.Unlock()
 	if logOn(c.log, slog.LevelInfo) {
 		c.log.Info("mtcp: moving session", "from", cs.member, "to", target.Name, "addr", target.Addr)
@@ -142,6 +203,39 @@ func (cs *clientSide) migrate(ctx context.Context, c *Conn, to string) error {
 		return nil
 	case <-ctx.Done():
 		return c.opError("migrate", ctx.Err())
+	}
+}
+
+// obeyMove moves the session as its server asked in f, while it was on
+// member from, if the client's policy agrees. A move of the client's own
+// under way when the MOVE came is waited for: if it fails before leaving
+// the link, the session is still on the member that asked, which asks only
+// once per link, so the asked move follows. (If the session moves anyway,
+// the request is stale; if it reconnects, its member asks again on the new
+// link.)
+func (cs *clientSide) obeyMove(c *Conn, f wire.Move, from string) {
+	to := cs.d.policy().MoveRequested(f.Addr, f.Reason)
+	if to == "" {
+		return
+	}
+	for {
+		err := c.Migrate(context.Background(), to)
+		if !errors.Is(err, ErrMoveInProgress) {
+			return
+		}
+		c.mu.Lock()
+		m, member := cs.moving, cs.member
+		c.mu.Unlock()
+		if m == nil || member != from {
+			return
+		}
+		<-m.over
+		c.mu.Lock()
+		stay := cs.member == from && !c.ended
+		c.mu.Unlock()
+		if !stay {
+			return
+		}
 	}
 }
 
@@ -178,25 +272,12 @@ func (cs *clientSide) awaitResumableLocked(ctx context.Context, c *Conn) error {
 	t := time.NewTimer(cs.d.HandshakeTimeout)
 	defer t.Stop()
 	for !cs.resumableLocked(c) {
-		if cs.markCh == nil {
-			cs.markCh = make(chan struct{})
-		}
-		ch := cs.markCh
-		c.mu.Unlock()
-		var err error
-		select {
-		case <-ch:
-		case <-c.endedCh:
-		case <-t.C:
-			c.mu.Lock()
+		if cs.awaitMarkLocked(ctx, c, t.C) {
 			return nil
-		case <-ctx.Done():
-			err = ctx.Err()
 		}
-		c.mu.Lock()
 		switch {
-		case err != nil:
-			return err
+		case ctx.Err() != nil:
+			return ctx.Err()
 		case c.closed:
 			return net.ErrClosed
 		case c.ended:
@@ -206,6 +287,53 @@ func (cs *clientSide) awaitResumableLocked(ctx context.Context, c *Conn) error {
 		}
 	}
 	return nil
+}
+
+// awaitResumableOnLinkLocked (c.mu held, and held again on return) is the
+// wait of a move whose client could no longer resume when the target
+// challenged it: on its link, within the move's time, until it can again.
+// A link lost meanwhile ends the wait: the move is then the session's
+// resume, whatever it proves.
+func (cs *clientSide) awaitResumableOnLinkLocked(ctx context.Context, c *Conn) error {
+	for c.link != nil && !cs.resumableLocked(c) {
+		cs.awaitMarkLocked(ctx, c, nil)
+		if c.ended {
+			return errEnded
+		}
+		if err := ctx.Err(); err != nil && c.link != nil {
+			return fmt.Errorf("%w: waiting for a checkpoint to resume from: %w", ErrNotMovable, err)
+		}
+	}
+	return nil
+}
+
+// awaitMarkLocked (c.mu held, and held again on return) waits for the next
+// mark, the loss of the link, the end of the session, ctx or timeout, and
+// reports whether timeout fired.
+func (cs *clientSide) awaitMarkLocked(ctx context.Context, c *Conn, timeout <-chan time.Time) (timedOut bool) {
+	if cs.markCh == nil {
+		cs.markCh = make(chan struct{})
+	}
+	ch := cs.markCh
+	c.mu.Unlock()
+	select {
+	case <-ch:
+	case <-c.endedCh:
+	case <-ctx.Done():
+	case <-timeout:
+		timedOut = true
+	}
+	c.mu.Lock()
+	return timedOut
+}
+
+// wakeMarkWaitersLocked wakes whoever waits for a mark: one came, or the
+// link it would come on is gone.
+func (cs *clientSide) wakeMarkWaitersLocked() {
+	if cs.markCh != nil {
+		close(cs.markCh)
+		cs.markCh = nil
+	}
 }
 
 func (cs *clientSide) memberLocked(name string) (Member, bool) {
@@ -218,7 +346,8 @@ func (cs *clientSide) memberLocked(name string) (Member, bool) {
 }
 
 // runMove resumes the session at the target; if that fails, the session
-// goes back to where it was (or wherever the pool says it is).
+// goes on where it was: on the link it kept, if the move failed before it
+// left it, or else at its member again (or wherever the pool says it is).
 func (cs *clientSide) runMove(c *Conn, m *move) {
 	ctx, cancel := context.WithTimeout(context.Background(), cs.d.HandshakeTimeout)
 	defer cancel()
@@ -230,10 +359,25 @@ func (cs *clientSide) runMove(c *Conn, m *move) {
 		}
 	}()
 	err := cs.resumeAt(ctx, c, m.to.Addr)
-	// A target that is busy (its takeovers, or a draining member's
-	// handover, did not fit in time) refused before the session left:
-	// the move waits for it, within its time, rather than falling back.
-	for wait := initialBackoff; errors.Is(err, ErrBusy) && ctx.Err() == nil; wait = min(2*wait, maxBackoff/4) {
+	for wait := initialBackoff; ctx.Err() == nil; {
+		if errors.Is(err, errNotResumableYet) {
+			c.mu.Lock()
+			werr := cs.awaitResumableOnLinkLocked(ctx, c)
+			c.mu.Unlock()
+			if werr != nil {
+				err = werr
+				break
+			}
+			err = cs.resumeAt(ctx, c, m.to.Addr)
+			continue
+		}
+		if !errors.Is(err, ErrBusy) {
+			break
+		}
+		// A target that is busy (its takeovers, or a draining member's
+		// handover, did not fit in time) refused before the session
+		// moved: the move waits for it, within its time, rather than
+		// falling back.
 		t := time.NewTimer(wait/2 + time.Duration(rand.Int64N(int64(wait))))
 		select {
 		case <-t.C:
@@ -241,20 +385,26 @@ func (cs *clientSide) runMove(c *Conn, m *move) {
 		case <-ctx.Done():
 			t.Stop()
 		}
+		wait = min(2*wait, maxBackoff/4)
 	}
 	c.mu.Lock()
 	cs.moving = nil
+	close(m.over)
 	if err == nil {
+		pause := m.pause()
 		c.mu.Unlock()
-		pause := time.Since(m.start)
 		if logOn(c.log, slog.LevelInfo) {
-			c.log.Info("mtcp: session moved", "from", m.from.Name, "to", m.to.Name, "pause", pause)
+			c.log.Info("mtcp: session moved", "from", m.from.Name, "to", m.to.Name, "pause", pause, "took", time.Since(m.start))
 		}
 		cs.d.Metrics.Moved(pause)
 		m.done <- nil
 		return
 	}
-	if !c.ended && c.link == nil {
+	if c.ended {
+		// The session ended meanwhile (it may have finished on the link
+		// it kept while the client dialled): that is why the move stopped.
+		err = c.sessionErrLocked()
+	} else if c.link == nil {
 		cs.startReconnect(c, err)
 	}
 	c.mu.Unlock()

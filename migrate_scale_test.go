@@ -22,10 +22,10 @@ import (
 
 // gatedEchoTransfer is echoTransfer whose writer stops after pauseAt bytes
 // until gate is closed; reads give up after a minute.
-func gatedEchoTransfer(c net.Conn, n int64, seed uint64, pauseAt int64, gate <-chan struct{}, onProgress func(int64)) transferResult {
+func gatedEchoTransfer(c net.Conn, n int64, seed uint64, pauseAt int64, gate, end <-chan struct{}, onProgress func(int64)) transferResult {
 	_ = c.SetReadDeadline(time.Now().Add(time.Minute))
 	src := newPattern(n, seed)
-	return echoTransferFrom(c, io.MultiReader(io.LimitReader(src, pauseAt), gateReader(gate), src), onProgress)
+	return echoTransferFrom(c, io.MultiReader(io.LimitReader(src, pauseAt), gateReader(gate), src, gateReader(end)), onProgress)
 }
 
 // gateReader blocks a read until the gate is closed, then says io.EOF.
@@ -91,17 +91,17 @@ func TestMigrateHundredSessionsAtOnce(t *testing.T) {
 
 	// Each session echoes a quarter of its bytes and has half of them
 	// written, then waits for the others.
-	gates := make([]chan struct{}, sessions)
+	gates, ends := make([]chan struct{}, sessions), make([]chan struct{}, sessions)
 	var ready, transfers sync.WaitGroup
 	ready.Add(sessions)
 	results := make([]transferResult, sessions)
 	for i, c := range conns {
-		gates[i] = make(chan struct{})
+		gates[i], ends[i] = make(chan struct{}), make(chan struct{})
 		transfers.Add(1)
 		go func() {
 			defer transfers.Done()
 			var once sync.Once
-			results[i] = gatedEchoTransfer(c, n, uint64(1000+i), n/2, gates[i], func(got int64) {
+			results[i] = gatedEchoTransfer(c, n, uint64(1000+i), n/2, gates[i], ends[i], func(got int64) {
 				if got >= n/4 {
 					once.Do(ready.Done)
 				}
@@ -112,7 +112,8 @@ func TestMigrateHundredSessionsAtOnce(t *testing.T) {
 	waitGroupWithin(t, &ready, 30*time.Second, "sessions ready")
 
 	// All at once, while the rest of the data flows (from the moment its
-	// move begins, so that no session can finish first).
+	// move begins; a session ends its input only after its move, so that
+	// none can finish first).
 	start := make(chan struct{})
 	moveErrs := make([]error, sessions)
 	var moves sync.WaitGroup
@@ -125,6 +126,7 @@ func TestMigrateHundredSessionsAtOnce(t *testing.T) {
 			defer cancel()
 			close(gates[i])
 			moveErrs[i] = c.Migrate(ctx, targets[i%2].Addr().String())
+			close(ends[i]) // the session ends after its move, not during it
 		}()
 	}
 	began := time.Now()

@@ -1,7 +1,6 @@
 package mtcp
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 
@@ -65,10 +64,7 @@ func (c *Conn) handlePoolFrameLocked(l *link, h wire.Header, b []byte) error {
 		}
 		added := cs.noteMark(f)
 		c.pruneMarksLocked()
-		if cs.markCh != nil {
-			close(cs.markCh) // a Migrate waits for a checkpoint it can resume from
-			cs.markCh = nil
-		}
+		cs.wakeMarkWaitersLocked() // a Migrate waits for a checkpoint it can resume from
 		if added {
 			// Acknowledge the output before the mark at once: it makes the
 			// checkpoint durable. (A newer checkpoint at the same position
@@ -79,11 +75,7 @@ func (c *Conn) handlePoolFrameLocked(l *link, h wire.Header, b []byte) error {
 		if logOn(c.log, slog.LevelInfo) {
 			c.log.Info("mtcp: server asks the session to move", "to", f.Name, "addr", f.Addr, "reason", f.Reason)
 		}
-		go func() {
-			if to := cs.d.policy().MoveRequested(f.Addr, f.Reason); to != "" {
-				_ = c.Migrate(context.Background(), to)
-			}
-		}()
+		go cs.obeyMove(c, f, cs.member)
 	}
 	return nil
 }
