@@ -40,6 +40,7 @@ type clientSide struct {
 	markCh   chan struct{} // closed at the next mark (a Migrate waits for one)
 	verify   *wire.Verify  // to send first on the new link
 	moving   *move         // a move under way
+	askedOn  *link         // the link the server's last MOVE came on
 	restored bool          // the last resume restored the session from a checkpoint
 	ps       *policyState  // the move policy's figures
 }
@@ -57,20 +58,24 @@ type markDigest struct {
 // every one the server may restore.
 const maxMarks = 256
 
-// startReconnect (c.mu held) starts resuming on a new link, once.
-func (cs *clientSide) startReconnect(c *Conn, cause error) {
+// startReconnect (c.mu held) starts resuming on a new link, once: the
+// session has stood still since lost (its link's loss), which the resume
+// timeout and the pause the Metrics see count from.
+func (cs *clientSide) startReconnect(c *Conn, cause error, lost time.Time) {
 	if cs.reconnecting {
 		return
 	}
 	cs.reconnecting = true
-	go cs.reconnect(c, cause)
+	if lost.IsZero() {
+		lost = time.Now()
+	}
+	go cs.reconnect(c, cause, lost)
 }
 
 // reconnect redials with exponential backoff and full jitter until a resume
 // succeeds, the session ends, a resume is refused for good, or the resume
 // timeout passes.
-func (cs *clientSide) reconnect(c *Conn, cause error) {
-	start := time.Now()
+func (cs *clientSide) reconnect(c *Conn, cause error, start time.Time) {
 	giveUp := start.Add(cs.d.ResumeTimeout)
 	backoff := initialBackoff
 	lastErr := cause

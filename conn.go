@@ -151,6 +151,7 @@ func (c *Conn) attachLocked(nc net.Conn, br *bufio.Reader) *link {
 	c.link, c.lastWriter = l, l.wmu
 	c.addrs.Store(&addrPair{local: nc.LocalAddr(), remote: nc.RemoteAddr()})
 	if c.client != nil {
+		c.client.askedOn = nil // a MOVE on an older link asks nothing of this one
 		c.startPolicyLocked()
 		if ps := c.client.ps; ps != nil {
 			ps.attached()
@@ -204,7 +205,7 @@ func (c *Conn) linkDown(l *link, cause error) {
 			m.lostLinkLocked()
 			return
 		}
-		cs.startReconnect(c, cause)
+		cs.startReconnect(c, cause, time.Now())
 	case roleServer:
 		c.server.detached(c, cause)
 	}

@@ -404,8 +404,19 @@ func (cs *clientSide) runMove(c *Conn, m *move) {
 		// The session ended meanwhile (it may have finished on the link
 		// it kept while the client dialled): that is why the move stopped.
 		err = c.sessionErrLocked()
-	} else if c.link == nil {
-		cs.startReconnect(c, err)
+	} else {
+		if l := c.link; l != nil && cs.askedOn == l {
+			// The member asked for a move on the link the client kept, and
+			// may hold its application for it: resuming there tells it
+			// that the session stays (it lets its application go on, and
+			// asks again).
+			c.link = nil
+			m.lostLinkLocked()
+			l.shutdown()
+		}
+		if c.link == nil {
+			cs.startReconnect(c, err, m.left)
+		}
 	}
 	c.mu.Unlock()
 	c.log.Warn("mtcp: move failed, staying", "to", m.to.Name, "err", err)

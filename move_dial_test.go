@@ -64,6 +64,7 @@ func TestMoveKeepsLinkWhileDialing(t *testing.T) {
 	}
 	echo()
 
+	old := ap.serverConn(c.SessionID())
 	moved := make(chan error, 1)
 	go func() { moved <- c.Migrate(context.Background(), target) }()
 	<-dialing
@@ -76,6 +77,7 @@ func TestMoveKeepsLinkWhileDialing(t *testing.T) {
 	close(letDial)
 	require.NoError(t, <-moved)
 	require.Equal(t, "m1", c.MemberName())
+	waitNewServerEnd(t, ap, c, old)
 	pause := time.Duration(metrics.pause.Load())
 	t.Logf("the move's pause: %v (its dial waited %v and more)", pause, held)
 	require.Less(t, pause, held, "the pause leaves out the dial")
@@ -295,8 +297,8 @@ func TestMoveAskedDuringOwnFailedMove(t *testing.T) {
 	close(letDial)
 	require.ErrorIs(t, <-moved, ErrMoveFailed, "the client's own move fails")
 	require.NoError(t, <-srvMoved, "the session leaves as the server asked")
-	require.Eventually(t, func() bool { return c.MemberName() == "m1" && ap.serverConn(c.SessionID()) != srv },
-		5*time.Second, time.Millisecond, "the session runs on m1")
+	require.Eventually(t, func() bool { return c.MemberName() == "m1" }, 5*time.Second, time.Millisecond)
+	waitNewServerEnd(t, ap, c, srv)
 	ap.writeEchoed(t, c, src, sent, 1024, 2048)
 	_, err = io.ReadFull(c, buf)
 	require.NoError(t, err)
@@ -378,6 +380,7 @@ func TestMovePauseCountsFromLinkLoss(t *testing.T) {
 	_, err := io.ReadFull(c, buf)
 	require.NoError(t, err)
 	got.Write(buf)
+	old := ap.serverConn(c.SessionID())
 	moved := make(chan error, 1)
 	go func() { moved <- c.Migrate(context.Background(), target) }()
 	<-dialing
@@ -397,9 +400,191 @@ func TestMovePauseCountsFromLinkLoss(t *testing.T) {
 	t.Logf("stood still %v; Metrics.Moved pause %v", stood, pause)
 	require.GreaterOrEqual(t, pause, held, "the pause counts from the link's loss")
 	require.LessOrEqual(t, pause, stood)
+	waitNewServerEnd(t, ap, c, old)
 	ap.writeEchoed(t, c, src, sent, 1024, 2048)
 	_, err = io.ReadFull(c, buf)
 	require.NoError(t, err)
 	got.Write(buf)
 	ap.finishEcho(t, c, sent, got, 0, "m0", "m1")
+}
+
+// waitNewServerEnd waits until the pool's applications serve c's session
+// on another server end than old: when a move returns, the application on
+// the member the session left may still be the newest one known.
+func waitNewServerEnd(t *testing.T, ap *appPool, c *Conn, old *Conn) {
+	t.Helper()
+	require.Eventually(t, func() bool { return ap.serverConn(c.SessionID()) != old }, 5*time.Second, time.Millisecond,
+		"the session's application runs on the member it moved to")
+}
+
+// failFirstDialTo returns a Dialer whose first dial to target fails at
+// once (failed is closed then); the others go through.
+func failFirstDialTo(t *testing.T, target string) (*Dialer, chan struct{}) {
+	failed := make(chan struct{})
+	var once atomic.Bool
+	d := &Dialer{Logger: testLogger(t),
+		DialFunc: func(ctx context.Context, network, address string) (net.Conn, error) {
+			if address == target && once.CompareAndSwap(false, true) {
+				close(failed)
+				return nil, errors.New("target unreachable for a moment (test)")
+			}
+			return (&net.Dialer{}).DialContext(ctx, network, address)
+		}}
+	return d, failed
+}
+
+// TestServerMoveObeyedFailsBeforeChallenge: the server asks the session
+// to move (a settled move: the echo sits at a checkpoint boundary, so the
+// server holds its application once the MOVE is out). The client obeys,
+// but its dial to the target fails at once, before any CHALLENGE, on the
+// link it kept. It then leaves that link and resumes at its member, which
+// lets its application go on and asks again: the stream goes on at once,
+// and the second move succeeds. (A client that stayed on the kept link
+// would leave the application held until the member's settle timer, and
+// never be asked again.)
+func TestServerMoveObeyedFailsBeforeChallenge(t *testing.T) {
+	ap := startReplicatedPair(t)
+	defer ap.close()
+	target := ap.addr("m1")
+	d, failed := failFirstDialTo(t, target)
+	c := ap.dial(t, d, "m0")
+	defer c.Close() // if the test fails
+	src := newPattern(1<<20, 5)
+	sent, got := sha256.New(), sha256.New()
+	buf := make([]byte, 1024)
+	ap.writeEchoed(t, c, src, sent, 1024, 1024)
+	_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	_, err := io.ReadFull(c, buf)
+	require.NoError(t, err)
+	got.Write(buf)
+
+	srv := ap.serverConn(c.SessionID())
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	srvMoved := make(chan error, 1)
+	go func() { srvMoved <- srv.Migrate(ctx, target) }()
+	<-failed // the client obeyed the MOVE, and its dial failed
+
+	echoStart := time.Now()
+	p := make([]byte, 1024)
+	_, _ = io.ReadFull(src, p)
+	sent.Write(p)
+	_, err = c.Write(p)
+	require.NoError(t, err)
+	_, err = io.ReadFull(c, buf)
+	require.NoError(t, err)
+	got.Write(buf)
+	echoTook := time.Since(echoStart)
+	t.Logf("the echo after the failed dial took %v (on %s)", echoTook, c.MemberName())
+	require.Less(t, echoTook, time.Second, "the stream stood still after the client's move failed")
+	require.NoError(t, <-srvMoved, "the member asks again, and the session moves")
+	require.Eventually(t, func() bool { return c.MemberName() == "m1" }, 5*time.Second, time.Millisecond)
+	waitNewServerEnd(t, ap, c, srv)
+	ap.finishEcho(t, c, sent, got, 0, "m0", "m1")
+}
+
+// TestDrainObeyedMoveFailsBeforeChallenge: the same through Drain. The
+// draining member asks the session to move; the client's dial to the
+// target fails once, before any CHALLENGE. The session resumes at its
+// member, which asks again at once: the drain does not wait for its retry
+// after the move's time.
+func TestDrainObeyedMoveFailsBeforeChallenge(t *testing.T) {
+	ap := startReplicatedPair(t)
+	defer ap.close()
+	d, failed := failFirstDialTo(t, ap.addr("m1"))
+	c := ap.dial(t, d, "m0")
+	defer c.Close() // if the test fails
+	src := newPattern(1<<20, 7)
+	sent, got := sha256.New(), sha256.New()
+	buf := make([]byte, 1024)
+	ap.writeEchoed(t, c, src, sent, 1024, 1024)
+	_ = c.SetReadDeadline(time.Now().Add(60 * time.Second))
+	_, err := io.ReadFull(c, buf)
+	require.NoError(t, err)
+	got.Write(buf)
+	srv := ap.serverConn(c.SessionID())
+
+	start := time.Now()
+	drained := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		drained <- ap.member("m0").Drain(ctx)
+	}()
+	<-failed
+	require.NoError(t, <-drained)
+	took := time.Since(start)
+	t.Logf("the drain took %v; the session is on %s", took, c.MemberName())
+	require.Less(t, took, 2*time.Second, "the drain waited for its retry")
+	waitNewServerEnd(t, ap, c, srv)
+	ap.writeEchoed(t, c, src, sent, 1024, 2048)
+	_, err = io.ReadFull(c, buf)
+	require.NoError(t, err)
+	got.Write(buf)
+	ap.finishEcho(t, c, sent, got, 0, "m0", "m1")
+}
+
+// resumeMetrics records the pause of the last resume.
+type resumeMetrics struct {
+	noMetrics
+	resumed atomic.Int64
+}
+
+func (m *resumeMetrics) Resumed(pause time.Duration) { m.resumed.Store(int64(pause)) }
+
+// TestResumePauseCountsFromLinkLossDuringMove: the link breaks while the
+// move dials (the session stands still from then on), then the dial fails
+// and the session reconnects to its member. Metrics.Resumed counts the
+// pause from the link's loss, as for any other reconnect, not from when
+// the failed move handed over to the reconnect.
+func TestResumePauseCountsFromLinkLossDuringMove(t *testing.T) {
+	ap := startReplicatedPair(t)
+	defer ap.close()
+	target := ap.addr("m1")
+	dialing, letDial := make(chan struct{}), make(chan struct{})
+	var failed atomic.Bool
+	metrics := &resumeMetrics{}
+	d := &Dialer{Logger: testLogger(t), Metrics: metrics,
+		DialFunc: func(ctx context.Context, network, address string) (net.Conn, error) {
+			if address == target && failed.CompareAndSwap(false, true) {
+				close(dialing)
+				<-letDial
+				return nil, errors.New("target unreachable (test)")
+			}
+			return (&net.Dialer{}).DialContext(ctx, network, address)
+		}}
+	c := ap.dial(t, d, "m0")
+	defer c.Close() // if the test fails
+	src := newPattern(1<<20, 3)
+	sent, got := sha256.New(), sha256.New()
+	ap.writeEchoed(t, c, src, sent, 1024, 1024)
+	buf := make([]byte, 1024)
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, err := io.ReadFull(c, buf)
+	require.NoError(t, err)
+	got.Write(buf)
+	moved := make(chan error, 1)
+	go func() { moved <- c.Migrate(context.Background(), target) }()
+	<-dialing
+	c.mu.Lock()
+	l := c.link
+	c.mu.Unlock()
+	closed := time.Now()
+	_ = l.nc.Close()
+	require.Eventually(t, func() bool { c.mu.Lock(); defer c.mu.Unlock(); return c.link == nil }, 5*time.Second, time.Millisecond)
+	const held = 300 * time.Millisecond
+	time.Sleep(held)
+	close(letDial)
+	require.ErrorIs(t, <-moved, ErrMoveFailed)
+	require.Eventually(t, func() bool { return metrics.resumed.Load() != 0 }, 10*time.Second, time.Millisecond)
+	stood := time.Since(closed)
+	pause := time.Duration(metrics.resumed.Load())
+	t.Logf("stood still about %v; Metrics.Resumed pause %v", stood, pause)
+	require.GreaterOrEqual(t, pause, held, "the pause counts from the link's loss")
+	require.LessOrEqual(t, pause, stood)
+	ap.writeEchoed(t, c, src, sent, 1024, 2048)
+	_, err = io.ReadFull(c, buf)
+	require.NoError(t, err)
+	got.Write(buf)
+	ap.finishEcho(t, c, sent, got, 0, "m0")
 }
