@@ -40,7 +40,6 @@ type clientSide struct {
 	markCh   chan struct{} // closed at the next mark (a Migrate waits for one)
 	verify   *wire.Verify  // to send first on the new link
 	moving   *move         // a move under way
-	askedOn  *link         // the link the server's last MOVE came on
 	restored bool          // the last resume restored the session from a checkpoint
 	ps       *policyState  // the move policy's figures
 }
@@ -94,7 +93,10 @@ func (cs *clientSide) reconnect(c *Conn, cause error, start time.Time) {
 				return
 			}
 		}
-		if !time.Now().Before(giveUp) {
+		// The first attempt is made even when the session was lost long
+		// ago (a move that went on as its resume failed late): the session
+		// is not lost before its member was tried.
+		if attempt > 1 && !time.Now().Before(giveUp) {
 			c.mu.Lock()
 			cs.reconnecting = false
 			err := fmt.Errorf("%w after %v: %w", ErrResumeTimeout, cs.d.ResumeTimeout, lastErr)
@@ -105,7 +107,11 @@ func (cs *clientSide) reconnect(c *Conn, cause error, start time.Time) {
 			c.mu.Unlock()
 			return
 		}
-		ctx, cancel := context.WithDeadline(context.Background(), minTime(giveUp, time.Now().Add(cs.d.HandshakeTimeout)))
+		deadline := minTime(giveUp, time.Now().Add(cs.d.HandshakeTimeout))
+		if first := time.Now().Add(min(cs.d.HandshakeTimeout, cs.d.ResumeTimeout)); attempt == 1 && deadline.Before(first) {
+			deadline = first
+		}
+		ctx, cancel := context.WithDeadline(context.Background(), deadline)
 		go func() {
 			select {
 			case <-c.endedCh:

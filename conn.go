@@ -151,7 +151,6 @@ func (c *Conn) attachLocked(nc net.Conn, br *bufio.Reader) *link {
 	c.link, c.lastWriter = l, l.wmu
 	c.addrs.Store(&addrPair{local: nc.LocalAddr(), remote: nc.RemoteAddr()})
 	if c.client != nil {
-		c.client.askedOn = nil // a MOVE on an older link asks nothing of this one
 		c.startPolicyLocked()
 		if ps := c.client.ps; ps != nil {
 			ps.attached()

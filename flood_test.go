@@ -3,12 +3,14 @@ package mtcp
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -257,7 +259,7 @@ func TestHonestSessionsThroughAHandshakeFlood(t *testing.T) {
 	// queue: its dial is given the time to.
 	d := Dialer{Logger: testLogger(t), Window: buffer, Retention: buffer, HandshakeTimeout: 15 * time.Second,
 		DialFunc: paths.dial}
-	var slowestDial atomic.Int64
+	var slowestDial, reopened atomic.Int64
 	results := make([]transferResult, honest)
 	dialErrs := make([]error, honest)
 	var wg sync.WaitGroup
@@ -269,6 +271,17 @@ func TestHonestSessionsThroughAHandshakeFlood(t *testing.T) {
 			d := d
 			d.Metrics = &resumes[i]
 			c, err := d.Dial("tcp", addr)
+			// A client whose first flight has not reached the listener
+			// 20 ms after its handshake began looks like the flood's
+			// silent connections, and may be closed to make room (the
+			// listener's documented patience). In this process, among the
+			// flood's goroutines and the watcher's forced collections
+			// under -race, an honest client's goroutine may not run for
+			// that long: it opens again, and the test bounds how often.
+			for try := 0; try < 3 && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)); try++ {
+				reopened.Add(1)
+				c, err = d.Dial("tcp", addr)
+			}
 			opening.Done()
 			for took := int64(time.Since(dialStart)); ; {
 				if prev := slowestDial.Load(); took <= prev || slowestDial.CompareAndSwap(prev, took) {
@@ -298,7 +311,8 @@ func TestHonestSessionsThroughAHandshakeFlood(t *testing.T) {
 	ln.mu.Unlock()
 	t.Logf("%d honest sessions in %v through %d reset rounds (%d connections reset, %d resumes); flood: %d connections opened, %d resume HELLOs challenged, %d handshakes closed to make room",
 		honest, took.Round(time.Millisecond), resetRounds.Load(), paths.resets.Load(), totalResumes(resumes), flood.opened.Load(), flood.challenged.Load(), madeRoom)
-	t.Logf("slowest dial %v", time.Duration(slowestDial.Load()).Round(time.Millisecond))
+	t.Logf("slowest dial %v; honest opens closed to make room and made again: %d", time.Duration(slowestDial.Load()).Round(time.Millisecond), reopened.Load())
+	require.LessOrEqual(t, reopened.Load(), int64(honest/10), "honest clients are closed to make room")
 	t.Logf("peaks: %d handshakes at once (max %d); goroutines %d before the flood, %d with the flood alone, %d with the honest sessions; live heap %d MiB before, %d MiB with the flood alone, %d MiB with the honest sessions",
 		peakHS, slots, baseG, floodG, peakG, base.HeapInuse>>20, floodHeap>>20, peakHeap>>20)
 

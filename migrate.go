@@ -206,21 +206,26 @@ func (cs *clientSide) migrate(ctx context.Context, c *Conn, to string) error {
 	}
 }
 
-// obeyMove moves the session as its server asked in f, while it was on
-// member from, if the client's policy agrees. A move of the client's own
-// under way when the MOVE came is waited for: if it fails before leaving
-// the link, the session is still on the member that asked, which asks only
-// once per link, so the asked move follows. (If the session moves anyway,
-// the request is stale; if it reconnects, its member asks again on the new
-// link.)
-func (cs *clientSide) obeyMove(c *Conn, f wire.Move, from string) {
+// obeyMove moves the session as its server asked in f, on link l while it
+// was on member from, if the client's policy agrees. A move of the
+// client's own under way when the MOVE came is waited for: if it fails
+// before leaving the link, the session is still on the member that asked,
+// which asks only once per link, so the asked move follows. (If the session
+// moves anyway, the request is stale; if it reconnects, its member asks
+// again on the new link.) If the asked move fails while the session is
+// still on l, see releaseAsk.
+func (cs *clientSide) obeyMove(c *Conn, f wire.Move, from string, l *link) {
 	to := cs.d.policy().MoveRequested(f.Addr, f.Reason)
 	if to == "" {
 		return
 	}
 	for {
 		err := c.Migrate(context.Background(), to)
+		if err == nil {
+			return
+		}
 		if !errors.Is(err, ErrMoveInProgress) {
+			cs.releaseAsk(c, l, err)
 			return
 		}
 		c.mu.Lock()
@@ -237,6 +242,24 @@ func (cs *clientSide) obeyMove(c *Conn, f wire.Move, from string) {
 			return
 		}
 	}
+}
+
+// releaseAsk ends link l after a move its member asked for on it failed
+// with the session still there (before the target's CHALLENGE, or before
+// the move began), and resumes the session at the member. The member may
+// hold its application for the move it asked for, and asks once per link:
+// resuming there tells it that the session stays, so it lets its
+// application go on and asks again (at most a few times). Staying on l
+// would leave the application held until the member's settle timer.
+func (cs *clientSide) releaseAsk(c *Conn, l *link, cause error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.link != l || c.ended || c.closed || cs.moving != nil {
+		return // the session left l, ends, or moves again
+	}
+	c.link = nil
+	l.shutdown()
+	cs.startReconnect(c, cause, time.Now())
 }
 
 // resumableLocked reports whether the client holds what a live move needs:
@@ -404,19 +427,8 @@ func (cs *clientSide) runMove(c *Conn, m *move) {
 		// The session ended meanwhile (it may have finished on the link
 		// it kept while the client dialled): that is why the move stopped.
 		err = c.sessionErrLocked()
-	} else {
-		if l := c.link; l != nil && cs.askedOn == l {
-			// The member asked for a move on the link the client kept, and
-			// may hold its application for it: resuming there tells it
-			// that the session stays (it lets its application go on, and
-			// asks again).
-			c.link = nil
-			m.lostLinkLocked()
-			l.shutdown()
-		}
-		if c.link == nil {
-			cs.startReconnect(c, err, m.left)
-		}
+	} else if c.link == nil {
+		cs.startReconnect(c, err, m.left)
 	}
 	c.mu.Unlock()
 	c.log.Warn("mtcp: move failed, staying", "to", m.to.Name, "err", err)

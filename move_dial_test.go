@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"hash"
 	"io"
 	"net"
@@ -587,4 +588,235 @@ func TestResumePauseCountsFromLinkLossDuringMove(t *testing.T) {
 	require.NoError(t, err)
 	got.Write(buf)
 	ap.finishEcho(t, c, sent, got, 0, "m0")
+}
+
+// declinePolicy never obeys the server's MOVE and never moves on its own.
+type declinePolicy struct{ asked atomic.Int32 }
+
+func (p *declinePolicy) MoveRequested(string, MoveReason) string { p.asked.Add(1); return "" }
+func (p *declinePolicy) Check(PolicyStats) string                { return "" }
+
+// elsewherePolicy answers every MOVE with an address the pool does not
+// have, so the obeyed move fails before it begins.
+type elsewherePolicy struct{ asked atomic.Int32 }
+
+func (p *elsewherePolicy) MoveRequested(string, MoveReason) string {
+	p.asked.Add(1)
+	return "127.0.0.1:1"
+}
+func (p *elsewherePolicy) Check(PolicyStats) string { return "" }
+
+// countMetrics counts resumes.
+type countMetrics struct {
+	noMetrics
+	resumed atomic.Int32
+}
+
+func (m *countMetrics) Resumed(time.Duration) { m.resumed.Add(1) }
+
+func linkOf(c *Conn) *link {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.link
+}
+
+// TestReconnectAfterLateFailedMoveTriesItsMember: the link breaks as a move
+// begins, and the move's dial to a target that never answers takes the
+// whole handshake timeout, longer than the Dialer's resume timeout. The
+// reconnect that follows counts from the link's loss, so its time is spent
+// before it starts; it still tries the session's member once, which is up,
+// and the session lives on.
+func TestReconnectAfterLateFailedMoveTriesItsMember(t *testing.T) {
+	ap := startReplicatedPair(t)
+	defer ap.close()
+	target := ap.addr("m1")
+	dialing := make(chan struct{})
+	var once atomic.Bool
+	var ownDials atomic.Int32
+	d := &Dialer{Logger: testLogger(t), HandshakeTimeout: 2 * time.Second, ResumeTimeout: 1500 * time.Millisecond,
+		DialFunc: func(ctx context.Context, network, address string) (net.Conn, error) {
+			if address == target && once.CompareAndSwap(false, true) {
+				close(dialing)
+				<-ctx.Done() // a target that never answers
+				return nil, ctx.Err()
+			}
+			if address == ap.addr("m0") {
+				ownDials.Add(1)
+			}
+			return (&net.Dialer{}).DialContext(ctx, network, address)
+		}}
+	c := ap.dial(t, d, "m0")
+	defer c.Close() // if the test fails
+	src := newPattern(1<<20, 3)
+	sent, got := sha256.New(), sha256.New()
+	ap.writeEchoed(t, c, src, sent, 1024, 1024)
+	buf := make([]byte, 1024)
+	_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	_, err := io.ReadFull(c, buf)
+	require.NoError(t, err)
+	got.Write(buf)
+	before := ownDials.Load()
+
+	moved := make(chan error, 1)
+	go func() { moved <- c.Migrate(context.Background(), target) }()
+	<-dialing
+	_ = linkOf(c).nc.Close()
+	require.ErrorIs(t, <-moved, ErrMoveFailed)
+	require.Eventually(t, func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.link != nil || c.ended
+	}, 10*time.Second, time.Millisecond)
+	require.NoError(t, c.Err(), "the session was lost though its member was up")
+	require.Positive(t, ownDials.Load()-before, "the member was dialled")
+	ap.writeEchoed(t, c, src, sent, 1024, 2048)
+	_, err = io.ReadFull(c, buf)
+	require.NoError(t, err)
+	got.Write(buf)
+	ap.finishEcho(t, c, sent, got, 0, "m0")
+}
+
+// TestDeclinedMoveThenOwnFailedMoveKeepsLink: the server asks the session
+// to move and the client's policy declines. Later a move of the client's
+// own fails before any CHALLENGE. Nothing asked for that move, so the
+// session stays on its link, untouched: no resume, and no new request of
+// the member to hold its application for.
+func TestDeclinedMoveThenOwnFailedMoveKeepsLink(t *testing.T) {
+	const hold = 1500 * time.Millisecond
+	ap := startAppPool(t, 2, func(c *Config) { c.Replicas = 1; c.HandshakeTimeout = hold }, appOptions{})
+	defer ap.close()
+	target := ap.addr("m1")
+	d, failed := failFirstDialTo(t, target)
+	pol := &declinePolicy{}
+	metrics := &countMetrics{}
+	d.Policy, d.Metrics = pol, metrics
+	c := ap.dial(t, d, "m0")
+	defer c.Close() // if the test fails
+	src := newPattern(1<<20, 5)
+	sent, got := sha256.New(), sha256.New()
+	buf := make([]byte, 1024)
+	wrote := 0
+	echo := func() time.Duration {
+		t.Helper()
+		start := time.Now()
+		wrote += 1024
+		ap.writeEchoed(t, c, src, sent, 1024, wrote)
+		_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		_, err := io.ReadFull(c, buf)
+		require.NoError(t, err)
+		got.Write(buf)
+		return time.Since(start)
+	}
+	echo()
+
+	srv := ap.serverConn(c.SessionID())
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	require.ErrorIs(t, srv.Migrate(ctx, target), context.DeadlineExceeded)
+	require.Eventually(t, func() bool { return pol.asked.Load() == 1 }, 5*time.Second, time.Millisecond)
+	time.Sleep(hold + 300*time.Millisecond) // the member lets its application go on
+	echo()
+
+	l := linkOf(c)
+	require.ErrorIs(t, c.Migrate(context.Background(), target), ErrMoveFailed)
+	<-failed
+	took := echo()
+	t.Logf("the echo after the failed move took %v", took)
+	require.Less(t, took, time.Second, "the stream stood still after a failed move nobody asked for")
+	require.True(t, linkOf(c) == l, "the session left a healthy link")
+	require.Zero(t, metrics.resumed.Load())
+	require.EqualValues(t, 1, pol.asked.Load(), "the member was not asked to move the session again")
+	ap.finishEcho(t, c, sent, got, 0, "m0")
+}
+
+// TestObeyedMoveFailingAtOnceReleasesItsMember: the client's policy obeys
+// the server's MOVE with a target the client cannot move to, so the move
+// fails before it begins. The member holds its application for the move it
+// asked for; the client leaves the link and resumes at its member, which
+// lets the application go on (and asks again, a few times): the stream does
+// not stand still for the member's settle timer.
+func TestObeyedMoveFailingAtOnceReleasesItsMember(t *testing.T) {
+	ap := startReplicatedPair(t)
+	defer ap.close()
+	pol := &elsewherePolicy{}
+	c := ap.dial(t, &Dialer{Logger: testLogger(t), Policy: pol}, "m0")
+	defer c.Close() // if the test fails
+	src := newPattern(1<<20, 11)
+	sent, got := sha256.New(), sha256.New()
+	buf := make([]byte, 1024)
+	ap.writeEchoed(t, c, src, sent, 1024, 1024)
+	_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	_, err := io.ReadFull(c, buf)
+	require.NoError(t, err)
+	got.Write(buf)
+
+	srv := ap.serverConn(c.SessionID())
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	srvMoved := make(chan error, 1)
+	go func() { srvMoved <- srv.Migrate(ctx, ap.addr("m1")) }()
+	require.Eventually(t, func() bool { return pol.asked.Load() >= 1 }, 5*time.Second, time.Millisecond)
+	start := time.Now()
+	ap.writeEchoed(t, c, src, sent, 1024, 2048)
+	_, err = io.ReadFull(c, buf)
+	require.NoError(t, err)
+	got.Write(buf)
+	took := time.Since(start)
+	t.Logf("the echo after the obeyed move failed took %v; the policy was asked %d times", took, pol.asked.Load())
+	require.Less(t, took, 2*time.Second, "the stream stood still for the member's settle timer")
+	require.ErrorIs(t, <-srvMoved, context.DeadlineExceeded, "the session cannot move")
+	ap.finishEcho(t, c, sent, got, 0, "m0")
+}
+
+// TestAskedMoveFailingRepeatedly: the target refuses the first n dials.
+// Each failed asked move resumes at the member, which asks again, a
+// bounded number of times. The session keeps every byte either way.
+func TestAskedMoveFailingRepeatedly(t *testing.T) {
+	for _, n := range []int32{2, 5} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			ap := startReplicatedPair(t)
+			defer ap.close()
+			target := ap.addr("m1")
+			var dials atomic.Int32
+			metrics := &countMetrics{}
+			d := &Dialer{Logger: testLogger(t), Metrics: metrics,
+				DialFunc: func(ctx context.Context, network, address string) (net.Conn, error) {
+					if address == target && dials.Add(1) <= n {
+						return nil, errors.New("target unreachable (test)")
+					}
+					return (&net.Dialer{}).DialContext(ctx, network, address)
+				}}
+			c := ap.dial(t, d, "m0")
+			defer c.Close() // if the test fails
+			src := newPattern(1<<20, 9)
+			sent, got := sha256.New(), sha256.New()
+			ap.writeEchoed(t, c, src, sent, 1024, 1024)
+			buf := make([]byte, 1024)
+			_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+			_, err := io.ReadFull(c, buf)
+			require.NoError(t, err)
+			got.Write(buf)
+			srv := ap.serverConn(c.SessionID())
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			defer cancel()
+			err = srv.Migrate(ctx, target)
+			t.Logf("server Migrate: %v; target dials %d; resumes %d; on %s", err, dials.Load(), metrics.resumed.Load(), c.MemberName())
+			if n < 3 {
+				require.NoError(t, err)
+				require.Eventually(t, func() bool { return c.MemberName() == "m1" }, 5*time.Second, time.Millisecond)
+				waitNewServerEnd(t, ap, c, srv)
+			}
+			start := time.Now()
+			ap.writeEchoed(t, c, src, sent, 1024, 2048)
+			_, err = io.ReadFull(c, buf)
+			require.NoError(t, err)
+			got.Write(buf)
+			require.Less(t, time.Since(start), 2*time.Second, "the stream stood still")
+			if n < 3 {
+				ap.finishEcho(t, c, sent, got, 0, "m0", "m1")
+			} else {
+				ap.finishEcho(t, c, sent, got, 0, "m0")
+			}
+		})
+	}
 }

@@ -75,8 +75,7 @@ func (c *Conn) handlePoolFrameLocked(l *link, h wire.Header, b []byte) error {
 		if logOn(c.log, slog.LevelInfo) {
 			c.log.Info("mtcp: server asks the session to move", "to", f.Name, "addr", f.Addr, "reason", f.Reason)
 		}
-		cs.askedOn = l
-		go cs.obeyMove(c, f, cs.member)
+		go cs.obeyMove(c, f, cs.member, l)
 	}
 	return nil
 }
