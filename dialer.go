@@ -42,8 +42,11 @@ type Dialer struct {
 
 	// ResumeTimeout is how long a session whose link broke keeps trying to
 	// resume before it is lost (Read and Write then fail with a
-	// *SessionLostError). It also bounds how long a closed session keeps
-	// trying to deliver its last bytes.
+	// *SessionLostError), counted from the link's loss. A link lost during
+	// a move leaves the move to finish as the session's resume; if it
+	// fails, at least one attempt at the session's member follows, within
+	// the shorter of ResumeTimeout and HandshakeTimeout. It also bounds how
+	// long a closed session keeps trying to deliver its last bytes.
 	ResumeTimeout time.Duration
 
 	// KeepAlive is how long a link may stay quiet before a ping is sent;
