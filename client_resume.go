@@ -40,6 +40,7 @@ type clientSide struct {
 	markCh   chan struct{} // closed at the next mark (a Migrate waits for one)
 	verify   *wire.Verify  // to send first on the new link
 	moving   *move         // a move under way
+	obeying  *link         // the link the member asked for the move being obeyed on
 	restored bool          // the last resume restored the session from a checkpoint
 	ps       *policyState  // the move policy's figures
 }
@@ -81,6 +82,12 @@ func (cs *clientSide) reconnect(c *Conn, cause error, start time.Time) {
 	var answer error  // the last refusal a member sent, which says more than a failed dial
 	answered := false // lastErr is that answer
 	next := ""        // where a redirect sends the next attempt
+	// An attempt is made even after the resume timeout in two cases: the
+	// first (a move that went on as the session's resume may have used the
+	// time up: the session is not lost before its member was tried), and
+	// one that follows a redirect to where the session is now, a few times
+	// at most.
+	mustTry, late := true, 0
 	for attempt := 1; ; attempt++ {
 		if attempt > 1 {
 			wait := min(time.Duration(rand.Int64N(int64(backoff)))+time.Millisecond, time.Until(giveUp))
@@ -93,10 +100,9 @@ func (cs *clientSide) reconnect(c *Conn, cause error, start time.Time) {
 				return
 			}
 		}
-		// The first attempt is made even when the session was lost long
-		// ago (a move that went on as its resume failed late): the session
-		// is not lost before its member was tried.
-		if attempt > 1 && !time.Now().Before(giveUp) {
+		if overdue := !time.Now().Before(giveUp); overdue && mustTry && late < maxLateAttempts {
+			late++
+		} else if overdue {
 			c.mu.Lock()
 			cs.reconnecting = false
 			err := fmt.Errorf("%w after %v: %w", ErrResumeTimeout, cs.d.ResumeTimeout, lastErr)
@@ -108,9 +114,10 @@ func (cs *clientSide) reconnect(c *Conn, cause error, start time.Time) {
 			return
 		}
 		deadline := minTime(giveUp, time.Now().Add(cs.d.HandshakeTimeout))
-		if first := time.Now().Add(min(cs.d.HandshakeTimeout, cs.d.ResumeTimeout)); attempt == 1 && deadline.Before(first) {
-			deadline = first
+		if least := time.Now().Add(min(cs.d.HandshakeTimeout, cs.d.ResumeTimeout)); mustTry && deadline.Before(least) {
+			deadline = least
 		}
+		mustTry = false
 		ctx, cancel := context.WithDeadline(context.Background(), deadline)
 		go func() {
 			select {
@@ -159,6 +166,7 @@ func (cs *clientSide) reconnect(c *Conn, cause error, start time.Time) {
 			}
 			backoff = initialBackoff
 			next = rd.addr
+			mustTry = true
 			continue
 		}
 		if logOn(c.log, slog.LevelDebug) {
@@ -182,6 +190,10 @@ func (cs *clientSide) reconnect(c *Conn, cause error, start time.Time) {
 		}
 	}
 }
+
+// maxLateAttempts bounds the attempts a reconnect makes after its resume
+// timeout (see reconnect).
+const maxLateAttempts = 3
 
 // tryOthersAfter is how many failed attempts at the session's own member
 // the client makes before it also tries the pool's other members, which can

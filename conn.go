@@ -151,6 +151,7 @@ func (c *Conn) attachLocked(nc net.Conn, br *bufio.Reader) *link {
 	c.link, c.lastWriter = l, l.wmu
 	c.addrs.Store(&addrPair{local: nc.LocalAddr(), remote: nc.RemoteAddr()})
 	if c.client != nil {
+		c.client.obeying = nil // a move asked for on an older link is settled by this one
 		c.startPolicyLocked()
 		if ps := c.client.ps; ps != nil {
 			ps.attached()
@@ -201,7 +202,7 @@ func (c *Conn) linkDown(l *link, cause error) {
 		if m := cs.moving; m != nil {
 			// The move under way resumes the session (or, if it fails,
 			// reconnects it); the session stands still from now.
-			m.lostLinkLocked()
+			m.linkLostLocked(cs.d.ResumeTimeout)
 			return
 		}
 		cs.startReconnect(c, cause, time.Now())

@@ -43,9 +43,11 @@ type Dialer struct {
 	// ResumeTimeout is how long a session whose link broke keeps trying to
 	// resume before it is lost (Read and Write then fail with a
 	// *SessionLostError), counted from the link's loss. A link lost during
-	// a move leaves the move to finish as the session's resume; if it
-	// fails, at least one attempt at the session's member follows, within
-	// the shorter of ResumeTimeout and HandshakeTimeout. It also bounds how
+	// a move leaves the move, within this time, to finish as the session's
+	// resume. Past it, the session still makes one attempt at its member
+	// (when the move used the time up) and follows a member's redirect to
+	// where the session is now (a few times at most), each within the
+	// shorter of ResumeTimeout and HandshakeTimeout. It also bounds how
 	// long a closed session keeps trying to deliver its last bytes.
 	ResumeTimeout time.Duration
 

@@ -32,6 +32,9 @@ type move struct {
 	left     time.Time     // the session left its link, or lost it (zero: not yet)
 	done     chan error    // the move's outcome, for Migrate
 	over     chan struct{} // closed when the move has ended, either way
+	ctx      context.Context
+	cancel   context.CancelFunc
+	cutOff   *time.Timer // ends the move a resume timeout after the link's loss
 	// resumable: the client held a checkpoint it can resume from when the
 	// move began (else Migrate waited for one in vain, and it goes as it
 	// is: the member says whether it can move).
@@ -73,6 +76,17 @@ func (cs *clientSide) leaveLinkLocked(c *Conn) error {
 func (m *move) lostLinkLocked() {
 	if m.left.IsZero() {
 		m.left = time.Now()
+	}
+}
+
+// linkLostLocked (c.mu held) notes that the session's link broke during
+// the move: the move is now the session's resume, and the session is lost
+// if no resume succeeds within the resume timeout from now, so the move
+// ends then at the latest (a reconnect at the member still follows).
+func (m *move) linkLostLocked(resumeTimeout time.Duration) {
+	m.lostLinkLocked()
+	if dl, ok := m.ctx.Deadline(); m.cutOff == nil && (!ok || time.Until(dl) > resumeTimeout) {
+		m.cutOff = time.AfterFunc(resumeTimeout, m.cancel)
 	}
 }
 
@@ -189,6 +203,7 @@ func (cs *clientSide) migrate(ctx context.Context, c *Conn, to string) error {
 	from, _ := cs.memberLocked(cs.member)
 	m := &move{from: from, to: target, start: time.Now(), done: make(chan error, 1), over: make(chan struct{}),
 		resumable: cs.resumableLocked(c)}
+	m.ctx, m.cancel = context.WithTimeout(context.Background(), cs.d.HandshakeTimeout)
 	cs.moving = m // the link stays until the target challenges the client (leaveLinkLocked)
 	c.mu.Unlock()
 	if logOn(c.log, slog.LevelInfo) {
@@ -212,20 +227,40 @@ func (cs *clientSide) migrate(ctx context.Context, c *Conn, to string) error {
 // before leaving the link, the session is still on the member that asked,
 // which asks only once per link, so the asked move follows. (If the session
 // moves anyway, the request is stale; if it reconnects, its member asks
-// again on the new link.) If the asked move fails while the session is
-// still on l, see releaseAsk.
+// again on the new link.)
+//
+// The member may hold its application for the move it asked for. While
+// the client obeys, cs.obeying names l: any move that fails with the
+// session still on l then leaves it and resumes at the member
+// (releaseLocked), which lets its application go on and asks again.
 func (cs *clientSide) obeyMove(c *Conn, f wire.Move, from string, l *link) {
 	to := cs.d.policy().MoveRequested(f.Addr, f.Reason)
 	if to == "" {
 		return
 	}
+	c.mu.Lock()
+	if c.link == l {
+		cs.obeying = l
+	}
+	c.mu.Unlock()
 	for {
 		err := c.Migrate(context.Background(), to)
 		if err == nil {
+			c.mu.Lock()
+			if cs.obeying == l && c.link == l {
+				cs.obeying = nil // it stays: the policy chose the member it is on
+			}
+			c.mu.Unlock()
 			return
 		}
 		if !errors.Is(err, ErrMoveInProgress) {
-			cs.releaseAsk(c, l, err)
+			// The move failed before it began (or runMove released l
+			// already).
+			c.mu.Lock()
+			if c.link == l && cs.obeying == l && cs.moving == nil {
+				cs.releaseLocked(c, l, err)
+			}
+			c.mu.Unlock()
 			return
 		}
 		c.mu.Lock()
@@ -236,7 +271,7 @@ func (cs *clientSide) obeyMove(c *Conn, f wire.Move, from string, l *link) {
 		}
 		<-m.over
 		c.mu.Lock()
-		stay := cs.member == from && !c.ended
+		stay := cs.member == from && !c.ended && c.link == l
 		c.mu.Unlock()
 		if !stay {
 			return
@@ -244,18 +279,17 @@ func (cs *clientSide) obeyMove(c *Conn, f wire.Move, from string, l *link) {
 	}
 }
 
-// releaseAsk ends link l after a move its member asked for on it failed
-// with the session still there (before the target's CHALLENGE, or before
-// the move began), and resumes the session at the member. The member may
-// hold its application for the move it asked for, and asks once per link:
-// resuming there tells it that the session stays, so it lets its
-// application go on and asks again (at most a few times). Staying on l
-// would leave the application held until the member's settle timer.
-func (cs *clientSide) releaseAsk(c *Conn, l *link, cause error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.link != l || c.ended || c.closed || cs.moving != nil {
-		return // the session left l, ends, or moves again
+// releaseLocked (c.mu held) ends link l, on which the member asked for a
+// move that failed with the session still there, and resumes the session
+// at the member. The member may hold its application for that move, and
+// asks once per link: resuming there tells it that the session stays, so
+// it lets its application go on and asks again (at most a few times).
+// Staying on l would leave the application held until the member's settle
+// timer.
+func (cs *clientSide) releaseLocked(c *Conn, l *link, cause error) {
+	cs.obeying = nil
+	if c.link != l || c.ended || c.closed {
+		return
 	}
 	c.link = nil
 	l.shutdown()
@@ -372,7 +406,7 @@ func (cs *clientSide) memberLocked(name string) (Member, bool) {
 // goes on where it was: on the link it kept, if the move failed before it
 // left it, or else at its member again (or wherever the pool says it is).
 func (cs *clientSide) runMove(c *Conn, m *move) {
-	ctx, cancel := context.WithTimeout(context.Background(), cs.d.HandshakeTimeout)
+	ctx, cancel := m.ctx, m.cancel
 	defer cancel()
 	go func() {
 		select {
@@ -412,6 +446,9 @@ func (cs *clientSide) runMove(c *Conn, m *move) {
 	}
 	c.mu.Lock()
 	cs.moving = nil
+	if m.cutOff != nil {
+		m.cutOff.Stop()
+	}
 	close(m.over)
 	if err == nil {
 		pause := m.pause()
@@ -427,7 +464,12 @@ func (cs *clientSide) runMove(c *Conn, m *move) {
 		// The session ended meanwhile (it may have finished on the link
 		// it kept while the client dialled): that is why the move stopped.
 		err = c.sessionErrLocked()
-	} else if c.link == nil {
+	} else if l := c.link; l != nil && l == cs.obeying {
+		// A move the member asked for on this link failed before the
+		// client left it (this one, or one of the client's own that
+		// began before the asked one could be released): release it.
+		cs.releaseLocked(c, l, err)
+	} else if l == nil {
 		cs.startReconnect(c, err, m.left)
 	}
 	c.mu.Unlock()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"log/slog"
 	"net"
 	"slices"
 	"sync/atomic"
@@ -819,4 +820,207 @@ func TestAskedMoveFailingRepeatedly(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestResumeTimeoutBoundsAMoveWhoseLinkBroke: the link breaks while a move
+// dials a target that never answers, and the session's member does not
+// answer either. The move, now the session's resume, ends at the resume
+// timeout rather than its own handshake timeout, and the one attempt at
+// the member that follows is bounded by the resume timeout too: the
+// session is lost within about twice the resume timeout, not after the
+// move's whole handshake timeout.
+func TestResumeTimeoutBoundsAMoveWhoseLinkBroke(t *testing.T) {
+	ap := startReplicatedPair(t)
+	defer ap.close()
+	target, own := ap.addr("m1"), ap.addr("m0")
+	dialing := make(chan struct{})
+	var once, blockOwn atomic.Bool
+	const rt, hs = 300 * time.Millisecond, 3 * time.Second
+	d := &Dialer{Logger: testLogger(t), HandshakeTimeout: hs, ResumeTimeout: rt,
+		DialFunc: func(ctx context.Context, network, address string) (net.Conn, error) {
+			if address == target && once.CompareAndSwap(false, true) {
+				close(dialing)
+			}
+			if address == target || address == own && blockOwn.Load() {
+				<-ctx.Done() // never answers
+				return nil, ctx.Err()
+			}
+			return (&net.Dialer{}).DialContext(ctx, network, address)
+		}}
+	c := ap.dial(t, d, "m0")
+	defer c.Close()
+	moved := make(chan error, 1)
+	go func() { moved <- c.Migrate(context.Background(), target) }()
+	<-dialing
+	blockOwn.Store(true)
+	broke := time.Now()
+	_ = linkOf(c).nc.Close()
+	require.ErrorIs(t, <-moved, ErrMoveFailed)
+	require.Eventually(t, func() bool { return c.Err() != nil }, 20*time.Second, time.Millisecond)
+	lost := time.Since(broke)
+	t.Logf("resume timeout %v: the session was lost %v after its link broke: %v", rt, lost, c.Err())
+	require.ErrorIs(t, c.Err(), ErrResumeTimeout)
+	require.Less(t, lost, 2*rt+time.Second, "the move outlived the resume timeout")
+}
+
+// dropAfterProof passes a link's bytes until the client wrote its PROOF
+// (its second write); then it swallows everything the target sends, so the
+// RESUMED never arrives.
+type dropAfterProof struct {
+	net.Conn
+	writes atomic.Int32
+}
+
+func (d *dropAfterProof) Write(p []byte) (int, error) {
+	d.writes.Add(1)
+	return d.Conn.Write(p)
+}
+
+func (d *dropAfterProof) Read(p []byte) (int, error) {
+	if d.writes.Load() < 2 {
+		return d.Conn.Read(p)
+	}
+	for {
+		if _, err := d.Conn.Read(p); err != nil {
+			return 0, err
+		}
+	}
+}
+
+// TestLateReconnectFollowsRedirect: the link breaks as a move begins, the
+// move's dial takes half the resume timeout, and the target then takes the
+// session over but its RESUMED is lost, so the move fails after the
+// handover, at the resume timeout. The reconnect that follows is past it; its
+// first attempt goes to the old member, which redirects it to the member
+// that has the session now. That redirect is followed, and the session
+// lives on there.
+func TestLateReconnectFollowsRedirect(t *testing.T) {
+	ap := startReplicatedPair(t)
+	defer ap.close()
+	target := ap.addr("m1")
+	var once atomic.Bool
+	var cp atomic.Pointer[Conn]
+	const rt, hs = 500 * time.Millisecond, 3 * time.Second
+	d := &Dialer{Logger: testLogger(t), HandshakeTimeout: hs, ResumeTimeout: rt,
+		DialFunc: func(ctx context.Context, network, address string) (net.Conn, error) {
+			if address == target && once.CompareAndSwap(false, true) {
+				_ = linkOf(cp.Load()).nc.Close() // the link breaks as the move begins
+				time.Sleep(rt / 2)
+				nc, err := (&net.Dialer{}).DialContext(ctx, network, address)
+				if err != nil {
+					return nil, err
+				}
+				return &dropAfterProof{Conn: nc}, nil
+			}
+			return (&net.Dialer{}).DialContext(ctx, network, address)
+		}}
+	c := ap.dial(t, d, "m0")
+	cp.Store(c)
+	defer c.Close() // if the test fails
+	src := newPattern(1<<20, 27)
+	sent, got := sha256.New(), sha256.New()
+	ap.writeEchoed(t, c, src, sent, 1024, 1024)
+	buf := make([]byte, 1024)
+	_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	_, err := io.ReadFull(c, buf)
+	require.NoError(t, err)
+	got.Write(buf)
+	err = c.Migrate(context.Background(), target)
+	t.Logf("Migrate: %v", err)
+	require.Eventually(t, func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.link != nil || c.ended
+	}, 10*time.Second, time.Millisecond)
+	require.NoError(t, c.Err(), "the session was lost though m1 holds it")
+	require.Equal(t, "m1", c.MemberName())
+	ap.writeEchoed(t, c, src, sent, 1024, 2048)
+	_, err = io.ReadFull(c, buf)
+	require.NoError(t, err)
+	got.Write(buf)
+	ap.finishEcho(t, c, sent, got, 0, "m0", "m1")
+}
+
+// hookHandler is a slog.Handler that calls hook on every record, before
+// passing it on.
+type hookHandler struct {
+	slog.Handler
+	hook func(slog.Record)
+}
+
+func (h hookHandler) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h hookHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return hookHandler{Handler: h.Handler.WithAttrs(as), hook: h.hook}
+}
+
+func (h hookHandler) WithGroup(name string) slog.Handler {
+	return hookHandler{Handler: h.Handler.WithGroup(name), hook: h.hook}
+}
+
+func (h hookHandler) Handle(ctx context.Context, r slog.Record) error {
+	h.hook(r)
+	if h.Handler.Enabled(ctx, r.Level) {
+		return h.Handler.Handle(ctx, r)
+	}
+	return nil
+}
+
+// TestFailedAskedMoveReleasesAtOnce: the member asks the session to move
+// and holds its application for it; the obeyed move fails before any
+// CHALLENGE. The move itself releases the member as it ends: by the time
+// anything else learns that it failed (here its log record; the MOVE's
+// goroutine, or a move of the client's own that could begin then), the
+// session has left the link the member asked on and is resuming there. No
+// other move can begin on that link first and keep the member's
+// application held for its settle timer.
+func TestFailedAskedMoveReleasesAtOnce(t *testing.T) {
+	const hold = 3 * time.Second
+	ap := startAppPool(t, 2, func(c *Config) { c.Replicas = 1; c.HandshakeTimeout = hold }, appOptions{})
+	defer ap.close()
+	target := ap.addr("m1")
+	var cp atomic.Pointer[Conn]
+	var hooked, linkKept atomic.Bool
+	base := slog.DiscardHandler
+	if l := testLogger(t); l != nil {
+		base = l.Handler()
+	}
+	d, failed := failFirstDialTo(t, target)
+	d.Logger = slog.New(hookHandler{Handler: base, hook: func(r slog.Record) {
+		if r.Message != "mtcp: move failed, staying" || !hooked.CompareAndSwap(false, true) {
+			return
+		}
+		c := cp.Load()
+		c.mu.Lock()
+		linkKept.Store(c.link != nil)
+		c.mu.Unlock()
+	}})
+	c := ap.dial(t, d, "m0")
+	cp.Store(c)
+	defer c.Close() // if the test fails
+	src := newPattern(1<<20, 21)
+	sent, got := sha256.New(), sha256.New()
+	buf := make([]byte, 1024)
+	ap.writeEchoed(t, c, src, sent, 1024, 1024)
+	_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	_, err := io.ReadFull(c, buf)
+	require.NoError(t, err)
+	got.Write(buf)
+
+	srv := ap.serverConn(c.SessionID())
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	srvMoved := make(chan error, 1)
+	go func() { srvMoved <- srv.Migrate(ctx, target) }()
+	<-failed
+	require.Eventually(t, hooked.Load, 5*time.Second, time.Millisecond)
+	require.False(t, linkKept.Load(), "the failed move kept the link the member asked on")
+	require.NoError(t, <-srvMoved, "the member asks again, and the session moves")
+	require.Eventually(t, func() bool { return c.MemberName() == "m1" }, 5*time.Second, time.Millisecond)
+	waitNewServerEnd(t, ap, c, srv)
+	ap.writeEchoed(t, c, src, sent, 1024, 2048)
+	_, err = io.ReadFull(c, buf)
+	require.NoError(t, err)
+	got.Write(buf)
+	ap.finishEcho(t, c, sent, got, 0, "m0", "m1")
 }
