@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/migratory/mtcp/internal/wire"
@@ -40,6 +41,13 @@ type move struct {
 	// is: the member says whether it can move).
 	resumable bool
 }
+
+// errMoveLinkLost: the link a move attached broke before the move ended.
+var errMoveLinkLost = errors.New("mtcp: the moved session's new link broke")
+
+// testHookMoveAttached, if set (by tests), runs when a move has attached
+// its new link, before the move ends.
+var testHookMoveAttached atomic.Pointer[func(*Conn)]
 
 // errNotResumableYet: the target challenged the client, but the client can
 // no longer resume from any checkpoint it knows (its member let it free
@@ -444,6 +452,9 @@ func (cs *clientSide) runMove(c *Conn, m *move) {
 		}
 		wait = min(2*wait, maxBackoff/4)
 	}
+	if hook := testHookMoveAttached.Load(); err == nil && hook != nil {
+		(*hook)(c)
+	}
 	c.mu.Lock()
 	cs.moving = nil
 	if m.cutOff != nil {
@@ -452,6 +463,11 @@ func (cs *clientSide) runMove(c *Conn, m *move) {
 	close(m.over)
 	if err == nil {
 		pause := m.pause()
+		if c.link == nil && !c.ended {
+			// The new link broke before the move ended, and linkDown left
+			// the session to the move: it resumes now.
+			cs.startReconnect(c, errMoveLinkLost, time.Now())
+		}
 		c.mu.Unlock()
 		if logOn(c.log, slog.LevelInfo) {
 			c.log.Info("mtcp: session moved", "from", m.from.Name, "to", m.to.Name, "pause", pause, "took", time.Since(m.start))

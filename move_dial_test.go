@@ -1024,3 +1024,47 @@ func TestFailedAskedMoveReleasesAtOnce(t *testing.T) {
 	got.Write(buf)
 	ap.finishEcho(t, c, sent, got, 0, "m0", "m1")
 }
+
+// TestMoveLinkLostAsMoveEnds: the link a move attached at the target
+// breaks before the move has ended. The client's link loss leaves the
+// session to a move under way, so the move, as it ends, must see that the
+// session has no link and resume it; else the session would stand without
+// a link and without a reconnect until the application gave up.
+func TestMoveLinkLostAsMoveEnds(t *testing.T) {
+	ap := startReplicatedPair(t)
+	defer ap.close()
+	c := ap.dial(t, nil, "m0")
+	defer c.Close() // if the test fails
+	src := newPattern(1<<20, 31)
+	sent, got := sha256.New(), sha256.New()
+	buf := make([]byte, 1024)
+	ap.writeEchoed(t, c, src, sent, 1024, 1024)
+	_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	_, err := io.ReadFull(c, buf)
+	require.NoError(t, err)
+	got.Write(buf)
+	srv := ap.serverConn(c.SessionID())
+
+	hook := func(mc *Conn) {
+		if mc != c {
+			return
+		}
+		_ = linkOf(c).nc.Close()
+		// Until the client has seen the loss: its link's reader fails.
+		for giveUp := time.Now().Add(5 * time.Second); linkOf(c) != nil && time.Now().Before(giveUp); {
+			time.Sleep(100 * time.Microsecond)
+		}
+	}
+	testHookMoveAttached.Store(&hook)
+	defer testHookMoveAttached.Store(nil)
+	require.NoError(t, c.Migrate(context.Background(), ap.addr("m1")))
+	testHookMoveAttached.Store(nil)
+	require.Eventually(t, func() bool { return linkOf(c) != nil }, 10*time.Second, time.Millisecond,
+		"the session resumes on a new link")
+	waitNewServerEnd(t, ap, c, srv)
+	ap.writeEchoed(t, c, src, sent, 1024, 2048)
+	_, err = io.ReadFull(c, buf)
+	require.NoError(t, err)
+	got.Write(buf)
+	ap.finishEcho(t, c, sent, got, 0, "m0", "m1")
+}
