@@ -126,10 +126,17 @@ func (cs *clientSide) runMove(c *Conn, m *move) {
 		// handover, did not fit in time) refused before the session
 		// moved: the move waits for it, within its time, rather than
 		// falling back.
+		busy := err
 		t := time.NewTimer(wait/2 + time.Duration(rand.Int64N(int64(wait))))
 		select {
 		case <-t.C:
 			err = cs.resumeAt(ctx, c, m.to.Addr)
+			if err != nil && ctx.Err() != nil && !errors.Is(err, ErrBusy) {
+				// The move's time ran out during this attempt: what
+				// kept the session from moving is that the target was
+				// busy.
+				err = fmt.Errorf("%w (then the move's time ran out: %w)", busy, err)
+			}
 		case <-ctx.Done():
 			t.Stop()
 		}
