@@ -24,17 +24,8 @@ func TestMoveAskedDuringOwnFailedMove(t *testing.T) {
 	ap := startReplicatedPair(t)
 	defer ap.close()
 	target := ap.addr("m1")
-	dialing, letDial := make(chan struct{}), make(chan struct{})
-	var failed atomic.Bool
-	d := &Dialer{Logger: testLogger(t),
-		DialFunc: func(ctx context.Context, network, address string) (net.Conn, error) {
-			if address == target && failed.CompareAndSwap(false, true) {
-				close(dialing)
-				<-letDial
-				return nil, errors.New("target unreachable (test)")
-			}
-			return (&net.Dialer{}).DialContext(ctx, network, address)
-		}}
+	gate := newDialGate(target, true)
+	d := &Dialer{Logger: testLogger(t), DialFunc: gate.dial}
 	c := ap.dial(t, d, "m0")
 	defer c.Close() // if the test fails
 	src := newPattern(1<<20, 3)
@@ -48,7 +39,7 @@ func TestMoveAskedDuringOwnFailedMove(t *testing.T) {
 
 	moved := make(chan error, 1)
 	go func() { moved <- c.Migrate(context.Background(), target) }()
-	<-dialing
+	<-gate.dialing
 	srv := ap.serverConn(c.SessionID())
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
 	defer cancel()
@@ -60,7 +51,7 @@ func TestMoveAskedDuringOwnFailedMove(t *testing.T) {
 		return srv.server.moveSent
 	}, 5*time.Second, time.Millisecond, "the server sends MOVE on the link the client kept")
 	time.Sleep(50 * time.Millisecond) // for the MOVE to arrive
-	close(letDial)
+	close(gate.release)
 	require.ErrorIs(t, <-moved, ErrMoveFailed, "the client's own move fails")
 	require.NoError(t, <-srvMoved, "the session leaves as the server asked")
 	require.Eventually(t, func() bool { return c.MemberName() == "m1" }, 5*time.Second, time.Millisecond)
@@ -83,18 +74,10 @@ func waitNewServerEnd(t *testing.T, ap *appPool, c *Conn, old *Conn) {
 
 // failFirstDialTo returns a Dialer whose first dial to target fails at
 // once (failed is closed then); the others go through.
-func failFirstDialTo(t *testing.T, target string) (*Dialer, chan struct{}) {
-	failed := make(chan struct{})
-	var once atomic.Bool
-	d := &Dialer{Logger: testLogger(t),
-		DialFunc: func(ctx context.Context, network, address string) (net.Conn, error) {
-			if address == target && once.CompareAndSwap(false, true) {
-				close(failed)
-				return nil, errors.New("target unreachable for a moment (test)")
-			}
-			return (&net.Dialer{}).DialContext(ctx, network, address)
-		}}
-	return d, failed
+func failFirstDialTo(t *testing.T, target string) (*Dialer, <-chan struct{}) {
+	g := newDialGate(target, true)
+	close(g.release)
+	return &Dialer{Logger: testLogger(t), DialFunc: g.dial}, g.dialing
 }
 
 // TestServerMoveObeyedFailsBeforeChallenge: the server asks the session

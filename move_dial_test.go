@@ -3,10 +3,8 @@ package mtcp
 import (
 	"context"
 	"crypto/sha256"
-	"errors"
 	"hash"
 	"io"
-	"net"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -37,16 +35,9 @@ func TestMoveKeepsLinkWhileDialing(t *testing.T) {
 		total = 8 * piece
 	)
 	target := ap.addr("m1")
-	dialing, letDial := make(chan struct{}), make(chan struct{})
+	gate := newDialGate(target, false)
 	metrics := &pauseMetrics{}
-	d := &Dialer{Logger: testLogger(t), Metrics: metrics,
-		DialFunc: func(ctx context.Context, network, address string) (net.Conn, error) {
-			if address == target {
-				close(dialing)
-				<-letDial
-			}
-			return (&net.Dialer{}).DialContext(ctx, network, address)
-		}}
+	d := &Dialer{Logger: testLogger(t), Metrics: metrics, DialFunc: gate.dial}
 	c := ap.dial(t, d, "m0")
 	defer c.Close() // if the test fails
 	src := newPattern(total, 13)
@@ -67,14 +58,14 @@ func TestMoveKeepsLinkWhileDialing(t *testing.T) {
 	old := ap.serverConn(c.SessionID())
 	moved := make(chan error, 1)
 	go func() { moved <- c.Migrate(context.Background(), target) }()
-	<-dialing
+	<-gate.dialing
 	for range 4 {
 		echo() // on the link the session has, while the dial waits
 	}
 	require.Equal(t, "m0", c.MemberName())
 	const held = 200 * time.Millisecond
 	time.Sleep(held)
-	close(letDial)
+	close(gate.release)
 	require.NoError(t, <-moved)
 	require.Equal(t, "m1", c.MemberName())
 	waitNewServerEnd(t, ap, c, old)
@@ -108,7 +99,7 @@ func TestMoveLeavesLinkOnlyWhenResumable(t *testing.T) {
 	check := w.startReading()
 	require.NoError(t, <-w.moved, "the move waits for a checkpoint it can resume from")
 	require.Equal(t, "m1", w.c.MemberName())
-	require.EqualValues(t, 2, w.dials.Load(), "the client dials the target again once it can resume")
+	require.EqualValues(t, 2, w.gate.dials.Load(), "the client dials the target again once it can resume")
 	check(t)
 	require.Eventually(t, func() bool { return slices.Equal([]string{"m0", "m1"}, ap.servedBy(w.c.SessionID())) },
 		5*time.Second, time.Millisecond, "served by m0, then m1")
@@ -124,7 +115,7 @@ type waitingMove struct {
 	sent, got hash.Hash
 	total     int64
 	wrote     chan error
-	dials     atomic.Int32 // to the target
+	gate      *dialGate // holds the first dial to the target
 }
 
 func startWaitingMove(t *testing.T, ap *appPool) *waitingMove {
@@ -132,15 +123,9 @@ func startWaitingMove(t *testing.T, ap *appPool) *waitingMove {
 	w := &waitingMove{moved: make(chan error, 1), wrote: make(chan error, 1),
 		sent: sha256.New(), got: sha256.New(), total: 4 * retention}
 	target := ap.addr("m1")
-	dialing, letDial := make(chan struct{}), make(chan struct{})
-	d := &Dialer{Logger: testLogger(t), Retention: retention, Window: 16 << 10,
-		DialFunc: func(ctx context.Context, network, address string) (net.Conn, error) {
-			if address == target && w.dials.Add(1) == 1 {
-				close(dialing)
-				<-letDial
-			}
-			return (&net.Dialer{}).DialContext(ctx, network, address)
-		}}
+	w.gate = newDialGate(target, false)
+	gate := w.gate
+	d := &Dialer{Logger: testLogger(t), Retention: retention, Window: 16 << 10, DialFunc: gate.dial}
 	c := ap.dial(t, d, "m0")
 	w.c = c
 	_ = c.SetDeadline(time.Now().Add(60 * time.Second))
@@ -161,14 +146,14 @@ func startWaitingMove(t *testing.T, ap *appPool) *waitingMove {
 	}
 	require.Eventually(t, resumable, 10*time.Second, time.Millisecond, "the client hears of a checkpoint")
 	go func() { w.moved <- c.Migrate(context.Background(), target) }()
-	<-dialing
+	<-gate.dialing
 	go func() {
 		_, err := io.Copy(c, io.TeeReader(io.LimitReader(src, w.total), w.sent))
 		w.wrote <- err
 	}()
 	require.Eventually(t, func() bool { return !resumable() }, 20*time.Second, time.Millisecond,
 		"the member lets the client free its input beyond every checkpoint it knows")
-	close(letDial)
+	close(gate.release)
 	require.Eventually(t, func() bool {
 		c.mu.Lock()
 		defer c.mu.Unlock()
@@ -225,9 +210,7 @@ func TestMoveLinkLostWhileWaiting(t *testing.T) {
 	w := startWaitingMove(t, ap)
 	defer w.c.Close() // if the test fails
 	c := w.c
-	c.mu.Lock()
-	l := c.link
-	c.mu.Unlock()
+	l := linkOf(c)
 	lost := time.Now()
 	_ = l.nc.Close()
 	check := w.startReading()
@@ -256,17 +239,8 @@ func TestMoveLinkLostThenDialFails(t *testing.T) {
 	ap := startReplicatedPair(t)
 	defer ap.close()
 	target := ap.addr("m1")
-	dialing, letDial := make(chan struct{}), make(chan struct{})
-	var failed atomic.Bool
-	d := &Dialer{Logger: testLogger(t),
-		DialFunc: func(ctx context.Context, network, address string) (net.Conn, error) {
-			if address == target && failed.CompareAndSwap(false, true) {
-				close(dialing)
-				<-letDial
-				return nil, errors.New("target unreachable (test)")
-			}
-			return (&net.Dialer{}).DialContext(ctx, network, address)
-		}}
+	gate := newDialGate(target, true)
+	d := &Dialer{Logger: testLogger(t), DialFunc: gate.dial}
 	c := ap.dial(t, d, "m0")
 	defer c.Close() // if the test fails
 	src := newPattern(1<<20, 3)
@@ -279,13 +253,11 @@ func TestMoveLinkLostThenDialFails(t *testing.T) {
 	got.Write(buf)
 	moved := make(chan error, 1)
 	go func() { moved <- c.Migrate(context.Background(), target) }()
-	<-dialing
-	c.mu.Lock()
-	l := c.link
-	c.mu.Unlock()
+	<-gate.dialing
+	l := linkOf(c)
 	_ = l.nc.Close()
 	require.Eventually(t, func() bool { c.mu.Lock(); defer c.mu.Unlock(); return c.link == nil }, 5*time.Second, time.Millisecond)
-	close(letDial)
+	close(gate.release)
 	require.ErrorIs(t, <-moved, ErrMoveFailed)
 	ap.writeEchoed(t, c, src, sent, 1024, 2048)
 	_, err = io.ReadFull(c, buf)
@@ -302,17 +274,9 @@ func TestMovePauseCountsFromLinkLoss(t *testing.T) {
 	ap := startReplicatedPair(t)
 	defer ap.close()
 	target := ap.addr("m1")
-	dialing, letDial := make(chan struct{}), make(chan struct{})
+	gate := newDialGate(target, false)
 	metrics := &pauseMetrics{}
-	var dialed atomic.Bool
-	d := &Dialer{Logger: testLogger(t), Metrics: metrics,
-		DialFunc: func(ctx context.Context, network, address string) (net.Conn, error) {
-			if address == target && dialed.CompareAndSwap(false, true) {
-				close(dialing)
-				<-letDial
-			}
-			return (&net.Dialer{}).DialContext(ctx, network, address)
-		}}
+	d := &Dialer{Logger: testLogger(t), Metrics: metrics, DialFunc: gate.dial}
 	c := ap.dial(t, d, "m0")
 	defer c.Close() // if the test fails
 	src := newPattern(1<<20, 3)
@@ -326,17 +290,15 @@ func TestMovePauseCountsFromLinkLoss(t *testing.T) {
 	old := ap.serverConn(c.SessionID())
 	moved := make(chan error, 1)
 	go func() { moved <- c.Migrate(context.Background(), target) }()
-	<-dialing
-	c.mu.Lock()
-	l := c.link
-	c.mu.Unlock()
+	<-gate.dialing
+	l := linkOf(c)
 	closed := time.Now()
 	_ = l.nc.Close()
 	require.Eventually(t, func() bool { c.mu.Lock(); defer c.mu.Unlock(); return c.link == nil }, 5*time.Second, time.Millisecond,
 		"the client sees its link broken")
 	const held = 300 * time.Millisecond
 	time.Sleep(held)
-	close(letDial)
+	close(gate.release)
 	require.NoError(t, <-moved)
 	stood := time.Since(closed)
 	pause := time.Duration(metrics.pause.Load())

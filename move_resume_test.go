@@ -3,7 +3,6 @@ package mtcp
 import (
 	"context"
 	"crypto/sha256"
-	"errors"
 	"io"
 	"net"
 	"sync/atomic"
@@ -30,18 +29,9 @@ func TestResumePauseCountsFromLinkLossDuringMove(t *testing.T) {
 	ap := startReplicatedPair(t)
 	defer ap.close()
 	target := ap.addr("m1")
-	dialing, letDial := make(chan struct{}), make(chan struct{})
-	var failed atomic.Bool
+	gate := newDialGate(target, true)
 	metrics := &resumeMetrics{}
-	d := &Dialer{Logger: testLogger(t), Metrics: metrics,
-		DialFunc: func(ctx context.Context, network, address string) (net.Conn, error) {
-			if address == target && failed.CompareAndSwap(false, true) {
-				close(dialing)
-				<-letDial
-				return nil, errors.New("target unreachable (test)")
-			}
-			return (&net.Dialer{}).DialContext(ctx, network, address)
-		}}
+	d := &Dialer{Logger: testLogger(t), Metrics: metrics, DialFunc: gate.dial}
 	c := ap.dial(t, d, "m0")
 	defer c.Close() // if the test fails
 	src := newPattern(1<<20, 3)
@@ -54,16 +44,14 @@ func TestResumePauseCountsFromLinkLossDuringMove(t *testing.T) {
 	got.Write(buf)
 	moved := make(chan error, 1)
 	go func() { moved <- c.Migrate(context.Background(), target) }()
-	<-dialing
-	c.mu.Lock()
-	l := c.link
-	c.mu.Unlock()
+	<-gate.dialing
+	l := linkOf(c)
 	closed := time.Now()
 	_ = l.nc.Close()
 	require.Eventually(t, func() bool { c.mu.Lock(); defer c.mu.Unlock(); return c.link == nil }, 5*time.Second, time.Millisecond)
 	const held = 300 * time.Millisecond
 	time.Sleep(held)
-	close(letDial)
+	close(gate.release)
 	require.ErrorIs(t, <-moved, ErrMoveFailed)
 	require.Eventually(t, func() bool { return metrics.resumed.Load() != 0 }, 10*time.Second, time.Millisecond)
 	stood := time.Since(closed)
