@@ -243,14 +243,8 @@ func TestMoveLinkLostThenDialFails(t *testing.T) {
 	d := &Dialer{Logger: testLogger(t), DialFunc: gate.dial}
 	c := ap.dial(t, d, "m0")
 	defer c.Close() // if the test fails
-	src := newPattern(1<<20, 3)
-	sent, got := sha256.New(), sha256.New()
-	ap.writeEchoed(t, c, src, sent, 1024, 1024)
-	buf := make([]byte, 1024)
-	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	_, err := io.ReadFull(c, buf)
-	require.NoError(t, err)
-	got.Write(buf)
+	es := newEchoSession(c, 3)
+	require.NoError(t, es.round(1024, 10*time.Second))
 	moved := make(chan error, 1)
 	go func() { moved <- c.Migrate(context.Background(), target) }()
 	<-gate.dialing
@@ -259,11 +253,8 @@ func TestMoveLinkLostThenDialFails(t *testing.T) {
 	require.Eventually(t, func() bool { c.mu.Lock(); defer c.mu.Unlock(); return c.link == nil }, 5*time.Second, time.Millisecond)
 	close(gate.release)
 	require.ErrorIs(t, <-moved, ErrMoveFailed)
-	ap.writeEchoed(t, c, src, sent, 1024, 2048)
-	_, err = io.ReadFull(c, buf)
-	require.NoError(t, err)
-	got.Write(buf)
-	ap.finishEcho(t, c, sent, got, 0, "m0")
+	require.NoError(t, es.round(1024, 10*time.Second))
+	ap.finishEcho(t, c, es.sent, es.recv, 0, "m0")
 }
 
 // TestMovePauseCountsFromLinkLoss: when the link breaks while the move
@@ -279,14 +270,8 @@ func TestMovePauseCountsFromLinkLoss(t *testing.T) {
 	d := &Dialer{Logger: testLogger(t), Metrics: metrics, DialFunc: gate.dial}
 	c := ap.dial(t, d, "m0")
 	defer c.Close() // if the test fails
-	src := newPattern(1<<20, 3)
-	sent, got := sha256.New(), sha256.New()
-	ap.writeEchoed(t, c, src, sent, 1024, 1024)
-	buf := make([]byte, 1024)
-	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	_, err := io.ReadFull(c, buf)
-	require.NoError(t, err)
-	got.Write(buf)
+	es := newEchoSession(c, 3)
+	require.NoError(t, es.round(1024, 10*time.Second))
 	old := ap.serverConn(c.SessionID())
 	moved := make(chan error, 1)
 	go func() { moved <- c.Migrate(context.Background(), target) }()
@@ -306,9 +291,6 @@ func TestMovePauseCountsFromLinkLoss(t *testing.T) {
 	require.GreaterOrEqual(t, pause, held, "the pause counts from the link's loss")
 	require.LessOrEqual(t, pause, stood)
 	waitNewServerEnd(t, ap, c, old)
-	ap.writeEchoed(t, c, src, sent, 1024, 2048)
-	_, err = io.ReadFull(c, buf)
-	require.NoError(t, err)
-	got.Write(buf)
-	ap.finishEcho(t, c, sent, got, 0, "m0", "m1")
+	require.NoError(t, es.round(1024, 10*time.Second))
+	ap.finishEcho(t, c, es.sent, es.recv, 0, "m0", "m1")
 }

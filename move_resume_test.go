@@ -2,8 +2,6 @@ package mtcp
 
 import (
 	"context"
-	"crypto/sha256"
-	"io"
 	"net"
 	"sync/atomic"
 	"testing"
@@ -34,14 +32,8 @@ func TestResumePauseCountsFromLinkLossDuringMove(t *testing.T) {
 	d := &Dialer{Logger: testLogger(t), Metrics: metrics, DialFunc: gate.dial}
 	c := ap.dial(t, d, "m0")
 	defer c.Close() // if the test fails
-	src := newPattern(1<<20, 3)
-	sent, got := sha256.New(), sha256.New()
-	ap.writeEchoed(t, c, src, sent, 1024, 1024)
-	buf := make([]byte, 1024)
-	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	_, err := io.ReadFull(c, buf)
-	require.NoError(t, err)
-	got.Write(buf)
+	es := newEchoSession(c, 3)
+	require.NoError(t, es.round(1024, 10*time.Second))
 	moved := make(chan error, 1)
 	go func() { moved <- c.Migrate(context.Background(), target) }()
 	<-gate.dialing
@@ -59,11 +51,8 @@ func TestResumePauseCountsFromLinkLossDuringMove(t *testing.T) {
 	t.Logf("stood still about %v; Metrics.Resumed pause %v", stood, pause)
 	require.GreaterOrEqual(t, pause, held, "the pause counts from the link's loss")
 	require.LessOrEqual(t, pause, stood)
-	ap.writeEchoed(t, c, src, sent, 1024, 2048)
-	_, err = io.ReadFull(c, buf)
-	require.NoError(t, err)
-	got.Write(buf)
-	ap.finishEcho(t, c, sent, got, 0, "m0")
+	require.NoError(t, es.round(1024, 10*time.Second))
+	ap.finishEcho(t, c, es.sent, es.recv, 0, "m0")
 }
 
 // TestReconnectAfterLateFailedMoveTriesItsMember: the link breaks as a move
@@ -93,14 +82,8 @@ func TestReconnectAfterLateFailedMoveTriesItsMember(t *testing.T) {
 		}}
 	c := ap.dial(t, d, "m0")
 	defer c.Close() // if the test fails
-	src := newPattern(1<<20, 3)
-	sent, got := sha256.New(), sha256.New()
-	ap.writeEchoed(t, c, src, sent, 1024, 1024)
-	buf := make([]byte, 1024)
-	_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
-	_, err := io.ReadFull(c, buf)
-	require.NoError(t, err)
-	got.Write(buf)
+	es := newEchoSession(c, 3)
+	require.NoError(t, es.round(1024, 10*time.Second))
 	before := ownDials.Load()
 
 	moved := make(chan error, 1)
@@ -115,11 +98,8 @@ func TestReconnectAfterLateFailedMoveTriesItsMember(t *testing.T) {
 	}, 10*time.Second, time.Millisecond)
 	require.NoError(t, c.Err(), "the session was lost though its member was up")
 	require.Positive(t, ownDials.Load()-before, "the member was dialled")
-	ap.writeEchoed(t, c, src, sent, 1024, 2048)
-	_, err = io.ReadFull(c, buf)
-	require.NoError(t, err)
-	got.Write(buf)
-	ap.finishEcho(t, c, sent, got, 0, "m0")
+	require.NoError(t, es.round(1024, 10*time.Second))
+	ap.finishEcho(t, c, es.sent, es.recv, 0, "m0")
 }
 
 // TestResumeTimeoutBoundsAMoveWhoseLinkBroke: the link breaks while a move
@@ -217,15 +197,9 @@ func TestLateReconnectFollowsRedirect(t *testing.T) {
 	c := ap.dial(t, d, "m0")
 	cp.Store(c)
 	defer c.Close() // if the test fails
-	src := newPattern(1<<20, 27)
-	sent, got := sha256.New(), sha256.New()
-	ap.writeEchoed(t, c, src, sent, 1024, 1024)
-	buf := make([]byte, 1024)
-	_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
-	_, err := io.ReadFull(c, buf)
-	require.NoError(t, err)
-	got.Write(buf)
-	err = c.Migrate(context.Background(), target)
+	es := newEchoSession(c, 27)
+	require.NoError(t, es.round(1024, 10*time.Second))
+	err := c.Migrate(context.Background(), target)
 	t.Logf("Migrate: %v", err)
 	require.Eventually(t, func() bool {
 		c.mu.Lock()
@@ -234,11 +208,8 @@ func TestLateReconnectFollowsRedirect(t *testing.T) {
 	}, 10*time.Second, time.Millisecond)
 	require.NoError(t, c.Err(), "the session was lost though m1 holds it")
 	require.Equal(t, "m1", c.MemberName())
-	ap.writeEchoed(t, c, src, sent, 1024, 2048)
-	_, err = io.ReadFull(c, buf)
-	require.NoError(t, err)
-	got.Write(buf)
-	ap.finishEcho(t, c, sent, got, 0, "m0", "m1")
+	require.NoError(t, es.round(1024, 10*time.Second))
+	ap.finishEcho(t, c, es.sent, es.recv, 0, "m0", "m1")
 }
 
 // TestMoveLinkLostAsMoveEnds: the link a move attached at the target
@@ -251,14 +222,8 @@ func TestMoveLinkLostAsMoveEnds(t *testing.T) {
 	defer ap.close()
 	c := ap.dial(t, nil, "m0")
 	defer c.Close() // if the test fails
-	src := newPattern(1<<20, 31)
-	sent, got := sha256.New(), sha256.New()
-	buf := make([]byte, 1024)
-	ap.writeEchoed(t, c, src, sent, 1024, 1024)
-	_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
-	_, err := io.ReadFull(c, buf)
-	require.NoError(t, err)
-	got.Write(buf)
+	es := newEchoSession(c, 31)
+	require.NoError(t, es.round(1024, 10*time.Second))
 	srv := ap.serverConn(c.SessionID())
 
 	hook := func(mc *Conn) {
@@ -278,9 +243,6 @@ func TestMoveLinkLostAsMoveEnds(t *testing.T) {
 	require.Eventually(t, func() bool { return linkOf(c) != nil }, 10*time.Second, time.Millisecond,
 		"the session resumes on a new link")
 	waitNewServerEnd(t, ap, c, srv)
-	ap.writeEchoed(t, c, src, sent, 1024, 2048)
-	_, err = io.ReadFull(c, buf)
-	require.NoError(t, err)
-	got.Write(buf)
-	ap.finishEcho(t, c, sent, got, 0, "m0", "m1")
+	require.NoError(t, es.round(1024, 10*time.Second))
+	ap.finishEcho(t, c, es.sent, es.recv, 0, "m0", "m1")
 }
