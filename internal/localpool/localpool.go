@@ -24,7 +24,8 @@ type Pool struct {
 	// mtcp.NewPoolConfig, with the local pool profile).
 	Tweak func(*mtcp.Config)
 	// Listen, if set, opens the listener a member's sessions arrive on
-	// (an in-memory one, say); by default a free loopback TCP port.
+	// (an in-memory one, say); by default mtcp.Listen opens a free
+	// loopback TCP port.
 	Listen func(name string) (net.Listener, error)
 	// App serves one session on the member called member.
 	App func(member string, c *mtcp.Conn)
@@ -48,17 +49,8 @@ func (p *Pool) Start(name string, join []string) (*mtcp.Listener, error) {
 	if p.Tweak != nil {
 		p.Tweak(cfg)
 	}
-	listen := p.Listen
-	if listen == nil {
-		listen = func(string) (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
-	}
-	inner, err := listen(name)
+	ln, err := p.listen(name, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("member %s: %w", name, err)
-	}
-	ln, err := mtcp.NewListener(inner, cfg)
-	if err != nil {
-		_ = inner.Close()
 		return nil, fmt.Errorf("member %s: %w", name, err)
 	}
 	p.mu.Lock()
@@ -73,6 +65,25 @@ func (p *Pool) Start(name string, join []string) (*mtcp.Listener, error) {
 		return ln, nil
 	}
 	go p.serve(ln)
+	return ln, nil
+}
+
+// listen opens member name's listener: on p.Listen's, or as an application
+// would (mtcp.Listen on a free loopback TCP port), so that the harness
+// measures the links users get.
+func (p *Pool) listen(name string, cfg *mtcp.Config) (*mtcp.Listener, error) {
+	if p.Listen == nil {
+		return mtcp.Listen("tcp", "127.0.0.1:0", cfg)
+	}
+	inner, err := p.Listen(name)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := mtcp.NewListener(inner, cfg)
+	if err != nil {
+		_ = inner.Close()
+		return nil, err
+	}
 	return ln, nil
 }
 
