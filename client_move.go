@@ -97,15 +97,8 @@ func (m *move) pause() time.Duration {
 // goes on where it was: on the link it kept, if the move failed before it
 // left it, or else at its member again (or wherever the pool says it is).
 func (cs *clientSide) runMove(c *Conn, m *move) {
-	ctx, cancel := m.ctx, m.cancel
+	ctx, cancel := m.ctx, m.cancel // ends with the session too (endedContextLocked)
 	defer cancel()
-	go func() {
-		select {
-		case <-c.endedCh:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	err := cs.resumeAt(ctx, c, m.to.Addr)
 	for wait := initialBackoff; ctx.Err() == nil; {
 		if errors.Is(err, errNotResumableYet) {

@@ -118,17 +118,10 @@ func (cs *clientSide) reconnect(c *Conn, cause error, start time.Time) {
 			deadline = least
 		}
 		mustTry = false
-		ctx, cancel := context.WithDeadline(context.Background(), deadline)
-		go func() {
-			select {
-			case <-c.endedCh:
-				cancel()
-			case <-ctx.Done():
-			}
-		}()
 		addr := next
 		next = ""
 		c.mu.Lock()
+		ctx, cancel := context.WithDeadline(c.endedContextLocked(), deadline) // ends with the session too
 		if addr == "" {
 			addr = cs.attemptAddrLocked(attempt)
 		}

@@ -2,6 +2,7 @@ package mtcp
 
 import (
 	"bufio"
+	"context"
 	"encoding/hex"
 	"errors"
 	"log/slog"
@@ -85,6 +86,11 @@ type Conn struct {
 	readable, writable     chan struct{} // capacity 1: "look again"
 	closeCalled            chan struct{} // closed by Close
 	endedCh                chan struct{} // closed when the session ends
+	// endCtx, made on first use (endedContextLocked), is cancelled when the
+	// session ends: a client's moves and resume attempts derive theirs from
+	// it, so that the end stops them with no goroutine watching endedCh.
+	endCtx    context.Context
+	endCancel context.CancelFunc
 
 	addrs atomic.Pointer[addrPair]
 
@@ -308,8 +314,23 @@ func (c *Conn) terminateLocked(err error) {
 		c.client.ps.check.stop()
 	}
 	close(c.endedCh)
+	if c.endCancel != nil {
+		c.endCancel()
+	}
 	signal(c.readable)
 	signal(c.writable)
+}
+
+// endedContextLocked (c.mu held) returns a context that is cancelled when
+// the session ends (already, if it has).
+func (c *Conn) endedContextLocked() context.Context {
+	if c.endCtx == nil {
+		c.endCtx, c.endCancel = context.WithCancel(context.Background())
+		if c.ended {
+			c.endCancel()
+		}
+	}
+	return c.endCtx
 }
 
 // discardOutputLocked gives back the memory of the retained output of an

@@ -126,13 +126,20 @@ func (cs *clientSide) migrate(ctx context.Context, c *Conn, to string) error {
 	from, _ := cs.memberLocked(cs.member)
 	m := &move{from: from, to: target, start: time.Now(), done: make(chan error, 1), over: make(chan struct{}),
 		resumable: cs.resumableLocked(c)}
-	m.ctx, m.cancel = context.WithTimeout(context.Background(), cs.d.HandshakeTimeout)
+	m.ctx, m.cancel = context.WithTimeout(c.endedContextLocked(), cs.d.HandshakeTimeout)
 	cs.moving = m // the link stays until the target challenges the client (leaveLinkLocked)
 	c.mu.Unlock()
 	if logOn(c.log, slog.LevelInfo) {
 		c.log.Info("mtcp: moving session", "from", cs.member, "to", target.Name, "addr", target.Addr)
 	}
-	go cs.runMove(c, m)
+	if ctx.Done() == nil {
+		// Nothing can end the wait before the move does (a move the
+		// client's policy or its member asked for): the move runs on this
+		// goroutine.
+		cs.runMove(c, m)
+	} else {
+		go cs.runMove(c, m)
+	}
 	select {
 	case err := <-m.done:
 		if err != nil {
