@@ -109,6 +109,11 @@ type Conn struct {
 	appWants   bool // a Read waits for the background reader to yield
 	wantsAcks  bool // a Write waits for acknowledgements to make room
 	bgRunning  bool // a background reader runs (read_token.go)
+	// readWaiting: a Read waits for a signal (set under mu). tokenLeft: a
+	// link was attached while one did, and no background reader started
+	// for it: the Read takes the token, or wakes the reader if it returns
+	// without (Read).
+	readWaiting, tokenLeft atomic.Bool
 
 	client *clientSide
 	server *serverSide
@@ -169,7 +174,14 @@ func (c *Conn) attachLocked(nc net.Conn, br *bufio.Reader) *link {
 		// comes over to this one now, not when that link fails.
 		c.holderLink.setReadDeadlineLocked(pastDeadline)
 	}
-	c.wakeReaderLocked()
+	if c.readWaiting.Load() {
+		// A Read waits: it takes the token on this link itself when the
+		// signal below wakes it, with no background reader to start and
+		// then interrupt (read_token.go).
+		c.tokenLeft.Store(true)
+	} else {
+		c.wakeReaderLocked()
+	}
 	signal(c.readable) // a waiting Read may read the new link itself
 	signal(c.writable) // the resume may have released retained output
 	return l

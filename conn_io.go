@@ -30,6 +30,7 @@ func (c *Conn) opError(op string, err error) error {
 func (c *Conn) Read(p []byte) (int, error) {
 	c.rdMu.Lock()
 	defer c.rdMu.Unlock()
+	defer c.passLeftToken()
 	for {
 		if isClosed(c.closeCalled) {
 			return 0, c.opError("read", net.ErrClosed)
@@ -71,6 +72,9 @@ func (c *Conn) Read(p []byte) (int, error) {
 			return 0, nil
 		}
 		n, again := c.readDirect(p) // acknowledgements are noted as bytes arrive
+		if n == 0 && !again {
+			c.readWaiting.Store(true)
+		}
 		c.mu.Unlock()
 		if n > 0 {
 			return n, nil
@@ -83,7 +87,21 @@ func (c *Conn) Read(p []byte) (int, error) {
 		case <-dl:
 		case <-c.closeCalled:
 		}
+		c.readWaiting.Store(false)
 	}
+}
+
+// passLeftToken starts the background reader for a link attached while
+// this Read waited (tokenLeft) that the Read returns without reading.
+func (c *Conn) passLeftToken() {
+	if !c.tokenLeft.Load() {
+		return
+	}
+	c.mu.Lock()
+	if c.tokenLeft.Load() {
+		c.wakeReaderLocked()
+	}
+	c.mu.Unlock()
 }
 
 // Write writes p to the session. It returns once every byte is retained by

@@ -18,7 +18,10 @@ import (
 // at the link's next check (within half a keepalive interval) if no Read
 // holds it, or at once when a Write or Close needs acknowledgements. The
 // background reader is a goroutine only while it holds the token: it ends
-// when it yields, and is started again when needed.
+// when it yields, and is started again when needed. A link attached while a
+// Read waits (the session had none: a move, a resume) is left to that Read,
+// which reads it when it wakes; one that returns without reading it starts
+// the background reader (passLeftToken).
 
 type holderKind uint8
 
@@ -33,6 +36,7 @@ var pastDeadline = time.Unix(1, 0)
 // wakeReaderLocked (c.mu held) makes the background reader take the token
 // now if nobody holds it, starting it if it does not run.
 func (c *Conn) wakeReaderLocked() {
+	c.tokenLeft.Store(false)
 	if c.holder != holderNone || c.bgRunning || c.link == nil || c.ended {
 		return
 	}
@@ -63,6 +67,7 @@ func (c *Conn) readDirect(p []byte) (n int, again bool) {
 		return 0, false
 	}
 	c.holder, c.holderLink = holderApp, l
+	c.tokenLeft.Store(false)
 	l.setReadDeadlineLocked(c.rdDeadline.get())
 	c.mu.Unlock()
 	var err error
