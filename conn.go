@@ -109,6 +109,7 @@ type Conn struct {
 	appWants   bool // a Read waits for the background reader to yield
 	wantsAcks  bool // a Write waits for acknowledgements to make room
 	bgRunning  bool // a background reader runs (read_token.go)
+	bgStarts   int  // background readers started, for tests and debugState
 	// readWaiting: a Read waits for a signal (set under mu). tokenLeft: a
 	// link was attached while one did, and no background reader started
 	// for it: the Read takes the token, or wakes the reader if it returns

@@ -9,9 +9,9 @@ func (c *Conn) debugState() string {
 	st := c.st
 	from, to := st.Retained()
 	urgent, dirty := st.AckDue()
-	return fmt.Sprintf("role=%v closed=%v terminated=%v err=%v link=%v holder=%d appWants=%v "+
+	return fmt.Sprintf("role=%v closed=%v terminated=%v err=%v link=%v holder=%d appWants=%v bgStarts=%d "+
 		"out[retained %d..%d sent %d end %d outputDone=%v canSend=%v] in[consumed %d received %d peerEnd %d] ack[urgent %v dirty %v] finished=%v",
-		c.role, c.closed, c.ended, c.err, c.link != nil, c.holder, c.appWants,
+		c.role, c.closed, c.ended, c.err, c.link != nil, c.holder, c.appWants, c.bgStarts,
 		from, to, st.Sent(), st.OutputEnd(), st.OutputDone(), st.CanSend(),
 		st.Consumed(), st.Received(), st.PeerEnd(), urgent, dirty, c.finishedLocked())
 }

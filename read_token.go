@@ -41,6 +41,7 @@ func (c *Conn) wakeReaderLocked() {
 		return
 	}
 	c.bgRunning = true
+	c.bgStarts++
 	go c.backgroundReader()
 }
 
@@ -80,13 +81,19 @@ func (c *Conn) readDirect(p []byte) (n int, again bool) {
 	}
 	c.mu.Lock()
 	c.holder, c.holderLink = holderNone, nil
-	if c.wantsAcks || c.closed || c.st.OutputEnd() != stream.Open || l != c.link {
+	switch {
+	case l != c.link && c.link != nil:
+		// A new link came while this Read read the old one (its attach
+		// found the token held): this Read reads it when it looks again,
+		// at once, or starts the background reader if it returns first
+		// (passLeftToken).
+		c.tokenLeft.Store(true)
+	case c.wantsAcks || c.closed || c.st.OutputEnd() != stream.Open:
 		// Acknowledgements are awaited (a Write's room, the end of the
-		// session), or a new link came while this Read read the old one
-		// (its attach found the token held): the background reader takes
-		// over now, not at the next keepalive tick.
+		// session): the background reader takes over now, not at the
+		// next keepalive tick.
 		c.wakeReaderLocked()
-	} else {
+	default:
 		l.checkSoon() // the background reader takes over if no Read does
 	}
 	if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {

@@ -71,10 +71,9 @@ func TestWaitingReadTakesTokenOnAttachedLink(t *testing.T) {
 	srv2 := newRawPeer(t, server2)
 	defer srv2.Close()
 	c.mu.Lock()
+	starts := c.bgStarts
 	c.attachLocked(client2, nil)
-	started := c.bgRunning
 	c.mu.Unlock()
-	require.False(t, started, "a background reader started for a link a waiting Read takes")
 
 	require.Eventually(t, func() bool {
 		c.mu.Lock()
@@ -89,6 +88,70 @@ func TestWaitingReadTakesTokenOnAttachedLink(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatalf("the Read did not read the new link: %s", c.debugState())
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	require.Equal(t, starts, c.bgStarts, "a background reader started for a link a waiting Read takes")
+}
+
+// TestReadOfOldLinkTakesTokenOnNewLink: a Read reading the old link when
+// the new one is attached (on a busy machine it has not yet seen the old
+// link closed) goes on to the new link itself; no background reader starts
+// for it in between.
+func TestReadOfOldLinkTakesTokenOnNewLink(t *testing.T) {
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer inner.Close()
+	d := &Dialer{
+		Logger: testLogger(t), KeepAlive: 20 * time.Second, KeepAliveTimeout: 60 * time.Second,
+		HandshakeTimeout: time.Second, ResumeTimeout: time.Second,
+	}
+	nc, srv, _ := dialScripted(t, d, "tcp", inner.Addr().String(), inner.Accept)
+	c := nc.(*Conn)
+	defer func() {
+		srv.Close()
+		inner.Close()
+		_ = c.Close()
+		waitSessionEnd(t, c)
+	}()
+	type readResult struct {
+		s   string
+		err error
+	}
+	read := make(chan readResult, 1)
+	go func() {
+		buf := make([]byte, 16)
+		n, err := c.Read(buf)
+		read <- readResult{string(buf[:n]), err}
+	}()
+	require.Eventually(t, func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.holder == holderApp
+	}, 5*time.Second, time.Millisecond, "the Read reads the first link")
+
+	client2, server2 := tcpPair(t)
+	srv2 := newRawPeer(t, server2)
+	defer srv2.Close()
+	c.mu.Lock()
+	starts := c.bgStarts
+	c.attachLocked(client2, nil) // interrupts the Read on the first link
+	c.mu.Unlock()
+	require.Eventually(t, func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.holder == holderApp && c.holderLink == c.link
+	}, 5*time.Second, time.Millisecond, "the Read takes the token on the new link: %s", c.debugState())
+	srv2.send(frame(wire.Data{Seq: 0, Payload: []byte("moved")}))
+	select {
+	case res := <-read:
+		require.NoError(t, res.err)
+		require.Equal(t, "moved", res.s)
+	case <-time.After(5 * time.Second):
+		t.Fatalf("the Read did not read the new link: %s", c.debugState())
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	require.Equal(t, starts, c.bgStarts, "a background reader started for the new link on its way to the Read")
 }
 
 // TestReadLeavingLeftTokenStartsReader: a Read that returns without
@@ -105,7 +168,7 @@ func TestReadLeavingLeftTokenStartsReader(t *testing.T) {
 	c.readWaiting.Store(false)
 	started := c.bgRunning
 	c.mu.Unlock()
-	require.False(t, started)
+	require.False(t, started, "the link is left to the Read")
 
 	require.NoError(t, c.SetReadDeadline(time.Now().Add(-time.Second)))
 	_, err := c.Read(make([]byte, 16))
