@@ -1,7 +1,6 @@
 package mtcp
 
 import (
-	"net"
 	"testing"
 	"time"
 
@@ -23,24 +22,7 @@ import (
 
 // TestReadTakesTokenFromReaderOfOldLink plays the server.
 func TestReadTakesTokenFromReaderOfOldLink(t *testing.T) {
-	inner, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer inner.Close()
-
-	// The keepalive check, which would end the wait, comes after 10 s.
-	d := &Dialer{
-		Logger: testLogger(t), KeepAlive: 20 * time.Second, KeepAliveTimeout: 60 * time.Second,
-		HandshakeTimeout: time.Second, ResumeTimeout: time.Second,
-	}
-	nc, srv, _ := dialScripted(t, d, "tcp", inner.Addr().String(), inner.Accept)
-	c := nc.(*Conn)
-	defer func() {
-		// The peer goes away: the session ends once its resume gives up.
-		srv.Close()
-		inner.Close()
-		_ = c.Close()
-		waitSessionEnd(t, c)
-	}()
+	c := scriptedClient(t) // its keepalive check, which would end the wait, comes after 10 s
 
 	// Nobody reads: the background reader holds the token on the first link.
 	require.Eventually(t, func() bool {
@@ -50,25 +32,11 @@ func TestReadTakesTokenFromReaderOfOldLink(t *testing.T) {
 	}, 5*time.Second, time.Millisecond)
 
 	// A second link is attached while it still does.
-	client2, server2 := tcpPair(t)
-	srv2 := newRawPeer(t, server2)
-	defer srv2.Close() // before the session's end is awaited
-	c.mu.Lock()
-	old := c.link
-	c.attachLocked(client2, nil)
-	c.mu.Unlock()
+	old := linkOf(c)
+	srv2, _ := attachScripted(t, c)
 
 	// A Read asks for the token; then the first link closes.
-	type readResult struct {
-		s   string
-		err error
-	}
-	read := make(chan readResult, 1)
-	go func() {
-		buf := make([]byte, 16)
-		n, err := c.Read(buf)
-		read <- readResult{string(buf[:n]), err}
-	}()
+	read := startRead(c)
 	require.Eventually(t, func() bool {
 		c.mu.Lock()
 		defer c.mu.Unlock()

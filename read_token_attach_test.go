@@ -19,13 +19,12 @@ import (
 // application). A Read that wakes and returns without reading the link
 // starts the background reader, so the link is never left unread.
 
-// linklessClient dials a scripted server and leaves the session with no
-// link, as a move that has left its link does; the keepalive check, which
-// would start a background reader, comes after 10 s.
-func linklessClient(t *testing.T) *Conn {
+// scriptedClient dials a scripted server; the keepalive check, which would
+// start a background reader, comes after 10 s. The session ends when the
+// test does, once its resume gives up.
+func scriptedClient(t *testing.T) *Conn {
 	inner, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	t.Cleanup(func() { _ = inner.Close() })
 	d := &Dialer{
 		Logger: testLogger(t), KeepAlive: 20 * time.Second, KeepAliveTimeout: 60 * time.Second,
 		HandshakeTimeout: time.Second, ResumeTimeout: time.Second,
@@ -38,6 +37,13 @@ func linklessClient(t *testing.T) *Conn {
 		_ = c.Close()
 		waitSessionEnd(t, c)
 	})
+	return c
+}
+
+// linklessClient is a scriptedClient left with no link, as a move that has
+// left its link leaves the session.
+func linklessClient(t *testing.T) *Conn {
+	c := scriptedClient(t)
 	c.mu.Lock()
 	old := c.link
 	c.link = nil
@@ -51,46 +57,66 @@ func linklessClient(t *testing.T) *Conn {
 	return c
 }
 
-// TestWaitingReadTakesTokenOnAttachedLink: attached while a Read waits, the
-// new link gets no background reader; the Read reads it.
-func TestWaitingReadTakesTokenOnAttachedLink(t *testing.T) {
-	c := linklessClient(t)
-	type readResult struct {
-		s   string
-		err error
-	}
+type readResult struct {
+	s   string
+	err error
+}
+
+// startRead starts a Read of c, whose result comes on the channel.
+func startRead(c *Conn) <-chan readResult {
 	read := make(chan readResult, 1)
 	go func() {
 		buf := make([]byte, 16)
 		n, err := c.Read(buf)
 		read <- readResult{string(buf[:n]), err}
 	}()
-	require.Eventually(t, c.readWaiting.Load, 5*time.Second, time.Millisecond, "the Read waits")
+	return read
+}
 
+// attachScripted attaches a new link to c, as a move or a resume does, and
+// returns its scripted peer (closed before the session's end is awaited)
+// and how many background readers the session had started before.
+func attachScripted(t *testing.T, c *Conn) (*rawPeer, int) {
 	client2, server2 := tcpPair(t)
 	srv2 := newRawPeer(t, server2)
-	defer srv2.Close()
+	t.Cleanup(srv2.Close)
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	starts := c.bgStarts
 	c.attachLocked(client2, nil)
-	c.mu.Unlock()
+	return srv2, starts
+}
 
+// attachAndRead attaches a new link to c, whose peer then sends want: the
+// Read started before takes the token on it and returns want, and no
+// background reader starts meanwhile.
+func attachAndRead(t *testing.T, c *Conn, read <-chan readResult, want string) {
+	srv2, starts := attachScripted(t, c)
 	require.Eventually(t, func() bool {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		return c.holder == holderApp && c.holderLink == c.link
 	}, 5*time.Second, time.Millisecond, "the Read takes the token on the new link: %s", c.debugState())
-	srv2.send(frame(wire.Data{Seq: 0, Payload: []byte("moved")}))
+	srv2.send(frame(wire.Data{Seq: 0, Payload: []byte(want)}))
 	select {
 	case res := <-read:
 		require.NoError(t, res.err)
-		require.Equal(t, "moved", res.s)
+		require.Equal(t, want, res.s)
 	case <-time.After(5 * time.Second):
 		t.Fatalf("the Read did not read the new link: %s", c.debugState())
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	require.Equal(t, starts, c.bgStarts, "a background reader started for a link a waiting Read takes")
+	require.Equal(t, starts, c.bgStarts, "a background reader started for a link the Read takes")
+}
+
+// TestWaitingReadTakesTokenOnAttachedLink: attached while a Read waits, the
+// new link gets no background reader; the Read reads it.
+func TestWaitingReadTakesTokenOnAttachedLink(t *testing.T) {
+	c := linklessClient(t)
+	read := startRead(c)
+	require.Eventually(t, c.readWaiting.Load, 5*time.Second, time.Millisecond, "the Read waits")
+	attachAndRead(t, c, read, "moved")
 }
 
 // TestReadOfOldLinkTakesTokenOnNewLink: a Read reading the old link when
@@ -98,60 +124,14 @@ func TestWaitingReadTakesTokenOnAttachedLink(t *testing.T) {
 // link closed) goes on to the new link itself; no background reader starts
 // for it in between.
 func TestReadOfOldLinkTakesTokenOnNewLink(t *testing.T) {
-	inner, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer inner.Close()
-	d := &Dialer{
-		Logger: testLogger(t), KeepAlive: 20 * time.Second, KeepAliveTimeout: 60 * time.Second,
-		HandshakeTimeout: time.Second, ResumeTimeout: time.Second,
-	}
-	nc, srv, _ := dialScripted(t, d, "tcp", inner.Addr().String(), inner.Accept)
-	c := nc.(*Conn)
-	defer func() {
-		srv.Close()
-		inner.Close()
-		_ = c.Close()
-		waitSessionEnd(t, c)
-	}()
-	type readResult struct {
-		s   string
-		err error
-	}
-	read := make(chan readResult, 1)
-	go func() {
-		buf := make([]byte, 16)
-		n, err := c.Read(buf)
-		read <- readResult{string(buf[:n]), err}
-	}()
+	c := scriptedClient(t)
+	read := startRead(c)
 	require.Eventually(t, func() bool {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		return c.holder == holderApp
 	}, 5*time.Second, time.Millisecond, "the Read reads the first link")
-
-	client2, server2 := tcpPair(t)
-	srv2 := newRawPeer(t, server2)
-	defer srv2.Close()
-	c.mu.Lock()
-	starts := c.bgStarts
-	c.attachLocked(client2, nil) // interrupts the Read on the first link
-	c.mu.Unlock()
-	require.Eventually(t, func() bool {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		return c.holder == holderApp && c.holderLink == c.link
-	}, 5*time.Second, time.Millisecond, "the Read takes the token on the new link: %s", c.debugState())
-	srv2.send(frame(wire.Data{Seq: 0, Payload: []byte("moved")}))
-	select {
-	case res := <-read:
-		require.NoError(t, res.err)
-		require.Equal(t, "moved", res.s)
-	case <-time.After(5 * time.Second):
-		t.Fatalf("the Read did not read the new link: %s", c.debugState())
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	require.Equal(t, starts, c.bgStarts, "a background reader started for the new link on its way to the Read")
+	attachAndRead(t, c, read, "moved") // the attach interrupts the Read on the first link
 }
 
 // TestReadLeavingLeftTokenStartsReader: a Read that returns without
