@@ -42,17 +42,36 @@ func TestPlacementNamesTheJoin(t *testing.T) {
 	waitMembers(t, a, "a", "b")
 	startMember(t, testConfig(t, "c", a.GossipAddr()))
 	waitMembers(t, a, "a", "b", "c")
+	// a's view may still move for a moment after the names first match
+	// (in one CI run, a key of c's was still placed on b then): the
+	// placements must reach the expected ones, and stay there.
 	onC := 0
-	for i, k := range keys {
-		now := a.Placement(k, 1)
-		if strings.HasPrefix(before[i], "c#") {
-			onC++
-			require.True(t, strings.HasPrefix(now, "c#"), "key %s: rendezvous places it on c again", k)
-			require.NotEqual(t, before[i], now, "key %s: on another join of c", k)
-		} else {
-			require.Equal(t, before[i], now, "key %s", k)
+	wrong := ""
+	check := func() bool {
+		onC, wrong = 0, ""
+		for i, k := range keys {
+			now := a.Placement(k, 1)
+			switch {
+			case !strings.HasPrefix(before[i], "c#"):
+				if now != before[i] {
+					wrong = fmt.Sprintf("key %s: placed %s, before %s", k, now, before[i])
+				}
+			case !strings.HasPrefix(now, "c#"):
+				wrong = fmt.Sprintf("key %s: placed %s, not on c again", k, now)
+			case now == before[i]:
+				wrong = fmt.Sprintf("key %s: placed %s, as on c's first join", k, now)
+			default:
+				onC++
+			}
+			if wrong != "" {
+				return false
+			}
 		}
+		return true
 	}
+	eventually(t, check, "%s (a sees %v)", func() any { return wrong }, func() any { return a.Members() })
+	time.Sleep(100 * time.Millisecond)
+	require.True(t, check(), wrong)
 	require.Greater(t, onC, 50, "some of the keys are placed on c")
 }
 
