@@ -82,7 +82,7 @@ type Conn struct {
 	log    *slog.Logger
 
 	rdMu, wrMu             sync.Mutex // serialise Reads and Writes
-	rdDeadline, wrDeadline *deadline
+	rdDeadline, wrDeadline deadline
 	readable, writable     chan struct{} // capacity 1: "look again"
 	closeCalled            chan struct{} // closed by Close
 	endedCh                chan struct{} // closed when the session ends
@@ -130,8 +130,6 @@ func newConn(r role, id [wire.SessionIDLen]byte, secret auth.Secret, st *stream.
 		secret:      secret,
 		params:      p,
 		st:          st,
-		rdDeadline:  newDeadline(),
-		wrDeadline:  newDeadline(),
 		readable:    make(chan struct{}, 1),
 		writable:    make(chan struct{}, 1),
 		closeCalled: make(chan struct{}),

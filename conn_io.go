@@ -268,7 +268,9 @@ func (c *Conn) SetDeadline(t time.Time) error {
 // SetReadDeadline sets the deadline for pending and future Reads; a zero
 // time means none.
 func (c *Conn) SetReadDeadline(t time.Time) error {
-	c.rdDeadline.set(t)
+	if c.rdDeadline.set(t) {
+		signal(c.readable) // a waiting Read takes the deadline's channel
+	}
 	c.mu.Lock()
 	c.interruptAppReaderLocked(t)
 	c.mu.Unlock()
@@ -278,7 +280,9 @@ func (c *Conn) SetReadDeadline(t time.Time) error {
 // SetWriteDeadline sets the deadline for pending and future Writes; a zero
 // time means none.
 func (c *Conn) SetWriteDeadline(t time.Time) error {
-	c.wrDeadline.set(t)
+	if c.wrDeadline.set(t) {
+		signal(c.writable) // a waiting Write takes the deadline's channel
+	}
 	if !t.IsZero() {
 		c.mu.Lock()
 		if c.link != nil {

@@ -8,20 +8,16 @@ import (
 
 // deadline is a settable point in time that closes a channel when it
 // passes, in the manner of net/pipe.go: setting it again re-arms it, and a
-// time in the past closes the channel at once.
+// time in the past closes the channel at once. Its zero value has no
+// deadline and no channel (wait returns nil, which never closes): a
+// session that never sets one allocates nothing for it.
 type deadline struct {
 	armed  atomic.Bool  // a deadline is set (for lock-free checks)
 	cur    atomic.Value // cancel, for wait without the lock
 	mu     sync.Mutex
 	timer  *time.Timer
 	at     time.Time
-	cancel chan struct{} // closed when the deadline passes
-}
-
-func newDeadline() *deadline {
-	d := &deadline{cancel: make(chan struct{})}
-	d.cur.Store(d.cancel)
-	return d
+	cancel chan struct{} // closed when the deadline passes; nil until one is first set
 }
 
 // renew (mu held) gives the deadline a new, open channel.
@@ -30,8 +26,10 @@ func (d *deadline) renew() {
 	d.cur.Store(d.cancel)
 }
 
-// set arms the deadline at t; the zero time disarms it.
-func (d *deadline) set(t time.Time) {
+// set arms the deadline at t; the zero time disarms it. It reports whether
+// it made the deadline's first channel: a Read or Write waiting since before
+// holds none (wait gave it nil), and must be woken to look again.
+func (d *deadline) set(t time.Time) (first bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.timer != nil && !d.timer.Stop() {
@@ -40,12 +38,19 @@ func (d *deadline) set(t time.Time) {
 	d.timer = nil
 	d.at = t
 	d.armed.Store(!t.IsZero())
+	if d.cancel == nil {
+		if t.IsZero() {
+			return false // never set: nothing to disarm
+		}
+		d.renew()
+		first = true
+	}
 	closed := isClosed(d.cancel)
 	if t.IsZero() {
 		if closed {
 			d.renew()
 		}
-		return
+		return first
 	}
 	if dur := time.Until(t); dur > 0 {
 		if closed {
@@ -53,16 +58,21 @@ func (d *deadline) set(t time.Time) {
 		}
 		ch := d.cancel
 		d.timer = time.AfterFunc(dur, func() { close(ch) })
-		return
+		return first
 	}
 	if !closed {
 		close(d.cancel)
 	}
+	return first
 }
 
-// wait returns a channel closed when the deadline passes. It takes no lock:
-// Read and Write call it each time.
-func (d *deadline) wait() chan struct{} { return d.cur.Load().(chan struct{}) }
+// wait returns a channel closed when the deadline passes, or nil (never
+// ready) if no deadline was ever set. It takes no lock: Read and Write call
+// it each time.
+func (d *deadline) wait() chan struct{} {
+	ch, _ := d.cur.Load().(chan struct{}) // nil before the first set
+	return ch
+}
 
 // get returns the deadline's time (zero if none).
 func (d *deadline) get() time.Time {
