@@ -30,7 +30,10 @@ func (c *Conn) opError(op string, err error) error {
 func (c *Conn) Read(p []byte) (int, error) {
 	c.rdMu.Lock()
 	defer c.rdMu.Unlock()
-	defer c.passLeftToken()
+	// asked: this Read asked the background reader to yield the token and
+	// has not taken it since.
+	asked := false
+	defer func() { c.leaveRead(asked) }()
 	for {
 		if isClosed(c.closeCalled) {
 			return 0, c.opError("read", net.ErrClosed)
@@ -75,6 +78,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 		if n == 0 && !again {
 			c.readWaiting.Store(true)
 		}
+		asked = n == 0 && !again && c.appWants
 		c.mu.Unlock()
 		if n > 0 {
 			return n, nil
@@ -91,14 +95,19 @@ func (c *Conn) Read(p []byte) (int, error) {
 	}
 }
 
-// passLeftToken starts the background reader for a link attached while
-// this Read waited (tokenLeft) that the Read returns without reading.
-func (c *Conn) passLeftToken() {
-	if !c.tokenLeft.Load() {
+// leaveRead, as a Read returns, hands on what it leaves unread: a link
+// attached while it waited (tokenLeft), or the token it asked the
+// background reader to yield (asked), which the reader then keeps or takes
+// up again rather than yield to nobody. Either way the link stays read.
+func (c *Conn) leaveRead(asked bool) {
+	if !asked && !c.tokenLeft.Load() {
 		return
 	}
 	c.mu.Lock()
-	if c.tokenLeft.Load() {
+	if asked {
+		c.appWants = false
+	}
+	if asked || c.tokenLeft.Load() {
 		c.wakeReaderLocked()
 	}
 	c.mu.Unlock()

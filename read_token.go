@@ -21,7 +21,8 @@ import (
 // when it yields, and is started again when needed. A link attached while a
 // Read waits (the session had none: a move, a resume) is left to that Read,
 // which reads it when it wakes; one that returns without reading it starts
-// the background reader (passLeftToken).
+// the background reader (leaveRead), as does one that asked the background
+// reader for the token and returns before taking it.
 
 type holderKind uint8
 
@@ -86,7 +87,7 @@ func (c *Conn) readDirect(p []byte) (n int, again bool) {
 		// A new link came while this Read read the old one (its attach
 		// found the token held): this Read reads it when it looks again,
 		// at once, or starts the background reader if it returns first
-		// (passLeftToken).
+		// (leaveRead).
 		c.tokenLeft.Store(true)
 	case c.wantsAcks || c.closed || c.st.OutputEnd() != stream.Open:
 		// Acknowledgements are awaited (a Write's room, the end of the
