@@ -2,10 +2,8 @@ package mtcp
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"sync/atomic"
@@ -28,14 +26,8 @@ func TestMoveAskedDuringOwnFailedMove(t *testing.T) {
 	d := &Dialer{Logger: testLogger(t), DialFunc: gate.dial}
 	c := ap.dial(t, d, "m0")
 	defer c.Close() // if the test fails
-	src := newPattern(1<<20, 3)
-	sent, got := sha256.New(), sha256.New()
-	ap.writeEchoed(t, c, src, sent, 1024, 1024)
-	buf := make([]byte, 1024)
-	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	_, err := io.ReadFull(c, buf)
-	require.NoError(t, err)
-	got.Write(buf)
+	es := newEchoSession(c, 3)
+	require.NoError(t, es.round(1024, 10*time.Second))
 
 	moved := make(chan error, 1)
 	go func() { moved <- c.Migrate(context.Background(), target) }()
@@ -56,11 +48,8 @@ func TestMoveAskedDuringOwnFailedMove(t *testing.T) {
 	require.NoError(t, <-srvMoved, "the session leaves as the server asked")
 	require.Eventually(t, func() bool { return c.MemberName() == "m1" }, 5*time.Second, time.Millisecond)
 	waitNewServerEnd(t, ap, c, srv)
-	ap.writeEchoed(t, c, src, sent, 1024, 2048)
-	_, err = io.ReadFull(c, buf)
-	require.NoError(t, err)
-	got.Write(buf)
-	ap.finishEcho(t, c, sent, got, 0, "m0", "m1")
+	require.NoError(t, es.round(1024, 10*time.Second))
+	ap.finishEcho(t, c, es.sent, es.recv, 0, "m0", "m1")
 }
 
 // waitNewServerEnd waits until the pool's applications serve c's session
@@ -96,14 +85,8 @@ func TestServerMoveObeyedFailsBeforeChallenge(t *testing.T) {
 	d, failed := failFirstDialTo(t, target)
 	c := ap.dial(t, d, "m0")
 	defer c.Close() // if the test fails
-	src := newPattern(1<<20, 5)
-	sent, got := sha256.New(), sha256.New()
-	buf := make([]byte, 1024)
-	ap.writeEchoed(t, c, src, sent, 1024, 1024)
-	_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
-	_, err := io.ReadFull(c, buf)
-	require.NoError(t, err)
-	got.Write(buf)
+	es := newEchoSession(c, 5)
+	require.NoError(t, es.round(1024, 10*time.Second))
 
 	srv := ap.serverConn(c.SessionID())
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
@@ -113,21 +96,14 @@ func TestServerMoveObeyedFailsBeforeChallenge(t *testing.T) {
 	<-failed // the client obeyed the MOVE, and its dial failed
 
 	echoStart := time.Now()
-	p := make([]byte, 1024)
-	_, _ = io.ReadFull(src, p)
-	sent.Write(p)
-	_, err = c.Write(p)
-	require.NoError(t, err)
-	_, err = io.ReadFull(c, buf)
-	require.NoError(t, err)
-	got.Write(buf)
+	require.NoError(t, es.round(1024, 10*time.Second))
 	echoTook := time.Since(echoStart)
 	t.Logf("the echo after the failed dial took %v (on %s)", echoTook, c.MemberName())
 	require.Less(t, echoTook, time.Second, "the stream stood still after the client's move failed")
 	require.NoError(t, <-srvMoved, "the member asks again, and the session moves")
 	require.Eventually(t, func() bool { return c.MemberName() == "m1" }, 5*time.Second, time.Millisecond)
 	waitNewServerEnd(t, ap, c, srv)
-	ap.finishEcho(t, c, sent, got, 0, "m0", "m1")
+	ap.finishEcho(t, c, es.sent, es.recv, 0, "m0", "m1")
 }
 
 // TestDrainObeyedMoveFailsBeforeChallenge: the same through Drain. The
@@ -141,14 +117,8 @@ func TestDrainObeyedMoveFailsBeforeChallenge(t *testing.T) {
 	d, failed := failFirstDialTo(t, ap.addr("m1"))
 	c := ap.dial(t, d, "m0")
 	defer c.Close() // if the test fails
-	src := newPattern(1<<20, 7)
-	sent, got := sha256.New(), sha256.New()
-	buf := make([]byte, 1024)
-	ap.writeEchoed(t, c, src, sent, 1024, 1024)
-	_ = c.SetReadDeadline(time.Now().Add(60 * time.Second))
-	_, err := io.ReadFull(c, buf)
-	require.NoError(t, err)
-	got.Write(buf)
+	es := newEchoSession(c, 7)
+	require.NoError(t, es.round(1024, 10*time.Second))
 	srv := ap.serverConn(c.SessionID())
 
 	start := time.Now()
@@ -164,11 +134,8 @@ func TestDrainObeyedMoveFailsBeforeChallenge(t *testing.T) {
 	t.Logf("the drain took %v; the session is on %s", took, c.MemberName())
 	require.Less(t, took, 2*time.Second, "the drain waited for its retry")
 	waitNewServerEnd(t, ap, c, srv)
-	ap.writeEchoed(t, c, src, sent, 1024, 2048)
-	_, err = io.ReadFull(c, buf)
-	require.NoError(t, err)
-	got.Write(buf)
-	ap.finishEcho(t, c, sent, got, 0, "m0", "m1")
+	require.NoError(t, es.round(1024, 10*time.Second))
+	ap.finishEcho(t, c, es.sent, es.recv, 0, "m0", "m1")
 }
 
 // declinePolicy never obeys the server's MOVE and never moves on its own.
@@ -217,19 +184,11 @@ func TestDeclinedMoveThenOwnFailedMoveKeepsLink(t *testing.T) {
 	d.Policy, d.Metrics = pol, metrics
 	c := ap.dial(t, d, "m0")
 	defer c.Close() // if the test fails
-	src := newPattern(1<<20, 5)
-	sent, got := sha256.New(), sha256.New()
-	buf := make([]byte, 1024)
-	wrote := 0
+	es := newEchoSession(c, 5)
 	echo := func() time.Duration {
 		t.Helper()
 		start := time.Now()
-		wrote += 1024
-		ap.writeEchoed(t, c, src, sent, 1024, wrote)
-		_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
-		_, err := io.ReadFull(c, buf)
-		require.NoError(t, err)
-		got.Write(buf)
+		require.NoError(t, es.round(1024, 30*time.Second))
 		return time.Since(start)
 	}
 	echo()
@@ -251,7 +210,7 @@ func TestDeclinedMoveThenOwnFailedMoveKeepsLink(t *testing.T) {
 	require.True(t, linkOf(c) == l, "the session left a healthy link")
 	require.Zero(t, metrics.resumed.Load())
 	require.EqualValues(t, 1, pol.asked.Load(), "the member was not asked to move the session again")
-	ap.finishEcho(t, c, sent, got, 0, "m0")
+	ap.finishEcho(t, c, es.sent, es.recv, 0, "m0")
 }
 
 // TestObeyedMoveFailingAtOnceReleasesItsMember: the client's policy obeys
@@ -266,14 +225,8 @@ func TestObeyedMoveFailingAtOnceReleasesItsMember(t *testing.T) {
 	pol := &elsewherePolicy{}
 	c := ap.dial(t, &Dialer{Logger: testLogger(t), Policy: pol}, "m0")
 	defer c.Close() // if the test fails
-	src := newPattern(1<<20, 11)
-	sent, got := sha256.New(), sha256.New()
-	buf := make([]byte, 1024)
-	ap.writeEchoed(t, c, src, sent, 1024, 1024)
-	_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
-	_, err := io.ReadFull(c, buf)
-	require.NoError(t, err)
-	got.Write(buf)
+	es := newEchoSession(c, 11)
+	require.NoError(t, es.round(1024, 10*time.Second))
 
 	srv := ap.serverConn(c.SessionID())
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
@@ -282,15 +235,12 @@ func TestObeyedMoveFailingAtOnceReleasesItsMember(t *testing.T) {
 	go func() { srvMoved <- srv.Migrate(ctx, ap.addr("m1")) }()
 	require.Eventually(t, func() bool { return pol.asked.Load() >= 1 }, 5*time.Second, time.Millisecond)
 	start := time.Now()
-	ap.writeEchoed(t, c, src, sent, 1024, 2048)
-	_, err = io.ReadFull(c, buf)
-	require.NoError(t, err)
-	got.Write(buf)
+	require.NoError(t, es.round(1024, 10*time.Second))
 	took := time.Since(start)
 	t.Logf("the echo after the obeyed move failed took %v; the policy was asked %d times", took, pol.asked.Load())
 	require.Less(t, took, 2*time.Second, "the stream stood still for the member's settle timer")
 	require.ErrorIs(t, <-srvMoved, context.DeadlineExceeded, "the session cannot move")
-	ap.finishEcho(t, c, sent, got, 0, "m0")
+	ap.finishEcho(t, c, es.sent, es.recv, 0, "m0")
 }
 
 // TestAskedMoveFailingRepeatedly: the target refuses the first n dials.
@@ -313,18 +263,12 @@ func TestAskedMoveFailingRepeatedly(t *testing.T) {
 				}}
 			c := ap.dial(t, d, "m0")
 			defer c.Close() // if the test fails
-			src := newPattern(1<<20, 9)
-			sent, got := sha256.New(), sha256.New()
-			ap.writeEchoed(t, c, src, sent, 1024, 1024)
-			buf := make([]byte, 1024)
-			_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
-			_, err := io.ReadFull(c, buf)
-			require.NoError(t, err)
-			got.Write(buf)
+			es := newEchoSession(c, 9)
+			require.NoError(t, es.round(1024, 10*time.Second))
 			srv := ap.serverConn(c.SessionID())
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 			defer cancel()
-			err = srv.Migrate(ctx, target)
+			err := srv.Migrate(ctx, target)
 			t.Logf("server Migrate: %v; target dials %d; resumes %d; on %s", err, dials.Load(), metrics.resumed.Load(), c.MemberName())
 			if n < 3 {
 				require.NoError(t, err)
@@ -332,15 +276,12 @@ func TestAskedMoveFailingRepeatedly(t *testing.T) {
 				waitNewServerEnd(t, ap, c, srv)
 			}
 			start := time.Now()
-			ap.writeEchoed(t, c, src, sent, 1024, 2048)
-			_, err = io.ReadFull(c, buf)
-			require.NoError(t, err)
-			got.Write(buf)
+			require.NoError(t, es.round(1024, 10*time.Second))
 			require.Less(t, time.Since(start), 2*time.Second, "the stream stood still")
 			if n < 3 {
-				ap.finishEcho(t, c, sent, got, 0, "m0", "m1")
+				ap.finishEcho(t, c, es.sent, es.recv, 0, "m0", "m1")
 			} else {
-				ap.finishEcho(t, c, sent, got, 0, "m0")
+				ap.finishEcho(t, c, es.sent, es.recv, 0, "m0")
 			}
 		})
 	}
@@ -403,14 +344,8 @@ func TestFailedAskedMoveReleasesAtOnce(t *testing.T) {
 	c := ap.dial(t, d, "m0")
 	cp.Store(c)
 	defer c.Close() // if the test fails
-	src := newPattern(1<<20, 21)
-	sent, got := sha256.New(), sha256.New()
-	buf := make([]byte, 1024)
-	ap.writeEchoed(t, c, src, sent, 1024, 1024)
-	_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
-	_, err := io.ReadFull(c, buf)
-	require.NoError(t, err)
-	got.Write(buf)
+	es := newEchoSession(c, 21)
+	require.NoError(t, es.round(1024, 10*time.Second))
 
 	srv := ap.serverConn(c.SessionID())
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -423,9 +358,6 @@ func TestFailedAskedMoveReleasesAtOnce(t *testing.T) {
 	require.NoError(t, <-srvMoved, "the member asks again, and the session moves")
 	require.Eventually(t, func() bool { return c.MemberName() == "m1" }, 5*time.Second, time.Millisecond)
 	waitNewServerEnd(t, ap, c, srv)
-	ap.writeEchoed(t, c, src, sent, 1024, 2048)
-	_, err = io.ReadFull(c, buf)
-	require.NoError(t, err)
-	got.Write(buf)
-	ap.finishEcho(t, c, sent, got, 0, "m0", "m1")
+	require.NoError(t, es.round(1024, 10*time.Second))
+	ap.finishEcho(t, c, es.sent, es.recv, 0, "m0", "m1")
 }
