@@ -186,17 +186,6 @@ func (c *Conn) attachLocked(nc net.Conn, br *bufio.Reader) *link {
 	return l
 }
 
-// quietBirthLocked reports whether the session is standalone and has
-// exchanged nothing yet, so that its first link has nothing to send.
-func (c *Conn) quietBirthLocked() bool {
-	st := c.st
-	if c.server != nil && c.server.member != nil || c.client != nil && (c.client.pool || c.client.verify != nil) {
-		return false
-	}
-	_, dirty := st.AckDue()
-	return st.Written() == 0 && st.Received() == 0 && st.OutputEnd() == stream.Open && !st.CanSend() && !dirty
-}
-
 // linkDown is called once by a link that died. A stale link is ignored.
 func (c *Conn) linkDown(l *link, cause error) {
 	c.mu.Lock()

@@ -75,7 +75,11 @@ func (s *serverSide) askMoveLocked(c *Conn, m wire.Move) {
 	if fresh {
 		s.startSettleLocked(c)
 	}
-	if c.link != nil {
+	if c.link != nil && !s.settle.waiting {
+		// The MOVE is due now. One that waits for a checkpoint boundary
+		// kicks the send loop when it is due (holdLocked, readDirect,
+		// settleTimeout), not before: a send loop started now would find
+		// nothing to send.
 		c.link.kickNow()
 	}
 }

@@ -35,6 +35,7 @@ type link struct {
 	lastRecv atomic.Int64 // nanoseconds after born when bytes were last read off nc
 
 	send  atomic.Int32  // the send loop's state (sendIdle...)
+	loops atomic.Int32  // send loops started, for tests and debugState
 	dead  chan struct{} // closed when the link is shut down
 	once  sync.Once
 	check *timerEntry // the keepalive check (watch), on a shared timerSet
@@ -84,11 +85,12 @@ func newLink(c *Conn, nc net.Conn, br *bufio.Reader) *link {
 }
 
 // start (c.mu held) arms the link's check and sends what the session has
-// for it: what the peer lacks, our progress, pool news. A new standalone
-// session has nothing to send yet: its link starts no send loop.
+// for it: what the peer lacks, our progress, pool news. A link with
+// nothing due (a new session's, most often; a quiet session's after a move
+// or a resume) starts no send loop.
 func (l *link) start() {
 	l.check.schedule(l.c.params.keepAlive / 2)
-	if !l.c.quietBirthLocked() {
+	if !l.nothingDueLocked() {
 		l.kickNow()
 	}
 }
@@ -102,6 +104,7 @@ func (l *link) kickNow() {
 			return
 		case sendIdle:
 			if l.send.CompareAndSwap(s, sendPending) {
+				l.loops.Add(1)
 				go l.sendLoop()
 				return
 			}

@@ -127,6 +127,32 @@ func (l *link) moreDueLocked() bool {
 		(c.role == roleClient && (st.OutputEnd() != stream.Open || st.PeerEnd() == stream.Closed))
 }
 
+// nothingDueLocked (c.mu held) reports whether the link has, for sure,
+// nothing to send: no frame buildBatch would make, and no end of the
+// session for the send loop to find (finishLocked). A link attached with
+// nothing due (most moves and resumes of a quiet session, and most births)
+// starts no send loop: one would start, find nothing and end. It must stay
+// conservative: whatever buildBatch may send makes it false.
+func (l *link) nothingDueLocked() bool {
+	c := l.c
+	st := c.st
+	if l.pongDue || l.pingDue || c.closed || st.CanSend() ||
+		st.OutputEnd() != stream.Open || st.PeerEnd() != stream.Open {
+		return false
+	}
+	if _, dirty := st.AckDue(); dirty {
+		return false
+	}
+	if s := c.server; s != nil && s.member != nil &&
+		(s.member.MembersVersion() != s.membersVer || s.moveTo != nil && !s.moveSent) {
+		return false
+	}
+	if cs := c.client; cs != nil && cs.verify != nil {
+		return false
+	}
+	return true
+}
+
 // buildBatch (c.mu held) gathers the frames due into l.bufs and returns how
 // many there are.
 func (l *link) buildBatch() int {

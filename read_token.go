@@ -82,6 +82,9 @@ func (c *Conn) readDirect(p []byte) (n int, again bool) {
 	}
 	c.mu.Lock()
 	c.holder, c.holderLink = holderNone, nil
+	if c.moveWaitsLocked() && c.link != nil {
+		c.link.kickNow() // the MOVE waited for this Read to let go (holdLocked)
+	}
 	switch {
 	case l != c.link && c.link != nil:
 		// A new link came while this Read read the old one (its attach

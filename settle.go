@@ -70,10 +70,24 @@ func (s *serverSide) atBoundaryLocked(c *Conn) bool {
 // application past this point.
 func (s *serverSide) holdLocked(c *Conn) {
 	s.settle.held = true
-	c.interruptAppReaderLocked(pastDeadline)
+	if c.holder == holderApp {
+		// The MOVE waits for that Read to let go of the link
+		// (moveDueLocked), which kicks the send loop as it does
+		// (readDirect): a send loop kicked now would find the MOVE not
+		// yet due.
+		c.interruptAppReaderLocked(pastDeadline)
+		return
+	}
 	if c.link != nil {
 		c.link.kickNow()
 	}
+}
+
+// moveWaitsLocked reports whether a MOVE asked waits to go out while the
+// application is held for it.
+func (c *Conn) moveWaitsLocked() bool {
+	s := c.server
+	return s != nil && s.settle.held && s.moveTo != nil && !s.moveSent && !c.ended
 }
 
 // releaseLocked lets a held application go on.
