@@ -110,10 +110,10 @@ type Conn struct {
 	wantsAcks  bool // a Write waits for acknowledgements to make room
 	bgRunning  bool // a background reader runs (read_token.go)
 	bgStarts   int  // background readers started, for tests and debugState
-	// readWaiting: a Read waits for a signal (set under mu). tokenLeft: a
-	// link was attached while one did, and no background reader started
-	// for it: the Read takes the token, or wakes the reader if it returns
-	// without (Read).
+	// readWaiting: a Read waits for a signal (set and cleared under mu).
+	// tokenLeft: a link was attached while one did, and no background
+	// reader started for it: the Read takes the token, or wakes the reader
+	// if it returns without (Read).
 	readWaiting, tokenLeft atomic.Bool
 
 	client *clientSide

@@ -91,7 +91,12 @@ func (c *Conn) Read(p []byte) (int, error) {
 		case <-dl:
 		case <-c.closeCalled:
 		}
+		// Under c.mu: an attach that saw this Read waiting (and left the
+		// link to it, tokenLeft) holds c.mu until it has said so, and
+		// the Read, however it leaves, sees it.
+		c.mu.Lock()
 		c.readWaiting.Store(false)
+		c.mu.Unlock()
 	}
 }
 

@@ -37,10 +37,17 @@ var pastDeadline = time.Unix(1, 0)
 // wakeReaderLocked (c.mu held) makes the background reader take the token
 // now if nobody holds it, starting it if it does not run.
 func (c *Conn) wakeReaderLocked() {
-	c.tokenLeft.Store(false)
-	if c.holder != holderNone || c.bgRunning || c.link == nil || c.ended {
+	if c.link == nil || c.ended {
+		c.tokenLeft.Store(false)
 		return
 	}
+	if c.holder != holderNone || c.bgRunning {
+		// Someone reads, maybe the link the session left: a link left
+		// to a Read (tokenLeft) stays so until one takes the token on
+		// it, or a Read leaving starts the background reader.
+		return
+	}
+	c.tokenLeft.Store(false)
 	c.bgRunning = true
 	c.bgStarts++
 	go c.backgroundReader()
@@ -134,6 +141,7 @@ func (c *Conn) backgroundRound() bool {
 		return false
 	}
 	c.holder, c.holderLink, c.appWants = holderBackground, l, false
+	c.tokenLeft.Store(false) // the link is read
 	l.setReadDeadlineLocked(time.Time{})
 	c.mu.Unlock()
 	var err error
